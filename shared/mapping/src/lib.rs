@@ -1,1 +1,23 @@
-//! prmsync mapping
+//! Pure data and rules of prmsync: no I/O, no async.
+//!
+//! - [`config`]: the mapping file (TOML) and its validation.
+//! - [`value`]: canonical values, so both systems' spellings of one value compare equal.
+//! - [`record`]: the records as the engine sees them on each side.
+//! - [`transform`]: reading and writing mapped fields on each side.
+//! - [`merge`]: the three-way field merge and the conflict rules.
+//! - [`rules`]: selection, Record Status, matching keys and the other sync rules by name.
+//! - [`codes`]: the catalogue of Integration Log codes with their messages and fixes.
+
+pub mod codes;
+pub mod config;
+pub mod merge;
+pub mod record;
+pub mod rules;
+pub mod transform;
+pub mod value;
+
+pub use codes::{Level, LogCode};
+pub use config::{
+    Direction, FieldMapping, FieldType, MappingConfig, MappingError, Side, WinnerRule,
+};
+pub use record::{CrmRecord, Fields, Integration, ObjectKind, PrmRecord};

@@ -1,0 +1,115 @@
+//! The catalogue of Integration Log codes: one per reason, each with its level and the fix
+//! an operator should apply. Codes are stable and snake_case.
+
+use serde::{Deserialize, Serialize};
+
+/// How much an entry matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    Info,
+    Warning,
+    Error,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Info => "info",
+            Level::Warning => "warning",
+            Level::Error => "error",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "info" => Some(Level::Info),
+            "warning" | "warn" => Some(Level::Warning),
+            "error" => Some(Level::Error),
+            _ => None,
+        }
+    }
+}
+
+macro_rules! catalogue {
+    ($( $variant:ident => $code:literal, $level:ident, $fix:literal; )*) => {
+        /// Every reason prmsync writes an Integration Log entry for.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum LogCode { $( $variant, )* }
+
+        impl LogCode {
+            pub const ALL: &'static [LogCode] = &[ $( LogCode::$variant, )* ];
+
+            /// The stable snake_case code.
+            pub fn as_str(self) -> &'static str {
+                match self { $( LogCode::$variant => $code, )* }
+            }
+
+            /// The level entries with this code carry.
+            pub fn level(self) -> Level {
+                match self { $( LogCode::$variant => Level::$level, )* }
+            }
+
+            /// What the operator should do about it.
+            pub fn fix(self) -> &'static str {
+                match self { $( LogCode::$variant => $fix, )* }
+            }
+
+            pub fn parse(s: &str) -> Option<Self> {
+                Self::ALL.iter().copied().find(|c| c.as_str() == s)
+            }
+        }
+    };
+}
+
+catalogue! {
+    RunStarted => "run_started", Info, "";
+    RunFinished => "run_finished", Info, "";
+    RunFailed => "run_failed", Error, "Read the message: fix the connection or setup it names, then run `prmsync sync` again; the run resumes from its last checkpoint.";
+    RunSkippedLeaseHeld => "run_skipped_lease_held", Warning, "Another run of this integration is in progress; wait for it to finish. A lease left by a crashed run expires on its own.";
+    RunSkippedPaused => "run_skipped_paused", Info, "The integration is paused; `prmsync resume <integration>` starts it again.";
+    RecordCreated => "record_created", Info, "";
+    RecordUpdated => "record_updated", Info, "";
+    RecordLinked => "record_linked", Info, "";
+    Conflict => "conflict", Warning, "Both systems changed this field since the last sync; the conflict rule chose the value shown. If the other value is right, set it in either system and the next run carries it over.";
+    AmbiguousMatch => "ambiguous_match", Warning, "Several records match on the other side. Set the PRM Id field on the Salesforce record (or crm_id in the PRM) to the one it belongs to, or merge the duplicates, then run the sync again.";
+    DeletedInPrm => "deleted_in_prm", Info, "Nothing to do: the Salesforce record is kept and its Record Status shows the deletion.";
+    DeletedInCrm => "deleted_in_crm", Warning, "The PRM record is kept and no longer syncs. Restore the Salesforce record from the recycle bin and run `prmsync relink`, or leave it disconnected.";
+    MergedInCrm => "merged_in_crm", Info, "Nothing to do: the link now follows the surviving Salesforce record.";
+    SyncStoppedUnflagged => "sync_stopped_unflagged", Warning, "The Account's Sync with PRM box was cleared or its Organization Status emptied, so it no longer syncs. Tick the box and set the status again to resume.";
+    SyncResumed => "sync_resumed", Info, "";
+    ParentNotLinked => "parent_not_linked", Info, "The parent record is not synced yet; flag the parent Account (or create it in the PRM) and the hierarchy follows on a later run.";
+    ParentCycle => "parent_cycle", Error, "Parent links would form a loop; correct the parent of one of the records named.";
+    AccountNotLinked => "account_not_linked", Info, "The Contact's Account does not sync with the PRM; flag the Account with Sync with PRM and an Organization Status.";
+    UnmappedValue => "unmapped_value", Error, "Add the value to the field's `values` table in the mapping file, or change the record to a value that is mapped.";
+    CrmDataError => "crm_data_error", Error, "Correct the value in the record (or the mapping) as the message says; the record is retried when it changes.";
+    CrmSetupError => "crm_setup_error", Error, "A field or permission prmsync needs is missing in Salesforce: create the field or grant the integration user access, then run the sync again.";
+    CrmRecordGone => "crm_record_gone", Warning, "The Salesforce record no longer exists; the link was disconnected. Relink it with `prmsync relink` if it was restored.";
+    PrmValidationFailed => "prm_validation_failed", Error, "Correct the value in the record as the message says (or map it to one the PRM accepts); the record is retried when it changes.";
+    PrmRecordGone => "prm_record_gone", Warning, "The PRM record no longer exists; the link was disconnected.";
+    TransientError => "transient_error", Warning, "Nothing to do unless it repeats: the record is retried on the next run.";
+    ApiReserveReached => "api_reserve_reached", Warning, "The run stopped to keep the configured share of the daily Salesforce API allocation; it resumes on the next run. Raise the org's allocation or lower api_reserve_percent if this happens often.";
+    MappingInvalid => "mapping_invalid", Error, "Correct the mapping file as the message says; `prmsync mapping check` validates it against Salesforce.";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_snake_case_and_errors_have_fixes() {
+        let mut seen = std::collections::BTreeSet::new();
+        for c in LogCode::ALL {
+            assert!(seen.insert(c.as_str()), "duplicate {}", c.as_str());
+            assert!(c
+                .as_str()
+                .chars()
+                .all(|ch| ch.is_ascii_lowercase() || ch == '_'));
+            assert_eq!(LogCode::parse(c.as_str()), Some(*c));
+            if c.level() != Level::Info {
+                assert!(!c.fix().is_empty(), "{} needs a fix", c.as_str());
+            }
+        }
+    }
+}

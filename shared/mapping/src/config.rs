@@ -1,0 +1,550 @@
+//! The mapping file: setup field names, field mappings per object pair with direction,
+//! conflict rule and value maps, the initial-link winner and the API reserve.
+//!
+//! Files are TOML. [`MappingConfig::parse`] rejects a bad file with the line and the fix.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use crate::record::ObjectKind;
+
+/// The built-in mapping, which works with the sandbox and with an org set up as in
+/// docs/salesforce-setup.md.
+pub const DEFAULT_MAPPING: &str = include_str!("../defaults/mapping.toml");
+
+/// One of the two systems.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    Crm,
+    Prm,
+}
+
+impl Side {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Crm => "crm",
+            Side::Prm => "prm",
+        }
+    }
+}
+
+/// Which way a mapped field flows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Changes flow both ways; conflicts follow the field's conflict rule.
+    #[default]
+    Both,
+    /// The PRM owns the field: Salesforce is kept equal to it.
+    ToCrm,
+    /// Salesforce owns the field: the PRM is kept equal to it.
+    ToPrm,
+    /// Written once when the linked record is created, never after.
+    OnCreate,
+}
+
+/// Who wins when the same field changed on both sides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum WinnerRule {
+    /// The record changed most recently wins.
+    #[default]
+    Newest,
+    Prm,
+    Crm,
+}
+
+/// How a field's values are compared and written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldType {
+    #[default]
+    Text,
+    Email,
+    Number,
+    Boolean,
+    Date,
+    Datetime,
+}
+
+/// One mapped field of an object pair.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldMapping {
+    /// PRM field: a top-level field (`name`), a custom field (`custom.tier`) or, for
+    /// organizations, `kind_status` (kind and status as `partner:active`).
+    pub prm: Option<String>,
+    /// Salesforce field API name.
+    pub crm: Option<String>,
+    #[serde(default)]
+    pub direction: Direction,
+    /// Conflict rule; defaults to `[sync] default_conflict`.
+    pub conflict: Option<WinnerRule>,
+    #[serde(default, rename = "type")]
+    pub field_type: FieldType,
+    /// Values longer than this are cut, the same way every time.
+    pub max_length: Option<usize>,
+    /// Salesforce value → PRM value (picklists).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub values: BTreeMap<String, String>,
+    /// A fixed value written to the target side (with only `crm` or only `prm` set).
+    pub fixed: Option<serde_json::Value>,
+}
+
+impl FieldMapping {
+    /// The key of this field in a link's snapshot.
+    pub fn key(&self) -> String {
+        match (&self.prm, &self.crm) {
+            (Some(p), _) => p.clone(),
+            (None, Some(c)) => format!("crm:{c}"),
+            (None, None) => String::new(),
+        }
+    }
+}
+
+/// Setup field API names in Salesforce.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SetupFields {
+    pub sync_flag: String,
+    pub organization_status: String,
+    pub record_status: String,
+    pub prm_id: String,
+    pub export_deal: String,
+    pub partner_email: String,
+    pub distributor_email: String,
+    pub deal_owner_type: String,
+    pub deal_id: String,
+}
+
+impl Default for SetupFields {
+    fn default() -> Self {
+        Self {
+            sync_flag: "PRM_Sync__c".into(),
+            organization_status: "PRM_Organization_Status__c".into(),
+            record_status: "PRM_Record_Status__c".into(),
+            prm_id: "PRM_Id__c".into(),
+            export_deal: "PRM_Export_Deal__c".into(),
+            partner_email: "PRM_Partner_Email__c".into(),
+            distributor_email: "PRM_Distributor_Email__c".into(),
+            deal_owner_type: "PRM_Deal_Owner_Type__c".into(),
+            deal_id: "PRM_Deal_Id__c".into(),
+        }
+    }
+}
+
+/// Run-wide settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyncSettings {
+    pub initial_link_winner: Side,
+    pub default_conflict: WinnerRule,
+    pub api_reserve_percent: u8,
+    pub overlap_seconds: u32,
+    pub schedule: String,
+}
+
+impl Default for SyncSettings {
+    fn default() -> Self {
+        Self {
+            initial_link_winner: Side::Crm,
+            default_conflict: WinnerRule::Newest,
+            api_reserve_percent: 20,
+            overlap_seconds: 300,
+            schedule: "rate(1 hour)".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SalesforceSettings {
+    pub api_version: String,
+}
+
+impl Default for SalesforceSettings {
+    fn default() -> Self {
+        Self {
+            api_version: "62.0".into(),
+        }
+    }
+}
+
+/// The field mappings of one object pair.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ObjectMapping {
+    pub hierarchy: bool,
+    pub fields: Vec<FieldMapping>,
+}
+
+/// A validated mapping file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MappingConfig {
+    pub salesforce: SalesforceSettings,
+    pub setup: SetupFields,
+    pub sync: SyncSettings,
+    pub organizations: ObjectMapping,
+    pub people: ObjectMapping,
+}
+
+/// Why a mapping file was rejected.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum MappingError {
+    #[error("{origin}: {message}\n  fix: {fix}")]
+    Syntax {
+        origin: String,
+        message: String,
+        fix: String,
+    },
+    #[error("{origin}, line {line}: {message}\n  fix: {fix}")]
+    Invalid {
+        origin: String,
+        line: usize,
+        message: String,
+        fix: String,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    salesforce: SalesforceSettings,
+    #[serde(default)]
+    setup: SetupFields,
+    #[serde(default)]
+    sync: SyncSettings,
+    organizations: Option<RawObject>,
+    people: Option<RawObject>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawObject {
+    #[serde(default = "yes")]
+    hierarchy: bool,
+    #[serde(default)]
+    fields: Vec<Spanned<FieldMapping>>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// PRM fields a mapping may name, per object; `custom.<name>` is always allowed.
+pub fn prm_fields(object: ObjectKind) -> &'static [&'static str] {
+    match object {
+        ObjectKind::Organization => &[
+            "name",
+            "kind_status",
+            "status",
+            "website",
+            "phone",
+            "street",
+            "city",
+            "state",
+            "postal_code",
+            "country",
+        ],
+        ObjectKind::Person => &["first_name", "last_name", "email", "title", "phone"],
+        ObjectKind::Deal => &[
+            "name",
+            "stage",
+            "amount",
+            "currency",
+            "close_date",
+            "registration_status",
+        ],
+    }
+}
+
+impl Default for MappingConfig {
+    fn default() -> Self {
+        Self::parse(DEFAULT_MAPPING, "built-in mapping").expect("the built-in mapping is valid")
+    }
+}
+
+impl MappingConfig {
+    /// Parses and validates a mapping file; `origin` names it in errors (a path).
+    pub fn parse(src: &str, origin: &str) -> Result<Self, MappingError> {
+        let raw: RawFile = toml::from_str(src).map_err(|e| MappingError::Syntax {
+            origin: origin.to_string(),
+            message: e.to_string().trim_end().replace('\n', "\n  "),
+            fix: "correct the TOML at that line; `prmsync mapping default` prints a valid file \
+                  to start from"
+                .into(),
+        })?;
+        let line_of = |offset: usize| src[..offset.min(src.len())].matches('\n').count() + 1;
+        let invalid = |offset: usize, message: String, fix: &str| MappingError::Invalid {
+            origin: origin.to_string(),
+            line: line_of(offset),
+            message,
+            fix: fix.to_string(),
+        };
+        if raw.sync.api_reserve_percent > 90 {
+            return Err(invalid(
+                src.find("api_reserve_percent").unwrap_or(0),
+                format!(
+                    "api_reserve_percent = {} leaves no room for syncing",
+                    raw.sync.api_reserve_percent
+                ),
+                "use a value from 0 to 90 (20 keeps a fifth of the daily allocation)",
+            ));
+        }
+        let setup_names: BTreeSet<&str> = [
+            raw.setup.sync_flag.as_str(),
+            raw.setup.record_status.as_str(),
+            raw.setup.prm_id.as_str(),
+        ]
+        .into_iter()
+        .collect();
+        let mut objects = Vec::new();
+        for (object, raw_object) in [
+            (ObjectKind::Organization, raw.organizations),
+            (ObjectKind::Person, raw.people),
+        ] {
+            let raw_object = raw_object.unwrap_or(RawObject {
+                hierarchy: true,
+                fields: Vec::new(),
+            });
+            let mut seen_prm = BTreeSet::new();
+            let mut seen_crm = BTreeSet::new();
+            let mut fields = Vec::new();
+            for spanned in raw_object.fields {
+                let at = spanned.span().start;
+                let f = spanned.into_inner();
+                validate_field(object, &f, &setup_names)
+                    .map_err(|(message, fix)| invalid(at, message, fix))?;
+                if let Some(p) = &f.prm {
+                    if !seen_prm.insert(p.clone()) {
+                        return Err(invalid(
+                            at,
+                            format!(
+                                "PRM field `{p}` is mapped twice for {}",
+                                object.prm_collection()
+                            ),
+                            "keep one mapping per PRM field",
+                        ));
+                    }
+                }
+                if let Some(c) = &f.crm {
+                    if !seen_crm.insert(c.to_ascii_lowercase()) {
+                        return Err(invalid(
+                            at,
+                            format!(
+                                "Salesforce field `{c}` is mapped twice for {}",
+                                object.prm_collection()
+                            ),
+                            "keep one mapping per Salesforce field",
+                        ));
+                    }
+                }
+                fields.push(f);
+            }
+            objects.push(ObjectMapping {
+                hierarchy: raw_object.hierarchy,
+                fields,
+            });
+        }
+        let people = objects.pop().expect("two objects");
+        let organizations = objects.pop().expect("two objects");
+        Ok(Self {
+            salesforce: raw.salesforce,
+            setup: raw.setup,
+            sync: raw.sync,
+            organizations,
+            people,
+        })
+    }
+
+    /// The mapping of one object pair.
+    pub fn object(&self, object: ObjectKind) -> &ObjectMapping {
+        match object {
+            ObjectKind::Organization => &self.organizations,
+            _ => &self.people,
+        }
+    }
+
+    /// The conflict rule of a field.
+    pub fn conflict_rule(&self, field: &FieldMapping) -> WinnerRule {
+        field.conflict.unwrap_or(self.sync.default_conflict)
+    }
+}
+
+type FieldProblem = (String, &'static str);
+
+fn validate_field(
+    object: ObjectKind,
+    f: &FieldMapping,
+    setup_names: &BTreeSet<&str>,
+) -> Result<(), FieldProblem> {
+    match (&f.prm, &f.crm, &f.fixed) {
+        (None, None, _) => {
+            return Err((
+                "a field mapping names neither `prm` nor `crm`".into(),
+                "give the PRM field in `prm` and the Salesforce API name in `crm`",
+            ))
+        }
+        (Some(_), Some(_), Some(_)) => {
+            return Err((
+                "a field mapping with `fixed` names both sides".into(),
+                "a fixed value needs only the side it is written to: keep `crm` (or `prm`) alone",
+            ))
+        }
+        (Some(p), None, None) | (None, Some(p), None) => {
+            return Err((
+                format!("field `{p}` is mapped to nothing on the other side"),
+                "add the other side's field, or a `fixed` value to write",
+            ))
+        }
+        (None, Some(c), Some(_))
+            if !matches!(f.direction, Direction::ToCrm | Direction::OnCreate) =>
+        {
+            return Err((
+                format!("fixed value for Salesforce field `{c}` must flow to Salesforce"),
+                "set direction = \"to_crm\" or \"on_create\"",
+            ))
+        }
+        (Some(p), None, Some(_))
+            if !matches!(f.direction, Direction::ToPrm | Direction::OnCreate) =>
+        {
+            return Err((
+                format!("fixed value for PRM field `{p}` must flow to the PRM"),
+                "set direction = \"to_prm\" or \"on_create\"",
+            ))
+        }
+        _ => {}
+    }
+    if let Some(p) = &f.prm {
+        let known = prm_fields(object).contains(&p.as_str())
+            || p.strip_prefix("custom.")
+                .is_some_and(|n| !n.is_empty() && !n.contains('.'));
+        if !known {
+            return Err((
+                format!("`{p}` is not a PRM {object} field that can be mapped"),
+                match object {
+                    ObjectKind::Organization => "use one of name, kind_status, status, website, phone, street, city, state, postal_code, country, or custom.<name>",
+                    _ => "use one of first_name, last_name, email, title, phone, or custom.<name>",
+                },
+            ));
+        }
+    }
+    if let Some(c) = &f.crm {
+        let valid = !c.is_empty()
+            && c.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+            && c.chars().next().is_some_and(|ch| ch.is_ascii_alphabetic());
+        if !valid {
+            return Err((
+                format!("`{c}` is not a Salesforce field API name"),
+                "use the API name as shown in Setup > Object Manager > Fields (letters, digits, underscores, e.g. Industry or Tier__c)",
+            ));
+        }
+        if setup_names.contains(c.as_str()) {
+            return Err((
+                format!("`{c}` is a setup field that prmsync maintains itself"),
+                "remove this mapping; [setup] names the field and the sync rules keep it",
+            ));
+        }
+    }
+    if !f.values.is_empty() {
+        let mut targets = BTreeSet::new();
+        for v in f.values.values() {
+            if !targets.insert(v) {
+                return Err((
+                    format!("PRM value `{v}` appears twice in `values`, so the reverse direction is ambiguous"),
+                    "map each PRM value from one Salesforce value",
+                ));
+            }
+        }
+        if f.field_type != FieldType::Text {
+            return Err((
+                "`values` maps only text and picklist fields".into(),
+                "remove `type` or `values`",
+            ));
+        }
+    }
+    if f.max_length == Some(0) {
+        return Err((
+            "max_length = 0 would empty every value".into(),
+            "remove max_length or give the field's length",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_built_in_mapping_is_valid() {
+        let m = MappingConfig::default();
+        assert_eq!(m.setup.prm_id, "PRM_Id__c");
+        assert!(m
+            .organizations
+            .fields
+            .iter()
+            .any(|f| f.prm.as_deref() == Some("kind_status")));
+        assert_eq!(m.people.fields.len(), 5);
+        assert_eq!(m.sync.api_reserve_percent, 20);
+    }
+
+    #[test]
+    fn syntax_errors_name_the_line() {
+        let err = MappingConfig::parse("[sync]\ninitial_link_winner = \n", "m.toml").unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("m.toml: "), "{text}");
+        assert!(text.contains("line 2"), "{text}");
+        assert!(text.contains("fix:"), "{text}");
+    }
+
+    #[test]
+    fn unknown_direction_is_rejected_with_line() {
+        let src =
+            "[[organizations.fields]]\nprm = \"name\"\ncrm = \"Name\"\ndirection = \"sideways\"\n";
+        let text = MappingConfig::parse(src, "m.toml").unwrap_err().to_string();
+        assert!(text.contains("line 4"), "{text}");
+        assert!(text.contains("sideways"), "{text}");
+    }
+
+    #[test]
+    fn unknown_prm_field_names_line_and_fix() {
+        let src = "[sync]\noverlap_seconds = 60\n\n[[people.fields]]\nprm = \"nickname\"\ncrm = \"Nickname__c\"\n";
+        match MappingConfig::parse(src, "m.toml").unwrap_err() {
+            MappingError::Invalid {
+                line, message, fix, ..
+            } => {
+                assert_eq!(line, 4);
+                assert!(message.contains("nickname"));
+                assert!(fix.contains("custom.<name>"));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn duplicate_and_setup_fields_are_rejected() {
+        let dup = "[[people.fields]]\nprm = \"email\"\ncrm = \"Email\"\n[[people.fields]]\nprm = \"title\"\ncrm = \"email\"\n";
+        let text = MappingConfig::parse(dup, "m").unwrap_err().to_string();
+        assert!(
+            text.contains("mapped twice") && text.contains("line 4"),
+            "{text}"
+        );
+        let setup = "[[people.fields]]\nprm = \"title\"\ncrm = \"PRM_Id__c\"\n";
+        assert!(MappingConfig::parse(setup, "m")
+            .unwrap_err()
+            .to_string()
+            .contains("setup field"));
+    }
+
+    #[test]
+    fn custom_fields_and_fixed_values() {
+        let src = "[[organizations.fields]]\nprm = \"custom.tier\"\ncrm = \"Tier__c\"\ndirection = \"to_crm\"\n\n[[organizations.fields]]\ncrm = \"Type\"\nfixed = \"Partner\"\ndirection = \"on_create\"\n";
+        let m = MappingConfig::parse(src, "m").unwrap();
+        assert_eq!(m.organizations.fields.len(), 2);
+        assert_eq!(m.organizations.fields[1].key(), "crm:Type");
+    }
+}
