@@ -1,1 +1,26 @@
-//! prmsync salesforce
+//! prmsync Salesforce REST client.
+//!
+//! - [`SalesforceClient`]: OAuth (client credentials or JWT bearer, token cached and refreshed
+//!   once on `INVALID_SESSION_ID`), SOQL queries with paging, sObject Collections
+//!   create/update/upsert in chunks of 200, describe, getDeleted, limits; retries transient
+//!   errors with exponential backoff and full jitter; tracks `Sforce-Limit-Info`.
+//! - [`soql`]: a SOQL builder that always escapes values.
+//! - [`SfError`] / [`ErrorClass`]: errors classified per `specs/salesforce.md`.
+
+mod auth;
+mod client;
+mod error;
+mod retry;
+pub mod soql;
+mod types;
+
+pub use auth::{Auth, JwtClaims};
+pub use client::{SalesforceClient, SalesforceConfig, COLLECTION_CHUNK};
+pub use error::{classify, ErrorClass, SfError};
+pub use retry::Backoff;
+pub use soql::escape_literal;
+pub use types::{
+    format_datetime, parse_date, parse_datetime, ApiUsage, CallCounts, DeletedRecord,
+    DeletedResult, Describe, FieldDescribe, Fields, PicklistValue, RecordError, RecordResult,
+    SObject,
+};

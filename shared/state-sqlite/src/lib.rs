@@ -1,1 +1,673 @@
-//! prmsync state-sqlite
+//! The one-machine state of prmsync: links, cursors, leases, pause flags, runs and the
+//! Integration Log in an embedded SQLite database (`<state dir>/state.db`).
+//!
+//! Every write is its own transaction in WAL mode, so a crash mid-run leaves each link,
+//! cursor and log entry either fully written or not at all.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use chrono::{DateTime, SecondsFormat, Utc};
+use prmsync_engine::store::{
+    Cursors, IntegrationLog, Leases, Link, LinkState, Links, LogEntry, LogFilter, Pauses,
+    RunRecord, Runs, StoreError,
+};
+use prmsync_mapping::{Integration, Level, ObjectKind};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS links (
+    object TEXT NOT NULL,
+    prm_id TEXT NOT NULL,
+    crm_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    snapshot TEXT NOT NULL,
+    crm_modstamp TEXT,
+    prm_version INTEGER,
+    version INTEGER NOT NULL,
+    retry INTEGER NOT NULL DEFAULT 0,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (object, prm_id)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS links_by_crm ON links (object, crm_id);
+CREATE INDEX IF NOT EXISTS links_to_retry ON links (object) WHERE retry = 1;
+CREATE TABLE IF NOT EXISTS cursors (
+    integration TEXT NOT NULL,
+    side TEXT NOT NULL,
+    at TEXT NOT NULL,
+    PRIMARY KEY (integration, side)
+);
+CREATE TABLE IF NOT EXISTS leases (
+    integration TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    until TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS pauses (
+    integration TEXT PRIMARY KEY,
+    paused INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    integration TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS runs_by_integration ON runs (integration, started_at);
+CREATE TABLE IF NOT EXISTS log (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    time TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    integration TEXT NOT NULL,
+    level INTEGER NOT NULL,
+    code TEXT NOT NULL,
+    crm_id TEXT,
+    prm_id TEXT,
+    acknowledged INTEGER NOT NULL DEFAULT 0,
+    entry TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS log_by_time ON log (time);
+"#;
+
+/// Largest number of ids in one `IN (...)`.
+const IN_CHUNK: usize = 500;
+
+/// Why the state database could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(
+        "cannot create the state directory {path}: {source}; check --state-dir and its permissions"
+    )]
+    Dir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot open the state database {path}: {source}; check that no other program holds it and that the disk is writable")]
+    Db {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+}
+
+/// SQLite-backed state.
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+    path: Option<PathBuf>,
+}
+
+fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+impl SqliteStore {
+    /// Opens (or creates) `<dir>/state.db`.
+    pub fn open(dir: &Path) -> Result<Self, OpenError> {
+        std::fs::create_dir_all(dir).map_err(|source| OpenError::Dir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let path = dir.join("state.db");
+        let conn = Connection::open(&path).map_err(|source| OpenError::Db {
+            path: path.clone(),
+            source,
+        })?;
+        Self::init(conn, Some(path))
+    }
+
+    /// A private in-memory database (tests).
+    pub fn in_memory() -> Self {
+        Self::init(
+            Connection::open_in_memory().expect("in-memory SQLite"),
+            None,
+        )
+        .expect("in-memory schema")
+    }
+
+    fn init(conn: Connection, path: Option<PathBuf>) -> Result<Self, OpenError> {
+        let db_path = path.clone().unwrap_or_default();
+        let err = |source| OpenError::Db {
+            path: db_path.clone(),
+            source,
+        };
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(err)?;
+        conn.execute_batch(SCHEMA).map_err(err)?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+            path,
+        })
+    }
+
+    /// Where the database lives, if on disk.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Every link of an object (status and tests).
+    pub fn all_links(&self, object: ObjectKind) -> Result<Vec<Link>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare("SELECT object, prm_id, crm_id, state, snapshot, crm_modstamp, prm_version, version, retry, updated_at FROM links WHERE object = ?1 ORDER BY prm_id")
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map(params![object.as_str()], row_to_link)
+            .map_err(backend)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+    }
+}
+
+fn row_to_link(row: &rusqlite::Row<'_>) -> rusqlite::Result<Link> {
+    let object: String = row.get(0)?;
+    let state: String = row.get(3)?;
+    let snapshot: String = row.get(4)?;
+    let crm_modstamp: Option<String> = row.get(5)?;
+    let updated_at: String = row.get(9)?;
+    Ok(Link {
+        object: ObjectKind::parse(&object).unwrap_or(ObjectKind::Organization),
+        prm_id: row.get(1)?,
+        crm_id: row.get(2)?,
+        state: LinkState::parse(&state).unwrap_or(LinkState::Linked),
+        snapshot: serde_json::from_str(&snapshot).unwrap_or_default(),
+        crm_modstamp: crm_modstamp.as_deref().and_then(parse_ts),
+        prm_version: row.get(6)?,
+        version: row.get(7)?,
+        retry: row.get::<_, i64>(8)? != 0,
+        updated_at: parse_ts(&updated_at).unwrap_or_else(Utc::now),
+    })
+}
+
+#[async_trait]
+impl Links for SqliteStore {
+    async fn find_links(
+        &self,
+        object: ObjectKind,
+        crm_ids: &[String],
+        prm_ids: &[String],
+    ) -> Result<Vec<Link>, StoreError> {
+        let conn = self.conn();
+        let mut out: BTreeMap<String, Link> = BTreeMap::new();
+        for (column, ids) in [("crm_id", crm_ids), ("prm_id", prm_ids)] {
+            for chunk in ids.chunks(IN_CHUNK) {
+                let marks = vec!["?"; chunk.len()].join(",");
+                let sql = format!(
+                    "SELECT object, prm_id, crm_id, state, snapshot, crm_modstamp, prm_version, version, retry, updated_at FROM links WHERE object = ? AND {column} IN ({marks})"
+                );
+                let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
+                let args =
+                    std::iter::once(object.as_str().to_string()).chain(chunk.iter().cloned());
+                let rows = stmt
+                    .query_map(params_from_iter(args), row_to_link)
+                    .map_err(backend)?;
+                for link in rows {
+                    let link = link.map_err(backend)?;
+                    out.insert(link.prm_id.clone(), link);
+                }
+            }
+        }
+        Ok(out.into_values().collect())
+    }
+
+    async fn save_link(&self, link: &Link) -> Result<Link, StoreError> {
+        let conn = self.conn();
+        let snapshot = serde_json::to_string(&link.snapshot).map_err(backend)?;
+        let conflict = || StoreError::Conflict {
+            object: link.object,
+            prm_id: link.prm_id.clone(),
+        };
+        let args = params![
+            link.object.as_str(),
+            link.prm_id,
+            link.crm_id,
+            link.state.as_str(),
+            snapshot,
+            link.crm_modstamp.map(ts),
+            link.prm_version,
+            link.version + 1,
+            link.retry as i64,
+            ts(link.updated_at),
+            link.version,
+        ];
+        let result = if link.version == 0 {
+            conn.execute(
+                "INSERT INTO links (object, prm_id, crm_id, state, snapshot, crm_modstamp, prm_version, version, retry, updated_at) \
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10 WHERE ?11 = 0",
+                args,
+            )
+        } else {
+            conn.execute(
+                "UPDATE links SET crm_id = ?3, state = ?4, snapshot = ?5, crm_modstamp = ?6, prm_version = ?7, version = ?8, retry = ?9, updated_at = ?10 \
+                 WHERE object = ?1 AND prm_id = ?2 AND version = ?11",
+                args,
+            )
+        };
+        match result {
+            Ok(1) => {
+                let mut saved = link.clone();
+                saved.version += 1;
+                Ok(saved)
+            }
+            Ok(_) => Err(conflict()),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                Err(conflict())
+            }
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn delete_link(&self, object: ObjectKind, prm_id: &str) -> Result<bool, StoreError> {
+        let n = self
+            .conn()
+            .execute(
+                "DELETE FROM links WHERE object = ?1 AND prm_id = ?2",
+                params![object.as_str(), prm_id],
+            )
+            .map_err(backend)?;
+        Ok(n > 0)
+    }
+
+    async fn links_to_retry(&self, object: ObjectKind) -> Result<Vec<Link>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached("SELECT object, prm_id, crm_id, state, snapshot, crm_modstamp, prm_version, version, retry, updated_at FROM links WHERE object = ?1 AND retry = 1")
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map(params![object.as_str()], row_to_link)
+            .map_err(backend)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+    }
+
+    async fn count_links(&self, object: ObjectKind) -> Result<BTreeMap<String, u64>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare("SELECT state, COUNT(*) FROM links WHERE object = ?1 GROUP BY state")
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map(params![object.as_str()], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+            })
+            .map_err(backend)?;
+        rows.collect::<Result<BTreeMap<_, _>, _>>().map_err(backend)
+    }
+}
+
+#[async_trait]
+impl Cursors for SqliteStore {
+    async fn cursor(
+        &self,
+        integration: Integration,
+        side: &str,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let at: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT at FROM cursors WHERE integration = ?1 AND side = ?2",
+                params![integration.as_str(), side],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(backend)?;
+        Ok(at.as_deref().and_then(parse_ts))
+    }
+
+    async fn set_cursor(
+        &self,
+        integration: Integration,
+        side: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "INSERT INTO cursors (integration, side, at) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (integration, side) DO UPDATE SET at = excluded.at",
+                params![integration.as_str(), side, ts(at)],
+            )
+            .map_err(backend)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Leases for SqliteStore {
+    async fn acquire_lease(
+        &self,
+        integration: Integration,
+        holder: &str,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let n = self
+            .conn()
+            .execute(
+                "INSERT INTO leases (integration, holder, until) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (integration) DO UPDATE SET holder = excluded.holder, until = excluded.until \
+                 WHERE leases.until < ?4 OR leases.holder = excluded.holder",
+                params![integration.as_str(), holder, ts(until), ts(Utc::now())],
+            )
+            .map_err(backend)?;
+        Ok(n == 1)
+    }
+
+    async fn release_lease(
+        &self,
+        integration: Integration,
+        holder: &str,
+    ) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "DELETE FROM leases WHERE integration = ?1 AND holder = ?2",
+                params![integration.as_str(), holder],
+            )
+            .map_err(backend)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Pauses for SqliteStore {
+    async fn is_paused(&self, integration: Integration) -> Result<bool, StoreError> {
+        let paused: Option<i64> = self
+            .conn()
+            .query_row(
+                "SELECT paused FROM pauses WHERE integration = ?1",
+                params![integration.as_str()],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(backend)?;
+        Ok(paused.unwrap_or(0) != 0)
+    }
+
+    async fn set_paused(&self, integration: Integration, paused: bool) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "INSERT INTO pauses (integration, paused) VALUES (?1, ?2) \
+                 ON CONFLICT (integration) DO UPDATE SET paused = excluded.paused",
+                params![integration.as_str(), paused as i64],
+            )
+            .map_err(backend)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Runs for SqliteStore {
+    async fn save_run(&self, run: &RunRecord) -> Result<(), StoreError> {
+        let record = serde_json::to_string(run).map_err(backend)?;
+        self.conn()
+            .execute(
+                "INSERT INTO runs (run_id, integration, started_at, record) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (run_id) DO UPDATE SET record = excluded.record",
+                params![run.run_id, run.integration.as_str(), ts(run.started_at), record],
+            )
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn last_run(&self, integration: Integration) -> Result<Option<RunRecord>, StoreError> {
+        let record: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT record FROM runs WHERE integration = ?1 ORDER BY started_at DESC LIMIT 1",
+                params![integration.as_str()],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(backend)?;
+        record
+            .map(|r| serde_json::from_str(&r).map_err(backend))
+            .transpose()
+    }
+}
+
+fn level_rank(level: Level) -> i64 {
+    match level {
+        Level::Info => 0,
+        Level::Warning => 1,
+        Level::Error => 2,
+    }
+}
+
+#[async_trait]
+impl IntegrationLog for SqliteStore {
+    async fn append(&self, entries: &[LogEntry]) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(backend)?;
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO log (id, time, run_id, integration, level, code, crm_id, prm_id, acknowledged, entry) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                )
+                .map_err(backend)?;
+            for e in entries {
+                let json = serde_json::to_string(e).map_err(backend)?;
+                stmt.execute(params![
+                    e.id,
+                    ts(e.time),
+                    e.run_id,
+                    e.integration.as_str(),
+                    level_rank(e.level),
+                    e.code.as_str(),
+                    e.crm_id,
+                    e.prm_id,
+                    e.acknowledged as i64,
+                    json
+                ])
+                .map_err(backend)?;
+            }
+        }
+        tx.commit().map_err(backend)
+    }
+
+    async fn entries(&self, filter: &LogFilter) -> Result<Vec<LogEntry>, StoreError> {
+        let mut sql = String::from("SELECT entry, acknowledged FROM log WHERE 1 = 1");
+        let mut args: Vec<String> = Vec::new();
+        if let Some(i) = filter.integration {
+            sql.push_str(" AND integration = ?");
+            args.push(i.as_str().into());
+        }
+        if let Some(l) = filter.min_level {
+            sql.push_str(&format!(" AND level >= {}", level_rank(l)));
+        }
+        if let Some(c) = filter.code {
+            sql.push_str(" AND code = ?");
+            args.push(c.as_str().into());
+        }
+        if let Some(r) = &filter.run_id {
+            sql.push_str(" AND run_id = ?");
+            args.push(r.clone());
+        }
+        if let Some(r) = &filter.record_id {
+            sql.push_str(" AND (crm_id = ? OR prm_id = ?)");
+            args.push(r.clone());
+            args.push(r.clone());
+        }
+        if let Some(s) = filter.since {
+            sql.push_str(" AND time >= ?");
+            args.push(ts(s));
+        }
+        if filter.unacknowledged {
+            sql.push_str(" AND acknowledged = 0");
+        }
+        sql.push_str(" ORDER BY seq DESC");
+        if let Some(n) = filter.limit {
+            sql.push_str(&format!(" LIMIT {n}"));
+        }
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&sql).map_err(backend)?;
+        let rows = stmt
+            .query_map(params_from_iter(args), |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            })
+            .map_err(backend)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (json, ack) = row.map_err(backend)?;
+            let mut e: LogEntry = serde_json::from_str(&json).map_err(backend)?;
+            e.acknowledged = ack != 0;
+            out.push(e);
+        }
+        Ok(out)
+    }
+
+    async fn acknowledge(&self, ids: Option<&[String]>) -> Result<u64, StoreError> {
+        let conn = self.conn();
+        let n = match ids {
+            None => conn
+                .execute(
+                    "UPDATE log SET acknowledged = 1 WHERE acknowledged = 0 AND level >= 1",
+                    [],
+                )
+                .map_err(backend)?,
+            Some(ids) => {
+                let mut n = 0;
+                for chunk in ids.chunks(IN_CHUNK) {
+                    let marks = vec!["?"; chunk.len()].join(",");
+                    n += conn
+                        .execute(
+                            &format!("UPDATE log SET acknowledged = 1 WHERE acknowledged = 0 AND id IN ({marks})"),
+                            params_from_iter(chunk.iter()),
+                        )
+                        .map_err(backend)?;
+                }
+                n
+            }
+        };
+        Ok(n as u64)
+    }
+
+    async fn prune(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let n = self
+            .conn()
+            .execute("DELETE FROM log WHERE time < ?1", params![ts(before)])
+            .map_err(backend)?;
+        Ok(n as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn links_are_found_by_either_id_and_locked_optimistically() {
+        let s = SqliteStore::in_memory();
+        let link = Link::new(ObjectKind::Organization, "org_1", "001A");
+        let saved = s.save_link(&link).await.unwrap();
+        assert_eq!(saved.version, 1);
+        // A second insert of the same pair loses.
+        assert!(matches!(
+            s.save_link(&link).await,
+            Err(StoreError::Conflict { .. })
+        ));
+        let by_crm = s
+            .find_links(ObjectKind::Organization, &["001A".into()], &[])
+            .await
+            .unwrap();
+        let by_prm = s
+            .find_links(ObjectKind::Organization, &[], &["org_1".into()])
+            .await
+            .unwrap();
+        assert_eq!(by_crm, by_prm);
+        assert_eq!(by_crm.len(), 1);
+        // Two writers holding version 1: the first wins, the second gets a conflict.
+        let mut a = saved.clone();
+        a.state = LinkState::Unselected;
+        let a = s.save_link(&a).await.unwrap();
+        assert_eq!(a.version, 2);
+        assert!(matches!(
+            s.save_link(&saved).await,
+            Err(StoreError::Conflict { .. })
+        ));
+        // Another PRM record cannot take the same Salesforce Id.
+        let other = Link::new(ObjectKind::Organization, "org_2", "001A");
+        assert!(matches!(
+            s.save_link(&other).await,
+            Err(StoreError::Conflict { .. })
+        ));
+        assert!(s
+            .find_links(ObjectKind::Person, &["001A".into()], &[])
+            .await
+            .unwrap()
+            .is_empty());
+    }
+
+    #[tokio::test]
+    async fn leases_exclude_other_holders_until_expiry() {
+        let s = SqliteStore::in_memory();
+        let soon = Utc::now() + chrono::Duration::minutes(5);
+        assert!(s
+            .acquire_lease(Integration::People, "a", soon)
+            .await
+            .unwrap());
+        assert!(!s
+            .acquire_lease(Integration::People, "b", soon)
+            .await
+            .unwrap());
+        assert!(s
+            .acquire_lease(Integration::Organizations, "b", soon)
+            .await
+            .unwrap());
+        s.release_lease(Integration::People, "a").await.unwrap();
+        assert!(s
+            .acquire_lease(
+                Integration::People,
+                "b",
+                Utc::now() - chrono::Duration::seconds(1)
+            )
+            .await
+            .unwrap());
+        // Expired: anyone may take it.
+        assert!(s
+            .acquire_lease(Integration::People, "c", soon)
+            .await
+            .unwrap());
+    }
+
+    #[tokio::test]
+    async fn cursors_pauses_and_state_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = Utc::now();
+        {
+            let s = SqliteStore::open(dir.path()).unwrap();
+            s.set_cursor(Integration::Organizations, "crm", at)
+                .await
+                .unwrap();
+            s.set_paused(Integration::Deals, true).await.unwrap();
+            s.save_link(&Link::new(ObjectKind::Person, "per_1", "003A"))
+                .await
+                .unwrap();
+        }
+        let s = SqliteStore::open(dir.path()).unwrap();
+        let got = s
+            .cursor(Integration::Organizations, "crm")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.timestamp_micros(), at.timestamp_micros());
+        assert!(s.is_paused(Integration::Deals).await.unwrap());
+        assert!(!s.is_paused(Integration::People).await.unwrap());
+        assert_eq!(s.all_links(ObjectKind::Person).unwrap().len(), 1);
+    }
+}

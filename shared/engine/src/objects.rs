@@ -1,0 +1,144 @@
+//! What differs between object pairs: which fields are read, which records are selected,
+//! the reference each record carries and its Record Status.
+
+use prmsync_mapping::config::{FieldMapping, MappingConfig, SetupFields};
+use prmsync_mapping::transform::write_crm;
+use prmsync_mapping::{rules, CrmRecord, Fields, ObjectKind};
+use serde_json::Value;
+
+use crate::ports::Scope;
+
+/// Snapshot keys of the values the sync rules keep besides mapped fields.
+pub mod keys {
+    /// The PRM id written to Salesforce's PRM Id field.
+    pub const PRM_ID: &str = "$prm_id";
+    /// The Salesforce Id written to the PRM's crm_id.
+    pub const CRM_ID: &str = "$crm_id";
+    /// The Record Status written to Salesforce.
+    pub const RECORD_STATUS: &str = "$record_status";
+    /// A person's kind (user or contact).
+    pub const KIND: &str = "$kind";
+    /// The reference (parent organization, or a person's organization), as a PRM id.
+    pub const REFERENCE: &str = "$reference";
+}
+
+/// A record's reference to an organization: an Account's parent or a Contact's Account.
+#[derive(Debug, Clone, Copy)]
+pub struct Reference {
+    pub crm_field: &'static str,
+    pub prm_field: &'static str,
+    /// A person cannot exist without its organization.
+    pub required: bool,
+}
+
+/// The rules of one object pair, read from the mapping.
+#[derive(Debug, Clone)]
+pub struct ObjectSpec {
+    pub kind: ObjectKind,
+    pub fields: Vec<FieldMapping>,
+    pub setup: SetupFields,
+    pub reference: Option<Reference>,
+}
+
+impl ObjectSpec {
+    pub fn new(kind: ObjectKind, mapping: &MappingConfig) -> Self {
+        let object = mapping.object(kind);
+        let reference = match kind {
+            ObjectKind::Organization if object.hierarchy => Some(Reference {
+                crm_field: "ParentId",
+                prm_field: "parent_id",
+                required: false,
+            }),
+            ObjectKind::Person => Some(Reference {
+                crm_field: "AccountId",
+                prm_field: "organization_id",
+                required: true,
+            }),
+            _ => None,
+        };
+        Self {
+            kind,
+            fields: object.fields.clone(),
+            setup: mapping.setup.clone(),
+            reference,
+        }
+    }
+
+    pub fn crm_object(&self) -> &'static str {
+        self.kind.crm_object()
+    }
+
+    pub fn prm_collection(&self) -> &'static str {
+        self.kind.prm_collection()
+    }
+
+    /// Every Salesforce field a pass reads.
+    pub fn crm_fields(&self) -> Vec<String> {
+        let mut out: Vec<String> = vec![
+            "Id".into(),
+            "SystemModstamp".into(),
+            "IsDeleted".into(),
+            "MasterRecordId".into(),
+            self.setup.prm_id.clone(),
+            self.setup.record_status.clone(),
+        ];
+        if self.kind == ObjectKind::Organization {
+            out.push(self.setup.sync_flag.clone());
+            out.push(self.setup.organization_status.clone());
+        }
+        if let Some(r) = self.reference {
+            out.push(r.crm_field.into());
+        }
+        for f in &self.fields {
+            if let Some(c) = &f.crm {
+                if !out.iter().any(|o| o.eq_ignore_ascii_case(c)) {
+                    out.push(c.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// Which Salesforce records a change query reads.
+    pub fn scope(&self) -> Scope {
+        match self.kind {
+            ObjectKind::Organization => Scope::FlaggedOrLinked {
+                flag: self.setup.sync_flag.clone(),
+                prm_id: self.setup.prm_id.clone(),
+            },
+            _ => Scope::NotNull("AccountId".into()),
+        }
+    }
+
+    /// Selection of a Salesforce record on its own fields (Accounts: flag and status).
+    pub fn crm_selected(&self, record: &CrmRecord) -> bool {
+        match self.kind {
+            ObjectKind::Organization => rules::account_selected(record, &self.setup),
+            _ => !record.deleted,
+        }
+    }
+
+    /// The Record Status label for the merged values of a linked pair.
+    pub fn status_label(&self, merged: &Fields) -> Option<String> {
+        match self.kind {
+            ObjectKind::Organization => {
+                let f = self
+                    .fields
+                    .iter()
+                    .find(|f| f.crm.as_deref() == Some(self.setup.organization_status.as_str()))?;
+                let mut out = Fields::new();
+                write_crm(f, merged.get(&f.key())?, &mut out).ok()?;
+                out.get(&self.setup.organization_status)
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            }
+            _ => Some(
+                match merged.get(keys::KIND).and_then(Value::as_str) {
+                    Some("user") => "User",
+                    _ => "Contact",
+                }
+                .to_string(),
+            ),
+        }
+    }
+}

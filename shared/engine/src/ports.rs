@@ -1,0 +1,193 @@
+//! Ports: what the engine needs of the two systems, in domain terms. Adapters implement them
+//! (the Salesforce REST client, the PRM API client); tests wrap them to inject faults.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use prmsync_mapping::{CrmRecord, Fields, PrmRecord};
+use serde::{Deserialize, Serialize};
+
+/// Which system a failure came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum System {
+    Salesforce,
+    Prm,
+}
+
+impl std::fmt::Display for System {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            System::Salesforce => "Salesforce",
+            System::Prm => "PRM",
+        })
+    }
+}
+
+/// How the engine treats a failure (salesforce.md "Errors the engine must classify").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureClass {
+    /// Credentials rejected: the run stops.
+    Auth,
+    /// Worth retrying later (lock, limit, outage): the record is retried on a later run.
+    Transient,
+    /// The record's data was rejected: logged, retried when the record changes.
+    Data,
+    /// The record is gone on that side: the link is disconnected.
+    Gone,
+    /// A field or permission is missing: the integration stops.
+    Setup,
+    /// The record changed under us (PRM If-Match): re-read and merge again.
+    VersionConflict,
+}
+
+/// One record's write failed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordFailure {
+    pub class: FailureClass,
+    /// The remote error code (`STRING_TOO_LONG`, `validation_failed`, ...).
+    pub code: String,
+    pub message: String,
+    /// Fields the error names.
+    pub fields: Vec<String>,
+}
+
+/// A whole call failed (after the adapter's own retries).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{system} call failed: {message}")]
+pub struct PortError {
+    pub system: System,
+    pub class: FailureClass,
+    pub message: String,
+}
+
+/// The result of writing one record.
+pub type WriteOutcome = Result<WriteOk, RecordFailure>;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WriteOk {
+    pub id: String,
+    pub created: bool,
+}
+
+/// Which Salesforce records a change query reads.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scope {
+    /// Every record.
+    All,
+    /// Records with the sync flag ticked or a PRM Id (linked), so unflagging is seen and
+    /// unflagged, never-linked records are left alone.
+    FlaggedOrLinked { flag: String, prm_id: String },
+    /// Records whose `field` is not null (Contacts with an Account).
+    NotNull(String),
+}
+
+/// A field as Salesforce describes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FieldInfo {
+    pub name: String,
+    pub field_type: String,
+    pub updateable: bool,
+    pub createable: bool,
+    pub picklist_values: Vec<String>,
+    pub restricted_picklist: bool,
+}
+
+/// Daily API usage as Salesforce reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiUsage {
+    pub used: u64,
+    pub max: u64,
+}
+
+/// Salesforce, as the engine needs it. Reads return every page; writes go out in
+/// sObject Collections of up to 200 records.
+#[async_trait]
+pub trait Crm: Send + Sync {
+    /// Records of `object` whose SystemModstamp is at or after `since` (all when None),
+    /// deleted rows included, ordered by SystemModstamp then Id.
+    async fn changed(
+        &self,
+        object: &str,
+        fields: &[String],
+        since: Option<DateTime<Utc>>,
+        scope: &Scope,
+    ) -> Result<Vec<CrmRecord>, PortError>;
+
+    /// Records whose `field` is one of `values` (Ids, emails...), live rows only.
+    async fn find(
+        &self,
+        object: &str,
+        fields: &[String],
+        field: &str,
+        values: &[String],
+    ) -> Result<Vec<CrmRecord>, PortError>;
+
+    async fn create(
+        &self,
+        object: &str,
+        records: Vec<Fields>,
+    ) -> Result<Vec<WriteOutcome>, PortError>;
+
+    async fn update(
+        &self,
+        object: &str,
+        records: Vec<(String, Fields)>,
+    ) -> Result<Vec<WriteOutcome>, PortError>;
+
+    async fn upsert(
+        &self,
+        object: &str,
+        external_id_field: &str,
+        records: Vec<Fields>,
+    ) -> Result<Vec<WriteOutcome>, PortError>;
+
+    async fn describe(&self, object: &str) -> Result<Vec<FieldInfo>, PortError>;
+
+    /// The Lightning address of a record, for log entries.
+    fn record_url(&self, object: &str, id: &str) -> Option<String>;
+
+    /// Last known daily API usage.
+    fn usage(&self) -> Option<ApiUsage>;
+
+    /// API calls made so far by this client.
+    fn calls(&self) -> u64;
+}
+
+/// The PRM API, as the engine needs it.
+#[async_trait]
+pub trait Prm: Send + Sync {
+    /// Records changed at or after `since` (all when None), tombstones included, in
+    /// `(updated_at, id)` order.
+    async fn changed(
+        &self,
+        collection: &str,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<PrmRecord>, PortError>;
+
+    /// Records by id (tombstones included); unknown ids are left out.
+    async fn fetch(&self, collection: &str, ids: &[String]) -> Result<Vec<PrmRecord>, PortError>;
+
+    /// People with this email (case-insensitive).
+    async fn people_by_email(&self, email: &str) -> Result<Vec<PrmRecord>, PortError>;
+
+    /// Creates a record; the same key again returns the first record.
+    async fn create(
+        &self,
+        collection: &str,
+        idempotency_key: &str,
+        body: Fields,
+    ) -> Result<Result<PrmRecord, RecordFailure>, PortError>;
+
+    /// Partial update guarded by the record's version.
+    async fn update(
+        &self,
+        collection: &str,
+        id: &str,
+        version: i64,
+        patch: Fields,
+    ) -> Result<Result<PrmRecord, RecordFailure>, PortError>;
+
+    /// API calls made so far by this client.
+    fn calls(&self) -> u64;
+}

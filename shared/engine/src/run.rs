@@ -1,0 +1,315 @@
+//! A run of an integration: pause flag, lease, cursors with overlap, the pass, the run
+//! record and its Integration Log entries (DESIGN 2, 11, 12).
+
+use std::sync::Arc;
+
+use chrono::{Duration, Utc};
+use prmsync_mapping::{Integration, LogCode, MappingConfig, ObjectKind};
+use serde_json::{json, Value};
+
+use crate::objects::ObjectSpec;
+use crate::pass::{max_crm_modstamp, max_prm_updated, run_pass, PassError, PassInput};
+use crate::ports::{Crm, Prm};
+use crate::report::{Counts, RunReport};
+use crate::store::{LogEntry, RunRecord, Store};
+
+/// What a run reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunMode {
+    /// Changes since the cursors (minus the overlap window).
+    Incremental,
+    /// Every selected record on both sides.
+    Full,
+}
+
+impl RunMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunMode::Incremental => "incremental",
+            RunMode::Full => "full",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct RunOptions {
+    pub mode: RunMode,
+    pub dry_run: bool,
+}
+
+/// Everything a run needs, built once per process.
+#[derive(Clone)]
+pub struct SyncContext {
+    pub crm: Arc<dyn Crm>,
+    pub prm: Arc<dyn Prm>,
+    pub store: Arc<dyn Store>,
+    pub mapping: Arc<MappingConfig>,
+    /// Who holds leases taken by this process (host and process id, or the Lambda request).
+    pub holder: String,
+    /// How long a lease lasts before another run may take it over.
+    pub lease_ttl: Duration,
+}
+
+/// Cursor names per side.
+pub const CRM_SIDE: &str = "crm";
+pub const PRM_SIDE: &str = "prm";
+
+/// Runs one integration once and records what it did. Organizations and people are
+/// supported here; deals have their own use case.
+pub async fn run_integration(
+    ctx: &SyncContext,
+    integration: Integration,
+    options: RunOptions,
+) -> RunReport {
+    let run_id = uuid::Uuid::new_v4().to_string();
+    let mut report = RunReport {
+        run_id: run_id.clone(),
+        integration,
+        mode: options.mode.as_str().into(),
+        dry_run: options.dry_run,
+        status: "succeeded".into(),
+        counts: Counts::default(),
+        message: None,
+        planned: Vec::new(),
+    };
+    let store = &ctx.store;
+    match store.is_paused(integration).await {
+        Ok(true) => {
+            report.status = "skipped_paused".into();
+            report.message = Some(format!(
+                "{integration} is paused; `prmsync resume {integration}` starts it again"
+            ));
+            let _ = store
+                .append(&[entry(
+                    &run_id,
+                    integration,
+                    LogCode::RunSkippedPaused,
+                    report.message.clone().unwrap_or_default(),
+                    Value::Null,
+                )])
+                .await;
+            return report;
+        }
+        Ok(false) => {}
+        Err(e) => return failed(report, format!("could not read the pause flag: {e}")),
+    }
+    let until = Utc::now() + ctx.lease_ttl;
+    match store.acquire_lease(integration, &ctx.holder, until).await {
+        Ok(true) => {}
+        Ok(false) => {
+            report.status = "skipped_lease_held".into();
+            report.message = Some(format!(
+                "another {integration} run holds the lease; this run did nothing"
+            ));
+            let _ = store
+                .append(&[entry(
+                    &run_id,
+                    integration,
+                    LogCode::RunSkippedLeaseHeld,
+                    report.message.clone().unwrap_or_default(),
+                    Value::Null,
+                )])
+                .await;
+            return report;
+        }
+        Err(e) => return failed(report, format!("could not take the lease: {e}")),
+    }
+    let started_at = Utc::now();
+    let mut record = RunRecord {
+        run_id: run_id.clone(),
+        integration,
+        mode: options.mode.as_str().into(),
+        dry_run: options.dry_run,
+        started_at,
+        finished_at: None,
+        status: "running".into(),
+        counts: Counts::default(),
+    };
+    let _ = store.save_run(&record).await;
+    let _ = store
+        .append(&[entry(
+            &run_id,
+            integration,
+            LogCode::RunStarted,
+            format!(
+                "{} run of {integration} started{}",
+                options.mode.as_str(),
+                if options.dry_run { " (dry run)" } else { "" }
+            ),
+            Value::Null,
+        )])
+        .await;
+
+    let outcome = run_object(ctx, integration, options, &run_id).await;
+    match outcome {
+        Ok((mode, counts, planned, stopped, mut log)) => {
+            report.mode = mode.as_str().into();
+            report.counts = counts;
+            report.planned = planned;
+            if let Some(m) = stopped {
+                report.status = "stopped".into();
+                report.message = Some(m);
+            }
+            log.push(entry(
+                &run_id,
+                integration,
+                LogCode::RunFinished,
+                format!(
+                    "{} run of {integration} {}: created {} in Salesforce and {} in the PRM, updated {} and {}, {} unchanged, {} conflicts, {} errors",
+                    report.mode,
+                    report.status,
+                    report.counts.created.crm,
+                    report.counts.created.prm,
+                    report.counts.updated.crm,
+                    report.counts.updated.prm,
+                    report.counts.unchanged,
+                    report.counts.conflicts,
+                    report.counts.errors
+                ),
+                json!(report.counts),
+            ));
+            if let Err(e) = store.append(&log).await {
+                report.status = "failed".into();
+                report.message = Some(format!("could not write the Integration Log: {e}"));
+            }
+        }
+        Err(message) => {
+            report.status = "failed".into();
+            report.message = Some(message.clone());
+            let _ = store
+                .append(&[entry(
+                    &run_id,
+                    integration,
+                    LogCode::RunFailed,
+                    message,
+                    Value::Null,
+                )])
+                .await;
+        }
+    }
+    record.finished_at = Some(Utc::now());
+    record.status = report.status.clone();
+    record.counts = report.counts.clone();
+    record.mode = report.mode.clone();
+    let _ = store.save_run(&record).await;
+    let _ = store.release_lease(integration, &ctx.holder).await;
+    report
+}
+
+type ObjectOutcome = (
+    RunMode,
+    Counts,
+    Vec<crate::report::PlannedWrite>,
+    Option<String>,
+    Vec<LogEntry>,
+);
+
+async fn run_object(
+    ctx: &SyncContext,
+    integration: Integration,
+    options: RunOptions,
+    run_id: &str,
+) -> Result<ObjectOutcome, String> {
+    let kind = match integration {
+        Integration::Organizations => ObjectKind::Organization,
+        Integration::People => ObjectKind::Person,
+        Integration::Deals => {
+            return Err("deal import is not part of this run; use the deals use case".into())
+        }
+    };
+    let store = &ctx.store;
+    let spec = ObjectSpec::new(kind, &ctx.mapping);
+    let crm_cursor = store
+        .cursor(integration, CRM_SIDE)
+        .await
+        .map_err(|e| e.to_string())?;
+    let prm_cursor = store
+        .cursor(integration, PRM_SIDE)
+        .await
+        .map_err(|e| e.to_string())?;
+    // The first run of an integration is a full one.
+    let mode = if crm_cursor.is_none() || prm_cursor.is_none() {
+        RunMode::Full
+    } else {
+        options.mode
+    };
+    let overlap = Duration::seconds(i64::from(ctx.mapping.sync.overlap_seconds));
+    let (crm_since, prm_since) = match mode {
+        RunMode::Full => (None, None),
+        RunMode::Incremental => (
+            crm_cursor.map(|c| c - overlap),
+            prm_cursor.map(|c| c - overlap),
+        ),
+    };
+    let fields = spec.crm_fields();
+    let crm = ctx
+        .crm
+        .changed(spec.crm_object(), &fields, crm_since, &spec.scope())
+        .await
+        .map_err(|e| format!("reading changed {} records: {e}", spec.crm_object()))?;
+    let prm = ctx
+        .prm
+        .changed(spec.prm_collection(), prm_since)
+        .await
+        .map_err(|e| format!("reading changed PRM {}: {e}", spec.prm_collection()))?;
+    let new_crm_cursor = max_crm_modstamp(&crm).or(crm_cursor);
+    let new_prm_cursor = max_prm_updated(&prm).or(prm_cursor);
+    let input = PassInput {
+        crm,
+        prm,
+        full: mode == RunMode::Full,
+    };
+    let out = run_pass(ctx, kind, run_id, options.dry_run, input)
+        .await
+        .map_err(|e| match e {
+            PassError::Port(p) => format!("{p}"),
+            PassError::Store(s) => format!("{s}"),
+        })?;
+    if !options.dry_run && out.stopped.is_none() {
+        // Checkpoint: the cursors move only once every record read is done. Without any
+        // record read, the cursor starts from the run's start so the next run is
+        // incremental.
+        let now = Utc::now();
+        store
+            .set_cursor(integration, CRM_SIDE, new_crm_cursor.unwrap_or(now))
+            .await
+            .map_err(|e| e.to_string())?;
+        store
+            .set_cursor(integration, PRM_SIDE, new_prm_cursor.unwrap_or(now))
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok((mode, out.counts, out.planned, out.stopped, out.log))
+}
+
+fn failed(mut report: RunReport, message: String) -> RunReport {
+    report.status = "failed".into();
+    report.message = Some(message);
+    report
+}
+
+/// A run-level Integration Log entry.
+pub fn entry(
+    run_id: &str,
+    integration: Integration,
+    code: LogCode,
+    message: String,
+    details: Value,
+) -> LogEntry {
+    LogEntry {
+        id: uuid::Uuid::new_v4().to_string(),
+        time: Utc::now(),
+        run_id: run_id.to_string(),
+        integration,
+        level: code.level(),
+        code,
+        object: None,
+        crm_id: None,
+        prm_id: None,
+        link: None,
+        message,
+        fix: code.fix().to_string(),
+        details,
+        acknowledged: false,
+    }
+}

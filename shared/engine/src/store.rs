@@ -1,0 +1,223 @@
+//! The engine's state: links, cursors, leases, runs, pause flags and the Integration Log.
+//! SQLite (one machine) and DynamoDB (AWS) implement these traits.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use prmsync_mapping::{Integration, Level, LogCode, ObjectKind};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Why the state could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Another writer changed the link first (optimistic lock); re-read and try again.
+    #[error("the link of {object} {prm_id} was changed by another worker; it is retried")]
+    Conflict { object: ObjectKind, prm_id: String },
+    #[error("state store: {0}")]
+    Backend(String),
+}
+
+/// The life of a link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkState {
+    /// The pair syncs.
+    Linked,
+    /// The Salesforce record was unflagged (or its Account was): sync stopped, link kept.
+    Unselected,
+    /// The Salesforce record was deleted: the PRM record is kept, sync stopped.
+    Disconnected,
+    /// The PRM record was deleted: Salesforce shows it in Record Status, sync stopped.
+    DeletedInPrm,
+}
+
+impl LinkState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkState::Linked => "linked",
+            LinkState::Unselected => "unselected",
+            LinkState::Disconnected => "disconnected",
+            LinkState::DeletedInPrm => "deleted_in_prm",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Linked,
+            Self::Unselected,
+            Self::Disconnected,
+            Self::DeletedInPrm,
+        ]
+        .into_iter()
+        .find(|l| l.as_str() == s)
+    }
+}
+
+/// One record pair (DESIGN 1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Link {
+    pub object: ObjectKind,
+    pub prm_id: String,
+    pub crm_id: String,
+    pub state: LinkState,
+    /// Canonical value of every mapped field as last written to both sides.
+    pub snapshot: BTreeMap<String, Value>,
+    /// SystemModstamp of the Salesforce record version last merged.
+    pub crm_modstamp: Option<DateTime<Utc>>,
+    /// Version of the PRM record last merged or written.
+    pub prm_version: Option<i64>,
+    /// Optimistic lock: 0 for a link not stored yet, then +1 on every save.
+    pub version: i64,
+    /// Re-read both records on the next run (a parent not linked yet, a lost race...).
+    pub retry: bool,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Link {
+    pub fn new(object: ObjectKind, prm_id: &str, crm_id: &str) -> Self {
+        Self {
+            object,
+            prm_id: prm_id.to_string(),
+            crm_id: crm_id.to_string(),
+            state: LinkState::Linked,
+            snapshot: BTreeMap::new(),
+            crm_modstamp: None,
+            prm_version: None,
+            version: 0,
+            retry: false,
+            updated_at: Utc::now(),
+        }
+    }
+}
+
+#[async_trait]
+pub trait Links: Send + Sync {
+    /// Links of `object` with any of these Salesforce or PRM ids.
+    async fn find_links(
+        &self,
+        object: ObjectKind,
+        crm_ids: &[String],
+        prm_ids: &[String],
+    ) -> Result<Vec<Link>, StoreError>;
+
+    /// Saves a link if its `version` is still the stored one (0 = must not exist yet) and
+    /// returns it with the new version. Fails with [`StoreError::Conflict`] otherwise.
+    async fn save_link(&self, link: &Link) -> Result<Link, StoreError>;
+
+    /// Removes a link (unlink); true if there was one.
+    async fn delete_link(&self, object: ObjectKind, prm_id: &str) -> Result<bool, StoreError>;
+
+    /// Links marked for a retry.
+    async fn links_to_retry(&self, object: ObjectKind) -> Result<Vec<Link>, StoreError>;
+
+    /// Number of links per state.
+    async fn count_links(&self, object: ObjectKind) -> Result<BTreeMap<String, u64>, StoreError>;
+}
+
+/// Where change detection resumes, per integration and side.
+#[async_trait]
+pub trait Cursors: Send + Sync {
+    async fn cursor(
+        &self,
+        integration: Integration,
+        side: &str,
+    ) -> Result<Option<DateTime<Utc>>, StoreError>;
+    async fn set_cursor(
+        &self,
+        integration: Integration,
+        side: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+}
+
+/// One run per integration at a time.
+#[async_trait]
+pub trait Leases: Send + Sync {
+    /// Takes the lease if it is free or expired; false if another holder has it.
+    async fn acquire_lease(
+        &self,
+        integration: Integration,
+        holder: &str,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    async fn release_lease(&self, integration: Integration, holder: &str)
+        -> Result<(), StoreError>;
+}
+
+/// Pause flags of the Sync Manager.
+#[async_trait]
+pub trait Pauses: Send + Sync {
+    async fn is_paused(&self, integration: Integration) -> Result<bool, StoreError>;
+    async fn set_paused(&self, integration: Integration, paused: bool) -> Result<(), StoreError>;
+}
+
+/// A run of an integration as recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub run_id: String,
+    pub integration: Integration,
+    pub mode: String,
+    pub dry_run: bool,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// running, succeeded, failed, stopped (API reserve), skipped
+    pub status: String,
+    pub counts: crate::report::Counts,
+}
+
+#[async_trait]
+pub trait Runs: Send + Sync {
+    async fn save_run(&self, run: &RunRecord) -> Result<(), StoreError>;
+    async fn last_run(&self, integration: Integration) -> Result<Option<RunRecord>, StoreError>;
+}
+
+/// One Integration Log entry (DESIGN "Integration Log").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogEntry {
+    pub id: String,
+    pub time: DateTime<Utc>,
+    pub run_id: String,
+    pub integration: Integration,
+    pub level: Level,
+    pub code: LogCode,
+    pub object: Option<ObjectKind>,
+    pub crm_id: Option<String>,
+    pub prm_id: Option<String>,
+    /// Address of the Salesforce record.
+    pub link: Option<String>,
+    pub message: String,
+    pub fix: String,
+    /// The raw remote error or the values involved.
+    pub details: Value,
+    pub acknowledged: bool,
+}
+
+/// Which entries to list.
+#[derive(Debug, Clone, Default)]
+pub struct LogFilter {
+    pub integration: Option<Integration>,
+    pub min_level: Option<Level>,
+    pub code: Option<LogCode>,
+    pub run_id: Option<String>,
+    pub record_id: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub unacknowledged: bool,
+    pub limit: Option<usize>,
+}
+
+#[async_trait]
+pub trait IntegrationLog: Send + Sync {
+    async fn append(&self, entries: &[LogEntry]) -> Result<(), StoreError>;
+    /// Newest first.
+    async fn entries(&self, filter: &LogFilter) -> Result<Vec<LogEntry>, StoreError>;
+    /// Acknowledges entries by id, or every error when `ids` is None; returns how many.
+    async fn acknowledge(&self, ids: Option<&[String]>) -> Result<u64, StoreError>;
+    /// Deletes entries older than `before`; returns how many.
+    async fn prune(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
+}
+
+/// Everything the engine keeps.
+pub trait Store: Links + Cursors + Leases + Pauses + Runs + IntegrationLog {}
+impl<T: Links + Cursors + Leases + Pauses + Runs + IntegrationLog> Store for T {}
