@@ -10,6 +10,7 @@
 mod auth;
 mod client;
 mod error;
+pub mod port;
 mod retry;
 pub mod soql;
 mod types;
