@@ -1,1 +1,131 @@
-fn main() {}
+//! `prmsync`: the operator CLI — run a sync, the Sync Manager, the Integration Log and the
+//! sandbox.
+
+mod commands;
+mod connect;
+mod duration;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(
+    name = "prmsync",
+    version,
+    about = "Keeps a partner portal (PRM) and Salesforce in step"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where to connect and keep state; shared by every command that touches the systems.
+#[derive(Args, Clone, Debug)]
+pub struct Target {
+    /// Use the sandbox: a simulated Salesforce org and PRM with sample data, kept under
+    /// the state directory.
+    #[arg(long)]
+    pub sandbox: bool,
+    /// Connection file (TOML) for a real Salesforce org and PRM; secrets come from the
+    /// environment.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Where links, cursors, runs and the Integration Log are kept.
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = ".prmsync",
+        env = "PRMSYNC_STATE_DIR"
+    )]
+    pub state_dir: PathBuf,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum IntegrationArg {
+    Organizations,
+    People,
+    Deals,
+    All,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a sync now (incremental by default; the first run of an integration is full).
+    Sync(commands::sync::SyncArgs),
+    /// The Sync Manager: each integration's state, last run, cursor and open errors.
+    Status {
+        #[command(flatten)]
+        target: Target,
+        /// One JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pause an integration: neither the schedule nor `sync` runs it until `resume`.
+    Pause {
+        #[arg(value_enum)]
+        integration: IntegrationArg,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Resume a paused integration.
+    Resume {
+        #[arg(value_enum)]
+        integration: IntegrationArg,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// The Integration Log: what happened, what failed and how to fix it.
+    Log(commands::log::LogArgs),
+    /// The sandbox: simulated Salesforce and PRM with sample data.
+    Sandbox {
+        #[command(subcommand)]
+        command: commands::sandbox::SandboxCommand,
+    },
+    /// The mapping file: print the built-in one or check one.
+    Mapping {
+        #[command(subcommand)]
+        command: commands::mapping::MappingCommand,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Sync(args) => commands::sync::run(args).await,
+            Command::Status { target, json } => commands::status::run(target, json).await,
+            Command::Pause {
+                integration,
+                target,
+            } => commands::status::pause(target, integration, true).await,
+            Command::Resume {
+                integration,
+                target,
+            } => commands::status::pause(target, integration, false).await,
+            Command::Log(args) => commands::log::run(args).await,
+            Command::Sandbox { command } => commands::sandbox::run(command).await,
+            Command::Mapping { command } => commands::mapping::run(command).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

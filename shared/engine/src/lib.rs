@@ -7,6 +7,7 @@
 //!   matching, creates, deletes, hierarchy, batched writes.
 //! - [`run`]: a run of an integration: pause flag, lease, cursors, run record, report.
 
+pub mod check;
 pub mod objects;
 pub mod pass;
 pub mod ports;

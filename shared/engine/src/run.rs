@@ -31,10 +31,12 @@ impl RunMode {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct RunOptions {
     pub mode: RunMode,
     pub dry_run: bool,
+    /// The run id to use (several integrations of one `sync` share it); a new one if None.
+    pub run_id: Option<String>,
 }
 
 /// Everything a run needs, built once per process.
@@ -61,7 +63,10 @@ pub async fn run_integration(
     integration: Integration,
     options: RunOptions,
 ) -> RunReport {
-    let run_id = uuid::Uuid::new_v4().to_string();
+    let run_id = options
+        .run_id
+        .clone()
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let mut report = RunReport {
         run_id: run_id.clone(),
         integration,
@@ -140,7 +145,7 @@ pub async fn run_integration(
         )])
         .await;
 
-    let outcome = run_object(ctx, integration, options, &run_id).await;
+    let outcome = run_object(ctx, integration, &options, &run_id).await;
     match outcome {
         Ok((mode, counts, planned, stopped, mut log)) => {
             report.mode = mode.as_str().into();
@@ -207,7 +212,7 @@ type ObjectOutcome = (
 async fn run_object(
     ctx: &SyncContext,
     integration: Integration,
-    options: RunOptions,
+    options: &RunOptions,
     run_id: &str,
 ) -> Result<ObjectOutcome, String> {
     let kind = match integration {
@@ -233,6 +238,9 @@ async fn run_object(
     } else {
         options.mode
     };
+    if mode == RunMode::Full {
+        crate::check::check_mapping(ctx, &spec).await?;
+    }
     let overlap = Duration::seconds(i64::from(ctx.mapping.sync.overlap_seconds));
     let (crm_since, prm_since) = match mode {
         RunMode::Full => (None, None),

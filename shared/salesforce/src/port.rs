@@ -200,7 +200,7 @@ impl Crm for SalesforceClient {
     }
 
     fn calls(&self) -> u64 {
-        SalesforceClient::calls(self).api()
+        SalesforceClient::calls(self).total
     }
 }
 

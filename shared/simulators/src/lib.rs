@@ -4,3 +4,4 @@
 
 pub mod prm;
 pub mod salesforce;
+pub mod sandbox;

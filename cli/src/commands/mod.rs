@@ -1,0 +1,22 @@
+//! One module per command.
+
+pub mod log;
+pub mod mapping;
+pub mod sandbox;
+pub mod status;
+pub mod sync;
+
+use prmsync_mapping::Integration;
+
+use crate::IntegrationArg;
+
+/// The integrations an argument names, in the order they run (organizations before the
+/// people who belong to them).
+pub fn integrations(arg: IntegrationArg) -> Vec<Integration> {
+    match arg {
+        IntegrationArg::Organizations => vec![Integration::Organizations],
+        IntegrationArg::People => vec![Integration::People],
+        IntegrationArg::Deals => vec![Integration::Deals],
+        IntegrationArg::All => vec![Integration::Organizations, Integration::People],
+    }
+}

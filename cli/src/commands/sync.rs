@@ -1,0 +1,143 @@
+//! `prmsync sync`: run the integrations now and print what they did.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use prmsync_engine::{run_integration, RunMode, RunOptions, RunReport};
+use prmsync_mapping::Integration;
+use serde_json::{json, Map, Value};
+
+use crate::connect::connect;
+use crate::{IntegrationArg, Target};
+
+#[derive(Args, Debug)]
+pub struct SyncArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// Which integration to run.
+    #[arg(long, value_enum, default_value = "all")]
+    pub integration: IntegrationArg,
+    /// Read every selected record on both sides instead of the changes since the last run
+    /// ("Run Full Sync Now").
+    #[arg(long)]
+    pub full: bool,
+    /// Work out and print the writes without making them.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print exactly one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn run(args: SyncArgs) -> Result<ExitCode> {
+    let integrations = super::integrations(args.integration);
+    if integrations.contains(&Integration::Deals) {
+        bail!("the deals integration (Deal Registration import) is not available in this version; run `prmsync sync --integration organizations` or `people`");
+    }
+    let started = Instant::now();
+    let conn = connect(&args.target).await?;
+    let progress = (!args.json && std::io::stderr().is_terminal()).then(|| {
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").expect("valid template"),
+        );
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        bar
+    });
+    let run_id = uuid_like();
+    let mut reports = Vec::new();
+    for integration in integrations {
+        if let Some(bar) = &progress {
+            bar.set_message(format!("syncing {integration}…"));
+        }
+        let options = RunOptions {
+            mode: if args.full {
+                RunMode::Full
+            } else {
+                RunMode::Incremental
+            },
+            dry_run: args.dry_run,
+            run_id: Some(run_id.clone()),
+        };
+        reports.push(run_integration(&conn.ctx, integration, options).await);
+    }
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
+    }
+    conn.save()?;
+    let summary = summary(
+        &run_id,
+        args.dry_run,
+        &reports,
+        &conn,
+        started.elapsed().as_millis() as u64,
+    );
+    if args.json {
+        println!("{}", serde_json::to_string(&summary)?);
+    } else {
+        crate::output::print_sync(&summary, &reports);
+    }
+    let failed = reports.iter().any(|r| r.status == "failed");
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn uuid_like() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("run-{:x}-{:x}", nanos, std::process::id())
+}
+
+/// The `--json` summary: one object for the whole command.
+pub fn summary(
+    run_id: &str,
+    dry_run: bool,
+    reports: &[RunReport],
+    conn: &crate::connect::Connection,
+    duration_ms: u64,
+) -> Value {
+    let mode = if reports.iter().any(|r| r.mode == "full") {
+        "full"
+    } else {
+        "incremental"
+    };
+    let mut integrations = Map::new();
+    for r in reports {
+        let c = &r.counts;
+        let mut entry = json!({
+            "status": r.status,
+            "created": {"crm": c.created.crm, "prm": c.created.prm},
+            "updated": {"crm": c.updated.crm, "prm": c.updated.prm},
+            "deleted_marked": c.deleted_marked,
+            "disconnected": c.disconnected,
+            "conflicts": c.conflicts,
+            "unchanged": c.unchanged,
+            "errors": c.errors,
+        });
+        if let Some(m) = &r.message {
+            entry["message"] = json!(m);
+        }
+        if dry_run {
+            entry["planned"] = json!(r.planned);
+        }
+        integrations.insert(r.integration.as_str().into(), entry);
+    }
+    json!({
+        "run_id": run_id,
+        "mode": mode,
+        "dry_run": dry_run,
+        "integrations": integrations,
+        "api_calls": {"salesforce": conn.ctx.crm.calls(), "prm": conn.ctx.prm.calls()},
+        "duration_ms": duration_ms,
+    })
+}

@@ -1,0 +1,267 @@
+//! Builds what a command needs: the state store, and for commands that talk to the systems,
+//! the Salesforce and PRM clients (real ones from a config file and the environment, or the
+//! sandbox's simulators).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use prmsync_engine::SyncContext;
+use prmsync_mapping::MappingConfig;
+use prmsync_prm::{PrmClient, PrmConfig};
+use prmsync_salesforce::{Auth, SalesforceClient, SalesforceConfig};
+use prmsync_simulators::sandbox::{self, Sandbox};
+use prmsync_state_sqlite::SqliteStore;
+use serde::Deserialize;
+
+use crate::Target;
+
+/// What `prmsync` prints when it does not know what to connect to.
+pub const GETTING_STARTED: &str = "\
+prmsync needs to know which Salesforce org and PRM to sync.
+
+  Try it on sample data first (a simulated Salesforce org and PRM, nothing leaves this machine):
+      prmsync sync --sandbox
+
+  Connect a real org and PRM:
+      1. set SALESFORCE_LOGIN_URL, SALESFORCE_CLIENT_ID and SALESFORCE_CLIENT_SECRET
+         (or SALESFORCE_USERNAME and SALESFORCE_JWT_KEY_FILE for the JWT bearer flow),
+         PRM_API_URL and PRM_API_TOKEN;
+      2. optionally write a config file (see README.md) with your mapping file, then
+      prmsync sync --config prmsync.toml";
+
+/// The connection file (`--config`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// Mapping file, relative to the config file; the built-in mapping when absent.
+    pub mapping: Option<PathBuf>,
+    #[serde(default)]
+    pub salesforce: SalesforceSection,
+    #[serde(default)]
+    pub prm: PrmSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SalesforceSection {
+    pub login_url: Option<String>,
+    pub jwt_audience: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrmSection {
+    pub api_url: Option<String>,
+}
+
+/// A ready connection.
+pub struct Connection {
+    pub ctx: SyncContext,
+    pub store: Arc<SqliteStore>,
+    /// The sandbox and the folder its data is kept in, saved after the command.
+    pub sandbox: Option<(Sandbox, PathBuf)>,
+}
+
+impl Connection {
+    /// Keeps the sandbox's data for the next run.
+    pub fn save(&self) -> Result<()> {
+        if let Some((sandbox, dir)) = &self.sandbox {
+            sandbox
+                .save(dir)
+                .with_context(|| format!("saving the sandbox data in {}", dir.display()))?;
+        }
+        Ok(())
+    }
+}
+
+/// The state directory of a target: the sandbox keeps its own, beside its data.
+pub fn state_dir(target: &Target) -> PathBuf {
+    if target.sandbox {
+        target.state_dir.join("sandbox")
+    } else {
+        target.state_dir.clone()
+    }
+}
+
+/// Opens the state store of a target without connecting to anything.
+pub fn open_store(target: &Target) -> Result<Arc<SqliteStore>> {
+    let dir = state_dir(target);
+    Ok(Arc::new(SqliteStore::open(&dir)?))
+}
+
+/// Reads the mapping named by the config file, or the built-in one.
+pub fn load_mapping(target: &Target) -> Result<MappingConfig> {
+    let Some(config_path) = &target.config else {
+        return Ok(MappingConfig::default());
+    };
+    let config = read_config(config_path)?;
+    match config.mapping {
+        None => Ok(MappingConfig::default()),
+        Some(m) => read_mapping(&relative_to(config_path, &m)),
+    }
+}
+
+pub fn read_mapping(path: &Path) -> Result<MappingConfig> {
+    let src = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the mapping file {}", path.display()))?;
+    Ok(MappingConfig::parse(&src, &path.display().to_string())?)
+}
+
+fn relative_to(config: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        config.parent().unwrap_or(Path::new(".")).join(p)
+    }
+}
+
+fn read_config(path: &Path) -> Result<ConfigFile> {
+    let src = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "cannot read the config file {}: check the path given to --config",
+            path.display()
+        )
+    })?;
+    toml::from_str(&src).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: {}\n  fix: the config file takes `mapping = \"FILE\"`, [salesforce] login_url and [prm] api_url (see README.md)",
+            path.display(),
+            e.to_string().trim_end()
+        )
+    })
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// Whether a real connection is configured (config file or environment).
+pub fn has_real_target(target: &Target) -> bool {
+    target.config.is_some()
+        || (env("SALESFORCE_LOGIN_URL").is_some() && env("PRM_API_URL").is_some())
+}
+
+/// Connects to the sandbox or the real systems of a target.
+pub async fn connect(target: &Target) -> Result<Connection> {
+    let holder = format!(
+        "{}-{}",
+        std::env::var("HOSTNAME").unwrap_or_else(|_| "prmsync".into()),
+        std::process::id()
+    );
+    let dir = state_dir(target);
+    let store = Arc::new(SqliteStore::open(&dir)?);
+    if target.sandbox {
+        if target.config.is_some() {
+            bail!("--sandbox and --config cannot be used together: the sandbox has its own connection; drop one of them");
+        }
+        let data_dir = dir.join("data");
+        let sandbox = Sandbox::load_or_seed(&data_dir).with_context(|| {
+            format!(
+                "loading the sandbox data from {} (`prmsync sandbox reset` starts over)",
+                data_dir.display()
+            )
+        })?;
+        let sf_url = sandbox
+            .salesforce
+            .start()
+            .await
+            .context("starting the Salesforce simulator")?;
+        let prm_url = sandbox
+            .prm
+            .start()
+            .await
+            .context("starting the PRM simulator")?;
+        let mapping = MappingConfig::default();
+        let crm = sandbox_salesforce(&sf_url, &mapping)?;
+        let prm = PrmClient::new(PrmConfig::new(prm_url, sandbox::PRM_TOKEN))?;
+        let ctx = context(Arc::new(crm), Arc::new(prm), store.clone(), mapping, holder);
+        return Ok(Connection {
+            ctx,
+            store,
+            sandbox: Some((sandbox, data_dir)),
+        });
+    }
+    if !has_real_target(target) {
+        bail!("{GETTING_STARTED}");
+    }
+    let config = match &target.config {
+        Some(p) => read_config(p)?,
+        None => ConfigFile::default(),
+    };
+    let mapping = match (&target.config, &config.mapping) {
+        (Some(c), Some(m)) => read_mapping(&relative_to(c, m))?,
+        _ => MappingConfig::default(),
+    };
+    let login_url = env("SALESFORCE_LOGIN_URL")
+        .or(config.salesforce.login_url.clone())
+        .context("no Salesforce login URL: set SALESFORCE_LOGIN_URL or [salesforce] login_url in the config file")?;
+    let client_id = env("SALESFORCE_CLIENT_ID")
+        .context("SALESFORCE_CLIENT_ID is not set: give the connected app's consumer key")?;
+    let auth = match (env("SALESFORCE_CLIENT_SECRET"), env("SALESFORCE_JWT_KEY_FILE")) {
+        (_, Some(key_file)) => {
+            let username = env("SALESFORCE_USERNAME")
+                .context("SALESFORCE_JWT_KEY_FILE is set but SALESFORCE_USERNAME is not: give the integration user's username")?;
+            let private_key_pem = std::fs::read_to_string(&key_file)
+                .with_context(|| format!("cannot read SALESFORCE_JWT_KEY_FILE ({key_file})"))?;
+            Auth::JwtBearer {
+                client_id,
+                username,
+                private_key_pem,
+            }
+        }
+        (Some(client_secret), None) => Auth::ClientCredentials {
+            client_id,
+            client_secret,
+        },
+        (None, None) => bail!(
+            "no Salesforce credentials: set SALESFORCE_CLIENT_SECRET (client credentials flow) or SALESFORCE_USERNAME and SALESFORCE_JWT_KEY_FILE (JWT bearer flow)"
+        ),
+    };
+    let mut sf_config = SalesforceConfig::new(login_url, auth);
+    sf_config.api_version = mapping.salesforce.api_version.clone();
+    sf_config.jwt_audience = config.salesforce.jwt_audience.clone();
+    let crm = SalesforceClient::new(sf_config)?;
+    let prm_url = env("PRM_API_URL")
+        .or(config.prm.api_url.clone())
+        .context("no PRM address: set PRM_API_URL or [prm] api_url in the config file")?;
+    let token = env("PRM_API_TOKEN").context("PRM_API_TOKEN is not set: give the PRM API token")?;
+    let prm = PrmClient::new(PrmConfig::new(prm_url, token))?;
+    let ctx = context(Arc::new(crm), Arc::new(prm), store.clone(), mapping, holder);
+    Ok(Connection {
+        ctx,
+        store,
+        sandbox: None,
+    })
+}
+
+fn sandbox_salesforce(url: &str, mapping: &MappingConfig) -> Result<SalesforceClient> {
+    let mut cfg = SalesforceConfig::new(
+        url,
+        Auth::ClientCredentials {
+            client_id: sandbox::SF_CLIENT_ID.into(),
+            client_secret: sandbox::SF_CLIENT_SECRET.into(),
+        },
+    );
+    cfg.api_version = mapping.salesforce.api_version.clone();
+    cfg.retry_base = Duration::from_millis(50);
+    Ok(SalesforceClient::new(cfg)?)
+}
+
+fn context(
+    crm: Arc<SalesforceClient>,
+    prm: Arc<PrmClient>,
+    store: Arc<SqliteStore>,
+    mapping: MappingConfig,
+    holder: String,
+) -> SyncContext {
+    SyncContext {
+        crm,
+        prm,
+        store,
+        mapping: Arc::new(mapping),
+        holder,
+        lease_ttl: chrono::Duration::minutes(30),
+    }
+}

@@ -1,0 +1,189 @@
+//! The engine's [`Prm`] port on top of the PRM API client.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use prmsync_engine::ports::{FailureClass, PortError, Prm, RecordFailure, System};
+use prmsync_mapping::{Fields, PrmRecord as EngineRecord};
+
+use crate::{Collection, ListQuery, PrmClient, PrmError, PrmRecord};
+
+/// Page size of change reads (the contract allows up to 1,000).
+const PAGE: u32 = 1000;
+
+fn collection(name: &str) -> Result<Collection, PortError> {
+    match name {
+        "organizations" => Ok(Collection::Organizations),
+        "people" => Ok(Collection::People),
+        "deals" => Ok(Collection::Deals),
+        other => Err(PortError {
+            system: System::Prm,
+            class: FailureClass::Setup,
+            message: format!("unknown PRM collection `{other}`"),
+        }),
+    }
+}
+
+fn class(e: &PrmError) -> FailureClass {
+    match e {
+        PrmError::Unauthorized => FailureClass::Auth,
+        PrmError::NotFound | PrmError::Deleted => FailureClass::Gone,
+        PrmError::VersionConflict => FailureClass::VersionConflict,
+        PrmError::Validation { .. } => FailureClass::Data,
+        e if e.is_transient() => FailureClass::Transient,
+        PrmError::Decode(_) => FailureClass::Setup,
+        _ => FailureClass::Data,
+    }
+}
+
+fn code(e: &PrmError) -> &'static str {
+    match e {
+        PrmError::Unauthorized => "unauthorized",
+        PrmError::NotFound => "not_found",
+        PrmError::VersionConflict => "version_conflict",
+        PrmError::Validation { .. } => "validation_failed",
+        PrmError::Deleted => "deleted",
+        PrmError::RateLimited { .. } => "rate_limited",
+        PrmError::Server { .. } => "internal",
+        PrmError::Transport(_) => "transport",
+        PrmError::Decode(_) => "decode",
+    }
+}
+
+fn port_error(e: PrmError) -> PortError {
+    PortError {
+        system: System::Prm,
+        class: class(&e),
+        message: e.to_string(),
+    }
+}
+
+/// A record-level failure; failures that concern the whole PRM (auth, outage) end the call.
+fn record_result(
+    r: Result<PrmRecord, PrmError>,
+) -> Result<Result<EngineRecord, RecordFailure>, PortError> {
+    match r {
+        Ok(rec) => Ok(Ok(to_engine(rec))),
+        Err(e)
+            if matches!(
+                class(&e),
+                FailureClass::Auth | FailureClass::Transient | FailureClass::Setup
+            ) =>
+        {
+            Err(port_error(e))
+        }
+        Err(e) => {
+            let fields = match &e {
+                PrmError::Validation { fields, .. } => fields
+                    .iter()
+                    .map(|f| format!("{}: {}", f.field, f.message))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            let message = match &e {
+                PrmError::Validation { message, fields } if !fields.is_empty() => format!(
+                    "{message} ({})",
+                    fields
+                        .iter()
+                        .map(|f| format!("{}: {}", f.field, f.message))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+                other => other.to_string(),
+            };
+            Ok(Err(RecordFailure {
+                class: class(&e),
+                code: code(&e).into(),
+                message,
+                fields,
+            }))
+        }
+    }
+}
+
+fn to_engine(r: PrmRecord) -> EngineRecord {
+    EngineRecord {
+        deleted: r.is_deleted(),
+        id: r.id,
+        version: r.version,
+        updated_at: r.updated_at,
+        crm_id: r.crm_id,
+        fields: r.fields,
+    }
+}
+
+#[async_trait]
+impl Prm for PrmClient {
+    async fn changed(
+        &self,
+        collection_name: &str,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<EngineRecord>, PortError> {
+        let q = ListQuery {
+            updated_since: since,
+            limit: Some(PAGE),
+            ..Default::default()
+        };
+        let records = self
+            .list(collection(collection_name)?, &q)
+            .await
+            .map_err(port_error)?;
+        Ok(records.into_iter().map(to_engine).collect())
+    }
+
+    async fn fetch(
+        &self,
+        collection_name: &str,
+        ids: &[String],
+    ) -> Result<Vec<EngineRecord>, PortError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let q = ListQuery {
+            ids: ids.to_vec(),
+            limit: Some(PAGE),
+            ..Default::default()
+        };
+        let records = self
+            .list(collection(collection_name)?, &q)
+            .await
+            .map_err(port_error)?;
+        Ok(records.into_iter().map(to_engine).collect())
+    }
+
+    async fn people_by_email(&self, email: &str) -> Result<Vec<EngineRecord>, PortError> {
+        let q = ListQuery {
+            email: Some(email.to_string()),
+            ..Default::default()
+        };
+        let records = self
+            .list(Collection::People, &q)
+            .await
+            .map_err(port_error)?;
+        Ok(records.into_iter().map(to_engine).collect())
+    }
+
+    async fn create(
+        &self,
+        collection_name: &str,
+        idempotency_key: &str,
+        body: Fields,
+    ) -> Result<Result<EngineRecord, RecordFailure>, PortError> {
+        let c = collection(collection_name)?;
+        record_result(PrmClient::create(self, c, idempotency_key, &body).await)
+    }
+
+    async fn update(
+        &self,
+        collection_name: &str,
+        id: &str,
+        version: i64,
+        patch: Fields,
+    ) -> Result<Result<EngineRecord, RecordFailure>, PortError> {
+        let c = collection(collection_name)?;
+        record_result(PrmClient::update(self, c, id, version, &patch).await)
+    }
+
+    fn calls(&self) -> u64 {
+        PrmClient::calls(self)
+    }
+}

@@ -1,0 +1,439 @@
+//! In-memory state of the PRM simulator: records, idempotency keys, settings and the clock.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use super::error::SimError;
+use super::query::ListFilter;
+use super::validate::{self, Mode};
+
+/// How long an `Idempotency-Key` replays the record it created.
+const IDEMPOTENCY_WINDOW_HOURS: i64 = 24;
+
+/// The record collections of the PRM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Collection {
+    Organizations,
+    People,
+    Deals,
+    Groups,
+}
+
+impl Collection {
+    pub const ALL: [Collection; 4] = [
+        Collection::Organizations,
+        Collection::People,
+        Collection::Deals,
+        Collection::Groups,
+    ];
+
+    /// The URL path segment (`/v1/<segment>`).
+    pub fn path(self) -> &'static str {
+        match self {
+            Collection::Organizations => "organizations",
+            Collection::People => "people",
+            Collection::Deals => "deals",
+            Collection::Groups => "groups",
+        }
+    }
+
+    pub fn from_path(segment: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.path() == segment)
+    }
+
+    fn id_prefix(self) -> &'static str {
+        match self {
+            Collection::Organizations => "org",
+            Collection::People => "per",
+            Collection::Deals => "deal",
+            Collection::Groups => "grp",
+        }
+    }
+
+    /// The singular noun used in messages.
+    pub fn noun(self) -> &'static str {
+        match self {
+            Collection::Organizations => "organization",
+            Collection::People => "person",
+            Collection::Deals => "deal",
+            Collection::Groups => "group",
+        }
+    }
+}
+
+/// Formats a timestamp the way the contract wants: RFC 3339, UTC, milliseconds.
+pub fn format_ts(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+fn truncate_ms(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t)
+}
+
+/// One field of the settings field lists.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldSpec {
+    pub name: String,
+    #[serde(default)]
+    pub required: bool,
+    #[serde(default)]
+    pub values: Option<Vec<String>>,
+}
+
+impl FieldSpec {
+    fn new(name: &str, required: bool, values: Option<&[&str]>) -> Self {
+        Self {
+            name: name.to_string(),
+            required,
+            values: values.map(|v| v.iter().map(|s| s.to_string()).collect()),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DistributorModule {
+    pub enabled: bool,
+    pub partner_email_optional_for_distributor_owned: bool,
+}
+
+/// `GET /v1/settings`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settings {
+    pub distributor_module: DistributorModule,
+    pub deal_fields: Vec<FieldSpec>,
+    pub organization_fields: Vec<FieldSpec>,
+    pub person_fields: Vec<FieldSpec>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        let stages = [
+            "Prospecting",
+            "Qualification",
+            "Proposal",
+            "Negotiation",
+            "Closed Won",
+            "Closed Lost",
+        ];
+        Self {
+            distributor_module: DistributorModule {
+                enabled: true,
+                partner_email_optional_for_distributor_owned: false,
+            },
+            deal_fields: vec![
+                FieldSpec::new("name", true, None),
+                FieldSpec::new("stage", true, Some(&stages)),
+                FieldSpec::new("amount", false, None),
+                FieldSpec::new("close_date", false, None),
+            ],
+            organization_fields: vec![
+                FieldSpec::new("name", true, None),
+                FieldSpec::new("kind", false, Some(&["partner", "distributor"])),
+                FieldSpec::new(
+                    "status",
+                    false,
+                    Some(&["active", "prospective", "inactive"]),
+                ),
+            ],
+            person_fields: vec![
+                FieldSpec::new("organization_id", true, None),
+                FieldSpec::new("first_name", true, None),
+                FieldSpec::new("last_name", true, None),
+                FieldSpec::new("kind", false, Some(&["user", "contact"])),
+                FieldSpec::new(
+                    "status",
+                    false,
+                    Some(&["active", "pending", "inactive", "disabled"]),
+                ),
+            ],
+        }
+    }
+}
+
+impl Settings {
+    /// The field list that governs a collection (groups have none).
+    pub fn fields_for(&self, c: Collection) -> &[FieldSpec] {
+        match c {
+            Collection::Organizations => &self.organization_fields,
+            Collection::People => &self.person_fields,
+            Collection::Deals => &self.deal_fields,
+            Collection::Groups => &[],
+        }
+    }
+}
+
+/// A stored record: its JSON body and its `updated_at`, kept typed for ordering.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StoredRecord {
+    pub updated_at: DateTime<Utc>,
+    pub data: Map<String, Value>,
+}
+
+impl StoredRecord {
+    pub fn is_deleted(&self) -> bool {
+        !matches!(self.data.get("deleted_at"), None | Some(Value::Null))
+    }
+
+    pub fn version(&self) -> i64 {
+        self.data
+            .get("version")
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct IdempotencyEntry {
+    id: String,
+    at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct Table {
+    next_seq: u64,
+    records: BTreeMap<String, StoredRecord>,
+    idempotency: BTreeMap<String, IdempotencyEntry>,
+}
+
+/// The whole simulated PRM. Serialisable as a snapshot.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Store {
+    organizations: Table,
+    people: Table,
+    deals: Table,
+    groups: Table,
+    pub settings: Settings,
+    last_ts: Option<DateTime<Utc>>,
+}
+
+impl Store {
+    fn table(&self, c: Collection) -> &Table {
+        match c {
+            Collection::Organizations => &self.organizations,
+            Collection::People => &self.people,
+            Collection::Deals => &self.deals,
+            Collection::Groups => &self.groups,
+        }
+    }
+
+    fn table_mut(&mut self, c: Collection) -> &mut Table {
+        match c {
+            Collection::Organizations => &mut self.organizations,
+            Collection::People => &mut self.people,
+            Collection::Deals => &mut self.deals,
+            Collection::Groups => &mut self.groups,
+        }
+    }
+
+    /// The next write time: now, but always at least 1 ms after the previous write.
+    fn tick(&mut self) -> DateTime<Utc> {
+        let now = truncate_ms(Utc::now());
+        let ts = match self.last_ts {
+            Some(last) if now <= last => last + Duration::milliseconds(1),
+            _ => now,
+        };
+        self.last_ts = Some(ts);
+        ts
+    }
+
+    pub fn get(&self, c: Collection, id: &str) -> Option<&StoredRecord> {
+        self.table(c).records.get(id)
+    }
+
+    /// Whether `id` names a record of `c`; `Some(true)` when it is live.
+    pub fn liveness(&self, c: Collection, id: &str) -> Option<bool> {
+        self.get(c, id).map(|r| !r.is_deleted())
+    }
+
+    fn new_id(&mut self, c: Collection) -> String {
+        let table = self.table_mut(c);
+        loop {
+            table.next_seq += 1;
+            let id = format!("{}_{:06}", c.id_prefix(), table.next_seq);
+            if !table.records.contains_key(&id) {
+                return id;
+            }
+        }
+    }
+
+    /// Creates a record. In `Mode::Direct` a string `id` in the body is used as the id.
+    pub fn create(
+        &mut self,
+        c: Collection,
+        body: &Map<String, Value>,
+        mode: Mode,
+    ) -> Result<Value, SimError> {
+        let wanted_id = match (mode, body.get("id")) {
+            (Mode::Direct, Some(Value::String(id))) if !id.is_empty() => {
+                if self.get(c, id).is_some() {
+                    return Err(SimError::field("id", format!("id '{id}' is already used")));
+                }
+                Some(id.clone())
+            }
+            _ => None,
+        };
+        let fields = validate::merge(self, c, None, &validate::defaults(c), body, mode)?;
+        let id = match wanted_id {
+            Some(id) => id,
+            None => self.new_id(c),
+        };
+        let ts = self.tick();
+        let stamp = format_ts(ts);
+        let mut data = Map::new();
+        data.insert("id".into(), json!(id));
+        data.insert("version".into(), json!(1));
+        data.insert("created_at".into(), json!(stamp));
+        data.insert("updated_at".into(), json!(stamp));
+        data.insert("deleted_at".into(), Value::Null);
+        data.extend(fields);
+        let value = Value::Object(data.clone());
+        self.table_mut(c).records.insert(
+            id,
+            StoredRecord {
+                updated_at: ts,
+                data,
+            },
+        );
+        Ok(value)
+    }
+
+    /// `POST` with an `Idempotency-Key`: `(replayed, record)`.
+    pub fn create_idempotent(
+        &mut self,
+        c: Collection,
+        key: &str,
+        body: &Map<String, Value>,
+    ) -> Result<(bool, Value), SimError> {
+        let now = Utc::now();
+        if let Some(entry) = self.table(c).idempotency.get(key) {
+            if now - entry.at < Duration::hours(IDEMPOTENCY_WINDOW_HOURS) {
+                if let Some(rec) = self.get(c, &entry.id) {
+                    return Ok((true, Value::Object(rec.data.clone())));
+                }
+            }
+        }
+        let created = self.create(c, body, Mode::Api)?;
+        let id = created["id"].as_str().unwrap_or_default().to_string();
+        let table = self.table_mut(c);
+        table
+            .idempotency
+            .retain(|_, e| now - e.at < Duration::hours(IDEMPOTENCY_WINDOW_HOURS));
+        table
+            .idempotency
+            .insert(key.to_string(), IdempotencyEntry { id, at: now });
+        Ok((false, created))
+    }
+
+    /// `PATCH`: partial update, optionally guarded by the expected version.
+    pub fn patch(
+        &mut self,
+        c: Collection,
+        id: &str,
+        if_match: Option<i64>,
+        body: &Map<String, Value>,
+        mode: Mode,
+    ) -> Result<Value, SimError> {
+        let existing = self
+            .get(c, id)
+            .ok_or_else(|| SimError::not_found(c.noun(), id))?;
+        if existing.is_deleted() {
+            return Err(SimError::deleted(id));
+        }
+        let version = existing.version();
+        if let Some(expected) = if_match {
+            if expected != version {
+                return Err(SimError::version_conflict(id, expected, version));
+            }
+        }
+        let old = existing.data.clone();
+        let merged = validate::merge(self, c, Some(id), &old, body, mode)?;
+        if merged == old {
+            return Ok(Value::Object(old));
+        }
+        let ts = self.tick();
+        let mut data = merged;
+        data.insert("version".into(), json!(version + 1));
+        data.insert("updated_at".into(), json!(format_ts(ts)));
+        let value = Value::Object(data.clone());
+        self.table_mut(c).records.insert(
+            id.to_string(),
+            StoredRecord {
+                updated_at: ts,
+                data,
+            },
+        );
+        Ok(value)
+    }
+
+    /// `DELETE`: makes the record a tombstone. Deleting a tombstone changes nothing.
+    pub fn delete(&mut self, c: Collection, id: &str) -> Result<(), SimError> {
+        let existing = self
+            .get(c, id)
+            .ok_or_else(|| SimError::not_found(c.noun(), id))?;
+        if existing.is_deleted() {
+            return Ok(());
+        }
+        let version = existing.version();
+        let ts = self.tick();
+        let stamp = format_ts(ts);
+        if let Some(rec) = self.table_mut(c).records.get_mut(id) {
+            rec.updated_at = ts;
+            rec.data.insert("version".into(), json!(version + 1));
+            rec.data.insert("updated_at".into(), json!(stamp));
+            rec.data.insert("deleted_at".into(), json!(stamp));
+        }
+        Ok(())
+    }
+
+    /// One page of a list, ordered by `(updated_at, id)`, and the cursor of the next page.
+    pub fn list(&self, c: Collection, f: &ListFilter) -> (Vec<Value>, Option<String>) {
+        let mut hits: Vec<&StoredRecord> = self
+            .table(c)
+            .records
+            .values()
+            .filter(|r| f.matches(r))
+            .collect();
+        hits.sort_by(|a, b| (a.updated_at, record_id(a)).cmp(&(b.updated_at, record_id(b))));
+        let mut page: Vec<&StoredRecord> = hits
+            .into_iter()
+            .filter(|r| match &f.after {
+                Some((ts, id)) => (r.updated_at, record_id(r)) > (*ts, id.as_str()),
+                None => true,
+            })
+            .take(f.limit + 1)
+            .collect();
+        let more = page.len() > f.limit;
+        page.truncate(f.limit);
+        let next = match page.last() {
+            Some(last) if more => Some(super::query::encode_cursor(
+                last.updated_at,
+                record_id(last),
+            )),
+            _ => None,
+        };
+        (
+            page.into_iter()
+                .map(|r| Value::Object(r.data.clone()))
+                .collect(),
+            next,
+        )
+    }
+
+    /// Live records of a collection, in id order.
+    pub fn live(&self, c: Collection) -> Vec<Value> {
+        self.table(c)
+            .records
+            .values()
+            .filter(|r| !r.is_deleted())
+            .map(|r| Value::Object(r.data.clone()))
+            .collect()
+    }
+}
+
+pub fn record_id(r: &StoredRecord) -> &str {
+    r.data.get("id").and_then(Value::as_str).unwrap_or_default()
+}

@@ -1,0 +1,599 @@
+//! HTTP tests against a running simulator.
+
+use serde_json::{json, Map, Value};
+
+use super::*;
+
+const V: &str = "/services/data/v62.0";
+
+struct Client {
+    sim: SalesforceSim,
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+fn obj(v: Value) -> Map<String, Value> {
+    v.as_object().cloned().unwrap_or_default()
+}
+
+impl Client {
+    async fn new() -> Self {
+        let sim = SalesforceSim::new();
+        let base = sim.start().await.unwrap();
+        let http = reqwest::Client::new();
+        let token = Self::login(&http, &base).await;
+        Client {
+            sim,
+            base,
+            token,
+            http,
+        }
+    }
+
+    async fn login(http: &reqwest::Client, base: &str) -> String {
+        let resp = http
+            .post(format!("{base}/services/oauth2/token"))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", DEFAULT_CLIENT_ID),
+                ("client_secret", DEFAULT_CLIENT_SECRET),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["token_type"], "Bearer");
+        assert_eq!(body["instance_url"], base);
+        body["access_token"].as_str().unwrap().to_string()
+    }
+
+    fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+    }
+
+    async fn send(&self, rb: reqwest::RequestBuilder) -> (u16, Value, Option<String>) {
+        let resp = rb.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let limit = resp
+            .headers()
+            .get("sforce-limit-info")
+            .map(|v| v.to_str().unwrap().to_string());
+        let text = resp.text().await.unwrap();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap()
+        };
+        (status, body, limit)
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        let (s, b, _) = self.send(self.req(reqwest::Method::GET, path)).await;
+        (s, b)
+    }
+
+    async fn query(&self, soql: &str) -> (u16, Value) {
+        let (s, b, _) = self
+            .send(
+                self.req(reqwest::Method::GET, &format!("{V}/query"))
+                    .query(&[("q", soql)]),
+            )
+            .await;
+        (s, b)
+    }
+
+    async fn send_json(&self, method: reqwest::Method, path: &str, body: Value) -> (u16, Value) {
+        let (s, b, _) = self.send(self.req(method, path).json(&body)).await;
+        (s, b)
+    }
+}
+
+fn b64url(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let mut buf = [0u8; 3];
+        buf[..chunk.len()].copy_from_slice(chunk);
+        let n = u32::from_be_bytes([0, buf[0], buf[1], buf[2]]);
+        for i in 0..=chunk.len() {
+            out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn token_flows_and_session_expiry() {
+    let c = Client::new().await;
+    let url = format!("{}/services/oauth2/token", c.base);
+
+    let resp = c
+        .http
+        .post(&url)
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "sandbox-client"),
+            ("client_secret", "wrong"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_client");
+
+    let exp = chrono::Utc::now().timestamp() + 300;
+    let jwt = |iss: &str, exp: i64| {
+        format!(
+            "{}.{}.c2ln",
+            b64url(br#"{"alg":"RS256"}"#),
+            b64url(
+                json!({"iss": iss, "sub": "int@example.com", "aud": "x", "exp": exp})
+                    .to_string()
+                    .as_bytes()
+            )
+        )
+    };
+    let grant = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+    let resp = c
+        .http
+        .post(&url)
+        .form(&[
+            ("grant_type", grant),
+            ("assertion", &jwt("sandbox-client", exp)),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert!(body["access_token"].as_str().is_some());
+    for bad in [jwt("other", exp), jwt("sandbox-client", exp - 600)] {
+        let resp = c
+            .http
+            .post(&url)
+            .form(&[("grant_type", grant), ("assertion", &bad)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400);
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_grant");
+    }
+
+    // No token, then a valid one, then expired.
+    let resp = c
+        .http
+        .get(format!("{}{V}/limits", c.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body[0]["errorCode"], "INVALID_SESSION_ID");
+    assert_eq!(c.get(&format!("{V}/limits")).await.0, 200);
+    c.sim.expire_tokens();
+    let (status, body) = c.get(&format!("{V}/limits")).await;
+    assert_eq!(status, 401);
+    assert_eq!(body[0]["errorCode"], "INVALID_SESSION_ID");
+    assert_eq!(c.sim.api_calls().kind("auth"), 5);
+}
+
+#[tokio::test]
+async fn query_pages_with_batch_size_and_fixed_result_set() {
+    let c = Client::new().await;
+    for i in 0..450 {
+        c.sim.insert(
+            "Account",
+            obj(json!({"Name": format!("Acct {i:03}"), "PRM_Sync__c": i % 2 == 0})),
+        );
+    }
+    let (status, body, _) = c
+        .send(
+            c.req(reqwest::Method::GET, &format!("{V}/query"))
+                .header("Sforce-Query-Options", "batchSize=200")
+                .query(&[("q", "SELECT Id, Name FROM Account ORDER BY Name")]),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["totalSize"], 450);
+    assert_eq!(body["done"], false);
+    let recs = body["records"].as_array().unwrap();
+    assert_eq!(recs.len(), 200);
+    assert_eq!(recs[0]["Name"], "Acct 000");
+    assert_eq!(recs[0]["attributes"]["type"], "Account");
+    assert!(recs[0]["attributes"]["url"]
+        .as_str()
+        .unwrap()
+        .starts_with("/services/data/v62.0/sobjects/Account/001"));
+
+    // Rows added after the query do not change its result set.
+    c.sim.insert("Account", obj(json!({"Name": "Acct 999"})));
+    let next = body["nextRecordsUrl"].as_str().unwrap().to_string();
+    let (_, page2) = c.get(&next).await;
+    assert_eq!(page2["records"].as_array().unwrap().len(), 200);
+    assert_eq!(page2["records"][0]["Name"], "Acct 200");
+    // Re-reading a page (a retry) works.
+    assert_eq!(c.get(&next).await.1, page2);
+    let (_, page3) = c.get(page2["nextRecordsUrl"].as_str().unwrap()).await;
+    assert_eq!(page3["done"], true);
+    assert_eq!(page3["records"].as_array().unwrap().len(), 50);
+    assert!(page3.get("nextRecordsUrl").is_none());
+
+    let (_, small) = c
+        .query("SELECT Id FROM Account WHERE PRM_Sync__c = true AND Name LIKE 'acct 0%' LIMIT 10")
+        .await;
+    assert_eq!(small["totalSize"], 10);
+    assert_eq!(small["done"], true);
+
+    let (status, err) = c.query("SELECT Id, Nope__c FROM Account").await;
+    assert_eq!(status, 400);
+    assert_eq!(err[0]["errorCode"], "INVALID_FIELD");
+    let (status, err) = c
+        .query("SELECT Id FROM Account WHERE Name = 'a' AND Name = 'b' OR Name = 'c'")
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(err[0]["errorCode"], "MALFORMED_QUERY");
+    let (_, count) = c.query("SELECT COUNT() FROM Account").await;
+    assert_eq!(count["totalSize"], 451);
+    let calls = c.sim.api_calls();
+    assert_eq!(calls.kind("query"), 5);
+    assert_eq!(calls.kind("query_more"), 3);
+}
+
+#[tokio::test]
+async fn query_all_shows_deletes_and_merges() {
+    let c = Client::new().await;
+    let master = c.sim.insert("Account", obj(json!({"Name": "Master"})));
+    let loser = c.sim.insert("Account", obj(json!({"Name": "Loser"})));
+    let contact = c
+        .sim
+        .insert("Contact", obj(json!({"LastName": "C", "AccountId": loser})));
+    let opp = c.sim.insert(
+        "Opportunity",
+        obj(json!({"Name": "O", "AccountId": master, "StageName": "Prospecting", "CloseDate": "2026-12-01"})),
+    );
+    let start = chrono::Utc::now() - chrono::Duration::minutes(1);
+    c.sim.merge("Account", &master, &loser);
+    assert_eq!(
+        c.sim.get("Contact", &contact).unwrap()["AccountId"],
+        json!(master)
+    );
+
+    let (_, live) = c.query("SELECT Id FROM Account").await;
+    assert_eq!(live["totalSize"], 1);
+    let (_, all) = c
+        .get(&format!(
+            "{V}/queryAll?q={}",
+            "SELECT+Id,+IsDeleted,+MasterRecordId+FROM+Account+WHERE+IsDeleted+=+true"
+        ))
+        .await;
+    assert_eq!(all["totalSize"], 1);
+    assert_eq!(all["records"][0]["Id"], json!(loser));
+    assert_eq!(all["records"][0]["MasterRecordId"], json!(master));
+
+    // Deleting the master cascades to its contacts and opportunities.
+    c.sim.delete("Account", &master);
+    assert_eq!(
+        c.sim.get("Opportunity", &opp).unwrap()["IsDeleted"],
+        json!(true)
+    );
+    let end = chrono::Utc::now() + chrono::Duration::minutes(1);
+    let (status, deleted, _) = c
+        .send(
+            c.req(
+                reqwest::Method::GET,
+                &format!("{V}/sobjects/Contact/deleted/"),
+            )
+            .query(&[("start", start.to_rfc3339()), ("end", end.to_rfc3339())]),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(deleted["deletedRecords"][0]["id"], json!(contact));
+    assert!(deleted["latestDateCovered"].as_str().is_some());
+
+    let old = chrono::Utc::now() - chrono::Duration::days(20);
+    let (status, err, _) = c
+        .send(
+            c.req(
+                reqwest::Method::GET,
+                &format!("{V}/sobjects/Contact/deleted/"),
+            )
+            .query(&[("start", old.to_rfc3339()), ("end", end.to_rfc3339())]),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(err[0]["errorCode"], "INVALID_REPLICATION_DATE");
+}
+
+#[tokio::test]
+async fn single_record_crud_upsert_and_describe() {
+    let c = Client::new().await;
+    let (status, created) = c
+        .send_json(
+            reqwest::Method::POST,
+            &format!("{V}/sobjects/Account"),
+            json!({"Name": "Acme", "Website": ""}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    assert_eq!(created["success"], true);
+    let id = created["id"].as_str().unwrap().to_string();
+    let (_, rec) = c.get(&format!("{V}/sobjects/Account/{id}")).await;
+    assert_eq!(rec["Name"], "Acme");
+    assert_eq!(rec["Website"], Value::Null);
+    let stamp = rec["SystemModstamp"].as_str().unwrap().to_string();
+    assert!(stamp.ends_with("+0000"));
+
+    let (status, _) = c
+        .send_json(
+            reqwest::Method::PATCH,
+            &format!("{V}/sobjects/Account/{id}"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (_, rec) = c
+        .get(&format!("{V}/sobjects/Account/{id}?fields=SystemModstamp"))
+        .await;
+    assert_ne!(rec["SystemModstamp"], json!(stamp));
+
+    let (status, err) = c
+        .send_json(
+            reqwest::Method::PATCH,
+            &format!("{V}/sobjects/Account/{id}"),
+            json!({"PRM_Organization_Status__c": "Gold"}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        err[0]["errorCode"],
+        "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"
+    );
+    assert_eq!(err[0]["fields"][0], "PRM_Organization_Status__c");
+
+    // Upsert: 201 created, 200 updated (case-insensitive match), 300 when ambiguous.
+    let path = format!("{V}/sobjects/Account/PRM_Id__c/org-7");
+    let (status, up) = c
+        .send_json(reqwest::Method::PATCH, &path, json!({"Name": "Seven"}))
+        .await;
+    assert_eq!((status, up["created"].clone()), (201, json!(true)));
+    let (status, up2) = c
+        .send_json(
+            reqwest::Method::PATCH,
+            &format!("{V}/sobjects/Account/PRM_Id__c/ORG-7"),
+            json!({"Name": "Seven!"}),
+        )
+        .await;
+    assert_eq!((status, up2["created"].clone()), (200, json!(false)));
+    assert_eq!(up2["id"], up["id"]);
+    c.sim.insert(
+        "Account",
+        obj(json!({"Name": "Dupe", "PRM_Id__c": "Org-7"})),
+    );
+    let (status, urls) = c
+        .send_json(reqwest::Method::PATCH, &path, json!({"Name": "x"}))
+        .await;
+    assert_eq!(status, 300);
+    assert_eq!(urls.as_array().unwrap().len(), 2);
+
+    // Delete, then the record is gone.
+    let (status, _, _) = c
+        .send(c.req(
+            reqwest::Method::DELETE,
+            &format!("{V}/sobjects/Account/{id}"),
+        ))
+        .await;
+    assert_eq!(status, 204);
+    let (status, err) = c.get(&format!("{V}/sobjects/Account/{id}")).await;
+    assert_eq!(status, 404);
+    assert_eq!(err[0]["errorCode"], "ENTITY_IS_DELETED");
+    let (status, err) = c
+        .get(&format!("{V}/sobjects/Account/001Sm0000009999AAA"))
+        .await;
+    assert_eq!(status, 404);
+    assert_eq!(err[0]["errorCode"], "NOT_FOUND");
+
+    let (status, describe) = c.get(&format!("{V}/sobjects/Opportunity/describe")).await;
+    assert_eq!(status, 200);
+    let stage = describe["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "StageName")
+        .unwrap();
+    assert_eq!(stage["type"], "picklist");
+    assert_eq!(stage["restrictedPicklist"], true);
+    assert_eq!(stage["picklistValues"][0]["value"], "Prospecting");
+    assert_eq!(c.get(&format!("{V}/sobjects/Nope/describe")).await.0, 404);
+}
+
+#[tokio::test]
+async fn collections_create_update_upsert() {
+    let c = Client::new().await;
+    let path = format!("{V}/composite/sobjects");
+    let (status, results) = c
+        .send_json(
+            reqwest::Method::POST,
+            &path,
+            json!({"allOrNone": false, "records": [
+                {"attributes": {"type": "Account"}, "Name": "A", "PRM_Id__c": "p1"},
+                {"attributes": {"type": "Account"}, "PRM_Id__c": "p2"},
+                {"attributes": {"type": "Contact"}, "LastName": "L", "Email": "bad"},
+                {"attributes": {"type": "Account"}, "Name": "B", "PRM_Id__c": "P1"}
+            ]}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(results[0]["success"], true);
+    assert_eq!(
+        results[1]["errors"][0]["statusCode"],
+        "REQUIRED_FIELD_MISSING"
+    );
+    assert_eq!(results[1]["errors"][0]["fields"][0], "Name");
+    assert_eq!(
+        results[2]["errors"][0]["statusCode"],
+        "INVALID_EMAIL_ADDRESS"
+    );
+    assert_eq!(results[3]["errors"][0]["statusCode"], "DUPLICATE_VALUE");
+    let a = results[0]["id"].as_str().unwrap().to_string();
+
+    // allOrNone rolls everything back.
+    let (_, results) = c
+        .send_json(
+            reqwest::Method::POST,
+            &path,
+            json!({"allOrNone": true, "records": [
+                {"attributes": {"type": "Account"}, "Name": "C"},
+                {"attributes": {"type": "Account"}, "Name": "x".repeat(300)}
+            ]}),
+        )
+        .await;
+    assert_eq!(
+        results[0]["errors"][0]["statusCode"],
+        "ALL_OR_NONE_OPERATION_ROLLED_BACK"
+    );
+    assert_eq!(results[1]["errors"][0]["statusCode"], "STRING_TOO_LONG");
+    assert_eq!(c.sim.records("Account").len(), 1);
+
+    // Unknown field fails the whole request.
+    let (status, err) = c
+        .send_json(
+            reqwest::Method::POST,
+            &path,
+            json!({"records": [{"attributes": {"type": "Account"}, "Name": "C", "Bogus__c": 1}]}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(err[0]["errorCode"], "INVALID_FIELD");
+    assert_eq!(c.sim.records("Account").len(), 1);
+
+    // Update with a per-record fault.
+    c.sim.faults().fail_record_write(
+        &a,
+        "UNABLE_TO_LOCK_ROW",
+        "unable to obtain exclusive access",
+    );
+    let update = json!({"records": [
+        {"attributes": {"type": "Account"}, "id": a, "Name": "A2"},
+        {"attributes": {"type": "Account"}, "id": "001Sm0000000999AAA", "Name": "Z"}
+    ]});
+    let (_, results) = c
+        .send_json(reqwest::Method::PATCH, &path, update.clone())
+        .await;
+    assert_eq!(results[0]["errors"][0]["statusCode"], "UNABLE_TO_LOCK_ROW");
+    assert_eq!(results[0]["id"], json!(a));
+    assert_eq!(results[1]["success"], false);
+    let (_, results) = c.send_json(reqwest::Method::PATCH, &path, update).await;
+    assert_eq!(results[0]["success"], true);
+    assert_eq!(c.sim.get("Account", &a).unwrap()["Name"], "A2");
+
+    // Upsert by external id.
+    let (status, results) = c
+        .send_json(
+            reqwest::Method::PATCH,
+            &format!("{path}/Account/PRM_Id__c"),
+            json!({"allOrNone": false, "records": [
+                {"attributes": {"type": "Account"}, "PRM_Id__c": "P1", "Name": "A3"},
+                {"attributes": {"type": "Account"}, "PRM_Id__c": "p9", "Name": "New"},
+                {"attributes": {"type": "Account"}, "Name": "No ext"}
+            ]}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(results[0]["created"], false);
+    assert_eq!(results[0]["id"], json!(a));
+    assert_eq!(results[1]["created"], true);
+    assert_eq!(results[2]["success"], false);
+    assert_eq!(c.sim.records("Account").len(), 2);
+
+    // At most 200 records.
+    let many: Vec<Value> = (0..201)
+        .map(|i| json!({"attributes": {"type": "Account"}, "Name": format!("n{i}")}))
+        .collect();
+    let (status, err) = c
+        .send_json(reqwest::Method::POST, &path, json!({"records": many}))
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(err[0]["errorCode"], "EXCEEDED_ID_LIMIT");
+    let calls = c.sim.api_calls();
+    assert_eq!(calls.kind("composite_create"), 4);
+    assert_eq!(calls.kind("composite_update"), 2);
+    assert_eq!(calls.kind("composite_upsert"), 1);
+}
+
+#[tokio::test]
+async fn limit_header_counts_calls_and_enforces_allocation() {
+    let c = Client::new().await;
+    c.sim.set_daily_api_limit(3);
+    let (_, _, limit) = c
+        .send(c.req(reqwest::Method::GET, &format!("{V}/limits")))
+        .await;
+    assert_eq!(limit.as_deref(), Some("api-usage=1/3"));
+    let (status, body, limit) = c
+        .send(c.req(reqwest::Method::GET, &format!("{V}/limits")))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["DailyApiRequests"], json!({"Max": 3, "Remaining": 1}));
+    assert_eq!(limit.as_deref(), Some("api-usage=2/3"));
+    // Failed calls count too.
+    let (status, _) = c.query("SELECT Bogus FROM Account").await;
+    assert_eq!(status, 400);
+    let (status, body, limit) = c
+        .send(c.req(reqwest::Method::GET, &format!("{V}/limits")))
+        .await;
+    assert_eq!(status, 403);
+    assert_eq!(body[0]["errorCode"], "REQUEST_LIMIT_EXCEEDED");
+    assert_eq!(limit.as_deref(), Some("api-usage=4/3"));
+    assert_eq!(c.sim.api_calls().total, 4);
+    c.sim.reset_api_calls();
+    assert_eq!(c.get(&format!("{V}/limits")).await.0, 200);
+}
+
+#[tokio::test]
+async fn fail_nth_and_latency() {
+    let c = Client::new().await;
+    c.sim
+        .faults()
+        .fail_nth(Some("query"), 2, 503, "SERVER_UNAVAILABLE");
+    assert_eq!(c.query("SELECT Id FROM Account").await.0, 200);
+    assert_eq!(c.get(&format!("{V}/limits")).await.0, 200);
+    let (status, err) = c.query("SELECT Id FROM Account").await;
+    assert_eq!(status, 503);
+    assert_eq!(err[0]["errorCode"], "SERVER_UNAVAILABLE");
+    assert_eq!(c.query("SELECT Id FROM Account").await.0, 200);
+
+    c.sim.faults().fail_nth(None, 1, 500, "UNKNOWN_EXCEPTION");
+    assert_eq!(c.get(&format!("{V}/limits")).await.0, 500);
+
+    c.sim
+        .faults()
+        .set_latency(std::time::Duration::from_millis(50));
+    let t = std::time::Instant::now();
+    c.get(&format!("{V}/limits")).await;
+    assert!(t.elapsed() >= std::time::Duration::from_millis(50));
+    c.sim.faults().clear();
+}
+
+#[tokio::test]
+async fn save_and_load_round_trip() {
+    let sim = SalesforceSim::new();
+    let id = sim.insert("Account", obj(json!({"Name": "Keep", "PRM_Id__c": "k1"})));
+    sim.add_field("Account", FieldDef::new("Tier__c", FieldType::String));
+    let dir = std::env::temp_dir().join(format!("sfsim-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("org.json");
+    sim.save(&path).unwrap();
+    let loaded = SalesforceSim::load(&path).unwrap();
+    assert_eq!(loaded.get("Account", &id), sim.get("Account", &id));
+    let next = loaded.insert("Account", obj(json!({"Name": "Next"})));
+    assert_ne!(next, id);
+    assert!(loaded
+        .try_insert("Account", obj(json!({"Name": "T", "Tier__c": "Gold"})))
+        .is_ok());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,0 +1,380 @@
+//! The sandbox: a Salesforce org and a PRM filled with realistic sample data, kept under a
+//! folder between runs, for `prmsync sync --sandbox`, `prmsync sandbox serve` and tests.
+//!
+//! The data is the same on every machine (no randomness): dozens of partner and distributor
+//! organizations on each side with a few hundred people, unflagged Accounts that must be
+//! left alone, a parent/child pair, records that already exist on both sides (linked on the
+//! first import), one ambiguous match, and a few records that fail with data errors.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Map, Value};
+
+use crate::prm::{Collection, PrmSim};
+use crate::salesforce::SalesforceSim;
+
+/// Credentials the sandbox accepts.
+pub const SF_CLIENT_ID: &str = "sandbox-client";
+pub const SF_CLIENT_SECRET: &str = "sandbox-secret";
+pub const PRM_TOKEN: &str = "sandbox-token";
+
+const COMPANIES: &[&str] = &[
+    "Northwind",
+    "Contoso",
+    "Fabrikam",
+    "Tailspin",
+    "Litware",
+    "Proseware",
+    "Adventure Works",
+    "Blue Yonder",
+    "Coho Vineyard",
+    "Wide World",
+    "Lucerne",
+    "Margie's Travel",
+    "Alpine Ski",
+    "Trey Research",
+    "Woodgrove",
+    "Humongous",
+    "Fourth Coffee",
+    "Wingtip",
+    "Datum",
+    "Relecloud",
+    "Bellows",
+    "Graphic Design",
+    "Southridge",
+    "Consolidated Messenger",
+    "School of Fine Art",
+    "Nod Publishers",
+    "Tasmanian Traders",
+    "VanArsdel",
+    "Lamna",
+    "Munson's Pickles",
+    "Best For You",
+    "Liberty's Delightful",
+    "Adatum",
+    "Cronus",
+    "Kestrel",
+];
+const FIRST: &[&str] = &[
+    "Ana", "Ben", "Chloe", "Dev", "Elif", "Farah", "Goran", "Hana", "Ivan", "Jia", "Kofi", "Lena",
+    "Marco", "Nia", "Omar", "Priya", "Quinn", "Rosa", "Sven", "Tariq", "Uma", "Viktor", "Wen",
+    "Yara", "Zoe",
+];
+const LAST: &[&str] = &[
+    "Abbott",
+    "Brandt",
+    "Castillo",
+    "Dubois",
+    "Eriksen",
+    "Fischer",
+    "Garcia",
+    "Haddad",
+    "Ito",
+    "Jensen",
+    "Kowalski",
+    "Lindqvist",
+    "Moreau",
+    "Nakamura",
+    "Okafor",
+    "Petrov",
+    "Quintero",
+    "Rossi",
+    "Schmidt",
+    "Tanaka",
+    "Ueda",
+    "Varga",
+    "Weber",
+    "Xu",
+    "Yilmaz",
+];
+const TITLES: &[&str] = &["Sales Manager", "Partner Manager", "Engineer", "CEO"];
+const CITIES: &[(&str, &str, &str)] = &[
+    ("Berlin", "BE", "Germany"),
+    ("Lyon", "ARA", "France"),
+    ("Austin", "TX", "United States"),
+    ("Toronto", "ON", "Canada"),
+    ("Osaka", "27", "Japan"),
+    ("Leeds", "ENG", "United Kingdom"),
+    ("Porto", "13", "Portugal"),
+];
+
+fn obj(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+fn slug(name: &str) -> String {
+    name.chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect::<String>()
+        .to_lowercase()
+}
+
+fn person_name(i: usize) -> (&'static str, &'static str) {
+    (FIRST[i % FIRST.len()], LAST[(i * 7 + 3) % LAST.len()])
+}
+
+/// Both simulators of the sandbox.
+#[derive(Clone)]
+pub struct Sandbox {
+    pub salesforce: SalesforceSim,
+    pub prm: PrmSim,
+}
+
+impl Sandbox {
+    /// A sandbox with the sample data.
+    pub fn seeded() -> Self {
+        let sandbox = Self {
+            salesforce: SalesforceSim::new().with_credentials(SF_CLIENT_ID, SF_CLIENT_SECRET),
+            prm: PrmSim::new(PRM_TOKEN),
+        };
+        sandbox.seed();
+        sandbox
+    }
+
+    /// Loads the sandbox kept in `dir`, or seeds a new one there.
+    pub fn load_or_seed(dir: &Path) -> std::io::Result<Self> {
+        let (sf, prm) = Self::files(dir);
+        if sf.exists() && prm.exists() {
+            return Ok(Self {
+                salesforce: SalesforceSim::load(&sf)?
+                    .with_credentials(SF_CLIENT_ID, SF_CLIENT_SECRET),
+                prm: PrmSim::load(&prm, PRM_TOKEN)?,
+            });
+        }
+        let sandbox = Self::seeded();
+        sandbox.save(dir)?;
+        Ok(sandbox)
+    }
+
+    /// Keeps both systems' data in `dir`.
+    pub fn save(&self, dir: &Path) -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        let (sf, prm) = Self::files(dir);
+        self.salesforce.save(&sf)?;
+        self.prm.save(&prm)
+    }
+
+    fn files(dir: &Path) -> (PathBuf, PathBuf) {
+        (dir.join("salesforce.json"), dir.join("prm.json"))
+    }
+
+    fn seed(&self) {
+        let sf = &self.salesforce;
+        let prm = &self.prm;
+        let partner_group = prm.insert(
+            Collection::Groups,
+            json!({"kind": "partner", "name": "Partners – Deal Registration", "modules": ["deal_registration", "mdf"]}),
+        );
+        let partner_training = prm.insert(
+            Collection::Groups,
+            json!({"kind": "partner", "name": "Partners – Training only", "modules": ["training"]}),
+        );
+        let distributor_group = prm.insert(
+            Collection::Groups,
+            json!({"kind": "distributor", "name": "Distributors – Deal Registration", "modules": ["deal_registration"]}),
+        );
+        let statuses = [
+            "Active Partner",
+            "Active Partner",
+            "Prospective Partner",
+            "Active Distributor",
+            "Inactive Partner",
+            "Active Partner",
+            "Inactive Distributor",
+        ];
+        let mut person = 0usize;
+        // Flagged Accounts with Contacts: they become PRM organizations and contacts.
+        for (i, company) in COMPANIES.iter().take(20).enumerate() {
+            let (city, state, country) = CITIES[i % CITIES.len()];
+            let account = sf.insert(
+                "Account",
+                obj(json!({
+                    "Name": format!("{company} Solutions"),
+                    "Website": format!("https://www.{}.example", slug(company)),
+                    "Phone": format!("+1 555 01{i:02}"),
+                    "BillingStreet": format!("{} Market Street", 10 + i),
+                    "BillingCity": city,
+                    "BillingState": state,
+                    "BillingCountry": country,
+                    "BillingPostalCode": format!("{:05}", 10000 + i * 37),
+                    "Industry": "Technology",
+                    "PRM_Sync__c": true,
+                    "PRM_Organization_Status__c": statuses[i % statuses.len()],
+                })),
+            );
+            for _ in 0..(4 + i % 5) {
+                let (first, last) = person_name(person);
+                person += 1;
+                sf.insert(
+                    "Contact",
+                    obj(json!({
+                        "Title": TITLES[person % TITLES.len()],
+                        "AccountId": account,
+                        "FirstName": first,
+                        "LastName": last,
+                        "Email": format!("{}.{}{}@{}.example", first.to_lowercase(), last.to_lowercase(), person, slug(company)),
+                        "Phone": format!("+1 555 2{person:03}"),
+                    })),
+                );
+            }
+        }
+        // A parent and its child, both flagged.
+        let parent = sf.insert(
+            "Account",
+            obj(json!({
+                "Name": "Globex Holdings", "Website": "https://globex.example",
+                "PRM_Sync__c": true, "PRM_Organization_Status__c": "Active Distributor",
+            })),
+        );
+        sf.insert(
+            "Account",
+            obj(json!({
+                "Name": "Globex Europe", "Website": "https://eu.globex.example", "ParentId": parent,
+                "PRM_Sync__c": true, "PRM_Organization_Status__c": "Active Partner",
+            })),
+        );
+        // Unflagged Accounts (customers): left alone.
+        for (i, company) in [
+            "Initech", "Umbrella", "Hooli", "Vandelay", "Soylent", "Stark",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let account = sf.insert(
+                "Account",
+                obj(json!({"Name": format!("{company} Inc."), "Website": format!("https://{}.example", slug(company)), "Type": "Customer"})),
+            );
+            let (first, last) = person_name(500 + i);
+            sf.insert(
+                "Contact",
+                obj(json!({"AccountId": account, "FirstName": first, "LastName": last, "Email": format!("{}@{}.example", first.to_lowercase(), slug(company))})),
+            );
+        }
+        // Flagged but without an Organization Status: not selected until the status is set.
+        sf.insert(
+            "Account",
+            obj(json!({"Name": "Pending Review Ltd", "PRM_Sync__c": true})),
+        );
+
+        // PRM organizations with users and contacts: they become Accounts and Contacts.
+        let kinds = [
+            ("partner", "active"),
+            ("partner", "active"),
+            ("distributor", "active"),
+            ("partner", "prospective"),
+            ("partner", "inactive"),
+        ];
+        for (i, company) in COMPANIES.iter().skip(20).enumerate() {
+            let (kind, status) = kinds[i % kinds.len()];
+            let (city, state, country) = CITIES[(i + 3) % CITIES.len()];
+            let org = prm.insert(
+                Collection::Organizations,
+                json!({
+                    "kind": kind, "status": status, "name": format!("{company} Partners"),
+                    "website": format!("https://{}.example", slug(company)),
+                    "phone": format!("+44 20 7946 0{i:03}"), "city": city, "state": state, "country": country,
+                }),
+            );
+            let group = if kind == "distributor" {
+                &distributor_group
+            } else if i % 3 == 0 {
+                &partner_training
+            } else {
+                &partner_group
+            };
+            for k in 0..(5 + i % 4) {
+                let (first, last) = person_name(person);
+                person += 1;
+                let email = format!(
+                    "{}.{}{}@{}.example",
+                    first.to_lowercase(),
+                    last.to_lowercase(),
+                    person,
+                    slug(company)
+                );
+                let record = if k < 2 {
+                    json!({"organization_id": org, "kind": "user", "status": if k == 0 { "active" } else { "pending" },
+                           "first_name": first, "last_name": last, "email": email, "title": "Account Executive",
+                           "group_ids": [group]})
+                } else {
+                    json!({"organization_id": org, "kind": "contact", "first_name": first, "last_name": last,
+                           "email": email, "phone": format!("+44 20 7946 1{person:03}")})
+                };
+                prm.insert(Collection::People, record);
+            }
+        }
+        // Already on both sides: linked on the first import instead of duplicated.
+        for (i, company) in ["Acme", "Globex Retail", "Cyberdyne"].iter().enumerate() {
+            let website = format!("https://www.{}.example", slug(company));
+            let account = sf.insert(
+                "Account",
+                obj(json!({"Name": format!("{company}, Inc."), "Website": website, "Phone": format!("+1 555 09{i}"),
+                           "PRM_Sync__c": true, "PRM_Organization_Status__c": "Active Partner"})),
+            );
+            let org = prm.insert(
+                Collection::Organizations,
+                json!({"kind": "partner", "status": "active", "name": company, "website": format!("{}.example", slug(company))}),
+            );
+            let (first, last) = person_name(900 + i);
+            let email = format!(
+                "{}.{}@{}.example",
+                first.to_lowercase(),
+                last.to_lowercase(),
+                slug(company)
+            );
+            sf.insert(
+                "Contact",
+                obj(json!({"AccountId": account, "FirstName": first, "LastName": last, "Email": email})),
+            );
+            prm.insert(
+                Collection::People,
+                json!({"organization_id": org, "kind": "user", "status": "active", "first_name": first,
+                       "last_name": last, "email": email.to_uppercase(), "group_ids": [partner_group]}),
+            );
+        }
+        // One Account that matches two PRM organizations: nothing is created, logged.
+        sf.insert(
+            "Account",
+            obj(
+                json!({"Name": "Duplicate Dynamics", "Website": "https://dupdyn.example",
+                       "PRM_Sync__c": true, "PRM_Organization_Status__c": "Active Partner"}),
+            ),
+        );
+        for _ in 0..2 {
+            prm.insert(
+                Collection::Organizations,
+                json!({"kind": "partner", "status": "active", "name": "Duplicate Dynamics", "website": "dupdyn.example"}),
+            );
+        }
+        // Records that fail with data errors, each logged with its fix.
+        // A distributor status Salesforce's picklist does not have:
+        prm.insert(
+            Collection::Organizations,
+            json!({"kind": "distributor", "status": "prospective", "name": "Prospect Distribution", "website": "prospect-dist.example"}),
+        );
+        // A street longer than Salesforce's BillingStreet allows:
+        let long_street = prm.insert(
+            Collection::Organizations,
+            json!({"kind": "partner", "status": "active", "name": "Very Long Address Partners",
+                   "street": "Building 7, ".repeat(30)}),
+        );
+        let _ = long_street;
+        // An email Salesforce rejects:
+        let org = prm.insert(
+            Collection::Organizations,
+            json!({"kind": "partner", "status": "active", "name": "Typo Traders", "website": "typo.example"}),
+        );
+        prm.insert(
+            Collection::People,
+            json!({"organization_id": org, "kind": "contact", "first_name": "Ed", "last_name": "Typo", "email": "ed,typo@typo.example"}),
+        );
+        prm.insert(
+            Collection::People,
+            json!({"organization_id": org, "kind": "user", "status": "active", "first_name": "Fay", "last_name": "Proper",
+                   "email": "fay@typo.example", "group_ids": [partner_group]}),
+        );
+    }
+}
