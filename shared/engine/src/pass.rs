@@ -75,6 +75,8 @@ struct Item {
     dirty: bool,
     /// Set when the PRM record was deleted: the Record Status write marks the deletion.
     marks_deleted: bool,
+    /// A write of this pair was rejected for its data: not retried until a record changes.
+    rejected: bool,
 }
 
 impl Item {
@@ -92,6 +94,7 @@ impl Item {
             old_snapshot,
             dirty: false,
             marks_deleted: false,
+            rejected: false,
         }
     }
 }
@@ -117,6 +120,8 @@ pub async fn run_pass(
         out: PassOutcome::default(),
         ref_by_crm: HashMap::new(),
         ref_by_prm: HashMap::new(),
+        full: input.full,
+        rejected: Vec::new(),
     };
     pass.run(input).await?;
     Ok(pass.out)
@@ -132,6 +137,37 @@ struct Pass<'a> {
     /// Organization links used to translate references, by Salesforce Id and PRM id.
     ref_by_crm: HashMap<String, Link>,
     ref_by_prm: HashMap<String, Link>,
+    /// Every record is in hand and re-evaluated, earlier rejections included.
+    full: bool,
+    /// Rejections to remember at the end of the pass: (side, id, version).
+    rejected: Vec<(&'static str, String, String)>,
+}
+
+/// The version of a Salesforce record a rejection is remembered by.
+fn crm_version(r: &CrmRecord) -> String {
+    r.modstamp.map(|m| m.to_rfc3339()).unwrap_or_default()
+}
+
+/// The versions of a linked pair a rejection is remembered by.
+fn pair_version(crm: Option<DateTime<Utc>>, prm: Option<i64>) -> String {
+    format!(
+        "{}|{}",
+        crm.map(|m| m.to_rfc3339()).unwrap_or_default(),
+        prm.map(|v| v.to_string()).unwrap_or_default()
+    )
+}
+
+fn item_version(item: &Item) -> String {
+    pair_version(
+        item.crm
+            .as_ref()
+            .and_then(|c| c.modstamp)
+            .or(item.link.crm_modstamp),
+        item.prm
+            .as_ref()
+            .map(|p| p.version)
+            .or(item.link.prm_version),
+    )
 }
 
 impl<'a> Pass<'a> {
@@ -230,9 +266,17 @@ impl<'a> Pass<'a> {
         }
         items.retain(|i| i.crm.is_some() || i.prm.is_some() || i.link.retry);
 
-        // Deletes, merges and unflagging of linked records.
-        let merged_masters = self.handle_lifecycle(&mut items).await?;
-        let _ = merged_masters;
+        // Deletes, merges and unflagging of linked records. A link that followed a merge
+        // takes the master's record if this pass read it.
+        self.handle_lifecycle(&mut items).await?;
+        for item in items.iter_mut().filter(|i| i.link.retry && i.crm.is_none()) {
+            if let Some(pos) = unlinked_crm
+                .iter()
+                .position(|r: &CrmRecord| r.id == item.link.crm_id)
+            {
+                item.crm = Some(unlinked_crm.swap_remove(pos));
+            }
+        }
 
         // Unlinked records: match, or create on the other side.
         let (pairs, to_prm, to_crm) = self
@@ -274,13 +318,30 @@ impl<'a> Pass<'a> {
         let created = self.create_in_crm(to_crm).await?;
         items.extend(created);
 
-        // Merge every linked pair, then write.
+        // Merge every linked pair, then write. A pair whose last write was rejected for
+        // its data waits until either record changes.
+        let pair_ids: Vec<String> = items.iter().map(|i| i.link.prm_id.clone()).collect();
+        let rejected_pairs = if self.full || pair_ids.is_empty() {
+            BTreeMap::new()
+        } else {
+            store.rejected_versions(kind, "link", &pair_ids).await?
+        };
         for item in items.iter_mut() {
+            if item.created.is_none()
+                && rejected_pairs.get(&item.link.prm_id) == Some(&item_version(item))
+            {
+                continue;
+            }
             self.plan_item(item);
         }
         self.write_crm_updates(&mut items).await?;
         self.write_prm_updates(&mut items).await?;
         self.save_links(&mut items).await?;
+        if !self.dry_run {
+            for (side, id, version) in std::mem::take(&mut self.rejected) {
+                store.remember_rejection(kind, side, &id, &version).await?;
+            }
+        }
         Ok(())
     }
 
@@ -549,6 +610,32 @@ impl<'a> Pass<'a> {
         full: bool,
     ) -> Result<(Vec<(CrmRecord, PrmRecord)>, Vec<CrmRecord>, Vec<PrmRecord>), PassError> {
         let prm_id_field = self.spec.setup.prm_id.clone();
+        // Records rejected before are left alone until they change (a full run retries all).
+        let (crm, prm) = if self.full {
+            (crm, prm)
+        } else {
+            let ids: Vec<String> = crm.iter().map(|r| r.id.clone()).collect();
+            let rejected = self
+                .ctx
+                .store
+                .rejected_versions(self.spec.kind, "crm", &ids)
+                .await?;
+            let crm: Vec<CrmRecord> = crm
+                .into_iter()
+                .filter(|r| rejected.get(&r.id) != Some(&crm_version(r)))
+                .collect();
+            let ids: Vec<String> = prm.iter().map(|r| r.id.clone()).collect();
+            let rejected = self
+                .ctx
+                .store
+                .rejected_versions(self.spec.kind, "prm", &ids)
+                .await?;
+            let prm: Vec<PrmRecord> = prm
+                .into_iter()
+                .filter(|r| rejected.get(&r.id) != Some(&r.version.to_string()))
+                .collect();
+            (crm, prm)
+        };
         let mut crm: Vec<CrmRecord> = crm.into_iter().filter(|r| self.crm_eligible(r)).collect();
         let mut prm: Vec<PrmRecord> = prm.into_iter().filter(|r| self.prm_eligible(r)).collect();
 
@@ -734,6 +821,8 @@ impl<'a> Pass<'a> {
             let prm_list: Vec<String> = pis.iter().map(|&i| prm[i].id.clone()).collect();
             for &ci in cis {
                 crm_taken[ci] = true;
+                self.rejected
+                    .push(("crm", crm[ci].id.clone(), crm_version(&crm[ci])));
                 self.log(
                     LogCode::AmbiguousMatch,
                     Some(&crm[ci].id),
@@ -751,6 +840,8 @@ impl<'a> Pass<'a> {
             }
             for &pi in pis {
                 prm_taken[pi] = true;
+                self.rejected
+                    .push(("prm", prm[pi].id.clone(), prm[pi].version.to_string()));
                 self.log(
                     LogCode::AmbiguousMatch,
                     None,
@@ -867,7 +958,13 @@ impl<'a> Pass<'a> {
                     item.created = Some(Side::Prm);
                     items.push(item);
                 }
-                Err(failure) => self.prm_failure(&failure, Some(&crm.id), None, "create")?,
+                Err(failure) => {
+                    if failure.class == FailureClass::Data {
+                        self.rejected
+                            .push(("crm", crm.id.clone(), crm_version(&crm)));
+                    }
+                    self.prm_failure(&failure, Some(&crm.id), None, "create")?
+                }
             }
         }
         Ok(items)
@@ -884,6 +981,8 @@ impl<'a> Pass<'a> {
                     Ok(v) => v,
                     Err(e) => {
                         self.unmapped(&e, Some(&crm.id), None);
+                        self.rejected
+                            .push(("crm", crm.id.clone(), crm_version(crm)));
                         return None;
                     }
                 },
@@ -997,7 +1096,13 @@ impl<'a> Pass<'a> {
                     item.created = Some(Side::Crm);
                     items.push(item);
                 }
-                Err(failure) => self.crm_failure(&failure, None, Some(&prm.id), "create")?,
+                Err(failure) => {
+                    if failure.class == FailureClass::Data {
+                        self.rejected
+                            .push(("prm", prm.id.clone(), prm.version.to_string()));
+                    }
+                    self.crm_failure(&failure, None, Some(&prm.id), "create")?
+                }
             }
         }
         Ok(items)
@@ -1015,6 +1120,8 @@ impl<'a> Pass<'a> {
             if f.crm.is_some() {
                 if let Err(e) = write_crm(f, &v, &mut body) {
                     self.unmapped(&e, None, Some(&prm.id));
+                    self.rejected
+                        .push(("prm", prm.id.clone(), prm.version.to_string()));
                     return None;
                 }
             }
@@ -1105,6 +1212,7 @@ impl<'a> Pass<'a> {
                 Some(Ok(v)) => Some(v),
                 Some(Err(e)) => {
                     self.unmapped(&e, Some(&crm_id), Some(&prm_id));
+                    item.rejected = true;
                     continue;
                 }
                 None => None,
@@ -1127,6 +1235,7 @@ impl<'a> Pass<'a> {
             if m.write_crm {
                 if let Err(e) = write_crm(f, &m.value, &mut item.crm_patch) {
                     self.unmapped(&e, Some(&crm_id), Some(&prm_id));
+                    item.rejected = true;
                     continue;
                 }
                 item.crm_keys.push(key.clone());
@@ -1409,6 +1518,9 @@ impl<'a> Pass<'a> {
                         item.link.retry = true;
                         item.dirty = true;
                     }
+                    if matches!(failure.class, FailureClass::Data | FailureClass::Setup) {
+                        item.rejected = true;
+                    }
                     self.crm_failure(&failure, Some(&c), Some(&p), "update")?;
                 }
             }
@@ -1514,7 +1626,10 @@ impl<'a> Pass<'a> {
                                 json!({"code": failure.code}),
                             );
                         }
-                        _ => self.prm_failure(&failure, Some(&c), Some(&p), "update")?,
+                        _ => {
+                            item.rejected = true;
+                            self.prm_failure(&failure, Some(&c), Some(&p), "update")?
+                        }
                     }
                 }
             }
@@ -1531,6 +1646,11 @@ impl<'a> Pass<'a> {
                 && !item.marks_deleted
             {
                 self.out.counts.unchanged += 1;
+            }
+            if item.rejected {
+                let version = pair_version(item.link.crm_modstamp, item.link.prm_version);
+                self.rejected
+                    .push(("link", item.link.prm_id.clone(), version));
             }
             if self.dry_run || !(item.dirty || wrote) {
                 continue;

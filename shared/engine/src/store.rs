@@ -218,6 +218,27 @@ pub trait IntegrationLog: Send + Sync {
     async fn prune(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
 }
 
+/// Records whose last attempt was rejected for their data (or matched ambiguously), by
+/// the version that was rejected: they are not tried again until they change (DESIGN 10).
+#[async_trait]
+pub trait Rejections: Send + Sync {
+    /// The rejected version of each of these ids that has one. `side` is `crm`, `prm` or
+    /// `link` (a linked pair, by PRM id).
+    async fn rejected_versions(
+        &self,
+        object: ObjectKind,
+        side: &str,
+        ids: &[String],
+    ) -> Result<BTreeMap<String, String>, StoreError>;
+    async fn remember_rejection(
+        &self,
+        object: ObjectKind,
+        side: &str,
+        id: &str,
+        version: &str,
+    ) -> Result<(), StoreError>;
+}
+
 /// Everything the engine keeps.
-pub trait Store: Links + Cursors + Leases + Pauses + Runs + IntegrationLog {}
-impl<T: Links + Cursors + Leases + Pauses + Runs + IntegrationLog> Store for T {}
+pub trait Store: Links + Cursors + Leases + Pauses + Runs + IntegrationLog + Rejections {}
+impl<T: Links + Cursors + Leases + Pauses + Runs + IntegrationLog + Rejections> Store for T {}

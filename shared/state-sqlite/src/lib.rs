@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use prmsync_engine::store::{
     Cursors, IntegrationLog, Leases, Link, LinkState, Links, LogEntry, LogFilter, Pauses,
-    RunRecord, Runs, StoreError,
+    Rejections, RunRecord, Runs, StoreError,
 };
 use prmsync_mapping::{Integration, Level, ObjectKind};
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
@@ -69,6 +69,13 @@ CREATE TABLE IF NOT EXISTS log (
     entry TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS log_by_time ON log (time);
+CREATE TABLE IF NOT EXISTS rejections (
+    object TEXT NOT NULL,
+    side TEXT NOT NULL,
+    id TEXT NOT NULL,
+    version TEXT NOT NULL,
+    PRIMARY KEY (object, side, id)
+);
 "#;
 
 /// Largest number of ids in one `IN (...)`.
@@ -563,6 +570,54 @@ impl IntegrationLog for SqliteStore {
             .execute("DELETE FROM log WHERE time < ?1", params![ts(before)])
             .map_err(backend)?;
         Ok(n as u64)
+    }
+}
+
+#[async_trait]
+impl Rejections for SqliteStore {
+    async fn rejected_versions(
+        &self,
+        object: ObjectKind,
+        side: &str,
+        ids: &[String],
+    ) -> Result<BTreeMap<String, String>, StoreError> {
+        let conn = self.conn();
+        let mut out = BTreeMap::new();
+        for chunk in ids.chunks(IN_CHUNK) {
+            let marks = vec!["?"; chunk.len()].join(",");
+            let sql = format!("SELECT id, version FROM rejections WHERE object = ? AND side = ? AND id IN ({marks})");
+            let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
+            let args = [object.as_str().to_string(), side.to_string()]
+                .into_iter()
+                .chain(chunk.iter().cloned());
+            let rows = stmt
+                .query_map(params_from_iter(args), |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })
+                .map_err(backend)?;
+            for row in rows {
+                let (id, version) = row.map_err(backend)?;
+                out.insert(id, version);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn remember_rejection(
+        &self,
+        object: ObjectKind,
+        side: &str,
+        id: &str,
+        version: &str,
+    ) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "INSERT INTO rejections (object, side, id, version) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (object, side, id) DO UPDATE SET version = excluded.version",
+                params![object.as_str(), side, id, version],
+            )
+            .map_err(backend)?;
+        Ok(())
     }
 }
 

@@ -1,0 +1,347 @@
+//! The end-to-end harness: both simulators on loopback, the real clients, a fresh SQLite
+//! state, and helpers to run integrations and read both sides.
+
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use prmsync_engine::ports::{
+    ApiUsage, Crm, FailureClass, FieldInfo, PortError, Prm, RecordFailure, Scope, System,
+    WriteOutcome,
+};
+use prmsync_engine::store::{IntegrationLog, LogEntry, LogFilter};
+use prmsync_engine::{run_integration, RunMode, RunOptions, RunReport, SyncContext};
+use prmsync_mapping::{CrmRecord, Fields, Integration, LogCode, MappingConfig, PrmRecord};
+use prmsync_prm::{PrmClient, PrmConfig};
+use prmsync_salesforce::{Auth, SalesforceClient, SalesforceConfig};
+use prmsync_simulators::prm::{Collection, PrmSim};
+use prmsync_simulators::salesforce::SalesforceSim;
+use prmsync_state_sqlite::SqliteStore;
+use serde_json::{Map, Value};
+
+pub const TOKEN: &str = "test-token";
+
+pub struct Harness {
+    pub sf: SalesforceSim,
+    pub prm: PrmSim,
+    pub crm_client: Arc<SalesforceClient>,
+    pub prm_client: Arc<PrmClient>,
+    pub store: Arc<SqliteStore>,
+    pub mapping: MappingConfig,
+}
+
+pub fn obj(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        other => panic!("not an object: {other}"),
+    }
+}
+
+impl Harness {
+    pub async fn new() -> Self {
+        Self::with_mapping(MappingConfig::default()).await
+    }
+
+    pub async fn with_mapping(mapping: MappingConfig) -> Self {
+        let sf = SalesforceSim::new();
+        let prm = PrmSim::new(TOKEN);
+        let sf_url = sf.start().await.unwrap();
+        let prm_url = prm.start().await.unwrap();
+        let mut cfg = SalesforceConfig::new(
+            sf_url,
+            Auth::ClientCredentials {
+                client_id: "sandbox-client".into(),
+                client_secret: "sandbox-secret".into(),
+            },
+        );
+        cfg.retry_base = Duration::from_millis(5);
+        cfg.retry_max = Duration::from_millis(20);
+        let crm_client = Arc::new(SalesforceClient::new(cfg).unwrap());
+        let prm_client = Arc::new(PrmClient::new(PrmConfig::new(prm_url, TOKEN)).unwrap());
+        Self {
+            sf,
+            prm,
+            crm_client,
+            prm_client,
+            store: Arc::new(SqliteStore::in_memory()),
+            mapping,
+        }
+    }
+
+    pub fn ctx(&self) -> SyncContext {
+        self.ctx_with(self.crm_client.clone(), self.prm_client.clone())
+    }
+
+    pub fn ctx_with(&self, crm: Arc<dyn Crm>, prm: Arc<dyn Prm>) -> SyncContext {
+        SyncContext {
+            crm,
+            prm,
+            store: self.store.clone(),
+            mapping: Arc::new(self.mapping.clone()),
+            holder: "test".into(),
+            lease_ttl: chrono::Duration::minutes(5),
+        }
+    }
+
+    /// Runs organizations then people, incrementally (the first run is full by itself).
+    pub async fn sync(&self) -> Vec<RunReport> {
+        self.sync_ctx(&self.ctx(), RunMode::Incremental).await
+    }
+
+    pub async fn sync_full(&self) -> Vec<RunReport> {
+        self.sync_ctx(&self.ctx(), RunMode::Full).await
+    }
+
+    pub async fn sync_ctx(&self, ctx: &SyncContext, mode: RunMode) -> Vec<RunReport> {
+        let mut out = Vec::new();
+        for i in [Integration::Organizations, Integration::People] {
+            let options = RunOptions {
+                mode,
+                dry_run: false,
+                run_id: None,
+            };
+            out.push(run_integration(ctx, i, options).await);
+        }
+        out
+    }
+
+    // ---- Salesforce side ----
+
+    pub fn account(&self, name: &str, status: Option<&str>, extra: Value) -> String {
+        let mut f = obj(serde_json::json!({"Name": name, "PRM_Sync__c": status.is_some()}));
+        if let Some(s) = status {
+            f.insert("PRM_Organization_Status__c".into(), Value::String(s.into()));
+        }
+        if let Value::Object(m) = extra {
+            f.extend(m);
+        }
+        self.sf.insert("Account", f)
+    }
+
+    pub fn contact(&self, account: &str, first: &str, last: &str, email: &str) -> String {
+        self.sf.insert(
+            "Contact",
+            obj(serde_json::json!({"AccountId": account, "FirstName": first, "LastName": last, "Email": email})),
+        )
+    }
+
+    pub fn sf_get(&self, object: &str, id: &str) -> Map<String, Value> {
+        self.sf
+            .get(object, id)
+            .unwrap_or_else(|| panic!("{object} {id} not in Salesforce"))
+    }
+
+    pub fn sf_str(&self, object: &str, id: &str, field: &str) -> Option<String> {
+        self.sf_get(object, id)
+            .get(field)
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    }
+
+    /// The live Salesforce records of an object.
+    pub fn sf_records(&self, object: &str) -> Vec<Map<String, Value>> {
+        self.sf.records(object)
+    }
+
+    // ---- PRM side ----
+
+    pub fn org(&self, kind: &str, status: &str, name: &str) -> String {
+        self.prm.insert(
+            Collection::Organizations,
+            serde_json::json!({"kind": kind, "status": status, "name": name}),
+        )
+    }
+
+    pub fn prm_get(&self, c: Collection, id: &str) -> Value {
+        self.prm
+            .get(c, id)
+            .unwrap_or_else(|| panic!("{id} not in the PRM"))
+    }
+
+    /// The PRM record linked to a Salesforce Id.
+    pub fn prm_by_crm(&self, c: Collection, crm_id: &str) -> Vec<Value> {
+        self.prm
+            .list(c)
+            .into_iter()
+            .filter(|r| r["crm_id"].as_str() == Some(crm_id))
+            .collect()
+    }
+
+    // ---- log ----
+
+    pub async fn log(&self, code: LogCode) -> Vec<LogEntry> {
+        self.store
+            .entries(&LogFilter {
+                code: Some(code),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+    }
+}
+
+/// Sum of a count over the reports.
+pub fn total(reports: &[RunReport], f: impl Fn(&prmsync_engine::Counts) -> u64) -> u64 {
+    reports.iter().map(|r| f(&r.counts)).sum()
+}
+
+pub fn assert_succeeded(reports: &[RunReport]) {
+    for r in reports {
+        assert_eq!(
+            r.status, "succeeded",
+            "{} run: {:?}",
+            r.integration, r.message
+        );
+    }
+}
+
+/// Counts write calls on both ports and, on the chosen one, performs it and then fails
+/// as if the process died before hearing the answer.
+pub struct Crash {
+    pub writes: AtomicU64,
+    pub fail_at: u64,
+}
+
+impl Crash {
+    pub fn new(fail_at: u64) -> Arc<Self> {
+        Arc::new(Self {
+            writes: AtomicU64::new(0),
+            fail_at,
+        })
+    }
+
+    fn hit(&self) -> bool {
+        self.writes.fetch_add(1, Ordering::SeqCst) + 1 == self.fail_at
+    }
+
+    fn error(system: System) -> PortError {
+        PortError {
+            system,
+            class: FailureClass::Transient,
+            message: "injected crash after the write".into(),
+        }
+    }
+}
+
+pub struct CrashingCrm {
+    pub inner: Arc<dyn Crm>,
+    pub crash: Arc<Crash>,
+}
+
+#[async_trait]
+impl Crm for CrashingCrm {
+    async fn changed(
+        &self,
+        o: &str,
+        f: &[String],
+        s: Option<DateTime<Utc>>,
+        sc: &Scope,
+    ) -> Result<Vec<CrmRecord>, PortError> {
+        self.inner.changed(o, f, s, sc).await
+    }
+    async fn find(
+        &self,
+        o: &str,
+        f: &[String],
+        field: &str,
+        v: &[String],
+    ) -> Result<Vec<CrmRecord>, PortError> {
+        self.inner.find(o, f, field, v).await
+    }
+    async fn create(&self, o: &str, r: Vec<Fields>) -> Result<Vec<WriteOutcome>, PortError> {
+        let out = self.inner.create(o, r).await;
+        if self.crash.hit() {
+            return Err(Crash::error(System::Salesforce));
+        }
+        out
+    }
+    async fn update(
+        &self,
+        o: &str,
+        r: Vec<(String, Fields)>,
+    ) -> Result<Vec<WriteOutcome>, PortError> {
+        let out = self.inner.update(o, r).await;
+        if self.crash.hit() {
+            return Err(Crash::error(System::Salesforce));
+        }
+        out
+    }
+    async fn upsert(
+        &self,
+        o: &str,
+        e: &str,
+        r: Vec<Fields>,
+    ) -> Result<Vec<WriteOutcome>, PortError> {
+        let out = self.inner.upsert(o, e, r).await;
+        if self.crash.hit() {
+            return Err(Crash::error(System::Salesforce));
+        }
+        out
+    }
+    async fn describe(&self, o: &str) -> Result<Vec<FieldInfo>, PortError> {
+        self.inner.describe(o).await
+    }
+    fn record_url(&self, o: &str, id: &str) -> Option<String> {
+        self.inner.record_url(o, id)
+    }
+    fn usage(&self) -> Option<ApiUsage> {
+        self.inner.usage()
+    }
+    fn calls(&self) -> u64 {
+        self.inner.calls()
+    }
+}
+
+pub struct CrashingPrm {
+    pub inner: Arc<dyn Prm>,
+    pub crash: Arc<Crash>,
+}
+
+#[async_trait]
+impl Prm for CrashingPrm {
+    async fn changed(
+        &self,
+        c: &str,
+        s: Option<DateTime<Utc>>,
+    ) -> Result<Vec<PrmRecord>, PortError> {
+        self.inner.changed(c, s).await
+    }
+    async fn fetch(&self, c: &str, ids: &[String]) -> Result<Vec<PrmRecord>, PortError> {
+        self.inner.fetch(c, ids).await
+    }
+    async fn people_by_email(&self, e: &str) -> Result<Vec<PrmRecord>, PortError> {
+        self.inner.people_by_email(e).await
+    }
+    async fn create(
+        &self,
+        c: &str,
+        k: &str,
+        b: Fields,
+    ) -> Result<Result<PrmRecord, RecordFailure>, PortError> {
+        let out = self.inner.create(c, k, b).await;
+        if self.crash.hit() {
+            return Err(Crash::error(System::Prm));
+        }
+        out
+    }
+    async fn update(
+        &self,
+        c: &str,
+        id: &str,
+        v: i64,
+        p: Fields,
+    ) -> Result<Result<PrmRecord, RecordFailure>, PortError> {
+        let out = self.inner.update(c, id, v, p).await;
+        if self.crash.hit() {
+            return Err(Crash::error(System::Prm));
+        }
+        out
+    }
+    fn calls(&self) -> u64 {
+        self.inner.calls()
+    }
+}
