@@ -31,7 +31,7 @@ use crate::store::{Link, LinkState, LogEntry, StoreError};
 const PRM_CONCURRENCY: usize = 8;
 
 /// The records a pass works on.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct PassInput {
     pub crm: Vec<CrmRecord>,
     pub prm: Vec<PrmRecord>,
@@ -1686,19 +1686,12 @@ impl<'a> Pass<'a> {
         action: &str,
     ) -> Result<(), PassError> {
         self.out.counts.errors += 1;
-        let record = crm_id
-            .map(|c| format!("{} {c}", self.spec.crm_object()))
-            .or_else(|| {
-                prm_id.map(|p| {
-                    format!(
-                        "the {} {} for PRM {} {p}",
-                        self.spec.crm_object(),
-                        action,
-                        self.spec.kind
-                    )
-                })
-            })
-            .unwrap_or_default();
+        let obj = self.spec.crm_object();
+        let record = match (action, crm_id, prm_id) {
+            ("create", _, Some(p)) => format!("the new {obj} for PRM {} {p}", self.spec.kind),
+            (_, Some(c), _) => format!("the update of {obj} {c}"),
+            _ => format!("a write to {obj}"),
+        };
         let fields = if failure.fields.is_empty() {
             String::new()
         } else {
@@ -1715,7 +1708,7 @@ impl<'a> Pass<'a> {
             crm_id,
             prm_id,
             format!(
-                "Salesforce rejected the {action} of {record}{fields}: {} {}",
+                "Salesforce rejected {record}{fields}: {} {}",
                 failure.code, failure.message
             ),
             json!({"errorCode": failure.code, "message": failure.message, "fields": failure.fields}),
@@ -1738,12 +1731,14 @@ impl<'a> Pass<'a> {
         action: &str,
     ) -> Result<(), PassError> {
         self.out.counts.errors += 1;
-        let record = prm_id
-            .map(|p| format!("{} {p}", self.spec.kind))
-            .or_else(|| {
-                crm_id.map(|c| format!("the {} for {} {c}", self.spec.kind, self.spec.crm_object()))
-            })
-            .unwrap_or_default();
+        let kind = self.spec.kind;
+        let record = match (action, crm_id, prm_id) {
+            ("create", Some(c), _) => {
+                format!("the new PRM {kind} for {} {c}", self.spec.crm_object())
+            }
+            (_, _, Some(p)) => format!("the update of PRM {kind} {p}"),
+            _ => format!("a write of a PRM {kind}"),
+        };
         let fields = if failure.fields.is_empty() {
             String::new()
         } else {
@@ -1757,10 +1752,7 @@ impl<'a> Pass<'a> {
             code,
             crm_id,
             prm_id,
-            format!(
-                "The PRM rejected the {action} of {record}{fields}: {}",
-                failure.message
-            ),
+            format!("The PRM rejected {record}{fields}: {}", failure.message),
             json!({"code": failure.code, "message": failure.message, "fields": failure.fields}),
         );
         if failure.class == FailureClass::Auth {

@@ -1,0 +1,180 @@
+//! Crash safety (DESIGN 5): a failure right after each write in turn, and every batch
+//! delivered twice at once, both end with exactly one record per side and the right values.
+
+mod common;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use common::*;
+use prmsync_engine::objects::ObjectSpec;
+use prmsync_engine::pass::{run_pass, PassInput};
+use prmsync_engine::RunMode;
+use prmsync_mapping::ObjectKind;
+use prmsync_simulators::prm::Collection;
+use serde_json::json;
+
+/// Two Accounts with Contacts in Salesforce, two organizations with people in the PRM, and
+/// one pair linked already with a change on each side.
+async fn seeded() -> (Harness, String, String) {
+    let h = Harness::new().await;
+    let linked = h.account("Linked Co", Some("Active Partner"), json!({"Phone": "1"}));
+    assert_succeeded(&h.sync().await);
+    let linked_org = h.sf_str("Account", &linked, "PRM_Id__c").unwrap();
+    for i in 0..2 {
+        let acc = h.account(
+            &format!("SF Org {i}"),
+            Some("Active Partner"),
+            json!({"Website": format!("https://sf{i}.example")}),
+        );
+        for j in 0..2 {
+            h.contact(
+                &acc,
+                "Sf",
+                &format!("Person{i}{j}"),
+                &format!("sf{i}{j}@sf{i}.example"),
+            );
+        }
+        let org = h.org("distributor", "active", &format!("PRM Org {i}"));
+        for j in 0..2 {
+            h.prm.insert(
+                Collection::People,
+                json!({"organization_id": org, "kind": "user", "status": "active", "first_name": "Prm", "last_name": format!("Person{i}{j}"), "email": format!("prm{i}{j}@prm{i}.example")}),
+            );
+        }
+    }
+    h.sf.update("Account", &linked, obj(json!({"Phone": "2"})));
+    h.prm.update(
+        Collection::Organizations,
+        &linked_org,
+        json!({"city": "Porto"}),
+    );
+    (h, linked, linked_org)
+}
+
+/// Exactly one record per side for each, linked both ways, with the right values.
+fn assert_converged(h: &Harness, linked: &str, linked_org: &str, context: &str) {
+    let accounts = h.sf_records("Account");
+    let orgs = h.prm.list(Collection::Organizations);
+    assert_eq!(accounts.len(), 5, "{context}: Accounts {accounts:?}");
+    assert_eq!(orgs.len(), 5, "{context}: organizations");
+    let contacts = h.sf_records("Contact");
+    let people = h.prm.list(Collection::People);
+    assert_eq!(contacts.len(), 8, "{context}: Contacts");
+    assert_eq!(people.len(), 8, "{context}: people");
+    for a in &accounts {
+        let org = a["PRM_Id__c"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{context}: Account without PRM id {a:?}"));
+        let o = h.prm_get(Collection::Organizations, org);
+        assert_eq!(o["crm_id"], a["Id"], "{context}: linked both ways");
+        assert_eq!(o["name"], a["Name"], "{context}");
+        assert!(
+            a["PRM_Record_Status__c"].is_string(),
+            "{context}: Record Status set"
+        );
+    }
+    for c in &contacts {
+        let pid = c["PRM_Id__c"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{context}: Contact without PRM id"));
+        let p = h.prm_get(Collection::People, pid);
+        assert_eq!(p["crm_id"], c["Id"], "{context}");
+        assert_eq!(p["last_name"], c["LastName"], "{context}");
+    }
+    assert_eq!(
+        h.sf_str("Account", linked, "BillingCity").as_deref(),
+        Some("Porto"),
+        "{context}"
+    );
+    assert_eq!(
+        h.prm_get(Collection::Organizations, linked_org)["phone"],
+        "2",
+        "{context}"
+    );
+}
+
+#[tokio::test]
+async fn a_crash_after_any_write_converges_on_the_next_run() {
+    // How many writes a clean run makes.
+    let (h, linked, linked_org) = seeded().await;
+    let crash = Crash::new(u64::MAX);
+    let ctx = h.ctx_with(
+        Arc::new(CrashingCrm {
+            inner: h.crm_client.clone(),
+            crash: crash.clone(),
+        }),
+        Arc::new(CrashingPrm {
+            inner: h.prm_client.clone(),
+            crash: crash.clone(),
+        }),
+    );
+    assert_succeeded(&h.sync_ctx(&ctx, RunMode::Incremental).await);
+    assert_converged(&h, &linked, &linked_org, "clean run");
+    let writes = crash.writes.load(Ordering::SeqCst);
+    assert!(
+        writes >= 10,
+        "the scenario makes writes on both sides: {writes}"
+    );
+
+    for n in 1..=writes {
+        let (h, linked, linked_org) = seeded().await;
+        let crash = Crash::new(n);
+        let ctx = h.ctx_with(
+            Arc::new(CrashingCrm {
+                inner: h.crm_client.clone(),
+                crash: crash.clone(),
+            }),
+            Arc::new(CrashingPrm {
+                inner: h.prm_client.clone(),
+                crash: crash.clone(),
+            }),
+        );
+        let crashed = h.sync_ctx(&ctx, RunMode::Incremental).await;
+        assert!(
+            crashed.iter().any(|r| r.status == "failed"),
+            "write {n} crashed the run"
+        );
+        assert_succeeded(&h.sync().await);
+        assert_succeeded(&h.sync().await);
+        assert_converged(&h, &linked, &linked_org, &format!("crash after write {n}"));
+        // and a further run changes nothing
+        let again = h.sync().await;
+        assert_eq!(
+            total(&again, |c| c.writes()),
+            0,
+            "crash after write {n}: settled"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_batch_delivered_twice_at_once_converges() {
+    let (h, linked, linked_org) = seeded().await;
+    let ctx = h.ctx();
+    for kind in [ObjectKind::Organization, ObjectKind::Person] {
+        let spec = ObjectSpec::new(kind, &h.mapping);
+        let fields = spec.crm_fields();
+        let input = PassInput {
+            crm: ctx
+                .crm
+                .changed(spec.crm_object(), &fields, None, &spec.scope())
+                .await
+                .unwrap(),
+            prm: ctx.prm.changed(spec.prm_collection(), None).await.unwrap(),
+            full: false,
+        };
+        let (a, b) = tokio::join!(
+            run_pass(&ctx, kind, "run-a", false, input.clone()),
+            run_pass(&ctx, kind, "run-b", false, input.clone())
+        );
+        a.unwrap();
+        b.unwrap();
+        // and once more, late, with the same stale records
+        run_pass(&ctx, kind, "run-c", false, input).await.unwrap();
+    }
+    assert_succeeded(&h.sync().await);
+    assert_converged(&h, &linked, &linked_org, "double delivery");
+    let again = h.sync().await;
+    assert_eq!(total(&again, |c| c.writes()), 0, "settled");
+}

@@ -1,0 +1,66 @@
+//! API economy of a full first import (issue: 5,000 Accounts and 20,000 Contacts use no more
+//! Salesforce calls than the query pages and Collection calls they need, plus auth and
+//! describe).
+
+mod common;
+
+use common::*;
+use prmsync_simulators::prm::Collection;
+use serde_json::json;
+
+fn ceil_div(a: u64, b: u64) -> u64 {
+    a.div_ceil(b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_import_of_5000_accounts_and_20000_contacts_stays_within_the_call_budget() {
+    let t0 = std::time::Instant::now();
+    const ACCOUNTS: u64 = 1_000;
+    const CONTACTS_PER_ACCOUNT: u64 = 4;
+    let h = Harness::new().await;
+    for i in 0..ACCOUNTS {
+        let acc = h.account(
+            &format!("Account {i}"),
+            Some("Active Partner"),
+            json!({"Website": format!("https://a{i}.example")}),
+        );
+        for j in 0..CONTACTS_PER_ACCOUNT {
+            h.contact(
+                &acc,
+                "First",
+                &format!("Last {i}-{j}"),
+                &format!("p{j}@a{i}.example"),
+            );
+        }
+    }
+    let contacts = ACCOUNTS * CONTACTS_PER_ACCOUNT;
+    h.sf.reset_api_calls();
+    println!("seeded in {:?}", t0.elapsed());
+    let t1 = std::time::Instant::now();
+    let reports = h.sync().await;
+    println!("synced in {:?}", t1.elapsed());
+
+    assert_succeeded(&reports);
+    assert_eq!(h.prm.list(Collection::Organizations).len() as u64, ACCOUNTS);
+    assert_eq!(h.prm.list(Collection::People).len() as u64, contacts);
+    let calls = h.sf.api_calls();
+    // Reads: one query, in pages of 2,000, per object. Writes: the PRM ids written back in
+    // Collections of 200.
+    let minimum = ceil_div(ACCOUNTS, 2000)
+        + ceil_div(contacts, 2000)
+        + ceil_div(ACCOUNTS, 200)
+        + ceil_div(contacts, 200);
+    let describe = calls.kind("describe");
+    assert_eq!(describe, 2, "{:?}", calls.by_kind);
+    assert_eq!(
+        calls.total,
+        minimum + describe,
+        "calls: {:?}",
+        calls.by_kind
+    );
+    assert!(calls.kind("auth") <= 1, "{:?}", calls.by_kind);
+    println!(
+        "Salesforce calls for {ACCOUNTS} Accounts and {contacts} Contacts: {} ({:?})",
+        calls.total, calls.by_kind
+    );
+}
