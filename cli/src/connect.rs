@@ -59,7 +59,6 @@ pub struct PrmSection {
 /// A ready connection.
 pub struct Connection {
     pub ctx: SyncContext,
-    pub store: Arc<SqliteStore>,
     /// The sandbox and the folder its data is kept in, saved after the command.
     pub sandbox: Option<(Sandbox, PathBuf)>,
 }
@@ -179,7 +178,6 @@ pub async fn connect(target: &Target) -> Result<Connection> {
         let ctx = context(Arc::new(crm), Arc::new(prm), store.clone(), mapping, holder);
         return Ok(Connection {
             ctx,
-            store,
             sandbox: Some((sandbox, data_dir)),
         });
     }
@@ -229,11 +227,7 @@ pub async fn connect(target: &Target) -> Result<Connection> {
     let token = env("PRM_API_TOKEN").context("PRM_API_TOKEN is not set: give the PRM API token")?;
     let prm = PrmClient::new(PrmConfig::new(prm_url, token))?;
     let ctx = context(Arc::new(crm), Arc::new(prm), store.clone(), mapping, holder);
-    Ok(Connection {
-        ctx,
-        store,
-        sandbox: None,
-    })
+    Ok(Connection { ctx, sandbox: None })
 }
 
 fn sandbox_salesforce(url: &str, mapping: &MappingConfig) -> Result<SalesforceClient> {

@@ -673,3 +673,47 @@ async fn an_unknown_salesforce_field_in_the_mapping_stops_the_run_with_a_clear_e
         "people map no unknown field"
     );
 }
+
+#[tokio::test]
+async fn an_account_flagged_later_brings_its_unchanged_contacts() {
+    // GIVEN an unflagged Account whose Contacts have not changed for a long time
+    let mut mapping = prmsync_mapping::MappingConfig::default();
+    mapping.sync.overlap_seconds = 0;
+    let h = Harness::with_mapping(mapping).await;
+    let acc = h.account("Late Flag", None, json!({}));
+    let con = h.contact(&acc, "Old", "Contact", "old@late.example");
+    assert_succeeded(&h.sync().await);
+    assert!(h.prm.list(Collection::Organizations).is_empty());
+    h.sf.advance_clock(chrono::Duration::hours(2));
+    // the people cursor moves past the Contact's last change
+    h.contact(
+        &h.account("Other", Some("Active Partner"), json!({})),
+        "X",
+        "Y",
+        "x@other.example",
+    );
+    assert_succeeded(&h.sync().await);
+
+    // WHEN the Account is flagged
+    h.sf.update(
+        "Account",
+        &acc,
+        obj(json!({"PRM_Sync__c": true, "PRM_Organization_Status__c": "Active Partner"})),
+    );
+    assert_succeeded(&h.sync().await);
+
+    // THEN its Contact comes along
+    let pid = h
+        .sf_str("Contact", &con, "PRM_Id__c")
+        .expect("the old Contact was imported");
+    assert_eq!(h.prm_get(Collection::People, &pid)["last_name"], "Contact");
+    // and the mark is cleared: the next run reads nothing extra
+    h.sf.reset_api_calls();
+    let again = h.sync().await;
+    assert_eq!(total(&again, |c| c.writes()), 0);
+    assert!(
+        h.sf.api_calls().total <= 2,
+        "{:?}",
+        h.sf.api_calls().by_kind
+    );
+}

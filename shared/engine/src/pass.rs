@@ -216,6 +216,29 @@ impl<'a> Pass<'a> {
             }
         }
 
+        // People of organizations linked since the last people pass: their records may
+        // not have changed for a long time, so they are read here.
+        let pending = if kind == ObjectKind::Person {
+            store.children_pending(ObjectKind::Organization).await?
+        } else {
+            Vec::new()
+        };
+        if !pending.is_empty() && !full {
+            let accounts: Vec<String> = pending.iter().map(|(_, c)| c.clone()).collect();
+            let fields = self.spec.crm_fields();
+            crm_records.extend(
+                self.ctx
+                    .crm
+                    .find(self.spec.crm_object(), &fields, "AccountId", &accounts)
+                    .await?,
+            );
+            for (org, _) in &pending {
+                prm_records.extend(self.ctx.prm.people_of_organization(org).await?);
+            }
+            crm_records = dedupe_crm(crm_records);
+            prm_records = dedupe_prm(prm_records);
+        }
+
         // Links of the records in hand, and of every id they point at.
         let mut crm_ids: Vec<String> = crm_records.iter().map(|r| r.id.clone()).collect();
         crm_ids.extend(prm_records.iter().filter_map(|r| r.crm_id.clone()));
@@ -307,6 +330,7 @@ impl<'a> Pass<'a> {
                 }
             }
             self.add_ref(&link);
+            self.children_pending(&link).await?;
             let mut item = Item::new(link);
             item.crm = Some(crm);
             item.prm = Some(prm);
@@ -337,6 +361,12 @@ impl<'a> Pass<'a> {
         self.write_crm_updates(&mut items).await?;
         self.write_prm_updates(&mut items).await?;
         self.save_links(&mut items).await?;
+        if !self.dry_run && !pending.is_empty() && self.out.stopped.is_none() {
+            let orgs: Vec<String> = pending.into_iter().map(|(p, _)| p).collect();
+            store
+                .clear_children_pending(ObjectKind::Organization, &orgs)
+                .await?;
+        }
         if !self.dry_run {
             for (side, id, version) in std::mem::take(&mut self.rejected) {
                 store.remember_rejection(kind, side, &id, &version).await?;
@@ -389,6 +419,18 @@ impl<'a> Pass<'a> {
             .await?
         {
             self.add_ref(&l);
+        }
+        Ok(())
+    }
+
+    /// A newly linked (or resumed) organization: its people are read on the next people
+    /// pass.
+    async fn children_pending(&self, link: &Link) -> Result<(), PassError> {
+        if self.spec.kind == ObjectKind::Organization && !self.dry_run {
+            self.ctx
+                .store
+                .mark_children_pending(ObjectKind::Organization, &link.prm_id, &link.crm_id)
+                .await?;
         }
         Ok(())
     }
@@ -543,6 +585,7 @@ impl<'a> Pass<'a> {
                     } else if selected && link_state == LinkState::Unselected {
                         item.link.state = LinkState::Linked;
                         item.dirty = true;
+                        self.children_pending(&item.link).await?;
                         self.log(
                             LogCode::SyncResumed,
                             Some(&crm_id),
@@ -952,6 +995,8 @@ impl<'a> Pass<'a> {
                         Err(e) => return Err(e.into()),
                     }
                     self.add_ref(&link);
+                    self.children_pending(&link).await?;
+                    self.children_pending(&link).await?;
                     let mut item = Item::new(link);
                     item.crm = Some(crm);
                     item.prm = Some(created);
@@ -1082,6 +1127,8 @@ impl<'a> Pass<'a> {
                         Err(e) => return Err(e.into()),
                     }
                     self.add_ref(&link);
+                    self.children_pending(&link).await?;
+                    self.children_pending(&link).await?;
                     let mut item = Item::new(link);
                     let mut fields = body;
                     fields.insert("Id".into(), json!(ok.id));

@@ -171,6 +171,12 @@ pub trait Prm: Send + Sync {
     /// People with this email (case-insensitive).
     async fn people_by_email(&self, email: &str) -> Result<Vec<PrmRecord>, PortError>;
 
+    /// People of an organization, tombstones included.
+    async fn people_of_organization(
+        &self,
+        organization_id: &str,
+    ) -> Result<Vec<PrmRecord>, PortError>;
+
     /// Creates a record; the same key again returns the first record.
     async fn create(
         &self,

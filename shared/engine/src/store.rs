@@ -114,6 +114,28 @@ pub trait Links: Send + Sync {
 
     /// Number of links per state.
     async fn count_links(&self, object: ObjectKind) -> Result<BTreeMap<String, u64>, StoreError>;
+
+    /// Marks a pair whose children (an organization's people) must be read on the next
+    /// pass of their integration: it was just linked or resumed, and its people may not
+    /// have changed since long ago.
+    async fn mark_children_pending(
+        &self,
+        object: ObjectKind,
+        prm_id: &str,
+        crm_id: &str,
+    ) -> Result<(), StoreError>;
+
+    /// Pairs marked by [`Links::mark_children_pending`], as (PRM id, Salesforce Id).
+    async fn children_pending(
+        &self,
+        object: ObjectKind,
+    ) -> Result<Vec<(String, String)>, StoreError>;
+
+    async fn clear_children_pending(
+        &self,
+        object: ObjectKind,
+        prm_ids: &[String],
+    ) -> Result<(), StoreError>;
 }
 
 /// Where change detection resumes, per integration and side.

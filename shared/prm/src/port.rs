@@ -162,6 +162,22 @@ impl Prm for PrmClient {
         Ok(records.into_iter().map(to_engine).collect())
     }
 
+    async fn people_of_organization(
+        &self,
+        organization_id: &str,
+    ) -> Result<Vec<EngineRecord>, PortError> {
+        let q = ListQuery {
+            organization_id: Some(organization_id.to_string()),
+            limit: Some(PAGE),
+            ..Default::default()
+        };
+        let records = self
+            .list(Collection::People, &q)
+            .await
+            .map_err(port_error)?;
+        Ok(records.into_iter().map(to_engine).collect())
+    }
+
     async fn create(
         &self,
         collection_name: &str,

@@ -69,6 +69,12 @@ CREATE TABLE IF NOT EXISTS log (
     entry TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS log_by_time ON log (time);
+CREATE TABLE IF NOT EXISTS children_pending (
+    object TEXT NOT NULL,
+    prm_id TEXT NOT NULL,
+    crm_id TEXT NOT NULL,
+    PRIMARY KEY (object, prm_id)
+);
 CREATE TABLE IF NOT EXISTS rejections (
     object TEXT NOT NULL,
     side TEXT NOT NULL,
@@ -316,6 +322,58 @@ impl Links for SqliteStore {
             })
             .map_err(backend)?;
         rows.collect::<Result<BTreeMap<_, _>, _>>().map_err(backend)
+    }
+
+    async fn mark_children_pending(
+        &self,
+        object: ObjectKind,
+        prm_id: &str,
+        crm_id: &str,
+    ) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "INSERT INTO children_pending (object, prm_id, crm_id) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (object, prm_id) DO UPDATE SET crm_id = excluded.crm_id",
+                params![object.as_str(), prm_id, crm_id],
+            )
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn children_pending(
+        &self,
+        object: ObjectKind,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT prm_id, crm_id FROM children_pending WHERE object = ?1 ORDER BY prm_id",
+            )
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map(params![object.as_str()], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })
+            .map_err(backend)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+    }
+
+    async fn clear_children_pending(
+        &self,
+        object: ObjectKind,
+        prm_ids: &[String],
+    ) -> Result<(), StoreError> {
+        let conn = self.conn();
+        for chunk in prm_ids.chunks(IN_CHUNK) {
+            let marks = vec!["?"; chunk.len()].join(",");
+            let args = std::iter::once(object.as_str().to_string()).chain(chunk.iter().cloned());
+            conn.execute(
+                &format!("DELETE FROM children_pending WHERE object = ? AND prm_id IN ({marks})"),
+                params_from_iter(args),
+            )
+            .map_err(backend)?;
+        }
+        Ok(())
     }
 }
 

@@ -316,6 +316,9 @@ impl Prm for CrashingPrm {
     async fn people_by_email(&self, e: &str) -> Result<Vec<PrmRecord>, PortError> {
         self.inner.people_by_email(e).await
     }
+    async fn people_of_organization(&self, o: &str) -> Result<Vec<PrmRecord>, PortError> {
+        self.inner.people_of_organization(o).await
+    }
     async fn create(
         &self,
         c: &str,

@@ -1,0 +1,277 @@
+//! The CLI as an operator uses it: `prmsync sync --sandbox --json` twice on a fresh state
+//! directory, the log, status, pause/resume, and bad input.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn prmsync(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_prmsync"))
+        .args(args)
+        .arg("--state-dir")
+        .arg(dir.join(".prmsync"))
+        .current_dir(dir)
+        .env_remove("SALESFORCE_LOGIN_URL")
+        .env_remove("PRM_API_URL")
+        .env_remove("PRMSYNC_STATE_DIR")
+        .output()
+        .expect("prmsync runs")
+}
+
+fn json_of(out: &Output) -> Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "exactly one JSON object: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(lines[0]).expect("valid JSON")
+}
+
+fn sum(summary: &Value, path: &[&str]) -> u64 {
+    summary["integrations"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|i| path.iter().fold(i, |v, k| &v[*k]).as_u64().unwrap())
+        .sum()
+}
+
+#[test]
+fn sandbox_sync_creates_on_both_sides_then_settles() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = prmsync(dir.path(), &["sync", "--sandbox", "--json"]);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let s = json_of(&first);
+    for key in [
+        "run_id",
+        "mode",
+        "dry_run",
+        "integrations",
+        "api_calls",
+        "duration_ms",
+    ] {
+        assert!(s.get(key).is_some(), "summary has {key}: {s}");
+    }
+    assert_eq!(s["mode"], "full");
+    assert!(sum(&s, &["created", "crm"]) > 50, "{s}");
+    assert!(sum(&s, &["created", "prm"]) > 50, "{s}");
+    for name in ["organizations", "people"] {
+        let i = &s["integrations"][name];
+        for key in [
+            "deleted_marked",
+            "disconnected",
+            "conflicts",
+            "unchanged",
+            "errors",
+        ] {
+            assert!(i[key].is_u64(), "{name}.{key}: {s}");
+        }
+    }
+    // the sample data includes records that fail with data errors
+    assert!(sum(&s, &["errors"]) >= 3, "{s}");
+
+    let second = prmsync(dir.path(), &["sync", "--sandbox", "--json"]);
+    let s2 = json_of(&second);
+    assert_eq!(s2["mode"], "incremental");
+    assert_eq!(
+        sum(&s2, &["created", "crm"]) + sum(&s2, &["created", "prm"]),
+        0,
+        "{s2}"
+    );
+    assert_eq!(
+        sum(&s2, &["updated", "crm"]) + sum(&s2, &["updated", "prm"]),
+        0,
+        "{s2}"
+    );
+    assert!(
+        s2["api_calls"]["salesforce"].as_u64().unwrap() <= 3,
+        "auth and one query per object: {s2}"
+    );
+
+    // the log lists the rejections with their fix, one JSON object per line
+    let log = prmsync(
+        dir.path(),
+        &["log", "--sandbox", "--level", "error", "--json"],
+    );
+    assert!(log.status.success());
+    let lines: Vec<Value> = String::from_utf8_lossy(&log.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        lines.iter().any(|e| e["code"] == "crm_data_error"),
+        "{lines:?}"
+    );
+    assert!(lines.iter().any(|e| e["code"] == "unmapped_value"));
+    for e in &lines {
+        assert_eq!(e["level"], "error");
+        assert!(!e["fix"].as_str().unwrap().is_empty());
+        assert!(e["message"].as_str().unwrap().len() > 20);
+    }
+    // acknowledging hides them from --unacknowledged
+    let ack = prmsync(dir.path(), &["log", "ack", "--all", "--sandbox"]);
+    assert!(
+        ack.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ack.stderr)
+    );
+    let open = prmsync(
+        dir.path(),
+        &[
+            "log",
+            "--sandbox",
+            "--level",
+            "error",
+            "--unacknowledged",
+            "--json",
+        ],
+    );
+    assert!(String::from_utf8_lossy(&open.stdout).trim().is_empty());
+
+    // status
+    let status = prmsync(dir.path(), &["status", "--sandbox", "--json"]);
+    let st: Value = serde_json::from_slice(&status.stdout).unwrap();
+    let orgs = st["integrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["integration"] == "organizations")
+        .unwrap();
+    assert_eq!(orgs["state"], "active");
+    assert_eq!(orgs["last_run"]["status"], "succeeded");
+    assert!(orgs["links"]["linked"].as_u64().unwrap() > 20);
+}
+
+#[test]
+fn pause_stops_sync_until_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = prmsync(dir.path(), &["pause", "people", "--sandbox"]);
+    assert!(p.status.success());
+    assert!(String::from_utf8_lossy(&p.stdout).contains("paused"));
+    let s = json_of(&prmsync(dir.path(), &["sync", "--sandbox", "--json"]));
+    assert_eq!(s["integrations"]["people"]["status"], "skipped_paused");
+    assert_eq!(s["integrations"]["organizations"]["status"], "succeeded");
+    assert_eq!(
+        sum(&s, &["created", "prm"]),
+        s["integrations"]["organizations"]["created"]["prm"]
+            .as_u64()
+            .unwrap()
+    );
+    prmsync(dir.path(), &["resume", "people", "--sandbox"]);
+    let s = json_of(&prmsync(dir.path(), &["sync", "--sandbox", "--json"]));
+    assert_eq!(s["integrations"]["people"]["status"], "succeeded");
+    assert!(
+        s["integrations"]["people"]["created"]["prm"]
+            .as_u64()
+            .unwrap()
+            > 50
+    );
+}
+
+#[test]
+fn dry_run_plans_without_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = json_of(&prmsync(
+        dir.path(),
+        &[
+            "sync",
+            "--sandbox",
+            "--json",
+            "--dry-run",
+            "--integration",
+            "organizations",
+        ],
+    ));
+    assert_eq!(s["dry_run"], true);
+    let planned = s["integrations"]["organizations"]["planned"]
+        .as_array()
+        .unwrap();
+    assert!(planned.len() > 20);
+    assert!(
+        s["integrations"]["organizations"]["created"]["prm"]
+            .as_u64()
+            .unwrap()
+            > 10
+    );
+    // nothing was written: a real run still creates everything
+    let s = json_of(&prmsync(
+        dir.path(),
+        &[
+            "sync",
+            "--sandbox",
+            "--json",
+            "--integration",
+            "organizations",
+        ],
+    ));
+    assert!(
+        s["integrations"]["organizations"]["created"]["prm"]
+            .as_u64()
+            .unwrap()
+            > 10
+    );
+}
+
+#[test]
+fn without_a_target_sync_says_how_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = prmsync(dir.path(), &["sync"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("prmsync sync --sandbox") && err.contains("SALESFORCE_CLIENT_ID"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_malformed_mapping_file_is_rejected_with_line_and_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("mapping.toml"),
+        "[[people.fields]]\nprm = \"email\"\ncrm = \"Email\"\ndirection = \"upwards\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("prmsync.toml"),
+        "mapping = \"mapping.toml\"\n",
+    )
+    .unwrap();
+    let out = prmsync(dir.path(), &["sync", "--config", "prmsync.toml"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("mapping.toml") && err.contains("line 4") && err.contains("fix:"),
+        "{err}"
+    );
+    let check = prmsync(dir.path(), &["mapping", "check", "mapping.toml"]);
+    assert!(!check.status.success());
+    // secrets never appear in errors
+    let out = Command::new(env!("CARGO_BIN_EXE_prmsync"))
+        .args(["sync", "--state-dir"])
+        .arg(dir.path().join("s"))
+        .env("SALESFORCE_LOGIN_URL", "http://127.0.0.1:9")
+        .env("SALESFORCE_CLIENT_ID", "id")
+        .env("SALESFORCE_CLIENT_SECRET", "s3cr3t-value")
+        .env("PRM_API_URL", "http://127.0.0.1:9")
+        .env("PRM_API_TOKEN", "t0ken-value")
+        .output()
+        .unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !all.contains("s3cr3t-value") && !all.contains("t0ken-value"),
+        "{all}"
+    );
+}
