@@ -77,6 +77,21 @@ enum Command {
         #[command(flatten)]
         target: Target,
     },
+    /// Remove a link (a PRM reference prm:<organization|person|deal>:<id> or a Salesforce Id).
+    Unlink {
+        record: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Link a PRM record to a Salesforce record by hand; the next sync merges them.
+    Relink {
+        /// prm:<organization|person|deal>:<id>
+        prm: String,
+        /// The Salesforce Id.
+        salesforce_id: String,
+        #[command(flatten)]
+        target: Target,
+    },
     /// The Integration Log: what happened, what failed and how to fix it.
     Log(commands::log::LogArgs),
     /// The sandbox: simulated Salesforce and PRM with sample data.
@@ -117,6 +132,12 @@ fn main() -> ExitCode {
                 target,
             } => commands::status::pause(target, integration, false).await,
             Command::Log(args) => commands::log::run(args).await,
+            Command::Unlink { record, target } => commands::links::unlink(target, record).await,
+            Command::Relink {
+                prm,
+                salesforce_id,
+                target,
+            } => commands::links::relink(target, prm, salesforce_id).await,
             Command::Sandbox { command } => commands::sandbox::run(command).await,
             Command::Mapping { command } => commands::mapping::run(command).await,
         }

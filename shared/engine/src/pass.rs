@@ -1829,21 +1829,14 @@ impl<'a> Pass<'a> {
 
     /// The Salesforce API reserve (DESIGN 11): stop before it is eaten.
     fn reserve_reached(&mut self) -> Option<String> {
-        let usage = self.ctx.crm.usage()?;
-        let reserve = u64::from(self.ctx.mapping.sync.api_reserve_percent);
-        if usage.max == 0 || usage.used * 100 < usage.max * (100 - reserve) {
-            return None;
-        }
-        let message = format!(
-            "Salesforce API usage is {}/{} today, inside the {}% reserve; the run stopped before writing and resumes on the next run",
-            usage.used, usage.max, reserve
-        );
+        let message = crate::run::reserve_message(self.ctx)?;
+        let usage = self.ctx.crm.usage();
         self.log(
             LogCode::ApiReserveReached,
             None,
             None,
             message.clone(),
-            json!({"used": usage.used, "max": usage.max}),
+            json!({"used": usage.map(|u| u.used), "max": usage.map(|u| u.max)}),
         );
         Some(message)
     }

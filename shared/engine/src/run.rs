@@ -249,6 +249,16 @@ async fn run_object(
             prm_cursor.map(|c| c - overlap),
         ),
     };
+    if let Some(message) = reserve_message(ctx) {
+        let log = vec![entry(
+            run_id,
+            integration,
+            LogCode::ApiReserveReached,
+            message.clone(),
+            Value::Null,
+        )];
+        return Ok((mode, Counts::default(), Vec::new(), Some(message), log));
+    }
     let fields = spec.crm_fields();
     let crm = ctx
         .crm
@@ -288,6 +298,19 @@ async fn run_object(
             .map_err(|e| e.to_string())?;
     }
     Ok((mode, out.counts, out.planned, out.stopped, out.log))
+}
+
+/// Set when the last known Salesforce usage is inside the API reserve (DESIGN 11).
+pub fn reserve_message(ctx: &SyncContext) -> Option<String> {
+    let usage = ctx.crm.usage()?;
+    let reserve = u64::from(ctx.mapping.sync.api_reserve_percent);
+    if usage.max == 0 || usage.used * 100 < usage.max * (100 - reserve) {
+        return None;
+    }
+    Some(format!(
+        "Salesforce API usage is {}/{} today, inside the {}% reserve; the run stopped and resumes on the next run",
+        usage.used, usage.max, reserve
+    ))
 }
 
 fn failed(mut report: RunReport, message: String) -> RunReport {

@@ -75,7 +75,7 @@ catalogue! {
     Conflict => "conflict", Warning, "Both systems changed this field since the last sync; the conflict rule chose the value shown. If the other value is right, set it in either system and the next run carries it over.";
     AmbiguousMatch => "ambiguous_match", Warning, "Several records match on the other side. Set the PRM Id field on the Salesforce record (or crm_id in the PRM) to the one it belongs to, or merge the duplicates, then run the sync again.";
     DeletedInPrm => "deleted_in_prm", Info, "Nothing to do: the Salesforce record is kept and its Record Status shows the deletion.";
-    DeletedInCrm => "deleted_in_crm", Warning, "The PRM record is kept and no longer syncs. Restore the Salesforce record from the recycle bin and run `prmsync relink`, or leave it disconnected.";
+    DeletedInCrm => "deleted_in_crm", Warning, "The PRM record is kept and no longer syncs. If the deletion was a mistake, restore the Salesforce record from the recycle bin, then `prmsync relink prm:<object>:<id> <Salesforce Id>`; otherwise nothing to do.";
     MergedInCrm => "merged_in_crm", Info, "Nothing to do: the link now follows the surviving Salesforce record.";
     SyncStoppedUnflagged => "sync_stopped_unflagged", Warning, "The Account's Sync with PRM box was cleared or its Organization Status emptied, so it no longer syncs. Tick the box and set the status again to resume.";
     SyncResumed => "sync_resumed", Info, "";
@@ -85,12 +85,12 @@ catalogue! {
     UnmappedValue => "unmapped_value", Error, "Add the value to the field's `values` table in the mapping file, or change the record to a value that is mapped.";
     CrmDataError => "crm_data_error", Error, "Correct the value in the record (or the mapping) as the message says; the record is retried when it changes.";
     CrmSetupError => "crm_setup_error", Error, "A field or permission prmsync needs is missing in Salesforce: create the field or grant the integration user access, then run the sync again.";
-    CrmRecordGone => "crm_record_gone", Warning, "The Salesforce record no longer exists; the link was disconnected. Relink it with `prmsync relink` if it was restored.";
+    CrmRecordGone => "crm_record_gone", Warning, "The Salesforce record no longer exists; the link was disconnected. If it was restored from the recycle bin, `prmsync relink` links it again.";
     PrmValidationFailed => "prm_validation_failed", Error, "Correct the value in the record as the message says (or map it to one the PRM accepts); the record is retried when it changes.";
     PrmRecordGone => "prm_record_gone", Warning, "The PRM record no longer exists; the link was disconnected.";
     TransientError => "transient_error", Warning, "Nothing to do unless it repeats: the record is retried on the next run.";
     ApiReserveReached => "api_reserve_reached", Warning, "The run stopped to keep the configured share of the daily Salesforce API allocation; it resumes on the next run. Raise the org's allocation or lower api_reserve_percent if this happens often.";
-    MappingInvalid => "mapping_invalid", Error, "Correct the mapping file as the message says; `prmsync mapping check` validates it against Salesforce.";
+    MappingInvalid => "mapping_invalid", Error, "Correct the mapping file as the message says; `prmsync mapping check FILE` validates it, and the next full run checks it against Salesforce.";
 }
 
 #[cfg(test)]
@@ -110,6 +110,23 @@ mod tests {
             if c.level() != Level::Info {
                 assert!(!c.fix().is_empty(), "{} needs a fix", c.as_str());
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod doc_tests {
+    use super::LogCode;
+
+    #[test]
+    fn every_code_is_documented_for_operators() {
+        let doc = include_str!("../../../docs/integration-log.md");
+        for c in LogCode::ALL {
+            assert!(
+                doc.contains(&format!("`{}`", c.as_str())),
+                "docs/integration-log.md lacks {}",
+                c.as_str()
+            );
         }
     }
 }

@@ -1,0 +1,133 @@
+//! `prmsync unlink` and `prmsync relink`: repair links by hand.
+
+use std::process::ExitCode;
+
+use anyhow::{anyhow, bail, Result};
+use prmsync_engine::store::Links;
+use prmsync_engine::Link;
+use prmsync_mapping::ObjectKind;
+
+use crate::connect::open_store;
+use crate::Target;
+
+/// A record named on the command line: `prm:<organization|person|deal>:<id>` or a
+/// Salesforce Id (its object from the key prefix: 001 Account, 003 Contact, 006 Opportunity).
+#[derive(Debug, Clone, PartialEq)]
+pub enum RecordRef {
+    Prm(ObjectKind, String),
+    Crm(ObjectKind, String),
+}
+
+pub fn parse_ref(s: &str) -> Result<RecordRef> {
+    if let Some(rest) = s.strip_prefix("prm:") {
+        let (kind, id) = rest
+            .split_once(':')
+            .ok_or_else(|| anyhow!("`{s}` is not a PRM reference: write prm:organization:<id>, prm:person:<id> or prm:deal:<id>"))?;
+        let kind = ObjectKind::parse(kind).ok_or_else(|| {
+            anyhow!("unknown PRM object `{kind}` in `{s}`: use organization, person or deal")
+        })?;
+        if id.is_empty() {
+            bail!("`{s}` has no id after the object");
+        }
+        return Ok(RecordRef::Prm(kind, id.to_string()));
+    }
+    let valid = (s.len() == 15 || s.len() == 18) && s.chars().all(|c| c.is_ascii_alphanumeric());
+    if !valid {
+        bail!("`{s}` is neither a Salesforce Id (15 or 18 letters and digits) nor a PRM reference (prm:organization:<id>)");
+    }
+    let kind = match &s[..3] {
+        "001" => ObjectKind::Organization,
+        "003" => ObjectKind::Person,
+        "006" => ObjectKind::Deal,
+        p => bail!("`{s}` starts with {p}, which is not an Account (001), Contact (003) or Opportunity (006)"),
+    };
+    Ok(RecordRef::Crm(kind, s.to_string()))
+}
+
+async fn find(store: &dyn Links, r: &RecordRef) -> Result<Option<Link>> {
+    let links = match r {
+        RecordRef::Prm(k, id) => store.find_links(*k, &[], &[id.clone()]).await?,
+        RecordRef::Crm(k, id) => store.find_links(*k, &[id.clone()], &[]).await?,
+    };
+    Ok(links.into_iter().next())
+}
+
+pub async fn unlink(target: Target, record: String) -> Result<ExitCode> {
+    let r = parse_ref(&record)?;
+    let store = open_store(&target)?;
+    match find(store.as_ref(), &r).await? {
+        Some(link) => {
+            store.delete_link(link.object, &link.prm_id).await?;
+            println!(
+                "unlinked {} {} from Salesforce {}; the next `prmsync sync --full` links them again by their ids, or matches anew",
+                link.object, link.prm_id, link.crm_id
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        None => {
+            bail!("no link found for {record}; `prmsync log --record {record}` shows its history")
+        }
+    }
+}
+
+pub async fn relink(target: Target, prm: String, crm: String) -> Result<ExitCode> {
+    let (RecordRef::Prm(kind, prm_id), RecordRef::Crm(crm_kind, crm_id)) =
+        (parse_ref(&prm)?, parse_ref(&crm)?)
+    else {
+        bail!("relink takes a PRM reference then a Salesforce Id: prmsync relink prm:organization:<id> 001…");
+    };
+    if kind != crm_kind {
+        bail!(
+            "{prm} is a {kind} but {crm} is a Salesforce {}: link records of the same kind",
+            crm_kind.crm_object()
+        );
+    }
+    let store = open_store(&target)?;
+    for r in [
+        RecordRef::Prm(kind, prm_id.clone()),
+        RecordRef::Crm(kind, crm_id.clone()),
+    ] {
+        if let Some(old) = find(store.as_ref(), &r).await? {
+            store.delete_link(old.object, &old.prm_id).await?;
+            println!(
+                "removed the old link {} {} ↔ {}",
+                old.object, old.prm_id, old.crm_id
+            );
+        }
+    }
+    let mut link = Link::new(kind, &prm_id, &crm_id);
+    // Both records are read on the next run and merged as a first link.
+    link.retry = true;
+    store.save_link(&link).await?;
+    println!("linked {kind} {prm_id} ↔ Salesforce {crm_id}; the next `prmsync sync` merges them (first-link rule)");
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references() {
+        assert_eq!(
+            parse_ref("prm:person:per_1").unwrap(),
+            RecordRef::Prm(ObjectKind::Person, "per_1".into())
+        );
+        assert_eq!(
+            parse_ref("001Sm0000000001IAA").unwrap(),
+            RecordRef::Crm(ObjectKind::Organization, "001Sm0000000001IAA".into())
+        );
+        assert!(parse_ref("prm:widget:1")
+            .unwrap_err()
+            .to_string()
+            .contains("organization, person or deal"));
+        assert!(parse_ref("hello")
+            .unwrap_err()
+            .to_string()
+            .contains("Salesforce Id"));
+        assert!(parse_ref("00QSm0000000001IAA")
+            .unwrap_err()
+            .to_string()
+            .contains("Account (001)"));
+    }
+}
