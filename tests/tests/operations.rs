@@ -126,7 +126,7 @@ async fn a_link_repaired_by_hand_merges_on_the_next_run() {
     h.sync().await;
     let links = h
         .store
-        .find_links(ObjectKind::Organization, &[], &[org.clone()])
+        .find_links(ObjectKind::Organization, &[], std::slice::from_ref(&org))
         .await
         .unwrap();
     assert_eq!(links[0].state, LinkState::Disconnected);

@@ -289,7 +289,7 @@ async fn deleted_in_the_prm_marks_record_status_and_deletes_nothing_in_salesforc
     );
     let link = h
         .store
-        .find_links(ObjectKind::Organization, &[acc.clone()], &[])
+        .find_links(ObjectKind::Organization, std::slice::from_ref(&acc), &[])
         .await
         .unwrap();
     assert_eq!(link[0].state, LinkState::DeletedInPrm);
@@ -316,7 +316,7 @@ async fn deleted_in_salesforce_keeps_the_prm_record_and_disconnects_the_link() {
     assert!(p["deleted_at"].is_null(), "the PRM person is kept");
     let links = h
         .store
-        .find_links(ObjectKind::Person, &[], &[person.clone()])
+        .find_links(ObjectKind::Person, &[], std::slice::from_ref(&person))
         .await
         .unwrap();
     assert_eq!(links[0].state, LinkState::Disconnected);
@@ -358,7 +358,11 @@ async fn a_merge_in_salesforce_moves_the_link_to_the_master() {
 
     let links = h
         .store
-        .find_links(ObjectKind::Organization, &[], &[loser_org.clone()])
+        .find_links(
+            ObjectKind::Organization,
+            &[],
+            std::slice::from_ref(&loser_org),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -405,7 +409,7 @@ async fn unflagging_a_linked_account_stops_its_sync() {
     );
     let links = h
         .store
-        .find_links(ObjectKind::Organization, &[acc.clone()], &[])
+        .find_links(ObjectKind::Organization, std::slice::from_ref(&acc), &[])
         .await
         .unwrap();
     assert_eq!(links[0].state, LinkState::Unselected, "link kept");
@@ -452,7 +456,7 @@ async fn a_contact_promoted_to_user_keeps_its_salesforce_contact() {
     assert_eq!(contacts[0]["PRM_Record_Status__c"], "User");
     let links = h
         .store
-        .find_links(ObjectKind::Person, &[con.clone()], &[])
+        .find_links(ObjectKind::Person, std::slice::from_ref(&con), &[])
         .await
         .unwrap();
     assert_eq!(links[0].prm_id, person, "same link");

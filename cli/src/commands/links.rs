@@ -46,8 +46,8 @@ pub fn parse_ref(s: &str) -> Result<RecordRef> {
 
 async fn find(store: &dyn Links, r: &RecordRef) -> Result<Option<Link>> {
     let links = match r {
-        RecordRef::Prm(k, id) => store.find_links(*k, &[], &[id.clone()]).await?,
-        RecordRef::Crm(k, id) => store.find_links(*k, &[id.clone()], &[]).await?,
+        RecordRef::Prm(k, id) => store.find_links(*k, &[], std::slice::from_ref(id)).await?,
+        RecordRef::Crm(k, id) => store.find_links(*k, std::slice::from_ref(id), &[]).await?,
     };
     Ok(links.into_iter().next())
 }
