@@ -721,3 +721,84 @@ async fn an_account_flagged_later_brings_its_unchanged_contacts() {
         h.sf.api_calls().by_kind
     );
 }
+
+#[tokio::test]
+async fn per_field_direction_custom_fields_and_fixed_values() {
+    use prmsync_simulators::salesforce::{FieldDef, FieldType};
+    let src = format!(
+        "{}\n[[organizations.fields]]\nprm = \"custom.tier\"\ncrm = \"Partner_Tier__c\"\ndirection = \"to_crm\"\n\n[[organizations.fields]]\ncrm = \"Type\"\nfixed = \"Partner\"\ndirection = \"on_create\"\n",
+        prmsync_mapping::config::DEFAULT_MAPPING
+    )
+    .replace("prm = \"title\"\ncrm = \"Title\"", "prm = \"title\"\ncrm = \"Title\"\ndirection = \"to_prm\"");
+    let mapping = prmsync_mapping::MappingConfig::parse(&src, "mapping.toml").unwrap();
+    let h = Harness::with_mapping(mapping).await;
+    h.sf.add_field(
+        "Account",
+        FieldDef::new("Partner_Tier__c", FieldType::String).length(40),
+    );
+    let org = h.prm.insert(
+        Collection::Organizations,
+        json!({"kind": "partner", "status": "active", "name": "Tiered", "custom": {"tier": "gold"}}),
+    );
+    let person = h.prm.insert(
+        Collection::People,
+        json!({"organization_id": org, "kind": "contact", "first_name": "Ti", "last_name": "Tle", "title": "Buyer"}),
+    );
+    assert_succeeded(&h.sync().await);
+    let acc = h
+        .sf_records("Account")
+        .into_iter()
+        .find(|a| a["PRM_Id__c"] == json!(org))
+        .unwrap();
+    let acc_id = acc["Id"].as_str().unwrap().to_string();
+    assert_eq!(acc["Partner_Tier__c"], "gold", "custom field created");
+    assert_eq!(acc["Type"], "Partner", "fixed value on create");
+    let con = h.sf_records("Contact")[0]["Id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        h.sf_str("Contact", &con, "Title").as_deref(),
+        Some("Buyer"),
+        "all fields go to a new record"
+    );
+
+    // to_crm: a Salesforce edit is put back to the PRM's value; a PRM edit flows
+    h.sf.update(
+        "Account",
+        &acc_id,
+        obj(json!({"Partner_Tier__c": "silver", "Type": "Other"})),
+    );
+    assert_succeeded(&h.sync().await);
+    assert_eq!(
+        h.sf_str("Account", &acc_id, "Partner_Tier__c").as_deref(),
+        Some("gold")
+    );
+    assert_eq!(
+        h.sf_str("Account", &acc_id, "Type").as_deref(),
+        Some("Other"),
+        "on_create is written once"
+    );
+    h.prm.update(
+        Collection::Organizations,
+        &org,
+        json!({"custom": {"tier": "platinum"}}),
+    );
+    assert_succeeded(&h.sync().await);
+    assert_eq!(
+        h.sf_str("Account", &acc_id, "Partner_Tier__c").as_deref(),
+        Some("platinum")
+    );
+
+    // to_prm: Salesforce owns the title; a PRM edit is put back, a Salesforce edit flows
+    h.prm.update(
+        Collection::People,
+        &person,
+        json!({"title": "Changed in PRM"}),
+    );
+    assert_succeeded(&h.sync().await);
+    assert_eq!(h.prm_get(Collection::People, &person)["title"], "Buyer");
+    h.sf.update("Contact", &con, obj(json!({"Title": "Director"})));
+    assert_succeeded(&h.sync().await);
+    assert_eq!(h.prm_get(Collection::People, &person)["title"], "Director");
+}
