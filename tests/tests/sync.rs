@@ -155,6 +155,12 @@ async fn changes_flow_both_ways_and_conflicts_follow_the_rule() {
     );
     assert_eq!(total(&reports, |c| c.updated.crm), 1);
     assert_eq!(total(&reports, |c| c.updated.prm), 1);
+    let updated = h.log(LogCode::RecordUpdated).await;
+    assert_eq!(updated.len(), 2);
+    assert!(
+        updated.iter().any(|e| e.message.contains("BillingCity")),
+        "{updated:?}"
+    );
 
     // the same field changed on both sides: the newest wins (the PRM, changed last)
     h.sf.update("Account", &acc, obj(json!({"Name": "Tailspin SF"})));
@@ -297,6 +303,30 @@ async fn deleted_in_the_prm_marks_record_status_and_deletes_nothing_in_salesforc
     // and it stays that way
     let again = h.sync().await;
     assert_eq!(total(&again, |c| c.writes() + c.deleted_marked), 0);
+}
+
+#[tokio::test]
+async fn deleted_users_and_distributors_get_their_own_deleted_status() {
+    let h = Harness::new().await;
+    let org = h.org("distributor", "inactive", "Closed Distribution");
+    let user = h.prm.insert(
+        Collection::People,
+        json!({"organization_id": org, "kind": "user", "status": "active", "first_name": "Us", "last_name": "Er", "email": "user@closed.example"}),
+    );
+    assert_succeeded(&h.sync().await);
+    h.prm.delete(Collection::People, &user);
+    h.prm.delete(Collection::Organizations, &org);
+    assert_succeeded(&h.sync().await);
+    let acc = &h.sf_records("Account")[0];
+    assert_eq!(
+        acc["PRM_Record_Status__c"],
+        "Inactive Distributor (Deleted)"
+    );
+    assert_eq!(acc["PRM_Organization_Status__c"], "Inactive Distributor");
+    assert_eq!(
+        h.sf_records("Contact")[0]["PRM_Record_Status__c"],
+        "User (Deleted)"
+    );
 }
 
 #[tokio::test]

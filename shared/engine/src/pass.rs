@@ -1531,6 +1531,22 @@ impl<'a> Pass<'a> {
             match result {
                 Ok(_) => {
                     self.count_crm_write(&items[i]);
+                    if items[i].created.is_none() && !items[i].marks_deleted {
+                        let (c, p) = (items[i].link.crm_id.clone(), items[i].link.prm_id.clone());
+                        let fields: Vec<String> = items[i].crm_patch.keys().cloned().collect();
+                        self.log(
+                            LogCode::RecordUpdated,
+                            Some(&c),
+                            Some(&p),
+                            format!(
+                                "Updated {} {c} from PRM {} {p}: {}",
+                                self.spec.crm_object(),
+                                self.spec.kind,
+                                fields.join(", ")
+                            ),
+                            json!({"fields": items[i].crm_patch}),
+                        );
+                    }
                     if items[i].marks_deleted {
                         items[i].link.state = LinkState::DeletedInPrm;
                         let (c, p) = (items[i].link.crm_id.clone(), items[i].link.prm_id.clone());
@@ -1634,6 +1650,20 @@ impl<'a> Pass<'a> {
                 Ok(updated) => {
                     if items[i].created.is_none() {
                         self.out.counts.updated.prm += 1;
+                        let (c, p) = (items[i].link.crm_id.clone(), items[i].link.prm_id.clone());
+                        let fields: Vec<String> = items[i].prm_patch.keys().cloned().collect();
+                        self.log(
+                            LogCode::RecordUpdated,
+                            Some(&c),
+                            Some(&p),
+                            format!(
+                                "Updated PRM {} {p} from {} {c}: {}",
+                                self.spec.kind,
+                                self.spec.crm_object(),
+                                fields.join(", ")
+                            ),
+                            json!({"fields": items[i].prm_patch}),
+                        );
                     }
                     items[i].link.prm_version = Some(updated.version);
                     items[i].dirty = true;
