@@ -9,6 +9,7 @@
 //! - [`codes`]: the catalogue of Integration Log codes with their messages and fixes.
 
 pub mod codes;
+pub mod deals;
 pub mod config;
 pub mod merge;
 pub mod record;

@@ -1,0 +1,1 @@
+//! Deal Registration import rules (filled in by the deals work).
