@@ -15,7 +15,7 @@ fn ceil_div(a: u64, b: u64) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_import_of_5000_accounts_and_20000_contacts_stays_within_the_call_budget() {
     let t0 = std::time::Instant::now();
-    const ACCOUNTS: u64 = 2_000;
+    const ACCOUNTS: u64 = 5_000;
     const CONTACTS_PER_ACCOUNT: u64 = 4;
     let h = Harness::new().await;
     for i in 0..ACCOUNTS {

@@ -72,19 +72,39 @@ impl ObjectSpec {
         self.kind.prm_collection()
     }
 
+    /// The Salesforce field holding the linked PRM record's id.
+    pub fn prm_id_field(&self) -> &str {
+        match self.kind {
+            ObjectKind::Deal => &self.setup.deal_id,
+            _ => &self.setup.prm_id,
+        }
+    }
+
     /// Every Salesforce field a pass reads.
     pub fn crm_fields(&self) -> Vec<String> {
-        let mut out: Vec<String> = vec![
-            "Id".into(),
-            "SystemModstamp".into(),
-            "IsDeleted".into(),
-            "MasterRecordId".into(),
-            self.setup.prm_id.clone(),
-            self.setup.record_status.clone(),
-        ];
-        if self.kind == ObjectKind::Organization {
-            out.push(self.setup.sync_flag.clone());
-            out.push(self.setup.organization_status.clone());
+        let mut out: Vec<String> = vec!["Id".into(), "SystemModstamp".into(), "IsDeleted".into()];
+        match self.kind {
+            ObjectKind::Organization => out.extend([
+                "MasterRecordId".into(),
+                self.setup.prm_id.clone(),
+                self.setup.record_status.clone(),
+                self.setup.sync_flag.clone(),
+                self.setup.organization_status.clone(),
+            ]),
+            ObjectKind::Person => out.extend([
+                "MasterRecordId".into(),
+                self.setup.prm_id.clone(),
+                self.setup.record_status.clone(),
+            ]),
+            ObjectKind::Deal => out.extend([
+                "AccountId".into(),
+                self.setup.deal_id.clone(),
+                self.setup.sync_flag.clone(),
+                self.setup.export_deal.clone(),
+                self.setup.partner_email.clone(),
+                self.setup.distributor_email.clone(),
+                self.setup.deal_owner_type.clone(),
+            ]),
         }
         if let Some(r) = self.reference {
             out.push(r.crm_field.into());
@@ -103,10 +123,14 @@ impl ObjectSpec {
     pub fn scope(&self) -> Scope {
         match self.kind {
             ObjectKind::Organization => Scope::FlaggedOrLinked {
-                flag: self.setup.sync_flag.clone(),
+                flags: vec![self.setup.sync_flag.clone()],
                 prm_id: self.setup.prm_id.clone(),
             },
-            _ => Scope::NotNull("AccountId".into()),
+            ObjectKind::Person => Scope::NotNull("AccountId".into()),
+            ObjectKind::Deal => Scope::FlaggedOrLinked {
+                flags: vec![self.setup.sync_flag.clone(), self.setup.export_deal.clone()],
+                prm_id: self.setup.deal_id.clone(),
+            },
         }
     }
 
@@ -114,7 +138,12 @@ impl ObjectSpec {
     pub fn crm_selected(&self, record: &CrmRecord) -> bool {
         match self.kind {
             ObjectKind::Organization => rules::account_selected(record, &self.setup),
-            _ => !record.deleted,
+            ObjectKind::Person => !record.deleted,
+            ObjectKind::Deal => {
+                !record.deleted
+                    && record.bool_field(&self.setup.sync_flag)
+                    && record.bool_field(&self.setup.export_deal)
+            }
         }
     }
 
@@ -132,7 +161,8 @@ impl ObjectSpec {
                     .and_then(Value::as_str)
                     .map(str::to_string)
             }
-            _ => Some(
+            ObjectKind::Deal => None,
+            ObjectKind::Person => Some(
                 match merged.get(keys::KIND).and_then(Value::as_str) {
                     Some("user") => "User",
                     _ => "Contact",

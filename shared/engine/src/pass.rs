@@ -22,6 +22,8 @@ use prmsync_mapping::{rules, CrmRecord, Fields, Integration, LogCode, ObjectKind
 use serde_json::{json, Value};
 
 use crate::objects::{keys, ObjectSpec};
+
+mod deal_import;
 use crate::ports::{FailureClass, PortError, RecordFailure, WriteOutcome};
 use crate::report::{Counts, PlannedWrite};
 use crate::run::SyncContext;
@@ -247,7 +249,7 @@ impl<'a> Pass<'a> {
         prm_ids.extend(
             crm_records
                 .iter()
-                .filter_map(|r| r.str_field(&self.spec.setup.prm_id).map(str::to_string)),
+                .filter_map(|r| r.str_field(self.spec.prm_id_field()).map(str::to_string)),
         );
         prm_ids.extend(retry.iter().map(|l| l.prm_id.clone()));
         let links = store.find_links(kind, &crm_ids, &prm_ids).await?;
@@ -337,10 +339,18 @@ impl<'a> Pass<'a> {
             item.dirty = true;
             items.push(item);
         }
-        let created = self.create_in_prm(to_prm).await?;
-        items.extend(created);
-        let created = self.create_in_crm(to_crm).await?;
-        items.extend(created);
+        if kind == ObjectKind::Deal {
+            // Opportunities become deals by the import rules; deals never become
+            // Opportunities.
+            let _ = to_crm;
+            let imported = self.import_deals(to_prm).await?;
+            items.extend(imported);
+        } else {
+            let created = self.create_in_prm(to_prm).await?;
+            items.extend(created);
+            let created = self.create_in_crm(to_crm).await?;
+            items.extend(created);
+        }
 
         // Merge every linked pair, then write. A pair whose last write was rejected for
         // its data waits until either record changes.
@@ -562,6 +572,20 @@ impl<'a> Pass<'a> {
                         .snapshot
                         .insert(keys::RECORD_STATUS.into(), json!(status));
                     item.crm_keys.push(keys::RECORD_STATUS.into());
+                } else {
+                    // Nothing to mark in Salesforce (deals): the link ends here.
+                    item.link.state = LinkState::DeletedInPrm;
+                    self.log(
+                        LogCode::DeletedInPrm,
+                        Some(&crm_id),
+                        Some(&prm_id),
+                        format!(
+                            "PRM {} {prm_id} was deleted; {} {crm_id} is kept and no longer syncs",
+                            self.spec.kind,
+                            self.spec.crm_object()
+                        ),
+                        Value::Null,
+                    );
                 }
                 item.marks_deleted = true;
                 item.dirty = true;
@@ -618,6 +642,7 @@ impl<'a> Pass<'a> {
 
     fn match_key_crm(&self, r: &CrmRecord) -> Option<String> {
         match self.spec.kind {
+            ObjectKind::Deal => None,
             ObjectKind::Organization => {
                 rules::organization_match_key(r.str_field("Name"), r.str_field("Website"))
                     .map(|(n, d)| format!("{n}|{}", d.unwrap_or_default()))
@@ -631,6 +656,7 @@ impl<'a> Pass<'a> {
 
     fn match_key_prm(&self, r: &PrmRecord) -> Option<String> {
         match self.spec.kind {
+            ObjectKind::Deal => None,
             ObjectKind::Organization => {
                 rules::organization_match_key(r.str_field("name"), r.str_field("website"))
                     .map(|(n, d)| format!("{n}|{}", d.unwrap_or_default()))
@@ -652,7 +678,7 @@ impl<'a> Pass<'a> {
         prm: Vec<PrmRecord>,
         full: bool,
     ) -> Result<(Vec<(CrmRecord, PrmRecord)>, Vec<CrmRecord>, Vec<PrmRecord>), PassError> {
-        let prm_id_field = self.spec.setup.prm_id.clone();
+        let prm_id_field = self.spec.prm_id_field().to_string();
         // Records rejected before are left alone until they change (a full run retries all).
         let (crm, prm) = if self.full {
             (crm, prm)
@@ -1094,7 +1120,7 @@ impl<'a> Pass<'a> {
         let results = self
             .ctx
             .crm
-            .upsert(self.spec.crm_object(), &self.spec.setup.prm_id, bodies)
+            .upsert(self.spec.crm_object(), self.spec.prm_id_field(), bodies)
             .await?;
         let mut items = Vec::new();
         for ((prm, body, snapshot), result) in rows.into_iter().zip(results) {
@@ -1175,7 +1201,7 @@ impl<'a> Pass<'a> {
             snapshot.insert(f.key(), v);
         }
         let setup = self.spec.setup.clone();
-        body.insert(setup.prm_id.clone(), json!(prm.id));
+        body.insert(self.spec.prm_id_field().to_string(), json!(prm.id));
         snapshot.insert(keys::PRM_ID.into(), json!(prm.id));
         match self.spec.kind {
             ObjectKind::Organization => {
@@ -1448,7 +1474,11 @@ impl<'a> Pass<'a> {
             .spec
             .status_label(&merged)
             .map(|label| rules::record_status(&label, false));
-        let mut want_crm = vec![(keys::PRM_ID, setup.prm_id.clone(), json!(item.link.prm_id))];
+        let mut want_crm = vec![(
+            keys::PRM_ID,
+            self.spec.prm_id_field().to_string(),
+            json!(item.link.prm_id),
+        )];
         if let Some(status) = expected_status {
             want_crm.push((
                 keys::RECORD_STATUS,

@@ -75,9 +75,9 @@ pub struct WriteOk {
 pub enum Scope {
     /// Every record.
     All,
-    /// Records with the sync flag ticked or a PRM Id (linked), so unflagging is seen and
+    /// Records with every flag ticked or a PRM Id (linked), so unflagging is seen and
     /// unflagged, never-linked records are left alone.
-    FlaggedOrLinked { flag: String, prm_id: String },
+    FlaggedOrLinked { flags: Vec<String>, prm_id: String },
     /// Records whose `field` is not null (Contacts with an Account).
     NotNull(String),
 }
@@ -91,6 +91,30 @@ pub struct FieldInfo {
     pub createable: bool,
     pub picklist_values: Vec<String>,
     pub restricted_picklist: bool,
+}
+
+/// The PRM's settings a deal import needs (`GET /v1/settings`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PrmSettings {
+    pub distributor_module_enabled: bool,
+    pub partner_email_optional_for_distributor_owned: bool,
+    pub deal_fields: Vec<PrmFieldSpec>,
+}
+
+/// A PRM field: required or not, and its picklist values.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PrmFieldSpec {
+    pub name: String,
+    pub required: bool,
+    pub values: Option<Vec<String>>,
+}
+
+/// A PRM partner or distributor group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PrmGroup {
+    pub id: String,
+    pub kind: String,
+    pub modules: Vec<String>,
 }
 
 /// Daily API usage as Salesforce reports it.
@@ -193,6 +217,12 @@ pub trait Prm: Send + Sync {
         version: i64,
         patch: Fields,
     ) -> Result<Result<PrmRecord, RecordFailure>, PortError>;
+
+    /// The settings deal import follows.
+    async fn settings(&self) -> Result<PrmSettings, PortError>;
+
+    /// Every partner and distributor group.
+    async fn groups(&self) -> Result<Vec<PrmGroup>, PortError>;
 
     /// API calls made so far by this client.
     fn calls(&self) -> u64;

@@ -218,9 +218,7 @@ async fn run_object(
     let kind = match integration {
         Integration::Organizations => ObjectKind::Organization,
         Integration::People => ObjectKind::Person,
-        Integration::Deals => {
-            return Err("deal import is not part of this run; use the deals use case".into())
-        }
+        Integration::Deals => ObjectKind::Deal,
     };
     let store = &ctx.store;
     let spec = ObjectSpec::new(kind, &ctx.mapping);

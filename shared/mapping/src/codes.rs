@@ -91,6 +91,25 @@ catalogue! {
     TransientError => "transient_error", Warning, "Nothing to do unless it repeats: the record is retried on the next run.";
     ApiReserveReached => "api_reserve_reached", Warning, "The run stopped to keep the configured share of the daily Salesforce API allocation; it resumes on the next run. Raise the org's allocation or lower api_reserve_percent if this happens often.";
     MappingInvalid => "mapping_invalid", Error, "Correct the mapping file as the message says; `prmsync mapping check FILE` validates it, and the next full run checks it against Salesforce.";
+    DealImported => "deal_imported", Info, "";
+    DealRejectedByPrm => "deal_rejected_by_prm", Error, "The PRM refused the deal (422): correct the Opportunity fields named in the message in Salesforce, or map them to values the PRM accepts in the mapping file's deal fields.";
+    DealNoAccount => "deal_no_account", Error, "In Salesforce, set the Opportunity's Account to the customer's Account.";
+    DealNoPrimaryContact => "deal_no_primary_contact", Error, "In Salesforce, add a Contact Role to the Opportunity (Contact Roles related list) and mark it Primary.";
+    DealOwnerTypeUnknown => "deal_owner_type_unknown", Error, "In Salesforce, set the Opportunity's PRM Deal Owner Type to Partner-Owned or Distributor-Owned, or clear it (blank means Partner-Owned).";
+    DealDistributorModuleDisabled => "deal_distributor_module_disabled", Error, "Turn the distributor module on in the PRM settings, or in Salesforce set the Opportunity's PRM Deal Owner Type to Partner-Owned and clear its PRM Distributor Email.";
+    DealPartnerEmailMissing => "deal_partner_email_missing", Error, "In Salesforce, enter the email of the PRM partner user who registers the deal in the Opportunity's PRM Partner Email field. For Distributor-Owned deals the PRM can make it optional (distributor module setting partner_email_optional_for_distributor_owned).";
+    DealDistributorEmailMissing => "deal_distributor_email_missing", Error, "In Salesforce, enter the email of the PRM distributor user in the Opportunity's PRM Distributor Email field, or set PRM Deal Owner Type to Partner-Owned.";
+    DealUserNotFound => "deal_user_not_found", Error, "Correct the email on the Opportunity in Salesforce to that of an existing PRM user, or create a user with that email in the PRM.";
+    DealUserAmbiguous => "deal_user_ambiguous", Error, "Several PRM people share this email: in the PRM give them distinct emails or delete the duplicates, or put another user's email on the Opportunity in Salesforce.";
+    DealUserIsContact => "deal_user_is_contact", Error, "The person is a PRM contact without portal access: promote them to a user in the PRM (active, in a group with Deal Registration), or put a user's email on the Opportunity in Salesforce.";
+    DealUserInactive => "deal_user_inactive", Error, "Activate the user in the PRM (status active, or restore the deleted user), or put the email of an active PRM user on the Opportunity in Salesforce.";
+    DealUserLacksDealRegistration => "deal_user_lacks_deal_registration", Error, "In the PRM, add the user to a group of their kind (partner or distributor) whose modules include Deal Registration, or enable Deal Registration on one of their groups; or put another user's email on the Opportunity.";
+    DealUserInDistributorOrg => "deal_user_in_distributor_org", Error, "The partner email must be a user of a partner organization: in Salesforce put a partner user's email in PRM Partner Email; if the deal belongs to the distributor, set PRM Deal Owner Type to Distributor-Owned and move this email to PRM Distributor Email.";
+    DealUserInPartnerOrg => "deal_user_in_partner_org", Error, "The distributor email must be a user of a distributor organization: in Salesforce put a distributor user's email in PRM Distributor Email; if the deal belongs to the partner, move this email to PRM Partner Email.";
+    DealUserOrganizationUnknown => "deal_user_organization_unknown", Error, "The user's organization is missing or deleted in the PRM: move the user to an active partner or distributor organization in the PRM, or put another user's email on the Opportunity.";
+    DealRequiredFieldEmpty => "deal_required_field_empty", Error, "In Salesforce, fill the Opportunity field named in the message: the PRM requires the deal field it maps to.";
+    DealValueUnmapped => "deal_value_unmapped", Error, "Add the value to the field's `values` table in the mapping file, or change the Opportunity in Salesforce to a value that is mapped.";
+    DealValueNotAccepted => "deal_value_not_accepted", Error, "Map the Salesforce value to one the PRM accepts in the field's `values` table in the mapping file, add the value to the PRM's picklist for the deal field, or change the Opportunity.";
 }
 
 #[cfg(test)]

@@ -188,6 +188,7 @@ pub struct MappingConfig {
     pub sync: SyncSettings,
     pub organizations: ObjectMapping,
     pub people: ObjectMapping,
+    pub deals: ObjectMapping,
 }
 
 /// Why a mapping file was rejected.
@@ -219,6 +220,7 @@ struct RawFile {
     sync: SyncSettings,
     organizations: Option<RawObject>,
     people: Option<RawObject>,
+    deals: Option<RawObject>,
 }
 
 #[derive(Deserialize)]
@@ -298,6 +300,11 @@ impl MappingConfig {
             raw.setup.sync_flag.as_str(),
             raw.setup.record_status.as_str(),
             raw.setup.prm_id.as_str(),
+            raw.setup.export_deal.as_str(),
+            raw.setup.partner_email.as_str(),
+            raw.setup.distributor_email.as_str(),
+            raw.setup.deal_owner_type.as_str(),
+            raw.setup.deal_id.as_str(),
         ]
         .into_iter()
         .collect();
@@ -305,6 +312,7 @@ impl MappingConfig {
         for (object, raw_object) in [
             (ObjectKind::Organization, raw.organizations),
             (ObjectKind::Person, raw.people),
+            (ObjectKind::Deal, raw.deals),
         ] {
             let raw_object = raw_object.unwrap_or(RawObject {
                 hierarchy: true,
@@ -349,14 +357,16 @@ impl MappingConfig {
                 fields,
             });
         }
-        let people = objects.pop().expect("two objects");
-        let organizations = objects.pop().expect("two objects");
+        let deals = objects.pop().expect("three objects");
+        let people = objects.pop().expect("three objects");
+        let organizations = objects.pop().expect("three objects");
         Ok(Self {
             salesforce: raw.salesforce,
             setup: raw.setup,
             sync: raw.sync,
             organizations,
             people,
+            deals,
         })
     }
 
@@ -364,7 +374,8 @@ impl MappingConfig {
     pub fn object(&self, object: ObjectKind) -> &ObjectMapping {
         match object {
             ObjectKind::Organization => &self.organizations,
-            _ => &self.people,
+            ObjectKind::Person => &self.people,
+            ObjectKind::Deal => &self.deals,
         }
     }
 
@@ -427,7 +438,8 @@ fn validate_field(
                 format!("`{p}` is not a PRM {object} field that can be mapped"),
                 match object {
                     ObjectKind::Organization => "use one of name, kind_status, status, website, phone, street, city, state, postal_code, country, or custom.<name>",
-                    _ => "use one of first_name, last_name, email, title, phone, or custom.<name>",
+                    ObjectKind::Person => "use one of first_name, last_name, email, title, phone, or custom.<name>",
+                    ObjectKind::Deal => "use one of name, stage, amount, currency, close_date, registration_status, or custom.<name>",
                 },
             ));
         }
@@ -489,6 +501,12 @@ mod tests {
             .iter()
             .any(|f| f.prm.as_deref() == Some("kind_status")));
         assert_eq!(m.people.fields.len(), 5);
+        assert!(m
+            .deals
+            .fields
+            .iter()
+            .any(|f| f.prm.as_deref() == Some("registration_status")
+                && f.direction == Direction::ToCrm));
         assert_eq!(m.sync.api_reserve_percent, 20);
     }
 

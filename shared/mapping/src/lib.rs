@@ -9,8 +9,8 @@
 //! - [`codes`]: the catalogue of Integration Log codes with their messages and fixes.
 
 pub mod codes;
-pub mod deals;
 pub mod config;
+pub mod deals;
 pub mod merge;
 pub mod record;
 pub mod rules;

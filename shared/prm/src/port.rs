@@ -2,7 +2,9 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use prmsync_engine::ports::{FailureClass, PortError, Prm, RecordFailure, System};
+use prmsync_engine::ports::{
+    FailureClass, PortError, Prm, PrmFieldSpec, PrmGroup, PrmSettings, RecordFailure, System,
+};
 use prmsync_mapping::{Fields, PrmRecord as EngineRecord};
 
 use crate::{Collection, ListQuery, PrmClient, PrmError, PrmRecord};
@@ -197,6 +199,38 @@ impl Prm for PrmClient {
     ) -> Result<Result<EngineRecord, RecordFailure>, PortError> {
         let c = collection(collection_name)?;
         record_result(PrmClient::update(self, c, id, version, &patch).await)
+    }
+
+    async fn settings(&self) -> Result<PrmSettings, PortError> {
+        let s = PrmClient::settings(self).await.map_err(port_error)?;
+        Ok(PrmSettings {
+            distributor_module_enabled: s.distributor_module.enabled,
+            partner_email_optional_for_distributor_owned: s
+                .distributor_module
+                .partner_email_optional_for_distributor_owned,
+            deal_fields: s
+                .deal_fields
+                .into_iter()
+                .map(|f| PrmFieldSpec {
+                    name: f.name,
+                    required: f.required,
+                    values: f.values,
+                })
+                .collect(),
+        })
+    }
+
+    async fn groups(&self) -> Result<Vec<PrmGroup>, PortError> {
+        let groups = PrmClient::groups(self).await.map_err(port_error)?;
+        Ok(groups
+            .into_iter()
+            .filter(|g| g.deleted_at.is_none())
+            .map(|g| PrmGroup {
+                id: g.id,
+                kind: g.kind,
+                modules: g.modules,
+            })
+            .collect())
     }
 
     fn calls(&self) -> u64 {

@@ -83,10 +83,18 @@ pub fn change_query(
     }
     match scope {
         Scope::All => {}
-        Scope::FlaggedOrLinked { flag, prm_id } => conds.push(Cond::or(vec![
-            Cond::cmp(flag, Op::Eq, true),
-            Cond::cmp(prm_id, Op::Ne, crate::soql::Value::Null),
-        ])),
+        Scope::FlaggedOrLinked { flags, prm_id } => {
+            let flagged: Vec<Cond> = flags.iter().map(|f| Cond::cmp(f, Op::Eq, true)).collect();
+            let flagged = if flagged.len() == 1 {
+                flagged.into_iter().next().expect("one flag")
+            } else {
+                Cond::and(flagged)
+            };
+            conds.push(Cond::or(vec![
+                flagged,
+                Cond::cmp(prm_id, Op::Ne, crate::soql::Value::Null),
+            ]))
+        }
         Scope::NotNull(field) => conds.push(Cond::cmp(field, Op::Ne, crate::soql::Value::Null)),
     }
     let mut q = Soql::select(fields).from(object);
@@ -218,7 +226,7 @@ mod tests {
             &["Id".into(), "Name".into()],
             Some(since),
             &Scope::FlaggedOrLinked {
-                flag: "PRM_Sync__c".into(),
+                flags: vec!["PRM_Sync__c".into()],
                 prm_id: "PRM_Id__c".into(),
             },
         );

@@ -92,6 +92,16 @@ impl Harness {
         self.sync_ctx(&self.ctx(), RunMode::Incremental).await
     }
 
+    /// Runs the deals integration once.
+    pub async fn sync_deals(&self) -> RunReport {
+        let options = RunOptions {
+            mode: RunMode::Incremental,
+            dry_run: false,
+            run_id: None,
+        };
+        run_integration(&self.ctx(), Integration::Deals, options).await
+    }
+
     pub async fn sync_full(&self) -> Vec<RunReport> {
         self.sync_ctx(&self.ctx(), RunMode::Full).await
     }
@@ -318,6 +328,12 @@ impl Prm for CrashingPrm {
     }
     async fn people_of_organization(&self, o: &str) -> Result<Vec<PrmRecord>, PortError> {
         self.inner.people_of_organization(o).await
+    }
+    async fn settings(&self) -> Result<prmsync_engine::ports::PrmSettings, PortError> {
+        self.inner.settings().await
+    }
+    async fn groups(&self) -> Result<Vec<prmsync_engine::ports::PrmGroup>, PortError> {
+        self.inner.groups().await
     }
     async fn create(
         &self,
