@@ -77,6 +77,18 @@ enum Command {
         #[command(flatten)]
         target: Target,
     },
+    /// Sync one record now: a Salesforce Id or prm:<organization|person|deal>:<id>.
+    SyncRecord {
+        record: String,
+        #[command(flatten)]
+        target: Target,
+        /// Work out and print the writes without making them.
+        #[arg(long)]
+        dry_run: bool,
+        /// One JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Remove a link (a PRM reference prm:<organization|person|deal>:<id> or a Salesforce Id).
     Unlink {
         record: String,
@@ -106,7 +118,18 @@ enum Command {
     },
 }
 
+/// Output piped into `head` or `less` ends quietly when the reader goes away, as with any
+/// Unix tool, instead of panicking on a broken pipe.
+fn restore_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: setting a signal disposition to its default before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
+    restore_sigpipe();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -132,6 +155,12 @@ fn main() -> ExitCode {
                 target,
             } => commands::status::pause(target, integration, false).await,
             Command::Log(args) => commands::log::run(args).await,
+            Command::SyncRecord {
+                record,
+                target,
+                dry_run,
+                json,
+            } => commands::sync::sync_record(target, record, dry_run, json).await,
             Command::Unlink { record, target } => commands::links::unlink(target, record).await,
             Command::Relink {
                 prm,

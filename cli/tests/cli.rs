@@ -92,8 +92,12 @@ fn sandbox_sync_creates_on_both_sides_then_settles() {
         "{s2}"
     );
     assert!(
-        s2["api_calls"]["salesforce"].as_u64().unwrap() <= 3,
-        "auth and one query per object: {s2}"
+        s2["api_calls"]["salesforce"].as_u64().unwrap() <= 4,
+        "auth and one query per object (Account, Contact, Opportunity): {s2}"
+    );
+    assert!(
+        s2["api_calls"]["prm"].as_u64().unwrap() <= 3,
+        "one list per collection: {s2}"
     );
 
     // the log lists the rejections with their fix, one JSON object per line
@@ -136,6 +140,51 @@ fn sandbox_sync_creates_on_both_sides_then_settles() {
     );
     assert!(String::from_utf8_lossy(&open.stdout).trim().is_empty());
 
+    // deals: every rejection listed with code, message, fix and the Opportunity's link
+    let deals = prmsync(
+        dir.path(),
+        &[
+            "log",
+            "--sandbox",
+            "--integration",
+            "deals",
+            "--level",
+            "error",
+            "--json",
+        ],
+    );
+    let deals: Vec<Value> = String::from_utf8_lossy(&deals.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        deals.len() >= 12,
+        "acknowledged entries are still listed: {}",
+        deals.len()
+    );
+    let all = prmsync(
+        dir.path(),
+        &[
+            "log",
+            "--sandbox",
+            "--integration",
+            "deals",
+            "--code",
+            "deal_user_inactive",
+            "--json",
+        ],
+    );
+    let entry: Value =
+        serde_json::from_str(String::from_utf8_lossy(&all.stdout).lines().next().unwrap()).unwrap();
+    assert!(
+        entry["link"]
+            .as_str()
+            .unwrap()
+            .contains("/lightning/r/Opportunity/"),
+        "{entry}"
+    );
+    assert!(entry["message"].as_str().unwrap().contains("pending"));
+
     // status
     let status = prmsync(dir.path(), &["status", "--sandbox", "--json"]);
     let st: Value = serde_json::from_slice(&status.stdout).unwrap();
@@ -159,11 +208,12 @@ fn pause_stops_sync_until_resume() {
     let s = json_of(&prmsync(dir.path(), &["sync", "--sandbox", "--json"]));
     assert_eq!(s["integrations"]["people"]["status"], "skipped_paused");
     assert_eq!(s["integrations"]["organizations"]["status"], "succeeded");
-    assert_eq!(
-        sum(&s, &["created", "prm"]),
+    assert_eq!(s["integrations"]["people"]["created"]["prm"], 0);
+    assert!(
         s["integrations"]["organizations"]["created"]["prm"]
             .as_u64()
             .unwrap()
+            > 10
     );
     prmsync(dir.path(), &["resume", "people", "--sandbox"]);
     let s = json_of(&prmsync(dir.path(), &["sync", "--sandbox", "--json"]));
@@ -273,5 +323,123 @@ fn a_malformed_mapping_file_is_rejected_with_line_and_fix() {
     assert!(
         !all.contains("s3cr3t-value") && !all.contains("t0ken-value"),
         "{all}"
+    );
+}
+
+#[test]
+fn deal_rejections_are_listed_counted_and_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = json_of(&prmsync(
+        dir.path(),
+        &["sync", "--sandbox", "--json", "--integration", "deals"],
+    ));
+    assert_eq!(
+        s["integrations"]["deals"]["created"]["prm"], 2,
+        "the two valid Opportunities: {s}"
+    );
+    let out = prmsync(
+        dir.path(),
+        &[
+            "log",
+            "--sandbox",
+            "--integration",
+            "deals",
+            "--level",
+            "error",
+            "--json",
+        ],
+    );
+    let entries: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let codes: std::collections::BTreeSet<&str> = entries
+        .iter()
+        .map(|e| e["code"].as_str().unwrap())
+        .collect();
+    for code in [
+        "deal_no_account",
+        "deal_no_primary_contact",
+        "deal_partner_email_missing",
+        "deal_user_not_found",
+        "deal_user_inactive",
+        "deal_user_is_contact",
+        "deal_user_lacks_deal_registration",
+        "deal_user_in_distributor_org",
+        "deal_distributor_email_missing",
+        "deal_user_in_partner_org",
+        "deal_owner_type_unknown",
+        "deal_value_unmapped",
+    ] {
+        assert!(codes.contains(code), "{code} missing from {codes:?}");
+    }
+    for e in &entries {
+        for key in [
+            "time",
+            "run_id",
+            "integration",
+            "level",
+            "code",
+            "object",
+            "crm_id",
+            "prm_id",
+            "link",
+            "message",
+            "fix",
+            "details",
+        ] {
+            assert!(e.get(key).is_some(), "{key} in {e}");
+        }
+        assert!(e["link"].as_str().unwrap().ends_with("/view"));
+    }
+    let status: Value =
+        serde_json::from_slice(&prmsync(dir.path(), &["status", "--sandbox", "--json"]).stdout)
+            .unwrap();
+    let deals = status["integrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["integration"] == "deals")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        deals["unacknowledged_errors"].as_u64().unwrap(),
+        entries.len() as u64
+    );
+    // acknowledge one by id
+    let id = entries[0]["id"].as_str().unwrap();
+    assert!(prmsync(dir.path(), &["log", "ack", id, "--sandbox"])
+        .status
+        .success());
+    let open = prmsync(
+        dir.path(),
+        &[
+            "log",
+            "--sandbox",
+            "--integration",
+            "deals",
+            "--level",
+            "error",
+            "--unacknowledged",
+            "--json",
+        ],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&open.stdout).lines().count(),
+        entries.len() - 1
+    );
+    // sync-record on a rejected Opportunity says why, with the fix
+    let opp = entries
+        .iter()
+        .find(|e| e["code"] == "deal_no_primary_contact")
+        .unwrap()["crm_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let one = prmsync(dir.path(), &["sync-record", &opp, "--sandbox"]);
+    let text = String::from_utf8_lossy(&one.stdout);
+    assert!(
+        text.contains("deal_no_primary_contact") && text.contains("fix:"),
+        "{text}"
     );
 }

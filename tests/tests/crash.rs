@@ -163,6 +163,7 @@ async fn every_batch_delivered_twice_at_once_converges() {
                 .unwrap(),
             prm: ctx.prm.changed(spec.prm_collection(), None).await.unwrap(),
             full: false,
+            retry_rejected: false,
         };
         let (a, b) = tokio::join!(
             run_pass(&ctx, kind, "run-a", false, input.clone()),

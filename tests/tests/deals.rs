@@ -406,3 +406,36 @@ async fn stage_and_amount_flow_to_the_deal_and_registration_status_to_salesforce
     let report = w.h.sync_deals().await;
     assert_eq!(report.counts.writes(), 0);
 }
+
+#[tokio::test]
+async fn sync_record_imports_just_that_opportunity() {
+    let w = world().await;
+    let one = w.opportunity("Just me", json!({}));
+    let other = w.opportunity("Not me", json!({}));
+    let report = prmsync_engine::sync_record(
+        &w.h.ctx(),
+        &prmsync_engine::RecordRef::Crm(prmsync_mapping::ObjectKind::Deal, one.clone()),
+        false,
+    )
+    .await;
+    assert_eq!(report.status, "succeeded", "{:?}", report.message);
+    assert_eq!(report.counts.created.prm, 1);
+    assert_eq!(w.deals_for(&one).len(), 1);
+    assert!(w.deals_for(&other).is_empty());
+    assert!(w.h.sf_str("Opportunity", &one, "PRM_Deal_Id__c").is_some());
+    // a rejected record is tried again on request, without waiting for a change
+    let bad = w.opportunity(
+        "Bad",
+        json!({"PRM_Partner_Email__c": "bob@partner.example"}),
+    );
+    w.h.sync_deals().await;
+    assert_eq!(w.codes_for(&bad).await.len(), 1);
+    let r = prmsync_engine::sync_record(
+        &w.h.ctx(),
+        &prmsync_engine::RecordRef::Crm(prmsync_mapping::ObjectKind::Deal, bad.clone()),
+        false,
+    )
+    .await;
+    assert_eq!(r.counts.errors, 1);
+    assert_eq!(w.codes_for(&bad).await.len(), 2);
+}

@@ -10,14 +10,10 @@ use prmsync_mapping::ObjectKind;
 use crate::connect::open_store;
 use crate::Target;
 
-/// A record named on the command line: `prm:<organization|person|deal>:<id>` or a
-/// Salesforce Id (its object from the key prefix: 001 Account, 003 Contact, 006 Opportunity).
-#[derive(Debug, Clone, PartialEq)]
-pub enum RecordRef {
-    Prm(ObjectKind, String),
-    Crm(ObjectKind, String),
-}
+pub use prmsync_engine::RecordRef;
 
+/// Reads a record named on the command line: `prm:<organization|person|deal>:<id>` or a
+/// Salesforce Id (its object from the key prefix: 001 Account, 003 Contact, 006 Opportunity).
 pub fn parse_ref(s: &str) -> Result<RecordRef> {
     if let Some(rest) = s.strip_prefix("prm:") {
         let (kind, id) = rest

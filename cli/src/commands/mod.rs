@@ -18,6 +18,10 @@ pub fn integrations(arg: IntegrationArg) -> Vec<Integration> {
         IntegrationArg::Organizations => vec![Integration::Organizations],
         IntegrationArg::People => vec![Integration::People],
         IntegrationArg::Deals => vec![Integration::Deals],
-        IntegrationArg::All => vec![Integration::Organizations, Integration::People],
+        IntegrationArg::All => vec![
+            Integration::Organizations,
+            Integration::People,
+            Integration::Deals,
+        ],
     }
 }

@@ -4,11 +4,10 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use prmsync_engine::{run_integration, RunMode, RunOptions, RunReport};
-use prmsync_mapping::Integration;
 use serde_json::{json, Map, Value};
 
 use crate::connect::connect;
@@ -35,9 +34,6 @@ pub struct SyncArgs {
 
 pub async fn run(args: SyncArgs) -> Result<ExitCode> {
     let integrations = super::integrations(args.integration);
-    if integrations.contains(&Integration::Deals) {
-        bail!("the deals integration (Deal Registration import) is not available in this version; run `prmsync sync --integration organizations` or `people`");
-    }
     let started = Instant::now();
     let conn = connect(&args.target).await?;
     let progress = (!args.json && std::io::stderr().is_terminal()).then(|| {
@@ -139,5 +135,73 @@ pub fn summary(
         "integrations": integrations,
         "api_calls": {"salesforce": conn.ctx.crm.calls(), "prm": conn.ctx.prm.calls()},
         "duration_ms": duration_ms,
+    })
+}
+
+/// `prmsync sync-record`: sync one record now and say what happened to it.
+pub async fn sync_record(
+    target: Target,
+    record: String,
+    dry_run: bool,
+    as_json: bool,
+) -> Result<ExitCode> {
+    let r = super::links::parse_ref(&record)?;
+    let conn = connect(&target).await?;
+    let report = prmsync_engine::sync_record(&conn.ctx, &r, dry_run).await;
+    conn.save()?;
+    let entries = {
+        conn.ctx
+            .store
+            .entries(&prmsync_engine::LogFilter {
+                run_id: Some(report.run_id.clone()),
+                ..Default::default()
+            })
+            .await?
+    };
+    if as_json {
+        let lines: Vec<Value> = entries.iter().map(super::log::json_line).collect();
+        println!(
+            "{}",
+            json!({"record": record, "integration": report.integration, "status": report.status,
+                   "message": report.message, "counts": report.counts, "planned": report.planned, "log": lines})
+        );
+    } else {
+        println!("{record}: {} ({})", report.status, report.integration);
+        if let Some(m) = &report.message {
+            println!("  {m}");
+        }
+        for e in entries.iter().rev() {
+            println!(
+                "  {:<7} {:<26} {}",
+                e.level.as_str(),
+                e.code.as_str(),
+                e.message
+            );
+            if e.level != prmsync_mapping::Level::Info {
+                println!("          fix: {}", e.fix);
+            }
+        }
+        for w in &report.planned {
+            println!(
+                "  would {} {} {}: {}",
+                w.action,
+                w.side,
+                w.object,
+                serde_json::to_string(&w.fields).unwrap_or_default()
+            );
+        }
+        let c = &report.counts;
+        if entries.is_empty()
+            && report.planned.is_empty()
+            && c.writes() == 0
+            && report.status == "succeeded"
+        {
+            println!("  already in step: nothing to do");
+        }
+    }
+    Ok(if report.status == "failed" {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
     })
 }

@@ -17,5 +17,5 @@ pub mod store;
 
 pub use ports::{Crm, FailureClass, PortError, Prm, RecordFailure};
 pub use report::{Counts, RunReport};
-pub use run::{run_integration, RunMode, RunOptions, SyncContext};
+pub use run::{run_integration, sync_record, RecordRef, RunMode, RunOptions, SyncContext};
 pub use store::{Link, LinkState, LogEntry, LogFilter, RunRecord, Store};

@@ -39,6 +39,9 @@ pub struct PassInput {
     pub prm: Vec<PrmRecord>,
     /// Every record of both sides is in hand (a full run): matching needs no look-ups.
     pub full: bool,
+    /// Try records rejected before even if they did not change (a full run, or an
+    /// operator's `sync-record`).
+    pub retry_rejected: bool,
 }
 
 /// What a pass did.
@@ -123,6 +126,7 @@ pub async fn run_pass(
         ref_by_crm: HashMap::new(),
         ref_by_prm: HashMap::new(),
         full: input.full,
+        retry_rejected: input.full || input.retry_rejected,
         rejected: Vec::new(),
     };
     pass.run(input).await?;
@@ -140,7 +144,10 @@ struct Pass<'a> {
     ref_by_crm: HashMap<String, Link>,
     ref_by_prm: HashMap<String, Link>,
     /// Every record is in hand and re-evaluated, earlier rejections included.
+    #[allow(dead_code)]
     full: bool,
+    /// Records rejected before are tried again.
+    retry_rejected: bool,
     /// Rejections to remember at the end of the pass: (side, id, version).
     rejected: Vec<(&'static str, String, String)>,
 }
@@ -180,6 +187,7 @@ impl<'a> Pass<'a> {
             crm: crm_in,
             prm: prm_in,
             full,
+            ..
         } = input;
         let mut crm_records: Vec<CrmRecord> = dedupe_crm(crm_in);
         let mut prm_records: Vec<PrmRecord> = dedupe_prm(prm_in);
@@ -355,7 +363,7 @@ impl<'a> Pass<'a> {
         // Merge every linked pair, then write. A pair whose last write was rejected for
         // its data waits until either record changes.
         let pair_ids: Vec<String> = items.iter().map(|i| i.link.prm_id.clone()).collect();
-        let rejected_pairs = if self.full || pair_ids.is_empty() {
+        let rejected_pairs = if self.retry_rejected || pair_ids.is_empty() {
             BTreeMap::new()
         } else {
             store.rejected_versions(kind, "link", &pair_ids).await?
@@ -680,7 +688,7 @@ impl<'a> Pass<'a> {
     ) -> Result<(Vec<(CrmRecord, PrmRecord)>, Vec<CrmRecord>, Vec<PrmRecord>), PassError> {
         let prm_id_field = self.spec.prm_id_field().to_string();
         // Records rejected before are left alone until they change (a full run retries all).
-        let (crm, prm) = if self.full {
+        let (crm, prm) = if self.retry_rejected {
             (crm, prm)
         } else {
             let ids: Vec<String> = crm.iter().map(|r| r.id.clone()).collect();

@@ -11,6 +11,8 @@ use crate::objects::ObjectSpec;
 use crate::pass::{max_crm_modstamp, max_prm_updated, run_pass, PassError, PassInput};
 use crate::ports::{Crm, Prm};
 use crate::report::{Counts, RunReport};
+#[allow(unused_imports)]
+use crate::store::{IntegrationLog, Leases, Links};
 use crate::store::{LogEntry, RunRecord, Store};
 
 /// What a run reads.
@@ -274,6 +276,7 @@ async fn run_object(
         crm,
         prm,
         full: mode == RunMode::Full,
+        retry_rejected: false,
     };
     let out = run_pass(ctx, kind, run_id, options.dry_run, input)
         .await
@@ -341,4 +344,143 @@ pub fn entry(
         details,
         acknowledged: false,
     }
+}
+
+/// A record named by the operator.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RecordRef {
+    /// A Salesforce record of the object this kind syncs with.
+    Crm(ObjectKind, String),
+    /// A PRM record.
+    Prm(ObjectKind, String),
+}
+
+/// Syncs one record now ("sync-record"): reads it and its linked counterpart, runs the
+/// pass on just them (rejected before or not), and records the run like any other. The
+/// cursors do not move.
+pub async fn sync_record(ctx: &SyncContext, record: &RecordRef, dry_run: bool) -> RunReport {
+    let kind = match record {
+        RecordRef::Crm(k, _) | RecordRef::Prm(k, _) => *k,
+    };
+    let integration = match kind {
+        ObjectKind::Organization => Integration::Organizations,
+        ObjectKind::Person => Integration::People,
+        ObjectKind::Deal => Integration::Deals,
+    };
+    let run_id = uuid::Uuid::new_v4().to_string();
+    let mut report = RunReport {
+        run_id: run_id.clone(),
+        integration,
+        mode: "record".into(),
+        dry_run,
+        status: "succeeded".into(),
+        counts: Counts::default(),
+        message: None,
+        planned: Vec::new(),
+    };
+    let until = Utc::now() + ctx.lease_ttl;
+    match ctx
+        .store
+        .acquire_lease(integration, &ctx.holder, until)
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => {
+            report.status = "skipped_lease_held".into();
+            report.message = Some(format!(
+                "a {integration} run is in progress; try again when it ends"
+            ));
+            return report;
+        }
+        Err(e) => return failed(report, e.to_string()),
+    }
+    let result = sync_one(ctx, kind, record, &run_id, dry_run).await;
+    let _ = ctx.store.release_lease(integration, &ctx.holder).await;
+    match result {
+        Ok((counts, planned, log, found)) => {
+            report.counts = counts;
+            report.planned = planned;
+            if !found {
+                report.status = "not_found".into();
+                report.message = Some("no such record on either side".into());
+            }
+            if let Err(e) = ctx.store.append(&log).await {
+                return failed(report, format!("could not write the Integration Log: {e}"));
+            }
+            report
+        }
+        Err(message) => failed(report, message),
+    }
+}
+
+type OneOutcome = (
+    Counts,
+    Vec<crate::report::PlannedWrite>,
+    Vec<LogEntry>,
+    bool,
+);
+
+async fn sync_one(
+    ctx: &SyncContext,
+    kind: ObjectKind,
+    record: &RecordRef,
+    run_id: &str,
+    dry_run: bool,
+) -> Result<OneOutcome, String> {
+    let spec = ObjectSpec::new(kind, &ctx.mapping);
+    let fields = spec.crm_fields();
+    let (crm_ids, prm_ids) = match record {
+        RecordRef::Crm(_, id) => {
+            let links = ctx
+                .store
+                .find_links(kind, std::slice::from_ref(id), &[])
+                .await
+                .map_err(|e| e.to_string())?;
+            (
+                vec![id.clone()],
+                links.into_iter().map(|l| l.prm_id).collect::<Vec<_>>(),
+            )
+        }
+        RecordRef::Prm(_, id) => {
+            let links = ctx
+                .store
+                .find_links(kind, &[], std::slice::from_ref(id))
+                .await
+                .map_err(|e| e.to_string())?;
+            (
+                links.into_iter().map(|l| l.crm_id).collect::<Vec<_>>(),
+                vec![id.clone()],
+            )
+        }
+    };
+    let crm = if crm_ids.is_empty() {
+        Vec::new()
+    } else {
+        ctx.crm
+            .find(spec.crm_object(), &fields, "Id", &crm_ids)
+            .await
+            .map_err(|e| e.to_string())?
+    };
+    let prm = if prm_ids.is_empty() {
+        Vec::new()
+    } else {
+        ctx.prm
+            .fetch(spec.prm_collection(), &prm_ids)
+            .await
+            .map_err(|e| e.to_string())?
+    };
+    let found = !crm.is_empty() || !prm.is_empty();
+    let input = PassInput {
+        crm,
+        prm,
+        full: false,
+        retry_rejected: true,
+    };
+    let out = run_pass(ctx, kind, run_id, dry_run, input)
+        .await
+        .map_err(|e| match e {
+            PassError::Port(p) => p.to_string(),
+            PassError::Store(s) => s.to_string(),
+        })?;
+    Ok((out.counts, out.planned, out.log, found))
 }

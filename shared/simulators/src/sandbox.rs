@@ -376,5 +376,183 @@ impl Sandbox {
             json!({"organization_id": org, "kind": "user", "status": "active", "first_name": "Fay", "last_name": "Proper",
                    "email": "fay@typo.example", "group_ids": [partner_group]}),
         );
+        self.seed_deals(&partner_group, &partner_training, &distributor_group);
+    }
+
+    /// Opportunities flagged for Deal Registration: valid ones of each owner type, and one
+    /// for each reason an import is refused.
+    fn seed_deals(&self, partner_group: &str, training_group: &str, distributor_group: &str) {
+        let sf = &self.salesforce;
+        let prm = &self.prm;
+        let partner = prm.insert(
+            Collection::Organizations,
+            json!({"kind": "partner", "status": "active", "name": "Deal Partners", "website": "dealpartners.example"}),
+        );
+        let distributor = prm.insert(
+            Collection::Organizations,
+            json!({"kind": "distributor", "status": "active", "name": "Deal Distribution", "website": "dealdist.example"}),
+        );
+        let person = |org: &str,
+                      kind: &str,
+                      status: Option<&str>,
+                      first: &str,
+                      email: &str,
+                      group: Option<&str>| {
+            let mut p = json!({"organization_id": org, "kind": kind, "first_name": first, "last_name": "Seller", "email": email});
+            if let Some(s) = status {
+                p["status"] = json!(s);
+            }
+            if let Some(g) = group {
+                p["group_ids"] = json!([g]);
+            }
+            prm.insert(Collection::People, p);
+        };
+        person(
+            &partner,
+            "user",
+            Some("active"),
+            "Alice",
+            "alice@dealpartners.example",
+            Some(partner_group),
+        );
+        person(
+            &partner,
+            "user",
+            Some("pending"),
+            "Bob",
+            "bob@dealpartners.example",
+            Some(partner_group),
+        );
+        person(
+            &partner,
+            "contact",
+            None,
+            "Carol",
+            "carol@dealpartners.example",
+            None,
+        );
+        person(
+            &partner,
+            "user",
+            Some("active"),
+            "Dave",
+            "dave@dealpartners.example",
+            Some(training_group),
+        );
+        person(
+            &distributor,
+            "user",
+            Some("active"),
+            "Dina",
+            "dina@dealdist.example",
+            Some(distributor_group),
+        );
+        // Owner types outside the picklist are possible where an admin unrestricted it.
+        sf.add_field(
+            "Opportunity",
+            crate::salesforce::FieldDef::new(
+                "PRM_Deal_Owner_Type__c",
+                crate::salesforce::FieldType::Picklist,
+            ),
+        );
+        let customer = sf.insert(
+            "Account",
+            obj(json!({"Name": "Megacorp Industries", "Website": "https://megacorp.example", "Type": "Customer"})),
+        );
+        let buyer = sf.insert(
+            "Contact",
+            obj(json!({"AccountId": customer, "FirstName": "Max", "LastName": "Buyer", "Email": "max@megacorp.example", "Phone": "+1 555 0199"})),
+        );
+        let partner_email = "alice@dealpartners.example";
+        let cases: Vec<(&str, Value, bool)> = vec![
+            (
+                "Megacorp renewal (partner-owned)",
+                json!({"StageName": "Qualification", "Amount": 48000}),
+                true,
+            ),
+            (
+                "Megacorp expansion (distributor-owned)",
+                json!({"PRM_Deal_Owner_Type__c": "Distributor-Owned", "PRM_Distributor_Email__c": "dina@dealdist.example", "Amount": 120000}),
+                true,
+            ),
+            ("No account", json!({"AccountId": null}), true),
+            ("No primary contact", json!({}), false),
+            (
+                "Partner email missing",
+                json!({"PRM_Partner_Email__c": null}),
+                true,
+            ),
+            (
+                "Unknown partner",
+                json!({"PRM_Partner_Email__c": "nobody@dealpartners.example"}),
+                true,
+            ),
+            (
+                "Pending partner user",
+                json!({"PRM_Partner_Email__c": "bob@dealpartners.example"}),
+                true,
+            ),
+            (
+                "Partner is a contact",
+                json!({"PRM_Partner_Email__c": "carol@dealpartners.example"}),
+                true,
+            ),
+            (
+                "Partner without deal registration",
+                json!({"PRM_Partner_Email__c": "dave@dealpartners.example"}),
+                true,
+            ),
+            (
+                "Distributor as partner",
+                json!({"PRM_Partner_Email__c": "dina@dealdist.example"}),
+                true,
+            ),
+            (
+                "Distributor email missing",
+                json!({"PRM_Deal_Owner_Type__c": "Distributor-Owned"}),
+                true,
+            ),
+            (
+                "Partner as distributor",
+                json!({"PRM_Deal_Owner_Type__c": "Distributor-Owned", "PRM_Distributor_Email__c": "alice@dealpartners.example"}),
+                true,
+            ),
+            (
+                "Unknown owner type",
+                json!({"PRM_Deal_Owner_Type__c": "Reseller-Owned"}),
+                true,
+            ),
+            (
+                "Stage without a PRM value",
+                json!({"StageName": "Needs Analysis"}),
+                true,
+            ),
+        ];
+        for (name, extra, primary) in cases {
+            let mut f = obj(json!({
+                "Name": name, "StageName": "Prospecting", "Amount": 25000, "CloseDate": "2026-12-31",
+                "AccountId": customer, "PRM_Sync__c": true, "PRM_Export_Deal__c": true,
+                "PRM_Partner_Email__c": partner_email,
+            }));
+            for (k, v) in obj(extra) {
+                if v.is_null() {
+                    f.remove(&k);
+                } else {
+                    f.insert(k, v);
+                }
+            }
+            let opp = sf.insert("Opportunity", f);
+            if primary {
+                sf.insert(
+                    "OpportunityContactRole",
+                    obj(json!({"OpportunityId": opp, "ContactId": buyer, "IsPrimary": true, "Role": "Decision Maker"})),
+                );
+            }
+        }
+        // Not flagged for export: left alone.
+        sf.insert(
+            "Opportunity",
+            obj(json!({"Name": "Internal deal", "StageName": "Prospecting", "CloseDate": "2026-12-31", "AccountId": customer, "PRM_Sync__c": true})),
+        );
     }
 }
