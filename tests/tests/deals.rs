@@ -439,3 +439,29 @@ async fn sync_record_imports_just_that_opportunity() {
     assert_eq!(r.counts.errors, 1);
     assert_eq!(w.codes_for(&bad).await.len(), 2);
 }
+
+#[tokio::test]
+async fn a_deal_the_prm_rejects_is_logged_with_its_message() {
+    let w = world().await;
+    let opp = w.opportunity("Refused", json!({}));
+    w.h.prm
+        .faults()
+        .fail_nth(Some("deals.create"), 1, 422, "validation_failed");
+    let report = w.h.sync_deals().await;
+    assert_eq!(report.status, "succeeded");
+    assert_eq!(
+        w.codes_for(&opp).await,
+        vec!["deal_rejected_by_prm".to_string()]
+    );
+    let e = &w.h.log(LogCode::DealRejectedByPrm).await[0];
+    assert!(
+        e.message.contains("Refused") && e.message.contains(&opp),
+        "{}",
+        e.message
+    );
+    assert!(w.deals_for(&opp).is_empty());
+    // corrected (here: the PRM accepts it now) and changed: imported
+    w.h.sf
+        .update("Opportunity", &opp, obj(json!({"Amount": 6000})));
+    assert_eq!(w.h.sync_deals().await.counts.created.prm, 1);
+}

@@ -783,4 +783,79 @@ mod tests {
         assert!(!s.is_paused(Integration::People).await.unwrap());
         assert_eq!(s.all_links(ObjectKind::Person).unwrap().len(), 1);
     }
+
+    fn entry(code: prmsync_mapping::LogCode, crm_id: &str, age_days: i64) -> LogEntry {
+        LogEntry {
+            id: uuid_like(crm_id, age_days),
+            time: Utc::now() - chrono::Duration::days(age_days),
+            run_id: "run-1".into(),
+            integration: Integration::Deals,
+            level: code.level(),
+            code,
+            object: Some(ObjectKind::Deal),
+            crm_id: Some(crm_id.into()),
+            prm_id: None,
+            link: None,
+            message: format!("about {crm_id}"),
+            fix: code.fix().into(),
+            details: serde_json::Value::Null,
+            acknowledged: false,
+        }
+    }
+
+    fn uuid_like(a: &str, b: i64) -> String {
+        format!("{a}-{b}")
+    }
+
+    #[tokio::test]
+    async fn log_filters_acknowledgement_and_retention() {
+        use prmsync_mapping::LogCode;
+        let s = SqliteStore::in_memory();
+        s.append(&[
+            entry(LogCode::DealNoAccount, "006A", 0),
+            entry(LogCode::DealImported, "006B", 0),
+            entry(LogCode::DealUserInactive, "006C", 100),
+        ])
+        .await
+        .unwrap();
+        let errors = LogFilter {
+            min_level: Some(Level::Error),
+            ..Default::default()
+        };
+        assert_eq!(s.entries(&errors).await.unwrap().len(), 2);
+        let by_record = LogFilter {
+            record_id: Some("006B".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            s.entries(&by_record).await.unwrap()[0].code,
+            LogCode::DealImported
+        );
+        let recent = LogFilter {
+            since: Some(Utc::now() - chrono::Duration::days(1)),
+            ..Default::default()
+        };
+        assert_eq!(s.entries(&recent).await.unwrap().len(), 2);
+        // acknowledging by id, then all
+        assert_eq!(
+            s.acknowledge(Some(&["006A-0".to_string()])).await.unwrap(),
+            1
+        );
+        let open = LogFilter {
+            unacknowledged: true,
+            min_level: Some(Level::Error),
+            ..Default::default()
+        };
+        assert_eq!(s.entries(&open).await.unwrap().len(), 1);
+        assert_eq!(s.acknowledge(None).await.unwrap(), 1);
+        assert!(s.entries(&open).await.unwrap().is_empty());
+        // retention
+        assert_eq!(
+            s.prune(Utc::now() - chrono::Duration::days(90))
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(s.entries(&LogFilter::default()).await.unwrap().len(), 2);
+    }
 }
