@@ -1,5 +1,23 @@
 #!/usr/bin/env bash
-# The one test command (README "Test"): every unit, contract and end-to-end test.
+# The one test command (README "Test"): every unit, contract and end-to-end test, with the
+# DynamoDB and SQS tests run against moto on 127.0.0.1 (installed here if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if ! command -v moto_server >/dev/null 2>&1; then
+    python3 -m pip install --quiet 'moto[server]'
+fi
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+moto_server -H 127.0.0.1 -p "$port" >/tmp/prmsync-moto.log 2>&1 &
+moto_pid=$!
+trap 'kill $moto_pid 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do
+    if curl -fsS "http://127.0.0.1:$port/moto-api/" >/dev/null 2>&1; then break; fi
+    sleep 0.1
+done
+export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
+export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
+# Tests that need AWS fail instead of skipping when the endpoint is missing.
+export PRMSYNC_REQUIRE_AWS=1
+
 cargo test --workspace --all-targets

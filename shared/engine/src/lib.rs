@@ -14,6 +14,8 @@ pub mod ports;
 pub mod report;
 pub mod run;
 pub mod store;
+#[cfg(feature = "testing")]
+pub mod store_contract;
 
 pub use ports::{Crm, FailureClass, PortError, Prm, RecordFailure};
 pub use report::{Counts, RunReport};
