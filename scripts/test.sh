@@ -11,10 +11,19 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); p
 moto_server -H 127.0.0.1 -p "$port" >/tmp/prmsync-moto.log 2>&1 &
 moto_pid=$!
 trap 'kill $moto_pid 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do
-    if curl -fsS "http://127.0.0.1:$port/moto-api/" >/dev/null 2>&1; then break; fi
-    sleep 0.1
-done
+# Wait for moto to answer (at most 30 s).
+python3 - "$port" <<'PY'
+import sys, time, urllib.request
+deadline = time.time() + 30
+while True:
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/moto-api/", timeout=1)
+        break
+    except Exception:
+        if time.time() > deadline:
+            sys.exit("moto did not start: see /tmp/prmsync-moto.log")
+        time.sleep(0.1)
+PY
 export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
 # Tests that need AWS fail instead of skipping when the endpoint is missing.
