@@ -8,6 +8,7 @@
 //! - [`run`]: a run of an integration: pause flag, lease, cursors, run record, report.
 
 pub mod check;
+pub mod distributed;
 pub mod objects;
 pub mod pass;
 pub mod ports;

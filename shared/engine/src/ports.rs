@@ -147,6 +147,14 @@ pub trait Crm: Send + Sync {
         values: &[String],
     ) -> Result<Vec<CrmRecord>, PortError>;
 
+    /// Records by Id, deleted ones included (`queryAll`), for a worker handed ids.
+    async fn fetch(
+        &self,
+        object: &str,
+        fields: &[String],
+        ids: &[String],
+    ) -> Result<Vec<CrmRecord>, PortError>;
+
     async fn create(
         &self,
         object: &str,

@@ -457,7 +457,7 @@ async fn sync_one(
         Vec::new()
     } else {
         ctx.crm
-            .find(spec.crm_object(), &fields, "Id", &crm_ids)
+            .fetch(spec.crm_object(), &fields, &crm_ids)
             .await
             .map_err(|e| e.to_string())?
     };

@@ -140,6 +140,24 @@ impl Crm for SalesforceClient {
         Ok(out)
     }
 
+    async fn fetch(
+        &self,
+        object: &str,
+        fields: &[String],
+        ids: &[String],
+    ) -> Result<Vec<CrmRecord>, PortError> {
+        let mut out = Vec::new();
+        for part in ids.chunks(ID_CHUNK) {
+            let soql = Soql::select(fields)
+                .from(object)
+                .where_(Cond::in_("Id", part.iter()))
+                .to_string();
+            let rows = self.query_all(&soql).await.map_err(port_error)?;
+            out.extend(rows.into_iter().map(to_record));
+        }
+        Ok(out)
+    }
+
     async fn create(
         &self,
         object: &str,

@@ -262,6 +262,14 @@ impl Crm for CrashingCrm {
     ) -> Result<Vec<CrmRecord>, PortError> {
         self.inner.find(o, f, field, v).await
     }
+    async fn fetch(
+        &self,
+        o: &str,
+        f: &[String],
+        ids: &[String],
+    ) -> Result<Vec<CrmRecord>, PortError> {
+        self.inner.fetch(o, f, ids).await
+    }
     async fn create(&self, o: &str, r: Vec<Fields>) -> Result<Vec<WriteOutcome>, PortError> {
         let out = self.inner.create(o, r).await;
         if self.crash.hit() {
