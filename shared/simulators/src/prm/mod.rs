@@ -289,8 +289,9 @@ impl PrmSim {
     /// A simulator restored from [`PrmSim::save`]; calls and faults start empty.
     pub fn load(path: &Path, token: &str) -> std::io::Result<Self> {
         let bytes = std::fs::read(path)?;
-        let snapshot: Snapshot = serde_json::from_slice(&bytes)
+        let mut snapshot: Snapshot = serde_json::from_slice(&bytes)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        snapshot.store.reindex();
         Ok(Self::from_store(snapshot.store, token))
     }
 }

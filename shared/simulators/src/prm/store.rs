@@ -1,6 +1,7 @@
 //! In-memory state of the PRM simulator: records, idempotency keys, settings and the clock.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Bound;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -192,11 +193,120 @@ struct IdempotencyEntry {
     at: DateTime<Utc>,
 }
 
+/// Ids of the records whose indexed field has one value.
+type ValueIndex = HashMap<String, BTreeSet<String>>;
+
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct Table {
     next_seq: u64,
     records: BTreeMap<String, StoredRecord>,
     idempotency: BTreeMap<String, IdempotencyEntry>,
+    /// Every record as `(updated_at, id)`: the list order.
+    #[serde(skip)]
+    order: BTreeSet<(DateTime<Utc>, String)>,
+    /// `crm_id` -> ids.
+    #[serde(skip)]
+    by_crm_id: ValueIndex,
+    /// Lower-case `email` -> ids.
+    #[serde(skip)]
+    by_email: ValueIndex,
+    /// `organization_id` -> ids.
+    #[serde(skip)]
+    by_organization: ValueIndex,
+    /// Idempotency keys by the time they were stored, oldest first (for expiry).
+    #[serde(skip)]
+    idempotency_by_age: BTreeSet<(DateTime<Utc>, String)>,
+}
+
+fn index_keys(data: &Map<String, Value>) -> [Option<String>; 3] {
+    let s = |name: &str| data.get(name).and_then(Value::as_str);
+    [
+        s("crm_id").map(str::to_string),
+        s("email").map(str::to_lowercase),
+        s("organization_id").map(str::to_string),
+    ]
+}
+
+impl Table {
+    fn value_indexes(&mut self) -> [&mut ValueIndex; 3] {
+        [
+            &mut self.by_crm_id,
+            &mut self.by_email,
+            &mut self.by_organization,
+        ]
+    }
+
+    fn index_record(&mut self, id: &str, rec: &StoredRecord) {
+        self.order.insert((rec.updated_at, id.to_string()));
+        for (index, key) in self.value_indexes().into_iter().zip(index_keys(&rec.data)) {
+            if let Some(key) = key {
+                index.entry(key).or_default().insert(id.to_string());
+            }
+        }
+    }
+
+    fn unindex_record(&mut self, id: &str, rec: &StoredRecord) {
+        self.order.remove(&(rec.updated_at, id.to_string()));
+        for (index, key) in self.value_indexes().into_iter().zip(index_keys(&rec.data)) {
+            if let Some(key) = key {
+                if let Some(ids) = index.get_mut(&key) {
+                    ids.remove(id);
+                    if ids.is_empty() {
+                        index.remove(&key);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stores a record, keeping the indexes in step.
+    fn put(&mut self, id: String, rec: StoredRecord) {
+        if let Some(old) = self.records.remove(&id) {
+            self.unindex_record(&id, &old);
+        }
+        self.index_record(&id, &rec);
+        self.records.insert(id, rec);
+    }
+
+    fn rebuild_indexes(&mut self) {
+        self.order.clear();
+        self.by_crm_id.clear();
+        self.by_email.clear();
+        self.by_organization.clear();
+        let records = std::mem::take(&mut self.records);
+        for (id, rec) in &records {
+            self.index_record(id, rec);
+        }
+        self.records = records;
+        self.idempotency_by_age = self
+            .idempotency
+            .iter()
+            .map(|(k, e)| (e.at, k.clone()))
+            .collect();
+    }
+
+    /// Forgets idempotency keys stored at or before `horizon`.
+    fn expire_idempotency(&mut self, horizon: DateTime<Utc>) {
+        while let Some(first) = self.idempotency_by_age.first() {
+            if first.0 > horizon {
+                break;
+            }
+            let Some((at, key)) = self.idempotency_by_age.pop_first() else {
+                break;
+            };
+            if self.idempotency.get(&key).is_some_and(|e| e.at == at) {
+                self.idempotency.remove(&key);
+            }
+        }
+    }
+
+    fn remember_idempotency(&mut self, key: String, entry: IdempotencyEntry) {
+        if let Some(old) = self.idempotency.get(&key) {
+            self.idempotency_by_age.remove(&(old.at, key.clone()));
+        }
+        self.idempotency_by_age.insert((entry.at, key.clone()));
+        self.idempotency.insert(key, entry);
+    }
 }
 
 /// The whole simulated PRM. Serialisable as a snapshot.
@@ -211,6 +321,13 @@ pub struct Store {
 }
 
 impl Store {
+    /// Rebuilds the in-memory indexes (after deserializing a snapshot).
+    pub fn reindex(&mut self) {
+        for c in Collection::ALL {
+            self.table_mut(c).rebuild_indexes();
+        }
+    }
+
     fn table(&self, c: Collection) -> &Table {
         match c {
             Collection::Organizations => &self.organizations,
@@ -291,7 +408,7 @@ impl Store {
         data.insert("deleted_at".into(), Value::Null);
         data.extend(fields);
         let value = Value::Object(data.clone());
-        self.table_mut(c).records.insert(
+        self.table_mut(c).put(
             id,
             StoredRecord {
                 updated_at: ts,
@@ -319,12 +436,8 @@ impl Store {
         let created = self.create(c, body, Mode::Api)?;
         let id = created["id"].as_str().unwrap_or_default().to_string();
         let table = self.table_mut(c);
-        table
-            .idempotency
-            .retain(|_, e| now - e.at < Duration::hours(IDEMPOTENCY_WINDOW_HOURS));
-        table
-            .idempotency
-            .insert(key.to_string(), IdempotencyEntry { id, at: now });
+        table.expire_idempotency(now - Duration::hours(IDEMPOTENCY_WINDOW_HOURS));
+        table.remember_idempotency(key.to_string(), IdempotencyEntry { id, at: now });
         Ok((false, created))
     }
 
@@ -359,7 +472,7 @@ impl Store {
         data.insert("version".into(), json!(version + 1));
         data.insert("updated_at".into(), json!(format_ts(ts)));
         let value = Value::Object(data.clone());
-        self.table_mut(c).records.insert(
+        self.table_mut(c).put(
             id.to_string(),
             StoredRecord {
                 updated_at: ts,
@@ -380,32 +493,59 @@ impl Store {
         let version = existing.version();
         let ts = self.tick();
         let stamp = format_ts(ts);
-        if let Some(rec) = self.table_mut(c).records.get_mut(id) {
+        let table = self.table_mut(c);
+        if let Some(rec) = table.records.get_mut(id) {
+            let before = rec.updated_at;
             rec.updated_at = ts;
             rec.data.insert("version".into(), json!(version + 1));
             rec.data.insert("updated_at".into(), json!(stamp));
             rec.data.insert("deleted_at".into(), json!(stamp));
+            table.order.remove(&(before, id.to_string()));
+            table.order.insert((ts, id.to_string()));
         }
         Ok(())
     }
 
     /// One page of a list, ordered by `(updated_at, id)`, and the cursor of the next page.
+    ///
+    /// Filters backed by an index (`ids`, `crm_id`, `email`, `organization_id`) start from
+    /// their matches; otherwise the page is a range scan of the `(updated_at, id)` order.
     pub fn list(&self, c: Collection, f: &ListFilter) -> (Vec<Value>, Option<String>) {
-        let mut hits: Vec<&StoredRecord> = self
-            .table(c)
-            .records
-            .values()
-            .filter(|r| f.matches(r))
-            .collect();
-        hits.sort_by(|a, b| (a.updated_at, record_id(a)).cmp(&(b.updated_at, record_id(b))));
-        let mut page: Vec<&StoredRecord> = hits
-            .into_iter()
-            .filter(|r| match &f.after {
-                Some((ts, id)) => (r.updated_at, record_id(r)) > (*ts, id.as_str()),
-                None => true,
-            })
-            .take(f.limit + 1)
-            .collect();
+        let table = self.table(c);
+        let after = |r: &StoredRecord| match &f.after {
+            Some((ts, id)) => (r.updated_at, record_id(r)) > (*ts, id.as_str()),
+            None => true,
+        };
+        let mut page: Vec<&StoredRecord> = match candidates(table, f) {
+            Some(ids) => {
+                let mut hits: Vec<&StoredRecord> = ids
+                    .into_iter()
+                    .filter_map(|id| table.records.get(id))
+                    .filter(|r| f.matches(r) && after(r))
+                    .collect();
+                hits.sort_by(|a, b| {
+                    (a.updated_at, record_id(a)).cmp(&(b.updated_at, record_id(b)))
+                });
+                hits.truncate(f.limit + 1);
+                hits
+            }
+            None => {
+                let since = f.updated_since.map(|t| (t, String::new()));
+                let start = match (&f.after, since) {
+                    (Some(a), Some(s)) if s > *a => Bound::Included(s),
+                    (Some(a), _) => Bound::Excluded(a.clone()),
+                    (None, Some(s)) => Bound::Included(s),
+                    (None, None) => Bound::Unbounded,
+                };
+                table
+                    .order
+                    .range((start, Bound::Unbounded))
+                    .filter_map(|(_, id)| table.records.get(id))
+                    .filter(|r| f.matches(r) && after(r))
+                    .take(f.limit + 1)
+                    .collect()
+            }
+        };
         let more = page.len() > f.limit;
         page.truncate(f.limit);
         let next = match page.last() {
@@ -431,6 +571,35 @@ impl Store {
             .filter(|r| !r.is_deleted())
             .map(|r| Value::Object(r.data.clone()))
             .collect()
+    }
+}
+
+/// The ids that can pass the filter's indexed conditions (the smallest such set), or
+/// `None` when the filter has none.
+fn candidates<'t>(table: &'t Table, f: &'t ListFilter) -> Option<Vec<&'t str>> {
+    let indexed = [
+        (&table.by_crm_id, &f.crm_id),
+        (&table.by_email, &f.email),
+        (&table.by_organization, &f.organization_id),
+    ];
+    let smallest = indexed
+        .into_iter()
+        .filter_map(|(index, value)| {
+            let ids = index.get(value.as_deref()?);
+            Some((ids.map_or(0, BTreeSet::len), ids))
+        })
+        .min_by_key(|(n, _)| *n);
+    match (&f.ids, smallest) {
+        (Some(ids), best) if best.is_none_or(|(n, _)| ids.len() <= n) => {
+            let unique: BTreeSet<&str> = ids.iter().map(String::as_str).collect();
+            Some(unique.into_iter().collect())
+        }
+        (_, Some((_, ids))) => Some(
+            ids.into_iter()
+                .flat_map(|ids| ids.iter().map(String::as_str))
+                .collect(),
+        ),
+        (_, None) => None,
     }
 }
 

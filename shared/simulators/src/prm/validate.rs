@@ -419,8 +419,8 @@ impl Validator<'_> {
 
     /// Values outside a picklist of the settings field list (only for fields in the body).
     fn check_picklists(&mut self, body: &Map<String, Value>) {
-        let specs = self.store.settings.fields_for(self.c).to_vec();
-        for spec in specs {
+        let store = self.store;
+        for spec in store.settings.fields_for(self.c) {
             let Some(values) = &spec.values else { continue };
             if self.bad.contains(&spec.name) {
                 continue;

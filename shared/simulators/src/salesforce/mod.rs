@@ -232,8 +232,10 @@ impl SalesforceSim {
 
     /// Adds (or replaces) a field of an object, e.g. a custom field.
     pub fn add_field(&self, object: &str, field: FieldDef) {
-        if let Some(obj) = self.lock().store.schema.object_mut(object) {
+        let mut inner = self.lock();
+        if let Some(obj) = inner.store.schema.object_mut(object) {
             obj.add_field(field);
+            inner.store.reindex();
         }
     }
 
@@ -245,6 +247,7 @@ impl SalesforceSim {
             .objects
             .retain(|o| !o.name.eq_ignore_ascii_case(&object.name));
         schema.objects.push(object);
+        inner.store.reindex();
     }
 
     /// Moves the simulated clock (SystemModstamp, getDeleted window, recycle bin) forward.

@@ -302,8 +302,17 @@ impl SalesforceSim {
                 }))
                 .into_response())
             }
-            Route::Query { all } => inner.query(req, all),
-            Route::QueryMore(locator) => inner.query_more(req, &locator),
+            // Result pages are serialized after the org is unlocked.
+            Route::Query { all } => {
+                let body = inner.query(req, all)?;
+                drop(inner);
+                Ok(Json(body).into_response())
+            }
+            Route::QueryMore(locator) => {
+                let body = inner.query_more(req, &locator)?;
+                drop(inner);
+                Ok(Json(body).into_response())
+            }
             Route::Describe(object) => {
                 let obj = inner.object(&object)?;
                 Ok(Json(obj.describe()).into_response())
@@ -370,7 +379,7 @@ impl Inner {
         Value::Object(out)
     }
 
-    fn query(&mut self, req: &Req, all: bool) -> Result<Response, ApiError> {
+    fn query(&mut self, req: &Req, all: bool) -> Result<Value, ApiError> {
         let q = req
             .param("q")
             .filter(|q| !q.trim().is_empty())
@@ -387,10 +396,7 @@ impl Inner {
         let matched = soql::execute(&parsed, &obj, rows.into_iter());
         let fields = match &parsed.select {
             Select::Count => {
-                return Ok(
-                    Json(json!({"totalSize": matched.len(), "done": true, "records": []}))
-                        .into_response(),
-                )
+                return Ok(json!({"totalSize": matched.len(), "done": true, "records": []}))
             }
             Select::Fields(fields) => {
                 let mut names: Vec<String> = Vec::new();
@@ -407,13 +413,13 @@ impl Inner {
             .iter()
             .map(|r| self.project(req, &obj, r, &fields))
             .collect();
-        Ok(Json(self.first_page(req, records)).into_response())
+        Ok(self.first_page(req, records))
     }
 
     fn first_page(&mut self, req: &Req, records: Vec<Value>) -> Value {
         let batch = req.batch_size();
         if records.len() <= batch {
-            return json!({"totalSize": records.len(), "done": true, "records": records});
+            return page_body(records.len(), None, records);
         }
         self.next_locator += 1;
         let n = self.next_locator;
@@ -434,15 +440,11 @@ impl Inner {
                 self.locators.retain(|_, v| *v != oldest);
             }
         }
-        json!({
-            "totalSize": total,
-            "done": false,
-            "nextRecordsUrl": format!("/services/data/{}/query/{locator}-{batch}", req.version),
-            "records": first,
-        })
+        let next = format!("/services/data/{}/query/{locator}-{batch}", req.version);
+        page_body(total, Some(next), first)
     }
 
-    fn query_more(&mut self, req: &Req, locator: &str) -> Result<Response, ApiError> {
+    fn query_more(&mut self, req: &Req, locator: &str) -> Result<Value, ApiError> {
         let invalid = || ApiError::new(400, "INVALID_QUERY_LOCATOR", "invalid query locator");
         let (loc, offset) = locator.rsplit_once('-').ok_or_else(invalid)?;
         let offset: usize = offset.parse().map_err(|_| invalid())?;
@@ -453,12 +455,9 @@ impl Inner {
         }
         let end = (offset + cursor.batch).min(cursor.rows.len());
         let page: Vec<Value> = cursor.rows[offset..end].to_vec();
-        let mut body = json!({"totalSize": cursor.rows.len(), "done": end == cursor.rows.len(), "records": page});
-        if end < cursor.rows.len() {
-            body["nextRecordsUrl"] =
-                json!(format!("/services/data/{}/query/{loc}-{end}", req.version));
-        }
-        Ok(Json(body).into_response())
+        let next = (end < cursor.rows.len())
+            .then(|| format!("/services/data/{}/query/{loc}-{end}", req.version));
+        Ok(page_body(cursor.rows.len(), next, page))
     }
 
     fn get_deleted(&self, req: &Req, object: &str) -> Result<Response, ApiError> {
@@ -701,7 +700,7 @@ impl Inner {
             _ => None,
         };
         // Request-level checks first: every record is an object with a known type.
-        let mut typed: Vec<(ObjectDef, &Record)> = Vec::with_capacity(records.len());
+        let mut typed: Vec<(String, &Record)> = Vec::with_capacity(records.len());
         for r in records {
             let rec = r
                 .as_object()
@@ -717,7 +716,7 @@ impl Inner {
                         "Must specify a type in the attributes map",
                     )
                 })?;
-            let obj = self.store.object(type_name).cloned().ok_or_else(|| {
+            let obj = self.store.object(type_name).ok_or_else(|| {
                 ApiError::new(
                     400,
                     "INVALID_TYPE",
@@ -733,7 +732,7 @@ impl Inner {
                     ));
                 }
             }
-            typed.push((obj, rec));
+            typed.push((obj.name.clone(), rec));
         }
         let duplicates = match &ext {
             Some((_, field)) => duplicate_external_ids(&typed, field),
@@ -742,10 +741,10 @@ impl Inner {
 
         self.store.begin();
         let mut outcomes = Vec::with_capacity(typed.len());
-        for (i, (obj, rec)) in typed.iter().enumerate() {
+        for (i, (object, rec)) in typed.iter().enumerate() {
             let outcome = match self.write_collection_record(
                 &op,
-                obj,
+                object,
                 rec,
                 ext.as_ref(),
                 duplicates[..].contains(&i),
@@ -808,7 +807,7 @@ impl Inner {
     fn write_collection_record(
         &mut self,
         op: &CollectionOp,
-        obj: &ObjectDef,
+        object: &str,
         rec: &Record,
         ext: Option<&(ObjectDef, String)>,
         duplicate: bool,
@@ -834,11 +833,15 @@ impl Inner {
                 ),
             );
         }
-        if let Some(e) = faults.take_record_fault(fault_keys(obj, rec).iter().map(String::as_str)) {
+        let keys = match self.store.object(object) {
+            Some(obj) => fault_keys(obj, rec),
+            None => Vec::new(),
+        };
+        if let Some(e) = faults.take_record_fault(keys.iter().map(String::as_str)) {
             return fail(given_id, e);
         }
         let result = match op {
-            CollectionOp::Create => self.store.create(&obj.name, rec).map(|id| (id, None)),
+            CollectionOp::Create => self.store.create(object, rec).map(|id| (id, None)),
             CollectionOp::Update => {
                 let Some(id) = given_id.clone() else {
                     return fail(
@@ -850,7 +853,7 @@ impl Inner {
                         ),
                     );
                 };
-                self.store.update(&obj.name, &id, rec).map(|()| (id, None))
+                self.store.update(object, &id, rec).map(|()| (id, None))
             }
             CollectionOp::Upsert { field, .. } => {
                 let Some(value) = external_value(rec, field) else {
@@ -864,7 +867,7 @@ impl Inner {
                     );
                 };
                 self.store
-                    .upsert(&obj.name, field, &value, rec)
+                    .upsert(object, field, &value, rec)
                     .map(|(id, created)| (id, Some(created)))
             }
         };
@@ -885,6 +888,19 @@ impl Inner {
     }
 }
 
+/// A query result page; `done` when there is no next page. Built without copying the
+/// records again (which `json!` would do).
+fn page_body(total: usize, next: Option<String>, records: Vec<Value>) -> Value {
+    let mut body = Map::new();
+    body.insert("totalSize".into(), total.into());
+    body.insert("done".into(), next.is_none().into());
+    if let Some(next) = next {
+        body.insert("nextRecordsUrl".into(), next.into());
+    }
+    body.insert("records".into(), Value::Array(records));
+    Value::Object(body)
+}
+
 /// The external id value of a record (field name matched ignoring case).
 fn external_value(rec: &Record, field: &str) -> Option<String> {
     rec.iter()
@@ -897,7 +913,7 @@ fn external_value(rec: &Record, field: &str) -> Option<String> {
 }
 
 /// Indexes of records whose external id value appears more than once in the request.
-fn duplicate_external_ids(records: &[(ObjectDef, &Record)], field: &str) -> Vec<usize> {
+fn duplicate_external_ids(records: &[(String, &Record)], field: &str) -> Vec<usize> {
     let mut seen: HashMap<String, Vec<usize>> = HashMap::new();
     for (i, (_, rec)) in records.iter().enumerate() {
         if let Some(v) = external_value(rec, field) {

@@ -1,7 +1,7 @@
 //! The org's records: validation on write, system fields, deletes with cascade, merges,
 //! the recycle bin and an undo log for all-or-none requests.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -60,14 +60,90 @@ fn id_suffix(id15: &str) -> String {
         .collect()
 }
 
+/// How the values of an indexed field are compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeyKind {
+    /// Record ids: their 15-character form, ignoring case.
+    Id,
+    /// Case-sensitive text.
+    Exact,
+    /// Text ignoring case.
+    Folded,
+}
+
+impl KeyKind {
+    fn of(def: &FieldDef) -> KeyKind {
+        if def.field_type.is_id() {
+            KeyKind::Id
+        } else if def.case_sensitive {
+            KeyKind::Exact
+        } else {
+            KeyKind::Folded
+        }
+    }
+
+    /// The lookup key of a value: equal keys are equal values for the field.
+    fn key(self, value: &str) -> String {
+        match self {
+            KeyKind::Id => id_key(value),
+            KeyKind::Exact => value.to_string(),
+            KeyKind::Folded => value.to_lowercase(),
+        }
+    }
+}
+
+/// Row positions by the value of one field (string values only, deleted rows included).
+#[derive(Debug, Clone)]
+struct FieldIndex {
+    kind: KeyKind,
+    rows: HashMap<String, BTreeSet<usize>>,
+}
+
+/// Whether a field gets a value index: unique and external id fields (duplicate checks,
+/// upserts) and the parent references followed by cascades and merges.
+fn is_indexed(obj: &ObjectDef, def: &FieldDef) -> bool {
+    if def.field_type == FieldType::Id || !def.field_type.is_text() {
+        return false;
+    }
+    def.unique
+        || def.external_id
+        || CASCADE
+            .iter()
+            .chain(REPARENT.iter())
+            .any(|(_, child, field)| *child == obj.name && *field == def.name)
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Table {
     rows: Vec<Record>,
     #[serde(skip)]
     index: HashMap<String, usize>,
+    /// Field name -> value index, for the fields [`is_indexed`] picks.
+    #[serde(skip)]
+    fields: HashMap<String, FieldIndex>,
 }
 
 impl Table {
+    fn with_indexes(obj: Option<&ObjectDef>) -> Table {
+        let mut table = Table::default();
+        table.set_indexed_fields(obj);
+        table
+    }
+
+    fn set_indexed_fields(&mut self, obj: Option<&ObjectDef>) {
+        self.fields = obj
+            .into_iter()
+            .flat_map(|o| o.fields.iter().filter(move |d| is_indexed(o, d)))
+            .map(|d| {
+                let index = FieldIndex {
+                    kind: KeyKind::of(d),
+                    rows: HashMap::new(),
+                };
+                (d.name.clone(), index)
+            })
+            .collect();
+    }
+
     fn rebuild_index(&mut self) {
         self.index = self
             .rows
@@ -75,10 +151,82 @@ impl Table {
             .enumerate()
             .filter_map(|(i, r)| Some((id_key(r.get("Id")?.as_str()?), i)))
             .collect();
+        for index in self.fields.values_mut() {
+            index.rows.clear();
+        }
+        for pos in 0..self.rows.len() {
+            self.index_fields(pos, None);
+        }
     }
 
     fn pos(&self, id: &str) -> Option<usize> {
         self.index.get(&id_key(id)).copied()
+    }
+
+    /// Adds row `pos` to the value indexes (only of the fields in `only`, when given).
+    fn index_fields(&mut self, pos: usize, only: Option<&[String]>) {
+        let Some(row) = self.rows.get(pos) else {
+            return;
+        };
+        for (name, index) in &mut self.fields {
+            if only.is_some_and(|o| !o.contains(name)) {
+                continue;
+            }
+            if let Some(Value::String(v)) = row.get(name) {
+                index.rows.entry(index.kind.key(v)).or_default().insert(pos);
+            }
+        }
+    }
+
+    /// Removes row `pos` from the value indexes (only of the fields in `only`, when given).
+    fn unindex_fields(&mut self, pos: usize, only: Option<&[String]>) {
+        let Some(row) = self.rows.get(pos) else {
+            return;
+        };
+        for (name, index) in &mut self.fields {
+            if only.is_some_and(|o| !o.contains(name)) {
+                continue;
+            }
+            if let Some(Value::String(v)) = row.get(name) {
+                let key = index.kind.key(v);
+                if let Some(set) = index.rows.get_mut(&key) {
+                    set.remove(&pos);
+                    if set.is_empty() {
+                        index.rows.remove(&key);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Rows whose `field` equals `value`, in insertion order; `None` when the field has no
+    /// index of that kind.
+    fn lookup(&self, field: &str, kind: KeyKind, value: &str) -> Option<Vec<usize>> {
+        let index = self.fields.get(field).filter(|i| i.kind == kind)?;
+        Some(
+            index
+                .rows
+                .get(&kind.key(value))
+                .map(|set| set.iter().copied().collect())
+                .unwrap_or_default(),
+        )
+    }
+}
+
+/// What inserting a row needs to know about its object.
+struct NewRow {
+    name: String,
+    key_prefix: String,
+    has_master_record_id: bool,
+}
+
+impl NewRow {
+    fn of(obj: &ObjectDef) -> NewRow {
+        NewRow {
+            name: obj.name.clone(),
+            key_prefix: obj.key_prefix.clone(),
+            has_master_record_id: obj.field("MasterRecordId").is_some(),
+        }
     }
 }
 
@@ -87,10 +235,11 @@ enum Undo {
     Inserted {
         object: String,
     },
+    /// The previous values of the fields a write touched (`None`: the field was absent).
     Updated {
         object: String,
         pos: usize,
-        old: Record,
+        old: Vec<(String, Option<Value>)>,
     },
 }
 
@@ -136,9 +285,12 @@ impl Store {
         store
     }
 
-    /// Rebuilds the Id indexes (after deserializing).
+    /// Rebuilds the Id and value indexes (after deserializing or a schema change).
     pub fn reindex(&mut self) {
-        self.tables.values_mut().for_each(Table::rebuild_index);
+        for (name, table) in &mut self.tables {
+            table.set_indexed_fields(self.schema.object(name));
+            table.rebuild_index();
+        }
     }
 
     /// The simulated clock: real time plus the offset set by [`Store::advance_clock`].
@@ -169,10 +321,13 @@ impl Store {
         format_datetime(next)
     }
 
-    fn new_id(&mut self, obj: &ObjectDef) -> String {
-        let n = self.counters.entry(obj.name.clone()).or_insert(0);
+    fn new_id(&mut self, object: &str, key_prefix: &str) -> String {
+        let n = match self.counters.get_mut(object) {
+            Some(n) => n,
+            None => self.counters.entry(object.to_string()).or_insert(0),
+        };
         *n += 1;
-        let id15 = format!("{}Sm{:010}", obj.key_prefix, n);
+        let id15 = format!("{key_prefix}Sm{:010}", n);
         let suffix = id_suffix(&id15);
         format!("{id15}{suffix}")
     }
@@ -226,6 +381,9 @@ impl Store {
             match entry {
                 Undo::Inserted { object } => {
                     if let Some(t) = self.tables.get_mut(&object) {
+                        if let Some(last) = t.rows.len().checked_sub(1) {
+                            t.unindex_fields(last, None);
+                        }
                         if let Some(rec) = t.rows.pop() {
                             if let Some(id) = rec.get("Id").and_then(Value::as_str) {
                                 t.index.remove(&id_key(id));
@@ -235,8 +393,28 @@ impl Store {
                 }
                 Undo::Updated { object, pos, old } => {
                     if let Some(t) = self.tables.get_mut(&object) {
-                        if let Some(slot) = t.rows.get_mut(pos) {
-                            *slot = old;
+                        if pos < t.rows.len() {
+                            let touched: Vec<String> = old
+                                .iter()
+                                .map(|(k, _)| k)
+                                .filter(|k| t.fields.contains_key(*k))
+                                .cloned()
+                                .collect();
+                            t.unindex_fields(pos, Some(&touched));
+                            let row = &mut t.rows[pos];
+                            // Newest first, so that fields the write added are removed from
+                            // the end.
+                            for (k, v) in old.into_iter().rev() {
+                                match v {
+                                    Some(v) => {
+                                        row.insert(k, v);
+                                    }
+                                    None => {
+                                        row.remove(&k);
+                                    }
+                                }
+                            }
+                            t.index_fields(pos, Some(&touched));
                         }
                     }
                 }
@@ -245,11 +423,19 @@ impl Store {
     }
 
     fn push_row(&mut self, object: &str, rec: Record) {
-        let table = self.tables.entry(object.to_string()).or_default();
+        if !self.tables.contains_key(object) {
+            let table = Table::with_indexes(self.schema.object(object));
+            self.tables.insert(object.to_string(), table);
+        }
+        let Some(table) = self.tables.get_mut(object) else {
+            return;
+        };
+        let pos = table.rows.len();
         if let Some(id) = rec.get("Id").and_then(Value::as_str) {
-            table.index.insert(id_key(id), table.rows.len());
+            table.index.insert(id_key(id), pos);
         }
         table.rows.push(rec);
+        table.index_fields(pos, None);
         if let Some(log) = &mut self.undo {
             log.push(Undo::Inserted {
                 object: object.to_string(),
@@ -263,19 +449,34 @@ impl Store {
         let Some(table) = self.tables.get_mut(object) else {
             return;
         };
-        let Some(row) = table.rows.get_mut(pos) else {
+        if pos >= table.rows.len() {
             return;
-        };
+        }
         if let Some(log) = &mut self.undo {
+            let row = &table.rows[pos];
+            let old = changes
+                .keys()
+                .map(String::as_str)
+                .chain(["LastModifiedDate", "SystemModstamp"])
+                .map(|k| (k.to_string(), row.get(k).cloned()))
+                .collect();
             log.push(Undo::Updated {
                 object: object.to_string(),
                 pos,
-                old: row.clone(),
+                old,
             });
         }
+        let touched: Vec<String> = changes
+            .keys()
+            .filter(|k| table.fields.contains_key(*k))
+            .cloned()
+            .collect();
+        table.unindex_fields(pos, Some(&touched));
+        let row = &mut table.rows[pos];
         row.extend(changes);
         row.insert("LastModifiedDate".into(), stamp.clone().into());
         row.insert("SystemModstamp".into(), stamp.into());
+        table.index_fields(pos, Some(&touched));
     }
 
     fn locate(&self, object: &str, id: &str) -> Result<(String, usize), WriteFail> {
@@ -300,7 +501,7 @@ impl Store {
     /// Inserts without validation: known field names are canonicalised, blank text becomes
     /// null, defaults and system fields are set. `None` for an unknown object.
     pub fn insert_raw(&mut self, object: &str, fields: Record) -> Option<String> {
-        let obj = self.schema.object(object)?.clone();
+        let obj = self.schema.object(object)?;
         let mut rec = Record::new();
         for (k, v) in fields {
             let (name, v) = match obj.field(&k) {
@@ -309,13 +510,14 @@ impl Store {
             };
             rec.insert(name, v);
         }
-        self.fill_defaults(&obj, &mut rec);
-        Some(self.finish_insert(&obj, rec))
+        self.fill_defaults(obj, &mut rec);
+        let info = NewRow::of(obj);
+        Some(self.finish_insert(info, rec))
     }
 
     /// Updates without validation; bumps the stamps. `false` when the record is unknown.
     pub fn update_raw(&mut self, object: &str, id: &str, fields: Record) -> bool {
-        let Some(obj) = self.schema.object(object).cloned() else {
+        let Some(obj) = self.schema.object(object) else {
             return false;
         };
         let Some(pos) = self.tables.get(&obj.name).and_then(|t| t.pos(id)) else {
@@ -328,7 +530,8 @@ impl Store {
                 None => (k, v),
             })
             .collect();
-        self.write_row(&obj.name, pos, changes);
+        let name = obj.name.clone();
+        self.write_row(&name, pos, changes);
         true
     }
 
@@ -347,15 +550,15 @@ impl Store {
         }
     }
 
-    fn finish_insert(&mut self, obj: &ObjectDef, mut rec: Record) -> String {
-        let id = self.new_id(obj);
+    fn finish_insert(&mut self, obj: NewRow, mut rec: Record) -> String {
+        let id = self.new_id(&obj.name, &obj.key_prefix);
         let stamp = self.stamp();
         rec.insert("Id".into(), id.clone().into());
         rec.insert("IsDeleted".into(), false.into());
         rec.insert("CreatedDate".into(), stamp.clone().into());
         rec.insert("LastModifiedDate".into(), stamp.clone().into());
         rec.insert("SystemModstamp".into(), stamp.into());
-        if obj.field("MasterRecordId").is_some() {
+        if obj.has_master_record_id {
             rec.entry("MasterRecordId").or_insert(Value::Null);
         }
         self.push_row(&obj.name, rec);
@@ -370,10 +573,9 @@ impl Store {
         let obj = self
             .schema
             .object(object)
-            .cloned()
             .ok_or_else(|| WriteFail::Request(invalid_type(object)))?;
-        let mut rec = prepare(&obj, input, true)?;
-        self.fill_defaults(&obj, &mut rec);
+        let mut rec = prepare(obj, input, true)?;
+        self.fill_defaults(obj, &mut rec);
         let missing: Vec<String> = obj
             .fields
             .iter()
@@ -383,9 +585,10 @@ impl Store {
         if !missing.is_empty() {
             return Err(required_missing(missing).into());
         }
-        self.check_references(&obj, &mut rec)?;
-        self.check_unique(&obj, &rec, None)?;
-        Ok(self.finish_insert(&obj, rec))
+        self.check_references(obj, &mut rec)?;
+        self.check_unique(obj, &rec, None)?;
+        let info = NewRow::of(obj);
+        Ok(self.finish_insert(info, rec))
     }
 
     /// Updates a live record after validating the changes. Bumps the stamps even when no
@@ -394,9 +597,8 @@ impl Store {
         let obj = self
             .schema
             .object(object)
-            .cloned()
             .ok_or_else(|| WriteFail::Request(invalid_type(object)))?;
-        let mut changes = prepare(&obj, input, false)?;
+        let mut changes = prepare(obj, input, false)?;
         let (name, pos) = self.locate(&obj.name, id)?;
         let missing: Vec<String> = changes
             .iter()
@@ -406,18 +608,34 @@ impl Store {
         if !missing.is_empty() {
             return Err(required_missing(missing).into());
         }
-        self.check_references(&obj, &mut changes)?;
+        self.check_references(obj, &mut changes)?;
         let own_id = self.tables[&name].rows[pos]
             .get("Id")
-            .and_then(Value::as_str)
-            .map(str::to_string);
-        self.check_unique(&obj, &changes, own_id.as_deref())?;
+            .and_then(Value::as_str);
+        self.check_unique(obj, &changes, own_id)?;
         self.write_row(&name, pos, changes);
         Ok(())
     }
 
     /// Live records whose `field` equals `value` (ignoring case unless case-sensitive).
     pub fn find_by_field(&self, object: &str, field: &FieldDef, value: &str) -> Vec<String> {
+        let Some(table) = self.table(object) else {
+            return Vec::new();
+        };
+        let live_ids = |positions: Vec<usize>| -> Vec<String> {
+            positions
+                .into_iter()
+                .filter_map(|p| table.rows.get(p))
+                .filter(|r| !is_deleted(r))
+                .filter_map(|r| r.get("Id").and_then(Value::as_str).map(str::to_string))
+                .collect()
+        };
+        if field.field_type == FieldType::Id && field.name == "Id" {
+            return live_ids(table.pos(value).into_iter().collect());
+        }
+        if let Some(positions) = table.lookup(&field.name, KeyKind::of(field), value) {
+            return live_ids(positions);
+        }
         let same = |v: &str| -> bool {
             if field.field_type.is_id() {
                 id_key(v) == id_key(value)
@@ -429,7 +647,10 @@ impl Store {
                 v.to_lowercase() == value.to_lowercase()
             }
         };
-        self.live(object)
+        table
+            .rows
+            .iter()
+            .filter(|r| !is_deleted(r))
             .filter(|r| r.get(&field.name).and_then(Value::as_str).is_some_and(same))
             .filter_map(|r| r.get("Id").and_then(Value::as_str).map(str::to_string))
             .collect()
@@ -446,26 +667,29 @@ impl Store {
         let obj = self
             .schema
             .object(object)
-            .cloned()
             .ok_or_else(|| WriteFail::Request(invalid_type(object)))?;
         let def = obj
             .field(ext_field)
             .filter(|d| d.external_id || d.field_type == FieldType::Id)
-            .cloned()
             .ok_or_else(|| WriteFail::Request(not_external_id(ext_field, &obj.name)))?;
         let mut body = input.clone();
         body.retain(|k, _| !k.eq_ignore_ascii_case(&def.name));
-        let matches = self.find_by_field(&obj.name, &def, value);
+        let matches = self.find_by_field(&obj.name, def, value);
+        let (name, field, is_id) = (
+            obj.name.clone(),
+            def.name.clone(),
+            def.field_type == FieldType::Id,
+        );
         match matches.len() {
             0 => {
-                if def.field_type != FieldType::Id {
-                    body.insert(def.name.clone(), value.into());
+                if !is_id {
+                    body.insert(field, value.into());
                 }
-                self.create(&obj.name, &body).map(|id| (id, true))
+                self.create(&name, &body).map(|id| (id, true))
             }
             1 => {
                 let id = matches[0].clone();
-                self.update(&obj.name, &id, &body).map(|()| (id, false))
+                self.update(&name, &id, &body).map(|()| (id, false))
             }
             _ => Err(WriteFail::Ambiguous(matches)),
         }
@@ -492,6 +716,16 @@ impl Store {
 
     /// Live records of `child` whose `field` points to `parent_id`.
     fn children(&self, child: &str, field: &str, parent_id: &str) -> Vec<String> {
+        if let Some(table) = self.tables.get(child) {
+            if let Some(positions) = table.lookup(field, KeyKind::Id, parent_id) {
+                return positions
+                    .into_iter()
+                    .filter_map(|p| table.rows.get(p))
+                    .filter(|r| !is_deleted(r))
+                    .map(id_of)
+                    .collect();
+            }
+        }
         let key = id_key(parent_id);
         self.live(child)
             .filter(|r| {
