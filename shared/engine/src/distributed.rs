@@ -89,16 +89,18 @@ pub async fn plan_run(
     };
     if store.is_paused(integration).await.map_err(err)? {
         let m = format!("{integration} is paused; `prmsync resume {integration}` starts it again");
-        store
-            .append(&[entry(
+        crate::store::record_log(
+            store.as_ref(),
+            &[entry(
                 run_id,
                 integration,
                 LogCode::RunSkippedPaused,
                 m.clone(),
                 Value::Null,
-            )])
-            .await
-            .map_err(err)?;
+            )],
+        )
+        .await
+        .map_err(err)?;
         plan.skipped = Some(m);
         return Ok(plan);
     }
@@ -108,16 +110,18 @@ pub async fn plan_run(
         .map_err(err)?
     {
         let m = format!("another {integration} run holds the lease; this invocation did nothing");
-        store
-            .append(&[entry(
+        crate::store::record_log(
+            store.as_ref(),
+            &[entry(
                 run_id,
                 integration,
                 LogCode::RunSkippedLeaseHeld,
                 m.clone(),
                 Value::Null,
-            )])
-            .await
-            .map_err(err)?;
+            )],
+        )
+        .await
+        .map_err(err)?;
         plan.skipped = Some(m);
         return Ok(plan);
     }
@@ -125,15 +129,17 @@ pub async fn plan_run(
         Ok(()) => Ok(plan),
         Err(e) => {
             let _ = store.release_lease(integration, &ctx.holder).await;
-            let _ = store
-                .append(&[entry(
+            let _ = crate::store::record_log(
+                store.as_ref(),
+                &[entry(
                     run_id,
                     integration,
                     LogCode::RunFailed,
                     e.clone(),
                     Value::Null,
-                )])
-                .await;
+                )],
+            )
+            .await;
             Err(e)
         }
     }
@@ -160,16 +166,18 @@ async fn read_plan(
         crate::check::check_mapping(ctx, &spec).await?;
     }
     if let Some(m) = reserve_message(ctx) {
-        store
-            .append(&[entry(
+        crate::store::record_log(
+            store.as_ref(),
+            &[entry(
                 &plan.run_id,
                 integration,
                 LogCode::ApiReserveReached,
                 m.clone(),
                 Value::Null,
-            )])
-            .await
-            .map_err(err)?;
+            )],
+        )
+        .await
+        .map_err(err)?;
         store
             .release_lease(integration, &ctx.holder)
             .await
@@ -322,8 +330,9 @@ pub async fn commit_plan(ctx: &SyncContext, plan: &Plan) -> Result<(), String> {
         })
         .await
         .map_err(err)?;
-    store
-        .append(&[entry(
+    crate::store::record_log(
+        store.as_ref(),
+        &[entry(
             &plan.run_id,
             integration,
             LogCode::RunStarted,
@@ -334,9 +343,10 @@ pub async fn commit_plan(ctx: &SyncContext, plan: &Plan) -> Result<(), String> {
                 plan.chunks.len()
             ),
             json!({"chunks": plan.chunks.len(), "records": plan.records()}),
-        )])
-        .await
-        .map_err(err)?;
+        )],
+    )
+    .await
+    .map_err(err)?;
     store
         .release_lease(integration, &ctx.holder)
         .await
@@ -463,8 +473,7 @@ pub async fn sync_chunk(ctx: &SyncContext, chunk: &Chunk) -> Result<ChunkReport,
         .map_err(|e| fail(pass_message(e)))?;
     counts.add(&out.counts);
     log.extend(out.log);
-    ctx.store
-        .append(&log)
+    crate::store::record_log(ctx.store.as_ref(), &log)
         .await
         .map_err(|e| fail(e.to_string()))?;
     Ok(ChunkReport {

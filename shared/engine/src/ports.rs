@@ -235,3 +235,10 @@ pub trait Prm: Send + Sync {
     /// API calls made so far by this client.
     fn calls(&self) -> u64;
 }
+
+/// Where planned work goes: SQS in AWS, a list in tests.
+#[async_trait]
+pub trait Queue: Send + Sync {
+    /// Sends every chunk; fails if any could not be sent (the run then keeps its cursors).
+    async fn send(&self, chunks: &[crate::distributed::Chunk]) -> Result<(), PortError>;
+}

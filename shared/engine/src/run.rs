@@ -86,15 +86,17 @@ pub async fn run_integration(
             report.message = Some(format!(
                 "{integration} is paused; `prmsync resume {integration}` starts it again"
             ));
-            let _ = store
-                .append(&[entry(
+            let _ = crate::store::record_log(
+                store.as_ref(),
+                &[entry(
                     &run_id,
                     integration,
                     LogCode::RunSkippedPaused,
                     report.message.clone().unwrap_or_default(),
                     Value::Null,
-                )])
-                .await;
+                )],
+            )
+            .await;
             return report;
         }
         Ok(false) => {}
@@ -108,15 +110,17 @@ pub async fn run_integration(
             report.message = Some(format!(
                 "another {integration} run holds the lease; this run did nothing"
             ));
-            let _ = store
-                .append(&[entry(
+            let _ = crate::store::record_log(
+                store.as_ref(),
+                &[entry(
                     &run_id,
                     integration,
                     LogCode::RunSkippedLeaseHeld,
                     report.message.clone().unwrap_or_default(),
                     Value::Null,
-                )])
-                .await;
+                )],
+            )
+            .await;
             return report;
         }
         Err(e) => return failed(report, format!("could not take the lease: {e}")),
@@ -133,8 +137,9 @@ pub async fn run_integration(
         counts: Counts::default(),
     };
     let _ = store.save_run(&record).await;
-    let _ = store
-        .append(&[entry(
+    let _ = crate::store::record_log(
+        store.as_ref(),
+        &[entry(
             &run_id,
             integration,
             LogCode::RunStarted,
@@ -144,8 +149,9 @@ pub async fn run_integration(
                 if options.dry_run { " (dry run)" } else { "" }
             ),
             Value::Null,
-        )])
-        .await;
+        )],
+    )
+    .await;
 
     let outcome = run_object(ctx, integration, &options, &run_id).await;
     match outcome {
@@ -175,7 +181,7 @@ pub async fn run_integration(
                 ),
                 json!(report.counts),
             ));
-            if let Err(e) = store.append(&log).await {
+            if let Err(e) = crate::store::record_log(store.as_ref(), &log).await {
                 report.status = "failed".into();
                 report.message = Some(format!("could not write the Integration Log: {e}"));
             }
@@ -183,15 +189,17 @@ pub async fn run_integration(
         Err(message) => {
             report.status = "failed".into();
             report.message = Some(message.clone());
-            let _ = store
-                .append(&[entry(
+            let _ = crate::store::record_log(
+                store.as_ref(),
+                &[entry(
                     &run_id,
                     integration,
                     LogCode::RunFailed,
                     message,
                     Value::Null,
-                )])
-                .await;
+                )],
+            )
+            .await;
         }
     }
     record.finished_at = Some(Utc::now());
@@ -404,7 +412,7 @@ pub async fn sync_record(ctx: &SyncContext, record: &RecordRef, dry_run: bool) -
                 report.status = "not_found".into();
                 report.message = Some("no such record on either side".into());
             }
-            if let Err(e) = ctx.store.append(&log).await {
+            if let Err(e) = crate::store::record_log(ctx.store.as_ref(), &log).await {
                 return failed(report, format!("could not write the Integration Log: {e}"));
             }
             report

@@ -264,3 +264,45 @@ pub trait Rejections: Send + Sync {
 /// Everything the engine keeps.
 pub trait Store: Links + Cursors + Leases + Pauses + Runs + IntegrationLog + Rejections {}
 impl<T: Links + Cursors + Leases + Pauses + Runs + IntegrationLog + Rejections> Store for T {}
+
+/// Appends entries to the Integration Log and emits each as a structured log event
+/// (`run_id`, `integration`, `level`, `code`, `crm_id`, `prm_id`, `message`), which the
+/// Lambda functions print as JSON lines for CloudWatch Logs Insights.
+pub async fn record_log(log: &dyn IntegrationLog, entries: &[LogEntry]) -> Result<(), StoreError> {
+    for e in entries {
+        let (crm_id, prm_id) = (
+            e.crm_id.as_deref().unwrap_or(""),
+            e.prm_id.as_deref().unwrap_or(""),
+        );
+        match e.level {
+            prmsync_mapping::Level::Error => tracing::error!(
+                run_id = e.run_id.as_str(),
+                integration = e.integration.as_str(),
+                code = e.code.as_str(),
+                crm_id,
+                prm_id,
+                "{}",
+                e.message
+            ),
+            prmsync_mapping::Level::Warning => tracing::warn!(
+                run_id = e.run_id.as_str(),
+                integration = e.integration.as_str(),
+                code = e.code.as_str(),
+                crm_id,
+                prm_id,
+                "{}",
+                e.message
+            ),
+            prmsync_mapping::Level::Info => tracing::info!(
+                run_id = e.run_id.as_str(),
+                integration = e.integration.as_str(),
+                code = e.code.as_str(),
+                crm_id,
+                prm_id,
+                "{}",
+                e.message
+            ),
+        }
+    }
+    log.append(entries).await
+}
