@@ -1,0 +1,167 @@
+//! The AWS deployment (infra/template.yaml) checked offline: the SAM template translates and
+//! lints clean, the lint catches broken templates, and the worker queue is wired for
+//! partial batch failures. Needs python3 (the lint installs aws-sam-translator and cfn-lint
+//! with pip when they are missing).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the tests crate lives in the workspace")
+        .to_path_buf()
+}
+
+fn template_text() -> String {
+    fs::read_to_string(workspace_root().join("infra/template.yaml"))
+        .expect("infra/template.yaml is readable")
+}
+
+/// A fresh directory under the system temp dir, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(label: &str) -> Self {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let dir = std::env::temp_dir().join(format!(
+            "prmsync-infra-{label}-{}-{nanos}",
+            std::process::id()
+        ));
+        fs::create_dir_all(&dir).expect("create a temp dir");
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs `bash infra/lint.sh <template>` from the workspace root. The lint's own scratch
+/// files go to `scratch` (it keeps the translated template there when cfn-lint fails).
+fn lint(template: &Path, scratch: &Path) -> (Output, String) {
+    let output = Command::new("bash")
+        .arg("infra/lint.sh")
+        .arg(template)
+        .current_dir(workspace_root())
+        .env("TMPDIR", scratch)
+        .output()
+        .expect("run bash infra/lint.sh");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output, text)
+}
+
+/// The template with `from` replaced by `to` (exactly once), written to `dir/name`.
+fn broken_copy(dir: &Path, name: &str, from: &str, to: &str) -> PathBuf {
+    let template = template_text();
+    assert_eq!(
+        template.matches(from).count(),
+        1,
+        "the template should contain `{from}` exactly once"
+    );
+    let path = dir.join(name);
+    fs::write(&path, template.replacen(from, to, 1)).expect("write the broken template");
+    path
+}
+
+#[test]
+fn the_template_lints_clean_after_sam_translation() {
+    // GIVEN the template as committed
+    let scratch = TempDir::new("clean");
+
+    // WHEN it is translated and linted
+    let (output, text) = lint(Path::new("infra/template.yaml"), &scratch.0);
+
+    // THEN the lint passes
+    assert!(output.status.success(), "the lint failed:\n{text}");
+    assert!(text.contains("template OK"), "unexpected lint output:\n{text}");
+}
+
+#[test]
+fn a_broken_template_fails_the_lint() {
+    let dir = TempDir::new("broken");
+
+    // GIVEN a template referring to a table that does not exist
+    let missing_ref = broken_copy(
+        &dir.0,
+        "missing-ref.yaml",
+        "PRMSYNC_LOG_TABLE: !Ref LogTable",
+        "PRMSYNC_LOG_TABLE: !Ref MissingLogTable",
+    );
+    // WHEN it is linted
+    let (output, text) = lint(&missing_ref, &dir.0);
+    // THEN the lint fails and names the missing resource
+    assert!(!output.status.success(), "the lint passed:\n{text}");
+    assert!(
+        text.contains("MissingLogTable"),
+        "the output does not name the missing resource:\n{text}"
+    );
+
+    // GIVEN a template whose worker has an event type SAM does not know
+    let bad_event = broken_copy(
+        &dir.0,
+        "bad-event-type.yaml",
+        "          Type: SQS\n",
+        "          Type: SQSQueue\n",
+    );
+    // WHEN it is linted
+    let (output, text) = lint(&bad_event, &dir.0);
+    // THEN the SAM translation fails and names the event
+    assert!(!output.status.success(), "the lint passed:\n{text}");
+    assert!(
+        text.contains("SQSQueue") && text.contains("SAM translation failed"),
+        "the output does not name the bad event type:\n{text}"
+    );
+}
+
+/// The number after the first `key:` in the template.
+fn number_after(template: &str, key: &str) -> u64 {
+    let at = template.find(key).unwrap_or_else(|| panic!("`{key}` missing"));
+    template[at + key.len()..]
+        .trim_start()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .unwrap_or_else(|_| panic!("`{key}` is not followed by a number"))
+}
+
+#[test]
+fn the_worker_queue_is_wired_for_partial_batch_failures() {
+    // GIVEN the template as committed
+    let template = template_text();
+
+    // THEN the worker reports failures per message, failed messages end in a DLQ, the queue
+    // outlives the worker's retries, and the tables can be restored
+    for needle in [
+        "ReportBatchItemFailures",
+        "RedrivePolicy",
+        "deadLetterTargetArn: !GetAtt WorkDeadLetterQueue.Arn",
+        "maxReceiveCount: 5",
+        "MaximumConcurrency: 5",
+        "PointInTimeRecoveryEnabled: true",
+        "Binary: sync-worker",
+    ] {
+        assert!(template.contains(needle), "template lacks `{needle}`");
+    }
+    let worker = &template[template
+        .find("  SyncWorkerFunction:")
+        .expect("a SyncWorkerFunction resource")..];
+    let worker_timeout = number_after(worker, "Timeout:");
+    let visibility = number_after(&template, "VisibilityTimeout:");
+    assert!(
+        visibility >= 6 * worker_timeout,
+        "queue visibility timeout {visibility}s < 6 x worker timeout {worker_timeout}s"
+    );
+}
