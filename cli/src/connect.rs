@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use prmsync_engine::SyncContext;
+use prmsync_engine::{Store, SyncContext};
 use prmsync_mapping::MappingConfig;
 use prmsync_prm::{PrmClient, PrmConfig};
 use prmsync_salesforce::{Auth, SalesforceClient, SalesforceConfig};
@@ -84,8 +84,19 @@ pub fn state_dir(target: &Target) -> PathBuf {
     }
 }
 
-/// Opens the state store of a target without connecting to anything.
-pub fn open_store(target: &Target) -> Result<Arc<SqliteStore>> {
+/// Opens the state store of a target without connecting to anything: the SQLite file of
+/// the state directory, or with `--aws` the deployment's DynamoDB tables
+/// (`PRMSYNC_STATE_TABLE`, `PRMSYNC_LOG_TABLE` and the usual AWS credentials).
+pub async fn open_store(target: &Target) -> Result<Arc<dyn Store>> {
+    if target.aws {
+        if target.sandbox || target.config.is_some() {
+            bail!("--aws reads the deployment's tables; drop --sandbox and --config");
+        }
+        let store = prmsync_aws::dynamo::DynamoStore::from_env()
+            .await
+            .context("opening the deployment's DynamoDB tables (set PRMSYNC_STATE_TABLE and PRMSYNC_LOG_TABLE from the stack outputs, and AWS credentials)")?;
+        return Ok(Arc::new(store));
+    }
     let dir = state_dir(target);
     Ok(Arc::new(SqliteStore::open(&dir)?))
 }
@@ -149,6 +160,9 @@ pub async fn connect(target: &Target) -> Result<Connection> {
         std::env::var("HOSTNAME").unwrap_or_else(|_| "prmsync".into()),
         std::process::id()
     );
+    if target.aws {
+        bail!("with --aws, prmsync reads and writes the deployment's tables (status, log, log ack, pause, resume, unlink, relink) and `sync --aws` invokes its full-sync function; this command runs against the sandbox or a --config connection");
+    }
     let dir = state_dir(target);
     let store = Arc::new(SqliteStore::open(&dir)?);
     if target.sandbox {

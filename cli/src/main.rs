@@ -33,6 +33,9 @@ pub struct Target {
     /// environment.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Use the AWS deployment's tables (and, for `sync`, invoke its full-sync function).
+    #[arg(long)]
+    pub aws: bool,
     /// Where links, cursors, runs and the Integration Log are kept.
     #[arg(
         long,

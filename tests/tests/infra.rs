@@ -85,7 +85,10 @@ fn the_template_lints_clean_after_sam_translation() {
 
     // THEN the lint passes
     assert!(output.status.success(), "the lint failed:\n{text}");
-    assert!(text.contains("template OK"), "unexpected lint output:\n{text}");
+    assert!(
+        text.contains("template OK"),
+        "unexpected lint output:\n{text}"
+    );
 }
 
 #[test]
@@ -127,7 +130,9 @@ fn a_broken_template_fails_the_lint() {
 
 /// The number after the first `key:` in the template.
 fn number_after(template: &str, key: &str) -> u64 {
-    let at = template.find(key).unwrap_or_else(|| panic!("`{key}` missing"));
+    let at = template
+        .find(key)
+        .unwrap_or_else(|| panic!("`{key}` missing"));
     template[at + key.len()..]
         .trim_start()
         .chars()
@@ -164,4 +169,25 @@ fn the_worker_queue_is_wired_for_partial_batch_failures() {
         visibility >= 6 * worker_timeout,
         "queue visibility timeout {visibility}s < 6 x worker timeout {worker_timeout}s"
     );
+}
+
+#[test]
+fn each_function_binary_stays_thin() {
+    // The handlers live in shared/lambda and the rules in the engine: a function's main
+    // only wires them to the Lambda runtime.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for f in ["full-sync", "sync-worker", "deal-import", "prm-webhook"] {
+        let main =
+            std::fs::read_to_string(root.join("functions").join(f).join("src/main.rs")).unwrap();
+        let lines = main.lines().filter(|l| !l.trim().is_empty()).count();
+        assert!(lines <= 30, "functions/{f}/src/main.rs has {lines} lines");
+        assert!(
+            main.contains("prmsync_lambda::"),
+            "functions/{f} delegates to the shared handlers"
+        );
+        assert!(
+            !main.contains("run_pass") && !main.contains("merge_field"),
+            "no sync logic in functions/{f}"
+        );
+    }
 }

@@ -50,7 +50,7 @@ async fn find(store: &dyn Links, r: &RecordRef) -> Result<Option<Link>> {
 
 pub async fn unlink(target: Target, record: String) -> Result<ExitCode> {
     let r = parse_ref(&record)?;
-    let store = open_store(&target)?;
+    let store = open_store(&target).await?;
     match find(store.as_ref(), &r).await? {
         Some(link) => {
             store.delete_link(link.object, &link.prm_id).await?;
@@ -78,7 +78,7 @@ pub async fn relink(target: Target, prm: String, crm: String) -> Result<ExitCode
             crm_kind.crm_object()
         );
     }
-    let store = open_store(&target)?;
+    let store = open_store(&target).await?;
     for r in [
         RecordRef::Prm(kind, prm_id.clone()),
         RecordRef::Crm(kind, crm_id.clone()),

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{anyhow, bail, Result};
 use chrono::Utc;
 use clap::{Args, Subcommand};
-use prmsync_engine::store::{IntegrationLog, LogEntry, LogFilter};
+use prmsync_engine::store::{LogEntry, LogFilter};
 use prmsync_mapping::{Integration, Level, LogCode};
 use serde_json::json;
 
@@ -68,7 +68,7 @@ pub enum LogCommand {
 
 pub async fn run(args: LogArgs) -> Result<ExitCode> {
     if let Some(LogCommand::Ack { ids, all, target }) = args.command {
-        let store = open_store(&target)?;
+        let store = open_store(&target).await?;
         let n = match (all, ids.is_empty()) {
             (true, _) => store.acknowledge(None).await?,
             (false, false) => store.acknowledge(Some(&ids)).await?,
@@ -79,7 +79,7 @@ pub async fn run(args: LogArgs) -> Result<ExitCode> {
         println!("{n} entries acknowledged");
         return Ok(ExitCode::SUCCESS);
     }
-    let store = open_store(&args.target)?;
+    let store = open_store(&args.target).await?;
     store
         .prune(Utc::now() - chrono::Duration::days(RETENTION_DAYS))
         .await?;

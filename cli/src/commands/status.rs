@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use prmsync_engine::run::{CRM_SIDE, PRM_SIDE};
-use prmsync_engine::store::{Cursors, IntegrationLog, Links, LogFilter, Pauses, Runs};
+use prmsync_engine::store::LogFilter;
 use prmsync_mapping::{Integration, Level};
 use serde_json::{json, Value};
 
@@ -12,7 +12,7 @@ use crate::connect::{load_mapping, open_store};
 use crate::{IntegrationArg, Target};
 
 pub async fn run(target: Target, as_json: bool) -> Result<ExitCode> {
-    let store = open_store(&target)?;
+    let store = open_store(&target).await?;
     let mapping = load_mapping(&target)?;
     let mut rows = Vec::new();
     for integration in Integration::ALL {
@@ -80,7 +80,7 @@ pub async fn run(target: Target, as_json: bool) -> Result<ExitCode> {
 }
 
 pub async fn pause(target: Target, integration: IntegrationArg, paused: bool) -> Result<ExitCode> {
-    let store = open_store(&target)?;
+    let store = open_store(&target).await?;
     let list = match integration {
         IntegrationArg::All => Integration::ALL.to_vec(),
         other => super::integrations(other),

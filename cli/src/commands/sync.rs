@@ -33,6 +33,9 @@ pub struct SyncArgs {
 }
 
 pub async fn run(args: SyncArgs) -> Result<ExitCode> {
+    if args.target.aws {
+        return invoke_full_sync(&args).await;
+    }
     let integrations = super::integrations(args.integration);
     let started = Instant::now();
     let conn = connect(&args.target).await?;
@@ -204,4 +207,45 @@ pub async fn sync_record(
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// `prmsync sync --aws`: "Run Full Sync Now" on the deployment — invokes the full-sync
+/// function named by `PRMSYNC_FULL_SYNC_FUNCTION` (a stack output) and prints its answer.
+async fn invoke_full_sync(args: &SyncArgs) -> Result<ExitCode> {
+    let function = std::env::var("PRMSYNC_FULL_SYNC_FUNCTION").map_err(|_| {
+        anyhow::anyhow!("PRMSYNC_FULL_SYNC_FUNCTION is not set: give the FullSyncFunction name from the stack outputs")
+    })?;
+    let integration = match args.integration {
+        crate::IntegrationArg::Organizations => "organizations",
+        crate::IntegrationArg::People => "people",
+        crate::IntegrationArg::Deals => "deals",
+        crate::IntegrationArg::All => "all",
+    };
+    let payload = json!({"integration": integration, "mode": if args.full { "full" } else { "incremental" }, "dry_run": args.dry_run});
+    let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await;
+    let out = aws_sdk_lambda::Client::new(&aws)
+        .invoke()
+        .function_name(&function)
+        .payload(aws_sdk_lambda::primitives::Blob::new(serde_json::to_vec(
+            &payload,
+        )?))
+        .send()
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "invoking {function}: {}",
+                aws_sdk_lambda::error::DisplayErrorContext(e)
+            )
+        })?;
+    let body = out
+        .payload()
+        .map(|p| String::from_utf8_lossy(p.as_ref()).to_string())
+        .unwrap_or_default();
+    if let Some(err) = out.function_error() {
+        anyhow::bail!("{function} failed ({err}): {body}");
+    }
+    println!("{body}");
+    Ok(ExitCode::SUCCESS)
 }

@@ -2,3 +2,5 @@
 //! from Secrets Manager, and the configuration read from a Lambda's environment.
 
 pub mod dynamo;
+pub mod secrets;
+pub mod sqs;

@@ -940,6 +940,15 @@ pub async fn log(store: &dyn Store) {
         s(&["log-2", "log-1"]),
         "an acknowledged entry is no longer unacknowledged"
     );
+    store
+        .append(&entries[3..4])
+        .await
+        .expect("append an acknowledged entry again");
+    assert_eq!(
+        listed(store, open()).await,
+        s(&["log-2", "log-1"]),
+        "appending an entry again (a redelivery) does not reopen it once acknowledged"
+    );
     let e4 = store
         .entries(&LogFilter {
             code: Some(LogCode::DealNoAccount),

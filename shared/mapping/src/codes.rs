@@ -90,6 +90,8 @@ catalogue! {
     PrmRecordGone => "prm_record_gone", Warning, "The PRM record no longer exists; the link was disconnected.";
     TransientError => "transient_error", Warning, "Nothing to do unless it repeats: the record is retried on the next run.";
     ApiReserveReached => "api_reserve_reached", Warning, "The run stopped to keep the configured share of the daily Salesforce API allocation; it resumes on the next run. Raise the org's allocation or lower api_reserve_percent if this happens often.";
+    QueueMessageMalformed => "queue_message_malformed", Error, "A queue message is not a sync chunk (sent by hand, or by another program). It goes to the dead-letter queue after its retries; inspect it there and delete it.";
+    ChunkRetried => "chunk_retried", Warning, "A worker could not finish a chunk (the message says why); the queue hands it out again, and after its retries it rests in the dead-letter queue. If it keeps failing, fix the cause and redrive the dead-letter queue.";
     MappingInvalid => "mapping_invalid", Error, "Correct the mapping file as the message says; `prmsync mapping check FILE` validates it, and the next full run checks it against Salesforce.";
     DealImported => "deal_imported", Info, "";
     DealRejectedByPrm => "deal_rejected_by_prm", Error, "The PRM refused the deal (422): correct the Opportunity fields named in the message in Salesforce, or map them to values the PRM accepts in the mapping file's deal fields.";

@@ -81,15 +81,9 @@ fn record_result(
                     .collect(),
                 _ => Vec::new(),
             };
+            // The fields travel on their own; the engine names them in its message.
             let message = match &e {
-                PrmError::Validation { message, fields } if !fields.is_empty() => format!(
-                    "{message} ({})",
-                    fields
-                        .iter()
-                        .map(|f| format!("{}: {}", f.field, f.message))
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                ),
+                PrmError::Validation { message, .. } => message.clone(),
                 other => other.to_string(),
             };
             Ok(Err(RecordFailure {

@@ -1,0 +1,118 @@
+//! What a scheduled or manual invocation asks for.
+
+use prmsync_engine::RunMode;
+use prmsync_mapping::Integration;
+use serde::Deserialize;
+use serde_json::Value;
+
+/// A run request: which integrations, which mode, dry run or not.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRequest {
+    pub integrations: Vec<Integration>,
+    pub mode: RunMode,
+    pub dry_run: bool,
+}
+
+/// A payload that cannot be read.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("invalid payload: {0}; send {{\"integration\": \"organizations|people|deals|all\", \"mode\": \"incremental|full\", \"dry_run\": false}} (or nothing for all, incremental)")]
+pub struct PayloadError(pub String);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Manual {
+    integration: Option<String>,
+    mode: Option<String>,
+    dry_run: Option<bool>,
+}
+
+/// Reads a payload: empty, an EventBridge scheduled event (all, incremental), or a manual
+/// `{"integration", "mode", "dry_run"}`. `all` means every integration `allowed` lists.
+pub fn parse(payload: &Value, allowed: &[Integration]) -> Result<RunRequest, PayloadError> {
+    let all = RunRequest {
+        integrations: allowed.to_vec(),
+        mode: RunMode::Incremental,
+        dry_run: false,
+    };
+    match payload {
+        Value::Null => return Ok(all),
+        Value::Object(m) if m.is_empty() => return Ok(all),
+        Value::Object(m) if m.get("source").and_then(Value::as_str) == Some("aws.events") => {
+            return Ok(all)
+        }
+        Value::Object(_) => {}
+        other => return Err(PayloadError(format!("expected a JSON object, got {other}"))),
+    }
+    let manual: Manual =
+        serde_json::from_value(payload.clone()).map_err(|e| PayloadError(e.to_string()))?;
+    let integrations = match manual.integration.as_deref() {
+        None | Some("all") => allowed.to_vec(),
+        Some(name) => match Integration::parse(name) {
+            Some(i) if allowed.contains(&i) => vec![i],
+            _ => {
+                return Err(PayloadError(format!(
+                    "unknown integration `{name}` (this function runs {})",
+                    allowed
+                        .iter()
+                        .map(|i| i.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )))
+            }
+        },
+    };
+    let mode = match manual.mode.as_deref() {
+        None | Some("incremental") => RunMode::Incremental,
+        Some("full") => RunMode::Full,
+        Some(other) => return Err(PayloadError(format!("unknown mode `{other}`"))),
+    };
+    Ok(RunRequest {
+        integrations,
+        mode,
+        dry_run: manual.dry_run.unwrap_or(false),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const ALL: &[Integration] = &[
+        Integration::Organizations,
+        Integration::People,
+        Integration::Deals,
+    ];
+
+    #[test]
+    fn scheduled_empty_and_manual_payloads() {
+        let scheduled: Value =
+            serde_json::from_str(include_str!("../tests/fixtures/scheduled-event.json")).unwrap();
+        assert_eq!(parse(&scheduled, ALL).unwrap().integrations.len(), 3);
+        assert_eq!(parse(&json!({}), ALL).unwrap().mode, RunMode::Incremental);
+        let r = parse(
+            &json!({"integration": "people", "mode": "full", "dry_run": true}),
+            ALL,
+        )
+        .unwrap();
+        assert_eq!(
+            (r.integrations, r.mode, r.dry_run),
+            (vec![Integration::People], RunMode::Full, true)
+        );
+    }
+
+    #[test]
+    fn bad_payloads_say_what_to_send() {
+        let e = parse(&json!({"integration": "widgets"}), ALL)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("widgets") && e.contains("\"mode\""), "{e}");
+        assert!(parse(&json!({"mode": "sometimes"}), ALL).is_err());
+        assert!(parse(&json!({"integraton": "people"}), ALL)
+            .unwrap_err()
+            .to_string()
+            .contains("integraton"));
+        assert!(parse(&json!([1]), ALL).is_err());
+        assert!(parse(&json!({"integration": "people"}), &[Integration::Deals]).is_err());
+    }
+}

@@ -1,0 +1,281 @@
+//! Handler tests with real event shapes: scheduled and manual invocations, an SQS batch
+//! with a malformed body and a duplicate, and webhooks with good and bad signatures. The
+//! state is SQLite and the queue a list here; the DynamoDB and SQS adapters have their own
+//! tests against moto.
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use aws_lambda_events::event::lambda_function_urls::LambdaFunctionUrlRequest;
+use aws_lambda_events::event::sqs::SqsEvent;
+use hmac::{Hmac, Mac};
+use prmsync_engine::distributed::Chunk;
+use prmsync_engine::ports::{PortError, Queue};
+use prmsync_engine::SyncContext;
+use prmsync_lambda::handlers::{deal_import, full_sync, prm_webhook, sync_worker};
+use prmsync_lambda::Deps;
+use prmsync_mapping::{Integration, MappingConfig};
+use prmsync_prm::{PrmClient, PrmConfig};
+use prmsync_salesforce::{Auth, SalesforceClient, SalesforceConfig};
+use prmsync_simulators::prm::{Collection, PrmSim};
+use prmsync_simulators::salesforce::SalesforceSim;
+use prmsync_state_sqlite::SqliteStore;
+use serde_json::{json, Value};
+use sha2::Sha256;
+
+#[derive(Default)]
+struct ListQueue(Mutex<Vec<Chunk>>);
+
+#[async_trait]
+impl Queue for ListQueue {
+    async fn send(&self, chunks: &[Chunk]) -> Result<(), PortError> {
+        self.0.lock().unwrap().extend_from_slice(chunks);
+        Ok(())
+    }
+}
+
+struct World {
+    sf: SalesforceSim,
+    prm: PrmSim,
+    deps: Deps,
+    queue: Arc<ListQueue>,
+}
+
+const WEBHOOK_SECRET: &str = "whsec-test";
+
+async fn world() -> World {
+    let sf = SalesforceSim::new();
+    let prm = PrmSim::new("t");
+    let sf_url = sf.start().await.unwrap();
+    let prm_url = prm.start().await.unwrap();
+    let crm = SalesforceClient::new(SalesforceConfig::new(
+        sf_url,
+        Auth::ClientCredentials {
+            client_id: "sandbox-client".into(),
+            client_secret: "sandbox-secret".into(),
+        },
+    ))
+    .unwrap();
+    let prm_client = PrmClient::new(PrmConfig::new(prm_url, "t")).unwrap();
+    let queue = Arc::new(ListQueue::default());
+    let deps = Deps {
+        ctx: SyncContext {
+            crm: Arc::new(crm),
+            prm: Arc::new(prm_client),
+            store: Arc::new(SqliteStore::in_memory()),
+            mapping: Arc::new(MappingConfig::default()),
+            holder: "test".into(),
+            lease_ttl: chrono::Duration::minutes(5),
+        },
+        queue: queue.clone(),
+        webhook_secret: Some(WEBHOOK_SECRET.into()),
+    };
+    let acc = sf.insert("Account", json!({"Name": "Queued Co", "PRM_Sync__c": true, "PRM_Organization_Status__c": "Active Partner"}).as_object().unwrap().clone());
+    sf.insert("Contact", json!({"AccountId": acc, "FirstName": "Wanda", "LastName": "Worker", "Email": "w@queued.example"}).as_object().unwrap().clone());
+    prm.insert(
+        Collection::Organizations,
+        json!({"kind": "partner", "status": "active", "name": "From PRM"}),
+    );
+    World {
+        sf,
+        prm,
+        deps,
+        queue,
+    }
+}
+
+fn sqs_event(chunks: &[Chunk]) -> SqsEvent {
+    let records: Vec<Value> = chunks
+        .iter()
+        .enumerate()
+        .map(|(i, c)| json!({"messageId": format!("m-{i}"), "body": serde_json::to_string(c).unwrap(), "eventSource": "aws:sqs"}))
+        .collect();
+    serde_json::from_value(json!({"Records": records})).unwrap()
+}
+
+#[tokio::test]
+async fn a_scheduled_event_queues_chunks_that_workers_drain() {
+    let w = world().await;
+    let scheduled: Value =
+        serde_json::from_str(include_str!("fixtures/scheduled-event.json")).unwrap();
+    let out = full_sync::handle(&w.deps, scheduled).await.unwrap();
+    assert_eq!(
+        out["integrations"]["organizations"]["status"], "queued",
+        "{out}"
+    );
+    assert_eq!(
+        out["integrations"]["organizations"]["mode"], "full",
+        "first run"
+    );
+    let chunks = w.queue.0.lock().unwrap().clone();
+    assert!(!chunks.is_empty());
+    let response = sync_worker::handle(&w.deps, sqs_event(&chunks)).await;
+    assert!(
+        response.batch_item_failures.is_empty(),
+        "{:?}",
+        response.batch_item_failures
+    );
+    assert_eq!(w.prm.list(Collection::Organizations).len(), 2);
+    let entries = w
+        .deps
+        .ctx
+        .store
+        .entries(&prmsync_engine::LogFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        w.prm.list(Collection::People).len(),
+        1,
+        "{:#?}",
+        entries
+            .iter()
+            .map(|e| (e.code.as_str(), e.message.clone()))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(w.sf.records("Account").len(), 2);
+    // a second scheduled run queues only the echoes, which change nothing
+    w.queue.0.lock().unwrap().clear();
+    full_sync::handle(&w.deps, json!({})).await.unwrap();
+    let chunks = w.queue.0.lock().unwrap().clone();
+    let before = w.prm.api_calls().writes();
+    let response = sync_worker::handle(&w.deps, sqs_event(&chunks)).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(w.prm.api_calls().writes(), before);
+}
+
+#[tokio::test]
+async fn a_malformed_message_fails_alone_and_a_duplicate_changes_nothing() {
+    let w = world().await;
+    let plan = prmsync_engine::distributed::plan_run(
+        &w.deps.ctx,
+        Integration::Organizations,
+        prmsync_engine::RunMode::Full,
+        "r1",
+    )
+    .await
+    .unwrap();
+    prmsync_engine::distributed::commit_plan(&w.deps.ctx, &plan)
+        .await
+        .unwrap();
+    let chunk = serde_json::to_string(&plan.chunks[0]).unwrap();
+    let raw = include_str!("fixtures/sqs-batch.json")
+        .replace("\"CHUNK\"", &serde_json::to_string(&chunk).unwrap());
+    let event: SqsEvent = serde_json::from_str(&raw).unwrap();
+    let response = sync_worker::handle(&w.deps, event).await;
+    let failed: Vec<&str> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(
+        failed,
+        vec!["22222222-2222-2222-2222-222222222222"],
+        "only the malformed body"
+    );
+    assert_eq!(
+        w.prm.list(Collection::Organizations).len(),
+        2,
+        "the duplicate created nothing more"
+    );
+    assert_eq!(w.sf.records("Account").len(), 2);
+}
+
+#[tokio::test]
+async fn manual_payloads_dry_run_and_bad_input() {
+    let w = world().await;
+    let out = full_sync::handle(
+        &w.deps,
+        json!({"integration": "organizations", "mode": "full", "dry_run": true}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out["integrations"]["organizations"]["status"], "planned");
+    assert!(
+        out["integrations"]["organizations"]["records"]
+            .as_u64()
+            .unwrap()
+            >= 2
+    );
+    assert!(
+        w.queue.0.lock().unwrap().is_empty(),
+        "a dry run queues nothing"
+    );
+    // the lease was released: a real run goes ahead
+    let out = full_sync::handle(&w.deps, json!({"integration": "organizations"}))
+        .await
+        .unwrap();
+    assert_eq!(out["integrations"]["organizations"]["status"], "queued");
+    let err = full_sync::handle(&w.deps, json!({"integration": "contacts"}))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("contacts") && err.contains("organizations|people|deals|all"),
+        "{err}"
+    );
+    // the deal import runs in one invocation
+    let out = deal_import::handle(&w.deps, json!({"mode": "full"}))
+        .await
+        .unwrap();
+    assert_eq!(out["status"], "succeeded", "{out}");
+    assert!(
+        deal_import::handle(&w.deps, json!({"integration": "people"}))
+            .await
+            .is_err()
+    );
+}
+
+fn webhook(body: &str, signature: Option<String>) -> LambdaFunctionUrlRequest {
+    let mut raw: Value = serde_json::from_str(include_str!("fixtures/webhook.json")).unwrap();
+    raw["body"] = json!(body);
+    match signature {
+        Some(s) => raw["headers"]["x-prm-signature"] = json!(s),
+        None => {
+            raw["headers"]
+                .as_object_mut()
+                .unwrap()
+                .remove("x-prm-signature");
+        }
+    }
+    serde_json::from_value(raw).unwrap()
+}
+
+fn sign(secret: &str, body: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body.as_bytes());
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+#[tokio::test]
+async fn webhooks_are_queued_only_when_signed() {
+    let w = world().await;
+    let body = r#"{"event_id": "ev-1", "type": "person.updated", "id": "per_000042", "occurred_at": "2026-11-22T10:00:00.000Z"}"#;
+    let ok = prm_webhook::handle(&w.deps, webhook(body, Some(sign(WEBHOOK_SECRET, body)))).await;
+    assert_eq!(ok.status_code, 202);
+    let queued = w.queue.0.lock().unwrap().clone();
+    assert_eq!(queued.len(), 1);
+    assert_eq!(queued[0].integration, Integration::People);
+    assert_eq!(queued[0].prm_ids, vec!["per_000042".to_string()]);
+
+    for bad in [
+        None,
+        Some(sign("wrong-secret", body)),
+        Some("sha256=zz".into()),
+        Some(sign(WEBHOOK_SECRET, "{}")),
+    ] {
+        let r = prm_webhook::handle(&w.deps, webhook(body, bad)).await;
+        assert_eq!(r.status_code, 401);
+    }
+    assert_eq!(
+        w.queue.0.lock().unwrap().len(),
+        1,
+        "bad calls change nothing"
+    );
+    let odd = r#"{"event_id": "ev-2", "type": "widget.updated", "id": "x"}"#;
+    assert_eq!(
+        prm_webhook::handle(&w.deps, webhook(odd, Some(sign(WEBHOOK_SECRET, odd))))
+            .await
+            .status_code,
+        400
+    );
+}
