@@ -114,6 +114,8 @@ enum Command {
         #[command(subcommand)]
         command: commands::sandbox::SandboxCommand,
     },
+    /// Measure a first import, an unchanged run and a 1% change against the simulators.
+    Bench(commands::bench::BenchArgs),
     /// The mapping file: print the built-in one or check one.
     Mapping {
         #[command(subcommand)]
@@ -172,6 +174,7 @@ fn main() -> ExitCode {
             } => commands::links::relink(target, prm, salesforce_id).await,
             Command::Sandbox { command } => commands::sandbox::run(command).await,
             Command::Mapping { command } => commands::mapping::run(command).await,
+            Command::Bench(args) => commands::bench::run(args).await,
         }
     });
     match result {

@@ -443,3 +443,55 @@ fn deal_rejections_are_listed_counted_and_acknowledged() {
         "{text}"
     );
 }
+
+#[test]
+fn bench_reports_every_phase_with_the_agreed_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = prmsync(
+        dir.path(),
+        &[
+            "bench",
+            "--accounts",
+            "40",
+            "--contacts",
+            "160",
+            "--opportunities",
+            "5",
+            "--json",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json_of(&out);
+    let phases = v["phases"].as_array().unwrap();
+    let names: Vec<&str> = phases.iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["first_import", "unchanged", "one_percent_changed"]);
+    for p in phases {
+        for key in [
+            "name",
+            "records",
+            "wall_ms",
+            "records_per_s",
+            "salesforce_calls",
+            "salesforce_min_calls",
+            "prm_calls",
+            "peak_rss_mb",
+        ] {
+            assert!(p.get(key).is_some(), "{key} in {p}");
+        }
+    }
+    assert!(phases[0]["records"].as_u64().unwrap() >= 205);
+    assert_eq!(
+        phases[1]["salesforce_writes"], 0,
+        "an unchanged run writes nothing: {}",
+        phases[1]
+    );
+    assert!(
+        phases[2]["salesforce_writes"].as_u64().unwrap() >= 1,
+        "the 1% change is written: {}",
+        phases[2]
+    );
+}

@@ -1,5 +1,6 @@
 //! One module per command.
 
+pub mod bench;
 pub mod links;
 pub mod log;
 pub mod mapping;

@@ -1,0 +1,373 @@
+//! `prmsync bench`: seeds the simulators with N Accounts and M Contacts (and K flagged
+//! Opportunities), then measures a full first import, an unchanged incremental run, and a
+//! run after changing 1% of the records on each side: wall time, records per second,
+//! Salesforce calls (reads and writes) beside the minimum possible, PRM calls, peak memory.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use prmsync_engine::{run_integration, RunMode, RunOptions, SyncContext};
+use prmsync_mapping::{Integration, MappingConfig};
+use prmsync_prm::{PrmClient, PrmConfig};
+use prmsync_salesforce::{Auth, SalesforceClient, SalesforceConfig};
+use prmsync_simulators::prm::{Collection, PrmSim};
+use prmsync_simulators::salesforce::SalesforceSim;
+use prmsync_state_sqlite::SqliteStore;
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Flagged Accounts to import.
+    #[arg(long, default_value_t = 5_000)]
+    pub accounts: u64,
+    /// Contacts, spread over the Accounts.
+    #[arg(long, default_value_t = 20_000)]
+    pub contacts: u64,
+    /// Flagged Opportunities (imported as deals).
+    #[arg(long, default_value_t = 0)]
+    pub opportunities: u64,
+    /// One JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One measured phase.
+#[derive(Debug, Serialize)]
+pub struct Phase {
+    pub name: String,
+    pub records: u64,
+    pub wall_ms: u64,
+    pub records_per_s: u64,
+    pub salesforce_calls: u64,
+    pub salesforce_reads: u64,
+    pub salesforce_writes: u64,
+    pub salesforce_min_calls: u64,
+    pub prm_calls: u64,
+    pub peak_rss_mb: f64,
+}
+
+fn obj(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+/// Peak resident memory of this process since the last reset, in MiB (Linux).
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map(|kb| (kb / 1024.0 * 10.0).round() / 10.0)
+        .unwrap_or(0.0)
+}
+
+/// Resets the peak so each phase reports its own (Linux `clear_refs`).
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn pages(n: u64, size: u64) -> u64 {
+    n.div_ceil(size)
+}
+
+struct Bench {
+    sf: SalesforceSim,
+    prm: PrmSim,
+    ctx: SyncContext,
+    integrations: Vec<Integration>,
+}
+
+impl Bench {
+    async fn run(
+        &self,
+        name: &str,
+        mode: RunMode,
+        min_calls: impl Fn(&Self, &[prmsync_engine::RunReport]) -> u64,
+    ) -> Result<(Phase, Vec<prmsync_engine::RunReport>)> {
+        self.sf.reset_api_calls();
+        self.prm.reset_api_calls();
+        let prm_before = self.ctx.prm.calls();
+        reset_peak_rss();
+        let started = Instant::now();
+        let mut reports = Vec::new();
+        for i in &self.integrations {
+            let r = run_integration(
+                &self.ctx,
+                *i,
+                RunOptions {
+                    mode,
+                    dry_run: false,
+                    run_id: None,
+                },
+            )
+            .await;
+            anyhow::ensure!(
+                r.status == "succeeded",
+                "{name}: {} run {}: {:?}",
+                i,
+                r.status,
+                r.message
+            );
+            reports.push(r);
+        }
+        let wall = started.elapsed();
+        let calls = self.sf.api_calls();
+        let reads = [
+            "query",
+            "query_all",
+            "query_more",
+            "describe",
+            "sobject_get",
+        ]
+        .iter()
+        .map(|k| calls.kind(k))
+        .sum::<u64>();
+        let writes = calls
+            .by_kind
+            .iter()
+            .filter(|(k, _)| {
+                k.starts_with("composite")
+                    || k.starts_with("sobject_c")
+                    || k.starts_with("sobject_u")
+            })
+            .map(|(_, v)| v)
+            .sum::<u64>();
+        let auth = calls.kind("auth");
+        let records: u64 = reports
+            .iter()
+            .map(|r| r.counts.unchanged + r.counts.writes() + r.counts.errors)
+            .sum();
+        let wall_ms = wall.as_millis() as u64;
+        let phase = Phase {
+            name: name.into(),
+            records,
+            wall_ms,
+            records_per_s: if wall_ms == 0 {
+                0
+            } else {
+                records * 1000 / wall_ms
+            },
+            salesforce_calls: calls.total + auth,
+            salesforce_reads: reads,
+            salesforce_writes: writes,
+            salesforce_min_calls: min_calls(self, &reports),
+            prm_calls: self.ctx.prm.calls() - prm_before,
+            peak_rss_mb: peak_rss_mb(),
+        };
+        Ok((phase, reports))
+    }
+}
+
+pub async fn run(args: BenchArgs) -> Result<ExitCode> {
+    let sf = SalesforceSim::new();
+    let prm = PrmSim::new("bench");
+    let sf_url = sf
+        .start()
+        .await
+        .context("starting the Salesforce simulator")?;
+    let prm_url = prm.start().await.context("starting the PRM simulator")?;
+    seed(&sf, &prm, &args);
+    let state = std::env::temp_dir().join(format!("prmsync-bench-{}", std::process::id()));
+    let store = Arc::new(SqliteStore::open(&state)?);
+    let crm = SalesforceClient::new(SalesforceConfig::new(
+        sf_url,
+        Auth::ClientCredentials {
+            client_id: "sandbox-client".into(),
+            client_secret: "sandbox-secret".into(),
+        },
+    ))?;
+    let prm_client = PrmClient::new(PrmConfig::new(prm_url, "bench"))?;
+    let mut integrations = vec![Integration::Organizations, Integration::People];
+    if args.opportunities > 0 {
+        integrations.push(Integration::Deals);
+    }
+    let bench = Bench {
+        sf,
+        prm,
+        ctx: SyncContext {
+            crm: Arc::new(crm),
+            prm: Arc::new(prm_client),
+            store,
+            mapping: Arc::new(MappingConfig::default()),
+            holder: "bench".into(),
+            lease_ttl: chrono::Duration::minutes(60),
+        },
+        integrations,
+    };
+    let (accounts, contacts, opportunities) = (args.accounts, args.contacts, args.opportunities);
+    // Reads a first import cannot avoid: every record in pages of 2,000 per object, and for
+    // deals the contact roles, Contacts and Accounts of the Opportunities (one query each).
+    let read_min = pages(accounts, 2000)
+        + pages(contacts, 2000)
+        + if opportunities > 0 {
+            pages(opportunities, 2000) + 3
+        } else {
+            0
+        };
+    // Minimum: every record read in pages of 2,000 per object, every write in Collections of
+    // 200 per object, one token. Describe calls are extra.
+    let (first, _) = bench
+        .run("first_import", RunMode::Full, |_, reports| {
+            // Per object: upserts of records new in Salesforce, and one update batch for the
+            // ids written back and the changed fields.
+            let writes: u64 = reports
+                .iter()
+                .map(|r| {
+                    pages(r.counts.created.crm, 200)
+                        + pages(r.counts.created.prm + r.counts.updated.crm, 200)
+                })
+                .sum();
+            1 + read_min + writes
+        })
+        .await?;
+    let (unchanged, _) = bench
+        .run("unchanged", RunMode::Incremental, |_, reports| {
+            // What the run had to read again: the echoes of its own writes; nothing to write.
+            reports
+                .iter()
+                .map(|r| pages(r.counts.unchanged.max(1), 2000))
+                .sum()
+        })
+        .await?;
+    let changed_records = change_one_percent(&bench.sf, &bench.prm);
+    let (changed, _) = bench
+        .run("one_percent_changed", RunMode::Incremental, |_, reports| {
+            let read: u64 = reports
+                .iter()
+                .map(|r| pages((r.counts.unchanged + r.counts.writes()).max(1), 2000))
+                .sum();
+            let writes: u64 = reports
+                .iter()
+                .map(|r| pages(r.counts.updated.crm, 200))
+                .sum();
+            read + writes
+        })
+        .await?;
+    let _ = std::fs::remove_dir_all(&state);
+    let phases = vec![first, unchanged, changed];
+    if args.json {
+        println!(
+            "{}",
+            json!({"accounts": accounts, "contacts": contacts, "opportunities": opportunities, "changed_records": changed_records, "phases": phases})
+        );
+    } else {
+        println!("{accounts} Accounts, {contacts} Contacts, {opportunities} Opportunities");
+        println!(
+            "{:<22} {:>9} {:>9} {:>10} {:>9} {:>6} {:>6} {:>8} {:>9} {:>9}",
+            "phase",
+            "records",
+            "wall ms",
+            "records/s",
+            "SF calls",
+            "reads",
+            "writes",
+            "SF min",
+            "PRM calls",
+            "peak MiB"
+        );
+        for p in &phases {
+            println!(
+                "{:<22} {:>9} {:>9} {:>10} {:>9} {:>6} {:>6} {:>8} {:>9} {:>9.1}",
+                p.name,
+                p.records,
+                p.wall_ms,
+                p.records_per_s,
+                p.salesforce_calls,
+                p.salesforce_reads,
+                p.salesforce_writes,
+                p.salesforce_min_calls,
+                p.prm_calls,
+                p.peak_rss_mb
+            );
+        }
+        println!("(peak memory is the whole process, simulators included)");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn seed(sf: &SalesforceSim, prm: &PrmSim, args: &BenchArgs) {
+    let mut accounts = Vec::with_capacity(args.accounts as usize);
+    for i in 0..args.accounts {
+        accounts.push(sf.insert(
+            "Account",
+            obj(json!({"Name": format!("Bench Account {i}"), "Website": format!("https://a{i}.example"), "Phone": format!("+1 555 {i:07}"),
+                       "BillingCity": "Austin", "PRM_Sync__c": true, "PRM_Organization_Status__c": "Active Partner"})),
+        ));
+    }
+    for j in 0..args.contacts {
+        let acc = &accounts[(j % args.accounts.max(1)) as usize];
+        sf.insert(
+            "Contact",
+            obj(json!({"AccountId": acc, "FirstName": "Bench", "LastName": format!("Contact {j}"), "Email": format!("c{j}@bench.example")})),
+        );
+    }
+    if args.opportunities > 0 {
+        let org = prm.insert(
+            Collection::Organizations,
+            json!({"kind": "partner", "status": "active", "name": "Bench Partner"}),
+        );
+        let group = prm.insert(
+            Collection::Groups,
+            json!({"kind": "partner", "name": "DR", "modules": ["deal_registration"]}),
+        );
+        prm.insert(
+            Collection::People,
+            json!({"organization_id": org, "kind": "user", "status": "active", "first_name": "B", "last_name": "User", "email": "bench@partner.example", "group_ids": [group]}),
+        );
+        let contact = sf.insert(
+            "Contact",
+            obj(json!({"AccountId": accounts[0], "FirstName": "Pri", "LastName": "Mary"})),
+        );
+        for k in 0..args.opportunities {
+            let opp = sf.insert(
+                "Opportunity",
+                obj(json!({"Name": format!("Bench deal {k}"), "StageName": "Prospecting", "Amount": 1000 + k, "CloseDate": "2026-12-31",
+                           "AccountId": accounts[(k % args.accounts.max(1)) as usize], "PRM_Sync__c": true, "PRM_Export_Deal__c": true,
+                           "PRM_Partner_Email__c": "bench@partner.example"})),
+            );
+            sf.insert(
+                "OpportunityContactRole",
+                obj(json!({"OpportunityId": opp, "ContactId": contact, "IsPrimary": true})),
+            );
+        }
+    }
+}
+
+/// Changes 1% of the Accounts and Contacts in Salesforce and 1% of the organizations and
+/// people in the PRM; returns how many records changed.
+fn change_one_percent(sf: &SalesforceSim, prm: &PrmSim) -> u64 {
+    let mut n = 0;
+    for object in ["Account", "Contact"] {
+        let records = sf.records(object);
+        for r in records.iter().step_by(100) {
+            sf.update(
+                object,
+                r["Id"].as_str().unwrap_or_default(),
+                obj(json!({"Phone": "+1 555 9999"})),
+            );
+            n += 1;
+        }
+    }
+    for c in [Collection::Organizations, Collection::People] {
+        let records = prm.list(c);
+        for r in records.iter().skip(50).step_by(100) {
+            prm.update(
+                c,
+                r["id"].as_str().unwrap_or_default(),
+                json!({"phone": "+44 20 0000 0000"}),
+            );
+            n += 1;
+        }
+    }
+    n
+}
