@@ -31,6 +31,10 @@ prmsync needs to know which Salesforce org and PRM to sync.
       2. optionally write a config file (see README.md) with your mapping file, then
       prmsync sync --config prmsync.toml";
 
+/// What a build without the `aws` feature says to `--aws`.
+#[cfg_attr(feature = "aws", allow(dead_code))]
+pub const NO_AWS: &str = "this prmsync was built without AWS support: build it with `cargo build --release --features aws --bin prmsync` to use --aws";
+
 /// The connection file (`--config`).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -92,10 +96,15 @@ pub async fn open_store(target: &Target) -> Result<Arc<dyn Store>> {
         if target.sandbox || target.config.is_some() {
             bail!("--aws reads the deployment's tables; drop --sandbox and --config");
         }
-        let store = prmsync_aws::dynamo::DynamoStore::from_env()
-            .await
-            .context("opening the deployment's DynamoDB tables (set PRMSYNC_STATE_TABLE and PRMSYNC_LOG_TABLE from the stack outputs, and AWS credentials)")?;
-        return Ok(Arc::new(store));
+        #[cfg(feature = "aws")]
+        {
+            let store = prmsync_aws::dynamo::DynamoStore::from_env()
+                .await
+                .context("opening the deployment's DynamoDB tables (set PRMSYNC_STATE_TABLE and PRMSYNC_LOG_TABLE from the stack outputs, and AWS credentials)")?;
+            return Ok(Arc::new(store));
+        }
+        #[cfg(not(feature = "aws"))]
+        bail!("{NO_AWS}");
     }
     let dir = state_dir(target);
     Ok(Arc::new(SqliteStore::open(&dir)?))

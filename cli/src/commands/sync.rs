@@ -211,6 +211,12 @@ pub async fn sync_record(
 
 /// `prmsync sync --aws`: "Run Full Sync Now" on the deployment — invokes the full-sync
 /// function named by `PRMSYNC_FULL_SYNC_FUNCTION` (a stack output) and prints its answer.
+#[cfg(not(feature = "aws"))]
+async fn invoke_full_sync(_args: &SyncArgs) -> Result<ExitCode> {
+    anyhow::bail!("{}", crate::connect::NO_AWS)
+}
+
+#[cfg(feature = "aws")]
 async fn invoke_full_sync(args: &SyncArgs) -> Result<ExitCode> {
     let function = std::env::var("PRMSYNC_FULL_SYNC_FUNCTION").map_err(|_| {
         anyhow::anyhow!("PRMSYNC_FULL_SYNC_FUNCTION is not set: give the FullSyncFunction name from the stack outputs")
