@@ -29,4 +29,4 @@ export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-eas
 # Tests that need AWS fail instead of skipping when the endpoint is missing.
 export PRMSYNC_REQUIRE_AWS=1
 
-cargo test --workspace --all-targets --all-features
+cargo test --workspace --all-targets --all-features --no-fail-fast

@@ -446,10 +446,8 @@ fn deal_rejections_are_listed_counted_and_acknowledged() {
 
 #[test]
 fn bench_reports_every_phase_with_the_agreed_keys() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = prmsync(
-        dir.path(),
-        &[
+    let out = Command::new(env!("CARGO_BIN_EXE_prmsync"))
+        .args([
             "bench",
             "--accounts",
             "40",
@@ -458,8 +456,9 @@ fn bench_reports_every_phase_with_the_agreed_keys() {
             "--opportunities",
             "5",
             "--json",
-        ],
-    );
+        ])
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "{}",
@@ -493,5 +492,78 @@ fn bench_reports_every_phase_with_the_agreed_keys() {
         phases[2]["salesforce_writes"].as_u64().unwrap() >= 1,
         "the 1% change is written: {}",
         phases[2]
+    );
+}
+
+#[test]
+fn sandbox_serve_prints_reachable_ports_and_reset_starts_over() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_prmsync"))
+        .args(["sandbox", "serve", "--state-dir"])
+        .arg(dir.path().join(".prmsync"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut urls = Vec::new();
+    while urls.len() < 2 {
+        let line = lines.next().expect("serve prints both addresses").unwrap();
+        if let Some(url) = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://127.0.0.1:"))
+        {
+            urls.push(url.to_string());
+        }
+    }
+    // both answer on loopback: the PRM asks for its token, Salesforce for a session
+    for url in &urls {
+        let hostport = url.trim_start_matches("http://");
+        let mut stream = std::net::TcpStream::connect(hostport).unwrap();
+        write!(
+            stream,
+            "GET /v1/settings HTTP/1.1\r\nHost: {hostport}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 "), "{url}: {answer}");
+    }
+    child.kill().unwrap();
+    let _ = child.wait();
+
+    // a sync keeps its data under the state directory; reset removes it
+    assert!(prmsync(
+        dir.path(),
+        &[
+            "sync",
+            "--sandbox",
+            "--json",
+            "--integration",
+            "organizations"
+        ]
+    )
+    .status
+    .success());
+    assert!(dir
+        .path()
+        .join(".prmsync/sandbox/data/salesforce.json")
+        .exists());
+    let reset = prmsync(dir.path(), &["sandbox", "reset"]);
+    assert!(reset.status.success());
+    assert!(!dir.path().join(".prmsync/sandbox").exists());
+    let again = json_of(&prmsync(
+        dir.path(),
+        &[
+            "sync",
+            "--sandbox",
+            "--json",
+            "--integration",
+            "organizations",
+        ],
+    ));
+    assert_eq!(
+        again["mode"], "full",
+        "after a reset the sandbox starts over"
     );
 }
