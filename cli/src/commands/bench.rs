@@ -152,11 +152,7 @@ impl Bench {
             name: name.into(),
             records,
             wall_ms,
-            records_per_s: if wall_ms == 0 {
-                0
-            } else {
-                records * 1000 / wall_ms
-            },
+            records_per_s: (records * 1000).checked_div(wall_ms).unwrap_or(0),
             salesforce_calls: calls.total + auth,
             salesforce_reads: reads,
             salesforce_writes: writes,
