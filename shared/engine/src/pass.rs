@@ -976,14 +976,7 @@ impl<'a> Pass<'a> {
         if self.dry_run {
             for (crm, body, _) in bodies {
                 self.out.counts.created.prm += 1;
-                self.out.planned.push(PlannedWrite {
-                    action: "create".into(),
-                    side: "prm".into(),
-                    object: self.spec.prm_collection().into(),
-                    id: None,
-                    source_id: Some(crm.id),
-                    fields: body,
-                });
+                self.plan_write("create", Side::Prm, None, Some(crm.id), body);
             }
             return Ok(Vec::new());
         }
@@ -1109,14 +1102,7 @@ impl<'a> Pass<'a> {
         if self.dry_run {
             for (prm, body, _) in rows {
                 self.out.counts.created.crm += 1;
-                self.out.planned.push(PlannedWrite {
-                    action: "create".into(),
-                    side: "crm".into(),
-                    object: self.spec.crm_object().into(),
-                    id: None,
-                    source_id: Some(prm.id),
-                    fields: body,
-                });
+                self.plan_write("create", Side::Crm, None, Some(prm.id), body);
             }
             return Ok(Vec::new());
         }
@@ -1540,14 +1526,12 @@ impl<'a> Pass<'a> {
         if self.dry_run {
             for &i in &indices {
                 self.count_crm_write(&items[i]);
-                self.out.planned.push(PlannedWrite {
-                    action: "update".into(),
-                    side: "crm".into(),
-                    object: self.spec.crm_object().into(),
-                    id: Some(items[i].link.crm_id.clone()),
-                    source_id: Some(items[i].link.prm_id.clone()),
-                    fields: items[i].crm_patch.clone(),
-                });
+                let (id, source, fields) = (
+                    items[i].link.crm_id.clone(),
+                    items[i].link.prm_id.clone(),
+                    items[i].crm_patch.clone(),
+                );
+                self.plan_write("update", Side::Crm, Some(id), Some(source), fields);
             }
             return Ok(());
         }
@@ -1629,6 +1613,29 @@ impl<'a> Pass<'a> {
         Ok(())
     }
 
+    /// Records a write a dry run would make.
+    fn plan_write(
+        &mut self,
+        action: &str,
+        side: Side,
+        id: Option<String>,
+        source_id: Option<String>,
+        fields: Fields,
+    ) {
+        let (side, object) = match side {
+            Side::Crm => ("crm", self.spec.crm_object()),
+            Side::Prm => ("prm", self.spec.prm_collection()),
+        };
+        self.out.planned.push(PlannedWrite {
+            action: action.into(),
+            side: side.into(),
+            object: object.into(),
+            id,
+            source_id,
+            fields,
+        });
+    }
+
     fn count_crm_write(&mut self, item: &Item) {
         if item.marks_deleted {
             self.out.counts.deleted_marked += 1;
@@ -1649,14 +1656,12 @@ impl<'a> Pass<'a> {
                 if items[i].created.is_none() {
                     self.out.counts.updated.prm += 1;
                 }
-                self.out.planned.push(PlannedWrite {
-                    action: "update".into(),
-                    side: "prm".into(),
-                    object: self.spec.prm_collection().into(),
-                    id: Some(items[i].link.prm_id.clone()),
-                    source_id: Some(items[i].link.crm_id.clone()),
-                    fields: items[i].prm_patch.clone(),
-                });
+                let (id, source, fields) = (
+                    items[i].link.prm_id.clone(),
+                    items[i].link.crm_id.clone(),
+                    items[i].prm_patch.clone(),
+                );
+                self.plan_write("update", Side::Prm, Some(id), Some(source), fields);
             }
             return Ok(());
         }

@@ -19,7 +19,6 @@ use serde_json::{json, Value};
 use super::{crm_version, Item, Pass, PassError, PRM_CONCURRENCY};
 use crate::objects::keys;
 use crate::ports::{FailureClass, PrmGroup, PrmSettings};
-use crate::report::PlannedWrite;
 use crate::store::{Link, StoreError};
 
 /// Facts about the Opportunities of one pass, read in batches.
@@ -78,14 +77,13 @@ impl<'a> Pass<'a> {
         if self.dry_run {
             for (opp, body) in to_create {
                 self.out.counts.created.prm += 1;
-                self.out.planned.push(PlannedWrite {
-                    action: "create".into(),
-                    side: "prm".into(),
-                    object: "deals".into(),
-                    id: None,
-                    source_id: Some(opp.id),
-                    fields: body,
-                });
+                self.plan_write(
+                    "create",
+                    prmsync_mapping::config::Side::Prm,
+                    None,
+                    Some(opp.id),
+                    body,
+                );
             }
             return Ok(Vec::new());
         }
