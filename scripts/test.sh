@@ -4,11 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v moto_server >/dev/null 2>&1; then
-    python3 -m pip install --quiet 'moto[server]'
+# moto runs as a Python module, so a fresh pip install needs no shim or PATH change.
+if ! python3 -c 'import moto.server, flask' >/dev/null 2>&1; then
+    python3 -m pip install --quiet 'moto[server]' \
+        || python3 -m pip install --quiet --user --break-system-packages 'moto[server]'
 fi
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-moto_server -H 127.0.0.1 -p "$port" >/tmp/prmsync-moto.log 2>&1 &
+python3 -m moto.server -H 127.0.0.1 -p "$port" >/tmp/prmsync-moto.log 2>&1 &
 moto_pid=$!
 trap 'kill $moto_pid 2>/dev/null || true' EXIT
 # Wait for moto to answer (at most 30 s).
