@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use prmsync_mapping::{Integration, LogCode, ObjectKind};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -19,7 +19,10 @@ use serde_json::{json, Value};
 use crate::objects::ObjectSpec;
 use crate::pass::{run_pass, PassError, PassInput};
 use crate::report::Counts;
-use crate::run::{entry, reserve_message, RunMode, SyncContext, CRM_SIDE, PRM_SIDE};
+use crate::run::{
+    entry, fetch_by_ids, read_window, reserve_message, RunMode, SyncContext, Window, CRM_SIDE,
+    PRM_SIDE,
+};
 use crate::store::{LinkState, RunRecord};
 
 /// Records per chunk: one `IN` query of 200 Ids per side, one Collection call of 200.
@@ -154,17 +157,14 @@ async fn read_plan(
     let store = &ctx.store;
     let kind = integration.object();
     let spec = ObjectSpec::new(kind, &ctx.mapping);
-    let crm_cursor = store.cursor(integration, CRM_SIDE).await.map_err(err)?;
-    let prm_cursor = store.cursor(integration, PRM_SIDE).await.map_err(err)?;
-    let mode = if crm_cursor.is_none() || prm_cursor.is_none() {
-        RunMode::Full
-    } else {
-        mode
-    };
+    let Window {
+        mode,
+        crm_cursor,
+        prm_cursor,
+        crm_since,
+        prm_since,
+    } = read_window(ctx, integration, &spec, mode).await?;
     plan.mode = mode.as_str().into();
-    if mode == RunMode::Full {
-        crate::check::check_mapping(ctx, &spec).await?;
-    }
     if let Some(m) = reserve_message(ctx) {
         crate::store::record_log(
             store.as_ref(),
@@ -185,14 +185,6 @@ async fn read_plan(
         plan.skipped = Some(m);
         return Ok(());
     }
-    let overlap = Duration::seconds(i64::from(ctx.mapping.sync.overlap_seconds));
-    let (crm_since, prm_since) = match mode {
-        RunMode::Full => (None, None),
-        RunMode::Incremental => (
-            crm_cursor.map(|c| c - overlap),
-            prm_cursor.map(|c| c - overlap),
-        ),
-    };
     let crm = ctx
         .crm
         .changed(
@@ -379,23 +371,9 @@ pub async fn sync_chunk(ctx: &SyncContext, chunk: &Chunk) -> Result<ChunkReport,
     };
     let kind = chunk.integration.object();
     let spec = ObjectSpec::new(kind, &ctx.mapping);
-    let fields = spec.crm_fields();
-    let crm = if chunk.crm_ids.is_empty() {
-        Vec::new()
-    } else {
-        ctx.crm
-            .fetch(spec.crm_object(), &fields, &chunk.crm_ids)
-            .await
-            .map_err(|e| fail(e.to_string()))?
-    };
-    let prm = if chunk.prm_ids.is_empty() {
-        Vec::new()
-    } else {
-        ctx.prm
-            .fetch(spec.prm_collection(), &chunk.prm_ids)
-            .await
-            .map_err(|e| fail(e.to_string()))?
-    };
+    let (crm, prm) = fetch_by_ids(ctx, &spec, &chunk.crm_ids, &chunk.prm_ids)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
     let mut counts = Counts::default();
     let mut log = Vec::new();
     if kind == ObjectKind::Person {
@@ -434,22 +412,9 @@ pub async fn sync_chunk(ctx: &SyncContext, chunk: &Chunk) -> Result<ChunkReport,
             .collect();
         if !missing_accounts.is_empty() || !missing_orgs.is_empty() {
             let org_spec = ObjectSpec::new(ObjectKind::Organization, &ctx.mapping);
-            let org_crm = if missing_accounts.is_empty() {
-                Vec::new()
-            } else {
-                ctx.crm
-                    .fetch("Account", &org_spec.crm_fields(), &missing_accounts)
-                    .await
-                    .map_err(|e| fail(e.to_string()))?
-            };
-            let org_prm = if missing_orgs.is_empty() {
-                Vec::new()
-            } else {
-                ctx.prm
-                    .fetch("organizations", &missing_orgs)
-                    .await
-                    .map_err(|e| fail(e.to_string()))?
-            };
+            let (org_crm, org_prm) = fetch_by_ids(ctx, &org_spec, &missing_accounts, &missing_orgs)
+                .await
+                .map_err(|e| fail(e.to_string()))?;
             let input = PassInput {
                 crm: org_crm,
                 prm: org_prm,

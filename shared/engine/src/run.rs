@@ -3,13 +3,13 @@
 
 use std::sync::Arc;
 
-use chrono::{Duration, Utc};
-use prmsync_mapping::{Integration, LogCode, MappingConfig, ObjectKind};
+use chrono::{DateTime, Duration, Utc};
+use prmsync_mapping::{CrmRecord, Integration, LogCode, MappingConfig, ObjectKind, PrmRecord};
 use serde_json::{json, Value};
 
 use crate::objects::ObjectSpec;
 use crate::pass::{max_crm_modstamp, max_prm_updated, run_pass, PassError, PassInput};
-use crate::ports::{Crm, Prm};
+use crate::ports::{Crm, PortError, Prm};
 use crate::report::{Counts, RunReport};
 #[allow(unused_imports)]
 use crate::store::{IntegrationLog, Leases, Links};
@@ -225,38 +225,15 @@ async fn run_object(
     options: &RunOptions,
     run_id: &str,
 ) -> Result<ObjectOutcome, String> {
-    let kind = match integration {
-        Integration::Organizations => ObjectKind::Organization,
-        Integration::People => ObjectKind::Person,
-        Integration::Deals => ObjectKind::Deal,
-    };
-    let store = &ctx.store;
+    let kind = integration.object();
     let spec = ObjectSpec::new(kind, &ctx.mapping);
-    let crm_cursor = store
-        .cursor(integration, CRM_SIDE)
-        .await
-        .map_err(|e| e.to_string())?;
-    let prm_cursor = store
-        .cursor(integration, PRM_SIDE)
-        .await
-        .map_err(|e| e.to_string())?;
-    // The first run of an integration is a full one.
-    let mode = if crm_cursor.is_none() || prm_cursor.is_none() {
-        RunMode::Full
-    } else {
-        options.mode
-    };
-    if mode == RunMode::Full {
-        crate::check::check_mapping(ctx, &spec).await?;
-    }
-    let overlap = Duration::seconds(i64::from(ctx.mapping.sync.overlap_seconds));
-    let (crm_since, prm_since) = match mode {
-        RunMode::Full => (None, None),
-        RunMode::Incremental => (
-            crm_cursor.map(|c| c - overlap),
-            prm_cursor.map(|c| c - overlap),
-        ),
-    };
+    let Window {
+        mode,
+        crm_cursor,
+        prm_cursor,
+        crm_since,
+        prm_since,
+    } = read_window(ctx, integration, &spec, options.mode).await?;
     if let Some(message) = reserve_message(ctx) {
         let log = vec![entry(
             run_id,
@@ -297,11 +274,11 @@ async fn run_object(
         // record read, the cursor starts from the run's start so the next run is
         // incremental.
         let now = Utc::now();
-        store
+        ctx.store
             .set_cursor(integration, CRM_SIDE, new_crm_cursor.unwrap_or(now))
             .await
             .map_err(|e| e.to_string())?;
-        store
+        ctx.store
             .set_cursor(integration, PRM_SIDE, new_prm_cursor.unwrap_or(now))
             .await
             .map_err(|e| e.to_string())?;
@@ -320,6 +297,81 @@ pub fn reserve_message(ctx: &SyncContext) -> Option<String> {
         "Salesforce API usage is {}/{} today, inside the {}% reserve; the run stopped and resumes on the next run",
         usage.used, usage.max, reserve
     ))
+}
+
+/// Where a run reads from: its mode (the first run of an integration is full, and a full
+/// run first checks the mapping against Salesforce) and each side's change window (its
+/// cursor less the overlap; None reads everything).
+pub(crate) struct Window {
+    pub mode: RunMode,
+    pub crm_cursor: Option<DateTime<Utc>>,
+    pub prm_cursor: Option<DateTime<Utc>>,
+    pub crm_since: Option<DateTime<Utc>>,
+    pub prm_since: Option<DateTime<Utc>>,
+}
+
+pub(crate) async fn read_window(
+    ctx: &SyncContext,
+    integration: Integration,
+    spec: &ObjectSpec,
+    requested: RunMode,
+) -> Result<Window, String> {
+    let crm_cursor = ctx
+        .store
+        .cursor(integration, CRM_SIDE)
+        .await
+        .map_err(|e| e.to_string())?;
+    let prm_cursor = ctx
+        .store
+        .cursor(integration, PRM_SIDE)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mode = if crm_cursor.is_none() || prm_cursor.is_none() {
+        RunMode::Full
+    } else {
+        requested
+    };
+    if mode == RunMode::Full {
+        crate::check::check_mapping(ctx, spec).await?;
+    }
+    let overlap = Duration::seconds(i64::from(ctx.mapping.sync.overlap_seconds));
+    let (crm_since, prm_since) = match mode {
+        RunMode::Full => (None, None),
+        RunMode::Incremental => (
+            crm_cursor.map(|c| c - overlap),
+            prm_cursor.map(|c| c - overlap),
+        ),
+    };
+    Ok(Window {
+        mode,
+        crm_cursor,
+        prm_cursor,
+        crm_since,
+        prm_since,
+    })
+}
+
+/// Reads records of one object pair by id on both sides (Salesforce rows deleted ones
+/// included); an empty list costs no call.
+pub(crate) async fn fetch_by_ids(
+    ctx: &SyncContext,
+    spec: &ObjectSpec,
+    crm_ids: &[String],
+    prm_ids: &[String],
+) -> Result<(Vec<CrmRecord>, Vec<PrmRecord>), PortError> {
+    let crm = if crm_ids.is_empty() {
+        Vec::new()
+    } else {
+        ctx.crm
+            .fetch(spec.crm_object(), &spec.crm_fields(), crm_ids)
+            .await?
+    };
+    let prm = if prm_ids.is_empty() {
+        Vec::new()
+    } else {
+        ctx.prm.fetch(spec.prm_collection(), prm_ids).await?
+    };
+    Ok((crm, prm))
 }
 
 fn failed(mut report: RunReport, message: String) -> RunReport {
@@ -436,7 +488,6 @@ async fn sync_one(
     dry_run: bool,
 ) -> Result<OneOutcome, String> {
     let spec = ObjectSpec::new(kind, &ctx.mapping);
-    let fields = spec.crm_fields();
     let (crm_ids, prm_ids) = match record {
         RecordRef::Crm(_, id) => {
             let links = ctx
@@ -461,22 +512,9 @@ async fn sync_one(
             )
         }
     };
-    let crm = if crm_ids.is_empty() {
-        Vec::new()
-    } else {
-        ctx.crm
-            .fetch(spec.crm_object(), &fields, &crm_ids)
-            .await
-            .map_err(|e| e.to_string())?
-    };
-    let prm = if prm_ids.is_empty() {
-        Vec::new()
-    } else {
-        ctx.prm
-            .fetch(spec.prm_collection(), &prm_ids)
-            .await
-            .map_err(|e| e.to_string())?
-    };
+    let (crm, prm) = fetch_by_ids(ctx, &spec, &crm_ids, &prm_ids)
+        .await
+        .map_err(|e| e.to_string())?;
     let found = !crm.is_empty() || !prm.is_empty();
     let input = PassInput {
         crm,

@@ -96,6 +96,16 @@ fn record_result(
     }
 }
 
+/// Every page of a list, as the engine's records.
+async fn list_records(
+    client: &PrmClient,
+    c: Collection,
+    q: &ListQuery,
+) -> Result<Vec<EngineRecord>, PortError> {
+    let records = client.list(c, q).await.map_err(port_error)?;
+    Ok(records.into_iter().map(to_engine).collect())
+}
+
 fn to_engine(r: PrmRecord) -> EngineRecord {
     EngineRecord {
         deleted: r.is_deleted(),
@@ -119,11 +129,7 @@ impl Prm for PrmClient {
             limit: Some(PAGE),
             ..Default::default()
         };
-        let records = self
-            .list(collection(collection_name)?, &q)
-            .await
-            .map_err(port_error)?;
-        Ok(records.into_iter().map(to_engine).collect())
+        list_records(self, collection(collection_name)?, &q).await
     }
 
     async fn fetch(
@@ -139,11 +145,7 @@ impl Prm for PrmClient {
             limit: Some(PAGE),
             ..Default::default()
         };
-        let records = self
-            .list(collection(collection_name)?, &q)
-            .await
-            .map_err(port_error)?;
-        Ok(records.into_iter().map(to_engine).collect())
+        list_records(self, collection(collection_name)?, &q).await
     }
 
     async fn people_by_email(&self, email: &str) -> Result<Vec<EngineRecord>, PortError> {
@@ -151,11 +153,7 @@ impl Prm for PrmClient {
             email: Some(email.to_string()),
             ..Default::default()
         };
-        let records = self
-            .list(Collection::People, &q)
-            .await
-            .map_err(port_error)?;
-        Ok(records.into_iter().map(to_engine).collect())
+        list_records(self, Collection::People, &q).await
     }
 
     async fn people_of_organization(
@@ -167,11 +165,7 @@ impl Prm for PrmClient {
             limit: Some(PAGE),
             ..Default::default()
         };
-        let records = self
-            .list(Collection::People, &q)
-            .await
-            .map_err(port_error)?;
-        Ok(records.into_iter().map(to_engine).collect())
+        list_records(self, Collection::People, &q).await
     }
 
     async fn create(
