@@ -55,6 +55,11 @@ pub struct SalesforceConfig {
     /// JWT `aud` claim; defaults to `login_url` (`https://login.salesforce.com` or
     /// `https://test.salesforce.com` for real orgs).
     pub jwt_audience: Option<String>,
+    /// A full change read of more records than this goes through a Bulk API 2.0 query job
+    /// when that takes fewer calls than REST pages; 0 = never.
+    pub bulk_query_threshold: u64,
+    /// Polling and result paging of those jobs.
+    pub bulk_query: crate::BulkQueryOptions,
 }
 
 impl SalesforceConfig {
@@ -72,12 +77,18 @@ impl SalesforceConfig {
             retry_max: Duration::from_secs(30),
             api_reserve_percent: None,
             jwt_audience: None,
+            bulk_query_threshold: 10_000,
+            bulk_query: crate::BulkQueryOptions::default(),
         }
     }
 }
 
+/// How long [`SalesforceClient::describe_cached`] reuses a describe.
+pub const DESCRIBE_TTL: Duration = Duration::from_secs(300);
+
 struct Inner {
     cfg: SalesforceConfig,
+    describes: Mutex<std::collections::HashMap<String, (std::time::Instant, Describe)>>,
     login_url: String,
     data_prefix: String,
     http: reqwest::Client,
@@ -110,12 +121,13 @@ impl std::fmt::Debug for SalesforceClient {
 }
 
 /// One HTTP response that was not an error.
-struct Resp {
-    body: Vec<u8>,
+pub(crate) struct Resp {
+    pub(crate) body: Vec<u8>,
+    pub(crate) headers: HeaderMap,
 }
 
 impl Resp {
-    fn json<T: serde::de::DeserializeOwned>(&self, what: &str) -> Result<T, SfError> {
+    pub(crate) fn json<T: serde::de::DeserializeOwned>(&self, what: &str) -> Result<T, SfError> {
         serde_json::from_slice(&self.body).map_err(|e| SfError::decode(what, e))
     }
 }
@@ -125,6 +137,8 @@ impl Resp {
 struct QueryPage {
     #[serde(default)]
     done: bool,
+    #[serde(default, rename = "totalSize")]
+    total_size: u64,
     #[serde(default)]
     records: Vec<Value>,
     #[serde(default)]
@@ -191,6 +205,7 @@ impl SalesforceClient {
         Ok(SalesforceClient {
             inner: Arc::new(Inner {
                 cfg,
+                describes: Mutex::new(std::collections::HashMap::new()),
                 login_url,
                 data_prefix,
                 http,
@@ -272,36 +287,87 @@ impl SalesforceClient {
         all: bool,
         mut on_page: impl FnMut(Vec<SObject>),
     ) -> Result<(), SfError> {
+        let (mut records, mut next) = self.query_first_page(soql, all).await?;
+        loop {
+            on_page(records);
+            match next {
+                Some(url) => (records, next) = self.query_next_page(&url).await?,
+                None => return Ok(()),
+            }
+        }
+    }
+
+    fn query_options(&self) -> [(&'static str, String); 1] {
         let batch = self.inner.cfg.query_batch_size.clamp(200, 2000);
-        let headers = [("Sforce-Query-Options", format!("batchSize={batch}"))];
+        [("Sforce-Query-Options", format!("batchSize={batch}"))]
+    }
+
+    /// The first page of a query (`/queryAll` when `all`), and the `nextRecordsUrl` of the
+    /// next page when there is one.
+    pub async fn query_first_page(
+        &self,
+        soql: &str,
+        all: bool,
+    ) -> Result<(Vec<SObject>, Option<String>), SfError> {
+        let (records, next, _) = self.query_first_page_sized(soql, all).await?;
+        Ok((records, next))
+    }
+
+    /// [`query_first_page`](Self::query_first_page) with the query's `totalSize`.
+    pub async fn query_first_page_sized(
+        &self,
+        soql: &str,
+        all: bool,
+    ) -> Result<(Vec<SObject>, Option<String>, u64), SfError> {
         let path = self.data_path(if all { "/queryAll" } else { "/query" });
-        let mut resp = self
+        let resp = self
             .send(
                 Method::GET,
                 &path,
                 &[("q", soql.to_string())],
                 None,
-                &headers,
+                &self.query_options(),
                 true,
             )
             .await?;
-        loop {
-            let page: QueryPage = resp.json("a query")?;
-            let records = page
-                .records
-                .into_iter()
-                .map(SObject::from_json)
-                .collect::<Result<Vec<_>, _>>()?;
-            on_page(records);
-            match page.next_records_url {
-                Some(next) if !page.done && !next.is_empty() => {
-                    resp = self
-                        .send(Method::GET, &next, &[], None, &headers, true)
-                        .await?;
-                }
-                _ => return Ok(()),
-            }
-        }
+        let page: QueryPage = resp.json("a query")?;
+        let total = page.total_size;
+        let (records, next) = Self::page_records(page)?;
+        Ok((records, next, total))
+    }
+
+    /// The page a `nextRecordsUrl` names, and the next one's address.
+    pub async fn query_next_page(
+        &self,
+        next_records_url: &str,
+    ) -> Result<(Vec<SObject>, Option<String>), SfError> {
+        let resp = self
+            .send(
+                Method::GET,
+                next_records_url,
+                &[],
+                None,
+                &self.query_options(),
+                true,
+            )
+            .await?;
+        Self::query_page(resp)
+    }
+
+    fn query_page(resp: Resp) -> Result<(Vec<SObject>, Option<String>), SfError> {
+        Self::page_records(resp.json("a query")?)
+    }
+
+    fn page_records(page: QueryPage) -> Result<(Vec<SObject>, Option<String>), SfError> {
+        let records = page
+            .records
+            .into_iter()
+            .map(SObject::from_json)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = page
+            .next_records_url
+            .filter(|next| !page.done && !next.is_empty());
+        Ok((records, next))
     }
 
     // ---------------------------------------------------------------- single records
@@ -489,9 +555,28 @@ impl SalesforceClient {
     /// `GET /sobjects/{object}/describe`, typed subset.
     pub async fn describe(&self, object: &str) -> Result<Describe, SfError> {
         let path = self.data_path(&format!("/sobjects/{}/describe", seg(object)));
-        self.send(Method::GET, &path, &[], None, &[], true)
+        let d: Describe = self
+            .send(Method::GET, &path, &[], None, &[], true)
             .await?
-            .json("a describe")
+            .json("a describe")?;
+        if let Ok(mut cache) = self.inner.describes.lock() {
+            cache.insert(object.to_string(), (std::time::Instant::now(), d.clone()));
+        }
+        Ok(d)
+    }
+
+    /// A describe read by this client in the last [`DESCRIBE_TTL`], or a fresh one.
+    pub async fn describe_cached(&self, object: &str) -> Result<Describe, SfError> {
+        let hit = self.inner.describes.lock().ok().and_then(|cache| {
+            cache
+                .get(object)
+                .filter(|(at, _)| at.elapsed() < DESCRIBE_TTL)
+                .map(|(_, d)| d.clone())
+        });
+        match hit {
+            Some(d) => Ok(d),
+            None => self.describe(object).await,
+        }
     }
 
     /// Records deleted between `start` and `end` (getDeleted; reaches back 15 days).
@@ -575,7 +660,7 @@ impl SalesforceClient {
 
     // ---------------------------------------------------------------- plumbing
 
-    fn data_path(&self, rest: &str) -> String {
+    pub(crate) fn data_path(&self, rest: &str) -> String {
         format!("{}{}", self.inner.data_prefix, rest)
     }
 
@@ -679,7 +764,8 @@ impl SalesforceClient {
     /// Send one REST request with token handling and retries. `path` is either a path on
     /// the instance (`/services/data/...`) or an absolute URL. Returns 2xx responses (and
     /// 300, which Salesforce uses for ambiguous external IDs); everything else is `Err`.
-    async fn send(
+    /// `Accept: application/json` is sent unless `headers` names another `Accept`.
+    pub(crate) async fn send(
         &self,
         method: Method,
         path: &str,
@@ -693,6 +779,9 @@ impl SalesforceClient {
         let mut attempt = 0u32;
         let mut refreshed = false;
         let mut token = self.token().await?;
+        let own_accept = headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("accept"));
         loop {
             self.check_reserve()?;
             let url = if path.starts_with("http://") || path.starts_with("https://") {
@@ -704,8 +793,10 @@ impl SalesforceClient {
                 .inner
                 .http
                 .request(method.clone(), &url)
-                .bearer_auth(&token.access_token)
-                .header(ACCEPT, "application/json");
+                .bearer_auth(&token.access_token);
+            if !own_accept {
+                rb = rb.header(ACCEPT, "application/json");
+            }
             if !query.is_empty() {
                 rb = rb.query(query);
             }
@@ -729,11 +820,13 @@ impl SalesforceClient {
                 Ok(resp) => {
                     self.track(resp.headers());
                     let status = resp.status().as_u16();
+                    let resp_headers = resp.headers().clone();
                     match resp.bytes().await {
                         Err(e) => (transport_error(&what, &e), idempotent),
                         Ok(bytes) if (200..300).contains(&status) || status == 300 => {
                             return Ok(Resp {
                                 body: bytes.to_vec(),
+                                headers: resp_headers,
                             })
                         }
                         Ok(bytes) => {

@@ -169,6 +169,10 @@ pub enum SfError {
     /// Invalid client configuration.
     #[error("Salesforce client configuration is invalid: {0}")]
     Config(String),
+
+    /// A Bulk API 2.0 query job failed, was aborted or did not finish in time.
+    #[error(transparent)]
+    BulkJob(#[from] crate::bulk::BulkJobError),
 }
 
 fn fields_suffix(fields: &[String]) -> String {
@@ -189,6 +193,7 @@ impl SfError {
             SfError::Transport { .. } => ErrorClass::Transient,
             SfError::Decode { .. } => ErrorClass::Other,
             SfError::Config(_) => ErrorClass::Setup,
+            SfError::BulkJob(e) => e.class(),
         }
     }
 

@@ -4,10 +4,13 @@
 //!   once on `INVALID_SESSION_ID`), SOQL queries with paging, sObject Collections
 //!   create/update/upsert in chunks of 200, describe, getDeleted, limits; retries transient
 //!   errors with exponential backoff and full jitter; tracks `Sforce-Limit-Info`.
+//! - Bulk API 2.0 query jobs ([`SalesforceClient::bulk_query_pages`]): create, poll, read
+//!   the CSV result sets into the same [`SObject`]s the REST query returns.
 //! - [`soql`]: a SOQL builder that always escapes values.
 //! - [`SfError`] / [`ErrorClass`]: errors classified per `specs/salesforce.md`.
 
 mod auth;
+mod bulk;
 mod client;
 mod error;
 pub mod port;
@@ -16,6 +19,7 @@ pub mod soql;
 mod types;
 
 pub use auth::{Auth, JwtClaims};
+pub use bulk::{BulkJobError, BulkQueryOptions};
 pub use client::{SalesforceClient, SalesforceConfig, COLLECTION_CHUNK};
 pub use error::{classify, ErrorClass, SfError};
 pub use retry::Backoff;

@@ -1,7 +1,8 @@
 //! Salesforce simulator: an axum server that behaves like a Salesforce org for the REST API
 //! subset prmsync uses (OAuth token, query/queryAll with paging, sObject rows and upsert,
-//! sObject Collections, describe, getDeleted, limits), with API-call accounting and fault
-//! injection. Tests use it in-process ([`SalesforceSim::start`]) or on a fixed address.
+//! sObject Collections, describe, getDeleted, limits, Bulk API 2.0 query jobs), with API-call
+//! accounting and fault injection. Tests use it in-process ([`SalesforceSim::start`]) or on a
+//! fixed address.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -16,6 +17,7 @@
 //! ```
 
 mod auth;
+mod bulk;
 mod error;
 mod faults;
 mod routes;
@@ -33,6 +35,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 pub use auth::OAuthError;
+pub use bulk::DEFAULT_MAX_RECORDS as BULK_DEFAULT_MAX_RECORDS;
 pub use error::{ApiError, RecordError, WriteFail};
 pub use faults::Faults;
 pub use schema::{FieldDef, FieldType, ObjectDef, Schema};
@@ -84,6 +87,7 @@ pub(crate) struct Inner {
     cursors: BTreeMap<u64, Cursor>,
     locators: HashMap<String, u64>,
     next_locator: u64,
+    bulk: bulk::BulkJobs,
 }
 
 /// What [`SalesforceSim::save`] writes.
@@ -135,6 +139,7 @@ impl SalesforceSim {
                 cursors: BTreeMap::new(),
                 locators: HashMap::new(),
                 next_locator: 0,
+                bulk: bulk::BulkJobs::default(),
             })),
             faults: Faults::default(),
         }

@@ -12,6 +12,7 @@ use axum::{Json, Router};
 use percent_encoding::percent_decode_str;
 use serde_json::{json, Map, Value};
 
+use super::bulk::BulkRoute;
 use super::error::{ApiError, RecordError, WriteFail};
 use super::schema::ObjectDef;
 use super::soql::{self, Select};
@@ -66,6 +67,7 @@ enum Route {
     CollectionCreate,
     CollectionUpdate,
     CollectionUpsert(String, String),
+    Bulk(BulkRoute),
     Unknown,
 }
 
@@ -91,6 +93,7 @@ impl Route {
             ("PATCH", ["composite", "sobjects", _, _]) => {
                 Route::CollectionUpsert(owned(2), owned(3))
             }
+            (_, ["jobs", ..]) => BulkRoute::parse(method, &s).map_or(Route::Unknown, Route::Bulk),
             _ => Route::Unknown,
         }
     }
@@ -112,6 +115,7 @@ impl Route {
             Route::CollectionCreate => "composite_create",
             Route::CollectionUpdate => "composite_update",
             Route::CollectionUpsert(..) => "composite_upsert",
+            Route::Bulk(b) => b.kind(),
             Route::Unknown => "unknown",
         }
     }
@@ -129,21 +133,21 @@ fn is_version(s: &str) -> bool {
 }
 
 /// Request context handed to the handlers.
-struct Req<'a> {
-    version: String,
+pub(super) struct Req<'a> {
+    pub(super) version: String,
     uri: &'a Uri,
     headers: &'a HeaderMap,
     body: &'a [u8],
 }
 
 impl Req<'_> {
-    fn param(&self, name: &str) -> Option<String> {
+    pub(super) fn param(&self, name: &str) -> Option<String> {
         url::form_urlencoded::parse(self.uri.query().unwrap_or("").as_bytes())
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.into_owned())
     }
 
-    fn json(&self) -> Result<Value, ApiError> {
+    pub(super) fn json(&self) -> Result<Value, ApiError> {
         serde_json::from_slice(self.body).map_err(|e| ApiError::json_parse(e.to_string()))
     }
 
@@ -339,6 +343,7 @@ impl SalesforceSim {
             Route::CollectionUpsert(object, field) => {
                 inner.collection(req, CollectionOp::Upsert { object, field }, &self.faults)
             }
+            Route::Bulk(bulk) => inner.bulk(bulk, req),
             Route::Unknown => Err(ApiError::not_found()),
         }
     }

@@ -597,3 +597,390 @@ async fn save_and_load_round_trip() {
         .is_ok());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+// ---------------------------------------------------------------------------------------
+// Bulk API 2.0 query jobs
+
+/// One CSV result set: status, body text, `Sforce-Locator`, `Sforce-NumberOfRecords`.
+struct CsvPage {
+    status: u16,
+    text: String,
+    locator: Option<String>,
+    count: Option<usize>,
+}
+
+impl Client {
+    async fn bulk_create(&self, body: Value) -> (u16, Value) {
+        self.send_json(reqwest::Method::POST, &format!("{V}/jobs/query"), body)
+            .await
+    }
+
+    async fn bulk_poll(&self, id: &str) -> (u16, Value) {
+        self.get(&format!("{V}/jobs/query/{id}")).await
+    }
+
+    async fn bulk_results(&self, id: &str, params: &[(&str, String)]) -> CsvPage {
+        let resp = self
+            .req(
+                reqwest::Method::GET,
+                &format!("{V}/jobs/query/{id}/results"),
+            )
+            .header("Accept", "text/csv")
+            .query(params)
+            .send()
+            .await
+            .unwrap();
+        let h = |name: &str| {
+            resp.headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_string())
+        };
+        let locator = h("sforce-locator");
+        let count = h("sforce-numberofrecords").map(|n| n.parse().unwrap());
+        let status = resp.status().as_u16();
+        CsvPage {
+            status,
+            text: resp.text().await.unwrap(),
+            locator,
+            count,
+        }
+    }
+}
+
+/// RFC 4180 rows (quoted fields may hold delimiters, doubled quotes and line breaks); an
+/// empty unquoted field is `None`.
+fn parse_csv(text: &str) -> Vec<Vec<Option<String>>> {
+    let mut rows = Vec::new();
+    let mut row = Vec::new();
+    let mut chars = text.chars().peekable();
+    let mut field: Option<String> = None;
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => {
+                let mut s = String::new();
+                loop {
+                    match chars.next() {
+                        Some('"') if chars.peek() == Some(&'"') => {
+                            chars.next();
+                            s.push('"');
+                        }
+                        Some('"') => break,
+                        Some(c) => s.push(c),
+                        None => panic!("unterminated quoted field"),
+                    }
+                }
+                field = Some(s);
+            }
+            ',' => row.push(field.take()),
+            '\n' => {
+                row.push(field.take());
+                rows.push(std::mem::take(&mut row));
+            }
+            other => panic!("unquoted character {other:?} in bulk CSV"),
+        }
+    }
+    assert!(row.is_empty() && field.is_none(), "CSV must end with LF");
+    rows
+}
+
+#[tokio::test]
+async fn bulk_query_job_polls_and_pages_with_locator() {
+    let c = Client::new().await;
+    for i in 0..450 {
+        c.sim.insert(
+            "Account",
+            obj(json!({"Name": format!("Acct {i:03}"), "PRM_Sync__c": i % 3 == 0})),
+        );
+    }
+    c.sim.set_bulk_query_polls(3);
+    let (status, job) = c
+        .bulk_create(json!({
+            "operation": "query",
+            "query": "SELECT Id, Name, PRM_Sync__c FROM Account ORDER BY Name DESC",
+            "contentType": "CSV", "columnDelimiter": "COMMA", "lineEnding": "LF"
+        }))
+        .await;
+    assert_eq!(status, 200, "{job}");
+    assert_eq!(job["state"], "UploadComplete");
+    assert_eq!(job["operation"], "query");
+    assert_eq!(job["object"], "Account");
+    assert_eq!(job["apiVersion"], 62.0);
+    let id = job["id"].as_str().unwrap().to_string();
+    assert!(id.starts_with("750") && id.len() == 18);
+
+    // Results are refused until the job is complete.
+    let early = c.bulk_results(&id, &[]).await;
+    assert_eq!(early.status, 400);
+    assert!(early.text.contains("INVALIDJOBSTATE"), "{}", early.text);
+
+    // Snapshot at creation: later rows are not in the results.
+    c.sim.insert("Account", obj(json!({"Name": "Zzz late"})));
+    assert_eq!(c.bulk_poll(&id).await.1["state"], "InProgress");
+    assert_eq!(c.bulk_poll(&id).await.1["state"], "InProgress");
+    let (_, done) = c.bulk_poll(&id).await;
+    assert_eq!(done["state"], "JobComplete");
+    assert_eq!(done["numberRecordsProcessed"], 450);
+    assert_eq!(c.bulk_poll(&id).await.1["state"], "JobComplete");
+
+    let mut names = Vec::new();
+    let mut locator: Option<String> = None;
+    let mut sets = 0;
+    loop {
+        let mut params = vec![("maxRecords", "200".to_string())];
+        if let Some(l) = &locator {
+            params.push(("locator", l.clone()));
+        }
+        let page = c.bulk_results(&id, &params).await;
+        assert_eq!(page.status, 200);
+        sets += 1;
+        let rows = parse_csv(&page.text);
+        assert_eq!(
+            rows[0],
+            vec![
+                Some("Id".into()),
+                Some("Name".into()),
+                Some("PRM_Sync__c".into())
+            ]
+        );
+        assert_eq!(page.count, Some(rows.len() - 1));
+        names.extend(rows[1..].iter().map(|r| r[1].clone().unwrap()));
+        match page.locator.as_deref() {
+            Some("null") => break,
+            Some(l) => locator = Some(l.to_string()),
+            None => panic!("no Sforce-Locator header"),
+        }
+    }
+    assert_eq!(sets, 3);
+    assert_eq!(names.len(), 450);
+    assert_eq!(names[0], "Acct 449");
+    assert_eq!(names[449], "Acct 000");
+
+    // A locator can be used again; without maxRecords the default set size applies.
+    let again = c
+        .bulk_results(&id, &[("locator", locator.clone().unwrap())])
+        .await;
+    assert_eq!(again.count, Some(50));
+    let all = c.bulk_results(&id, &[]).await;
+    assert_eq!(all.count, Some(450));
+    assert_eq!(all.locator.as_deref(), Some("null"));
+    let bad = c.bulk_results(&id, &[("locator", "%%%".to_string())]).await;
+    assert_eq!(bad.status, 400);
+
+    let calls = c.sim.api_calls();
+    assert_eq!(calls.kind("bulk_query_create"), 1);
+    assert_eq!(calls.kind("bulk_query_info"), 4);
+    assert_eq!(calls.kind("bulk_query_results"), 7);
+    assert_eq!(calls.total, 12);
+}
+
+#[tokio::test]
+async fn bulk_query_all_sees_deleted_rows() {
+    let c = Client::new().await;
+    let keep = c.sim.insert("Account", obj(json!({"Name": "Keep"})));
+    let gone = c.sim.insert("Account", obj(json!({"Name": "Gone"})));
+    c.sim.delete("Account", &gone);
+    let mut ids = Vec::new();
+    for op in ["query", "queryAll"] {
+        let (_, job) = c
+            .bulk_create(json!({"operation": op, "query": "SELECT Id, IsDeleted FROM Account"}))
+            .await;
+        assert_eq!(job["operation"], op);
+        let id = job["id"].as_str().unwrap().to_string();
+        assert_eq!(c.bulk_poll(&id).await.1["state"], "JobComplete");
+        let page = c.bulk_results(&id, &[]).await;
+        ids.push(parse_csv(&page.text)[1..].to_vec());
+    }
+    assert_eq!(ids[0], vec![vec![Some(keep.clone()), Some("false".into())]]);
+    assert_eq!(
+        ids[1],
+        vec![
+            vec![Some(keep), Some("false".into())],
+            vec![Some(gone), Some("true".into())]
+        ]
+    );
+}
+
+#[tokio::test]
+async fn bulk_csv_quotes_values_and_writes_types_like_bulk() {
+    let c = Client::new().await;
+    c.sim
+        .add_field("Opportunity", FieldDef::new("Seats__c", FieldType::Int));
+    let tricky = "Smith, \"Jr\"\nsecond line";
+    let id = c.sim.insert(
+        "Opportunity",
+        obj(
+            json!({"Name": tricky, "StageName": "Prospecting", "CloseDate": "2026-12-01",
+            "Amount": 1500, "Seats__c": 12, "PRM_Sync__c": true}),
+        ),
+    );
+    c.sim.update(
+        "Opportunity",
+        &id,
+        obj(json!({"CreatedDate": "2026-11-22T10:15:30.123+0000"})),
+    );
+    let (_, job) = c
+        .bulk_create(json!({"operation": "query",
+            "query": "SELECT Id, Name, Amount, Seats__c, PRM_Sync__c, Description, CloseDate, CreatedDate FROM Opportunity"}))
+        .await;
+    let job_id = job["id"].as_str().unwrap().to_string();
+    c.bulk_poll(&job_id).await;
+    let page = c.bulk_results(&job_id, &[]).await;
+    assert_eq!(
+        page.text,
+        format!(
+            "\"Id\",\"Name\",\"Amount\",\"Seats__c\",\"PRM_Sync__c\",\"Description\",\"CloseDate\",\"CreatedDate\"\n\
+             \"{id}\",\"Smith, \"\"Jr\"\"\nsecond line\",\"1500.0\",\"12\",\"true\",,\"2026-12-01\",\"2026-11-22T10:15:30.123Z\"\n"
+        )
+    );
+    let rows = parse_csv(&page.text);
+    assert_eq!(rows[1][1].as_deref(), Some(tricky));
+    assert_eq!(rows[1][5], None);
+
+    // Other delimiters and line endings.
+    let (_, job) = c
+        .bulk_create(
+            json!({"operation": "query", "query": "SELECT Id, StageName FROM Opportunity",
+            "columnDelimiter": "PIPE", "lineEnding": "CRLF"}),
+        )
+        .await;
+    let job_id = job["id"].as_str().unwrap().to_string();
+    c.bulk_poll(&job_id).await;
+    let page = c.bulk_results(&job_id, &[]).await;
+    assert_eq!(
+        page.text,
+        format!("\"Id\"|\"StageName\"\r\n\"{id}\"|\"Prospecting\"\r\n")
+    );
+}
+
+#[tokio::test]
+async fn bulk_rejects_what_bulk_api_2_does_not_support() {
+    let c = Client::new().await;
+    for (soql, code) in [
+        ("SELECT COUNT() FROM Account", "FUNCTIONALITY_NOT_ENABLED"),
+        (
+            "SELECT Id FROM Account LIMIT 10 OFFSET 5",
+            "FUNCTIONALITY_NOT_ENABLED",
+        ),
+        (
+            "SELECT Industry, COUNT(Id) FROM Account GROUP BY Industry",
+            "FUNCTIONALITY_NOT_ENABLED",
+        ),
+        (
+            "SELECT Id, (SELECT Id FROM Contacts) FROM Account",
+            "FUNCTIONALITY_NOT_ENABLED",
+        ),
+        ("SELECT Id, Nope__c FROM Account", "INVALID_FIELD"),
+        ("SELECT Id FROM Nope", "INVALID_TYPE"),
+        ("SELECT Id FROM Account WHERE", "MALFORMED_QUERY"),
+    ] {
+        let (status, err) = c
+            .bulk_create(json!({"operation": "query", "query": soql}))
+            .await;
+        assert_eq!(status, 400, "{soql}");
+        assert_eq!(err[0]["errorCode"], code, "{soql}: {err}");
+        assert!(err[0]["message"].as_str().is_some());
+    }
+    for body in [
+        json!({"operation": "upsert", "query": "SELECT Id FROM Account"}),
+        json!({"operation": "query", "query": "SELECT Id FROM Account", "contentType": "JSON"}),
+        json!({"operation": "query", "query": "SELECT Id FROM Account", "lineEnding": "CR"}),
+    ] {
+        let (status, err) = c.bulk_create(body).await;
+        assert_eq!(status, 400);
+        assert_eq!(err[0]["errorCode"], "JSON_PARSER_ERROR");
+    }
+    let (status, err) = c.bulk_create(json!({"operation": "query"})).await;
+    assert_eq!(status, 400);
+    assert_eq!(err[0]["errorCode"], "INVALIDJOB");
+    // ORDER BY and LIMIT are accepted (they only disable PK chunking).
+    let (status, _) = c
+        .bulk_create(json!({"operation": "query",
+            "query": "SELECT Id FROM Account WHERE Name = 'count(x) offset' ORDER BY Name LIMIT 5"}))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(c.sim.bulk_query_jobs(), 1);
+    assert_eq!(c.sim.api_calls().kind("bulk_query_create"), 12);
+}
+
+#[tokio::test]
+async fn bulk_unknown_job_auth_faults_failure_abort_and_delete() {
+    let c = Client::new().await;
+    let (status, err) = c.bulk_poll("750Sm0000000099AAA").await;
+    assert_eq!(status, 404);
+    assert_eq!(err[0]["errorCode"], "NOT_FOUND");
+    assert_eq!(c.bulk_results("750Sm0000000099AAA", &[]).await.status, 404);
+
+    // A bad token gets 401 and is counted like any REST call.
+    let resp = c
+        .http
+        .post(format!("{}{V}/jobs/query", c.base))
+        .bearer_auth("not-a-token")
+        .json(&json!({"operation": "query", "query": "SELECT Id FROM Account"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body[0]["errorCode"], "INVALID_SESSION_ID");
+    assert_eq!(c.sim.bulk_query_jobs(), 0);
+
+    // Injected faults by kind.
+    c.sim
+        .faults()
+        .fail_nth(Some("bulk_query_info"), 1, 503, "SERVER_UNAVAILABLE");
+    let (_, job) = c
+        .bulk_create(json!({"operation": "query", "query": "SELECT Id FROM Account"}))
+        .await;
+    let id = job["id"].as_str().unwrap().to_string();
+    assert_eq!(c.bulk_poll(&id).await.0, 503);
+    assert_eq!(c.bulk_poll(&id).await.1["state"], "JobComplete");
+
+    // A failing job reports its message.
+    c.sim
+        .fail_next_bulk_query("QUERY_TIMEOUT: the query took too long");
+    let (_, job) = c
+        .bulk_create(json!({"operation": "queryAll", "query": "SELECT Id FROM Account"}))
+        .await;
+    let failed = job["id"].as_str().unwrap().to_string();
+    let (_, info) = c.bulk_poll(&failed).await;
+    assert_eq!(info["state"], "Failed");
+    assert_eq!(
+        info["errorMessage"],
+        "QUERY_TIMEOUT: the query took too long"
+    );
+    assert_eq!(c.bulk_results(&failed, &[]).await.status, 400);
+
+    // Abort, list, delete.
+    c.sim.set_bulk_query_polls(5);
+    let (_, job) = c
+        .bulk_create(json!({"operation": "query", "query": "SELECT Id FROM Account"}))
+        .await;
+    let running = job["id"].as_str().unwrap().to_string();
+    let (status, aborted) = c
+        .send_json(
+            reqwest::Method::PATCH,
+            &format!("{V}/jobs/query/{running}"),
+            json!({"state": "Aborted"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(aborted["state"], "Aborted");
+    assert_eq!(c.bulk_poll(&running).await.1["state"], "Aborted");
+    let (_, list) = c.get(&format!("{V}/jobs/query")).await;
+    assert_eq!(list["records"].as_array().unwrap().len(), 3);
+    let (status, _, _) = c
+        .send(c.req(
+            reqwest::Method::DELETE,
+            &format!("{V}/jobs/query/{running}"),
+        ))
+        .await;
+    assert_eq!(status, 204);
+    assert_eq!(c.bulk_poll(&running).await.0, 404);
+    assert_eq!(c.sim.bulk_query_jobs(), 2);
+
+    let calls = c.sim.api_calls();
+    assert_eq!(calls.kind("bulk_query_create"), 4);
+    assert_eq!(calls.kind("bulk_query_abort"), 1);
+    assert_eq!(calls.kind("bulk_query_delete"), 1);
+    assert_eq!(calls.kind("bulk_query_list"), 1);
+}
