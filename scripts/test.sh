@@ -31,4 +31,9 @@ export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-eas
 # Tests that need AWS fail instead of skipping when the endpoint is missing.
 export PRMSYNC_REQUIRE_AWS=1
 
+# The Lambda binaries as they are deployed (release profile); tests/tests/infra.rs starts
+# each one and checks it fails fast, naming what is missing, outside Lambda.
+cargo build --release -p full-sync -p sync-worker -p deal-import -p prm-webhook
+export PRMSYNC_RELEASE_BINARIES="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/release"
+
 cargo test --workspace --all-targets --all-features --no-fail-fast

@@ -191,3 +191,44 @@ fn each_function_binary_stays_thin() {
         );
     }
 }
+
+#[test]
+fn release_binaries_start_and_name_what_is_missing() {
+    // `scripts/test.sh` builds the functions with the release profile and points
+    // PRMSYNC_RELEASE_BINARIES at them.
+    let Some(dir) = std::env::var_os("PRMSYNC_RELEASE_BINARIES") else {
+        assert!(
+            std::env::var_os("PRMSYNC_REQUIRE_AWS").is_none(),
+            "PRMSYNC_RELEASE_BINARIES is not set: run ./scripts/test.sh, which builds them"
+        );
+        eprintln!("NOT CHECKED: release binaries (run ./scripts/test.sh, which builds them first)");
+        return;
+    };
+    let dir = std::path::PathBuf::from(dir);
+    for f in ["full-sync", "sync-worker", "deal-import", "prm-webhook"] {
+        let bin = dir.join(f);
+        let size = std::fs::metadata(&bin)
+            .unwrap_or_else(|e| panic!("{}: {e}", bin.display()))
+            .len();
+        assert!(size > 1_000_000, "{f} is {size} bytes");
+        // Outside Lambda, with no configuration: it stops at once and names the variable.
+        let out = std::process::Command::new(&bin)
+            .env_clear()
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{f} started without configuration");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            text.contains("PRMSYNC_SECRET_ARN is not set"),
+            "{f} printed: {text}"
+        );
+        assert!(!text.contains("panicked"), "{f} panicked: {text}");
+    }
+}
