@@ -242,6 +242,7 @@ pub async fn connect(target: &Target) -> Result<Connection> {
     };
     let mut sf_config = SalesforceConfig::new(login_url, auth);
     sf_config.api_version = mapping.salesforce.api_version.clone();
+    sf_config.bulk_query_threshold = mapping.salesforce.bulk_query_threshold;
     sf_config.jwt_audience = config.salesforce.jwt_audience.clone();
     let crm = SalesforceClient::new(sf_config)?;
     let prm_url = env("PRM_API_URL")
@@ -262,6 +263,7 @@ fn sandbox_salesforce(url: &str, mapping: &MappingConfig) -> Result<SalesforceCl
         },
     );
     cfg.api_version = mapping.salesforce.api_version.clone();
+    cfg.bulk_query_threshold = mapping.salesforce.bulk_query_threshold;
     cfg.retry_base = Duration::from_millis(50);
     Ok(SalesforceClient::new(cfg)?)
 }

@@ -4,7 +4,8 @@
 mod common;
 
 use common::*;
-use prmsync_engine::distributed::{commit_plan, plan_run, sync_chunk};
+use prmsync_engine::distributed::{plan_run, sync_chunk, Budget, Chunk, PlanRequest, PlanStatus};
+use prmsync_engine::store::{Cursors, Leases};
 use prmsync_engine::RunMode;
 use prmsync_mapping::Integration;
 use prmsync_simulators::prm::Collection;
@@ -77,6 +78,26 @@ fn state(h: &Harness) -> Vec<Vec<Map<String, Value>>> {
     ]
 }
 
+/// Plans every integration of `integrations` to the end with no budget; returns the chunks.
+async fn plan_all(
+    ctx: &prmsync_engine::SyncContext,
+    integrations: &[Integration],
+    run_id: &str,
+) -> Vec<Chunk> {
+    let queue = ListQueue::default();
+    for &integration in integrations {
+        let report = plan_run(
+            ctx,
+            Some(&queue),
+            &PlanRequest::new(integration, RunMode::Incremental, run_id),
+        )
+        .await
+        .unwrap();
+        assert_eq!(report.status, PlanStatus::Queued, "{report:?}");
+    }
+    queue.take()
+}
+
 #[tokio::test]
 async fn chunks_in_any_order_and_delivered_twice_reach_the_one_machine_state() {
     let local = Harness::new().await;
@@ -86,16 +107,20 @@ async fn chunks_in_any_order_and_delivered_twice_reach_the_one_machine_state() {
     let lambda = Harness::new().await;
     seed(&lambda);
     let ctx = lambda.ctx();
-    let mut chunks = Vec::new();
+    let queue = ListQueue::default();
     for integration in [Integration::Organizations, Integration::People] {
-        let plan = plan_run(&ctx, integration, RunMode::Incremental, "run-1")
-            .await
-            .unwrap();
-        assert!(plan.skipped.is_none());
-        assert_eq!(plan.mode, "full", "the first run is full");
-        commit_plan(&ctx, &plan).await.unwrap();
-        chunks.extend(plan.chunks);
+        let report = plan_run(
+            &ctx,
+            Some(&queue),
+            &PlanRequest::new(integration, RunMode::Incremental, "run-1"),
+        )
+        .await
+        .unwrap();
+        assert_eq!(report.status, PlanStatus::Queued);
+        assert_eq!(report.mode, "full", "the first run is full");
+        assert_eq!(report.invocations, 1);
     }
+    let mut chunks = queue.take();
     // people first, then organizations; every chunk twice
     chunks.reverse();
     for chunk in chunks.iter().chain(chunks.iter()) {
@@ -108,15 +133,15 @@ async fn chunks_in_any_order_and_delivered_twice_reach_the_one_machine_state() {
     // the next planned run finds only the echoes of its own writes and writes nothing
     lambda.sf.reset_api_calls();
     lambda.prm.reset_api_calls();
-    for integration in [Integration::Organizations, Integration::People] {
-        let plan = plan_run(&ctx, integration, RunMode::Incremental, "run-2")
-            .await
-            .unwrap();
-        commit_plan(&ctx, &plan).await.unwrap();
-        for chunk in &plan.chunks {
-            let report = sync_chunk(&ctx, chunk).await.unwrap();
-            assert_eq!(report.counts.writes(), 0, "{:?}", report.counts);
-        }
+    let chunks = plan_all(
+        &ctx,
+        &[Integration::Organizations, Integration::People],
+        "run-2",
+    )
+    .await;
+    for chunk in &chunks {
+        let report = sync_chunk(&ctx, chunk).await.unwrap();
+        assert_eq!(report.counts.writes(), 0, "{:?}", report.counts);
     }
     assert_eq!(lambda.prm.api_calls().writes(), 0);
     assert_eq!(state(&lambda), state(&local));
@@ -127,34 +152,236 @@ async fn a_second_planner_finds_the_lease_and_does_nothing() {
     let h = Harness::new().await;
     seed(&h);
     let ctx = h.ctx();
-    let first = plan_run(&ctx, Integration::Organizations, RunMode::Full, "run-a")
+    let queue = ListQueue::default();
+    // The first invocation is planning (it holds the lease) when the second starts.
+    assert!(h
+        .store
+        .acquire_lease(
+            Integration::Organizations,
+            "first-invocation",
+            chrono::Utc::now() + chrono::Duration::minutes(5)
+        )
         .await
-        .unwrap();
-    assert!(first.skipped.is_none());
-    let mut other = h.ctx();
-    other.holder = "another-invocation".into();
-    let second = plan_run(&other, Integration::Organizations, RunMode::Full, "run-b")
-        .await
-        .unwrap();
-    assert!(second.skipped.as_deref().unwrap().contains("lease"));
-    assert!(second.chunks.is_empty());
+        .unwrap());
+    let second = plan_run(
+        &ctx,
+        Some(&queue),
+        &PlanRequest::new(Integration::Organizations, RunMode::Full, "run-b"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(second.status, PlanStatus::Skipped);
+    assert!(second.message.as_deref().unwrap().contains("lease"));
+    assert!(queue.take().is_empty(), "nothing queued");
     assert_eq!(
         h.log(prmsync_mapping::LogCode::RunSkippedLeaseHeld)
             .await
             .len(),
         1
     );
-    commit_plan(&ctx, &first).await.unwrap();
+    assert_eq!(
+        h.store
+            .cursor(Integration::Organizations, "crm")
+            .await
+            .unwrap(),
+        None,
+        "no cursor moved"
+    );
+    h.store
+        .release_lease(Integration::Organizations, "first-invocation")
+        .await
+        .unwrap();
     let third = plan_run(
-        &other,
-        Integration::Organizations,
-        RunMode::Incremental,
-        "run-c",
+        &ctx,
+        Some(&queue),
+        &PlanRequest::new(Integration::Organizations, RunMode::Incremental, "run-c"),
     )
     .await
     .unwrap();
-    assert!(
-        third.skipped.is_none(),
-        "the lease is free once the first plan is committed"
+    assert_eq!(
+        third.status,
+        PlanStatus::Queued,
+        "the lease is free once the first planner is done"
     );
+    assert_eq!(third.records, 8, "4 Accounts and 4 organizations");
+}
+
+/// Ids of one side across chunks, each once.
+fn ids(chunks: &[Chunk], crm: bool) -> Vec<String> {
+    let mut out: Vec<String> = chunks
+        .iter()
+        .flat_map(|c| {
+            if crm {
+                c.crm_ids.clone()
+            } else {
+                c.prm_ids.clone()
+            }
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn a_run_out_of_time_continues_from_its_checkpoint_and_misses_nothing() {
+    // Salesforce pages of 200: 450 Accounts are three pages; the PRM's 130 organizations
+    // are one. One page per invocation makes four invocations.
+    let h = Harness::with_query_page(prmsync_mapping::MappingConfig::default(), 200).await;
+    let mut accounts = Vec::new();
+    for i in 0..450 {
+        accounts.push(h.account(&format!("Paged {i:03}"), Some("Active Partner"), json!({})));
+    }
+    let mut orgs = Vec::new();
+    for i in 0..130 {
+        orgs.push(h.org("partner", "active", &format!("Prm paged {i:03}")));
+    }
+    let ctx = h.ctx();
+    let queue = ListQueue::default();
+    let budget = Budget {
+        deadline: None,
+        max_pages: Some(1),
+    };
+    let first = PlanRequest {
+        budget,
+        ..PlanRequest::new(Integration::Organizations, RunMode::Incremental, "run-1")
+    };
+    h.sf.reset_api_calls();
+    let mut reports = vec![plan_run(&ctx, Some(&queue), &first).await.unwrap()];
+    while reports.last().unwrap().status == PlanStatus::Continues {
+        assert!(reports.len() < 10, "the run keeps going: {reports:?}");
+        let last = reports.last().unwrap();
+        let cp = h
+            .store
+            .checkpoint(Integration::Organizations)
+            .await
+            .unwrap()
+            .expect("a checkpoint between invocations");
+        assert_eq!(cp.run_id, "run-1");
+        assert_eq!(cp.records, last.run_records);
+        assert_eq!(
+            h.store
+                .cursor(Integration::Organizations, "crm")
+                .await
+                .unwrap(),
+            None,
+            "cursors move only when the run is done"
+        );
+        // A continuation: another invocation (another lease holder), same run.
+        let mut next_ctx = h.ctx();
+        next_ctx.holder = format!("invocation-{}", reports.len() + 1);
+        let next = PlanRequest {
+            continue_run: Some(last.run_id.clone()),
+            budget,
+            ..PlanRequest::new(Integration::Organizations, RunMode::Incremental, "unused")
+        };
+        reports.push(plan_run(&next_ctx, Some(&queue), &next).await.unwrap());
+    }
+    let statuses: Vec<PlanStatus> = reports.iter().map(|r| r.status).collect();
+    assert_eq!(
+        statuses,
+        [
+            PlanStatus::Continues,
+            PlanStatus::Continues,
+            PlanStatus::Continues,
+            PlanStatus::Queued
+        ]
+    );
+    assert!(reports
+        .iter()
+        .all(|r| r.run_id == "run-1" && r.mode == "full"));
+    assert_eq!(reports[3].invocations, 4);
+    assert_eq!(reports[3].run_records, 580);
+    let chunks = queue.take();
+    let mut want_crm = accounts.clone();
+    want_crm.sort();
+    let mut want_prm = orgs.clone();
+    want_prm.sort();
+    assert_eq!(ids(&chunks, true), want_crm, "every Account queued once");
+    assert_eq!(
+        ids(&chunks, false),
+        want_prm,
+        "every organization queued once"
+    );
+    // Three query calls (each invocation's query resumes after its key) and the token; no
+    // page is read twice.
+    let calls = h.sf.api_calls();
+    assert_eq!(
+        (calls.kind("query_all"), calls.kind("query_more")),
+        (3, 0),
+        "{calls:?}"
+    );
+    assert_eq!(
+        h.store
+            .checkpoint(Integration::Organizations)
+            .await
+            .unwrap(),
+        None,
+        "the finished run clears its checkpoint"
+    );
+    assert!(h
+        .store
+        .cursor(Integration::Organizations, "crm")
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(h.log(prmsync_mapping::LogCode::RunContinued).await.len(), 3);
+    let started = h.log(prmsync_mapping::LogCode::RunStarted).await;
+    assert!(
+        started[0].message.contains("580 records") && started[0].message.contains("4 invocations"),
+        "{}",
+        started[0].message
+    );
+
+    // The chunks sync to the same state as a run in one go.
+    for chunk in &chunks {
+        sync_chunk(&ctx, chunk).await.unwrap();
+    }
+    assert_eq!(h.sf_records("Account").len(), 450 + 130);
+    assert_eq!(h.prm.list(Collection::Organizations).len(), 450 + 130);
+
+    // A continuation that arrives after its run finished does nothing.
+    let late = PlanRequest {
+        continue_run: Some("run-1".into()),
+        ..PlanRequest::new(Integration::Organizations, RunMode::Incremental, "late")
+    };
+    let report = plan_run(&ctx, Some(&queue), &late).await.unwrap();
+    assert_eq!(report.status, PlanStatus::Skipped);
+    assert!(report.message.unwrap().contains("has finished"));
+    assert!(queue.take().is_empty());
+}
+
+#[tokio::test]
+async fn a_lost_continuation_is_carried_on_by_the_next_scheduled_run() {
+    let h = Harness::with_query_page(prmsync_mapping::MappingConfig::default(), 200).await;
+    for i in 0..250 {
+        h.account(&format!("Lost {i:03}"), Some("Active Partner"), json!({}));
+    }
+    let ctx = h.ctx();
+    let queue = ListQueue::default();
+    let first = PlanRequest {
+        budget: Budget {
+            deadline: None,
+            max_pages: Some(1),
+        },
+        ..PlanRequest::new(Integration::Organizations, RunMode::Incremental, "run-1")
+    };
+    let r = plan_run(&ctx, Some(&queue), &first).await.unwrap();
+    assert_eq!(r.status, PlanStatus::Continues);
+    // An Account already queued changes before the run finishes: it moves past the resume
+    // key and is read again (harmless), and nothing is skipped.
+    h.sf.update(
+        "Account",
+        &queue.0.lock().unwrap()[0].crm_ids[0].clone(),
+        obj(json!({"Phone": "+1 555 0100"})),
+    );
+    // The continuation was lost; the next scheduled (incremental) run carries run-1 on.
+    let scheduled = PlanRequest::new(Integration::Organizations, RunMode::Incremental, "run-2");
+    let r = plan_run(&ctx, Some(&queue), &scheduled).await.unwrap();
+    assert_eq!((r.status, r.run_id.as_str()), (PlanStatus::Queued, "run-1"));
+    let chunks = queue.take();
+    let crm = ids(&chunks, true);
+    let mut unique = crm.clone();
+    unique.dedup();
+    assert_eq!(unique.len(), 250, "every Account queued");
+    assert_eq!(crm.len(), 251, "the one changed meanwhile is queued again");
 }

@@ -1,16 +1,21 @@
-//! full-sync: the hourly (or manual) planner. Reads what changed and queues chunks.
+//! full-sync: the hourly (or manual) planner. Reads what changed and queues chunks; a run
+//! that would outlast the invocation continues in a new one.
 
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
-use prmsync_lambda::{handlers::full_sync, logging, Deps};
+use prmsync_lambda::{handlers::full_sync, logging, relaunch, Deps};
 use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     logging::init();
     let deps = Deps::from_env().await?;
+    let margin = relaunch::margin_from_env()?;
     run(service_fn(|event: LambdaEvent<Value>| {
         let deps = &deps;
-        async move { Ok::<_, Error>(full_sync::handle(deps, event.payload).await?) }
+        async move {
+            let budget = relaunch::budget(event.context.deadline, margin);
+            Ok::<_, Error>(full_sync::handle_within(deps, event.payload, budget).await?)
+        }
     }))
     .await
 }

@@ -27,7 +27,7 @@ use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Duration, NaiveDate, SecondsFormat, Utc};
 use prmsync_engine::store::{
     Cursors, IntegrationLog, Leases, Link, LinkState, Links, LogEntry, LogFilter, Pauses,
-    Rejections, RunRecord, Runs, StoreError,
+    PlanCheckpoint, Rejections, RunRecord, Runs, StoreError,
 };
 use prmsync_mapping::{Integration, Level, LogCode, ObjectKind};
 use serde::{Deserialize, Serialize};
@@ -154,6 +154,14 @@ struct CursorItem {
     pk: String,
     sk: String,
     at: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct CheckpointItem {
+    pk: String,
+    sk: String,
+    /// The [`PlanCheckpoint`] as JSON.
+    checkpoint: String,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -700,26 +708,18 @@ impl DynamoStore {
 
     /// Every item of one partition of the state table, in sort key order.
     async fn query_partition(&self, pk: &str) -> Result<Vec<Item>, StoreError> {
-        let mut out = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let resp = self
-                .client
-                .query()
-                .table_name(&self.state_table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", sv(pk))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| self.aws(Table::State, "Query", e))?;
-            out.extend(resp.items.unwrap_or_default());
-            start = resp.last_evaluated_key.filter(|k| !k.is_empty());
-            if start.is_none() {
-                return Ok(out);
-            }
-        }
+        self.client
+            .query()
+            .table_name(&self.state_table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", sv(pk))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| self.aws(Table::State, "Query", e))
     }
 
     /// Every item of one partition of an index.
@@ -861,26 +861,19 @@ async fn query_index(
     attr: &str,
     value: &str,
 ) -> Result<Vec<Item>, StoreError> {
-    let mut out = Vec::new();
-    let mut start: Option<Item> = None;
-    loop {
-        let resp = client
-            .query()
-            .table_name(table)
-            .index_name(index)
-            .key_condition_expression("#k = :v")
-            .expression_attribute_names("#k", attr)
-            .expression_attribute_values(":v", sv(value))
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(|e| aws_error(table, t, "Query", e))?;
-        out.extend(resp.items.unwrap_or_default());
-        start = resp.last_evaluated_key.filter(|k| !k.is_empty());
-        if start.is_none() {
-            return Ok(out);
-        }
-    }
+    client
+        .query()
+        .table_name(table)
+        .index_name(index)
+        .key_condition_expression("#k = :v")
+        .expression_attribute_names("#k", attr)
+        .expression_attribute_values(":v", sv(value))
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| aws_error(table, t, "Query", e))
 }
 
 /// Runs `f` on each input, up to [`PARALLEL`] at once, results in input order.
@@ -1078,32 +1071,26 @@ impl Links for DynamoStore {
         // No index by object and state: a status read scans the links of the table.
         let prefix = format!("LINK#{}#", object.as_str());
         let mut counts = BTreeMap::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let resp = self
-                .client
-                .scan()
-                .table_name(&self.state_table)
-                .filter_expression("begins_with(pk, :prefix) AND sk = :sk")
-                .projection_expression("#state")
-                .expression_attribute_names("#state", "state")
-                .expression_attribute_values(":prefix", sv(&prefix))
-                .expression_attribute_values(":sk", sv("LINK"))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| self.aws(Table::State, "Scan", e))?;
-            for item in resp.items.unwrap_or_default() {
-                if let Some(AttributeValue::S(state)) = item.get("state") {
-                    *counts.entry(state.clone()).or_insert(0) += 1;
-                }
-            }
-            start = resp.last_evaluated_key.filter(|k| !k.is_empty());
-            if start.is_none() {
-                return Ok(counts);
+        let mut items = self
+            .client
+            .scan()
+            .table_name(&self.state_table)
+            .filter_expression("begins_with(pk, :prefix) AND sk = :sk")
+            .projection_expression("#state")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":prefix", sv(&prefix))
+            .expression_attribute_values(":sk", sv("LINK"))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send();
+        while let Some(item) = items.next().await {
+            let item = item.map_err(|e| self.aws(Table::State, "Scan", e))?;
+            if let Some(AttributeValue::S(state)) = item.get("state") {
+                *counts.entry(state.clone()).or_insert(0) += 1;
             }
         }
+        Ok(counts)
     }
 
     async fn mark_children_pending(
@@ -1177,6 +1164,53 @@ impl Cursors for DynamoStore {
         };
         self.put(Table::State, to_item(&item)?).await
     }
+
+    async fn checkpoint(
+        &self,
+        integration: Integration,
+    ) -> Result<Option<PlanCheckpoint>, StoreError> {
+        let item = self.get(Table::State, checkpoint_key(integration)).await?;
+        let Some(item) = item else { return Ok(None) };
+        let text = from_item::<CheckpointItem>(item)?.checkpoint;
+        serde_json::from_str(&text).map(Some).map_err(|e| {
+            StoreError::Backend(format!(
+                "the stored checkpoint of {integration} cannot be read ({e}); \
+                 `prmsync sync --aws --integration {integration} --full` starts the run over"
+            ))
+        })
+    }
+
+    async fn set_checkpoint(
+        &self,
+        integration: Integration,
+        checkpoint: Option<&PlanCheckpoint>,
+    ) -> Result<(), StoreError> {
+        match checkpoint {
+            Some(c) => {
+                let item = CheckpointItem {
+                    pk: format!("CHECKPOINT#{}", integration.as_str()),
+                    sk: "PLAN".into(),
+                    checkpoint: serde_json::to_string(c).map_err(|e| {
+                        StoreError::Backend(format!("cannot encode the checkpoint: {e}"))
+                    })?,
+                };
+                self.put(Table::State, to_item(&item)?).await
+            }
+            None => self
+                .client
+                .delete_item()
+                .table_name(&self.state_table)
+                .set_key(Some(checkpoint_key(integration)))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| self.aws(Table::State, "DeleteItem", e)),
+        }
+    }
+}
+
+fn checkpoint_key(integration: Integration) -> Item {
+    key(format!("CHECKPOINT#{}", integration.as_str()), "PLAN")
 }
 
 #[async_trait]
@@ -1321,7 +1355,6 @@ async fn query_log(
     cap: Option<usize>,
 ) -> Result<Vec<LogEntry>, StoreError> {
     let mut out = Vec::new();
-    let mut start: Option<Item> = None;
     let condition = if since.is_some() {
         "#p = :p AND sk >= :since"
     } else {
@@ -1331,34 +1364,29 @@ async fn query_log(
     if let Some(s) = &since {
         values.insert(":since".to_string(), sv(s));
     }
-    loop {
-        let resp = client
-            .query()
-            .table_name(&table)
-            .set_index_name(index.map(String::from))
-            .key_condition_expression(condition)
-            .expression_attribute_names("#p", partition.0)
-            .set_expression_attribute_values(Some(values.clone()))
-            .scan_index_forward(false)
-            .set_consistent_read(index.is_none().then_some(true))
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(|e| aws_error(&table, Table::Log, "Query", e))?;
-        for item in resp.items.unwrap_or_default() {
-            let item: LogItem = from_item(item)?;
-            if log_matches(&item, &filter) {
-                out.push(item.into_entry()?);
-                if cap.is_some_and(|c| out.len() >= c) {
-                    return Ok(out);
-                }
+    let mut items = client
+        .query()
+        .table_name(&table)
+        .set_index_name(index.map(String::from))
+        .key_condition_expression(condition)
+        .expression_attribute_names("#p", partition.0)
+        .set_expression_attribute_values(Some(values))
+        .scan_index_forward(false)
+        .set_consistent_read(index.is_none().then_some(true))
+        .into_paginator()
+        .items()
+        .send();
+    while let Some(item) = items.next().await {
+        let item = item.map_err(|e| aws_error(&table, Table::Log, "Query", e))?;
+        let item: LogItem = from_item(item)?;
+        if log_matches(&item, &filter) {
+            out.push(item.into_entry()?);
+            if cap.is_some_and(|c| out.len() >= c) {
+                return Ok(out);
             }
         }
-        start = resp.last_evaluated_key.filter(|k| !k.is_empty());
-        if start.is_none() {
-            return Ok(out);
-        }
     }
+    Ok(out)
 }
 
 impl DynamoStore {
@@ -1523,31 +1551,24 @@ impl IntegrationLog for DynamoStore {
         // The table's TTL removes entries after the retention period; an explicit prune
         // (rare, operator-driven) scans for older entries and deletes them now.
         let mut keys = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let resp = self
-                .client
-                .scan()
-                .table_name(&self.log_table)
-                .filter_expression("#time < :before")
-                .projection_expression("pk, sk")
-                .expression_attribute_names("#time", "time")
-                .expression_attribute_values(":before", sv(ts(before)))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| self.aws(Table::Log, "Scan", e))?;
-            for item in resp.items.unwrap_or_default() {
-                if let (Some(AttributeValue::S(pk)), Some(AttributeValue::S(sk))) =
-                    (item.get("pk"), item.get("sk"))
-                {
-                    keys.push(key(pk.clone(), sk.clone()));
-                }
-            }
-            start = resp.last_evaluated_key.filter(|k| !k.is_empty());
-            if start.is_none() {
-                break;
+        let mut items = self
+            .client
+            .scan()
+            .table_name(&self.log_table)
+            .filter_expression("#time < :before")
+            .projection_expression("pk, sk")
+            .expression_attribute_names("#time", "time")
+            .expression_attribute_values(":before", sv(ts(before)))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send();
+        while let Some(item) = items.next().await {
+            let item = item.map_err(|e| self.aws(Table::Log, "Scan", e))?;
+            if let (Some(AttributeValue::S(pk)), Some(AttributeValue::S(sk))) =
+                (item.get("pk"), item.get("sk"))
+            {
+                keys.push(key(pk.clone(), sk.clone()));
             }
         }
         let n = keys.len() as u64;

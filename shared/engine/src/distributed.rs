@@ -3,13 +3,16 @@
 //! sync each chunk on their own. One-machine runs do both in one process ([`crate::run`]).
 //!
 //! - [`plan_run`] takes the integration's lease, reads the changed ids (Salesforce `Id` and
-//!   `SystemModstamp` only) and groups the two sides of a link into the same chunk.
-//! - [`commit_plan`] moves the cursors once the chunks are queued, and releases the lease.
+//!   `SystemModstamp` only) page by page, groups the two sides of a link into the same
+//!   chunk and queues each page's chunks. It stores a checkpoint after every page; when its
+//!   [`Budget`] runs out it stops, and the next invocation carries the same run on. The
+//!   cursors move once both sides are read to the end.
 //! - [`sync_chunk`] fetches the chunk's records (deleted ones included) and runs the pass.
 //!   People whose organization is not linked yet sync it first, so chunks can run in any
 //!   order and on any number of workers.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use prmsync_mapping::{Integration, LogCode, ObjectKind};
@@ -18,12 +21,12 @@ use serde_json::{json, Value};
 
 use crate::objects::ObjectSpec;
 use crate::pass::{run_pass, PassError, PassInput};
+use crate::ports::{ChangeFrom, Queue};
 use crate::report::Counts;
 use crate::run::{
-    entry, fetch_by_ids, read_window, reserve_message, RunMode, SyncContext, Window, CRM_SIDE,
-    PRM_SIDE,
+    entry, fetch_by_ids, read_window, reserve_message, RunMode, SyncContext, CRM_SIDE, PRM_SIDE,
 };
-use crate::store::{LinkState, RunRecord};
+use crate::store::{LinkState, PlanCheckpoint, RunRecord, SideProgress};
 
 /// Records per chunk: one `IN` query of 200 Ids per side, one Collection call of 200.
 pub const CHUNK_SIZE: usize = 200;
@@ -42,27 +45,83 @@ pub struct Chunk {
     pub attempt: u32,
 }
 
-/// What a planner found.
+/// How much one planner invocation may do before it hands over to a continuation.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Budget {
+    /// No new page is read after this instant (the Lambda deadline minus a margin).
+    pub deadline: Option<Instant>,
+    /// No more than this many pages per invocation (at least one is always read).
+    pub max_pages: Option<u32>,
+}
+
+impl Budget {
+    /// No limit: the run finishes in this invocation.
+    pub const UNLIMITED: Budget = Budget {
+        deadline: None,
+        max_pages: None,
+    };
+
+    fn spent(&self, pages: u32) -> bool {
+        pages > 0
+            && (self.max_pages.is_some_and(|m| pages >= m)
+                || self.deadline.is_some_and(|d| Instant::now() >= d))
+    }
+}
+
+/// How a planner invocation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlanStatus {
+    /// Everything that changed is queued and the cursors moved.
+    Queued,
+    /// The budget ran out: the checkpoint is stored and a new invocation carries on.
+    Continues,
+    /// A dry run: counted, nothing queued, nothing moved.
+    Planned,
+    /// Nothing done (paused, lease held, API reserve): see `message`.
+    Skipped,
+}
+
+/// What a planner invocation did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Plan {
+pub struct PlanReport {
+    /// The run's id: a continuation keeps the id of the run it carries on.
     pub run_id: String,
     pub integration: Integration,
     pub mode: String,
-    pub chunks: Vec<Chunk>,
-    /// Set when the run did not plan anything, and why (paused, lease held, API reserve).
-    pub skipped: Option<String>,
-    pub crm_cursor: Option<DateTime<Utc>>,
-    pub prm_cursor: Option<DateTime<Utc>>,
-    /// Organizations whose people were included (cleared on commit).
-    pub pending_orgs: Vec<String>,
+    pub status: PlanStatus,
+    pub message: Option<String>,
+    /// Chunks and record references queued (or, on a dry run, planned) by this invocation.
+    pub chunks: u64,
+    pub records: u64,
+    /// The same for the whole run so far, across its invocations.
+    pub run_chunks: u64,
+    pub run_records: u64,
+    /// Invocations the run has taken, this one included.
+    pub invocations: u32,
 }
 
-impl Plan {
-    pub fn records(&self) -> usize {
-        self.chunks
-            .iter()
-            .map(|c| c.crm_ids.len() + c.prm_ids.len())
-            .sum()
+/// What to plan.
+#[derive(Debug, Clone)]
+pub struct PlanRequest {
+    pub integration: Integration,
+    pub mode: RunMode,
+    /// The id of a new run (a run carried on from a checkpoint keeps its own).
+    pub run_id: String,
+    pub budget: Budget,
+    /// Set by a continuation: carry on this run, and do nothing if it has finished since.
+    pub continue_run: Option<String>,
+}
+
+impl PlanRequest {
+    pub fn new(integration: Integration, mode: RunMode, run_id: impl Into<String>) -> Self {
+        Self {
+            integration,
+            mode,
+            run_id: run_id.into(),
+            budget: Budget::UNLIMITED,
+            continue_run: None,
+        }
     }
 }
 
@@ -70,42 +129,48 @@ fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
-/// Plans a run: takes the lease (kept until [`commit_plan`]), reads what changed on both
-/// sides since the cursors (everything when `mode` is full or on the first run) and groups
-/// the references into chunks.
+/// Plans a run and queues its chunks: takes the lease, reads what changed on both sides
+/// since the cursors (everything when `mode` is full or on the first run) page by page,
+/// groups each page's references into chunks and sends them. Without a queue it is a dry
+/// run: it counts the chunks and changes nothing.
+///
+/// After each page it stores a checkpoint (where each side's read resumes, by
+/// `(timestamp, id)`). When the budget runs out it returns [`PlanStatus::Continues`] and
+/// the next invocation, a continuation or the next scheduled run, carries the same run on
+/// from there. The cursors move only when both sides are read to the end.
 pub async fn plan_run(
     ctx: &SyncContext,
-    integration: Integration,
-    mode: RunMode,
-    run_id: &str,
-) -> Result<Plan, String> {
+    queue: Option<&dyn Queue>,
+    request: &PlanRequest,
+) -> Result<PlanReport, String> {
     let store = &ctx.store;
-    let mut plan = Plan {
+    let integration = request.integration;
+    let run_id = request.run_id.as_str();
+    let mut report = PlanReport {
         run_id: run_id.to_string(),
         integration,
-        mode: mode.as_str().into(),
-        chunks: Vec::new(),
-        skipped: None,
-        crm_cursor: None,
-        prm_cursor: None,
-        pending_orgs: Vec::new(),
+        mode: request.mode.as_str().into(),
+        status: PlanStatus::Skipped,
+        message: None,
+        chunks: 0,
+        records: 0,
+        run_chunks: 0,
+        run_records: 0,
+        invocations: 1,
     };
     if store.is_paused(integration).await.map_err(err)? {
         let m = format!("{integration} is paused; `prmsync resume {integration}` starts it again");
-        crate::store::record_log(
-            store.as_ref(),
-            &[entry(
-                run_id,
-                integration,
-                LogCode::RunSkippedPaused,
-                m.clone(),
-                Value::Null,
-            )],
+        log_run(
+            ctx,
+            run_id,
+            integration,
+            LogCode::RunSkippedPaused,
+            &m,
+            Value::Null,
         )
-        .await
-        .map_err(err)?;
-        plan.skipped = Some(m);
-        return Ok(plan);
+        .await?;
+        report.message = Some(m);
+        return Ok(report);
     }
     if !store
         .acquire_lease(integration, &ctx.holder, Utc::now() + ctx.lease_ttl)
@@ -113,34 +178,35 @@ pub async fn plan_run(
         .map_err(err)?
     {
         let m = format!("another {integration} run holds the lease; this invocation did nothing");
-        crate::store::record_log(
-            store.as_ref(),
-            &[entry(
-                run_id,
-                integration,
-                LogCode::RunSkippedLeaseHeld,
-                m.clone(),
-                Value::Null,
-            )],
+        log_run(
+            ctx,
+            run_id,
+            integration,
+            LogCode::RunSkippedLeaseHeld,
+            &m,
+            Value::Null,
         )
-        .await
-        .map_err(err)?;
-        plan.skipped = Some(m);
-        return Ok(plan);
+        .await?;
+        report.message = Some(m);
+        return Ok(report);
     }
-    match read_plan(ctx, integration, mode, &mut plan).await {
-        Ok(()) => Ok(plan),
+    let result = plan_locked(ctx, queue, request, &mut report).await;
+    // Whatever happened, the lease goes: a continuation takes it again, and a stored
+    // checkpoint lets whichever run takes it next carry on.
+    let released = store.release_lease(integration, &ctx.holder).await;
+    match result {
+        Ok(()) => {
+            released.map_err(err)?;
+            Ok(report)
+        }
         Err(e) => {
-            let _ = store.release_lease(integration, &ctx.holder).await;
-            let _ = crate::store::record_log(
-                store.as_ref(),
-                &[entry(
-                    run_id,
-                    integration,
-                    LogCode::RunFailed,
-                    e.clone(),
-                    Value::Null,
-                )],
+            let _ = log_run(
+                ctx,
+                &report.run_id,
+                integration,
+                LogCode::RunFailed,
+                &e,
+                Value::Null,
             )
             .await;
             Err(e)
@@ -148,66 +214,208 @@ pub async fn plan_run(
     }
 }
 
-async fn read_plan(
+async fn log_run(
     ctx: &SyncContext,
+    run_id: &str,
     integration: Integration,
-    mode: RunMode,
-    plan: &mut Plan,
+    code: LogCode,
+    message: &str,
+    details: Value,
+) -> Result<(), String> {
+    crate::store::record_log(
+        ctx.store.as_ref(),
+        &[entry(
+            run_id,
+            integration,
+            code,
+            message.to_string(),
+            details,
+        )],
+    )
+    .await
+    .map_err(err)
+}
+
+/// The run's state: carried on from a checkpoint, or new from the cursors. A full run
+/// asked for while an incremental one is unfinished starts over as full (it covers more).
+/// A continuation whose run has finished meanwhile (the next scheduled run took it on)
+/// gets None and does nothing.
+async fn start_or_resume(
+    ctx: &SyncContext,
+    spec: &ObjectSpec,
+    dry_run: bool,
+    request: &PlanRequest,
+    report: &mut PlanReport,
+) -> Result<Option<PlanCheckpoint>, String> {
+    let integration = report.integration;
+    let mode = request.mode;
+    let stored = if dry_run {
+        None
+    } else {
+        ctx.store.checkpoint(integration).await.map_err(err)?
+    };
+    if let Some(wanted) = &request.continue_run {
+        if stored.as_ref().map(|c| &c.run_id) != Some(wanted) {
+            report.message = Some(format!(
+                "run {wanted} of {integration} has finished; nothing to continue"
+            ));
+            return Ok(None);
+        }
+    }
+    if let Some(mut cp) = stored {
+        if !(mode == RunMode::Full && cp.mode != RunMode::Full.as_str())
+            || request.continue_run.is_some()
+        {
+            cp.invocations += 1;
+            return Ok(Some(cp));
+        }
+    }
+    let w = read_window(ctx, integration, spec, mode).await?;
+    Ok(Some(PlanCheckpoint {
+        run_id: report.run_id.clone(),
+        mode: w.mode.as_str().into(),
+        started_at: Utc::now(),
+        crm: SideProgress {
+            from: ChangeFrom {
+                since: w.crm_since,
+                after: None,
+            },
+            newest: w.crm_cursor,
+            done: false,
+        },
+        prm: SideProgress {
+            from: ChangeFrom {
+                since: w.prm_since,
+                after: None,
+            },
+            newest: w.prm_cursor,
+            done: false,
+        },
+        records: 0,
+        chunks: 0,
+        invocations: 1,
+    }))
+}
+
+/// One side of the read moves past a page: the next query starts strictly after its last
+/// record, and its newest change becomes the side's cursor-to-be.
+fn advance(
+    side: &mut SideProgress,
+    last: Option<(DateTime<Utc>, String)>,
+    newest: Option<DateTime<Utc>>,
+) {
+    if let Some((at, id)) = last {
+        side.from = ChangeFrom {
+            since: Some(at),
+            after: Some((at, id)),
+        };
+    }
+    side.newest = side.newest.max(newest);
+}
+
+async fn plan_locked(
+    ctx: &SyncContext,
+    queue: Option<&dyn Queue>,
+    request: &PlanRequest,
+    report: &mut PlanReport,
 ) -> Result<(), String> {
     let store = &ctx.store;
+    let integration = report.integration;
+    let budget = request.budget;
     let kind = integration.object();
     let spec = ObjectSpec::new(kind, &ctx.mapping);
-    let Window {
-        mode,
-        crm_cursor,
-        prm_cursor,
-        crm_since,
-        prm_since,
-    } = read_window(ctx, integration, &spec, mode).await?;
-    plan.mode = mode.as_str().into();
+    let dry_run = queue.is_none();
+    let Some(mut cp) = start_or_resume(ctx, &spec, dry_run, request, report).await? else {
+        return Ok(());
+    };
+    report.run_id = cp.run_id.clone();
+    report.mode = cp.mode.clone();
+    report.invocations = cp.invocations;
     if let Some(m) = reserve_message(ctx) {
-        crate::store::record_log(
-            store.as_ref(),
-            &[entry(
-                &plan.run_id,
-                integration,
-                LogCode::ApiReserveReached,
-                m.clone(),
-                Value::Null,
-            )],
+        log_run(
+            ctx,
+            &cp.run_id,
+            integration,
+            LogCode::ApiReserveReached,
+            &m,
+            Value::Null,
         )
-        .await
-        .map_err(err)?;
-        store
-            .release_lease(integration, &ctx.holder)
-            .await
-            .map_err(err)?;
-        plan.skipped = Some(m);
+        .await?;
+        report.message = Some(m);
         return Ok(());
     }
-    let crm = ctx
-        .crm
-        .changed(
-            spec.crm_object(),
-            &["Id".into(), "SystemModstamp".into()],
-            crm_since,
-            &spec.scope(),
-        )
-        .await
-        .map_err(|e| format!("reading changed {} records: {e}", spec.crm_object()))?;
-    let prm = ctx
-        .prm
-        .changed(spec.prm_collection(), prm_since)
-        .await
-        .map_err(|e| format!("reading changed PRM {}: {e}", spec.prm_collection()))?;
-    plan.crm_cursor = crm.iter().filter_map(|r| r.modstamp).max().or(crm_cursor);
-    plan.prm_cursor = prm.iter().map(|r| r.updated_at).max().or(prm_cursor);
-    let mut crm_ids: Vec<String> = crm.into_iter().map(|r| r.id).collect();
-    let mut prm_ids: Vec<String> = prm.into_iter().map(|r| r.id).collect();
+    let mut sender = Sender {
+        ctx,
+        queue,
+        kind,
+        run_id: cp.run_id.clone(),
+        integration,
+        planned_crm: HashSet::new(),
+        planned_prm: HashSet::new(),
+    };
+    let crm_fields = ["Id".to_string(), "SystemModstamp".to_string()];
+    let scope = spec.scope();
+    let mut pages = 0u32;
+    let mut next: Option<String> = None;
+    while !cp.crm.done {
+        if budget.spent(pages) {
+            return hand_over(ctx, &cp, report).await;
+        }
+        let page = ctx
+            .crm
+            .changed_page(
+                spec.crm_object(),
+                &crm_fields,
+                &cp.crm.from,
+                next.as_deref(),
+                &scope,
+            )
+            .await
+            .map_err(|e| format!("reading changed {} records: {e}", spec.crm_object()))?;
+        pages += 1;
+        let last = page
+            .records
+            .last()
+            .and_then(|r| r.modstamp.map(|m| (m, r.id.clone())));
+        let newest = page.records.iter().filter_map(|r| r.modstamp).max();
+        let ids: Vec<String> = page.records.into_iter().map(|r| r.id).collect();
+        let sent = sender.crm_page(ids).await?;
+        count(&mut cp, report, sent);
+        advance(&mut cp.crm, last, newest);
+        next = page.next;
+        cp.crm.done = next.is_none();
+        save(ctx, integration, &cp, dry_run).await?;
+    }
+    next = None;
+    while !cp.prm.done {
+        if budget.spent(pages) {
+            return hand_over(ctx, &cp, report).await;
+        }
+        let page = ctx
+            .prm
+            .changed_page(spec.prm_collection(), &cp.prm.from, next.as_deref())
+            .await
+            .map_err(|e| format!("reading changed PRM {}: {e}", spec.prm_collection()))?;
+        pages += 1;
+        let last = page.records.last().map(|r| (r.updated_at, r.id.clone()));
+        let newest = page.records.iter().map(|r| r.updated_at).max();
+        let ids: Vec<String> = page.records.into_iter().map(|r| r.id).collect();
+        let sent = sender.prm_page(ids).await?;
+        count(&mut cp, report, sent);
+        advance(&mut cp.prm, last, newest);
+        next = page.next;
+        cp.prm.done = next.is_none();
+        save(ctx, integration, &cp, dry_run).await?;
+    }
+    // Links whose last sync failed for a passing reason, and the people of organizations
+    // linked since the last people run.
+    let mut crm_ids = Vec::new();
+    let mut prm_ids = Vec::new();
     for l in store.links_to_retry(kind).await.map_err(err)? {
         crm_ids.push(l.crm_id);
         prm_ids.push(l.prm_id);
     }
+    let mut pending_orgs = Vec::new();
     if kind == ObjectKind::Person {
         let pending = store
             .children_pending(ObjectKind::Organization)
@@ -225,124 +433,216 @@ async fn read_plan(
                 let people = ctx.prm.people_of_organization(org).await.map_err(err)?;
                 prm_ids.extend(people.into_iter().map(|p| p.id));
             }
-            plan.pending_orgs = pending.into_iter().map(|(p, _)| p).collect();
+            pending_orgs = pending.into_iter().map(|(p, _)| p).collect();
         }
     }
-    plan.chunks = chunk(ctx, kind, &plan.run_id, integration, crm_ids, prm_ids).await?;
+    let sent = sender.crm_page(crm_ids).await?;
+    count(&mut cp, report, sent);
+    let sent = sender.prm_page(prm_ids).await?;
+    count(&mut cp, report, sent);
+    if dry_run {
+        report.status = PlanStatus::Planned;
+        return Ok(());
+    }
+    finish(ctx, integration, &cp, &pending_orgs).await?;
+    report.status = PlanStatus::Queued;
     Ok(())
 }
 
-/// Groups references so that both records of a link land in the same chunk.
-async fn chunk(
-    ctx: &SyncContext,
-    kind: ObjectKind,
-    run_id: &str,
-    integration: Integration,
-    crm_ids: Vec<String>,
-    prm_ids: Vec<String>,
-) -> Result<Vec<Chunk>, String> {
-    let mut seen_crm = BTreeSet::new();
-    let crm_ids: Vec<String> = crm_ids
-        .into_iter()
-        .filter(|i| seen_crm.insert(i.clone()))
-        .collect();
-    let mut seen_prm = BTreeSet::new();
-    let prm_ids: Vec<String> = prm_ids
-        .into_iter()
-        .filter(|i| seen_prm.insert(i.clone()))
-        .collect();
-    let links = ctx
-        .store
-        .find_links(kind, &crm_ids, &prm_ids)
-        .await
-        .map_err(err)?;
-    let prm_of: HashMap<&str, &str> = links
-        .iter()
-        .map(|l| (l.crm_id.as_str(), l.prm_id.as_str()))
-        .collect();
-    let mut units: Vec<(Option<String>, Option<String>)> = Vec::new();
-    let mut used_prm = BTreeSet::new();
-    for c in crm_ids {
-        let p = prm_of
-            .get(c.as_str())
-            .filter(|p| seen_prm.contains(**p))
-            .map(|p| p.to_string());
-        if let Some(p) = &p {
-            used_prm.insert(p.clone());
-        }
-        units.push((Some(c), p));
-    }
-    for p in prm_ids {
-        if !used_prm.contains(&p) {
-            units.push((None, Some(p)));
-        }
-    }
-    Ok(units
-        .chunks(CHUNK_SIZE)
-        .map(|part| Chunk {
-            run_id: run_id.to_string(),
-            integration,
-            crm_ids: part.iter().filter_map(|(c, _)| c.clone()).collect(),
-            prm_ids: part.iter().filter_map(|(_, p)| p.clone()).collect(),
-            attempt: 0,
-        })
-        .collect())
+/// Adds what a page queued to the run's and the invocation's totals.
+fn count(cp: &mut PlanCheckpoint, report: &mut PlanReport, (chunks, records): (u64, u64)) {
+    cp.chunks += chunks;
+    cp.records += records;
+    report.chunks += chunks;
+    report.records += records;
+    report.run_chunks = cp.chunks;
+    report.run_records = cp.records;
 }
 
-/// Once the chunks are queued: moves the cursors, clears the organizations whose people
-/// were planned, records the run and releases the lease.
-pub async fn commit_plan(ctx: &SyncContext, plan: &Plan) -> Result<(), String> {
+async fn save(
+    ctx: &SyncContext,
+    integration: Integration,
+    cp: &PlanCheckpoint,
+    dry_run: bool,
+) -> Result<(), String> {
+    if dry_run {
+        return Ok(());
+    }
+    ctx.store
+        .set_checkpoint(integration, Some(cp))
+        .await
+        .map_err(err)
+}
+/// The budget ran out: the checkpoint is stored (after the last page); log it and say so.
+async fn hand_over(
+    ctx: &SyncContext,
+    cp: &PlanCheckpoint,
+    report: &mut PlanReport,
+) -> Result<(), String> {
+    let integration = report.integration;
+    if report.message.is_none() {
+        let m = format!(
+            "{} run of {integration}: {} records in {} chunks queued so far (invocation {}); \
+             it continues in a new invocation",
+            cp.mode, cp.records, cp.chunks, cp.invocations
+        );
+        log_run(
+            ctx,
+            &cp.run_id,
+            integration,
+            LogCode::RunContinued,
+            &m,
+            json!({"records": cp.records, "chunks": cp.chunks, "invocation": cp.invocations}),
+        )
+        .await?;
+        report.message = Some(m);
+    }
+    report.status = PlanStatus::Continues;
+    Ok(())
+}
+
+/// Both sides are read to the end and everything is queued: the cursors move, the
+/// organizations whose people were planned are cleared, the checkpoint goes and the run
+/// is recorded.
+async fn finish(
+    ctx: &SyncContext,
+    integration: Integration,
+    cp: &PlanCheckpoint,
+    pending_orgs: &[String],
+) -> Result<(), String> {
     let store = &ctx.store;
-    let integration = plan.integration;
     let now = Utc::now();
     store
-        .set_cursor(integration, CRM_SIDE, plan.crm_cursor.unwrap_or(now))
+        .set_cursor(integration, CRM_SIDE, cp.crm.newest.unwrap_or(now))
         .await
         .map_err(err)?;
     store
-        .set_cursor(integration, PRM_SIDE, plan.prm_cursor.unwrap_or(now))
+        .set_cursor(integration, PRM_SIDE, cp.prm.newest.unwrap_or(now))
         .await
         .map_err(err)?;
-    if !plan.pending_orgs.is_empty() {
+    if !pending_orgs.is_empty() {
         store
-            .clear_children_pending(ObjectKind::Organization, &plan.pending_orgs)
+            .clear_children_pending(ObjectKind::Organization, pending_orgs)
             .await
             .map_err(err)?;
     }
+    store.set_checkpoint(integration, None).await.map_err(err)?;
     store
         .save_run(&RunRecord {
-            run_id: plan.run_id.clone(),
+            run_id: cp.run_id.clone(),
             integration,
-            mode: plan.mode.clone(),
+            mode: cp.mode.clone(),
             dry_run: false,
-            started_at: now,
+            started_at: cp.started_at,
             finished_at: Some(Utc::now()),
             status: "queued".into(),
             counts: Counts::default(),
         })
         .await
         .map_err(err)?;
-    crate::store::record_log(
-        store.as_ref(),
-        &[entry(
-            &plan.run_id,
-            integration,
-            LogCode::RunStarted,
-            format!(
-                "{} run of {integration} queued {} records in {} chunks",
-                plan.mode,
-                plan.records(),
-                plan.chunks.len()
-            ),
-            json!({"chunks": plan.chunks.len(), "records": plan.records()}),
-        )],
+    let invocations = if cp.invocations > 1 {
+        format!(" over {} invocations", cp.invocations)
+    } else {
+        String::new()
+    };
+    log_run(
+        ctx,
+        &cp.run_id,
+        integration,
+        LogCode::RunStarted,
+        &format!(
+            "{} run of {integration} queued {} records in {} chunks{invocations}",
+            cp.mode, cp.records, cp.chunks
+        ),
+        json!({"chunks": cp.chunks, "records": cp.records, "invocations": cp.invocations}),
     )
     .await
-    .map_err(err)?;
-    store
-        .release_lease(integration, &ctx.holder)
-        .await
-        .map_err(err)
+}
+
+/// Turns pages of references into chunks and queues them (or only counts them on a dry
+/// run). Both records of a link go in one chunk: a Salesforce page brings the linked PRM
+/// ids along, and PRM ids already queued that way in this invocation are not sent again.
+struct Sender<'a> {
+    ctx: &'a SyncContext,
+    queue: Option<&'a dyn Queue>,
+    kind: ObjectKind,
+    run_id: String,
+    integration: Integration,
+    planned_crm: HashSet<String>,
+    planned_prm: HashSet<String>,
+}
+
+impl Sender<'_> {
+    async fn crm_page(&mut self, ids: Vec<String>) -> Result<(u64, u64), String> {
+        let ids: Vec<String> = ids
+            .into_iter()
+            .filter(|i| self.planned_crm.insert(i.clone()))
+            .collect();
+        if ids.is_empty() {
+            return Ok((0, 0));
+        }
+        let links = self
+            .ctx
+            .store
+            .find_links(self.kind, &ids, &[])
+            .await
+            .map_err(err)?;
+        let prm_of: HashMap<&str, &str> = links
+            .iter()
+            .map(|l| (l.crm_id.as_str(), l.prm_id.as_str()))
+            .collect();
+        let units: Vec<(Option<String>, Option<String>)> = ids
+            .iter()
+            .map(|c| {
+                let p = prm_of
+                    .get(c.as_str())
+                    .filter(|p| self.planned_prm.insert(p.to_string()))
+                    .map(|p| p.to_string());
+                (Some(c.clone()), p)
+            })
+            .collect();
+        self.send(units).await
+    }
+
+    async fn prm_page(&mut self, ids: Vec<String>) -> Result<(u64, u64), String> {
+        let units: Vec<(Option<String>, Option<String>)> = ids
+            .into_iter()
+            .filter(|i| self.planned_prm.insert(i.clone()))
+            .map(|p| (None, Some(p)))
+            .collect();
+        self.send(units).await
+    }
+
+    async fn send(
+        &self,
+        units: Vec<(Option<String>, Option<String>)>,
+    ) -> Result<(u64, u64), String> {
+        let chunks: Vec<Chunk> = units
+            .chunks(CHUNK_SIZE)
+            .map(|part| Chunk {
+                run_id: self.run_id.clone(),
+                integration: self.integration,
+                crm_ids: part.iter().filter_map(|(c, _)| c.clone()).collect(),
+                prm_ids: part.iter().filter_map(|(_, p)| p.clone()).collect(),
+                attempt: 0,
+            })
+            .collect();
+        let records: usize = chunks
+            .iter()
+            .map(|c| c.crm_ids.len() + c.prm_ids.len())
+            .sum();
+        if let (Some(queue), false) = (self.queue, chunks.is_empty()) {
+            queue.send(&chunks).await.map_err(|e| {
+                format!(
+                    "queuing {} chunks of {}: {e}; the run carries on from its last checkpoint \
+                     on the next invocation",
+                    chunks.len(),
+                    self.integration
+                )
+            })?;
+        }
+        Ok((chunks.len() as u64, records as u64))
+    }
 }
 
 /// What a worker did with a chunk.

@@ -82,6 +82,41 @@ pub enum Scope {
     NotNull(String),
 }
 
+/// Where a paged read of changes starts: records changed at or after `since`, and strictly
+/// after the `(timestamp, id)` key `after` in the read's order. Both survive a process:
+/// a planner that runs out of time stores them and the next invocation carries on.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChangeFrom {
+    pub since: Option<DateTime<Utc>>,
+    pub after: Option<(DateTime<Utc>, String)>,
+}
+
+/// One page of a change read and the token of the next page within the same read
+/// (Salesforce `nextRecordsUrl`, PRM `next_cursor`); `None` at the end.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangePage<R> {
+    pub records: Vec<R>,
+    pub next: Option<String>,
+}
+
+/// Keeps the records strictly after `after` in `(timestamp, id)` order.
+fn after_key<R>(
+    records: Vec<R>,
+    after: &Option<(DateTime<Utc>, String)>,
+    key: impl Fn(&R) -> (Option<DateTime<Utc>>, &str),
+) -> Vec<R> {
+    match after {
+        None => records,
+        Some((at, id)) => records
+            .into_iter()
+            .filter(|r| {
+                let (t, i) = key(r);
+                (t, i) > (Some(*at), id.as_str())
+            })
+            .collect(),
+    }
+}
+
 /// A field as Salesforce describes it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FieldInfo {
@@ -137,6 +172,25 @@ pub trait Crm: Send + Sync {
         since: Option<DateTime<Utc>>,
         scope: &Scope,
     ) -> Result<Vec<CrmRecord>, PortError>;
+
+    /// One page of [`changed`](Self::changed): the first page of a read from `from` when
+    /// `page` is None, else the page that token names. Adapters that cannot page return
+    /// everything at once.
+    async fn changed_page(
+        &self,
+        object: &str,
+        fields: &[String],
+        from: &ChangeFrom,
+        page: Option<&str>,
+        scope: &Scope,
+    ) -> Result<ChangePage<CrmRecord>, PortError> {
+        let _ = page;
+        let all = self.changed(object, fields, from.since, scope).await?;
+        Ok(ChangePage {
+            records: after_key(all, &from.after, |r| (r.modstamp, r.id.as_str())),
+            next: None,
+        })
+    }
 
     /// Records whose `field` is one of `values` (Ids, emails...), live rows only.
     async fn find(
@@ -196,6 +250,22 @@ pub trait Prm: Send + Sync {
         collection: &str,
         since: Option<DateTime<Utc>>,
     ) -> Result<Vec<PrmRecord>, PortError>;
+
+    /// One page of [`changed`](Self::changed): the first page from `from` when `page` is
+    /// None, else the page that cursor names. Adapters that cannot page return everything.
+    async fn changed_page(
+        &self,
+        collection: &str,
+        from: &ChangeFrom,
+        page: Option<&str>,
+    ) -> Result<ChangePage<PrmRecord>, PortError> {
+        let _ = page;
+        let all = self.changed(collection, from.since).await?;
+        Ok(ChangePage {
+            records: after_key(all, &from.after, |r| (Some(r.updated_at), r.id.as_str())),
+            next: None,
+        })
+    }
 
     /// Records by id (tombstones included); unknown ids are left out.
     async fn fetch(&self, collection: &str, ids: &[String]) -> Result<Vec<PrmRecord>, PortError>;

@@ -138,6 +138,34 @@ pub trait Links: Send + Sync {
     ) -> Result<(), StoreError>;
 }
 
+/// Where a planner run that ran out of time stands, so that the next invocation (its own
+/// continuation, or the next scheduled one) carries on from there instead of starting over.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanCheckpoint {
+    pub run_id: String,
+    pub mode: String,
+    pub started_at: DateTime<Utc>,
+    /// Salesforce side: where its read resumes, the newest SystemModstamp queued so far,
+    /// and whether its read is finished.
+    pub crm: SideProgress,
+    /// PRM side: the same, by `(updated_at, id)`.
+    pub prm: SideProgress,
+    /// References and chunks queued so far.
+    pub records: u64,
+    pub chunks: u64,
+    /// Invocations the run has taken so far.
+    pub invocations: u32,
+}
+
+/// One side of a [`PlanCheckpoint`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SideProgress {
+    pub from: crate::ports::ChangeFrom,
+    /// The newest change queued so far: the side's cursor once the run finishes.
+    pub newest: Option<DateTime<Utc>>,
+    pub done: bool,
+}
+
 /// Where change detection resumes, per integration and side.
 #[async_trait]
 pub trait Cursors: Send + Sync {
@@ -151,6 +179,17 @@ pub trait Cursors: Send + Sync {
         integration: Integration,
         side: &str,
         at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// The unfinished planner run of an integration, if any.
+    async fn checkpoint(
+        &self,
+        integration: Integration,
+    ) -> Result<Option<PlanCheckpoint>, StoreError>;
+    /// Stores (Some) or clears (None) the integration's planner checkpoint.
+    async fn set_checkpoint(
+        &self,
+        integration: Integration,
+        checkpoint: Option<&PlanCheckpoint>,
     ) -> Result<(), StoreError>;
 }
 

@@ -25,6 +25,7 @@ pub async fn all(store: &dyn Store) {
     links(store).await;
     children_pending(store).await;
     cursors(store).await;
+    checkpoints(store).await;
     leases(store).await;
     pauses(store).await;
     runs(store).await;
@@ -449,6 +450,59 @@ pub async fn cursors(store: &dyn Store) {
         "set_cursor overwrites"
     );
     assert_eq!(store.cursor(i, "prm").await.expect("cursor"), Some(at));
+}
+
+/// Planner checkpoints: absent at first, round trip whole, per integration, cleared.
+pub async fn checkpoints(store: &dyn Store) {
+    use crate::ports::ChangeFrom;
+    use crate::store::{PlanCheckpoint, SideProgress};
+    let i = Integration::People;
+    assert_eq!(store.checkpoint(i).await.expect("checkpoint"), None);
+    let at = micros(Utc::now() - Duration::minutes(3));
+    let cp = PlanCheckpoint {
+        run_id: "run-7".into(),
+        mode: "full".into(),
+        started_at: at,
+        crm: SideProgress {
+            from: ChangeFrom {
+                since: None,
+                after: Some((at, "003000000000042AAA".into())),
+            },
+            newest: Some(at),
+            done: false,
+        },
+        prm: SideProgress::default(),
+        records: 2000,
+        chunks: 10,
+        invocations: 1,
+    };
+    store.set_checkpoint(i, Some(&cp)).await.expect("set");
+    assert_eq!(
+        store.checkpoint(i).await.expect("checkpoint"),
+        Some(cp.clone()),
+        "a checkpoint round-trips whole"
+    );
+    assert_eq!(
+        store
+            .checkpoint(Integration::Organizations)
+            .await
+            .expect("checkpoint"),
+        None,
+        "checkpoints are per integration"
+    );
+    let next = PlanCheckpoint {
+        records: 4000,
+        invocations: 2,
+        ..cp
+    };
+    store.set_checkpoint(i, Some(&next)).await.expect("update");
+    assert_eq!(store.checkpoint(i).await.expect("checkpoint"), Some(next));
+    store.set_checkpoint(i, None).await.expect("clear");
+    assert_eq!(store.checkpoint(i).await.expect("checkpoint"), None);
+    store
+        .set_checkpoint(i, None)
+        .await
+        .expect("clearing twice is fine");
 }
 
 /// Leases: exclusion, same-holder renewal, release only by the holder, expiry.

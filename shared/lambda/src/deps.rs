@@ -12,6 +12,8 @@ use prmsync_mapping::MappingConfig;
 use prmsync_prm::{PrmClient, PrmConfig};
 use prmsync_salesforce::{Auth, SalesforceClient, SalesforceConfig};
 
+use crate::relaunch::{LambdaRelaunch, Relaunch};
+
 /// Everything a handler needs.
 #[derive(Clone)]
 pub struct Deps {
@@ -19,6 +21,9 @@ pub struct Deps {
     pub queue: Arc<dyn Queue>,
     /// Shared secret of the PRM's webhook signatures.
     pub webhook_secret: Option<String>,
+    /// How a planner that runs out of time continues (its own function, invoked again);
+    /// None outside Lambda, where a run finishes in one invocation.
+    pub relaunch: Option<Arc<dyn Relaunch>>,
 }
 
 fn env(name: &str) -> Result<String> {
@@ -70,6 +75,7 @@ pub fn clients(
     };
     let mut cfg = SalesforceConfig::new(secret.salesforce_login_url.clone(), auth);
     cfg.api_version = mapping.salesforce.api_version.clone();
+    cfg.bulk_query_threshold = mapping.salesforce.bulk_query_threshold;
     let crm = SalesforceClient::new(cfg)?;
     let prm = PrmClient::new(PrmConfig::new(
         secret.prm_api_url.clone(),
@@ -97,6 +103,13 @@ impl Deps {
             env("PRMSYNC_LOG_TABLE")?,
         );
         let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&aws), env("PRMSYNC_QUEUE_URL")?);
+        let relaunch = std::env::var("AWS_LAMBDA_FUNCTION_NAME")
+            .ok()
+            .filter(|f| !f.is_empty())
+            .map(|f| {
+                Arc::new(LambdaRelaunch::new(aws_sdk_lambda::Client::new(&aws), f))
+                    as Arc<dyn Relaunch>
+            });
         let holder = std::env::var("AWS_LAMBDA_LOG_STREAM_NAME")
             .unwrap_or_else(|_| format!("local-{}", std::process::id()));
         Ok(Self {
@@ -110,6 +123,7 @@ impl Deps {
             },
             queue: Arc::new(queue),
             webhook_secret: secret.prm_webhook_secret.clone(),
+            relaunch,
         })
     }
 }

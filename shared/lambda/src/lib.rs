@@ -6,5 +6,6 @@ pub mod deps;
 pub mod handlers;
 pub mod logging;
 pub mod payload;
+pub mod relaunch;
 
 pub use deps::Deps;

@@ -11,6 +11,8 @@ pub struct RunRequest {
     pub integrations: Vec<Integration>,
     pub mode: RunMode,
     pub dry_run: bool,
+    /// Set on a continuation: the run it carries on (from that run's checkpoint).
+    pub continue_run: Option<String>,
 }
 
 /// A payload that cannot be read.
@@ -24,6 +26,7 @@ struct Manual {
     integration: Option<String>,
     mode: Option<String>,
     dry_run: Option<bool>,
+    continue_run: Option<String>,
 }
 
 /// Reads a payload: empty, an EventBridge scheduled event (all, incremental), or a manual
@@ -33,6 +36,7 @@ pub fn parse(payload: &Value, allowed: &[Integration]) -> Result<RunRequest, Pay
         integrations: allowed.to_vec(),
         mode: RunMode::Incremental,
         dry_run: false,
+        continue_run: None,
     };
     match payload {
         Value::Null => return Ok(all),
@@ -70,6 +74,7 @@ pub fn parse(payload: &Value, allowed: &[Integration]) -> Result<RunRequest, Pay
         integrations,
         mode,
         dry_run: manual.dry_run.unwrap_or(false),
+        continue_run: manual.continue_run.filter(|r| !r.is_empty()),
     })
 }
 

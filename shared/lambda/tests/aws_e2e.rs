@@ -287,6 +287,7 @@ async fn full_sync_and_workers_on_aws_reach_the_one_machine_state() {
         ctx: ctx(&remote, aws.store.clone()),
         queue: Arc::new(SqsQueue::new(aws.sqs.clone(), aws.queue_url.clone())),
         webhook_secret: None,
+        relaunch: None,
     };
 
     // WHEN the scheduled full-sync runs and the workers drain the queue
@@ -344,6 +345,7 @@ async fn a_message_that_keeps_failing_rests_in_the_dead_letter_queue_and_is_logg
         ctx: ctx(&remote, aws.store.clone()),
         queue: Arc::new(SqsQueue::new(aws.sqs.clone(), aws.queue_url.clone())),
         webhook_secret: None,
+        relaunch: None,
     };
     aws.sqs
         .send_message()

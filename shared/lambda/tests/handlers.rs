@@ -9,10 +9,12 @@ use async_trait::async_trait;
 use aws_lambda_events::event::lambda_function_urls::LambdaFunctionUrlRequest;
 use aws_lambda_events::event::sqs::SqsEvent;
 use hmac::{Hmac, Mac};
-use prmsync_engine::distributed::Chunk;
+use prmsync_engine::distributed::{plan_run, Budget, Chunk, PlanRequest, PlanStatus};
 use prmsync_engine::ports::{PortError, Queue};
+use prmsync_engine::RunMode;
 use prmsync_engine::SyncContext;
 use prmsync_lambda::handlers::{deal_import, full_sync, prm_webhook, sync_worker};
+use prmsync_lambda::relaunch::Relaunch;
 use prmsync_lambda::Deps;
 use prmsync_mapping::{Integration, MappingConfig};
 use prmsync_prm::{PrmClient, PrmConfig};
@@ -69,6 +71,7 @@ async fn world() -> World {
         },
         queue: queue.clone(),
         webhook_secret: Some(WEBHOOK_SECRET.into()),
+        relaunch: None,
     };
     let acc = sf.insert("Account", json!({"Name": "Queued Co", "PRM_Sync__c": true, "PRM_Organization_Status__c": "Active Partner"}).as_object().unwrap().clone());
     sf.insert("Contact", json!({"AccountId": acc, "FirstName": "Wanda", "LastName": "Worker", "Email": "w@queued.example"}).as_object().unwrap().clone());
@@ -81,6 +84,18 @@ async fn world() -> World {
         prm,
         deps,
         queue,
+    }
+}
+
+/// Keeps the payloads a planner relaunches its function with.
+#[derive(Default)]
+struct Relaunches(Mutex<Vec<Value>>);
+
+#[async_trait]
+impl Relaunch for Relaunches {
+    async fn relaunch(&self, payload: &Value) -> Result<(), String> {
+        self.0.lock().unwrap().push(payload.clone());
+        Ok(())
     }
 }
 
@@ -146,18 +161,18 @@ async fn a_scheduled_event_queues_chunks_that_workers_drain() {
 #[tokio::test]
 async fn a_malformed_message_fails_alone_and_a_duplicate_changes_nothing() {
     let w = world().await;
-    let plan = prmsync_engine::distributed::plan_run(
+    let report = plan_run(
         &w.deps.ctx,
-        Integration::Organizations,
-        prmsync_engine::RunMode::Full,
-        "r1",
+        Some(w.queue.as_ref()),
+        &PlanRequest::new(Integration::Organizations, RunMode::Full, "r1"),
     )
     .await
     .unwrap();
-    prmsync_engine::distributed::commit_plan(&w.deps.ctx, &plan)
-        .await
-        .unwrap();
-    let chunk = serde_json::to_string(&plan.chunks[0]).unwrap();
+    assert_eq!(report.status, PlanStatus::Queued);
+    // The Account's chunk (the PRM organization's is the second one).
+    let first = w.queue.0.lock().unwrap()[0].clone();
+    assert_eq!(first.crm_ids.len(), 1);
+    let chunk = serde_json::to_string(&first).unwrap();
     let raw = include_str!("fixtures/sqs-batch.json")
         .replace("\"CHUNK\"", &serde_json::to_string(&chunk).unwrap());
     let event: SqsEvent = serde_json::from_str(&raw).unwrap();
@@ -175,9 +190,9 @@ async fn a_malformed_message_fails_alone_and_a_duplicate_changes_nothing() {
     assert_eq!(
         w.prm.list(Collection::Organizations).len(),
         2,
-        "the duplicate created nothing more"
+        "the Account's organization, once: the duplicate created nothing more"
     );
-    assert_eq!(w.sf.records("Account").len(), 2);
+    assert_eq!(w.sf.records("Account").len(), 1);
 }
 
 #[tokio::test]
@@ -277,5 +292,91 @@ async fn webhooks_are_queued_only_when_signed() {
             .await
             .status_code,
         400
+    );
+}
+
+#[tokio::test]
+async fn a_run_out_of_time_invokes_itself_again_until_everything_is_queued() {
+    let mut w = world().await;
+    for i in 0..5 {
+        w.prm.insert(
+            Collection::Organizations,
+            json!({"kind": "partner", "status": "active", "name": format!("More {i}")}),
+        );
+    }
+    let relaunches = Arc::new(Relaunches::default());
+    w.deps.relaunch = Some(relaunches.clone());
+    // One page per invocation: Accounts, then organizations.
+    let budget = Budget {
+        deadline: None,
+        max_pages: Some(1),
+    };
+    let out = full_sync::handle_within(&w.deps, json!({"integration": "organizations"}), budget)
+        .await
+        .unwrap();
+    let org = &out["integrations"]["organizations"];
+    assert_eq!(org["status"], "continues", "{out}");
+    assert_eq!(org["records"], 1, "the Account page");
+    let run_id = org["run_id"].as_str().unwrap().to_string();
+    let payloads = std::mem::take(&mut *relaunches.0.lock().unwrap());
+    assert_eq!(
+        payloads,
+        vec![json!({"integration": "organizations", "continue_run": run_id})]
+    );
+    // The continuation, as Lambda would deliver it.
+    let out = full_sync::handle_within(&w.deps, payloads[0].clone(), budget)
+        .await
+        .unwrap();
+    let org = &out["integrations"]["organizations"];
+    assert_eq!(org["status"], "queued", "{out}");
+    assert_eq!(
+        (org["run_id"].as_str(), org["invocations"].as_u64()),
+        (Some(run_id.as_str()), Some(2))
+    );
+    assert_eq!(org["run_records"], 7, "1 Account and 6 organizations");
+    assert!(
+        relaunches.0.lock().unwrap().is_empty(),
+        "done: no more invocations"
+    );
+    let queued: usize = w
+        .queue
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|c| c.crm_ids.len() + c.prm_ids.len())
+        .sum();
+    assert_eq!(queued, 7);
+    // Replayed (Lambda retries an async invocation), the continuation does nothing.
+    let out = full_sync::handle_within(&w.deps, payloads[0].clone(), budget)
+        .await
+        .unwrap();
+    assert_eq!(out["integrations"]["organizations"]["status"], "skipped");
+    assert_eq!(w.queue.0.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn integrations_not_started_by_the_deadline_go_to_a_new_invocation() {
+    let mut w = world().await;
+    let relaunches = Arc::new(Relaunches::default());
+    w.deps.relaunch = Some(relaunches.clone());
+    let past = Budget {
+        deadline: Some(std::time::Instant::now()),
+        max_pages: None,
+    };
+    let out = full_sync::handle_within(&w.deps, json!({"mode": "full"}), past)
+        .await
+        .unwrap();
+    for name in ["organizations", "people", "deals"] {
+        assert_eq!(out["integrations"][name]["status"], "continues", "{out}");
+    }
+    assert!(w.queue.0.lock().unwrap().is_empty());
+    assert_eq!(
+        *relaunches.0.lock().unwrap(),
+        vec![
+            json!({"integration": "organizations", "mode": "full"}),
+            json!({"integration": "people", "mode": "full"}),
+            json!({"integration": "deals", "mode": "full"}),
+        ]
     );
 }

@@ -68,6 +68,7 @@ catalogue! {
     RunFinished => "run_finished", Info, "";
     RunFailed => "run_failed", Error, "Read the message: fix the connection or setup it names, then run `prmsync sync` again; the run resumes from its last checkpoint.";
     RunSkippedLeaseHeld => "run_skipped_lease_held", Warning, "Another run of this integration is in progress; wait for it to finish. A lease left by a crashed run expires on its own.";
+    RunContinued => "run_continued", Info, "";
     RunSkippedPaused => "run_skipped_paused", Info, "The integration is paused; `prmsync resume <integration>` starts it again.";
     RecordCreated => "record_created", Info, "";
     RecordUpdated => "record_updated", Info, "";

@@ -163,12 +163,16 @@ impl Default for SyncSettings {
 #[serde(deny_unknown_fields, default)]
 pub struct SalesforceSettings {
     pub api_version: String,
+    /// A change read of more records than this uses a Bulk API 2.0 query job when that
+    /// takes fewer API calls than REST query pages; 0 = never.
+    pub bulk_query_threshold: u64,
 }
 
 impl Default for SalesforceSettings {
     fn default() -> Self {
         Self {
             api_version: "62.0".into(),
+            bulk_query_threshold: 10_000,
         }
     }
 }

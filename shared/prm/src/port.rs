@@ -3,7 +3,8 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use prmsync_engine::ports::{
-    FailureClass, PortError, Prm, PrmFieldSpec, PrmGroup, PrmSettings, RecordFailure, System,
+    ChangeFrom, ChangePage, FailureClass, PortError, Prm, PrmFieldSpec, PrmGroup, PrmSettings,
+    RecordFailure, System,
 };
 use prmsync_mapping::{Fields, PrmRecord as EngineRecord};
 
@@ -130,6 +131,44 @@ impl Prm for PrmClient {
             ..Default::default()
         };
         list_records(self, collection(collection_name)?, &q).await
+    }
+
+    async fn changed_page(
+        &self,
+        collection_name: &str,
+        from: &ChangeFrom,
+        page: Option<&str>,
+    ) -> Result<ChangePage<EngineRecord>, PortError> {
+        let q = ListQuery {
+            updated_since: from.since,
+            limit: Some(PAGE),
+            ..Default::default()
+        };
+        let c = collection(collection_name)?;
+        let mut page = page.map(str::to_string);
+        loop {
+            let (records, next) = self
+                .list_page(c, &q, page.as_deref())
+                .await
+                .map_err(port_error)?;
+            let fresh: Vec<EngineRecord> = records
+                .into_iter()
+                .filter(|r| match &from.after {
+                    None => true,
+                    Some((at, id)) => (r.updated_at, r.id.as_str()) > (*at, id.as_str()),
+                })
+                .map(to_engine)
+                .collect();
+            // A page wholly before the resume key (ties on `updated_since`): read on.
+            if fresh.is_empty() && next.is_some() && from.after.is_some() && page != next {
+                page = next;
+                continue;
+            }
+            return Ok(ChangePage {
+                records: fresh,
+                next,
+            });
+        }
     }
 
     async fn fetch(

@@ -4,8 +4,8 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use prmsync_engine::ports::{
-    ApiUsage as PortUsage, Crm, FailureClass, FieldInfo, PortError, RecordFailure, Scope, System,
-    WriteOk, WriteOutcome,
+    ApiUsage as PortUsage, ChangeFrom, ChangePage, Crm, FailureClass, FieldInfo, PortError,
+    RecordFailure, Scope, System, WriteOk, WriteOutcome,
 };
 use prmsync_mapping::{CrmRecord, Fields};
 
@@ -77,9 +77,39 @@ pub fn change_query(
     since: Option<DateTime<Utc>>,
     scope: &Scope,
 ) -> String {
+    change_query_from(object, fields, &ChangeFrom { since, after: None }, scope)
+}
+
+/// [`change_query`] that also resumes strictly after a `(SystemModstamp, Id)` key: the
+/// keyset a planner stores when it runs out of time, so ties on one SystemModstamp are
+/// neither read twice nor skipped.
+pub fn change_query_from(
+    object: &str,
+    fields: &[String],
+    from: &ChangeFrom,
+    scope: &Scope,
+) -> String {
+    change_select(object, fields, from, scope)
+        .order_by("SystemModstamp", Dir::Asc)
+        .order_by("Id", Dir::Asc)
+        .to_string()
+}
+
+/// The change query without its order (a Bulk API query job: the order is restored on
+/// the results).
+fn change_select(object: &str, fields: &[String], from: &ChangeFrom, scope: &Scope) -> Soql {
     let mut conds = Vec::new();
-    if let Some(since) = since {
+    if let Some(since) = from.since {
         conds.push(Cond::cmp("SystemModstamp", Op::Ge, since));
+    }
+    if let Some((at, id)) = &from.after {
+        conds.push(Cond::or(vec![
+            Cond::cmp("SystemModstamp", Op::Gt, *at),
+            Cond::and(vec![
+                Cond::cmp("SystemModstamp", Op::Eq, *at),
+                Cond::cmp("Id", Op::Gt, id.as_str()),
+            ]),
+        ]));
     }
     match scope {
         Scope::All => {}
@@ -101,9 +131,42 @@ pub fn change_query(
     if !conds.is_empty() {
         q = q.where_(Cond::and(conds));
     }
-    q.order_by("SystemModstamp", Dir::Asc)
-        .order_by("Id", Dir::Asc)
-        .to_string()
+    q
+}
+
+/// Whether a query job reads `total` records in fewer calls than the REST pages left after
+/// the first: a job costs its creation, about two status polls, one call per result set
+/// and perhaps a describe.
+pub fn bulk_saves_calls(total: u64, threshold: u64, page: u64, per_result_set: u64) -> bool {
+    if threshold == 0 || total <= threshold {
+        return false;
+    }
+    let rest_left = total.div_ceil(page.max(1)).saturating_sub(1);
+    let job = 4 + total.div_ceil(per_result_set.max(1));
+    rest_left > job
+}
+
+impl SalesforceClient {
+    /// A change read as a Bulk API 2.0 `queryAll` job, ordered as the REST read is.
+    async fn changed_by_job(
+        &self,
+        object: &str,
+        fields: &[String],
+        since: Option<DateTime<Utc>>,
+        scope: &Scope,
+    ) -> Result<Vec<CrmRecord>, SfError> {
+        let soql =
+            change_select(object, fields, &ChangeFrom { since, after: None }, scope).to_string();
+        let describe = self.describe_cached(object).await?;
+        let mut out = Vec::new();
+        let options = self.config().bulk_query.clone();
+        self.bulk_query_pages_with(&soql, true, &describe, &options, |rows| {
+            out.extend(rows.into_iter().map(to_record))
+        })
+        .await?;
+        out.sort_by(|a, b| (a.modstamp, &a.id).cmp(&(b.modstamp, &b.id)));
+        Ok(out)
+    }
 }
 
 #[async_trait]
@@ -116,8 +179,48 @@ impl Crm for SalesforceClient {
         scope: &Scope,
     ) -> Result<Vec<CrmRecord>, PortError> {
         let soql = change_query(object, fields, since, scope);
-        let rows = self.query_all(&soql).await.map_err(port_error)?;
-        Ok(rows.into_iter().map(to_record).collect())
+        let (rows, mut next, total) = self
+            .query_first_page_sized(&soql, true)
+            .await
+            .map_err(port_error)?;
+        let cfg = self.config();
+        let page = u64::from(cfg.query_batch_size.clamp(200, 2000));
+        let per_set = cfg.bulk_query.max_records.map_or(50_000, u64::from);
+        if next.is_some() && bulk_saves_calls(total, cfg.bulk_query_threshold, page, per_set) {
+            return self
+                .changed_by_job(object, fields, since, scope)
+                .await
+                .map_err(port_error);
+        }
+        let mut out: Vec<CrmRecord> = rows.into_iter().map(to_record).collect();
+        while let Some(url) = next {
+            let (rows, more) = self.query_next_page(&url).await.map_err(port_error)?;
+            out.extend(rows.into_iter().map(to_record));
+            next = more;
+        }
+        Ok(out)
+    }
+
+    async fn changed_page(
+        &self,
+        object: &str,
+        fields: &[String],
+        from: &ChangeFrom,
+        page: Option<&str>,
+        scope: &Scope,
+    ) -> Result<ChangePage<CrmRecord>, PortError> {
+        let (rows, next) = match page {
+            Some(url) => self.query_next_page(url).await,
+            None => {
+                let soql = change_query_from(object, fields, from, scope);
+                self.query_first_page(&soql, true).await
+            }
+        }
+        .map_err(port_error)?;
+        Ok(ChangePage {
+            records: rows.into_iter().map(to_record).collect(),
+            next,
+        })
     }
 
     async fn find(
@@ -233,6 +336,39 @@ impl Crm for SalesforceClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_query_job_only_when_it_saves_calls() {
+        // 10,000 or fewer: never.
+        assert!(!bulk_saves_calls(10_000, 10_000, 2000, 50_000));
+        // 12,000: 5 REST pages left against a job of 4 + 1.
+        assert!(!bulk_saves_calls(12_000, 10_000, 2000, 50_000));
+        // 20,000: 9 pages left against 5.
+        assert!(bulk_saves_calls(20_000, 10_000, 2000, 50_000));
+        assert!(bulk_saves_calls(500_000, 10_000, 2000, 50_000));
+        // Switched off.
+        assert!(!bulk_saves_calls(500_000, 0, 2000, 50_000));
+    }
+
+    #[test]
+    fn change_query_resumes_after_a_keyset() {
+        let at = DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let q = change_query_from(
+            "Contact",
+            &["Id".into()],
+            &ChangeFrom {
+                since: Some(at),
+                after: Some((at, "003' OR Id != '".into())),
+            },
+            &Scope::All,
+        );
+        assert_eq!(
+            q,
+            "SELECT Id FROM Contact WHERE (SystemModstamp >= 2026-11-22T10:00:00.000Z AND (SystemModstamp > 2026-11-22T10:00:00.000Z OR (SystemModstamp = 2026-11-22T10:00:00.000Z AND Id > '003\\' OR Id != \\''))) ORDER BY SystemModstamp ASC, Id ASC"
+        );
+    }
 
     #[test]
     fn change_query_escapes_and_orders() {

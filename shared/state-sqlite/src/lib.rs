@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use prmsync_engine::store::{
     Cursors, IntegrationLog, Leases, Link, LinkState, Links, LogEntry, LogFilter, Pauses,
-    Rejections, RunRecord, Runs, StoreError,
+    PlanCheckpoint, Rejections, RunRecord, Runs, StoreError,
 };
 use prmsync_mapping::{Integration, Level, ObjectKind};
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
@@ -38,6 +38,10 @@ CREATE TABLE IF NOT EXISTS cursors (
     side TEXT NOT NULL,
     at TEXT NOT NULL,
     PRIMARY KEY (integration, side)
+);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    integration TEXT PRIMARY KEY,
+    checkpoint TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS leases (
     integration TEXT PRIMARY KEY,
@@ -409,6 +413,54 @@ impl Cursors for SqliteStore {
                 params![integration.as_str(), side, ts(at)],
             )
             .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn checkpoint(
+        &self,
+        integration: Integration,
+    ) -> Result<Option<PlanCheckpoint>, StoreError> {
+        let text: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT checkpoint FROM checkpoints WHERE integration = ?1",
+                params![integration.as_str()],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(backend)?;
+        text.map(|t| {
+            serde_json::from_str(&t).map_err(|e| {
+                StoreError::Backend(format!(
+                    "the stored checkpoint of {integration} cannot be read ({e}); \
+                     `prmsync sync --integration {integration} --full` starts the run over"
+                ))
+            })
+        })
+        .transpose()
+    }
+
+    async fn set_checkpoint(
+        &self,
+        integration: Integration,
+        checkpoint: Option<&PlanCheckpoint>,
+    ) -> Result<(), StoreError> {
+        let conn = self.conn();
+        match checkpoint {
+            Some(c) => {
+                let text = serde_json::to_string(c).map_err(backend)?;
+                conn.execute(
+                    "INSERT INTO checkpoints (integration, checkpoint) VALUES (?1, ?2) \
+                     ON CONFLICT (integration) DO UPDATE SET checkpoint = excluded.checkpoint",
+                    params![integration.as_str(), text],
+                )
+            }
+            None => conn.execute(
+                "DELETE FROM checkpoints WHERE integration = ?1",
+                params![integration.as_str()],
+            ),
+        }
+        .map_err(backend)?;
         Ok(())
     }
 }

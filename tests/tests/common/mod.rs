@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use prmsync_engine::distributed::Chunk;
 use prmsync_engine::ports::{
-    ApiUsage, Crm, FailureClass, FieldInfo, PortError, Prm, RecordFailure, Scope, System,
-    WriteOutcome,
+    ApiUsage, ChangeFrom, ChangePage, Crm, FailureClass, FieldInfo, PortError, Prm, Queue,
+    RecordFailure, Scope, System, WriteOutcome,
 };
 use prmsync_engine::store::{IntegrationLog, LogEntry, LogFilter};
 use prmsync_engine::{run_integration, RunMode, RunOptions, RunReport, SyncContext};
@@ -47,6 +48,12 @@ impl Harness {
     }
 
     pub async fn with_mapping(mapping: MappingConfig) -> Self {
+        Self::with_query_page(mapping, 2000).await
+    }
+
+    /// A harness whose Salesforce client reads queries in pages of `batch` records
+    /// (200 to 2,000).
+    pub async fn with_query_page(mapping: MappingConfig, batch: u32) -> Self {
         let sf = SalesforceSim::new();
         let prm = PrmSim::new(TOKEN);
         let sf_url = sf.start().await.unwrap();
@@ -60,6 +67,7 @@ impl Harness {
         );
         cfg.retry_base = Duration::from_millis(5);
         cfg.retry_max = Duration::from_millis(20);
+        cfg.query_batch_size = batch;
         let crm_client = Arc::new(SalesforceClient::new(cfg).unwrap());
         let prm_client = Arc::new(PrmClient::new(PrmConfig::new(prm_url, TOKEN)).unwrap());
         Self {
@@ -253,6 +261,16 @@ impl Crm for CrashingCrm {
     ) -> Result<Vec<CrmRecord>, PortError> {
         self.inner.changed(o, f, s, sc).await
     }
+    async fn changed_page(
+        &self,
+        o: &str,
+        f: &[String],
+        from: &ChangeFrom,
+        page: Option<&str>,
+        sc: &Scope,
+    ) -> Result<ChangePage<CrmRecord>, PortError> {
+        self.inner.changed_page(o, f, from, page, sc).await
+    }
     async fn find(
         &self,
         o: &str,
@@ -328,6 +346,14 @@ impl Prm for CrashingPrm {
     ) -> Result<Vec<PrmRecord>, PortError> {
         self.inner.changed(c, s).await
     }
+    async fn changed_page(
+        &self,
+        c: &str,
+        from: &ChangeFrom,
+        page: Option<&str>,
+    ) -> Result<ChangePage<PrmRecord>, PortError> {
+        self.inner.changed_page(c, from, page).await
+    }
     async fn fetch(&self, c: &str, ids: &[String]) -> Result<Vec<PrmRecord>, PortError> {
         self.inner.fetch(c, ids).await
     }
@@ -370,5 +396,23 @@ impl Prm for CrashingPrm {
     }
     fn calls(&self) -> u64 {
         self.inner.calls()
+    }
+}
+
+/// A work queue that keeps what is sent, in order.
+#[derive(Default)]
+pub struct ListQueue(pub std::sync::Mutex<Vec<Chunk>>);
+
+impl ListQueue {
+    pub fn take(&self) -> Vec<Chunk> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+#[async_trait]
+impl Queue for ListQueue {
+    async fn send(&self, chunks: &[Chunk]) -> Result<(), PortError> {
+        self.0.lock().unwrap().extend_from_slice(chunks);
+        Ok(())
     }
 }

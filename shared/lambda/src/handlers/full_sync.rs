@@ -1,7 +1,11 @@
 //! `full-sync`: plans each integration's run and queues its chunks (hourly, or by hand with
-//! `{"integration", "mode", "dry_run"}`).
+//! `{"integration", "mode", "dry_run"}`). A run that would not finish before the
+//! invocation's deadline stores its checkpoint and invokes the function again with
+//! `{"integration", "continue_run": "<run id>"}`.
 
-use prmsync_engine::distributed::{commit_plan, plan_run};
+use std::time::Instant;
+
+use prmsync_engine::distributed::{plan_run, Budget, PlanRequest, PlanStatus};
 use prmsync_mapping::Integration;
 use serde_json::{json, Map, Value};
 
@@ -27,65 +31,103 @@ pub enum FullSyncError {
     },
 }
 
+/// Plans with no time limit (local runs and tests).
 pub async fn handle(deps: &Deps, payload: Value) -> Result<Value, FullSyncError> {
+    handle_within(deps, payload, Budget::UNLIMITED).await
+}
+
+/// Plans within `budget`; integrations that are unfinished or not started when it runs
+/// out go on in new invocations.
+pub async fn handle_within(
+    deps: &Deps,
+    payload: Value,
+    budget: Budget,
+) -> Result<Value, FullSyncError> {
     let request = parse(&payload, INTEGRATIONS)?;
     let run_id = uuid::Uuid::new_v4().to_string();
     let ctx = &deps.ctx;
+    let queue = (!request.dry_run).then_some(deps.queue.as_ref());
     let mut out = Map::new();
     for integration in request.integrations {
-        let plan = plan_run(ctx, integration, request.mode, &run_id)
+        let name = integration.as_str();
+        let past_deadline = budget.deadline.is_some_and(|d| Instant::now() >= d);
+        if past_deadline && !request.dry_run && deps.relaunch.is_some() {
+            // No time left for this one: a fresh invocation starts it.
+            let next = json!({"integration": name, "mode": request.mode.as_str()});
+            let status = relaunch(deps, integration, &next).await?;
+            out.insert(name.into(), json!({"status": status}));
+            continue;
+        }
+        let plan = PlanRequest {
+            integration,
+            mode: request.mode,
+            run_id: run_id.clone(),
+            budget,
+            continue_run: request.continue_run.clone(),
+        };
+        let report = plan_run(ctx, queue, &plan)
             .await
             .map_err(|message| FullSyncError::Run {
                 integration,
                 message,
             })?;
-        if let Some(reason) = &plan.skipped {
-            tracing::warn!(
-                run_id,
-                integration = integration.as_str(),
-                code = "run_skipped",
-                message = reason.as_str()
-            );
-            out.insert(
-                integration.as_str().into(),
-                json!({"status": "skipped", "message": reason}),
-            );
-            continue;
+        let mut status = match report.status {
+            PlanStatus::Queued => "queued",
+            PlanStatus::Continues => "continues",
+            PlanStatus::Planned => "planned",
+            PlanStatus::Skipped => "skipped",
+        };
+        if report.status == PlanStatus::Continues {
+            let next = json!({"integration": name, "continue_run": report.run_id});
+            status = relaunch(deps, integration, &next).await?;
         }
-        if request.dry_run {
-            let _ = ctx.store.release_lease(integration, &ctx.holder).await;
-            out.insert(
-                integration.as_str().into(),
-                json!({"status": "planned", "mode": plan.mode, "chunks": plan.chunks.len(), "records": plan.records()}),
-            );
-            continue;
-        }
-        if let Err(e) = deps.queue.send(&plan.chunks).await {
-            // Nothing moves: the next run reads the same changes again.
-            let _ = ctx.store.release_lease(integration, &ctx.holder).await;
-            return Err(FullSyncError::Run {
-                integration,
-                message: e.to_string(),
-            });
-        }
-        commit_plan(ctx, &plan)
-            .await
-            .map_err(|message| FullSyncError::Run {
-                integration,
-                message,
-            })?;
         tracing::info!(
-            run_id,
-            integration = integration.as_str(),
-            code = "run_queued",
-            chunks = plan.chunks.len(),
-            records = plan.records(),
-            mode = plan.mode.as_str()
+            run_id = report.run_id.as_str(),
+            integration = name,
+            code = match report.status {
+                PlanStatus::Skipped => "run_skipped",
+                PlanStatus::Continues => "run_continued",
+                _ => "run_queued",
+            },
+            chunks = report.chunks,
+            records = report.records,
+            mode = report.mode.as_str(),
+            message = report.message.as_deref().unwrap_or("")
         );
         out.insert(
-            integration.as_str().into(),
-            json!({"status": "queued", "mode": plan.mode, "chunks": plan.chunks.len(), "records": plan.records()}),
+            name.into(),
+            json!({
+                "status": status,
+                "run_id": report.run_id,
+                "mode": report.mode,
+                "chunks": report.chunks,
+                "records": report.records,
+                "run_chunks": report.run_chunks,
+                "run_records": report.run_records,
+                "invocations": report.invocations,
+                "message": report.message,
+            }),
         );
     }
     Ok(json!({"run_id": run_id, "dry_run": request.dry_run, "integrations": out}))
+}
+
+/// Invokes the function again for `integration`; without a way to (outside Lambda) the
+/// checkpoint waits for the next run.
+async fn relaunch(
+    deps: &Deps,
+    integration: Integration,
+    payload: &Value,
+) -> Result<&'static str, FullSyncError> {
+    let Some(relaunch) = &deps.relaunch else {
+        return Ok("continues_on_next_run");
+    };
+    relaunch
+        .relaunch(payload)
+        .await
+        .map_err(|message| FullSyncError::Run {
+            integration,
+            message,
+        })?;
+    Ok("continues")
 }
