@@ -16,7 +16,9 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use prmsync_mapping::config::Side;
 use prmsync_mapping::merge::{merge_field, FieldRule, MergeInput, Recency};
-use prmsync_mapping::transform::{read_crm, read_prm, write_crm, write_prm, UnmappedValue};
+use prmsync_mapping::transform::{
+    read_crm, read_crm_cow, read_prm, read_prm_cow, write_crm, write_prm, UnmappedValue,
+};
 use prmsync_mapping::value::canonical;
 use prmsync_mapping::{rules, CrmRecord, Fields, Integration, LogCode, ObjectKind, PrmRecord};
 use serde_json::{json, Value};
@@ -1045,7 +1047,7 @@ impl<'a> Pass<'a> {
     fn prm_create_body(&mut self, crm: &CrmRecord) -> Option<(Fields, BTreeMap<String, Value>)> {
         let mut body = Fields::new();
         let mut snapshot = BTreeMap::new();
-        for f in &self.spec.fields {
+        for f in self.spec.fields.iter() {
             let v = match (&f.fixed, &f.crm) {
                 (Some(fixed), _) if f.prm.is_some() => canonical(f.field_type, f.max_length, fixed),
                 (Some(_), _) => continue,
@@ -1178,7 +1180,7 @@ impl<'a> Pass<'a> {
     fn crm_create_body(&mut self, prm: &PrmRecord) -> Option<(Fields, BTreeMap<String, Value>)> {
         let mut body = Fields::new();
         let mut snapshot = BTreeMap::new();
-        for f in &self.spec.fields {
+        for f in self.spec.fields.iter() {
             let v = match &f.fixed {
                 Some(fixed) if f.crm.is_some() => canonical(f.field_type, f.max_length, fixed),
                 Some(_) => continue,
@@ -1269,13 +1271,13 @@ impl<'a> Pass<'a> {
         };
         let crm_id = item.link.crm_id.clone();
         let prm_id = item.link.prm_id.clone();
-        let fields = self.spec.fields.clone();
-        for f in &fields {
+        let fields = std::sync::Arc::clone(&self.spec.fields);
+        for f in fields.iter() {
             if f.fixed.is_some() {
                 continue;
             }
             let key = f.key();
-            let crm_value = match item.crm.as_ref().map(|c| read_crm(f, &c.fields)) {
+            let crm_value = match item.crm.as_ref().map(|c| read_crm_cow(f, &c.fields)) {
                 Some(Ok(v)) => Some(v),
                 Some(Err(e)) => {
                     self.unmapped(&e, Some(&crm_id), Some(&prm_id));
@@ -1284,7 +1286,7 @@ impl<'a> Pass<'a> {
                 }
                 None => None,
             };
-            let prm_value = item.prm.as_ref().map(|p| read_prm(f, &p.fields));
+            let prm_value = item.prm.as_ref().map(|p| read_prm_cow(f, &p.fields));
             let rule = FieldRule {
                 direction: f.direction,
                 conflict: self.ctx.mapping.conflict_rule(f),
@@ -1294,8 +1296,8 @@ impl<'a> Pass<'a> {
                 rule,
                 MergeInput {
                     snapshot: item.link.snapshot.get(&key),
-                    prm: prm_value.as_ref(),
-                    crm: crm_value.as_ref(),
+                    prm: prm_value.as_deref(),
+                    crm: crm_value.as_deref(),
                 },
                 recency,
             );

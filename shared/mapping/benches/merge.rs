@@ -11,7 +11,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use prmsync_mapping::merge::{merge_field, FieldRule, MergeInput, Recency};
-use prmsync_mapping::transform::{read_crm, read_prm, write_crm, write_prm};
+use prmsync_mapping::transform::{read_crm_cow, read_prm, read_prm_cow, write_crm, write_prm};
 use prmsync_mapping::value::canonical;
 use prmsync_mapping::{FieldMapping, FieldType, Fields, MappingConfig};
 use serde_json::{json, Value};
@@ -57,8 +57,8 @@ fn plan(mapping: &MappingConfig, fields: &[FieldMapping], pair: &Pair) -> Plan {
             continue;
         }
         let key = f.key();
-        let crm_value = read_crm(f, &pair.crm).expect("mapped value");
-        let prm_value = read_prm(f, &pair.prm);
+        let crm_value = read_crm_cow(f, &pair.crm).expect("mapped value");
+        let prm_value = read_prm_cow(f, &pair.prm);
         let rule = FieldRule {
             direction: f.direction,
             conflict: mapping.conflict_rule(f),
@@ -68,8 +68,8 @@ fn plan(mapping: &MappingConfig, fields: &[FieldMapping], pair: &Pair) -> Plan {
             rule,
             MergeInput {
                 snapshot: pair.snapshot.get(&key),
-                prm: Some(&prm_value),
-                crm: Some(&crm_value),
+                prm: Some(&*prm_value),
+                crm: Some(&*crm_value),
             },
             pair.recency,
         );

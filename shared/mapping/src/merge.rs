@@ -72,44 +72,40 @@ impl FieldMerge {
 /// PRM; both changed to one value → nothing; both changed differently → the conflict rule.
 /// `to_crm` / `to_prm` fields keep the target equal to their owner; `on_create` fields are
 /// never written after the create.
+#[inline]
 pub fn merge_field(rule: FieldRule, input: MergeInput<'_>, recency: Recency) -> FieldMerge {
-    let null = Value::Null;
+    static NULL: Value = Value::Null;
     let s = input.snapshot;
-    let p = input.prm.or(s).unwrap_or(&null).clone();
-    let c = input.crm.or(s).unwrap_or(&null).clone();
+    // Decided on borrowed values; only the value kept (and a conflict's two values) is copied.
+    let p = input.prm.or(s).unwrap_or(&NULL);
+    let c = input.crm.or(s).unwrap_or(&NULL);
     match rule.direction {
-        Direction::OnCreate => FieldMerge::keep(s.cloned().unwrap_or(p)),
-        Direction::ToCrm => {
-            let write = c != p;
-            FieldMerge {
-                value: p,
-                write_crm: write,
-                write_prm: false,
-                conflict: None,
-            }
-        }
-        Direction::ToPrm => {
-            let write = c != p;
-            FieldMerge {
-                value: c,
-                write_crm: false,
-                write_prm: write,
-                conflict: None,
-            }
-        }
+        Direction::OnCreate => FieldMerge::keep(s.unwrap_or(p).clone()),
+        Direction::ToCrm => FieldMerge {
+            value: p.clone(),
+            write_crm: c != p,
+            write_prm: false,
+            conflict: None,
+        },
+        Direction::ToPrm => FieldMerge {
+            value: c.clone(),
+            write_crm: false,
+            write_prm: c != p,
+            conflict: None,
+        },
         Direction::Both => {
             if p == c {
-                return FieldMerge::keep(p);
+                return FieldMerge::keep(p.clone());
             }
             let Some(s) = s else {
                 return match rule.initial_winner {
-                    Side::Prm => FieldMerge::take(Side::Prm, p),
-                    Side::Crm => FieldMerge::take(Side::Crm, c),
+                    Side::Prm => FieldMerge::take(Side::Prm, p.clone()),
+                    Side::Crm => FieldMerge::take(Side::Crm, c.clone()),
                 };
             };
-            match (p != *s, c != *s) {
-                (true, false) => FieldMerge::take(Side::Prm, p),
-                (false, true) => FieldMerge::take(Side::Crm, c),
+            match (p != s, c != s) {
+                (true, false) => FieldMerge::take(Side::Prm, p.clone()),
+                (false, true) => FieldMerge::take(Side::Crm, c.clone()),
                 // p != c, so at least one side moved; both moved to different values:
                 _ => {
                     let winner = conflict_winner(rule.conflict, recency);
@@ -122,8 +118,8 @@ pub fn merge_field(rule: FieldRule, input: MergeInput<'_>, recency: Recency) -> 
                         write_crm: winner == Side::Prm,
                         write_prm: winner == Side::Crm,
                         conflict: Some(Conflict {
-                            prm: p,
-                            crm: c,
+                            prm: p.clone(),
+                            crm: c.clone(),
                             winner,
                         }),
                         value,
@@ -298,6 +294,105 @@ mod tests {
             // A second merge against the new snapshot writes nothing.
             let again = merge_field(rule, input(&m.value, &p_after, &c_after), recency);
             prop_assert!(!again.write_crm && !again.write_prm);
+        }
+    }
+}
+
+/// The borrowing merge against the original, always-copying one.
+#[cfg(test)]
+mod fast_path_tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    /// `merge_field` as it was before it decided on borrowed values, kept as the reference.
+    fn reference(rule: FieldRule, input: MergeInput<'_>, recency: Recency) -> FieldMerge {
+        let null = Value::Null;
+        let s = input.snapshot;
+        let p = input.prm.or(s).unwrap_or(&null).clone();
+        let c = input.crm.or(s).unwrap_or(&null).clone();
+        match rule.direction {
+            Direction::OnCreate => FieldMerge::keep(s.cloned().unwrap_or(p)),
+            Direction::ToCrm => {
+                let write = c != p;
+                FieldMerge {
+                    value: p,
+                    write_crm: write,
+                    write_prm: false,
+                    conflict: None,
+                }
+            }
+            Direction::ToPrm => {
+                let write = c != p;
+                FieldMerge {
+                    value: c,
+                    write_crm: false,
+                    write_prm: write,
+                    conflict: None,
+                }
+            }
+            Direction::Both => {
+                if p == c {
+                    return FieldMerge::keep(p);
+                }
+                let Some(s) = s else {
+                    return match rule.initial_winner {
+                        Side::Prm => FieldMerge::take(Side::Prm, p),
+                        Side::Crm => FieldMerge::take(Side::Crm, c),
+                    };
+                };
+                match (p != *s, c != *s) {
+                    (true, false) => FieldMerge::take(Side::Prm, p),
+                    (false, true) => FieldMerge::take(Side::Crm, c),
+                    _ => {
+                        let winner = conflict_winner(rule.conflict, recency);
+                        let value = if winner == Side::Prm {
+                            p.clone()
+                        } else {
+                            c.clone()
+                        };
+                        FieldMerge {
+                            write_crm: winner == Side::Prm,
+                            write_prm: winner == Side::Crm,
+                            conflict: Some(Conflict {
+                                prm: p,
+                                crm: c,
+                                winner,
+                            }),
+                            value,
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn value() -> impl Strategy<Value = Option<Value>> {
+        proptest::option::of(prop_oneof![
+            Just(Value::Null),
+            Just(json!("a")),
+            Just(json!("b")),
+            Just(json!(1)),
+            Just(json!(false)),
+        ])
+    }
+
+    proptest! {
+        #[test]
+        fn borrowing_merge_agrees_with_the_reference(
+            s in value(), p in value(), c in value(),
+            dir_ix in 0usize..4, rule_ix in 0usize..3, prm_first in any::<bool>(),
+            prm_time in proptest::option::of(0i64..3), crm_time in proptest::option::of(0i64..3),
+        ) {
+            let rule = FieldRule {
+                direction: [Direction::Both, Direction::ToCrm, Direction::ToPrm, Direction::OnCreate][dir_ix],
+                conflict: [WinnerRule::Newest, WinnerRule::Prm, WinnerRule::Crm][rule_ix],
+                initial_winner: if prm_first { Side::Prm } else { Side::Crm },
+            };
+            let at = |secs: i64| DateTime::<Utc>::from_timestamp(1_800_000_000 + secs, 0).unwrap();
+            let recency = Recency { prm: prm_time.map(at), crm: crm_time.map(at) };
+            let input = MergeInput { snapshot: s.as_ref(), prm: p.as_ref(), crm: c.as_ref() };
+            prop_assert_eq!(merge_field(rule, input, recency), reference(rule, input, recency));
         }
     }
 }

@@ -3,11 +3,13 @@
 //! Canonical values live in the PRM's value space: a Salesforce picklist value goes through
 //! the field's `values` table on the way in and back through it on the way out.
 
+use std::borrow::Cow;
+
 use serde_json::Value;
 
 use crate::config::FieldMapping;
 use crate::record::Fields;
-use crate::value::canonical;
+use crate::value::canonical_cow;
 
 /// A value with no entry in a field's `values` table.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -28,20 +30,36 @@ fn accepted(values: impl Iterator<Item = String>) -> String {
     }
 }
 
+static NULL: Value = Value::Null;
+
 /// The canonical value of a mapped field in a Salesforce record.
 pub fn read_crm(f: &FieldMapping, fields: &Fields) -> Result<Value, UnmappedValue> {
+    read_crm_cow(f, fields).map(Cow::into_owned)
+}
+
+/// [`read_crm`] without copying: a stored value that is already canonical is borrowed from
+/// `fields`, so comparing it (the merge of an unchanged field) allocates nothing.
+#[inline]
+pub fn read_crm_cow<'a>(
+    f: &FieldMapping,
+    fields: &'a Fields,
+) -> Result<Cow<'a, Value>, UnmappedValue> {
     let Some(name) = &f.crm else {
-        return Ok(Value::Null);
+        return Ok(Cow::Owned(Value::Null));
     };
-    let raw = fields.get(name).cloned().unwrap_or(Value::Null);
-    let value = canonical(f.field_type, f.max_length, &raw);
+    let raw = fields.get(name).unwrap_or(&NULL);
+    let value = canonical_cow(f.field_type, f.max_length, raw);
     if f.values.is_empty() {
         return Ok(value);
     }
-    match &value {
-        Value::Null => Ok(Value::Null),
-        Value::String(s) => match f.values.iter().find(|(crm, _)| crm.eq_ignore_ascii_case(s)) {
-            Some((_, prm)) => Ok(Value::String(prm.clone())),
+    match &*value {
+        Value::Null => Ok(Cow::Owned(Value::Null)),
+        Value::String(s) => match f
+            .values
+            .iter()
+            .find(|(crm, _)| *crm == s || crm.eq_ignore_ascii_case(s))
+        {
+            Some((_, prm)) => Ok(Cow::Owned(Value::String(prm.clone()))),
             None => Err(UnmappedValue {
                 side: "Salesforce",
                 field: name.clone(),
@@ -49,38 +67,67 @@ pub fn read_crm(f: &FieldMapping, fields: &Fields) -> Result<Value, UnmappedValu
                 accepted: accepted(f.values.keys().cloned()),
             }),
         },
-        other => Ok(other.clone()),
+        _ => Ok(value),
     }
 }
 
 /// The canonical value of a mapped field in a PRM record.
 pub fn read_prm(f: &FieldMapping, fields: &Fields) -> Value {
+    read_prm_cow(f, fields).into_owned()
+}
+
+/// [`read_prm`] without copying: a stored value that is already canonical is borrowed from
+/// `fields`.
+#[inline]
+pub fn read_prm_cow<'a>(f: &FieldMapping, fields: &'a Fields) -> Cow<'a, Value> {
     let Some(path) = &f.prm else {
-        return Value::Null;
+        return Cow::Owned(Value::Null);
     };
-    let raw = prm_get(fields, path);
-    canonical(f.field_type, f.max_length, &raw)
+    match prm_get_cow(fields, path) {
+        Cow::Borrowed(raw) => canonical_cow(f.field_type, f.max_length, raw),
+        // `kind_status`, built from two fields: canonical unless cut or retyped.
+        Cow::Owned(raw) => {
+            let changed = match canonical_cow(f.field_type, f.max_length, &raw) {
+                Cow::Owned(v) => Some(v),
+                Cow::Borrowed(_) => None,
+            };
+            Cow::Owned(changed.unwrap_or(raw))
+        }
+    }
 }
 
 /// Reads a PRM field path: `name`, `custom.tier` or the virtual `kind_status`.
 pub fn prm_get(fields: &Fields, path: &str) -> Value {
+    prm_get_cow(fields, path).into_owned()
+}
+
+/// [`prm_get`] without copying a stored value.
+fn prm_get_cow<'a>(fields: &'a Fields, path: &str) -> Cow<'a, Value> {
     if path == "kind_status" {
-        return match (
-            fields.get("kind").and_then(Value::as_str),
-            fields.get("status").and_then(Value::as_str),
-        ) {
-            (Some(k), Some(s)) => Value::String(format!("{k}:{s}")),
-            _ => Value::Null,
-        };
+        return Cow::Owned(
+            match (
+                fields.get("kind").and_then(Value::as_str),
+                fields.get("status").and_then(Value::as_str),
+            ) {
+                (Some(k), Some(s)) => {
+                    let mut pair = String::with_capacity(k.len() + 1 + s.len());
+                    pair.push_str(k);
+                    pair.push(':');
+                    pair.push_str(s);
+                    Value::String(pair)
+                }
+                _ => Value::Null,
+            },
+        );
     }
-    match path.split_once('.') {
-        Some((outer, inner)) => fields
-            .get(outer)
-            .and_then(|o| o.get(inner))
-            .cloned()
-            .unwrap_or(Value::Null),
-        None => fields.get(path).cloned().unwrap_or(Value::Null),
-    }
+    // `split_once('.')` without a `memchr` call: field paths are a few bytes long.
+    Cow::Borrowed(match path.bytes().position(|b| b == b'.') {
+        Some(dot) => fields
+            .get(&path[..dot])
+            .and_then(|o| o.get(&path[dot + 1..]))
+            .unwrap_or(&NULL),
+        None => fields.get(path).unwrap_or(&NULL),
+    })
 }
 
 /// Writes a canonical value into a Salesforce field set (a create or update body).
@@ -198,5 +245,188 @@ mod tests {
         let mut body = Fields::new();
         prm_set(&mut body, "custom.tier", json!("gold"));
         assert_eq!(prm_get(&body, "custom.tier"), json!("gold"));
+    }
+}
+
+/// The borrowing readers against the original, always-copying ones.
+#[cfg(test)]
+mod fast_path_tests {
+    use super::*;
+    use crate::config::MappingConfig;
+    use crate::value::canonical;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn reference_prm_get(fields: &Fields, path: &str) -> Value {
+        if path == "kind_status" {
+            return match (
+                fields.get("kind").and_then(Value::as_str),
+                fields.get("status").and_then(Value::as_str),
+            ) {
+                (Some(k), Some(s)) => Value::String(format!("{k}:{s}")),
+                _ => Value::Null,
+            };
+        }
+        match path.split_once('.') {
+            Some((outer, inner)) => fields
+                .get(outer)
+                .and_then(|o| o.get(inner))
+                .cloned()
+                .unwrap_or(Value::Null),
+            None => fields.get(path).cloned().unwrap_or(Value::Null),
+        }
+    }
+
+    fn reference_read_prm(f: &FieldMapping, fields: &Fields) -> Value {
+        let Some(path) = &f.prm else {
+            return Value::Null;
+        };
+        canonical(f.field_type, f.max_length, &reference_prm_get(fields, path))
+    }
+
+    fn reference_read_crm(f: &FieldMapping, fields: &Fields) -> Result<Value, UnmappedValue> {
+        let Some(name) = &f.crm else {
+            return Ok(Value::Null);
+        };
+        let raw = fields.get(name).cloned().unwrap_or(Value::Null);
+        let value = canonical(f.field_type, f.max_length, &raw);
+        if f.values.is_empty() {
+            return Ok(value);
+        }
+        match &value {
+            Value::Null => Ok(Value::Null),
+            Value::String(s) => {
+                match f.values.iter().find(|(crm, _)| crm.eq_ignore_ascii_case(s)) {
+                    Some((_, prm)) => Ok(Value::String(prm.clone())),
+                    None => Err(UnmappedValue {
+                        side: "Salesforce",
+                        field: name.clone(),
+                        value: s.clone(),
+                        accepted: accepted(f.values.keys().cloned()),
+                    }),
+                }
+            }
+            other => Ok(other.clone()),
+        }
+    }
+
+    /// Every mapped field of the built-in mapping, plus a custom field, a cut `kind_status`,
+    /// case-variant picklist keys and one-sided mappings.
+    fn all_fields() -> Vec<FieldMapping> {
+        let m = MappingConfig::default();
+        let mut fields: Vec<FieldMapping> = [m.organizations, m.people, m.deals]
+            .into_iter()
+            .flat_map(|o| o.fields)
+            .collect();
+        let base = fields[0].clone();
+        fields.push(FieldMapping {
+            prm: Some("custom.tier".into()),
+            crm: Some("Tier__c".into()),
+            max_length: Some(4),
+            ..base.clone()
+        });
+        fields.push(FieldMapping {
+            prm: Some("kind_status".into()),
+            crm: Some("Kind__c".into()),
+            max_length: Some(9),
+            values: [
+                ("GOLD", "g"),
+                ("Gold", "G"),
+                ("gold", "gg"),
+                ("Silver", "s"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+            ..base.clone()
+        });
+        fields.push(FieldMapping {
+            prm: None,
+            crm: Some("Type".into()),
+            ..base.clone()
+        });
+        fields.push(FieldMapping {
+            prm: Some("name".into()),
+            crm: None,
+            ..base
+        });
+        fields
+    }
+
+    fn value() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            (-1000i64..1000).prop_map(|n| json!(n)),
+            Just(json!(12.5)),
+            "[ ]{0,2}[a-zA-Z0-9@.:/ ]{0,10}[ ]{0,2}".prop_map(Value::String),
+            "(Active Partner|active partner|ACTIVE DISTRIBUTOR|Gold|gold|GOLD|gOLD|Silver|Approved|Closed Won|partner|active|Zoë@Example.com|2026-12-31|2026-12-31T00:00:00.000\\+0000)"
+                .prop_map(Value::String),
+            Just(json!({"tier": "gold"})),
+        ]
+    }
+
+    fn record(names: &'static [&'static str]) -> impl Strategy<Value = Fields> {
+        proptest::collection::vec(proptest::option::of(value()), names.len()).prop_map(
+            move |values| {
+                names
+                    .iter()
+                    .zip(values)
+                    .filter_map(|(n, v)| v.map(|v| (n.to_string(), v)))
+                    .collect()
+            },
+        )
+    }
+
+    const CRM: &[&str] = &[
+        "Name",
+        "PRM_Organization_Status__c",
+        "Website",
+        "Phone",
+        "BillingStreet",
+        "BillingCity",
+        "FirstName",
+        "Email",
+        "StageName",
+        "Amount",
+        "CloseDate",
+        "PRM_Registration_Status__c",
+        "Tier__c",
+        "Kind__c",
+        "Type",
+    ];
+    const PRM: &[&str] = &[
+        "name",
+        "kind",
+        "status",
+        "website",
+        "phone",
+        "city",
+        "first_name",
+        "email",
+        "stage",
+        "amount",
+        "close_date",
+        "registration_status",
+        "custom",
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        #[test]
+        fn borrowing_readers_agree_with_the_reference(crm in record(CRM), prm in record(PRM)) {
+            for f in all_fields() {
+                let want = reference_read_crm(&f, &crm);
+                prop_assert_eq!(read_crm_cow(&f, &crm).map(Cow::into_owned), want.clone());
+                prop_assert_eq!(read_crm(&f, &crm), want);
+                let want = reference_read_prm(&f, &prm);
+                prop_assert_eq!(read_prm_cow(&f, &prm).into_owned(), want.clone());
+                prop_assert_eq!(read_prm(&f, &prm), want);
+                if let Some(path) = &f.prm {
+                    prop_assert_eq!(prm_get(&prm, path), reference_prm_get(&prm, path));
+                }
+            }
+        }
     }
 }

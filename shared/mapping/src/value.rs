@@ -1,6 +1,8 @@
 //! Canonical values: one spelling per value, so that comparing what each system holds never
 //! sees a change where there is none (DESIGN "No echoes").
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde_json::Value;
 
@@ -18,73 +20,147 @@ use crate::config::FieldType;
 /// A value that cannot be read as its type is kept as text, so that it is still compared
 /// and reported rather than silently dropped.
 pub fn canonical(ty: FieldType, max_length: Option<usize>, value: &Value) -> Value {
+    canonical_cow(ty, max_length, value).into_owned()
+}
+
+/// [`canonical`] without copying: a value that is already canonical (the usual case: text
+/// within its length, a lower-case e-mail, a boolean) is returned borrowed, so reading a
+/// mapped field allocates at most once.
+#[inline]
+pub fn canonical_cow(ty: FieldType, max_length: Option<usize>, value: &Value) -> Cow<'_, Value> {
+    // The usual case, decided inline: text that starts with a visible ASCII character (so
+    // it is not blank) and has no more bytes than the field has characters (so it is not
+    // cut) is canonical as it is.
+    if let (FieldType::Text, Value::String(s)) = (ty, value) {
+        if starts_visible_ascii(s) && !matches!(max_length, Some(max) if s.len() > max) {
+            return Cow::Borrowed(value);
+        }
+    }
+    canonical_general(ty, max_length, value)
+}
+
+/// Whether the first character of `s` is ASCII and not whitespace.
+#[inline]
+fn starts_visible_ascii(s: &str) -> bool {
+    s.as_bytes()
+        .first()
+        .is_some_and(|&b| b.is_ascii() && !char::from(b).is_whitespace())
+}
+
+fn canonical_general(ty: FieldType, max_length: Option<usize>, value: &Value) -> Cow<'_, Value> {
     match ty {
         FieldType::Text => text(value, max_length),
         FieldType::Email => match text(value, max_length) {
-            Value::String(s) => Value::String(s.trim().to_lowercase()),
+            Cow::Borrowed(Value::String(s)) => match email(s) {
+                Some(lower) => Cow::Owned(Value::String(lower)),
+                None => Cow::Borrowed(value),
+            },
+            Cow::Owned(Value::String(s)) => Cow::Owned(Value::String(email(&s).unwrap_or(s))),
             other => other,
         },
         FieldType::Number => number(value),
         FieldType::Boolean => match value {
-            Value::Bool(b) => Value::Bool(*b),
-            Value::Null => Value::Bool(false),
-            Value::String(s) if s.eq_ignore_ascii_case("true") => Value::Bool(true),
+            Value::Bool(_) => Cow::Borrowed(value),
+            Value::Null => Cow::Owned(Value::Bool(false)),
+            Value::String(s) if s.eq_ignore_ascii_case("true") => Cow::Owned(Value::Bool(true)),
             Value::String(s) if s.eq_ignore_ascii_case("false") || s.trim().is_empty() => {
-                Value::Bool(false)
+                Cow::Owned(Value::Bool(false))
             }
-            other => other.clone(),
+            other => Cow::Borrowed(other),
         },
         FieldType::Date => match text(value, None) {
-            Value::String(s) => match parse_date(&s) {
-                Some(d) => Value::String(d.format("%Y-%m-%d").to_string()),
-                None => Value::String(s),
+            Cow::Borrowed(Value::String(s)) => match parse_date(s) {
+                Some(d) => Cow::Owned(Value::String(d.format("%Y-%m-%d").to_string())),
+                None => Cow::Borrowed(value),
             },
+            Cow::Owned(Value::String(s)) => Cow::Owned(Value::String(match parse_date(&s) {
+                Some(d) => d.format("%Y-%m-%d").to_string(),
+                None => s,
+            })),
             other => other,
         },
         FieldType::Datetime => match text(value, None) {
-            Value::String(s) => match parse_datetime(&s) {
-                Some(t) => Value::String(format_datetime(t)),
-                None => Value::String(s),
+            Cow::Borrowed(Value::String(s)) => match parse_datetime(s) {
+                Some(t) => Cow::Owned(Value::String(format_datetime(t))),
+                None => Cow::Borrowed(value),
             },
+            Cow::Owned(Value::String(s)) => Cow::Owned(Value::String(match parse_datetime(&s) {
+                Some(t) => format_datetime(t),
+                None => s,
+            })),
             other => other,
         },
     }
 }
 
-fn text(value: &Value, max_length: Option<usize>) -> Value {
-    let s = match value {
-        Value::Null => return Value::Null,
-        Value::String(s) => s.clone(),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => n.to_string(),
-        other => other.to_string(),
-    };
-    if s.trim().is_empty() {
-        return Value::Null;
-    }
-    match max_length {
-        Some(max) if s.chars().count() > max => Value::String(s.chars().take(max).collect()),
-        _ => Value::String(s),
+/// The trimmed, lower-cased spelling of a non-blank e-mail, or `None` when `s` already is
+/// that spelling (the common case, checked without allocating).
+fn email(s: &str) -> Option<String> {
+    let t = s.trim();
+    let canonical_already =
+        t.len() == s.len() && t.is_ascii() && !t.bytes().any(|b| b.is_ascii_uppercase());
+    (!canonical_already).then(|| t.to_lowercase())
+}
+
+/// Text of a value: null stays null, blank is null, other scalars are spelled out; cut to
+/// `max_length` characters. Only a string that must change is copied.
+fn text(value: &Value, max_length: Option<usize>) -> Cow<'_, Value> {
+    match value {
+        Value::Null => Cow::Owned(Value::Null),
+        Value::String(s) => {
+            // Blank: only whitespace (trimming the start alone tells).
+            if s.trim_start().is_empty() {
+                return Cow::Owned(Value::Null);
+            }
+            match cut(s, max_length) {
+                Some(short) => Cow::Owned(Value::String(short.to_string())),
+                None => Cow::Borrowed(value),
+            }
+        }
+        other => {
+            let s = match other {
+                Value::Bool(b) => b.to_string(),
+                Value::Number(n) => n.to_string(),
+                other => other.to_string(),
+            };
+            if s.trim().is_empty() {
+                return Cow::Owned(Value::Null);
+            }
+            Cow::Owned(Value::String(match cut(&s, max_length) {
+                Some(short) => short.to_string(),
+                None => s,
+            }))
+        }
     }
 }
 
-fn number(value: &Value) -> Value {
+/// The first `max` characters of `s` when it is longer than that.
+fn cut(s: &str, max_length: Option<usize>) -> Option<&str> {
+    let max = max_length?;
+    // A string of at most `max` bytes has at most `max` characters.
+    if s.len() <= max {
+        return None;
+    }
+    s.char_indices().nth(max).map(|(end, _)| &s[..end])
+}
+
+fn number(value: &Value) -> Cow<'_, Value> {
     let n = match value {
-        Value::Null => return Value::Null,
+        Value::Null => return Cow::Owned(Value::Null),
         Value::Number(n) => n.as_f64(),
-        Value::String(s) if s.trim().is_empty() => return Value::Null,
+        Value::String(s) if s.trim().is_empty() => return Cow::Owned(Value::Null),
         Value::String(s) => s.trim().parse::<f64>().ok(),
         _ => None,
     };
-    match n {
+    Cow::Owned(match n {
         Some(f) if f.is_finite() && f.fract() == 0.0 && f.abs() < 9.0e15 => {
             Value::Number(serde_json::Number::from(f as i64))
         }
         Some(f) => serde_json::Number::from_f64(f)
             .map(Value::Number)
             .unwrap_or(Value::Null),
-        None => value.clone(),
-    }
+        None => return Cow::Borrowed(value),
+    })
 }
 
 /// Reads a date as `YYYY-MM-DD` or the date part of a datetime.
@@ -175,5 +251,171 @@ mod tests {
             canonical(FieldType::Boolean, None, &Value::Null),
             json!(false)
         );
+    }
+}
+
+/// The allocation-free [`canonical_cow`] against the original, always-copying implementation.
+#[cfg(test)]
+mod fast_path_tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    /// `canonical` as it was before the borrowed fast path, kept as the reference.
+    fn reference(ty: FieldType, max_length: Option<usize>, value: &Value) -> Value {
+        fn text(value: &Value, max_length: Option<usize>) -> Value {
+            let s = match value {
+                Value::Null => return Value::Null,
+                Value::String(s) => s.clone(),
+                Value::Bool(b) => b.to_string(),
+                Value::Number(n) => n.to_string(),
+                other => other.to_string(),
+            };
+            if s.trim().is_empty() {
+                return Value::Null;
+            }
+            match max_length {
+                Some(max) if s.chars().count() > max => {
+                    Value::String(s.chars().take(max).collect())
+                }
+                _ => Value::String(s),
+            }
+        }
+        fn number(value: &Value) -> Value {
+            let n = match value {
+                Value::Null => return Value::Null,
+                Value::Number(n) => n.as_f64(),
+                Value::String(s) if s.trim().is_empty() => return Value::Null,
+                Value::String(s) => s.trim().parse::<f64>().ok(),
+                _ => None,
+            };
+            match n {
+                Some(f) if f.is_finite() && f.fract() == 0.0 && f.abs() < 9.0e15 => {
+                    Value::Number(serde_json::Number::from(f as i64))
+                }
+                Some(f) => serde_json::Number::from_f64(f)
+                    .map(Value::Number)
+                    .unwrap_or(Value::Null),
+                None => value.clone(),
+            }
+        }
+        match ty {
+            FieldType::Text => text(value, max_length),
+            FieldType::Email => match text(value, max_length) {
+                Value::String(s) => Value::String(s.trim().to_lowercase()),
+                other => other,
+            },
+            FieldType::Number => number(value),
+            FieldType::Boolean => match value {
+                Value::Bool(b) => Value::Bool(*b),
+                Value::Null => Value::Bool(false),
+                Value::String(s) if s.eq_ignore_ascii_case("true") => Value::Bool(true),
+                Value::String(s) if s.eq_ignore_ascii_case("false") || s.trim().is_empty() => {
+                    Value::Bool(false)
+                }
+                other => other.clone(),
+            },
+            FieldType::Date => match text(value, None) {
+                Value::String(s) => match parse_date(&s) {
+                    Some(d) => Value::String(d.format("%Y-%m-%d").to_string()),
+                    None => Value::String(s),
+                },
+                other => other,
+            },
+            FieldType::Datetime => match text(value, None) {
+                Value::String(s) => match parse_datetime(&s) {
+                    Some(t) => Value::String(format_datetime(t)),
+                    None => Value::String(s),
+                },
+                other => other,
+            },
+        }
+    }
+
+    fn field_type() -> impl Strategy<Value = FieldType> {
+        prop_oneof![
+            Just(FieldType::Text),
+            Just(FieldType::Email),
+            Just(FieldType::Number),
+            Just(FieldType::Boolean),
+            Just(FieldType::Date),
+            Just(FieldType::Datetime),
+        ]
+    }
+
+    /// Strings as both systems send them: blank, padded, mixed case, non-ASCII (including
+    /// characters whose lower case differs in length), numbers, booleans, dates.
+    fn text_value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[ \t\n\r\x0B\x0C\x1F\u{85}\u{a0}\u{3000}]{0,3}",
+            "[ \t\x0B\x1F\u{85}][a-z]{0,3}[ \x0B]{0,2}",
+            "[ ]{0,2}[a-zA-Z0-9@._+-]{0,12}[ ]{0,2}",
+            "[a-zA-Z0-9 ]{0,6}[äÄßẞİıΣσςÉéŉǅ\u{301}😀][a-zA-Z ]{0,6}",
+            "(true|TRUE|False|false|yes| 1.5 |-0|1e3|9007199254740993|12a)",
+            "(2026-11-22|2026-11-22T10:15:30.123\\+0000|2026-11-22T11:15:30\\+01:00|2026-11-22T10:15:30Z|2026-02-30| 2026-01-05T00:00:00Z )",
+        ]
+    }
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            any::<u64>().prop_map(|n| json!(n)),
+            (-1.0e16..1.0e16f64).prop_map(|f| json!(f)),
+            (-1000i32..1000).prop_map(|n| json!(f64::from(n) / 4.0)),
+            text_value().prop_map(Value::String),
+            Just(json!(["a", 1])),
+            Just(json!({"a": " "})),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+
+        #[test]
+        fn borrowed_canonical_agrees_with_the_reference(
+            ty in field_type(),
+            max_length in proptest::option::of(1usize..16),
+            value in json_value(),
+        ) {
+            let fast = canonical_cow(ty, max_length, &value);
+            let want = reference(ty, max_length, &value);
+            // Borrowed only when the value is canonical already.
+            if let Cow::Borrowed(b) = &fast {
+                prop_assert!(std::ptr::eq(*b, &value));
+                prop_assert_eq!(*b, &want);
+            }
+            prop_assert_eq!(fast.into_owned(), want.clone());
+            prop_assert_eq!(canonical(ty, max_length, &value), want);
+        }
+    }
+
+    #[test]
+    fn already_canonical_values_are_not_copied() {
+        for (ty, max, v) in [
+            (FieldType::Text, Some(255), json!("Northwind Traders GmbH")),
+            (FieldType::Text, Some(3), json!("Zoë")),
+            (FieldType::Email, None, json!("ops@northwind.example")),
+            (FieldType::Boolean, None, json!(true)),
+            (FieldType::Number, None, json!("not a number")),
+        ] {
+            assert!(
+                matches!(canonical_cow(ty, max, &v), Cow::Borrowed(_)),
+                "{ty:?} {v}"
+            );
+        }
+        for (ty, max, v) in [
+            (FieldType::Text, Some(2), json!("Zoë")),
+            (FieldType::Email, None, json!("Ops@northwind.example")),
+            (FieldType::Email, None, json!("ops@northwind.example ")),
+            (FieldType::Email, None, json!("zoë@northwind.example")),
+            (FieldType::Email, None, json!("ẞ@northwind.example")),
+        ] {
+            assert!(
+                matches!(canonical_cow(ty, max, &v), Cow::Owned(_)),
+                "{ty:?} {v}"
+            );
+        }
     }
 }
