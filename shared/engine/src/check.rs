@@ -41,7 +41,7 @@ pub fn mapping_problems(spec: &ObjectSpec, described: &[FieldInfo]) -> Vec<Strin
             ));
         }
     }
-    for f in &spec.fields {
+    for f in spec.fields.iter() {
         let Some(name) = &f.crm else { continue };
         let Some(info) = by_name.get(&name.to_ascii_lowercase()) else {
             continue;

@@ -35,7 +35,8 @@ pub struct Reference {
 #[derive(Debug, Clone)]
 pub struct ObjectSpec {
     pub kind: ObjectKind,
-    pub fields: Vec<FieldMapping>,
+    /// Shared, so a pass can walk the fields while it records what it does.
+    pub fields: std::sync::Arc<[FieldMapping]>,
     pub setup: SetupFields,
     pub reference: Option<Reference>,
 }
@@ -58,7 +59,7 @@ impl ObjectSpec {
         };
         Self {
             kind,
-            fields: object.fields.clone(),
+            fields: object.fields.iter().cloned().collect(),
             setup: mapping.setup.clone(),
             reference,
         }
@@ -109,7 +110,7 @@ impl ObjectSpec {
         if let Some(r) = self.reference {
             out.push(r.crm_field.into());
         }
-        for f in &self.fields {
+        for f in self.fields.iter() {
             if let Some(c) = &f.crm {
                 if !out.iter().any(|o| o.eq_ignore_ascii_case(c)) {
                     out.push(c.clone());

@@ -107,7 +107,7 @@ impl<'a> Pass<'a> {
                     let mut link = Link::new(self.spec.kind, &deal.id, &opp.id);
                     link.prm_version = Some(deal.version);
                     link.crm_modstamp = opp.modstamp;
-                    for f in &self.spec.fields {
+                    for f in self.spec.fields.iter() {
                         if let Some(p) = &f.prm {
                             if let Some(v) = body.get(p) {
                                 link.snapshot.insert(f.key(), v.clone());
