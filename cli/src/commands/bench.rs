@@ -122,6 +122,7 @@ impl Bench {
         }
         let wall = started.elapsed();
         let calls = self.sf.api_calls();
+        // Bulk API query jobs (create, status polls, result sets) read records too.
         let reads = [
             "query",
             "query_all",
@@ -131,7 +132,13 @@ impl Bench {
         ]
         .iter()
         .map(|k| calls.kind(k))
-        .sum::<u64>();
+        .sum::<u64>()
+            + calls
+                .by_kind
+                .iter()
+                .filter(|(k, _)| k.starts_with("bulk_query"))
+                .map(|(_, v)| v)
+                .sum::<u64>();
         let writes = calls
             .by_kind
             .iter()
