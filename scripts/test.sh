@@ -10,7 +10,9 @@ if ! python3 -c 'import moto.server, flask' >/dev/null 2>&1; then
         || python3 -m pip install --quiet --user --break-system-packages 'moto[server]'
 fi
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-python3 -m moto.server -H 127.0.0.1 -p "$port" >/tmp/prmsync-moto.log 2>&1 &
+# scripts/moto-serial.py is moto's server handling one request at a time: moto's DynamoDB
+# is not safe under concurrent transactions (the workers write four chunks at once).
+python3 scripts/moto-serial.py -H 127.0.0.1 -p "$port" >/tmp/prmsync-moto.log 2>&1 &
 moto_pid=$!
 trap 'kill $moto_pid 2>/dev/null || true' EXIT
 # Wait for moto to answer (at most 30 s).

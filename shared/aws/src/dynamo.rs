@@ -846,6 +846,11 @@ where
                 "cannot reach DynamoDB for {op} on table {table}: {}; check the network, AWS_REGION and AWS_ENDPOINT_URL",
                 DisplayErrorContext(&e)
             ),
+            // A body that is not DynamoDB's (a proxy's or an endpoint's HTML error page):
+            // say so instead of dumping the raw response into the Integration Log.
+            SdkError::ResponseError(_) | SdkError::ServiceError(_) => format!(
+                "DynamoDB {op} on table {table} got a response that is not DynamoDB's; it is retried. If it keeps happening, check AWS_ENDPOINT_URL and the network between the function and DynamoDB"
+            ),
             _ => format!("DynamoDB {op} on table {table} failed: {}", DisplayErrorContext(&e)),
         },
         _ => format!("DynamoDB {op} on table {table} failed: {code}: {message}"),
