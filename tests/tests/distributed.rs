@@ -385,3 +385,43 @@ async fn a_lost_continuation_is_carried_on_by_the_next_scheduled_run() {
     assert_eq!(unique.len(), 250, "every Account queued");
     assert_eq!(crm.len(), 251, "the one changed meanwhile is queued again");
 }
+
+#[tokio::test]
+async fn a_dry_run_out_of_time_says_it_is_partial_and_stores_nothing() {
+    let h = Harness::with_query_page(prmsync_mapping::MappingConfig::default(), 200).await;
+    for i in 0..250 {
+        h.account(&format!("Dry {i:03}"), Some("Active Partner"), json!({}));
+    }
+    let request = PlanRequest {
+        budget: Budget {
+            deadline: None,
+            max_pages: Some(1),
+        },
+        ..PlanRequest::new(Integration::Organizations, RunMode::Incremental, "dry")
+    };
+    let report = plan_run(&h.ctx(), None, &request).await.unwrap();
+    assert_eq!(report.status, PlanStatus::Planned);
+    assert_eq!(report.records, 200, "one page counted");
+    assert!(
+        report
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("more would follow"),
+        "{report:?}"
+    );
+    assert_eq!(
+        h.store
+            .checkpoint(Integration::Organizations)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        h.store
+            .cursor(Integration::Organizations, "crm")
+            .await
+            .unwrap(),
+        None
+    );
+}

@@ -359,7 +359,7 @@ async fn plan_locked(
     let mut next: Option<String> = None;
     while !cp.crm.done {
         if budget.spent(pages) {
-            return hand_over(ctx, &cp, report).await;
+            return hand_over(ctx, &cp, dry_run, report).await;
         }
         let page = ctx
             .crm
@@ -389,7 +389,7 @@ async fn plan_locked(
     next = None;
     while !cp.prm.done {
         if budget.spent(pages) {
-            return hand_over(ctx, &cp, report).await;
+            return hand_over(ctx, &cp, dry_run, report).await;
         }
         let page = ctx
             .prm
@@ -477,9 +477,19 @@ async fn save(
 async fn hand_over(
     ctx: &SyncContext,
     cp: &PlanCheckpoint,
+    dry_run: bool,
     report: &mut PlanReport,
 ) -> Result<(), String> {
     let integration = report.integration;
+    if dry_run {
+        // Nothing is stored for a dry run, so there is nothing to carry on: say it is partial.
+        report.status = PlanStatus::Planned;
+        report.message = Some(format!(
+            "dry run of {integration} stopped at its time limit: {} records in {} chunks counted so far, more would follow",
+            cp.records, cp.chunks
+        ));
+        return Ok(());
+    }
     if report.message.is_none() {
         let m = format!(
             "{} run of {integration}: {} records in {} chunks queued so far (invocation {}); \
