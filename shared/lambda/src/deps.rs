@@ -14,6 +14,27 @@ use prmsync_salesforce::{Auth, SalesforceClient, SalesforceConfig};
 
 use crate::relaunch::{LambdaRelaunch, Relaunch};
 
+impl Deps {
+    /// Lets a planner continue a run in a new invocation of the running function (named by
+    /// `AWS_LAMBDA_FUNCTION_NAME`, which Lambda sets). Only full-sync asks for it, so the
+    /// other functions do not carry the Lambda client.
+    pub async fn with_relaunch(mut self) -> Self {
+        if let Some(function) = std::env::var("AWS_LAMBDA_FUNCTION_NAME")
+            .ok()
+            .filter(|f| !f.is_empty())
+        {
+            let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .load()
+                .await;
+            self.relaunch = Some(Arc::new(LambdaRelaunch::new(
+                aws_sdk_lambda::Client::new(&aws),
+                function,
+            )) as Arc<dyn Relaunch>);
+        }
+        self
+    }
+}
+
 /// Everything a handler needs.
 #[derive(Clone)]
 pub struct Deps {
@@ -103,13 +124,6 @@ impl Deps {
             env("PRMSYNC_LOG_TABLE")?,
         );
         let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&aws), env("PRMSYNC_QUEUE_URL")?);
-        let relaunch = std::env::var("AWS_LAMBDA_FUNCTION_NAME")
-            .ok()
-            .filter(|f| !f.is_empty())
-            .map(|f| {
-                Arc::new(LambdaRelaunch::new(aws_sdk_lambda::Client::new(&aws), f))
-                    as Arc<dyn Relaunch>
-            });
         let holder = std::env::var("AWS_LAMBDA_LOG_STREAM_NAME")
             .unwrap_or_else(|_| format!("local-{}", std::process::id()));
         Ok(Self {
@@ -123,7 +137,7 @@ impl Deps {
             },
             queue: Arc::new(queue),
             webhook_secret: secret.prm_webhook_secret.clone(),
-            relaunch,
+            relaunch: None,
         })
     }
 }
