@@ -99,21 +99,14 @@ pub struct ChangePage<R> {
     pub next: Option<String>,
 }
 
-/// Keeps the records strictly after `after` in `(timestamp, id)` order.
-fn after_key<R>(
-    records: Vec<R>,
-    after: &Option<(DateTime<Utc>, String)>,
-    key: impl Fn(&R) -> (Option<DateTime<Utc>>, &str),
-) -> Vec<R> {
-    match after {
-        None => records,
-        Some((at, id)) => records
-            .into_iter()
-            .filter(|r| {
-                let (t, i) = key(r);
-                (t, i) > (Some(*at), id.as_str())
-            })
-            .collect(),
+impl ChangeFrom {
+    /// Whether a record with this `(timestamp, id)` key comes strictly after `after` (every
+    /// record does when there is no `after`).
+    pub fn admits(&self, at: Option<DateTime<Utc>>, id: &str) -> bool {
+        match &self.after {
+            None => true,
+            Some((after_at, after_id)) => (at, id) > (Some(*after_at), after_id.as_str()),
+        }
     }
 }
 
@@ -187,7 +180,10 @@ pub trait Crm: Send + Sync {
         let _ = page;
         let all = self.changed(object, fields, from.since, scope).await?;
         Ok(ChangePage {
-            records: after_key(all, &from.after, |r| (r.modstamp, r.id.as_str())),
+            records: all
+                .into_iter()
+                .filter(|r| from.admits(r.modstamp, &r.id))
+                .collect(),
             next: None,
         })
     }
@@ -262,7 +258,10 @@ pub trait Prm: Send + Sync {
         let _ = page;
         let all = self.changed(collection, from.since).await?;
         Ok(ChangePage {
-            records: after_key(all, &from.after, |r| (Some(r.updated_at), r.id.as_str())),
+            records: all
+                .into_iter()
+                .filter(|r| from.admits(Some(r.updated_at), &r.id))
+                .collect(),
             next: None,
         })
     }

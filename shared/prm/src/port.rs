@@ -153,10 +153,7 @@ impl Prm for PrmClient {
                 .map_err(port_error)?;
             let fresh: Vec<EngineRecord> = records
                 .into_iter()
-                .filter(|r| match &from.after {
-                    None => true,
-                    Some((at, id)) => (r.updated_at, r.id.as_str()) > (*at, id.as_str()),
-                })
+                .filter(|r| from.admits(Some(r.updated_at), &r.id))
                 .map(to_engine)
                 .collect();
             // A page wholly before the resume key (ties on `updated_since`): read on.
