@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 
 use crate::objects::ObjectSpec;
 use crate::pass::{run_pass, PassError, PassInput};
-use crate::ports::{ChangeFrom, Queue};
+use crate::ports::{ChangeFrom, ChangePage, Queue};
 use crate::report::Counts;
 use crate::run::{
     entry, fetch_by_ids, read_window, reserve_message, RunMode, SyncContext, CRM_SIDE, PRM_SIDE,
@@ -297,20 +297,45 @@ async fn start_or_resume(
     }))
 }
 
-/// One side of the read moves past a page: the next query starts strictly after its last
-/// record, and its newest change becomes the side's cursor-to-be.
-fn advance(
-    side: &mut SideProgress,
+/// Where a page of changes ends: its last `(timestamp, id)` key, its newest change and
+/// the token of the next page.
+struct PageEnd {
     last: Option<(DateTime<Utc>, String)>,
     newest: Option<DateTime<Utc>>,
-) {
-    if let Some((at, id)) = last {
-        side.from = ChangeFrom {
-            since: Some(at),
-            after: Some((at, id)),
-        };
+    next: Option<String>,
+}
+
+/// A page's record ids, in order, and where it ends; `key` gives a record's timestamp and id.
+fn page_refs<R>(
+    page: ChangePage<R>,
+    key: impl Fn(R) -> (Option<DateTime<Utc>>, String),
+) -> (Vec<String>, PageEnd) {
+    let keys: Vec<(Option<DateTime<Utc>>, String)> = page.records.into_iter().map(key).collect();
+    let end = PageEnd {
+        last: keys
+            .last()
+            .and_then(|(at, id)| at.map(|at| (at, id.clone()))),
+        newest: keys.iter().filter_map(|(at, _)| *at).max(),
+        next: page.next,
+    };
+    (keys.into_iter().map(|(_, id)| id).collect(), end)
+}
+
+impl PageEnd {
+    /// One side of the read moves past the page: the next query starts strictly after its
+    /// last record, its newest change becomes the side's cursor-to-be, and the side is done
+    /// when no page follows. Returns the next page's token.
+    fn advance(self, side: &mut SideProgress) -> Option<String> {
+        if let Some((at, id)) = self.last {
+            side.from = ChangeFrom {
+                since: Some(at),
+                after: Some((at, id)),
+            };
+        }
+        side.newest = side.newest.max(self.newest);
+        side.done = self.next.is_none();
+        self.next
     }
-    side.newest = side.newest.max(newest);
 }
 
 async fn plan_locked(
@@ -373,17 +398,10 @@ async fn plan_locked(
             .await
             .map_err(|e| format!("reading changed {} records: {e}", spec.crm_object()))?;
         pages += 1;
-        let last = page
-            .records
-            .last()
-            .and_then(|r| r.modstamp.map(|m| (m, r.id.clone())));
-        let newest = page.records.iter().filter_map(|r| r.modstamp).max();
-        let ids: Vec<String> = page.records.into_iter().map(|r| r.id).collect();
+        let (ids, end) = page_refs(page, |r| (r.modstamp, r.id));
         let sent = sender.crm_page(ids).await?;
         count(&mut cp, report, sent);
-        advance(&mut cp.crm, last, newest);
-        next = page.next;
-        cp.crm.done = next.is_none();
+        next = end.advance(&mut cp.crm);
         save(ctx, integration, &cp, dry_run).await?;
     }
     next = None;
@@ -397,14 +415,10 @@ async fn plan_locked(
             .await
             .map_err(|e| format!("reading changed PRM {}: {e}", spec.prm_collection()))?;
         pages += 1;
-        let last = page.records.last().map(|r| (r.updated_at, r.id.clone()));
-        let newest = page.records.iter().map(|r| r.updated_at).max();
-        let ids: Vec<String> = page.records.into_iter().map(|r| r.id).collect();
+        let (ids, end) = page_refs(page, |r| (Some(r.updated_at), r.id));
         let sent = sender.prm_page(ids).await?;
         count(&mut cp, report, sent);
-        advance(&mut cp.prm, last, newest);
-        next = page.next;
-        cp.prm.done = next.is_none();
+        next = end.advance(&mut cp.prm);
         save(ctx, integration, &cp, dry_run).await?;
     }
     // Links whose last sync failed for a passing reason, and the people of organizations
