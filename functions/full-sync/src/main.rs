@@ -8,7 +8,7 @@ use serde_json::Value;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     logging::init();
-    let deps = Deps::from_env().await?.with_relaunch().await;
+    let deps = Deps::from_env_with(relaunch::self_relaunch).await?;
     let margin = relaunch::margin_from_env()?;
     run(service_fn(|event: LambdaEvent<Value>| {
         let deps = &deps;

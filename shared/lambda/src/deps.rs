@@ -12,28 +12,7 @@ use prmsync_mapping::MappingConfig;
 use prmsync_prm::{PrmClient, PrmConfig};
 use prmsync_salesforce::{Auth, SalesforceClient, SalesforceConfig};
 
-use crate::relaunch::{LambdaRelaunch, Relaunch};
-
-impl Deps {
-    /// Lets a planner continue a run in a new invocation of the running function (named by
-    /// `AWS_LAMBDA_FUNCTION_NAME`, which Lambda sets). Only full-sync asks for it, so the
-    /// other functions do not carry the Lambda client.
-    pub async fn with_relaunch(mut self) -> Self {
-        if let Some(function) = std::env::var("AWS_LAMBDA_FUNCTION_NAME")
-            .ok()
-            .filter(|f| !f.is_empty())
-        {
-            let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .load()
-                .await;
-            self.relaunch = Some(Arc::new(LambdaRelaunch::new(
-                aws_sdk_lambda::Client::new(&aws),
-                function,
-            )) as Arc<dyn Relaunch>);
-        }
-        self
-    }
-}
+use crate::relaunch::Relaunch;
 
 /// Everything a handler needs.
 #[derive(Clone)]
@@ -110,6 +89,15 @@ impl Deps {
     /// `PRMSYNC_SECRET_ARN` and `PRMSYNC_MAPPING_FILE`; AWS endpoints and credentials come
     /// from the usual AWS variables.
     pub async fn from_env() -> Result<Self> {
+        Self::from_env_with(|_| None).await
+    }
+
+    /// [`from_env`](Self::from_env), with the continuation `relaunch` builds from the same
+    /// AWS configuration (full-sync passes [`crate::relaunch::self_relaunch`]; the other
+    /// functions do not, so they do not carry the Lambda client).
+    pub async fn from_env_with(
+        relaunch: impl FnOnce(&aws_config::SdkConfig) -> Option<Arc<dyn Relaunch>>,
+    ) -> Result<Self> {
         let mapping = mapping_from_env()?;
         let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .load()
@@ -137,7 +125,7 @@ impl Deps {
             },
             queue: Arc::new(queue),
             webhook_secret: secret.prm_webhook_secret.clone(),
-            relaunch: None,
+            relaunch: relaunch(&aws),
         })
     }
 }

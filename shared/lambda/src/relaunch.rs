@@ -54,6 +54,18 @@ impl Relaunch for LambdaRelaunch {
     }
 }
 
+/// The running function's own [`LambdaRelaunch`], when it runs in Lambda (which sets
+/// `AWS_LAMBDA_FUNCTION_NAME`).
+pub fn self_relaunch(aws: &aws_config::SdkConfig) -> Option<std::sync::Arc<dyn Relaunch>> {
+    let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME")
+        .ok()
+        .filter(|f| !f.is_empty())?;
+    Some(std::sync::Arc::new(LambdaRelaunch::new(
+        aws_sdk_lambda::Client::new(aws),
+        function,
+    )))
+}
+
 /// Time kept in hand when a planner stops reading: enough to queue the last page, store
 /// the checkpoint and invoke the continuation. `PRMSYNC_PLAN_MARGIN_SECONDS` overrides it.
 pub const DEFAULT_MARGIN: Duration = Duration::from_secs(60);
