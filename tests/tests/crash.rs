@@ -164,6 +164,7 @@ async fn every_batch_delivered_twice_at_once_converges() {
             prm: ctx.prm.changed(spec.prm_collection(), None).await.unwrap(),
             full: false,
             retry_rejected: false,
+            ..Default::default()
         };
         let (a, b) = tokio::join!(
             run_pass(&ctx, kind, "run-a", false, input.clone()),

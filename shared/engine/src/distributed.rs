@@ -744,6 +744,7 @@ pub async fn sync_chunk(ctx: &SyncContext, chunk: &Chunk) -> Result<ChunkReport,
                 prm: org_prm,
                 full: false,
                 retry_rejected: false,
+                ..Default::default()
             };
             let out = run_pass(ctx, ObjectKind::Organization, &chunk.run_id, false, input)
                 .await
@@ -756,6 +757,7 @@ pub async fn sync_chunk(ctx: &SyncContext, chunk: &Chunk) -> Result<ChunkReport,
         prm,
         full: false,
         retry_rejected: false,
+        ..Default::default()
     };
     let out = run_pass(ctx, kind, &chunk.run_id, false, input)
         .await

@@ -6,6 +6,7 @@
 //! - [`pass`]: one sync pass of an object pair: change detection, three-way merge,
 //!   matching, creates, deletes, hierarchy, batched writes.
 //! - [`run`]: a run of an integration: pause flag, lease, cursors, run record, report.
+//! - [`sweep`]: a one-machine run's pass, page by page.
 
 pub mod check;
 pub mod distributed;
@@ -17,6 +18,7 @@ pub mod run;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod store_contract;
+pub mod sweep;
 
 pub use ports::{Crm, FailureClass, PortError, Prm, RecordFailure};
 pub use report::{Counts, RunReport};

@@ -3,7 +3,7 @@
 
 use prmsync_mapping::config::{FieldMapping, MappingConfig, SetupFields};
 use prmsync_mapping::transform::write_crm;
-use prmsync_mapping::{rules, CrmRecord, Fields, ObjectKind};
+use prmsync_mapping::{rules, CrmRecord, Fields, ObjectKind, PrmRecord};
 use serde_json::Value;
 
 use crate::ports::Scope;
@@ -144,6 +144,42 @@ impl ObjectSpec {
                 !record.deleted
                     && record.bool_field(&self.setup.sync_flag)
                     && record.bool_field(&self.setup.export_deal)
+            }
+        }
+    }
+
+    /// The first-import match key of a Salesforce record (DESIGN 8): an Account's name and
+    /// website domain; a Contact's organization (`org_of` gives the PRM id of the
+    /// organization linked to an Account) and email. Deals are never matched.
+    pub fn crm_match_key(
+        &self,
+        r: &CrmRecord,
+        org_of: impl Fn(&str) -> Option<String>,
+    ) -> Option<String> {
+        match self.kind {
+            ObjectKind::Deal => None,
+            ObjectKind::Organization => {
+                rules::organization_match_key(r.str_field("Name"), r.str_field("Website"))
+                    .map(|(n, d)| format!("{n}|{}", d.unwrap_or_default()))
+            }
+            ObjectKind::Person => {
+                let org = org_of(r.str_field("AccountId")?)?;
+                rules::person_match_key(r.str_field("Email")).map(|e| format!("{org}|{e}"))
+            }
+        }
+    }
+
+    /// The match key of a PRM record, comparable with [`crm_match_key`](Self::crm_match_key).
+    pub fn prm_match_key(&self, r: &PrmRecord) -> Option<String> {
+        match self.kind {
+            ObjectKind::Deal => None,
+            ObjectKind::Organization => {
+                rules::organization_match_key(r.str_field("name"), r.str_field("website"))
+                    .map(|(n, d)| format!("{n}|{}", d.unwrap_or_default()))
+            }
+            ObjectKind::Person => {
+                let org = r.str_field("organization_id")?;
+                rules::person_match_key(r.str_field("email")).map(|e| format!("{org}|{e}"))
             }
         }
     }

@@ -44,6 +44,14 @@ pub struct PassInput {
     /// Try records rejected before even if they did not change (a full run, or an
     /// operator's `sync-record`).
     pub retry_rejected: bool,
+    /// Links marked for a retry: their records are read when not in hand, and synced.
+    pub retry: Vec<Link>,
+    /// Unlinked Salesforce records whose match key is that of a PRM record this run has
+    /// already linked to another record, by Salesforce Id: reported as ambiguous.
+    pub claimed: HashMap<String, Link>,
+    /// Hold back the entries for references to records not linked yet: a later page of
+    /// the same run may link them. They go to [`PassOutcome::held`].
+    pub hold_unresolved: bool,
 }
 
 /// What a pass did.
@@ -54,6 +62,8 @@ pub struct PassOutcome {
     pub planned: Vec<PlannedWrite>,
     /// Set when the pass stopped early to keep the API reserve.
     pub stopped: Option<String>,
+    /// Entries held back by [`PassInput::hold_unresolved`].
+    pub held: Vec<LogEntry>,
 }
 
 /// A pass that could not go on.
@@ -130,6 +140,8 @@ pub async fn run_pass(
         full: input.full,
         retry_rejected: input.full || input.retry_rejected,
         rejected: Vec::new(),
+        claimed: HashMap::new(),
+        hold_unresolved: input.hold_unresolved,
     };
     pass.run(input).await?;
     Ok(pass.out)
@@ -152,6 +164,10 @@ struct Pass<'a> {
     retry_rejected: bool,
     /// Rejections to remember at the end of the pass: (side, id, version).
     rejected: Vec<(&'static str, String, String)>,
+    /// See [`PassInput::claimed`].
+    claimed: HashMap<String, Link>,
+    /// See [`PassInput::hold_unresolved`].
+    hold_unresolved: bool,
 }
 
 /// The version of a Salesforce record a rejection is remembered by.
@@ -189,13 +205,15 @@ impl<'a> Pass<'a> {
             crm: crm_in,
             prm: prm_in,
             full,
+            retry,
+            claimed,
             ..
         } = input;
+        self.claimed = claimed;
         let mut crm_records: Vec<CrmRecord> = dedupe_crm(crm_in);
         let mut prm_records: Vec<PrmRecord> = dedupe_prm(prm_in);
 
         // Links marked for a retry bring their records along.
-        let retry = store.links_to_retry(kind).await?;
         if !retry.is_empty() {
             let have_crm: HashSet<&str> = crm_records.iter().map(|r| r.id.as_str()).collect();
             let crm_ids: Vec<String> = retry
@@ -226,29 +244,6 @@ impl<'a> Pass<'a> {
                         .await?,
                 );
             }
-        }
-
-        // People of organizations linked since the last people pass: their records may
-        // not have changed for a long time, so they are read here.
-        let pending = if kind == ObjectKind::Person {
-            store.children_pending(ObjectKind::Organization).await?
-        } else {
-            Vec::new()
-        };
-        if !pending.is_empty() && !full {
-            let accounts: Vec<String> = pending.iter().map(|(_, c)| c.clone()).collect();
-            let fields = self.spec.crm_fields();
-            crm_records.extend(
-                self.ctx
-                    .crm
-                    .find(self.spec.crm_object(), &fields, "AccountId", &accounts)
-                    .await?,
-            );
-            for (org, _) in &pending {
-                prm_records.extend(self.ctx.prm.people_of_organization(org).await?);
-            }
-            crm_records = dedupe_crm(crm_records);
-            prm_records = dedupe_prm(prm_records);
         }
 
         // Links of the records in hand, and of every id they point at.
@@ -381,12 +376,6 @@ impl<'a> Pass<'a> {
         self.write_crm_updates(&mut items).await?;
         self.write_prm_updates(&mut items).await?;
         self.save_links(&mut items).await?;
-        if !self.dry_run && !pending.is_empty() && self.out.stopped.is_none() {
-            let orgs: Vec<String> = pending.into_iter().map(|(p, _)| p).collect();
-            store
-                .clear_children_pending(ObjectKind::Organization, &orgs)
-                .await?;
-        }
         if !self.dry_run {
             for (side, id, version) in std::mem::take(&mut self.rejected) {
                 store.remember_rejection(kind, side, &id, &version).await?;
@@ -651,31 +640,12 @@ impl<'a> Pass<'a> {
     }
 
     fn match_key_crm(&self, r: &CrmRecord) -> Option<String> {
-        match self.spec.kind {
-            ObjectKind::Deal => None,
-            ObjectKind::Organization => {
-                rules::organization_match_key(r.str_field("Name"), r.str_field("Website"))
-                    .map(|(n, d)| format!("{n}|{}", d.unwrap_or_default()))
-            }
-            _ => {
-                let org = self.person_org_linked_crm(r)?;
-                rules::person_match_key(r.str_field("Email")).map(|e| format!("{org}|{e}"))
-            }
-        }
+        self.spec
+            .crm_match_key(r, |account| self.ref_to_prm(account))
     }
 
     fn match_key_prm(&self, r: &PrmRecord) -> Option<String> {
-        match self.spec.kind {
-            ObjectKind::Deal => None,
-            ObjectKind::Organization => {
-                rules::organization_match_key(r.str_field("name"), r.str_field("website"))
-                    .map(|(n, d)| format!("{n}|{}", d.unwrap_or_default()))
-            }
-            _ => {
-                let org = r.str_field("organization_id")?.to_string();
-                rules::person_match_key(r.str_field("email")).map(|e| format!("{org}|{e}"))
-            }
-        }
+        self.spec.prm_match_key(r)
     }
 
     /// Pairs unlinked records (by explicit ids, then by match key) and returns the pairs,
@@ -868,7 +838,33 @@ impl<'a> Pass<'a> {
                 }
             }
         }
-        // 2. Match keys; a key with several candidates on either side is ambiguous.
+        // 2. Match keys; a key with several candidates on either side is ambiguous, also
+        // when an earlier page of this run linked the PRM record to another record.
+        for (ci, c) in crm.iter().enumerate() {
+            let Some(link) = self.claimed.get(&c.id).cloned() else {
+                continue;
+            };
+            if crm_taken[ci] || c.str_field(&prm_id_field).is_some() {
+                continue;
+            }
+            crm_taken[ci] = true;
+            self.rejected.push(("crm", c.id.clone(), crm_version(c)));
+            self.log(
+                LogCode::AmbiguousMatch,
+                Some(&c.id),
+                None,
+                format!(
+                    "{} {} matches PRM {} {}, which this run linked to {} {} by the same key; nothing was created or linked",
+                    self.spec.crm_object(),
+                    c.id,
+                    self.spec.kind,
+                    link.prm_id,
+                    self.spec.crm_object(),
+                    link.crm_id
+                ),
+                json!({"crm_candidates": [c.id, link.crm_id], "prm_candidates": [link.prm_id]}),
+            );
+        }
         let mut crm_by_key: BTreeMap<String, Vec<usize>> = BTreeMap::new();
         for (ci, c) in crm.iter().enumerate() {
             // A record with a PRM Id of its own is not matched by key.
@@ -1025,7 +1021,6 @@ impl<'a> Pass<'a> {
                     }
                     self.add_ref(&link);
                     self.children_pending(&link).await?;
-                    self.children_pending(&link).await?;
                     let mut item = Item::new(link);
                     item.crm = Some(crm);
                     item.prm = Some(created);
@@ -1149,7 +1144,6 @@ impl<'a> Pass<'a> {
                         Err(e) => return Err(e.into()),
                     }
                     self.add_ref(&link);
-                    self.children_pending(&link).await?;
                     self.children_pending(&link).await?;
                     let mut item = Item::new(link);
                     let mut fields = body;
@@ -1446,6 +1440,11 @@ impl<'a> Pass<'a> {
                     ),
                     json!({"reference": raw}),
                 );
+                if self.hold_unresolved {
+                    if let Some(held) = self.out.log.pop() {
+                        self.out.held.push(held);
+                    }
+                }
             }
             // Retried later, without counting the retry flag as a change of the record.
             item.link.retry = true;
@@ -2008,14 +2007,4 @@ fn dedupe_prm(records: Vec<PrmRecord>) -> Vec<PrmRecord> {
     out
 }
 
-/// The newest change time among the records, for the cursors.
-pub fn max_crm_modstamp(records: &[CrmRecord]) -> Option<DateTime<Utc>> {
-    records.iter().filter_map(|r| r.modstamp).max()
-}
-
-pub fn max_prm_updated(records: &[PrmRecord]) -> Option<DateTime<Utc>> {
-    records.iter().map(|r| r.updated_at).max()
-}
-
-#[allow(dead_code)]
 fn _assert_send(_: &WriteOutcome) {}

@@ -188,6 +188,22 @@ pub trait Crm: Send + Sync {
         })
     }
 
+    /// One page of a read of every change since `since` (all when None), deleted rows
+    /// included, in no set order: the first page when `page` is None, else the page the
+    /// token names. Unlike [`changed_page`](Self::changed_page) it has no resume key, so
+    /// an adapter may serve it from a Bulk API query job when that takes fewer calls.
+    async fn sweep_page(
+        &self,
+        object: &str,
+        fields: &[String],
+        since: Option<DateTime<Utc>>,
+        page: Option<&str>,
+        scope: &Scope,
+    ) -> Result<ChangePage<CrmRecord>, PortError> {
+        let from = ChangeFrom { since, after: None };
+        self.changed_page(object, fields, &from, page, scope).await
+    }
+
     /// Records whose `field` is one of `values` (Ids, emails...), live rows only.
     async fn find(
         &self,

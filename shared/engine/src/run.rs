@@ -8,7 +8,7 @@ use prmsync_mapping::{CrmRecord, Integration, LogCode, MappingConfig, ObjectKind
 use serde_json::{json, Value};
 
 use crate::objects::ObjectSpec;
-use crate::pass::{max_crm_modstamp, max_prm_updated, run_pass, PassError, PassInput};
+use crate::pass::{run_pass, PassError, PassInput};
 use crate::ports::{Crm, PortError, Prm};
 use crate::report::{Counts, RunReport};
 #[allow(unused_imports)]
@@ -225,15 +225,9 @@ async fn run_object(
     options: &RunOptions,
     run_id: &str,
 ) -> Result<ObjectOutcome, String> {
-    let kind = integration.object();
-    let spec = ObjectSpec::new(kind, &ctx.mapping);
-    let Window {
-        mode,
-        crm_cursor,
-        prm_cursor,
-        crm_since,
-        prm_since,
-    } = read_window(ctx, integration, &spec, options.mode).await?;
+    let spec = ObjectSpec::new(integration.object(), &ctx.mapping);
+    let window = read_window(ctx, integration, &spec, options.mode).await?;
+    let mode = window.mode;
     if let Some(message) = reserve_message(ctx) {
         let log = vec![entry(
             run_id,
@@ -244,46 +238,24 @@ async fn run_object(
         )];
         return Ok((mode, Counts::default(), Vec::new(), Some(message), log));
     }
-    let fields = spec.crm_fields();
-    let crm = ctx
-        .crm
-        .changed(spec.crm_object(), &fields, crm_since, &spec.scope())
-        .await
-        .map_err(|e| format!("reading changed {} records: {e}", spec.crm_object()))?;
-    let prm = ctx
-        .prm
-        .changed(spec.prm_collection(), prm_since)
-        .await
-        .map_err(|e| format!("reading changed PRM {}: {e}", spec.prm_collection()))?;
-    let new_crm_cursor = max_crm_modstamp(&crm).or(crm_cursor);
-    let new_prm_cursor = max_prm_updated(&prm).or(prm_cursor);
-    let input = PassInput {
-        crm,
-        prm,
-        full: mode == RunMode::Full,
-        retry_rejected: false,
-    };
-    let out = run_pass(ctx, kind, run_id, options.dry_run, input)
-        .await
-        .map_err(|e| match e {
-            PassError::Port(p) => format!("{p}"),
-            PassError::Store(s) => format!("{s}"),
-        })?;
+    let out = crate::sweep::sweep(ctx, integration, run_id, options.dry_run, &window).await?;
     if !options.dry_run && out.stopped.is_none() {
         // Checkpoint: the cursors move only once every record read is done. Without any
         // record read, the cursor starts from the run's start so the next run is
         // incremental.
         let now = Utc::now();
+        let crm = out.crm_newest.or(window.crm_cursor).unwrap_or(now);
+        let prm = out.prm_newest.or(window.prm_cursor).unwrap_or(now);
         ctx.store
-            .set_cursor(integration, CRM_SIDE, new_crm_cursor.unwrap_or(now))
+            .set_cursor(integration, CRM_SIDE, crm)
             .await
             .map_err(|e| e.to_string())?;
         ctx.store
-            .set_cursor(integration, PRM_SIDE, new_prm_cursor.unwrap_or(now))
+            .set_cursor(integration, PRM_SIDE, prm)
             .await
             .map_err(|e| e.to_string())?;
     }
-    Ok((mode, out.counts, out.planned, out.stopped, out.log))
+    Ok((mode, out.counts, out.planned, out.stopped, Vec::new()))
 }
 
 /// Set when the last known Salesforce usage is inside the API reserve (DESIGN 11).
@@ -521,6 +493,7 @@ async fn sync_one(
         prm,
         full: false,
         retry_rejected: true,
+        ..Default::default()
     };
     let out = run_pass(ctx, kind, run_id, dry_run, input)
         .await

@@ -145,6 +145,10 @@ pub struct SyncSettings {
     pub api_reserve_percent: u8,
     pub overlap_seconds: u32,
     pub schedule: String,
+    /// Changed PRM records a one-machine run keeps whole while it reads Salesforce's
+    /// pages; the others are read again by id when their page comes (more PRM calls, less
+    /// memory).
+    pub held_prm_records: u32,
 }
 
 impl Default for SyncSettings {
@@ -155,6 +159,7 @@ impl Default for SyncSettings {
             api_reserve_percent: 20,
             overlap_seconds: 300,
             schedule: "rate(1 hour)".into(),
+            held_prm_records: 10_000,
         }
     }
 }

@@ -128,6 +128,57 @@ struct JobInfo {
     column_delimiter: Option<String>,
 }
 
+/// Where the reading of a finished query job's result sets stands. It survives as a
+/// short token ([`token`](Self::token), [`from_token`](Self::from_token)), so a read can
+/// hand its next page out like a REST `nextRecordsUrl`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BulkResults {
+    job_id: String,
+    delimiter: u8,
+    locator: Option<String>,
+    done: bool,
+}
+
+impl BulkResults {
+    const PREFIX: &'static str = "bulk-query:";
+
+    /// The job's id.
+    pub fn job_id(&self) -> &str {
+        &self.job_id
+    }
+
+    /// Every result set is read.
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// `bulk-query:<job id>:<delimiter byte>:<locator>`.
+    pub fn token(&self) -> String {
+        format!(
+            "{}{}:{}:{}",
+            Self::PREFIX,
+            self.job_id,
+            self.delimiter,
+            self.locator.as_deref().unwrap_or("")
+        )
+    }
+
+    /// Reads a [`token`](Self::token) back; `None` for anything else (a REST page URL).
+    pub fn from_token(token: &str) -> Option<Self> {
+        let rest = token.strip_prefix(Self::PREFIX)?;
+        let mut parts = rest.splitn(3, ':');
+        let job_id = parts.next().filter(|j| !j.is_empty())?.to_string();
+        let delimiter = parts.next()?.parse::<u8>().ok()?;
+        let locator = parts.next()?;
+        Some(BulkResults {
+            job_id,
+            delimiter,
+            locator: (!locator.is_empty()).then(|| locator.to_string()),
+            done: false,
+        })
+    }
+}
+
 /// The byte of a `columnDelimiter` value.
 fn delimiter_byte(name: Option<&str>) -> Result<u8, SfError> {
     Ok(match name.unwrap_or("COMMA") {
@@ -179,6 +230,25 @@ impl SalesforceClient {
         options: &BulkQueryOptions,
         mut on_page: impl FnMut(Vec<SObject>),
     ) -> Result<(), SfError> {
+        let mut results = self.bulk_query_start(soql, all, describe, options).await?;
+        while let Some(records) = self
+            .bulk_query_next(&mut results, describe, options)
+            .await?
+        {
+            on_page(records);
+        }
+        Ok(())
+    }
+
+    /// Creates a Bulk API 2.0 query job for `soql` and waits until Salesforce has run it;
+    /// [`bulk_query_next`](Self::bulk_query_next) then reads its result sets one at a time.
+    pub async fn bulk_query_start(
+        &self,
+        soql: &str,
+        all: bool,
+        describe: &Describe,
+        options: &BulkQueryOptions,
+    ) -> Result<BulkResults, SfError> {
         let job = self.bulk_create(soql, all).await?;
         if !job.object.is_empty() && !job.object.eq_ignore_ascii_case(&describe.name) {
             return Err(SfError::Config(format!(
@@ -187,68 +257,78 @@ impl SalesforceClient {
                 job.id, job.object, describe.name
             )));
         }
-        let object = if job.object.is_empty() {
-            describe.name.clone()
-        } else {
-            job.object.clone()
-        };
         let done = self.bulk_wait(&job.id, options).await?;
         let delimiter = delimiter_byte(
             done.column_delimiter
                 .as_deref()
                 .or(job.column_delimiter.as_deref()),
         )?;
-        let path = self.data_path(&format!("/jobs/query/{}/results", job.id));
+        Ok(BulkResults {
+            job_id: job.id,
+            delimiter,
+            locator: None,
+            done: false,
+        })
+    }
+
+    /// The next result set of a finished job (`GET /jobs/query/{id}/results`, following
+    /// `Sforce-Locator`); `None` once every set is read.
+    pub async fn bulk_query_next(
+        &self,
+        results: &mut BulkResults,
+        describe: &Describe,
+        options: &BulkQueryOptions,
+    ) -> Result<Option<Vec<SObject>>, SfError> {
+        if results.done {
+            return Ok(None);
+        }
+        let path = self.data_path(&format!("/jobs/query/{}/results", results.job_id));
         let accept = [("Accept", "text/csv".to_string())];
-        let mut locator: Option<String> = None;
-        loop {
-            let mut query: Vec<(&str, String)> = Vec::with_capacity(2);
-            if let Some(n) = options.max_records {
-                query.push(("maxRecords", n.to_string()));
-            }
-            if let Some(l) = &locator {
-                query.push(("locator", l.clone()));
-            }
-            let resp = self
-                .send(Method::GET, &path, &query, None, &accept, true)
-                .await?;
-            let what = || format!("the results of Bulk API 2.0 query job {}", job.id);
-            let records = parse_results(&resp.body, delimiter, describe, &object)
-                .map_err(|e| SfError::decode(what(), e))?;
-            let header = |name: &str| {
-                resp.headers
-                    .get(name)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::trim)
-                    .filter(|v| !v.is_empty())
-            };
-            if let Some(n) = header("Sforce-NumberOfRecords").and_then(|n| n.parse::<usize>().ok())
-            {
-                if records.len() != n {
-                    return Err(SfError::decode(
-                        what(),
-                        format!(
-                            "Sforce-NumberOfRecords says {n} records but the CSV holds {}",
-                            records.len()
-                        ),
-                    ));
-                }
-            }
-            let next = header("Sforce-Locator")
-                .filter(|l| !l.eq_ignore_ascii_case("null"))
-                .map(str::to_string);
-            on_page(records);
-            match next {
-                Some(l) if locator.as_deref() == Some(l.as_str()) => {
-                    return Err(SfError::decode(
-                        what(),
-                        format!("Sforce-Locator {l} points at the set just read"),
-                    ))
-                }
-                Some(l) => locator = Some(l),
-                None => return Ok(()),
+        let mut query: Vec<(&str, String)> = Vec::with_capacity(2);
+        if let Some(n) = options.max_records {
+            query.push(("maxRecords", n.to_string()));
+        }
+        if let Some(l) = &results.locator {
+            query.push(("locator", l.clone()));
+        }
+        let resp = self
+            .send(Method::GET, &path, &query, None, &accept, true)
+            .await?;
+        let what = || format!("the results of Bulk API 2.0 query job {}", results.job_id);
+        let records = parse_results(&resp.body, results.delimiter, describe, &describe.name)
+            .map_err(|e| SfError::decode(what(), e))?;
+        let header = |name: &str| {
+            resp.headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+        };
+        if let Some(n) = header("Sforce-NumberOfRecords").and_then(|n| n.parse::<usize>().ok()) {
+            if records.len() != n {
+                return Err(SfError::decode(
+                    what(),
+                    format!(
+                        "Sforce-NumberOfRecords says {n} records but the CSV holds {}",
+                        records.len()
+                    ),
+                ));
             }
         }
+        let next = header("Sforce-Locator")
+            .filter(|l| !l.eq_ignore_ascii_case("null"))
+            .map(str::to_string);
+        match next {
+            Some(l) if results.locator.as_deref() == Some(l.as_str()) => {
+                return Err(SfError::decode(
+                    what(),
+                    format!("Sforce-Locator {l} points at the set just read"),
+                ))
+            }
+            Some(l) => results.locator = Some(l),
+            None => results.done = true,
+        }
+        Ok(Some(records))
     }
 
     /// `POST /jobs/query`.

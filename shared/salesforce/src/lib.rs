@@ -19,7 +19,7 @@ pub mod soql;
 mod types;
 
 pub use auth::{Auth, JwtClaims};
-pub use bulk::{BulkJobError, BulkQueryOptions};
+pub use bulk::{BulkJobError, BulkQueryOptions, BulkResults};
 pub use client::{SalesforceClient, SalesforceConfig, COLLECTION_CHUNK};
 pub use error::{classify, ErrorClass, SfError};
 pub use retry::Backoff;

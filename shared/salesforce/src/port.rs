@@ -9,6 +9,7 @@ use prmsync_engine::ports::{
 };
 use prmsync_mapping::{CrmRecord, Fields};
 
+use crate::bulk::BulkResults;
 use crate::soql::{Cond, Dir, Op, Soql};
 use crate::{ErrorClass, RecordResult, SObject, SalesforceClient, SfError};
 
@@ -220,6 +221,69 @@ impl Crm for SalesforceClient {
         Ok(ChangePage {
             records: rows.into_iter().map(to_record).collect(),
             next,
+        })
+    }
+
+    async fn sweep_page(
+        &self,
+        object: &str,
+        fields: &[String],
+        since: Option<DateTime<Utc>>,
+        page: Option<&str>,
+        scope: &Scope,
+    ) -> Result<ChangePage<CrmRecord>, PortError> {
+        let options = self.config().bulk_query.clone();
+        if let Some(mut results) = page.and_then(BulkResults::from_token) {
+            let describe = self.describe_cached(object).await.map_err(port_error)?;
+            let rows = self
+                .bulk_query_next(&mut results, &describe, &options)
+                .await
+                .map_err(port_error)?
+                .unwrap_or_default();
+            return Ok(ChangePage {
+                records: rows.into_iter().map(to_record).collect(),
+                next: (!results.is_done()).then(|| results.token()),
+            });
+        }
+        if let Some(url) = page {
+            let (rows, next) = self.query_next_page(url).await.map_err(port_error)?;
+            return Ok(ChangePage {
+                records: rows.into_iter().map(to_record).collect(),
+                next,
+            });
+        }
+        let soql = change_query(object, fields, since, scope);
+        let (rows, next, total) = self
+            .query_first_page_sized(&soql, true)
+            .await
+            .map_err(port_error)?;
+        let cfg = self.config();
+        let per_page = u64::from(cfg.query_batch_size.clamp(200, 2000));
+        let per_set = options.max_records.map_or(50_000, u64::from);
+        if next.is_none() || !bulk_saves_calls(total, cfg.bulk_query_threshold, per_page, per_set) {
+            return Ok(ChangePage {
+                records: rows.into_iter().map(to_record).collect(),
+                next,
+            });
+        }
+        // A query job reads everything again, the first REST page too: its rows are
+        // dropped here so no record is handed out twice.
+        drop(rows);
+        let soql =
+            change_select(object, fields, &ChangeFrom { since, after: None }, scope).to_string();
+        let describe = self.describe_cached(object).await.map_err(port_error)?;
+        let mut results = self
+            .bulk_query_start(&soql, true, &describe, &options)
+            .await
+            .map_err(port_error)?;
+        let rows = self
+            .bulk_query_next(&mut results, &describe, &options)
+            .await
+            .map_err(port_error)?
+            .unwrap_or_default();
+        Ok(ChangePage {
+            records: rows.into_iter().map(to_record).collect(),
+            next: (!results.is_done()).then(|| results.token()),
         })
     }
 

@@ -271,6 +271,16 @@ impl Crm for CrashingCrm {
     ) -> Result<ChangePage<CrmRecord>, PortError> {
         self.inner.changed_page(o, f, from, page, sc).await
     }
+    async fn sweep_page(
+        &self,
+        o: &str,
+        f: &[String],
+        since: Option<DateTime<Utc>>,
+        page: Option<&str>,
+        sc: &Scope,
+    ) -> Result<ChangePage<CrmRecord>, PortError> {
+        self.inner.sweep_page(o, f, since, page, sc).await
+    }
     async fn find(
         &self,
         o: &str,

@@ -1,0 +1,592 @@
+//! A one-machine run of organizations or people, page by page (DESIGN 12), so that its
+//! memory stays flat however many records changed:
+//!
+//! 1. The PRM's changes are read first into a [`PrmChanges`] index: every changed id, and
+//!    for each unlinked record what can pair it with a Salesforce record (its `crm_id`, or
+//!    a 128-bit hash of its match key). The first `[sync] held_prm_records` are kept whole.
+//! 2. Links marked for a retry and, on an incremental people run, the people of newly
+//!    linked organizations are synced first; the sweep then skips those records.
+//! 3. Salesforce's changes are read page by page ([`Crm::sweep_page`]: REST pages of 2,000,
+//!    or a Bulk API query job's result sets) and each page is synced in one pass together
+//!    with the changed PRM records that pair with it: linked ones, ones named by id on
+//!    either side, and match-key candidates. A candidate an earlier page already linked
+//!    makes the record ambiguous ([`PassInput::claimed`]), as it would be in one pass.
+//! 4. The changed PRM records no page took are synced in batches of [`PRM_BATCH`].
+//! 5. References to a record that a later page linked are set by a last pass over their
+//!    links; only those still unresolved then get their Integration Log entry.
+//!
+//! Each Salesforce record is read once. PRM records are read by the index and again by id
+//! when not held, which costs PRM calls, never Salesforce calls. Log entries are written
+//! after every pass.
+//!
+//! [`Crm::sweep_page`]: crate::ports::Crm::sweep_page
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+use chrono::{DateTime, Utc};
+use indexmap::IndexSet;
+use prmsync_mapping::{CrmRecord, Integration, ObjectKind, PrmRecord};
+
+use crate::objects::ObjectSpec;
+use crate::pass::{run_pass, PassError, PassInput};
+use crate::ports::{ChangeFrom, PortError};
+use crate::report::{Counts, PlannedWrite};
+use crate::run::{SyncContext, Window};
+use crate::store::{LinkState, LogEntry};
+
+/// PRM records per pass once the Salesforce pages are done.
+pub const PRM_BATCH: usize = 1_000;
+/// Organizations whose people one pass reads on an incremental people run.
+const PENDING_BATCH: usize = 200;
+
+/// What a sweep did.
+#[derive(Debug, Default)]
+pub struct SweepOutcome {
+    pub counts: Counts,
+    pub planned: Vec<PlannedWrite>,
+    /// Set when a pass stopped early to keep the API reserve; the cursors stay.
+    pub stopped: Option<String>,
+    /// The newest change read on each side, for the cursors.
+    pub crm_newest: Option<DateTime<Utc>>,
+    pub prm_newest: Option<DateTime<Utc>>,
+    /// Salesforce pages read and passes run (for the run's log entry and the tests).
+    pub pages: u64,
+    pub passes: u64,
+}
+
+/// The hash a match key is indexed by: two independent 64-bit SipHashes, so two different
+/// keys share one only with a chance of about 2^-128 per pair.
+fn key_hash(key: &str) -> u128 {
+    let mut a = DefaultHasher::new();
+    key.hash(&mut a);
+    let mut b = DefaultHasher::new();
+    (0x9e37_79b9_u32, key).hash(&mut b);
+    (u128::from(a.finish()) << 64) | u128::from(b.finish())
+}
+
+/// The PRM's changes of a run, indexed by what pairs them with Salesforce records.
+#[derive(Default)]
+struct PrmChanges {
+    /// Every changed id, in read order; a record's position is its number below.
+    ids: IndexSet<Box<str>>,
+    /// Synced by a pass already (or being synced by the current one).
+    taken: Vec<bool>,
+    /// Unlinked records naming a Salesforce Id in `crm_id`.
+    by_crm: HashMap<Box<str>, u32>,
+    /// Unlinked records without `crm_id`, by the hash of their match key.
+    by_key: HashMap<u128, Vec<u32>>,
+    /// Records kept whole, up to `hold`.
+    held: HashMap<u32, PrmRecord>,
+    hold: usize,
+    newest: Option<DateTime<Utc>>,
+}
+
+impl PrmChanges {
+    async fn read(
+        ctx: &SyncContext,
+        spec: &ObjectSpec,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Self, String> {
+        let mut index = PrmChanges {
+            hold: ctx.mapping.sync.held_prm_records as usize,
+            ..Default::default()
+        };
+        let from = ChangeFrom { since, after: None };
+        let mut next: Option<String> = None;
+        loop {
+            let page = ctx
+                .prm
+                .changed_page(spec.prm_collection(), &from, next.as_deref())
+                .await
+                .map_err(|e| format!("reading changed PRM {}: {e}", spec.prm_collection()))?;
+            let ids: Vec<String> = page.records.iter().map(|r| r.id.clone()).collect();
+            let linked: HashSet<String> = if ids.is_empty() {
+                HashSet::new()
+            } else {
+                ctx.store
+                    .find_links(spec.kind, &[], &ids)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .into_iter()
+                    .map(|l| l.prm_id)
+                    .collect()
+            };
+            for r in page.records {
+                let is_linked = linked.contains(&r.id);
+                index.add(spec, r, is_linked);
+            }
+            match page.next {
+                Some(n) => next = Some(n),
+                None => return Ok(index),
+            }
+        }
+    }
+
+    fn add(&mut self, spec: &ObjectSpec, r: PrmRecord, linked: bool) {
+        self.newest = self.newest.max(Some(r.updated_at));
+        let (pos, fresh) = self.ids.insert_full(r.id.as_str().into());
+        if fresh {
+            self.taken.push(false);
+        }
+        let pos = pos as u32;
+        if !linked && !r.deleted {
+            match r.crm_id.as_deref() {
+                Some(c) => {
+                    self.by_crm.insert(c.into(), pos);
+                }
+                None => {
+                    if let Some(k) = spec.prm_match_key(&r) {
+                        self.by_key.entry(key_hash(&k)).or_default().push(pos);
+                    }
+                }
+            }
+        }
+        if self.held.len() < self.hold || self.held.contains_key(&pos) {
+            self.held.insert(pos, r);
+        }
+    }
+
+    fn position(&self, id: &str) -> Option<u32> {
+        self.ids.get_index_of(id).map(|p| p as u32)
+    }
+
+    /// Marks records synced without handing them out (a pass read them itself).
+    fn mark_taken(&mut self, ids: impl IntoIterator<Item = impl AsRef<str>>) {
+        for id in ids {
+            if let Some(p) = self.position(id.as_ref()) {
+                self.taken[p as usize] = true;
+                self.held.remove(&p);
+            }
+        }
+    }
+
+    /// Takes the records at these positions for a pass: held ones as they are, the others
+    /// read again by id (200 per PRM call). Records taken before are left out.
+    async fn take(
+        &mut self,
+        ctx: &SyncContext,
+        spec: &ObjectSpec,
+        positions: impl IntoIterator<Item = u32>,
+    ) -> Result<Vec<PrmRecord>, PortError> {
+        let mut out = Vec::new();
+        let mut ids = Vec::new();
+        for p in positions {
+            if std::mem::replace(&mut self.taken[p as usize], true) {
+                continue;
+            }
+            match self.held.remove(&p) {
+                Some(r) => out.push(r),
+                None => ids.push(self.ids[p as usize].to_string()),
+            }
+        }
+        if !ids.is_empty() {
+            out.extend(ctx.prm.fetch(spec.prm_collection(), &ids).await?);
+        }
+        Ok(out)
+    }
+
+    fn untaken(&self) -> Vec<u32> {
+        (0..self.ids.len() as u32)
+            .filter(|p| !self.taken[*p as usize])
+            .collect()
+    }
+}
+
+/// One run's sweep of an object pair.
+struct Sweep<'a> {
+    ctx: &'a SyncContext,
+    spec: ObjectSpec,
+    run_id: &'a str,
+    dry_run: bool,
+    full: bool,
+    prm: PrmChanges,
+    /// Salesforce records synced before the sweep (retries, pending people): skipped by it.
+    done_crm: HashSet<String>,
+    /// Entries held back by passes until the last one shows whether they still apply.
+    held: Vec<LogEntry>,
+    out: SweepOutcome,
+}
+
+/// Runs the pass of `integration` over everything that changed in `window`, page by page.
+pub(crate) async fn sweep(
+    ctx: &SyncContext,
+    integration: Integration,
+    run_id: &str,
+    dry_run: bool,
+    window: &Window,
+) -> Result<SweepOutcome, String> {
+    let spec = ObjectSpec::new(integration.object(), &ctx.mapping);
+    let prm = PrmChanges::read(ctx, &spec, window.prm_since).await?;
+    let mut s = Sweep {
+        ctx,
+        spec,
+        run_id,
+        dry_run,
+        full: window.mode == crate::run::RunMode::Full,
+        prm,
+        done_crm: HashSet::new(),
+        held: Vec::new(),
+        out: SweepOutcome::default(),
+    };
+    s.out.prm_newest = s.prm.newest;
+    let pending = s.retries_and_pending().await?;
+    if s.out.stopped.is_none() {
+        s.salesforce_pages(window.crm_since).await?;
+    }
+    if s.out.stopped.is_none() {
+        s.prm_leftovers().await?;
+    }
+    if s.out.stopped.is_none() {
+        s.held_references().await?;
+    }
+    if s.out.stopped.is_none() && !dry_run && !pending.is_empty() {
+        ctx.store
+            .clear_children_pending(ObjectKind::Organization, &pending)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(s.out)
+}
+
+fn pass_message(e: PassError) -> String {
+    match e {
+        PassError::Port(p) => p.to_string(),
+        PassError::Store(s) => s.to_string(),
+    }
+}
+
+impl Sweep<'_> {
+    /// Runs one pass and writes its log entries; false once a pass stopped the run.
+    async fn pass(&mut self, input: PassInput) -> Result<bool, String> {
+        let input = PassInput {
+            full: self.full,
+            retry_rejected: self.full,
+            hold_unresolved: true,
+            ..input
+        };
+        let out = run_pass(self.ctx, self.spec.kind, self.run_id, self.dry_run, input)
+            .await
+            .map_err(pass_message)?;
+        self.out.passes += 1;
+        self.out.counts.add(&out.counts);
+        self.out.planned.extend(out.planned);
+        self.held.extend(out.held);
+        crate::store::record_log(self.ctx.store.as_ref(), &out.log)
+            .await
+            .map_err(|e| format!("could not write the Integration Log: {e}"))?;
+        if out.stopped.is_some() {
+            self.out.stopped = out.stopped;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// Syncs the links marked for a retry, and on an incremental people run the people of
+    /// organizations linked since the last one. Returns the organizations whose marks are
+    /// cleared once the run is through.
+    async fn retries_and_pending(&mut self) -> Result<Vec<String>, String> {
+        let kind = self.spec.kind;
+        let retry = self
+            .ctx
+            .store
+            .links_to_retry(kind)
+            .await
+            .map_err(|e| e.to_string())?;
+        if !retry.is_empty() {
+            self.done_crm.extend(retry.iter().map(|l| l.crm_id.clone()));
+            self.prm.mark_taken(retry.iter().map(|l| l.prm_id.clone()));
+            let input = PassInput {
+                retry,
+                ..Default::default()
+            };
+            if !self.pass(input).await? {
+                return Ok(Vec::new());
+            }
+        }
+        if kind != ObjectKind::Person {
+            return Ok(Vec::new());
+        }
+        let pending = self
+            .ctx
+            .store
+            .children_pending(ObjectKind::Organization)
+            .await
+            .map_err(|e| e.to_string())?;
+        if !self.full {
+            // A full run reads every person anyway.
+            let fields = self.spec.crm_fields();
+            for part in pending.chunks(PENDING_BATCH) {
+                let accounts: Vec<String> = part.iter().map(|(_, c)| c.clone()).collect();
+                let crm = self
+                    .ctx
+                    .crm
+                    .find(self.spec.crm_object(), &fields, "AccountId", &accounts)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let mut prm = Vec::new();
+                for (org, _) in part {
+                    prm.extend(
+                        self.ctx
+                            .prm
+                            .people_of_organization(org)
+                            .await
+                            .map_err(|e| e.to_string())?,
+                    );
+                }
+                self.done_crm.extend(crm.iter().map(|r| r.id.clone()));
+                self.prm.mark_taken(prm.iter().map(|r| r.id.clone()));
+                if !self
+                    .pass(PassInput {
+                        crm,
+                        prm,
+                        ..Default::default()
+                    })
+                    .await?
+                {
+                    return Ok(Vec::new());
+                }
+            }
+        }
+        Ok(pending.into_iter().map(|(p, _)| p).collect())
+    }
+
+    /// Reads Salesforce's changes page by page and syncs each page with its PRM partners.
+    async fn salesforce_pages(&mut self, since: Option<DateTime<Utc>>) -> Result<(), String> {
+        let fields = self.spec.crm_fields();
+        let scope = self.spec.scope();
+        let mut next: Option<String> = None;
+        loop {
+            let page = self
+                .ctx
+                .crm
+                .sweep_page(
+                    self.spec.crm_object(),
+                    &fields,
+                    since,
+                    next.as_deref(),
+                    &scope,
+                )
+                .await
+                .map_err(|e| format!("reading changed {} records: {e}", self.spec.crm_object()))?;
+            self.out.pages += 1;
+            self.out.crm_newest = self
+                .out
+                .crm_newest
+                .max(page.records.iter().filter_map(|r| r.modstamp).max());
+            let records: Vec<CrmRecord> = page
+                .records
+                .into_iter()
+                .filter(|r| !self.done_crm.contains(&r.id))
+                .collect();
+            if !records.is_empty() {
+                let (prm, claimed) = self.partners(&records).await?;
+                let input = PassInput {
+                    crm: records,
+                    prm,
+                    claimed,
+                    ..Default::default()
+                };
+                if !self.pass(input).await? {
+                    return Ok(());
+                }
+            }
+            match page.next {
+                Some(n) => next = Some(n),
+                None => return Ok(()),
+            }
+        }
+    }
+
+    /// The changed PRM records that pair with a page of Salesforce records, and the
+    /// records whose match key an earlier page already claimed.
+    async fn partners(
+        &mut self,
+        page: &[CrmRecord],
+    ) -> Result<(Vec<PrmRecord>, HashMap<String, crate::store::Link>), String> {
+        let store = &self.ctx.store;
+        let kind = self.spec.kind;
+        let prm_id_field = self.spec.prm_id_field().to_string();
+        let crm_ids: Vec<String> = page.iter().map(|r| r.id.clone()).collect();
+        let named: Vec<String> = page
+            .iter()
+            .filter_map(|r| r.str_field(&prm_id_field).map(str::to_string))
+            .collect();
+        let links = store
+            .find_links(kind, &crm_ids, &named)
+            .await
+            .map_err(|e| e.to_string())?;
+        let linked: HashSet<&str> = links.iter().map(|l| l.crm_id.as_str()).collect();
+        let mut want: Vec<u32> = Vec::new();
+        want.extend(links.iter().filter_map(|l| self.prm.position(&l.prm_id)));
+        want.extend(named.iter().filter_map(|n| self.prm.position(n)));
+        want.extend(
+            crm_ids
+                .iter()
+                .filter_map(|c| self.prm.by_crm.get(c.as_str()).copied()),
+        );
+        // Match-key candidates of unlinked records without a PRM Id.
+        let mut claimed = HashMap::new();
+        let unkeyed: Vec<&CrmRecord> = page
+            .iter()
+            .filter(|r| {
+                !r.deleted
+                    && !linked.contains(r.id.as_str())
+                    && r.str_field(&prm_id_field).is_none()
+            })
+            .collect();
+        if !self.prm.by_key.is_empty() && !unkeyed.is_empty() {
+            let org_of = self.organizations_of(&unkeyed).await?;
+            let mut spent: Vec<(&str, Vec<u32>)> = Vec::new();
+            for r in unkeyed {
+                let Some(key) = self
+                    .spec
+                    .crm_match_key(r, |account| org_of.get(account).cloned())
+                else {
+                    continue;
+                };
+                let Some(candidates) = self.prm.by_key.get(&key_hash(&key)) else {
+                    continue;
+                };
+                if candidates.iter().all(|p| self.prm.taken[*p as usize]) {
+                    spent.push((r.id.as_str(), candidates.clone()));
+                } else {
+                    want.extend(candidates.iter().copied());
+                }
+            }
+            if !spent.is_empty() {
+                let ids: Vec<String> = spent
+                    .iter()
+                    .flat_map(|(_, c)| c.iter().map(|p| self.prm.ids[*p as usize].to_string()))
+                    .collect();
+                let by_prm: HashMap<String, crate::store::Link> = store
+                    .find_links(kind, &[], &ids)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .into_iter()
+                    .filter(|l| l.state == LinkState::Linked)
+                    .map(|l| (l.prm_id.clone(), l))
+                    .collect();
+                for (crm_id, candidates) in spent {
+                    let link = candidates
+                        .iter()
+                        .find_map(|p| by_prm.get(&*self.prm.ids[*p as usize]));
+                    if let Some(link) = link.filter(|l| l.crm_id != crm_id) {
+                        claimed.insert(crm_id.to_string(), link.clone());
+                    }
+                }
+            }
+        }
+        want.sort_unstable();
+        want.dedup();
+        let prm = self
+            .prm
+            .take(self.ctx, &self.spec, want)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok((prm, claimed))
+    }
+
+    /// For people: the PRM id of the organization linked to each Account of these records.
+    async fn organizations_of(
+        &self,
+        records: &[&CrmRecord],
+    ) -> Result<HashMap<String, String>, String> {
+        if self.spec.kind != ObjectKind::Person {
+            return Ok(HashMap::new());
+        }
+        let accounts: Vec<String> = records
+            .iter()
+            .filter_map(|r| r.str_field("AccountId").map(str::to_string))
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        Ok(self
+            .ctx
+            .store
+            .find_links(ObjectKind::Organization, &accounts, &[])
+            .await
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .filter(|l| l.state == LinkState::Linked)
+            .map(|l| (l.crm_id, l.prm_id))
+            .collect())
+    }
+
+    /// Syncs the changed PRM records that no Salesforce page took, in batches.
+    async fn prm_leftovers(&mut self) -> Result<(), String> {
+        let rest = self.prm.untaken();
+        for part in rest.chunks(PRM_BATCH) {
+            let prm = self
+                .prm
+                .take(self.ctx, &self.spec, part.iter().copied())
+                .await
+                .map_err(|e| e.to_string())?;
+            if prm.is_empty() {
+                continue;
+            }
+            if !self
+                .pass(PassInput {
+                    prm,
+                    ..Default::default()
+                })
+                .await?
+            {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// References held back because they pointed at a record not linked yet: their links
+    /// are synced once more now that every page is done, and the entries of the ones still
+    /// unresolved are written.
+    async fn held_references(&mut self) -> Result<(), String> {
+        if self.held.is_empty() {
+            return Ok(());
+        }
+        let prm_ids: Vec<String> = self.held.iter().filter_map(|e| e.prm_id.clone()).collect();
+        let links = self
+            .ctx
+            .store
+            .find_links(self.spec.kind, &[], &prm_ids)
+            .await
+            .map_err(|e| e.to_string())?;
+        let retry: Vec<_> = links.into_iter().filter(|l| l.retry).collect();
+        if !retry.is_empty() && !self.dry_run {
+            // The pass holds nothing back this time: a link still marked for a retry
+            // logs nothing again, so the held entries below say it once.
+            if !self
+                .pass(PassInput {
+                    retry,
+                    ..Default::default()
+                })
+                .await?
+            {
+                return Ok(());
+            }
+        }
+        let held = std::mem::take(&mut self.held);
+        let still: HashSet<String> = self
+            .ctx
+            .store
+            .find_links(self.spec.kind, &[], &prm_ids)
+            .await
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .filter(|l| l.retry || self.dry_run)
+            .map(|l| l.prm_id)
+            .collect();
+        let due: Vec<LogEntry> = held
+            .into_iter()
+            .filter(|e| {
+                e.prm_id
+                    .as_ref()
+                    .is_some_and(|p| still.contains(p) || self.dry_run)
+            })
+            .collect();
+        crate::store::record_log(self.ctx.store.as_ref(), &due)
+            .await
+            .map_err(|e| format!("could not write the Integration Log: {e}"))
+    }
+}
