@@ -1254,6 +1254,11 @@ impl<'a> Pass<'a> {
                 return;
             }
         }
+        // A retry is served by this merge; the reference may ask for another one.
+        let was_retry = std::mem::take(&mut item.link.retry);
+        if was_retry {
+            item.dirty = true;
+        }
         let rule_base = FieldRule {
             direction: Default::default(),
             conflict: self.ctx.mapping.sync.default_conflict,
@@ -1330,7 +1335,7 @@ impl<'a> Pass<'a> {
                 item.dirty = true;
             }
         }
-        self.plan_reference(item);
+        self.plan_reference(item, was_retry);
         self.plan_setup_values(item);
         // Versions seen.
         if let Some(ms) = item.crm.as_ref().and_then(|c| c.modstamp) {
@@ -1345,15 +1350,12 @@ impl<'a> Pass<'a> {
                 item.dirty = true;
             }
         }
-        if item.link.retry {
-            item.link.retry = false;
-            item.dirty = true;
-        }
     }
 
     /// Merges the reference (parent organization or a person's organization) in PRM-id
     /// space, translating through the organization links.
-    fn plan_reference(&mut self, item: &mut Item) {
+    /// `was_retry`: the link was marked for a retry already, so its entry was written.
+    fn plan_reference(&mut self, item: &mut Item, was_retry: bool) {
         let Some(reference) = self.spec.reference else {
             return;
         };
@@ -1423,7 +1425,7 @@ impl<'a> Pass<'a> {
             item.dirty = true;
         }
         if let Some(raw) = unresolved {
-            if !item.link.retry {
+            if !was_retry {
                 let code = if reference.required {
                     LogCode::AccountNotLinked
                 } else {

@@ -4,16 +4,17 @@
 //! 1. The PRM's changes are read first into a [`PrmChanges`] index: every changed id, and
 //!    for each unlinked record what can pair it with a Salesforce record (its `crm_id`, or
 //!    a 128-bit hash of its match key). The first `[sync] held_prm_records` are kept whole.
-//! 2. Links marked for a retry and, on an incremental people run, the people of newly
-//!    linked organizations are synced first; the sweep then skips those records.
+//! 2. On an incremental people run, the people of newly linked organizations are synced
+//!    first; the sweep then skips those records.
 //! 3. Salesforce's changes are read page by page ([`Crm::sweep_page`]: REST pages of 2,000,
 //!    or a Bulk API query job's result sets) and each page is synced in one pass together
 //!    with the changed PRM records that pair with it: linked ones, ones named by id on
 //!    either side, and match-key candidates. A candidate an earlier page already linked
 //!    makes the record ambiguous ([`PassInput::claimed`]), as it would be in one pass.
 //! 4. The changed PRM records no page took are synced in batches of [`PRM_BATCH`].
-//! 5. References to a record that a later page linked are set by a last pass over their
-//!    links; only those still unresolved then get their Integration Log entry.
+//! 5. A last pass takes the links marked for a retry before the run that no page touched,
+//!    and the links whose reference pointed at a record a later page linked. Only the
+//!    references still unresolved then get their Integration Log entry.
 //!
 //! Each Salesforce record is read once. PRM records are read by the index and again by id
 //! when not held, which costs PRM calls, never Salesforce calls. Log entries are written
@@ -205,6 +206,10 @@ struct Sweep<'a> {
     done_crm: HashSet<String>,
     /// Entries held back by passes until the last one shows whether they still apply.
     held: Vec<LogEntry>,
+    /// Links marked for a retry when the run began and not touched by a pass since, by
+    /// Salesforce Id and PRM id.
+    retry_crm: HashSet<String>,
+    retry_prm: HashSet<String>,
     out: SweepOutcome,
 }
 
@@ -227,10 +232,21 @@ pub(crate) async fn sweep(
         prm,
         done_crm: HashSet::new(),
         held: Vec::new(),
+        retry_crm: HashSet::new(),
+        retry_prm: HashSet::new(),
         out: SweepOutcome::default(),
     };
     s.out.prm_newest = s.prm.newest;
-    let pending = s.retries_and_pending().await?;
+    for l in ctx
+        .store
+        .links_to_retry(s.spec.kind)
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        s.retry_crm.insert(l.crm_id);
+        s.retry_prm.insert(l.prm_id);
+    }
+    let pending = s.pending_people().await?;
     if s.out.stopped.is_none() {
         s.salesforce_pages(window.crm_since).await?;
     }
@@ -238,7 +254,7 @@ pub(crate) async fn sweep(
         s.prm_leftovers().await?;
     }
     if s.out.stopped.is_none() {
-        s.held_references().await?;
+        s.retries().await?;
     }
     if s.out.stopped.is_none() && !dry_run && !pending.is_empty() {
         ctx.store
@@ -282,28 +298,10 @@ impl Sweep<'_> {
         Ok(true)
     }
 
-    /// Syncs the links marked for a retry, and on an incremental people run the people of
-    /// organizations linked since the last one. Returns the organizations whose marks are
-    /// cleared once the run is through.
-    async fn retries_and_pending(&mut self) -> Result<Vec<String>, String> {
+    /// On an incremental people run, syncs the people of organizations linked since the
+    /// last one. Returns the organizations whose marks are cleared once the run is through.
+    async fn pending_people(&mut self) -> Result<Vec<String>, String> {
         let kind = self.spec.kind;
-        let retry = self
-            .ctx
-            .store
-            .links_to_retry(kind)
-            .await
-            .map_err(|e| e.to_string())?;
-        if !retry.is_empty() {
-            self.done_crm.extend(retry.iter().map(|l| l.crm_id.clone()));
-            self.prm.mark_taken(retry.iter().map(|l| l.prm_id.clone()));
-            let input = PassInput {
-                retry,
-                ..Default::default()
-            };
-            if !self.pass(input).await? {
-                return Ok(Vec::new());
-            }
-        }
         if kind != ObjectKind::Person {
             return Ok(Vec::new());
         }
@@ -538,33 +536,36 @@ impl Sweep<'_> {
         Ok(())
     }
 
-    /// References held back because they pointed at a record not linked yet: their links
-    /// are synced once more now that every page is done, and the entries of the ones still
-    /// unresolved are written.
-    async fn held_references(&mut self) -> Result<(), String> {
-        if self.held.is_empty() {
-            return Ok(());
-        }
+    /// The last pass: links marked for a retry before the run that no pass touched, and
+    /// links whose reference pointed at a record not linked then (a later page may have
+    /// linked it). Then the held entries of references still unresolved are written.
+    async fn retries(&mut self) -> Result<(), String> {
         let prm_ids: Vec<String> = self.held.iter().filter_map(|e| e.prm_id.clone()).collect();
-        let links = self
+        let held: HashSet<&str> = prm_ids.iter().map(String::as_str).collect();
+        let retry: Vec<_> = self
             .ctx
             .store
-            .find_links(self.spec.kind, &[], &prm_ids)
+            .links_to_retry(self.spec.kind)
             .await
-            .map_err(|e| e.to_string())?;
-        let retry: Vec<_> = links.into_iter().filter(|l| l.retry).collect();
-        if !retry.is_empty() && !self.dry_run {
-            // The pass holds nothing back this time: a link still marked for a retry
-            // logs nothing again, so the held entries below say it once.
-            if !self
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .filter(|l| {
+                held.contains(l.prm_id.as_str())
+                    || (self.retry_crm.contains(&l.crm_id) && self.retry_prm.contains(&l.prm_id))
+            })
+            .collect();
+        if !retry.is_empty()
+            && !self
                 .pass(PassInput {
                     retry,
                     ..Default::default()
                 })
                 .await?
-            {
-                return Ok(());
-            }
+        {
+            return Ok(());
+        }
+        if self.held.is_empty() {
+            return Ok(());
         }
         let held = std::mem::take(&mut self.held);
         let still: HashSet<String> = self
