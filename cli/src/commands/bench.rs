@@ -2,8 +2,12 @@
 //! Opportunities), then measures a full first import, an unchanged incremental run, and a
 //! run after changing 1% of the records on each side: wall time, records per second,
 //! Salesforce calls (reads and writes) beside the minimum possible, PRM calls, peak memory.
+//!
+//! The simulators run in a child process (this binary with `--serve-simulators`), on
+//! loopback, so the peak memory measured is the engine's alone. The child answers one-line
+//! commands on stdin: `reset` (call counts and its peak memory), `calls`, `change`.
 
-use std::process::ExitCode;
+use std::process::{ExitCode, Stdio};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -14,7 +18,10 @@ use prmsync_mapping::{Integration, MappingConfig};
 use prmsync_prm::{PrmClient, PrmConfig};
 use prmsync_salesforce::{Auth, SalesforceClient, SalesforceConfig};
 use prmsync_simulators::prm::{Collection, PrmSim};
-use prmsync_simulators::salesforce::SalesforceSim;
+use prmsync_simulators::salesforce::{ApiCalls, SalesforceSim};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout};
+use tokio::sync::Mutex;
 use prmsync_state_sqlite::SqliteStore;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
@@ -33,6 +40,10 @@ pub struct BenchArgs {
     /// One JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Serve seeded simulators for a bench running in another process (the bench starts
+    /// itself with this flag).
+    #[arg(long, hide = true)]
+    pub serve_simulators: bool,
 }
 
 /// One measured phase.
@@ -47,7 +58,10 @@ pub struct Phase {
     pub salesforce_writes: u64,
     pub salesforce_min_calls: u64,
     pub prm_calls: u64,
+    /// The engine's process: clients, engine and SQLite state.
     pub peak_rss_mb: f64,
+    /// The simulators' process.
+    pub simulators_peak_rss_mb: f64,
 }
 
 fn obj(v: Value) -> Map<String, Value> {
@@ -80,9 +94,114 @@ fn pages(n: u64, size: u64) -> u64 {
     n.div_ceil(size)
 }
 
+/// The seeded simulators in their child process.
+struct Simulators {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: Lines<BufReader<ChildStdout>>,
+}
+
+impl Simulators {
+    /// Starts `prmsync bench --serve-simulators` with the same sizes and reads the two
+    /// addresses it prints once seeded.
+    async fn spawn(args: &BenchArgs) -> Result<(Self, String, String)> {
+        let exe = std::env::current_exe().context("finding this program to start the simulators")?;
+        let mut child = tokio::process::Command::new(exe)
+            .args([
+                "bench",
+                "--serve-simulators",
+                "--accounts",
+                &args.accounts.to_string(),
+                "--contacts",
+                &args.contacts.to_string(),
+                "--opportunities",
+                &args.opportunities.to_string(),
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting the simulators' process")?;
+        let stdin = child.stdin.take().context("the simulators' stdin")?;
+        let stdout = BufReader::new(child.stdout.take().context("the simulators' stdout")?).lines();
+        let mut sims = Simulators {
+            child,
+            stdin,
+            stdout,
+        };
+        let ready = sims.read().await?;
+        let url = |k: &str| {
+            ready[k]
+                .as_str()
+                .map(str::to_string)
+                .with_context(|| format!("the simulators' process did not say where {k} is: {ready}"))
+        };
+        let (sf, prm) = (url("salesforce")?, url("prm")?);
+        Ok((sims, sf, prm))
+    }
+
+    async fn read(&mut self) -> Result<Value> {
+        let line = self
+            .stdout
+            .next_line()
+            .await
+            .context("reading from the simulators' process")?
+            .context("the simulators' process ended early; its error is above")?;
+        serde_json::from_str(&line)
+            .with_context(|| format!("the simulators' process answered {line:?}"))
+    }
+
+    async fn ask(&mut self, command: &str) -> Result<Value> {
+        self.stdin
+            .write_all(format!("{command}\n").as_bytes())
+            .await
+            .context("writing to the simulators' process")?;
+        self.stdin.flush().await.context("writing to the simulators' process")?;
+        self.read().await
+    }
+
+    async fn stop(mut self) {
+        drop(self.stdin);
+        let _ = self.child.wait().await;
+    }
+}
+
+/// The child's side: seeded simulators on loopback, answering commands until stdin closes.
+async fn serve_simulators(args: &BenchArgs) -> Result<ExitCode> {
+    let sf = SalesforceSim::new();
+    let prm = PrmSim::new("bench");
+    let sf_url = sf
+        .start()
+        .await
+        .context("starting the Salesforce simulator")?;
+    let prm_url = prm.start().await.context("starting the PRM simulator")?;
+    seed(&sf, &prm, args);
+    let mut out = tokio::io::stdout();
+    let say = |v: Value| format!("{v}\n");
+    out.write_all(say(json!({"salesforce": sf_url, "prm": prm_url})).as_bytes())
+        .await?;
+    out.flush().await?;
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    while let Some(line) = lines.next_line().await? {
+        let answer = match line.trim() {
+            "reset" => {
+                sf.reset_api_calls();
+                prm.reset_api_calls();
+                reset_peak_rss();
+                json!({})
+            }
+            "calls" => json!({"salesforce": sf.api_calls(), "peak_rss_mb": peak_rss_mb()}),
+            "change" => json!({"changed": change_one_percent(&sf, &prm)}),
+            other => json!({"error": format!("unknown command {other:?}")}),
+        };
+        out.write_all(say(answer).as_bytes()).await?;
+        out.flush().await?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 struct Bench {
-    sf: SalesforceSim,
-    prm: PrmSim,
+    sims: Mutex<Simulators>,
     ctx: SyncContext,
     integrations: Vec<Integration>,
 }
@@ -94,8 +213,7 @@ impl Bench {
         mode: RunMode,
         min_calls: impl Fn(&Self, &[prmsync_engine::RunReport]) -> u64,
     ) -> Result<(Phase, Vec<prmsync_engine::RunReport>)> {
-        self.sf.reset_api_calls();
-        self.prm.reset_api_calls();
+        self.sims.lock().await.ask("reset").await?;
         let prm_before = self.ctx.prm.calls();
         reset_peak_rss();
         let started = Instant::now();
@@ -121,7 +239,10 @@ impl Bench {
             reports.push(r);
         }
         let wall = started.elapsed();
-        let calls = self.sf.api_calls();
+        let engine_peak = peak_rss_mb();
+        let answer = self.sims.lock().await.ask("calls").await?;
+        let calls: ApiCalls = serde_json::from_value(answer["salesforce"].clone())
+            .with_context(|| format!("the simulators' call counts: {answer}"))?;
         // Bulk API query jobs (create, status polls, result sets) read records too.
         let reads = [
             "query",
@@ -165,21 +286,18 @@ impl Bench {
             salesforce_writes: writes,
             salesforce_min_calls: min_calls(self, &reports),
             prm_calls: self.ctx.prm.calls() - prm_before,
-            peak_rss_mb: peak_rss_mb(),
+            peak_rss_mb: engine_peak,
+            simulators_peak_rss_mb: answer["peak_rss_mb"].as_f64().unwrap_or(0.0),
         };
         Ok((phase, reports))
     }
 }
 
 pub async fn run(args: BenchArgs) -> Result<ExitCode> {
-    let sf = SalesforceSim::new();
-    let prm = PrmSim::new("bench");
-    let sf_url = sf
-        .start()
-        .await
-        .context("starting the Salesforce simulator")?;
-    let prm_url = prm.start().await.context("starting the PRM simulator")?;
-    seed(&sf, &prm, &args);
+    if args.serve_simulators {
+        return serve_simulators(&args).await;
+    }
+    let (sims, sf_url, prm_url) = Simulators::spawn(&args).await?;
     let state = std::env::temp_dir().join(format!("prmsync-bench-{}", std::process::id()));
     let store = Arc::new(SqliteStore::open(&state)?);
     let crm = SalesforceClient::new(SalesforceConfig::new(
@@ -195,8 +313,7 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode> {
         integrations.push(Integration::Deals);
     }
     let bench = Bench {
-        sf,
-        prm,
+        sims: Mutex::new(sims),
         ctx: SyncContext {
             crm: Arc::new(crm),
             prm: Arc::new(prm_client),
@@ -242,7 +359,9 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode> {
                 .sum()
         })
         .await?;
-    let changed_records = change_one_percent(&bench.sf, &bench.prm);
+    let changed_records = bench.sims.lock().await.ask("change").await?["changed"]
+        .as_u64()
+        .unwrap_or(0);
     let (changed, _) = bench
         .run("one_percent_changed", RunMode::Incremental, |_, reports| {
             let read: u64 = reports
@@ -257,6 +376,7 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode> {
         })
         .await?;
     let _ = std::fs::remove_dir_all(&state);
+    bench.sims.into_inner().stop().await;
     let phases = vec![first, unchanged, changed];
     if args.json {
         println!(
@@ -266,7 +386,7 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode> {
     } else {
         println!("{accounts} Accounts, {contacts} Contacts, {opportunities} Opportunities");
         println!(
-            "{:<22} {:>9} {:>9} {:>10} {:>9} {:>6} {:>6} {:>8} {:>9} {:>9}",
+            "{:<22} {:>9} {:>9} {:>10} {:>9} {:>6} {:>6} {:>8} {:>9} {:>10} {:>9}",
             "phase",
             "records",
             "wall ms",
@@ -276,11 +396,12 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode> {
             "writes",
             "SF min",
             "PRM calls",
-            "peak MiB"
+            "engine MiB",
+            "sims MiB"
         );
         for p in &phases {
             println!(
-                "{:<22} {:>9} {:>9} {:>10} {:>9} {:>6} {:>6} {:>8} {:>9} {:>9.1}",
+                "{:<22} {:>9} {:>9} {:>10} {:>9} {:>6} {:>6} {:>8} {:>9} {:>10.1} {:>9.1}",
                 p.name,
                 p.records,
                 p.wall_ms,
@@ -290,10 +411,11 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode> {
                 p.salesforce_writes,
                 p.salesforce_min_calls,
                 p.prm_calls,
-                p.peak_rss_mb
+                p.peak_rss_mb,
+                p.simulators_peak_rss_mb
             );
         }
-        println!("(peak memory is the whole process, simulators included)");
+        println!("(peak resident memory: the engine's process, and the simulators' process)");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -36,6 +36,8 @@ use crate::report::{Counts, PlannedWrite};
 use crate::run::{SyncContext, Window};
 use crate::store::{LinkState, LogEntry};
 
+/// Salesforce records per pass: a REST query page.
+pub const CRM_BATCH: usize = 2_000;
 /// PRM records per pass once the Salesforce pages are done.
 pub const PRM_BATCH: usize = 1_000;
 /// Organizations whose people one pass reads on an incremental people run.
@@ -377,10 +379,13 @@ impl Sweep<'_> {
                 .into_iter()
                 .filter(|r| !self.done_crm.contains(&r.id))
                 .collect();
-            if !records.is_empty() {
-                let (prm, claimed) = self.partners(&records).await?;
+            // A Bulk API result set holds up to 10,000 records: passes take 2,000 at most.
+            let mut records = records.into_iter().peekable();
+            while records.peek().is_some() {
+                let crm: Vec<CrmRecord> = records.by_ref().take(CRM_BATCH).collect();
+                let (prm, claimed) = self.partners(&crm).await?;
                 let input = PassInput {
-                    crm: records,
+                    crm,
                     prm,
                     claimed,
                     ..Default::default()

@@ -46,11 +46,12 @@ pub struct BulkQueryOptions {
 }
 
 impl Default for BulkQueryOptions {
-    /// Sets of 50,000 records; polls after 500 ms, 1 s, 2 s, ... up to every 10 s; gives up
-    /// after 10 minutes.
+    /// Sets of 10,000 records (a set is read and parsed whole, so its size bounds the
+    /// memory of a read; 50 result calls for 500,000 records, where REST takes 250 pages);
+    /// polls after 500 ms, 1 s, 2 s, ... up to every 10 s; gives up after 10 minutes.
     fn default() -> Self {
         BulkQueryOptions {
-            max_records: Some(50_000),
+            max_records: Some(10_000),
             poll_initial: Duration::from_millis(500),
             poll_max: Duration::from_secs(10),
             deadline: Duration::from_secs(600),
