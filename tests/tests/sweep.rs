@@ -287,3 +287,43 @@ async fn a_parent_that_does_not_sync_is_logged_once_and_set_when_it_does() {
     );
     assert_eq!(h.log(LogCode::ParentNotLinked).await.len(), 1);
 }
+
+#[tokio::test]
+async fn updates_from_many_pages_go_out_in_full_collections() {
+    let h = paged(10_000).await;
+    let mut accounts = Vec::new();
+    for i in 0..600 {
+        accounts.push(h.account(
+            &format!("Collection {i}"),
+            Some("Active Partner"),
+            json!({"Website": format!("https://c{i}.example")}),
+        ));
+    }
+    assert_succeeded(&h.sync().await);
+    // 70 organizations change in the PRM on each of the three pages of Accounts.
+    for (i, account) in accounts.iter().enumerate() {
+        if i % 200 < 70 {
+            let org = h.sf_str("Account", account, "PRM_Id__c").unwrap();
+            h.prm
+                .update(Collection::Organizations, &org, json!({"city": "Lyon"}));
+        }
+    }
+    h.sf.reset_api_calls();
+    let reports = h.sync().await;
+    assert_succeeded(&reports);
+    assert_eq!(total(&reports, |c| c.updated.crm), 210);
+    let calls = h.sf.api_calls();
+    assert_eq!(
+        calls.kind("composite_update"),
+        2,
+        "210 updates in Collections of 200 and 10, not 70 per page: {:?}",
+        calls.by_kind
+    );
+    for account in &accounts[..70] {
+        assert_eq!(
+            h.sf_str("Account", account, "BillingCity").as_deref(),
+            Some("Lyon")
+        );
+    }
+    assert_eq!(h.sf_str("Account", &accounts[599], "BillingCity"), None);
+}

@@ -19,12 +19,12 @@ use prmsync_prm::{PrmClient, PrmConfig};
 use prmsync_salesforce::{Auth, SalesforceClient, SalesforceConfig};
 use prmsync_simulators::prm::{Collection, PrmSim};
 use prmsync_simulators::salesforce::{ApiCalls, SalesforceSim};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdin, ChildStdout};
-use tokio::sync::Mutex;
 use prmsync_state_sqlite::SqliteStore;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout};
+use tokio::sync::Mutex;
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -105,7 +105,8 @@ impl Simulators {
     /// Starts `prmsync bench --serve-simulators` with the same sizes and reads the two
     /// addresses it prints once seeded.
     async fn spawn(args: &BenchArgs) -> Result<(Self, String, String)> {
-        let exe = std::env::current_exe().context("finding this program to start the simulators")?;
+        let exe =
+            std::env::current_exe().context("finding this program to start the simulators")?;
         let mut child = tokio::process::Command::new(exe)
             .args([
                 "bench",
@@ -131,10 +132,9 @@ impl Simulators {
         };
         let ready = sims.read().await?;
         let url = |k: &str| {
-            ready[k]
-                .as_str()
-                .map(str::to_string)
-                .with_context(|| format!("the simulators' process did not say where {k} is: {ready}"))
+            ready[k].as_str().map(str::to_string).with_context(|| {
+                format!("the simulators' process did not say where {k} is: {ready}")
+            })
         };
         let (sf, prm) = (url("salesforce")?, url("prm")?);
         Ok((sims, sf, prm))
@@ -156,7 +156,10 @@ impl Simulators {
             .write_all(format!("{command}\n").as_bytes())
             .await
             .context("writing to the simulators' process")?;
-        self.stdin.flush().await.context("writing to the simulators' process")?;
+        self.stdin
+            .flush()
+            .await
+            .context("writing to the simulators' process")?;
         self.read().await
     }
 

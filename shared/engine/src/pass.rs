@@ -52,6 +52,49 @@ pub struct PassInput {
     /// Hold back the entries for references to records not linked yet: a later page of
     /// the same run may link them. They go to [`PassOutcome::held`].
     pub hold_unresolved: bool,
+    /// Pairs an earlier pass planned but did not write yet ([`PassOutcome::carry`]).
+    pub carry: Carry,
+    /// Leave the Salesforce updates that do not fill a Collection of 200 to the next pass
+    /// (in [`PassOutcome::carry`]), so a run of many pages writes in full Collections.
+    pub carry_partial: bool,
+}
+
+/// Planned pairs waiting for a full Collection: handed from one pass to the next.
+#[derive(Debug, Default, Clone)]
+pub struct Carry(Vec<Item>);
+
+impl Carry {
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Salesforce Collections take 200 records.
+const COLLECTION: usize = 200;
+
+/// Takes out the pairs whose Salesforce update would only part-fill the last Collection,
+/// with everything they still have to write.
+fn carry_partial_collection(items: &mut Vec<Item>) -> Carry {
+    let updates = items.iter().filter(|i| !i.crm_patch.is_empty()).count();
+    let mut left = updates % COLLECTION;
+    if left == 0 {
+        return Carry::default();
+    }
+    let mut carried = Vec::with_capacity(left);
+    let mut i = items.len();
+    while left > 0 && i > 0 {
+        i -= 1;
+        if !items[i].crm_patch.is_empty() {
+            carried.push(items.swap_remove(i));
+            left -= 1;
+        }
+    }
+    carried.reverse();
+    Carry(carried)
 }
 
 /// What a pass did.
@@ -64,6 +107,8 @@ pub struct PassOutcome {
     pub stopped: Option<String>,
     /// Entries held back by [`PassInput::hold_unresolved`].
     pub held: Vec<LogEntry>,
+    /// Pairs left for the next pass by [`PassInput::carry_partial`].
+    pub carry: Carry,
 }
 
 /// A pass that could not go on.
@@ -76,8 +121,8 @@ pub enum PassError {
 }
 
 /// A linked pair being worked on.
-#[derive(Debug)]
-struct Item {
+#[derive(Debug, Clone)]
+pub struct Item {
     link: Link,
     crm: Option<CrmRecord>,
     prm: Option<PrmRecord>,
@@ -142,6 +187,7 @@ pub async fn run_pass(
         rejected: Vec::new(),
         claimed: HashMap::new(),
         hold_unresolved: input.hold_unresolved,
+        carry_partial: input.carry_partial,
     };
     pass.run(input).await?;
     Ok(pass.out)
@@ -168,6 +214,8 @@ struct Pass<'a> {
     claimed: HashMap<String, Link>,
     /// See [`PassInput::hold_unresolved`].
     hold_unresolved: bool,
+    /// See [`PassInput::carry_partial`].
+    carry_partial: bool,
 }
 
 /// The version of a Salesforce record a rejection is remembered by.
@@ -207,6 +255,7 @@ impl<'a> Pass<'a> {
             full,
             retry,
             claimed,
+            carry,
             ..
         } = input;
         self.claimed = claimed;
@@ -372,6 +421,11 @@ impl<'a> Pass<'a> {
                 continue;
             }
             self.plan_item(item);
+        }
+        // Pairs planned by an earlier pass that waited for a full Collection.
+        items.extend(carry.0);
+        if self.carry_partial {
+            self.out.carry = carry_partial_collection(&mut items);
         }
         self.write_crm_updates(&mut items).await?;
         self.write_prm_updates(&mut items).await?;

@@ -16,6 +16,10 @@
 //!    and the links whose reference pointed at a record a later page linked. Only the
 //!    references still unresolved then get their Integration Log entry.
 //!
+//! Salesforce updates go out in full Collections of 200: a pass leaves the pairs that
+//! would part-fill its last Collection to the next pass ([`PassInput::carry_partial`]),
+//! and the last pass writes the rest.
+//!
 //! Each Salesforce record is read once. PRM records are read by the index and again by id
 //! when not held, which costs PRM calls, never Salesforce calls. Log entries are written
 //! after every pass.
@@ -30,7 +34,7 @@ use indexmap::IndexSet;
 use prmsync_mapping::{CrmRecord, Integration, ObjectKind, PrmRecord};
 
 use crate::objects::ObjectSpec;
-use crate::pass::{run_pass, PassError, PassInput};
+use crate::pass::{run_pass, Carry, PassError, PassInput};
 use crate::ports::{ChangeFrom, PortError};
 use crate::report::{Counts, PlannedWrite};
 use crate::run::{SyncContext, Window};
@@ -208,6 +212,8 @@ struct Sweep<'a> {
     done_crm: HashSet<String>,
     /// Entries held back by passes until the last one shows whether they still apply.
     held: Vec<LogEntry>,
+    /// Pairs whose Salesforce update waits for a full Collection.
+    carry: Carry,
     /// Links marked for a retry when the run began and not touched by a pass since, by
     /// Salesforce Id and PRM id.
     retry_crm: HashSet<String>,
@@ -234,6 +240,7 @@ pub(crate) async fn sweep(
         prm,
         done_crm: HashSet::new(),
         held: Vec::new(),
+        carry: Carry::default(),
         retry_crm: HashSet::new(),
         retry_prm: HashSet::new(),
         out: SweepOutcome::default(),
@@ -277,10 +284,18 @@ fn pass_message(e: PassError) -> String {
 impl Sweep<'_> {
     /// Runs one pass and writes its log entries; false once a pass stopped the run.
     async fn pass(&mut self, input: PassInput) -> Result<bool, String> {
+        self.pass_with(input, false).await
+    }
+
+    /// [`pass`](Self::pass); Salesforce updates that do not fill a Collection wait for the
+    /// next pass, unless this is the `last`.
+    async fn pass_with(&mut self, input: PassInput, last: bool) -> Result<bool, String> {
         let input = PassInput {
             full: self.full,
             retry_rejected: self.full,
             hold_unresolved: true,
+            carry: std::mem::take(&mut self.carry),
+            carry_partial: !last,
             ..input
         };
         let out = run_pass(self.ctx, self.spec.kind, self.run_id, self.dry_run, input)
@@ -290,6 +305,7 @@ impl Sweep<'_> {
         self.out.counts.add(&out.counts);
         self.out.planned.extend(out.planned);
         self.held.extend(out.held);
+        self.carry = out.carry;
         crate::store::record_log(self.ctx.store.as_ref(), &out.log)
             .await
             .map_err(|e| format!("could not write the Integration Log: {e}"))?;
@@ -559,12 +575,16 @@ impl Sweep<'_> {
                     || (self.retry_crm.contains(&l.crm_id) && self.retry_prm.contains(&l.prm_id))
             })
             .collect();
-        if !retry.is_empty()
+        // The last pass writes whatever earlier passes left for a fuller Collection.
+        if (!retry.is_empty() || !self.carry.is_empty())
             && !self
-                .pass(PassInput {
-                    retry,
-                    ..Default::default()
-                })
+                .pass_with(
+                    PassInput {
+                        retry,
+                        ..Default::default()
+                    },
+                    true,
+                )
                 .await?
         {
             return Ok(());
