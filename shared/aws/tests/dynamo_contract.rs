@@ -59,6 +59,7 @@ macro_rules! contract {
 
 contract!(
     links,
+    links_in_batches,
     children_pending,
     cursors,
     leases,

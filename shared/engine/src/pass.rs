@@ -1048,7 +1048,15 @@ impl<'a> Pass<'a> {
             .await;
         let mut items = Vec::new();
         for (crm, snapshot, result) in results {
-            match result? {
+            let result = match result {
+                Ok(r) => r,
+                Err(e) => {
+                    // The records created so far keep their links.
+                    self.save_created(items).await?;
+                    return Err(e.into());
+                }
+            };
+            match result {
                 Ok(created) => {
                     self.out.counts.created.prm += 1;
                     let mut link = Link::new(self.spec.kind, &created.id, &crm.id);
@@ -1068,13 +1076,6 @@ impl<'a> Pass<'a> {
                         ),
                         Value::Null,
                     );
-                    match self.ctx.store.save_link(&link).await {
-                        Ok(saved) => link = saved,
-                        Err(StoreError::Conflict { .. }) => continue,
-                        Err(e) => return Err(e.into()),
-                    }
-                    self.add_ref(&link);
-                    self.children_pending(&link).await?;
                     let mut item = Item::new(link);
                     item.crm = Some(crm);
                     item.prm = Some(created);
@@ -1086,11 +1087,36 @@ impl<'a> Pass<'a> {
                         self.rejected
                             .push(("crm", crm.id.clone(), crm_version(&crm)));
                     }
-                    self.prm_failure(&failure, Some(&crm.id), None, "create")?
+                    if let Err(e) = self.prm_failure(&failure, Some(&crm.id), None, "create") {
+                        self.save_created(items).await?;
+                        return Err(e);
+                    }
                 }
             }
         }
-        Ok(items)
+        self.save_created(items).await
+    }
+
+    /// Saves the links of records this pass just created, in one store call, and returns
+    /// the items whose link was saved (on a conflict another worker's link stands).
+    async fn save_created(&mut self, created: Vec<Item>) -> Result<Vec<Item>, PassError> {
+        if self.dry_run || created.is_empty() {
+            return Ok(created);
+        }
+        let links: Vec<Link> = created.iter().map(|i| i.link.clone()).collect();
+        let results = self.ctx.store.save_links(&links).await;
+        let mut out = Vec::with_capacity(created.len());
+        for (mut item, result) in created.into_iter().zip(results) {
+            match result {
+                Ok(saved) => item.link = saved,
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+            self.add_ref(&item.link);
+            self.children_pending(&item.link).await?;
+            out.push(item);
+        }
+        Ok(out)
     }
 
     fn prm_create_body(&mut self, crm: &CrmRecord) -> Option<(Fields, BTreeMap<String, Value>)> {
@@ -1192,13 +1218,6 @@ impl<'a> Pass<'a> {
                     let mut link = Link::new(self.spec.kind, &prm.id, &ok.id);
                     link.snapshot = snapshot;
                     link.prm_version = Some(prm.version);
-                    match self.ctx.store.save_link(&link).await {
-                        Ok(saved) => link = saved,
-                        Err(StoreError::Conflict { .. }) => continue,
-                        Err(e) => return Err(e.into()),
-                    }
-                    self.add_ref(&link);
-                    self.children_pending(&link).await?;
                     let mut item = Item::new(link);
                     let mut fields = body;
                     fields.insert("Id".into(), json!(ok.id));
@@ -1218,11 +1237,15 @@ impl<'a> Pass<'a> {
                         self.rejected
                             .push(("prm", prm.id.clone(), prm.version.to_string()));
                     }
-                    self.crm_failure(&failure, None, Some(&prm.id), "create")?
+                    if let Err(e) = self.crm_failure(&failure, None, Some(&prm.id), "create") {
+                        // The records created so far keep their links.
+                        self.save_created(items).await?;
+                        return Err(e);
+                    }
                 }
             }
         }
-        Ok(items)
+        self.save_created(items).await
     }
 
     fn crm_create_body(&mut self, prm: &PrmRecord) -> Option<(Fields, BTreeMap<String, Value>)> {
@@ -1815,7 +1838,8 @@ impl<'a> Pass<'a> {
     }
 
     async fn save_links(&mut self, items: &mut [Item]) -> Result<(), PassError> {
-        for item in items.iter_mut() {
+        let mut to_save = Vec::new();
+        for (i, item) in items.iter_mut().enumerate() {
             let wrote = !item.crm_patch.is_empty() || !item.prm_patch.is_empty();
             if !wrote
                 && item.created.is_none()
@@ -1833,12 +1857,20 @@ impl<'a> Pass<'a> {
                 continue;
             }
             item.link.updated_at = Utc::now();
-            match self.ctx.store.save_link(&item.link).await {
-                Ok(saved) => item.link = saved,
+            to_save.push(i);
+        }
+        if to_save.is_empty() {
+            return Ok(());
+        }
+        let links: Vec<Link> = to_save.iter().map(|&i| items[i].link.clone()).collect();
+        let results = self.ctx.store.save_links(&links).await;
+        for (&i, result) in to_save.iter().zip(results) {
+            match result {
+                Ok(saved) => items[i].link = saved,
                 Err(StoreError::Conflict { .. }) => {
                     // Another worker saved this pair first; its result stands and the
                     // next run merges again from there.
-                    let (c, p) = (item.link.crm_id.clone(), item.link.prm_id.clone());
+                    let (c, p) = (items[i].link.crm_id.clone(), items[i].link.prm_id.clone());
                     self.log(
                         LogCode::TransientError,
                         Some(&c),

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// Why the state could not be read or written.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// Another writer changed the link first (optimistic lock); re-read and try again.
     #[error("the link of {object} {prm_id} was changed by another worker; it is retried")]
@@ -105,6 +105,16 @@ pub trait Links: Send + Sync {
     /// Saves a link if its `version` is still the stored one (0 = must not exist yet) and
     /// returns it with the new version. Fails with [`StoreError::Conflict`] otherwise.
     async fn save_link(&self, link: &Link) -> Result<Link, StoreError>;
+
+    /// [`save_link`](Self::save_link) for each link, in order; one link's conflict does not
+    /// stop the others. Stores that can write several at once override it.
+    async fn save_links(&self, links: &[Link]) -> Vec<Result<Link, StoreError>> {
+        let mut out = Vec::with_capacity(links.len());
+        for link in links {
+            out.push(self.save_link(link).await);
+        }
+        out
+    }
 
     /// Removes a link (unlink); true if there was one.
     async fn delete_link(&self, object: ObjectKind, prm_id: &str) -> Result<bool, StoreError>;

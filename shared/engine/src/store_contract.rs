@@ -23,6 +23,7 @@ use crate::store::{Link, LinkState, LogEntry, LogFilter, RunRecord, Store, Store
 /// Every contract, one after another.
 pub async fn all(store: &dyn Store) {
     links(store).await;
+    links_in_batches(store).await;
     children_pending(store).await;
     cursors(store).await;
     checkpoints(store).await;
@@ -72,6 +73,43 @@ fn full_link(object: ObjectKind, prm_id: &str, crm_id: &str) -> Link {
     link.prm_version = Some(7);
     link.updated_at = micros(Utc::now());
     link
+}
+
+/// Saving several links at once: each is saved or refused on its own, in order, as
+/// `save_link` would; a conflict does not stop the others. Uses `Deal` links only.
+pub async fn links_in_batches(store: &dyn Store) {
+    let deal = ObjectKind::Deal;
+    let a = full_link(deal, "batch_a", "006A");
+    let saved = store.save_link(&a).await.expect("first link saved");
+    let b = full_link(deal, "batch_b", "006B");
+    let mut stale_a = a.clone();
+    stale_a.snapshot.insert("Name".into(), json!("lost"));
+    let mut a2 = saved.clone();
+    a2.snapshot.insert("Name".into(), json!("kept"));
+    let c = full_link(deal, "batch_c", "006C");
+    let results = store
+        .save_links(&[b.clone(), stale_a, c.clone(), a2.clone()])
+        .await;
+    assert_eq!(results.len(), 4, "one result per link");
+    assert_eq!(results[0].as_ref().expect("new link b saved").version, 1);
+    assert!(
+        is_conflict(&results[1]),
+        "a link saved with a stale version is refused: {:?}",
+        results[1]
+    );
+    assert_eq!(results[2].as_ref().expect("new link c saved").version, 1);
+    assert_eq!(
+        results[3].as_ref().expect("current version saved").version,
+        saved.version + 1
+    );
+    let found = store
+        .find_links(deal, &[], &s(&["batch_a", "batch_b", "batch_c"]))
+        .await
+        .expect("find");
+    assert_eq!(ids(&found), s(&["batch_a", "batch_b", "batch_c"]));
+    let a_now = found.iter().find(|l| l.prm_id == "batch_a").unwrap();
+    assert_eq!(a_now.snapshot["Name"], json!("kept"));
+    assert!(store.save_links(&[]).await.is_empty());
 }
 
 /// Links: found by either id, optimistic lock, one link per Salesforce Id, merges, retry

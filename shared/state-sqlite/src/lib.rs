@@ -245,51 +245,26 @@ impl Links for SqliteStore {
     }
 
     async fn save_link(&self, link: &Link) -> Result<Link, StoreError> {
-        let conn = self.conn();
-        let snapshot = serde_json::to_string(&link.snapshot).map_err(backend)?;
-        let conflict = || StoreError::Conflict {
-            object: link.object,
-            prm_id: link.prm_id.clone(),
-        };
-        let args = params![
-            link.object.as_str(),
-            link.prm_id,
-            link.crm_id,
-            link.state.as_str(),
-            snapshot,
-            link.crm_modstamp.map(ts),
-            link.prm_version,
-            link.version + 1,
-            link.retry as i64,
-            ts(link.updated_at),
-            link.version,
-        ];
-        let result = if link.version == 0 {
-            conn.execute(
-                "INSERT INTO links (object, prm_id, crm_id, state, snapshot, crm_modstamp, prm_version, version, retry, updated_at) \
-                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10 WHERE ?11 = 0",
-                args,
-            )
-        } else {
-            conn.execute(
-                "UPDATE links SET crm_id = ?3, state = ?4, snapshot = ?5, crm_modstamp = ?6, prm_version = ?7, version = ?8, retry = ?9, updated_at = ?10 \
-                 WHERE object = ?1 AND prm_id = ?2 AND version = ?11",
-                args,
-            )
-        };
-        match result {
-            Ok(1) => {
-                let mut saved = link.clone();
-                saved.version += 1;
-                Ok(saved)
+        save_link_on(&self.conn(), link)
+    }
+
+    async fn save_links(&self, links: &[Link]) -> Vec<Result<Link, StoreError>> {
+        let mut conn = self.conn();
+        let tx = match conn.transaction() {
+            Ok(tx) => tx,
+            Err(e) => {
+                let e = backend(e);
+                return links.iter().map(|_| Err(e.clone())).collect();
             }
-            Ok(_) => Err(conflict()),
-            Err(rusqlite::Error::SqliteFailure(e, _))
-                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-            {
-                Err(conflict())
+        };
+        let out: Vec<Result<Link, StoreError>> =
+            links.iter().map(|l| save_link_on(&tx, l)).collect();
+        match tx.commit() {
+            Ok(()) => out,
+            Err(e) => {
+                let e = backend(e);
+                links.iter().map(|_| Err(e.clone())).collect()
             }
-            Err(e) => Err(backend(e)),
         }
     }
 
@@ -728,6 +703,52 @@ impl Rejections for SqliteStore {
             )
             .map_err(backend)?;
         Ok(())
+    }
+}
+
+/// Saves one link on a connection or inside a transaction (see [`Links::save_link`]).
+fn save_link_on(conn: &Connection, link: &Link) -> Result<Link, StoreError> {
+    let snapshot = serde_json::to_string(&link.snapshot).map_err(backend)?;
+    let conflict = || StoreError::Conflict {
+        object: link.object,
+        prm_id: link.prm_id.clone(),
+    };
+    let args = params![
+        link.object.as_str(),
+        link.prm_id,
+        link.crm_id,
+        link.state.as_str(),
+        snapshot,
+        link.crm_modstamp.map(ts),
+        link.prm_version,
+        link.version + 1,
+        link.retry as i64,
+        ts(link.updated_at),
+        link.version,
+    ];
+    let sql = if link.version == 0 {
+        "INSERT INTO links (object, prm_id, crm_id, state, snapshot, crm_modstamp, prm_version, version, retry, updated_at) \
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10 WHERE ?11 = 0"
+    } else {
+        "UPDATE links SET crm_id = ?3, state = ?4, snapshot = ?5, crm_modstamp = ?6, prm_version = ?7, version = ?8, retry = ?9, updated_at = ?10 \
+         WHERE object = ?1 AND prm_id = ?2 AND version = ?11"
+    };
+    let result = conn
+        .prepare_cached(sql)
+        .and_then(|mut stmt| stmt.execute(args));
+    match result {
+        Ok(1) => {
+            let mut saved = link.clone();
+            saved.version += 1;
+            Ok(saved)
+        }
+        Ok(_) => Err(conflict()),
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            Err(conflict())
+        }
+        Err(e) => Err(backend(e)),
     }
 }
 
