@@ -265,6 +265,14 @@ pub(crate) async fn sweep(
     if s.out.stopped.is_none() {
         s.retries().await?;
     }
+    if s.out.stopped.is_some() && !s.held.is_empty() {
+        // The run stopped before it could tell which references a later page resolves:
+        // say what is unresolved now (the links stay marked for a retry).
+        let held = std::mem::take(&mut s.held);
+        crate::store::record_log(ctx.store.as_ref(), &held)
+            .await
+            .map_err(|e| format!("could not write the Integration Log: {e}"))?;
+    }
     if s.out.stopped.is_none() && !dry_run && !pending.is_empty() {
         ctx.store
             .clear_children_pending(ObjectKind::Organization, &pending)
@@ -371,20 +379,18 @@ impl Sweep<'_> {
     async fn salesforce_pages(&mut self, since: Option<DateTime<Utc>>) -> Result<(), String> {
         let fields = self.spec.crm_fields();
         let scope = self.spec.scope();
-        let mut next: Option<String> = None;
+        let object = self.spec.crm_object();
+        let crm = self.ctx.crm.clone();
+        let read = |token: Option<String>| {
+            let (crm, fields, scope) = (crm.clone(), &fields, &scope);
+            async move {
+                crm.sweep_page(object, fields, since, token.as_deref(), scope)
+                    .await
+                    .map_err(|e| format!("reading changed {object} records: {e}"))
+            }
+        };
+        let mut page = read(None).await?;
         loop {
-            let page = self
-                .ctx
-                .crm
-                .sweep_page(
-                    self.spec.crm_object(),
-                    &fields,
-                    since,
-                    next.as_deref(),
-                    &scope,
-                )
-                .await
-                .map_err(|e| format!("reading changed {} records: {e}", self.spec.crm_object()))?;
             self.out.pages += 1;
             self.out.crm_newest = self
                 .out
@@ -395,26 +401,43 @@ impl Sweep<'_> {
                 .into_iter()
                 .filter(|r| !self.done_crm.contains(&r.id))
                 .collect();
-            // A Bulk API result set holds up to 10,000 records: passes take 2,000 at most.
-            let mut records = records.into_iter().peekable();
-            while records.peek().is_some() {
-                let crm: Vec<CrmRecord> = records.by_ref().take(CRM_BATCH).collect();
-                let (prm, claimed) = self.partners(&crm).await?;
-                let input = PassInput {
-                    crm,
-                    prm,
-                    claimed,
-                    ..Default::default()
-                };
-                if !self.pass(input).await? {
-                    return Ok(());
+            // The next page is read while this one syncs.
+            let next = async {
+                match page.next {
+                    Some(token) => Some(read(Some(token)).await),
+                    None => None,
                 }
+            };
+            let (went_on, next) = tokio::join!(self.sync_page(records), next);
+            if !went_on? {
+                return Ok(());
             }
-            match page.next {
-                Some(n) => next = Some(n),
+            match next {
+                Some(p) => page = p?,
                 None => return Ok(()),
             }
         }
+    }
+
+    /// Syncs a page of Salesforce records with their PRM partners, in passes of at most
+    /// [`CRM_BATCH`] (a Bulk API result set holds up to 10,000 records). False once a pass
+    /// stopped the run.
+    async fn sync_page(&mut self, records: Vec<CrmRecord>) -> Result<bool, String> {
+        let mut records = records.into_iter().peekable();
+        while records.peek().is_some() {
+            let crm: Vec<CrmRecord> = records.by_ref().take(CRM_BATCH).collect();
+            let (prm, claimed) = self.partners(&crm).await?;
+            let input = PassInput {
+                crm,
+                prm,
+                claimed,
+                ..Default::default()
+            };
+            if !self.pass(input).await? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// The changed PRM records that pair with a page of Salesforce records, and the
