@@ -31,8 +31,10 @@ use crate::report::{Counts, PlannedWrite};
 use crate::run::SyncContext;
 use crate::store::{Link, LinkState, LogEntry, StoreError};
 
-/// PRM writes in flight at once.
-const PRM_CONCURRENCY: usize = 8;
+/// PRM writes in flight at once (`[sync] prm_concurrency`).
+fn prm_concurrency(ctx: &SyncContext) -> usize {
+    usize::from(ctx.mapping.sync.prm_concurrency.max(1))
+}
 
 /// The records a pass works on.
 #[derive(Debug, Default, Clone)]
@@ -1043,7 +1045,7 @@ impl<'a> Pass<'a> {
                     (crm, snapshot, r)
                 }
             }))
-            .buffered(PRM_CONCURRENCY)
+            .buffered(prm_concurrency(self.ctx))
             .collect()
             .await;
         let mut items = Vec::new();
@@ -1765,7 +1767,7 @@ impl<'a> Pass<'a> {
                 let prm = prm.clone();
                 async move { (i, prm.update(collection, &id, version, patch).await) }
             }))
-            .buffered(PRM_CONCURRENCY)
+            .buffered(prm_concurrency(self.ctx))
             .collect()
             .await;
         for (i, result) in results {

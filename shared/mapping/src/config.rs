@@ -149,6 +149,9 @@ pub struct SyncSettings {
     /// pages; the others are read again by id when their page comes (more PRM calls, less
     /// memory).
     pub held_prm_records: u32,
+    /// PRM requests a pass keeps in flight at once (creates and updates, one record each);
+    /// the client waits out `429 rate_limited` answers whatever the value.
+    pub prm_concurrency: u16,
 }
 
 impl Default for SyncSettings {
@@ -160,6 +163,7 @@ impl Default for SyncSettings {
             overlap_seconds: 300,
             schedule: "rate(1 hour)".into(),
             held_prm_records: 10_000,
+            prm_concurrency: 16,
         }
     }
 }
@@ -295,6 +299,17 @@ impl MappingConfig {
             message,
             fix: fix.to_string(),
         };
+        if !(1..=64).contains(&raw.sync.prm_concurrency) {
+            return Err(invalid(
+                src.find("prm_concurrency").unwrap_or(0),
+                format!(
+                    "prm_concurrency = {} is outside 1 to 64",
+                    raw.sync.prm_concurrency
+                ),
+                "use a value from 1 to 64 (16 suits most PRM servers; lower it if the PRM \
+                 answers 429 often)",
+            ));
+        }
         if raw.sync.api_reserve_percent > 90 {
             return Err(invalid(
                 src.find("api_reserve_percent").unwrap_or(0),
@@ -526,6 +541,17 @@ mod tests {
         assert!(text.starts_with("m.toml: "), "{text}");
         assert!(text.contains("line 2"), "{text}");
         assert!(text.contains("fix:"), "{text}");
+    }
+
+    #[test]
+    fn prm_concurrency_outside_its_range_names_the_line_and_the_range() {
+        let src = "[sync]\noverlap_seconds = 60\nprm_concurrency = 0\n";
+        let text = MappingConfig::parse(src, "m.toml").unwrap_err().to_string();
+        assert!(text.contains("line 3"), "{text}");
+        assert!(text.contains("1 to 64"), "{text}");
+        let ok = MappingConfig::parse("[sync]\nprm_concurrency = 4\n", "m.toml").unwrap();
+        assert_eq!(ok.sync.prm_concurrency, 4);
+        assert_eq!(MappingConfig::default().sync.prm_concurrency, 16);
     }
 
     #[test]

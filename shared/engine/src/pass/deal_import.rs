@@ -16,7 +16,7 @@ use prmsync_mapping::transform::read_crm;
 use prmsync_mapping::{CrmRecord, LogCode, PrmRecord};
 use serde_json::{json, Value};
 
-use super::{crm_version, Item, Pass, PassError, PRM_CONCURRENCY};
+use super::{crm_version, prm_concurrency, Item, Pass, PassError};
 use crate::objects::keys;
 use crate::ports::{FailureClass, PrmGroup, PrmSettings};
 use crate::store::{Link, StoreError};
@@ -96,7 +96,7 @@ impl<'a> Pass<'a> {
                 (opp, body, r)
             }
         }))
-        .buffered(PRM_CONCURRENCY)
+        .buffered(prm_concurrency(self.ctx))
         .collect()
         .await;
         let mut items = Vec::new();
