@@ -214,6 +214,8 @@ struct Sweep<'a> {
     held: Vec<LogEntry>,
     /// Pairs whose Salesforce update waits for a full Collection.
     carry: Carry,
+    /// The write of the last pass's log entries, running beside the next pass.
+    log_write: Option<tokio::task::JoinHandle<Result<(), crate::store::StoreError>>>,
     /// Links marked for a retry when the run began and not touched by a pass since, by
     /// Salesforce Id and PRM id.
     retry_crm: HashSet<String>,
@@ -241,6 +243,7 @@ pub(crate) async fn sweep(
         done_crm: HashSet::new(),
         held: Vec::new(),
         carry: Carry::default(),
+        log_write: None,
         retry_crm: HashSet::new(),
         retry_prm: HashSet::new(),
         out: SweepOutcome::default(),
@@ -265,6 +268,7 @@ pub(crate) async fn sweep(
     if s.out.stopped.is_none() {
         s.retries().await?;
     }
+    s.log_written().await?;
     if s.out.stopped.is_some() && !s.held.is_empty() {
         // The run stopped before it could tell which references a later page resolves:
         // say what is unresolved now (the links stay marked for a retry).
@@ -314,14 +318,29 @@ impl Sweep<'_> {
         self.out.planned.extend(out.planned);
         self.held.extend(out.held);
         self.carry = out.carry;
-        crate::store::record_log(self.ctx.store.as_ref(), &out.log)
-            .await
-            .map_err(|e| format!("could not write the Integration Log: {e}"))?;
+        // The pass's entries are written while the next pass runs; one write at a time.
+        self.log_written().await?;
+        let store = self.ctx.store.clone();
+        let entries = out.log;
+        self.log_write = Some(tokio::spawn(async move {
+            crate::store::record_log(store.as_ref(), &entries).await
+        }));
         if out.stopped.is_some() {
             self.out.stopped = out.stopped;
             return Ok(false);
         }
         Ok(true)
+    }
+
+    /// Waits for the last pass's Integration Log entries to be written.
+    async fn log_written(&mut self) -> Result<(), String> {
+        let Some(write) = self.log_write.take() else {
+            return Ok(());
+        };
+        match write.await {
+            Ok(result) => result.map_err(|e| format!("could not write the Integration Log: {e}")),
+            Err(e) => Err(format!("writing the Integration Log stopped: {e}")),
+        }
     }
 
     /// On an incremental people run, syncs the people of organizations linked since the
