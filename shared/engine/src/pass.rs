@@ -2015,7 +2015,8 @@ impl<'a> Pass<'a> {
     ) {
         let link = crm_id.and_then(|c| self.ctx.crm.record_url(self.spec.crm_object(), c));
         self.out.log.push(LogEntry {
-            id: uuid::Uuid::new_v4().to_string(),
+            // Time-ordered (UUIDv7): a log's id index grows at its end.
+            id: uuid::Uuid::now_v7().to_string(),
             time: Utc::now(),
             run_id: self.run_id.clone(),
             integration: self.integration,

@@ -361,7 +361,8 @@ pub fn entry(
     details: Value,
 ) -> LogEntry {
     LogEntry {
-        id: uuid::Uuid::new_v4().to_string(),
+        // Time-ordered (UUIDv7): a log's id index grows at its end.
+        id: uuid::Uuid::now_v7().to_string(),
         time: Utc::now(),
         run_id: run_id.to_string(),
         integration,

@@ -381,7 +381,8 @@ impl<'a> Pass<'a> {
     fn log_rejection(&mut self, opp: &CrmRecord, r: Rejection) {
         let link = self.ctx.crm.record_url("Opportunity", &opp.id);
         self.out.log.push(crate::store::LogEntry {
-            id: uuid::Uuid::new_v4().to_string(),
+            // Time-ordered (UUIDv7): a log's id index grows at its end.
+            id: uuid::Uuid::now_v7().to_string(),
             time: chrono::Utc::now(),
             run_id: self.run_id.clone(),
             integration: self.integration,
