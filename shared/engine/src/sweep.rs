@@ -20,9 +20,10 @@
 //! would part-fill its last Collection to the next pass ([`PassInput::carry_partial`]),
 //! and the last pass writes the rest.
 //!
-//! Each Salesforce record is read once. PRM records are read by the index and again by id
-//! when not held, which costs PRM calls, never Salesforce calls. Log entries are written
-//! after every pass.
+//! Each Salesforce record is read once; the next page is read while the current one
+//! syncs. PRM records are read by the index and again by id when not held, which costs PRM
+//! calls, never Salesforce calls. A pass's log entries are written while the next pass
+//! runs.
 //!
 //! [`Crm::sweep_page`]: crate::ports::Crm::sweep_page
 
