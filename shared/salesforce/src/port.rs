@@ -9,7 +9,7 @@ use prmsync_engine::ports::{
 };
 use prmsync_mapping::{CrmRecord, Fields};
 
-use crate::bulk::BulkResults;
+use crate::bulk::{BulkQueryOptions, BulkResults};
 use crate::soql::{Cond, Dir, Op, Soql};
 use crate::{ErrorClass, RecordResult, SObject, SalesforceClient, SfError};
 
@@ -147,31 +147,39 @@ pub fn bulk_saves_calls(total: u64, threshold: u64, page: u64, per_result_set: u
     rest_left > job
 }
 
+/// A page of REST query rows.
+fn rest_page(rows: Vec<SObject>, next: Option<String>) -> ChangePage<CrmRecord> {
+    ChangePage {
+        records: rows.into_iter().map(to_record).collect(),
+        next,
+    }
+}
+
 impl SalesforceClient {
-    /// A change read as a Bulk API 2.0 `queryAll` job, ordered as the REST read is.
-    async fn changed_by_job(
+    /// The next result set of a finished query job, as a page whose token names the set
+    /// after it.
+    async fn bulk_page(
         &self,
         object: &str,
-        fields: &[String],
-        since: Option<DateTime<Utc>>,
-        scope: &Scope,
-    ) -> Result<Vec<CrmRecord>, SfError> {
-        let soql =
-            change_select(object, fields, &ChangeFrom { since, after: None }, scope).to_string();
+        mut results: BulkResults,
+        options: &BulkQueryOptions,
+    ) -> Result<ChangePage<CrmRecord>, SfError> {
         let describe = self.describe_cached(object).await?;
-        let mut out = Vec::new();
-        let options = self.config().bulk_query.clone();
-        self.bulk_query_pages_with(&soql, true, &describe, &options, |rows| {
-            out.extend(rows.into_iter().map(to_record))
+        let rows = self
+            .bulk_query_next(&mut results, &describe, options)
+            .await?
+            .unwrap_or_default();
+        Ok(ChangePage {
+            records: rows.into_iter().map(to_record).collect(),
+            next: (!results.is_done()).then(|| results.token()),
         })
-        .await?;
-        out.sort_by(|a, b| (a.modstamp, &a.id).cmp(&(b.modstamp, &b.id)));
-        Ok(out)
     }
 }
 
 #[async_trait]
 impl Crm for SalesforceClient {
+    /// Every page of [`sweep_page`](Crm::sweep_page) (so a large read goes through a
+    /// query job the same way), in `(SystemModstamp, Id)` order.
     async fn changed(
         &self,
         object: &str,
@@ -179,26 +187,20 @@ impl Crm for SalesforceClient {
         since: Option<DateTime<Utc>>,
         scope: &Scope,
     ) -> Result<Vec<CrmRecord>, PortError> {
-        let soql = change_query(object, fields, since, scope);
-        let (rows, mut next, total) = self
-            .query_first_page_sized(&soql, true)
-            .await
-            .map_err(port_error)?;
-        let cfg = self.config();
-        let page = u64::from(cfg.query_batch_size.clamp(200, 2000));
-        let per_set = cfg.bulk_query.max_records.map_or(50_000, u64::from);
-        if next.is_some() && bulk_saves_calls(total, cfg.bulk_query_threshold, page, per_set) {
-            return self
-                .changed_by_job(object, fields, since, scope)
-                .await
-                .map_err(port_error);
+        let mut out = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let page = self
+                .sweep_page(object, fields, since, next.as_deref(), scope)
+                .await?;
+            out.extend(page.records);
+            match page.next {
+                Some(n) => next = Some(n),
+                None => break,
+            }
         }
-        let mut out: Vec<CrmRecord> = rows.into_iter().map(to_record).collect();
-        while let Some(url) = next {
-            let (rows, more) = self.query_next_page(&url).await.map_err(port_error)?;
-            out.extend(rows.into_iter().map(to_record));
-            next = more;
-        }
+        // Query job results come in no set order.
+        out.sort_by(|a, b| (a.modstamp, &a.id).cmp(&(b.modstamp, &b.id)));
         Ok(out)
     }
 
@@ -218,10 +220,7 @@ impl Crm for SalesforceClient {
             }
         }
         .map_err(port_error)?;
-        Ok(ChangePage {
-            records: rows.into_iter().map(to_record).collect(),
-            next,
-        })
+        Ok(rest_page(rows, next))
     }
 
     async fn sweep_page(
@@ -233,24 +232,15 @@ impl Crm for SalesforceClient {
         scope: &Scope,
     ) -> Result<ChangePage<CrmRecord>, PortError> {
         let options = self.config().bulk_query.clone();
-        if let Some(mut results) = page.and_then(BulkResults::from_token) {
-            let describe = self.describe_cached(object).await.map_err(port_error)?;
-            let rows = self
-                .bulk_query_next(&mut results, &describe, &options)
+        if let Some(results) = page.and_then(BulkResults::from_token) {
+            return self
+                .bulk_page(object, results, &options)
                 .await
-                .map_err(port_error)?
-                .unwrap_or_default();
-            return Ok(ChangePage {
-                records: rows.into_iter().map(to_record).collect(),
-                next: (!results.is_done()).then(|| results.token()),
-            });
+                .map_err(port_error);
         }
         if let Some(url) = page {
             let (rows, next) = self.query_next_page(url).await.map_err(port_error)?;
-            return Ok(ChangePage {
-                records: rows.into_iter().map(to_record).collect(),
-                next,
-            });
+            return Ok(rest_page(rows, next));
         }
         let soql = change_query(object, fields, since, scope);
         let (rows, next, total) = self
@@ -261,10 +251,7 @@ impl Crm for SalesforceClient {
         let per_page = u64::from(cfg.query_batch_size.clamp(200, 2000));
         let per_set = options.max_records.map_or(50_000, u64::from);
         if next.is_none() || !bulk_saves_calls(total, cfg.bulk_query_threshold, per_page, per_set) {
-            return Ok(ChangePage {
-                records: rows.into_iter().map(to_record).collect(),
-                next,
-            });
+            return Ok(rest_page(rows, next));
         }
         // A query job reads everything again, the first REST page too: its rows are
         // dropped here so no record is handed out twice.
@@ -272,19 +259,13 @@ impl Crm for SalesforceClient {
         let soql =
             change_select(object, fields, &ChangeFrom { since, after: None }, scope).to_string();
         let describe = self.describe_cached(object).await.map_err(port_error)?;
-        let mut results = self
+        let results = self
             .bulk_query_start(&soql, true, &describe, &options)
             .await
             .map_err(port_error)?;
-        let rows = self
-            .bulk_query_next(&mut results, &describe, &options)
+        self.bulk_page(object, results, &options)
             .await
-            .map_err(port_error)?
-            .unwrap_or_default();
-        Ok(ChangePage {
-            records: rows.into_iter().map(to_record).collect(),
-            next: (!results.is_done()).then(|| results.token()),
-        })
+            .map_err(port_error)
     }
 
     async fn find(
