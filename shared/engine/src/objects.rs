@@ -159,12 +159,10 @@ impl ObjectSpec {
         match self.kind {
             ObjectKind::Deal => None,
             ObjectKind::Organization => {
-                rules::organization_match_key(r.str_field("Name"), r.str_field("Website"))
-                    .map(|(n, d)| format!("{n}|{}", d.unwrap_or_default()))
+                organization_key(r.str_field("Name"), r.str_field("Website"))
             }
             ObjectKind::Person => {
-                let org = org_of(r.str_field("AccountId")?)?;
-                rules::person_match_key(r.str_field("Email")).map(|e| format!("{org}|{e}"))
+                person_key(&org_of(r.str_field("AccountId")?)?, r.str_field("Email"))
             }
         }
     }
@@ -174,13 +172,9 @@ impl ObjectSpec {
         match self.kind {
             ObjectKind::Deal => None,
             ObjectKind::Organization => {
-                rules::organization_match_key(r.str_field("name"), r.str_field("website"))
-                    .map(|(n, d)| format!("{n}|{}", d.unwrap_or_default()))
+                organization_key(r.str_field("name"), r.str_field("website"))
             }
-            ObjectKind::Person => {
-                let org = r.str_field("organization_id")?;
-                rules::person_match_key(r.str_field("email")).map(|e| format!("{org}|{e}"))
-            }
+            ObjectKind::Person => person_key(r.str_field("organization_id")?, r.str_field("email")),
         }
     }
 
@@ -208,4 +202,16 @@ impl ObjectSpec {
             ),
         }
     }
+}
+
+/// The match key both sides of an organization pair are compared by: normalised name and
+/// website domain.
+fn organization_key(name: Option<&str>, website: Option<&str>) -> Option<String> {
+    rules::organization_match_key(name, website)
+        .map(|(n, d)| format!("{n}|{}", d.unwrap_or_default()))
+}
+
+/// The match key of a person: the organization's PRM id and the normalised email.
+fn person_key(org: &str, email: Option<&str>) -> Option<String> {
+    rules::person_match_key(email).map(|e| format!("{org}|{e}"))
 }

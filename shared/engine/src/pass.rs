@@ -1049,13 +1049,13 @@ impl<'a> Pass<'a> {
             .collect()
             .await;
         let mut items = Vec::new();
+        let mut stop = None;
         for (crm, snapshot, result) in results {
             let result = match result {
                 Ok(r) => r,
                 Err(e) => {
-                    // The records created so far keep their links.
-                    self.save_created(items).await?;
-                    return Err(e.into());
+                    stop = Some(e.into());
+                    break;
                 }
             };
             match result {
@@ -1090,20 +1090,26 @@ impl<'a> Pass<'a> {
                             .push(("crm", crm.id.clone(), crm_version(&crm)));
                     }
                     if let Err(e) = self.prm_failure(&failure, Some(&crm.id), None, "create") {
-                        self.save_created(items).await?;
-                        return Err(e);
+                        stop = Some(e);
+                        break;
                     }
                 }
             }
         }
-        self.save_created(items).await
+        self.save_created(items, stop).await
     }
 
     /// Saves the links of records this pass just created, in one store call, and returns
-    /// the items whose link was saved (on a conflict another worker's link stands).
-    async fn save_created(&mut self, created: Vec<Item>) -> Result<Vec<Item>, PassError> {
+    /// the items whose link was saved (on a conflict another worker's link stands). When
+    /// the creates stopped on an error (`stop`), the records created so far keep their
+    /// links and the error is returned.
+    async fn save_created(
+        &mut self,
+        created: Vec<Item>,
+        stop: Option<PassError>,
+    ) -> Result<Vec<Item>, PassError> {
         if self.dry_run || created.is_empty() {
-            return Ok(created);
+            return stop.map_or(Ok(created), Err);
         }
         let links: Vec<Link> = created.iter().map(|i| i.link.clone()).collect();
         let results = self.ctx.store.save_links(&links).await;
@@ -1118,7 +1124,7 @@ impl<'a> Pass<'a> {
             self.children_pending(&item.link).await?;
             out.push(item);
         }
-        Ok(out)
+        stop.map_or(Ok(out), Err)
     }
 
     fn prm_create_body(&mut self, crm: &CrmRecord) -> Option<(Fields, BTreeMap<String, Value>)> {
@@ -1196,6 +1202,7 @@ impl<'a> Pass<'a> {
             .upsert(self.spec.crm_object(), self.spec.prm_id_field(), bodies)
             .await?;
         let mut items = Vec::new();
+        let mut stop = None;
         for ((prm, body, snapshot), result) in rows.into_iter().zip(results) {
             match result {
                 Ok(ok) => {
@@ -1240,14 +1247,13 @@ impl<'a> Pass<'a> {
                             .push(("prm", prm.id.clone(), prm.version.to_string()));
                     }
                     if let Err(e) = self.crm_failure(&failure, None, Some(&prm.id), "create") {
-                        // The records created so far keep their links.
-                        self.save_created(items).await?;
-                        return Err(e);
+                        stop = Some(e);
+                        break;
                     }
                 }
             }
         }
-        self.save_created(items).await
+        self.save_created(items, stop).await
     }
 
     fn crm_create_body(&mut self, prm: &PrmRecord) -> Option<(Fields, BTreeMap<String, Value>)> {

@@ -58,9 +58,6 @@ pub struct SweepOutcome {
     /// The newest change read on each side, for the cursors.
     pub crm_newest: Option<DateTime<Utc>>,
     pub prm_newest: Option<DateTime<Utc>>,
-    /// Salesforce pages read and passes run (for the run's log entry and the tests).
-    pub pages: u64,
-    pub passes: u64,
 }
 
 /// The hash a match key is indexed by: two independent 64-bit SipHashes, so two different
@@ -314,7 +311,6 @@ impl Sweep<'_> {
         let out = run_pass(self.ctx, self.spec.kind, self.run_id, self.dry_run, input)
             .await
             .map_err(pass_message)?;
-        self.out.passes += 1;
         self.out.counts.add(&out.counts);
         self.out.planned.extend(out.planned);
         self.held.extend(out.held);
@@ -400,18 +396,18 @@ impl Sweep<'_> {
         let fields = self.spec.crm_fields();
         let scope = self.spec.scope();
         let object = self.spec.crm_object();
-        let crm = self.ctx.crm.clone();
+        let ctx = self.ctx;
         let read = |token: Option<String>| {
-            let (crm, fields, scope) = (crm.clone(), &fields, &scope);
+            let (fields, scope) = (&fields, &scope);
             async move {
-                crm.sweep_page(object, fields, since, token.as_deref(), scope)
+                ctx.crm
+                    .sweep_page(object, fields, since, token.as_deref(), scope)
                     .await
                     .map_err(|e| format!("reading changed {object} records: {e}"))
             }
         };
         let mut page = read(None).await?;
         loop {
-            self.out.pages += 1;
             self.out.crm_newest = self
                 .out
                 .crm_newest

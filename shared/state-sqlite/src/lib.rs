@@ -249,22 +249,21 @@ impl Links for SqliteStore {
     }
 
     async fn save_links(&self, links: &[Link]) -> Vec<Result<Link, StoreError>> {
+        // Nothing is saved when the transaction cannot begin or commit.
+        let none_saved = |e: rusqlite::Error| {
+            let e = backend(e);
+            links.iter().map(|_| Err(e.clone())).collect()
+        };
         let mut conn = self.conn();
         let tx = match conn.transaction() {
             Ok(tx) => tx,
-            Err(e) => {
-                let e = backend(e);
-                return links.iter().map(|_| Err(e.clone())).collect();
-            }
+            Err(e) => return none_saved(e),
         };
         let out: Vec<Result<Link, StoreError>> =
             links.iter().map(|l| save_link_on(&tx, l)).collect();
         match tx.commit() {
             Ok(()) => out,
-            Err(e) => {
-                let e = backend(e);
-                links.iter().map(|_| Err(e.clone())).collect()
-            }
+            Err(e) => none_saved(e),
         }
     }
 
