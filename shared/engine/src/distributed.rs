@@ -24,7 +24,8 @@ use crate::pass::{run_pass, PassError, PassInput};
 use crate::ports::{ChangeFrom, ChangePage, Queue};
 use crate::report::Counts;
 use crate::run::{
-    entry, fetch_by_ids, read_window, reserve_message, RunMode, SyncContext, CRM_SIDE, PRM_SIDE,
+    entry, fetch_by_ids, people_of_pending, read_window, reserve_message, RunMode, SyncContext,
+    CRM_SIDE, PRM_SIDE,
 };
 use crate::store::{LinkState, PlanCheckpoint, RunRecord, SideProgress};
 
@@ -436,17 +437,11 @@ async fn plan_locked(
             .await
             .map_err(err)?;
         if !pending.is_empty() {
-            let accounts: Vec<String> = pending.iter().map(|(_, c)| c.clone()).collect();
-            let contacts = ctx
-                .crm
-                .find("Contact", &["Id".into()], "AccountId", &accounts)
+            let (contacts, people) = people_of_pending(ctx, &["Id".into()], &pending)
                 .await
                 .map_err(err)?;
             crm_ids.extend(contacts.into_iter().map(|c| c.id));
-            for (org, _) in &pending {
-                let people = ctx.prm.people_of_organization(org).await.map_err(err)?;
-                prm_ids.extend(people.into_iter().map(|p| p.id));
-            }
+            prm_ids.extend(people.into_iter().map(|p| p.id));
             pending_orgs = pending.into_iter().map(|(p, _)| p).collect();
         }
     }

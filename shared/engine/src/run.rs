@@ -346,6 +346,31 @@ pub(crate) async fn fetch_by_ids(
     Ok((crm, prm))
 }
 
+/// The people of organizations linked since the last people run (`pending`, as (PRM id,
+/// Salesforce Id) pairs): their Contacts (with `fields`) and their PRM people, tombstones
+/// included: one `AccountId IN (...)` read, and one PRM call per organization.
+pub(crate) async fn people_of_pending(
+    ctx: &SyncContext,
+    fields: &[String],
+    pending: &[(String, String)],
+) -> Result<(Vec<CrmRecord>, Vec<PrmRecord>), PortError> {
+    let accounts: Vec<String> = pending.iter().map(|(_, c)| c.clone()).collect();
+    let crm = ctx
+        .crm
+        .find(
+            ObjectKind::Person.crm_object(),
+            fields,
+            "AccountId",
+            &accounts,
+        )
+        .await?;
+    let mut prm = Vec::new();
+    for (org, _) in pending {
+        prm.extend(ctx.prm.people_of_organization(org).await?);
+    }
+    Ok((crm, prm))
+}
+
 fn failed(mut report: RunReport, message: String) -> RunReport {
     report.status = "failed".into();
     report.message = Some(message);

@@ -38,7 +38,7 @@ use crate::objects::ObjectSpec;
 use crate::pass::{run_pass, Carry, PassError, PassInput};
 use crate::ports::{ChangeFrom, PortError};
 use crate::report::{Counts, PlannedWrite};
-use crate::run::{SyncContext, Window};
+use crate::run::{people_of_pending, SyncContext, Window};
 use crate::store::{LinkState, LogEntry};
 
 /// Salesforce records per pass: a REST query page.
@@ -357,23 +357,9 @@ impl Sweep<'_> {
             // A full run reads every person anyway.
             let fields = self.spec.crm_fields();
             for part in pending.chunks(PENDING_BATCH) {
-                let accounts: Vec<String> = part.iter().map(|(_, c)| c.clone()).collect();
-                let crm = self
-                    .ctx
-                    .crm
-                    .find(self.spec.crm_object(), &fields, "AccountId", &accounts)
+                let (crm, prm) = people_of_pending(self.ctx, &fields, part)
                     .await
                     .map_err(|e| e.to_string())?;
-                let mut prm = Vec::new();
-                for (org, _) in part {
-                    prm.extend(
-                        self.ctx
-                            .prm
-                            .people_of_organization(org)
-                            .await
-                            .map_err(|e| e.to_string())?,
-                    );
-                }
                 self.done_crm.extend(crm.iter().map(|r| r.id.clone()));
                 self.prm.mark_taken(prm.iter().map(|r| r.id.clone()));
                 if !self
