@@ -4,8 +4,10 @@
 mod common;
 
 use common::*;
-use prmsync_engine::distributed::{plan_run, sync_chunk, Budget, Chunk, PlanRequest, PlanStatus};
+use prmsync_engine::chunk::Chunk;
+use prmsync_engine::planner::{plan_run, Budget, PlanRequest, PlanStatus};
 use prmsync_engine::store::{Cursors, Leases};
+use prmsync_engine::worker::{work_chunk, Delivery};
 use prmsync_engine::RunMode;
 use prmsync_mapping::Integration;
 use prmsync_simulators::prm::Collection;
@@ -123,9 +125,18 @@ async fn chunks_in_any_order_and_delivered_twice_reach_the_one_machine_state() {
     let mut chunks = queue.take();
     // people first, then organizations; every chunk twice
     chunks.reverse();
+    let mut closed = 0;
     for chunk in chunks.iter().chain(chunks.iter()) {
-        sync_chunk(&ctx, chunk).await.unwrap();
+        let report = work_chunk(&ctx, &queue, chunk, Delivery::default())
+            .await
+            .unwrap();
+        closed += usize::from(report.closed.is_some());
     }
+    assert_eq!(
+        closed, 2,
+        "each run closes once, when its last chunk is done"
+    );
+    assert!(queue.take().is_empty() && queue.delayed().is_empty());
 
     assert_eq!(state(&lambda), state(&local));
     assert_eq!(lambda.sf_records("Contact").len(), 24);
@@ -139,8 +150,11 @@ async fn chunks_in_any_order_and_delivered_twice_reach_the_one_machine_state() {
         "run-2",
     )
     .await;
+    let queue = ListQueue::default();
     for chunk in &chunks {
-        let report = sync_chunk(&ctx, chunk).await.unwrap();
+        let report = work_chunk(&ctx, &queue, chunk, Delivery::default())
+            .await
+            .unwrap();
         assert_eq!(report.counts.writes(), 0, "{:?}", report.counts);
     }
     assert_eq!(lambda.prm.api_calls().writes(), 0);
@@ -224,8 +238,8 @@ fn ids(chunks: &[Chunk], crm: bool) -> Vec<String> {
 
 #[tokio::test]
 async fn a_run_out_of_time_continues_from_its_checkpoint_and_misses_nothing() {
-    // Salesforce pages of 200: 450 Accounts are three pages; the PRM's 130 organizations
-    // are one. One page per invocation makes four invocations.
+    // Salesforce pages of 200: 450 Accounts are three pages, one per invocation; every
+    // invocation indexes the PRM's 130 organizations.
     let h = Harness::with_query_page(prmsync_mapping::MappingConfig::default(), 200).await;
     let mut accounts = Vec::new();
     for i in 0..450 {
@@ -276,11 +290,12 @@ async fn a_run_out_of_time_continues_from_its_checkpoint_and_misses_nothing() {
         };
         reports.push(plan_run(&next_ctx, Some(&queue), &next).await.unwrap());
     }
+    // The PRM's changes are indexed by every invocation; Salesforce's three pages take
+    // one invocation each.
     let statuses: Vec<PlanStatus> = reports.iter().map(|r| r.status).collect();
     assert_eq!(
         statuses,
         [
-            PlanStatus::Continues,
             PlanStatus::Continues,
             PlanStatus::Continues,
             PlanStatus::Queued
@@ -289,8 +304,8 @@ async fn a_run_out_of_time_continues_from_its_checkpoint_and_misses_nothing() {
     assert!(reports
         .iter()
         .all(|r| r.run_id == "run-1" && r.mode == "full"));
-    assert_eq!(reports[3].invocations, 4);
-    assert_eq!(reports[3].run_records, 580);
+    assert_eq!(reports[2].invocations, 3);
+    assert_eq!(reports[2].run_records, 580);
     let chunks = queue.take();
     let mut want_crm = accounts.clone();
     want_crm.sort();
@@ -310,13 +325,49 @@ async fn a_run_out_of_time_continues_from_its_checkpoint_and_misses_nothing() {
         (3, 0),
         "{calls:?}"
     );
+    let cp = h
+        .store
+        .checkpoint(Integration::Organizations)
+        .await
+        .unwrap()
+        .expect("a queued run keeps its checkpoint until its chunks are done");
+    assert!(cp.planned);
+    assert_eq!(
+        h.store
+            .cursor(Integration::Organizations, "crm")
+            .await
+            .unwrap(),
+        None,
+        "the cursors wait for the workers"
+    );
+    assert_eq!(h.log(prmsync_mapping::LogCode::RunContinued).await.len(), 2);
+    let queued = h.log(prmsync_mapping::LogCode::RunQueued).await;
+    assert!(
+        queued[0].message.contains("580 records") && queued[0].message.contains("3 invocations"),
+        "{}",
+        queued[0].message
+    );
+
+    // The chunks sync to the same state as a run in one go, and the last one closes the run.
+    let mut closed = Vec::new();
+    for chunk in &chunks {
+        let report = work_chunk(&ctx, &queue, chunk, Delivery::default())
+            .await
+            .unwrap();
+        closed.extend(report.closed);
+    }
+    assert_eq!(closed.len(), 1);
+    assert_eq!(closed[0].report.counts.created.prm, 450);
+    assert_eq!(closed[0].report.counts.created.crm, 130);
+    assert_eq!(h.sf_records("Account").len(), 450 + 130);
+    assert_eq!(h.prm.list(Collection::Organizations).len(), 450 + 130);
     assert_eq!(
         h.store
             .checkpoint(Integration::Organizations)
             .await
             .unwrap(),
         None,
-        "the finished run clears its checkpoint"
+        "the closed run clears its checkpoint"
     );
     assert!(h
         .store
@@ -324,20 +375,15 @@ async fn a_run_out_of_time_continues_from_its_checkpoint_and_misses_nothing() {
         .await
         .unwrap()
         .is_some());
-    assert_eq!(h.log(prmsync_mapping::LogCode::RunContinued).await.len(), 3);
-    let started = h.log(prmsync_mapping::LogCode::RunStarted).await;
+    let finished = h.log(prmsync_mapping::LogCode::RunFinished).await;
+    assert_eq!(finished.len(), 1);
     assert!(
-        started[0].message.contains("580 records") && started[0].message.contains("4 invocations"),
+        finished[0]
+            .message
+            .contains("created 130 in Salesforce and 450 in the PRM"),
         "{}",
-        started[0].message
+        finished[0].message
     );
-
-    // The chunks sync to the same state as a run in one go.
-    for chunk in &chunks {
-        sync_chunk(&ctx, chunk).await.unwrap();
-    }
-    assert_eq!(h.sf_records("Account").len(), 450 + 130);
-    assert_eq!(h.prm.list(Collection::Organizations).len(), 450 + 130);
 
     // A continuation that arrives after its run finished does nothing.
     let late = PlanRequest {

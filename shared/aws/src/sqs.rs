@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use aws_sdk_sqs::Client;
-use prmsync_engine::distributed::Chunk;
+use prmsync_engine::chunk::Chunk;
 use prmsync_engine::ports::{FailureClass, PortError, Queue, System};
 
 /// Entries in one `SendMessageBatch` call (the SQS maximum).
@@ -81,5 +81,21 @@ impl Queue for SqsQueue {
             }
         }
         Ok(())
+    }
+
+    async fn send_later(&self, chunk: &Chunk, delay: std::time::Duration) -> Result<(), PortError> {
+        let body = serde_json::to_string(chunk)
+            .map_err(|e| self.error(format!("encoding a chunk: {e}")))?;
+        // SQS delays a message by at most 900 seconds.
+        let delay = delay.as_secs().min(900) as i32;
+        self.client
+            .send_message()
+            .queue_url(&self.url)
+            .message_body(body)
+            .delay_seconds(delay)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| self.error(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()))
     }
 }

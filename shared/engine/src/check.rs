@@ -3,9 +3,9 @@
 
 use std::collections::HashMap;
 
+use crate::context::SyncContext;
 use crate::objects::ObjectSpec;
 use crate::ports::FieldInfo;
-use crate::run::SyncContext;
 
 /// Fails with a message naming every problem (field, object, fix).
 pub async fn check_mapping(ctx: &SyncContext, spec: &ObjectSpec) -> Result<(), String> {

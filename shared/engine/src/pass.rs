@@ -26,9 +26,9 @@ use serde_json::{json, Value};
 use crate::objects::{keys, ObjectSpec};
 
 mod deal_import;
+use crate::context::SyncContext;
 use crate::ports::{FailureClass, PortError, RecordFailure, WriteOutcome};
 use crate::report::{Counts, PlannedWrite};
-use crate::run::SyncContext;
 use crate::store::{Link, LinkState, LogEntry, StoreError};
 
 /// PRM writes in flight at once (`[sync] prm_concurrency`).
@@ -111,6 +111,34 @@ pub struct PassOutcome {
     pub held: Vec<LogEntry>,
     /// Pairs left for the next pass by [`PassInput::carry_partial`].
     pub carry: Carry,
+    /// Records whose write failed for a passing reason: the caller keeps them in the retry
+    /// set (and a worker hands each out again on its own).
+    pub failed: Vec<FailedRecord>,
+}
+
+/// A record whose write failed for a passing reason (a lock, an outage, a call that
+/// failed after the client's own retries).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FailedRecord {
+    pub crm_id: Option<String>,
+    pub prm_id: Option<String>,
+    /// What failed, in plain words (no record values).
+    pub message: String,
+}
+
+/// A whole call that failed for a passing reason fails only the records it carried; any
+/// other failure (credentials, setup, the API limit) stops the pass.
+fn record_failure_of(e: PortError) -> Result<RecordFailure, PassError> {
+    if e.class == FailureClass::Transient {
+        Ok(RecordFailure {
+            class: FailureClass::Transient,
+            code: "call_failed".into(),
+            message: e.message,
+            fields: Vec::new(),
+        })
+    } else {
+        Err(PassError::Port(e))
+    }
 }
 
 /// A pass that could not go on.
@@ -1051,10 +1079,11 @@ impl<'a> Pass<'a> {
         let mut items = Vec::new();
         let mut stop = None;
         for (crm, snapshot, result) in results {
-            let result = match result {
+            let result = match result.map_err(record_failure_of) {
                 Ok(r) => r,
-                Err(e) => {
-                    stop = Some(e.into());
+                Err(Ok(failure)) => Err(failure),
+                Err(Err(e)) => {
+                    stop = Some(e);
                     break;
                 }
             };
@@ -1196,11 +1225,15 @@ impl<'a> Pass<'a> {
             return Ok(Vec::new());
         }
         let bodies: Vec<Fields> = rows.iter().map(|(_, b, _)| b.clone()).collect();
-        let results = self
+        let results = match self
             .ctx
             .crm
             .upsert(self.spec.crm_object(), self.spec.prm_id_field(), bodies)
-            .await?;
+            .await
+        {
+            Ok(results) => results,
+            Err(e) => vec![Err(record_failure_of(e)?); rows.len()],
+        };
         let mut items = Vec::new();
         let mut stop = None;
         for ((prm, body, snapshot), result) in rows.into_iter().zip(results) {
@@ -1636,7 +1669,11 @@ impl<'a> Pass<'a> {
             .iter()
             .map(|&i| (items[i].link.crm_id.clone(), items[i].crm_patch.clone()))
             .collect();
-        let results = self.ctx.crm.update(self.spec.crm_object(), rows).await?;
+        let count = rows.len();
+        let results = match self.ctx.crm.update(self.spec.crm_object(), rows).await {
+            Ok(results) => results,
+            Err(e) => vec![Err(record_failure_of(e)?); count],
+        };
         for (&i, result) in indices.iter().zip(results) {
             match result {
                 Ok(_) => {
@@ -1777,7 +1814,11 @@ impl<'a> Pass<'a> {
             .collect()
             .await;
         for (i, result) in results {
-            match result? {
+            let result = match result {
+                Ok(r) => r,
+                Err(e) => Err(record_failure_of(e)?),
+            };
+            match result {
                 Ok(updated) => {
                     if items[i].created.is_none() {
                         self.out.counts.updated.prm += 1;
@@ -1804,7 +1845,12 @@ impl<'a> Pass<'a> {
                     restore_keys(item, Side::Prm);
                     let (c, p) = (item.link.crm_id.clone(), item.link.prm_id.clone());
                     match failure.class {
-                        FailureClass::VersionConflict | FailureClass::Transient => {
+                        FailureClass::Transient => {
+                            item.link.retry = true;
+                            item.dirty = true;
+                            self.prm_failure(&failure, Some(&c), Some(&p), "update")?;
+                        }
+                        FailureClass::VersionConflict => {
                             // Changed in the PRM since it was read: read it again next run.
                             item.link.retry = true;
                             item.dirty = true;
@@ -1914,6 +1960,13 @@ impl<'a> Pass<'a> {
         } else {
             format!(" (field {})", failure.fields.join(", "))
         };
+        if failure.class == FailureClass::Transient {
+            self.out.failed.push(FailedRecord {
+                crm_id: crm_id.map(str::to_string),
+                prm_id: prm_id.map(str::to_string),
+                message: format!("Salesforce: {} {}", failure.code, failure.message),
+            });
+        }
         let code = match failure.class {
             FailureClass::Setup => LogCode::CrmSetupError,
             FailureClass::Gone => LogCode::CrmRecordGone,
@@ -1961,6 +2014,13 @@ impl<'a> Pass<'a> {
         } else {
             format!(" (field {})", failure.fields.join("; "))
         };
+        if failure.class == FailureClass::Transient {
+            self.out.failed.push(FailedRecord {
+                crm_id: crm_id.map(str::to_string),
+                prm_id: prm_id.map(str::to_string),
+                message: format!("PRM: {}", failure.message),
+            });
+        }
         let code = match failure.class {
             FailureClass::Transient | FailureClass::VersionConflict => LogCode::TransientError,
             _ => LogCode::PrmValidationFailed,
@@ -1999,7 +2059,7 @@ impl<'a> Pass<'a> {
 
     /// The Salesforce API reserve (DESIGN 11): stop before it is eaten.
     fn reserve_reached(&mut self) -> Option<String> {
-        let message = crate::run::reserve_message(self.ctx)?;
+        let message = crate::context::reserve_message(self.ctx)?;
         let usage = self.ctx.crm.usage();
         self.log(
             LogCode::ApiReserveReached,

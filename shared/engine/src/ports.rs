@@ -29,8 +29,11 @@ impl std::fmt::Display for System {
 pub enum FailureClass {
     /// Credentials rejected: the run stops.
     Auth,
-    /// Worth retrying later (lock, limit, outage): the record is retried on a later run.
+    /// Worth retrying later (lock, outage): the record is retried on its own, later.
     Transient,
+    /// The org's daily API limit (or the configured reserve) is reached: every write to
+    /// Salesforce stops until it clears; nothing is the record's fault.
+    Limit,
     /// The record's data was rejected: logged, retried when the record changes.
     Data,
     /// The record is gone on that side: the link is disconnected.
@@ -325,5 +328,12 @@ pub trait Prm: Send + Sync {
 #[async_trait]
 pub trait Queue: Send + Sync {
     /// Sends every chunk; fails if any could not be sent (the run then keeps its cursors).
-    async fn send(&self, chunks: &[crate::distributed::Chunk]) -> Result<(), PortError>;
+    async fn send(&self, chunks: &[crate::chunk::Chunk]) -> Result<(), PortError>;
+    /// Sends one chunk to be delivered no sooner than `delay` from now (at most 15
+    /// minutes: SQS's limit on a message's delay).
+    async fn send_later(
+        &self,
+        chunk: &crate::chunk::Chunk,
+        delay: std::time::Duration,
+    ) -> Result<(), PortError>;
 }

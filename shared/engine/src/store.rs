@@ -165,6 +165,14 @@ pub struct PlanCheckpoint {
     pub chunks: u64,
     /// Invocations the run has taken so far.
     pub invocations: u32,
+    /// Both sides are read to the end and every chunk is queued: the run waits for its
+    /// chunks, and finishes (cursors, run record) when the last one is done.
+    #[serde(default)]
+    pub planned: bool,
+    /// Integrations to plan once this run has finished (an `all` run plans people after
+    /// its organizations are linked, as a one-machine run does).
+    #[serde(default)]
+    pub then: Vec<Integration>,
 }
 
 /// One side of a [`PlanCheckpoint`].
@@ -201,6 +209,98 @@ pub trait Cursors: Send + Sync {
         integration: Integration,
         checkpoint: Option<&PlanCheckpoint>,
     ) -> Result<(), StoreError>;
+    /// Removes the integration's checkpoint if it belongs to `run_id` and returns it; None
+    /// when there is none or it belongs to another run. Of several callers at once exactly
+    /// one gets it: the one that finishes the run.
+    async fn take_checkpoint(
+        &self,
+        integration: Integration,
+        run_id: &str,
+    ) -> Result<Option<PlanCheckpoint>, StoreError>;
+}
+
+/// One chunk of a planned run, tracked from before it is queued until a worker has synced
+/// it, so that the run knows when it is done (its cursors move only then).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChunkRecord {
+    pub integration: Integration,
+    pub run_id: String,
+    /// The chunk's number within its run, from 0.
+    pub number: u32,
+    pub crm_ids: Vec<String>,
+    pub prm_ids: Vec<String>,
+    pub done: bool,
+    /// What the worker did with it, once done.
+    #[serde(default)]
+    pub counts: crate::report::Counts,
+}
+
+/// The chunks of planned runs (AWS: a planner queues them, workers finish them).
+#[async_trait]
+pub trait RunChunks: Send + Sync {
+    /// Records chunks a planner is about to queue (before they are sent). Adding a chunk
+    /// that exists already (same integration, run and number) replaces it.
+    async fn add_chunks(&self, chunks: &[ChunkRecord]) -> Result<(), StoreError>;
+    /// Marks a chunk done with its counts. Only the first call for a chunk counts: it
+    /// returns `Some(n)`, `n` being the number of the run's chunks done so far (this one
+    /// included); a later call for the same chunk (a redelivered message), or a call for a
+    /// chunk never added, returns None and changes nothing.
+    async fn finish_chunk(
+        &self,
+        integration: Integration,
+        run_id: &str,
+        number: u32,
+        counts: &crate::report::Counts,
+    ) -> Result<Option<u64>, StoreError>;
+    /// Every chunk of a run, by number.
+    async fn run_chunks(
+        &self,
+        integration: Integration,
+        run_id: &str,
+    ) -> Result<Vec<ChunkRecord>, StoreError>;
+    /// Forgets a finished run's chunks.
+    async fn clear_chunks(&self, integration: Integration, run_id: &str) -> Result<(), StoreError>;
+}
+
+/// A record whose last sync failed for a passing reason, kept until it syncs (the retry
+/// set, DESIGN 10): later runs pick it up whatever their cursors say.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RetryEntry {
+    pub object: ObjectKind,
+    /// `crm` (a Salesforce Id) or `prm` (a PRM id).
+    pub side: String,
+    pub id: String,
+    /// Failed attempts so far.
+    pub attempts: u32,
+    /// Not tried again before this time.
+    pub next_at: DateTime<Utc>,
+    /// Failed too often: tried again only when the record changes or on demand.
+    pub parked: bool,
+    /// The last failure, in plain words (no record values).
+    pub error: String,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[async_trait]
+pub trait RetrySet: Send + Sync {
+    /// The entries of these ids of one side.
+    async fn retry_entries(
+        &self,
+        object: ObjectKind,
+        side: &str,
+        ids: &[String],
+    ) -> Result<Vec<RetryEntry>, StoreError>;
+    /// Every entry of an object, parked ones included.
+    async fn all_retries(&self, object: ObjectKind) -> Result<Vec<RetryEntry>, StoreError>;
+    /// Inserts or replaces entries (by object, side and id).
+    async fn hold_retries(&self, entries: &[RetryEntry]) -> Result<(), StoreError>;
+    /// Removes the entries of these ids; unknown ids are ignored.
+    async fn clear_retries(
+        &self,
+        object: ObjectKind,
+        side: &str,
+        ids: &[String],
+    ) -> Result<(), StoreError>;
 }
 
 /// One run per integration at a time.
@@ -217,11 +317,17 @@ pub trait Leases: Send + Sync {
         -> Result<(), StoreError>;
 }
 
-/// Pause flags of the Sync Manager.
+/// Pause flags of the Sync Manager, and the hold every integration keeps after Salesforce
+/// refused a call for the org's API limit.
 #[async_trait]
 pub trait Pauses: Send + Sync {
     async fn is_paused(&self, integration: Integration) -> Result<bool, StoreError>;
     async fn set_paused(&self, integration: Integration, paused: bool) -> Result<(), StoreError>;
+    /// Workers write nothing to Salesforce before `until` (the org's API limit was hit).
+    /// A later hold replaces an earlier one.
+    async fn hold_api(&self, until: DateTime<Utc>) -> Result<(), StoreError>;
+    /// The hold set by [`hold_api`](Self::hold_api), if any (past ones included).
+    async fn api_hold(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
 }
 
 /// A run of an integration as recorded.
@@ -311,8 +417,23 @@ pub trait Rejections: Send + Sync {
 }
 
 /// Everything the engine keeps.
-pub trait Store: Links + Cursors + Leases + Pauses + Runs + IntegrationLog + Rejections {}
-impl<T: Links + Cursors + Leases + Pauses + Runs + IntegrationLog + Rejections> Store for T {}
+pub trait Store:
+    Links + Cursors + Leases + Pauses + Runs + IntegrationLog + Rejections + RunChunks + RetrySet
+{
+}
+impl<
+        T: Links
+            + Cursors
+            + Leases
+            + Pauses
+            + Runs
+            + IntegrationLog
+            + Rejections
+            + RunChunks
+            + RetrySet,
+    > Store for T
+{
+}
 
 /// Appends entries to the Integration Log and emits each as a structured log event
 /// (`run_id`, `integration`, `level`, `code`, `crm_id`, `prm_id`, `message`), which the

@@ -28,17 +28,17 @@
 //! [`Crm::sweep_page`]: crate::ports::Crm::sweep_page
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{DefaultHasher, Hash, Hasher};
 
 use chrono::{DateTime, Utc};
-use indexmap::IndexSet;
 use prmsync_mapping::{CrmRecord, Integration, ObjectKind, PrmRecord};
 
+use crate::context::{people_of_pending, SyncContext};
+use crate::frame::Window;
 use crate::objects::ObjectSpec;
+use crate::pairing::{pair_page, PrmChanges};
 use crate::pass::{run_pass, Carry, PassError, PassInput};
-use crate::ports::{ChangeFrom, PortError};
 use crate::report::{Counts, PlannedWrite};
-use crate::run::{people_of_pending, SyncContext, Window};
+use crate::retry::{clear_synced, hold_failed};
 use crate::store::{LinkState, LogEntry};
 
 /// Salesforce records per pass: a REST query page.
@@ -58,144 +58,6 @@ pub struct SweepOutcome {
     /// The newest change read on each side, for the cursors.
     pub crm_newest: Option<DateTime<Utc>>,
     pub prm_newest: Option<DateTime<Utc>>,
-}
-
-/// The hash a match key is indexed by: two independent 64-bit SipHashes, so two different
-/// keys share one only with a chance of about 2^-128 per pair.
-fn key_hash(key: &str) -> u128 {
-    let mut a = DefaultHasher::new();
-    key.hash(&mut a);
-    let mut b = DefaultHasher::new();
-    (0x9e37_79b9_u32, key).hash(&mut b);
-    (u128::from(a.finish()) << 64) | u128::from(b.finish())
-}
-
-/// The PRM's changes of a run, indexed by what pairs them with Salesforce records.
-#[derive(Default)]
-struct PrmChanges {
-    /// Every changed id, in read order; a record's position is its number below.
-    ids: IndexSet<Box<str>>,
-    /// Synced by a pass already (or being synced by the current one).
-    taken: Vec<bool>,
-    /// Unlinked records naming a Salesforce Id in `crm_id`.
-    by_crm: HashMap<Box<str>, u32>,
-    /// Unlinked records without `crm_id`, by the hash of their match key.
-    by_key: HashMap<u128, Vec<u32>>,
-    /// Records kept whole, up to `hold`.
-    held: HashMap<u32, PrmRecord>,
-    hold: usize,
-    newest: Option<DateTime<Utc>>,
-}
-
-impl PrmChanges {
-    async fn read(
-        ctx: &SyncContext,
-        spec: &ObjectSpec,
-        since: Option<DateTime<Utc>>,
-    ) -> Result<Self, String> {
-        let mut index = PrmChanges {
-            hold: ctx.mapping.sync.held_prm_records as usize,
-            ..Default::default()
-        };
-        let from = ChangeFrom { since, after: None };
-        let mut next: Option<String> = None;
-        loop {
-            let page = ctx
-                .prm
-                .changed_page(spec.prm_collection(), &from, next.as_deref())
-                .await
-                .map_err(|e| format!("reading changed PRM {}: {e}", spec.prm_collection()))?;
-            let ids: Vec<String> = page.records.iter().map(|r| r.id.clone()).collect();
-            let linked: HashSet<String> = if ids.is_empty() {
-                HashSet::new()
-            } else {
-                ctx.store
-                    .find_links(spec.kind, &[], &ids)
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .into_iter()
-                    .map(|l| l.prm_id)
-                    .collect()
-            };
-            for r in page.records {
-                let is_linked = linked.contains(&r.id);
-                index.add(spec, r, is_linked);
-            }
-            match page.next {
-                Some(n) => next = Some(n),
-                None => return Ok(index),
-            }
-        }
-    }
-
-    fn add(&mut self, spec: &ObjectSpec, r: PrmRecord, linked: bool) {
-        self.newest = self.newest.max(Some(r.updated_at));
-        let (pos, fresh) = self.ids.insert_full(r.id.as_str().into());
-        if fresh {
-            self.taken.push(false);
-        }
-        let pos = pos as u32;
-        if !linked && !r.deleted {
-            match r.crm_id.as_deref() {
-                Some(c) => {
-                    self.by_crm.insert(c.into(), pos);
-                }
-                None => {
-                    if let Some(k) = spec.prm_match_key(&r) {
-                        self.by_key.entry(key_hash(&k)).or_default().push(pos);
-                    }
-                }
-            }
-        }
-        if self.held.len() < self.hold || self.held.contains_key(&pos) {
-            self.held.insert(pos, r);
-        }
-    }
-
-    fn position(&self, id: &str) -> Option<u32> {
-        self.ids.get_index_of(id).map(|p| p as u32)
-    }
-
-    /// Marks records synced without handing them out (a pass read them itself).
-    fn mark_taken(&mut self, ids: impl IntoIterator<Item = impl AsRef<str>>) {
-        for id in ids {
-            if let Some(p) = self.position(id.as_ref()) {
-                self.taken[p as usize] = true;
-                self.held.remove(&p);
-            }
-        }
-    }
-
-    /// Takes the records at these positions for a pass: held ones as they are, the others
-    /// read again by id (200 per PRM call). Records taken before are left out.
-    async fn take(
-        &mut self,
-        ctx: &SyncContext,
-        spec: &ObjectSpec,
-        positions: impl IntoIterator<Item = u32>,
-    ) -> Result<Vec<PrmRecord>, PortError> {
-        let mut out = Vec::new();
-        let mut ids = Vec::new();
-        for p in positions {
-            if std::mem::replace(&mut self.taken[p as usize], true) {
-                continue;
-            }
-            match self.held.remove(&p) {
-                Some(r) => out.push(r),
-                None => ids.push(self.ids[p as usize].to_string()),
-            }
-        }
-        if !ids.is_empty() {
-            out.extend(ctx.prm.fetch(spec.prm_collection(), &ids).await?);
-        }
-        Ok(out)
-    }
-
-    fn untaken(&self) -> Vec<u32> {
-        (0..self.ids.len() as u32)
-            .filter(|p| !self.taken[*p as usize])
-            .collect()
-    }
 }
 
 /// One run's sweep of an object pair.
@@ -218,6 +80,10 @@ struct Sweep<'a> {
     /// Salesforce Id and PRM id.
     retry_crm: HashSet<String>,
     retry_prm: HashSet<String>,
+    /// Ids in the retry set when the run began (either side), and the due ones.
+    retry_set: HashSet<String>,
+    due_crm: Vec<String>,
+    due_prm: Vec<String>,
     out: SweepOutcome,
 }
 
@@ -230,13 +96,20 @@ pub(crate) async fn sweep(
     window: &Window,
 ) -> Result<SweepOutcome, String> {
     let spec = ObjectSpec::new(integration.object(), &ctx.mapping);
-    let prm = PrmChanges::read(ctx, &spec, window.prm_since).await?;
+    let prm = PrmChanges::read(
+        ctx,
+        &spec,
+        window.prm_since,
+        ctx.mapping.sync.held_prm_records as usize,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     let mut s = Sweep {
         ctx,
         spec,
         run_id,
         dry_run,
-        full: window.mode == crate::run::RunMode::Full,
+        full: window.mode == crate::context::RunMode::Full,
         prm,
         done_crm: HashSet::new(),
         held: Vec::new(),
@@ -244,8 +117,26 @@ pub(crate) async fn sweep(
         log_write: None,
         retry_crm: HashSet::new(),
         retry_prm: HashSet::new(),
+        retry_set: HashSet::new(),
+        due_crm: Vec::new(),
+        due_prm: Vec::new(),
         out: SweepOutcome::default(),
     };
+    let now = chrono::Utc::now();
+    for e in ctx
+        .store
+        .all_retries(s.spec.kind)
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        if !e.parked && e.next_at <= now {
+            match e.side.as_str() {
+                "crm" => s.due_crm.push(e.id.clone()),
+                _ => s.due_prm.push(e.id.clone()),
+            }
+        }
+        s.retry_set.insert(e.id);
+    }
     s.out.prm_newest = s.prm.newest;
     for l in ctx
         .store
@@ -308,9 +199,31 @@ impl Sweep<'_> {
             carry_partial: !last,
             ..input
         };
+        let retrying: Vec<String> = if self.retry_set.is_empty() {
+            Vec::new()
+        } else {
+            input
+                .crm
+                .iter()
+                .map(|r| &r.id)
+                .chain(input.prm.iter().map(|r| &r.id))
+                .chain(input.retry.iter().flat_map(|l| [&l.crm_id, &l.prm_id]))
+                .filter(|i| self.retry_set.contains(*i))
+                .cloned()
+                .collect()
+        };
         let out = run_pass(self.ctx, self.spec.kind, self.run_id, self.dry_run, input)
             .await
             .map_err(pass_message)?;
+        if !self.dry_run {
+            let integration = crate::context::integration_of(self.spec.kind);
+            let held = hold_failed(self.ctx, None, self.run_id, integration, &out.failed)
+                .await
+                .map_err(|e| e.to_string())?;
+            clear_synced(self.ctx, self.spec.kind, &retrying, &held.ids)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
         self.out.counts.add(&out.counts);
         self.out.planned.extend(out.planned);
         self.held.extend(out.held);
@@ -448,79 +361,39 @@ impl Sweep<'_> {
         &mut self,
         page: &[CrmRecord],
     ) -> Result<(Vec<PrmRecord>, HashMap<String, crate::store::Link>), String> {
-        let store = &self.ctx.store;
-        let kind = self.spec.kind;
-        let prm_id_field = self.spec.prm_id_field().to_string();
-        let crm_ids: Vec<String> = page.iter().map(|r| r.id.clone()).collect();
-        let named: Vec<String> = page
-            .iter()
-            .filter_map(|r| r.str_field(&prm_id_field).map(str::to_string))
-            .collect();
-        let links = store
-            .find_links(kind, &crm_ids, &named)
+        let pairing = pair_page(self.ctx, &self.spec, &self.prm, page)
             .await
             .map_err(|e| e.to_string())?;
-        let linked: HashSet<&str> = links.iter().map(|l| l.crm_id.as_str()).collect();
-        let mut want: Vec<u32> = Vec::new();
-        want.extend(links.iter().filter_map(|l| self.prm.position(&l.prm_id)));
-        want.extend(named.iter().filter_map(|n| self.prm.position(n)));
-        want.extend(
-            crm_ids
-                .iter()
-                .filter_map(|c| self.prm.by_crm.get(c.as_str()).copied()),
-        );
-        // Match-key candidates of unlinked records without a PRM Id.
+        // A spent record is ambiguous when its candidate is linked to another record now.
         let mut claimed = HashMap::new();
-        let unkeyed: Vec<&CrmRecord> = page
-            .iter()
-            .filter(|r| {
-                !r.deleted
-                    && !linked.contains(r.id.as_str())
-                    && r.str_field(&prm_id_field).is_none()
-            })
-            .collect();
-        if !self.prm.by_key.is_empty() && !unkeyed.is_empty() {
-            let org_of = self.organizations_of(&unkeyed).await?;
-            let mut spent: Vec<(&str, Vec<u32>)> = Vec::new();
-            for r in unkeyed {
-                let Some(key) = self
-                    .spec
-                    .crm_match_key(r, |account| org_of.get(account).cloned())
-                else {
-                    continue;
-                };
-                let Some(candidates) = self.prm.by_key.get(&key_hash(&key)) else {
-                    continue;
-                };
-                if candidates.iter().all(|p| self.prm.taken[*p as usize]) {
-                    spent.push((r.id.as_str(), candidates.clone()));
-                } else {
-                    want.extend(candidates.iter().copied());
-                }
-            }
-            if !spent.is_empty() {
-                let ids: Vec<String> = spent
+        if !pairing.spent.is_empty() {
+            let ids: Vec<String> = pairing
+                .spent
+                .iter()
+                .flat_map(|s| s.candidates.iter().map(|p| self.prm.id(*p).to_string()))
+                .collect();
+            let by_prm: HashMap<String, crate::store::Link> = self
+                .ctx
+                .store
+                .find_links(self.spec.kind, &[], &ids)
+                .await
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .filter(|l| l.state == LinkState::Linked)
+                .map(|l| (l.prm_id.clone(), l))
+                .collect();
+            for spent in &pairing.spent {
+                let crm_id = &page[spent.crm].id;
+                let link = spent
+                    .candidates
                     .iter()
-                    .flat_map(|(_, c)| c.iter().map(|p| self.prm.ids[*p as usize].to_string()))
-                    .collect();
-                let by_prm: HashMap<String, crate::store::Link> = store
-                    .find_links(kind, &[], &ids)
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .into_iter()
-                    .filter(|l| l.state == LinkState::Linked)
-                    .map(|l| (l.prm_id.clone(), l))
-                    .collect();
-                for (crm_id, candidates) in spent {
-                    let link = candidates
-                        .iter()
-                        .find_map(|p| by_prm.get(&*self.prm.ids[*p as usize]));
-                    if let Some(link) = link.filter(|l| l.crm_id != crm_id) {
-                        claimed.insert(crm_id.to_string(), link.clone());
-                    }
+                    .find_map(|p| by_prm.get(self.prm.id(*p)));
+                if let Some(link) = link.filter(|l| &l.crm_id != crm_id) {
+                    claimed.insert(crm_id.clone(), link.clone());
                 }
             }
         }
+        let mut want: Vec<u32> = pairing.units.into_iter().flat_map(|u| u.prm).collect();
         want.sort_unstable();
         want.dedup();
         let prm = self
@@ -529,32 +402,6 @@ impl Sweep<'_> {
             .await
             .map_err(|e| e.to_string())?;
         Ok((prm, claimed))
-    }
-
-    /// For people: the PRM id of the organization linked to each Account of these records.
-    async fn organizations_of(
-        &self,
-        records: &[&CrmRecord],
-    ) -> Result<HashMap<String, String>, String> {
-        if self.spec.kind != ObjectKind::Person {
-            return Ok(HashMap::new());
-        }
-        let accounts: Vec<String> = records
-            .iter()
-            .filter_map(|r| r.str_field("AccountId").map(str::to_string))
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
-        Ok(self
-            .ctx
-            .store
-            .find_links(ObjectKind::Organization, &accounts, &[])
-            .await
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .filter(|l| l.state == LinkState::Linked)
-            .map(|l| (l.crm_id, l.prm_id))
-            .collect())
     }
 
     /// Syncs the changed PRM records that no Salesforce page took, in batches.
@@ -600,12 +447,30 @@ impl Sweep<'_> {
                     || (self.retry_crm.contains(&l.crm_id) && self.retry_prm.contains(&l.prm_id))
             })
             .collect();
+        // The retry set's due records that no pass took.
+        let due_crm: Vec<String> = std::mem::take(&mut self.due_crm)
+            .into_iter()
+            .filter(|i| !self.done_crm.contains(i))
+            .collect();
+        let due_prm: Vec<String> = std::mem::take(&mut self.due_prm)
+            .into_iter()
+            .filter(|i| {
+                self.prm
+                    .position(i)
+                    .map_or(true, |p| !self.prm.taken[p as usize])
+            })
+            .collect();
+        let (crm, prm) = crate::context::fetch_by_ids(self.ctx, &self.spec, &due_crm, &due_prm)
+            .await
+            .map_err(|e| e.to_string())?;
         // The last pass writes whatever earlier passes left for a fuller Collection.
-        if (!retry.is_empty() || !self.carry.is_empty())
+        if (!retry.is_empty() || !self.carry.is_empty() || !crm.is_empty() || !prm.is_empty())
             && !self
                 .pass_with(
                     PassInput {
                         retry,
+                        crm,
+                        prm,
                         ..Default::default()
                     },
                     true,

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
-use prmsync_engine::distributed::Budget;
+use prmsync_engine::planner::Budget;
 use serde_json::Value;
 
 /// Starts another invocation of the running function with `payload`.
@@ -60,6 +60,18 @@ pub fn self_relaunch(aws: &aws_config::SdkConfig) -> Option<std::sync::Arc<dyn R
     let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME")
         .ok()
         .filter(|f| !f.is_empty())?;
+    Some(std::sync::Arc::new(LambdaRelaunch::new(
+        aws_sdk_lambda::Client::new(aws),
+        function,
+    )))
+}
+
+/// The planner function named by `PRMSYNC_FULL_SYNC_FUNCTION`, for a worker that closes
+/// a run and starts the integrations planned after it (an `all` run's people).
+pub fn planner_relaunch(aws: &aws_config::SdkConfig) -> Option<std::sync::Arc<dyn Relaunch>> {
+    let function = std::env::var("PRMSYNC_FULL_SYNC_FUNCTION")
+        .ok()
+        .filter(|f| !f.trim().is_empty())?;
     Some(std::sync::Arc::new(LambdaRelaunch::new(
         aws_sdk_lambda::Client::new(aws),
         function,

@@ -152,6 +152,12 @@ pub struct SyncSettings {
     /// PRM requests a pass keeps in flight at once (creates and updates, one record each);
     /// the client waits out `429 rate_limited` answers whatever the value.
     pub prm_concurrency: u16,
+    /// The first delay before a record that failed for a passing reason is tried again
+    /// on its own; each later attempt waits twice as long, at most 15 minutes.
+    pub retry_delay_seconds: u32,
+    /// Attempts of such a record before it is parked (tried again only when it changes
+    /// or on demand).
+    pub retry_attempts: u32,
 }
 
 impl Default for SyncSettings {
@@ -164,6 +170,8 @@ impl Default for SyncSettings {
             schedule: "rate(1 hour)".into(),
             held_prm_records: 10_000,
             prm_concurrency: 16,
+            retry_delay_seconds: 30,
+            retry_attempts: 5,
         }
     }
 }
@@ -308,6 +316,28 @@ impl MappingConfig {
                 ),
                 "use a value from 1 to 64 (16 suits most PRM servers; lower it if the PRM \
                  answers 429 often)",
+            ));
+        }
+        if !(1..=20).contains(&raw.sync.retry_attempts) {
+            return Err(invalid(
+                src.find("retry_attempts").unwrap_or(0),
+                format!(
+                    "retry_attempts = {} is outside 1 to 20",
+                    raw.sync.retry_attempts
+                ),
+                "use a value from 1 to 20 (5 tries a record for about 7 minutes before it is \
+                 parked)",
+            ));
+        }
+        if raw.sync.retry_delay_seconds > 900 {
+            return Err(invalid(
+                src.find("retry_delay_seconds").unwrap_or(0),
+                format!(
+                    "retry_delay_seconds = {} is more than 900",
+                    raw.sync.retry_delay_seconds
+                ),
+                "use a value from 0 to 900 (seconds; the work queue delays a message by at most \
+                 15 minutes)",
             ));
         }
         if raw.sync.api_reserve_percent > 90 {

@@ -31,7 +31,11 @@ fn class(c: ErrorClass) -> FailureClass {
 fn port_error(e: SfError) -> PortError {
     PortError {
         system: System::Salesforce,
-        class: class(e.class()),
+        class: if e.is_limit() {
+            FailureClass::Limit
+        } else {
+            class(e.class())
+        },
         message: e.to_string(),
     }
 }

@@ -9,12 +9,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use prmsync_engine::distributed::Chunk;
+use prmsync_engine::chunk::Chunk;
+use prmsync_engine::planner::{plan_run, PlanReport, PlanRequest};
 use prmsync_engine::ports::{
     ApiUsage, ChangeFrom, ChangePage, Crm, FailureClass, FieldInfo, PortError, Prm, Queue,
     RecordFailure, Scope, System, WriteOutcome,
 };
 use prmsync_engine::store::{IntegrationLog, LogEntry, LogFilter};
+use prmsync_engine::worker::{work_chunk, ChunkReport, ClosedRun, Delivery};
 use prmsync_engine::{run_integration, RunMode, RunOptions, RunReport, SyncContext};
 use prmsync_mapping::{CrmRecord, Fields, Integration, LogCode, MappingConfig, PrmRecord};
 use prmsync_prm::{PrmClient, PrmConfig};
@@ -409,13 +411,34 @@ impl Prm for CrashingPrm {
     }
 }
 
-/// A work queue that keeps what is sent, in order.
+/// A work queue that keeps what is sent, in order: chunks to deliver now (`.0`) and
+/// chunks sent with a delay (`.1`), which [`ListQueue::take`] leaves until
+/// [`ListQueue::release_delayed`] (the delay has passed).
 #[derive(Default)]
-pub struct ListQueue(pub std::sync::Mutex<Vec<Chunk>>);
+pub struct ListQueue(
+    pub std::sync::Mutex<Vec<Chunk>>,
+    pub std::sync::Mutex<Vec<(Chunk, Duration)>>,
+);
 
 impl ListQueue {
     pub fn take(&self) -> Vec<Chunk> {
         std::mem::take(&mut *self.0.lock().unwrap())
+    }
+
+    /// Chunks sent with a delay, not delivered yet.
+    pub fn delayed(&self) -> Vec<(Chunk, Duration)> {
+        self.1.lock().unwrap().clone()
+    }
+
+    /// The delays pass: delayed chunks are ready to deliver. Returns how many.
+    pub fn release_delayed(&self) -> usize {
+        let delayed = std::mem::take(&mut *self.1.lock().unwrap());
+        let n = delayed.len();
+        self.0
+            .lock()
+            .unwrap()
+            .extend(delayed.into_iter().map(|(c, _)| c));
+        n
     }
 }
 
@@ -424,5 +447,90 @@ impl Queue for ListQueue {
     async fn send(&self, chunks: &[Chunk]) -> Result<(), PortError> {
         self.0.lock().unwrap().extend_from_slice(chunks);
         Ok(())
+    }
+
+    async fn send_later(&self, chunk: &Chunk, delay: Duration) -> Result<(), PortError> {
+        self.1.lock().unwrap().push((chunk.clone(), delay));
+        Ok(())
+    }
+}
+
+/// What the Lambda deployment did, in one process: every planner invocation, every chunk
+/// worked, and the runs closed.
+#[derive(Debug, Default)]
+pub struct LambdaOutcome {
+    pub plans: Vec<PlanReport>,
+    pub chunks: Vec<ChunkReport>,
+    pub closed: Vec<ClosedRun>,
+}
+
+/// Plans `integration` as full-sync does and works its chunks as the workers do, until
+/// the queue is empty (delayed chunks included when `wait_delays`); a closed run's
+/// follow-up integrations are planned the way the closing worker asks full-sync to.
+pub async fn lambda_run(
+    ctx: &SyncContext,
+    queue: &ListQueue,
+    integration: Integration,
+    then: Vec<Integration>,
+    mode: RunMode,
+    wait_delays: bool,
+) -> LambdaOutcome {
+    let mut out = LambdaOutcome::default();
+    let mut request = PlanRequest::new(integration, mode, uuid::Uuid::new_v4().to_string());
+    request.then = then;
+    out.plans
+        .push(plan_run(ctx, Some(queue), &request).await.unwrap());
+    drain(ctx, queue, wait_delays, &mut out).await;
+    out
+}
+
+/// Works every chunk in the queue (and the runs it leads to), oldest first.
+pub async fn drain(
+    ctx: &SyncContext,
+    queue: &ListQueue,
+    wait_delays: bool,
+    out: &mut LambdaOutcome,
+) {
+    for _ in 0..10_000 {
+        let mut chunks = queue.take();
+        if chunks.is_empty() && wait_delays && queue.release_delayed() > 0 {
+            chunks = queue.take();
+        }
+        if chunks.is_empty() {
+            return;
+        }
+        for chunk in chunks {
+            let report = work_chunk(ctx, queue, &chunk, Delivery { receive_count: 1 })
+                .await
+                .unwrap();
+            if let Some(closed) = &report.closed {
+                for &next in &closed.then {
+                    let request =
+                        PlanRequest::new(next, closed.mode, uuid::Uuid::new_v4().to_string());
+                    out.plans
+                        .push(plan_run(ctx, Some(queue), &request).await.unwrap());
+                }
+                out.closed.push(closed.clone());
+            }
+            out.chunks.push(report);
+        }
+    }
+    panic!("the queue did not drain");
+}
+
+impl Harness {
+    /// The Lambda deployment's `all` run in one process: organizations, then people once
+    /// the organizations run has closed.
+    pub async fn lambda_sync(&self, ctx: &SyncContext, mode: RunMode) -> LambdaOutcome {
+        let queue = ListQueue::default();
+        lambda_run(
+            ctx,
+            &queue,
+            Integration::Organizations,
+            vec![Integration::People],
+            mode,
+            true,
+        )
+        .await
     }
 }

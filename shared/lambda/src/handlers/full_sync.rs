@@ -1,23 +1,23 @@
-//! `full-sync`: plans each integration's run and queues its chunks (hourly, or by hand with
-//! `{"integration", "mode", "dry_run"}`). A run that would not finish before the
+//! `full-sync`: plans the runs of organizations and people and queues their chunks (hourly,
+//! or by hand with `{"integration", "mode", "dry_run"}`). Deals are `deal-import`'s alone.
+//! An `all` run plans organizations first; its people are planned when the workers have
+//! synced the organizations (the worker that closes the organizations run invokes this
+//! function with `{"integration": "people", "mode"}`), so people match within linked
+//! organizations as on one machine. A run that would not finish planning before the
 //! invocation's deadline stores its checkpoint and invokes the function again with
 //! `{"integration", "continue_run": "<run id>"}`.
 
 use std::time::Instant;
 
-use prmsync_engine::distributed::{plan_run, Budget, PlanRequest, PlanStatus};
+use prmsync_engine::planner::{plan_run, Budget, PlanRequest, PlanStatus};
 use prmsync_mapping::Integration;
 use serde_json::{json, Map, Value};
 
 use crate::payload::{parse, PayloadError};
 use crate::Deps;
 
-/// Integrations `all` covers here.
-pub const INTEGRATIONS: &[Integration] = &[
-    Integration::Organizations,
-    Integration::People,
-    Integration::Deals,
-];
+/// Integrations this function plans (`all`); deals are deal-import's.
+pub const INTEGRATIONS: &[Integration] = &[Integration::Organizations, Integration::People];
 
 /// Why the invocation failed (the Lambda reports it as an error).
 #[derive(Debug, thiserror::Error)]
@@ -48,8 +48,26 @@ pub async fn handle_within(
     let ctx = &deps.ctx;
     let queue = (!request.dry_run).then_some(deps.queue.as_ref());
     let mut out = Map::new();
+    // In an `all` run people follow organizations once these are synced.
+    let chained = !request.dry_run
+        && request.continue_run.is_none()
+        && request.integrations.contains(&Integration::Organizations)
+        && request.integrations.contains(&Integration::People);
     for integration in request.integrations {
         let name = integration.as_str();
+        if chained && integration == Integration::People {
+            let organizations = out
+                .get(Integration::Organizations.as_str())
+                .and_then(|o| o.get("status"))
+                .and_then(Value::as_str);
+            if matches!(
+                organizations,
+                Some("queued" | "continues" | "continues_on_next_run")
+            ) {
+                out.insert(name.into(), json!({"status": "after_organizations"}));
+                continue;
+            }
+        }
         let past_deadline = budget.deadline.is_some_and(|d| Instant::now() >= d);
         if past_deadline && !request.dry_run && deps.relaunch.is_some() {
             // No time left for this one: a fresh invocation starts it.
@@ -58,12 +76,18 @@ pub async fn handle_within(
             out.insert(name.into(), json!({"status": status}));
             continue;
         }
+        let then = if chained && integration == Integration::Organizations {
+            vec![Integration::People]
+        } else {
+            Vec::new()
+        };
         let plan = PlanRequest {
             integration,
             mode: request.mode,
             run_id: run_id.clone(),
             budget,
             continue_run: request.continue_run.clone(),
+            then,
         };
         let report = plan_run(ctx, queue, &plan)
             .await
@@ -75,6 +99,7 @@ pub async fn handle_within(
             PlanStatus::Queued => "queued",
             PlanStatus::Continues => "continues",
             PlanStatus::Planned => "planned",
+            PlanStatus::Waiting => "waiting",
             PlanStatus::Skipped => "skipped",
         };
         if report.status == PlanStatus::Continues {
@@ -85,7 +110,7 @@ pub async fn handle_within(
             run_id = report.run_id.as_str(),
             integration = name,
             code = match report.status {
-                PlanStatus::Skipped => "run_skipped",
+                PlanStatus::Skipped | PlanStatus::Waiting => "run_skipped",
                 PlanStatus::Continues => "run_continued",
                 _ => "run_queued",
             },

@@ -7,7 +7,7 @@ use aws_lambda_events::event::lambda_function_urls::{
 };
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use prmsync_engine::distributed::Chunk;
+use prmsync_engine::chunk::Chunk;
 use prmsync_mapping::Integration;
 use serde::Deserialize;
 use serde_json::json;
@@ -94,13 +94,12 @@ pub async fn handle(deps: &Deps, request: LambdaFunctionUrlRequest) -> LambdaFun
             )
         }
     };
-    let chunk = Chunk {
-        run_id: format!("webhook-{}", note.event_id),
+    let chunk = Chunk::refs(
+        &format!("webhook-{}", note.event_id),
         integration,
-        crm_ids: Vec::new(),
-        prm_ids: vec![note.id.clone()],
-        attempt: 0,
-    };
+        Vec::new(),
+        vec![note.id.clone()],
+    );
     if let Err(e) = deps.queue.send(std::slice::from_ref(&chunk)).await {
         tracing::error!(code = "webhook_queue_failed", prm_id = note.id.as_str(), message = %e);
         return respond(

@@ -1,0 +1,338 @@
+//! The frame of every run, one-machine or planned (DESIGN 12): the pause flag, the lease,
+//! the run record and its run-started entry when it opens; the run-finished (or
+//! run-failed) entry, the run record, the cursors and the lease when it closes. A
+//! one-machine run ([`crate::run`]) opens and closes it in one process; a planned run
+//! ([`crate::planner`]) opens it, queues its chunks and lets the lease go, and the worker
+//! that finishes its last chunk ([`crate::worker`]) closes it. `sync-record` takes only
+//! the lease. Each rule of a run is written here once.
+
+use chrono::{DateTime, Duration, Utc};
+use prmsync_mapping::{Integration, LogCode};
+use serde_json::{json, Value};
+
+use crate::context::{entry, RunMode, SyncContext, CRM_SIDE, PRM_SIDE};
+use crate::objects::ObjectSpec;
+use crate::report::{Counts, RunReport};
+use crate::store::{LogEntry, RunRecord, StoreError};
+
+/// What opening a run takes and writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameKind {
+    /// A run of an integration: pause flag, lease, run record, run-started entry.
+    Run,
+    /// An operator's sync of one record: the lease only (no run record: the Sync
+    /// Manager's last run stays the last scheduled or manual run).
+    Record,
+    /// A planner invocation that carries on a run it opened before: the pause flag and
+    /// the lease (the run record and its first entry exist).
+    Continuation,
+}
+
+/// An open run.
+#[derive(Debug, Clone)]
+pub struct RunFrame {
+    pub run_id: String,
+    pub integration: Integration,
+    pub mode: String,
+    pub dry_run: bool,
+    pub started_at: DateTime<Utc>,
+    kind: FrameKind,
+}
+
+impl RunFrame {
+    /// Opens a run, or returns the report of a run that did not start (paused, lease
+    /// held, state unreadable), its entry written.
+    pub async fn open(
+        ctx: &SyncContext,
+        integration: Integration,
+        run_id: &str,
+        mode: &str,
+        dry_run: bool,
+        kind: FrameKind,
+    ) -> Result<RunFrame, RunReport> {
+        let frame = RunFrame {
+            run_id: run_id.to_string(),
+            integration,
+            mode: mode.to_string(),
+            dry_run,
+            started_at: Utc::now(),
+            kind,
+        };
+        let store = &ctx.store;
+        if kind != FrameKind::Record {
+            match store.is_paused(integration).await {
+                Ok(false) => {}
+                Ok(true) => {
+                    let m = format!(
+                        "{integration} is paused; `prmsync resume {integration}` starts it again"
+                    );
+                    return Err(frame
+                        .skipped(ctx, "skipped_paused", LogCode::RunSkippedPaused, m)
+                        .await);
+                }
+                Err(e) => {
+                    return Err(frame.report_failed(format!("could not read the pause flag: {e}")))
+                }
+            }
+        }
+        match store
+            .acquire_lease(integration, &ctx.holder, Utc::now() + ctx.lease_ttl)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                let m = match kind {
+                    FrameKind::Record => {
+                        format!("a {integration} run is in progress; try again when it ends")
+                    }
+                    _ => format!("another {integration} run holds the lease; this run did nothing"),
+                };
+                let code = (kind != FrameKind::Record).then_some(LogCode::RunSkippedLeaseHeld);
+                let mut report = frame.report();
+                report.status = "skipped_lease_held".into();
+                report.message = Some(m.clone());
+                if let Some(code) = code {
+                    frame
+                        .write_log(ctx, vec![frame.entry(code, m, Value::Null)])
+                        .await;
+                }
+                return Err(report);
+            }
+            Err(e) => return Err(frame.report_failed(format!("could not take the lease: {e}"))),
+        }
+        if kind == FrameKind::Run {
+            frame.begin(ctx).await;
+        }
+        Ok(frame)
+    }
+
+    /// Records the run as running and writes its run-started entry ([`FrameKind::Run`]
+    /// does it on opening; a planner does it once it knows the run is new).
+    pub async fn begin(&self, ctx: &SyncContext) {
+        let _ = ctx
+            .store
+            .save_run(&self.record("running", Counts::default()))
+            .await;
+        let m = format!(
+            "{} run of {} started{}",
+            self.mode,
+            self.integration,
+            if self.dry_run { " (dry run)" } else { "" }
+        );
+        self.write_log(ctx, vec![self.entry(LogCode::RunStarted, m, Value::Null)])
+            .await;
+    }
+
+    /// A report of this run, nothing done yet.
+    pub fn report(&self) -> RunReport {
+        RunReport {
+            run_id: self.run_id.clone(),
+            integration: self.integration,
+            mode: self.mode.clone(),
+            dry_run: self.dry_run,
+            status: "succeeded".into(),
+            counts: Counts::default(),
+            message: None,
+            planned: Vec::new(),
+        }
+    }
+
+    fn report_failed(&self, message: String) -> RunReport {
+        let mut report = self.report();
+        report.status = "failed".into();
+        report.message = Some(message);
+        report
+    }
+
+    async fn skipped(
+        &self,
+        ctx: &SyncContext,
+        status: &str,
+        code: LogCode,
+        message: String,
+    ) -> RunReport {
+        let mut report = self.report();
+        report.status = status.into();
+        report.message = Some(message.clone());
+        self.write_log(ctx, vec![self.entry(code, message, Value::Null)])
+            .await;
+        report
+    }
+
+    /// A run-level entry of this run.
+    pub fn entry(&self, code: LogCode, message: String, details: Value) -> LogEntry {
+        entry(&self.run_id, self.integration, code, message, details)
+    }
+
+    async fn write_log(&self, ctx: &SyncContext, entries: Vec<LogEntry>) {
+        if let Err(e) = crate::store::record_log(ctx.store.as_ref(), &entries).await {
+            tracing::error!(
+                run_id = self.run_id.as_str(),
+                integration = self.integration.as_str(),
+                "could not write the Integration Log: {e}"
+            );
+        }
+    }
+
+    fn record(&self, status: &str, counts: Counts) -> RunRecord {
+        RunRecord {
+            run_id: self.run_id.clone(),
+            integration: self.integration,
+            mode: self.mode.clone(),
+            dry_run: self.dry_run,
+            started_at: self.started_at,
+            finished_at: (status != "running").then(Utc::now),
+            status: status.into(),
+            counts,
+        }
+    }
+
+    /// Lets the lease go; the run stays open (a planner whose chunks are queued).
+    pub async fn release(&self, ctx: &SyncContext) {
+        let _ = ctx.store.release_lease(self.integration, &ctx.holder).await;
+    }
+
+    /// Closes the run: writes `log` and the run-finished entry with the report's counts
+    /// (run-failed when the report failed), saves the run record, and lets the lease go.
+    /// A report whose log cannot be written ends failed.
+    pub async fn close(&self, ctx: &SyncContext, report: &mut RunReport, mut log: Vec<LogEntry>) {
+        if self.kind == FrameKind::Run {
+            log.push(finished_entry(&self.run_id, report));
+        }
+        if let Err(e) = crate::store::record_log(ctx.store.as_ref(), &log).await {
+            report.status = "failed".into();
+            report.message = Some(format!("could not write the Integration Log: {e}"));
+        }
+        if self.kind == FrameKind::Run {
+            let mut record = self.record(&report.status, report.counts.clone());
+            record.mode = report.mode.clone();
+            let _ = ctx.store.save_run(&record).await;
+        }
+        self.release(ctx).await;
+    }
+}
+
+/// The entry that ends a run: run-finished with its counts, or run-failed.
+pub(crate) fn finished_entry(run_id: &str, report: &RunReport) -> LogEntry {
+    let integration = report.integration;
+    if report.status == "failed" {
+        return entry(
+            run_id,
+            integration,
+            LogCode::RunFailed,
+            report.message.clone().unwrap_or_default(),
+            Value::Null,
+        );
+    }
+    let c = &report.counts;
+    entry(
+        run_id,
+        integration,
+        LogCode::RunFinished,
+        format!(
+            "{} run of {integration} {}: created {} in Salesforce and {} in the PRM, updated {} and {}, {} unchanged, {} conflicts, {} errors",
+            report.mode,
+            report.status,
+            c.created.crm,
+            c.created.prm,
+            c.updated.crm,
+            c.updated.prm,
+            c.unchanged,
+            c.conflicts,
+            c.errors
+        ),
+        json!(c),
+    )
+}
+
+/// Closes a planned run whose chunks are all done (or held in the retry set): the
+/// cursors move, the run record gets the chunks' counts, and the run-finished entry is
+/// written. `started_at` is when the run opened; its lease went when it was planned.
+pub(crate) async fn close_planned(
+    ctx: &SyncContext,
+    record: RunRecord,
+    crm_cursor: DateTime<Utc>,
+    prm_cursor: DateTime<Utc>,
+) -> Result<RunReport, StoreError> {
+    move_cursors(ctx, record.integration, crm_cursor, prm_cursor).await?;
+    let report = RunReport {
+        run_id: record.run_id.clone(),
+        integration: record.integration,
+        mode: record.mode.clone(),
+        dry_run: false,
+        status: record.status.clone(),
+        counts: record.counts.clone(),
+        message: None,
+        planned: Vec::new(),
+    };
+    ctx.store.save_run(&record).await?;
+    crate::store::record_log(
+        ctx.store.as_ref(),
+        &[finished_entry(&record.run_id, &report)],
+    )
+    .await?;
+    Ok(report)
+}
+
+/// The cursors move: only once every change read is done or held in the retry set.
+pub(crate) async fn move_cursors(
+    ctx: &SyncContext,
+    integration: Integration,
+    crm: DateTime<Utc>,
+    prm: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    ctx.store.set_cursor(integration, CRM_SIDE, crm).await?;
+    ctx.store.set_cursor(integration, PRM_SIDE, prm).await
+}
+
+/// Where a run reads from: its mode (the first run of an integration is full, and a full
+/// run first checks the mapping against Salesforce) and each side's change window (its
+/// cursor less the overlap; None reads everything).
+pub(crate) struct Window {
+    pub mode: RunMode,
+    pub crm_cursor: Option<DateTime<Utc>>,
+    pub prm_cursor: Option<DateTime<Utc>>,
+    pub crm_since: Option<DateTime<Utc>>,
+    pub prm_since: Option<DateTime<Utc>>,
+}
+
+pub(crate) async fn read_window(
+    ctx: &SyncContext,
+    integration: Integration,
+    spec: &ObjectSpec,
+    requested: RunMode,
+) -> Result<Window, String> {
+    let crm_cursor = ctx
+        .store
+        .cursor(integration, CRM_SIDE)
+        .await
+        .map_err(|e| e.to_string())?;
+    let prm_cursor = ctx
+        .store
+        .cursor(integration, PRM_SIDE)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mode = if crm_cursor.is_none() || prm_cursor.is_none() {
+        RunMode::Full
+    } else {
+        requested
+    };
+    if mode == RunMode::Full {
+        crate::check::check_mapping(ctx, spec).await?;
+    }
+    let overlap = Duration::seconds(i64::from(ctx.mapping.sync.overlap_seconds));
+    let (crm_since, prm_since) = match mode {
+        RunMode::Full => (None, None),
+        RunMode::Incremental => (
+            crm_cursor.map(|c| c - overlap),
+            prm_cursor.map(|c| c - overlap),
+        ),
+    };
+    Ok(Window {
+        mode,
+        crm_cursor,
+        prm_cursor,
+        crm_since,
+        prm_since,
+    })
+}

@@ -1,0 +1,765 @@
+//! The planner of a run on AWS (DESIGN "Shape", 10, 12): it reads what changed on both
+//! sides, pairs the records that must sync together exactly as a one-machine run pairs
+//! them ([`crate::pairing`]), and queues them in [`Chunk`]s that workers sync on their own
+//! ([`crate::worker`]).
+//!
+//! 1. The run opens ([`crate::frame`]): pause flag, lease, run record, run-started entry.
+//! 2. The PRM's changes are read into an index; Salesforce's changes are read page by
+//!    page (resumable by `(SystemModstamp, Id)`), and each page's records go into chunks
+//!    with their PRM partners: a record's link, the records naming it, and every
+//!    match-key candidate, so no match is split between two chunks and no worker creates
+//!    a record another chunk would have matched. The chunks carry the records read, so a
+//!    worker reads Salesforce again only when they are stale.
+//! 3. The PRM changes no page took, the links and records of the retry set, and (people)
+//!    the people of newly linked organizations follow.
+//! 4. Every chunk is recorded in the store before it is queued; after each page a
+//!    checkpoint says where each side's read resumes. When the invocation's [`Budget`]
+//!    runs out it stops, and the next invocation carries the same run on.
+//! 5. Once everything is queued the lease goes; the run stays open until its last chunk
+//!    is done, and the worker that finishes it closes the run: only then do the cursors
+//!    move. A run whose chunks are still being synced makes the next planner wait.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
+
+use chrono::{DateTime, Duration, Utc};
+use prmsync_mapping::{CrmRecord, Integration, LogCode, ObjectKind, PrmRecord};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::chunk::{Chunk, ChunkRecords, Claim, CHUNK_SIZE};
+use crate::context::{people_of_pending, reserve_message, RunMode, SyncContext};
+use crate::frame::{read_window, FrameKind, RunFrame};
+use crate::objects::ObjectSpec;
+use crate::pairing::{pair_page, PrmChanges};
+use crate::ports::{ChangeFrom, ChangePage, Queue};
+use crate::store::{ChunkRecord, PlanCheckpoint, RetryEntry, SideProgress};
+
+/// How long a planned run may wait for its chunks before the planner stops waiting: the
+/// records of the chunks still open then go to the retry set, and the run closes.
+pub const DRAIN_LIMIT_HOURS: i64 = 6;
+
+/// How much one planner invocation may do before it hands over to a continuation.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Budget {
+    /// No new page is read after this instant (the Lambda deadline minus a margin).
+    pub deadline: Option<Instant>,
+    /// No more than this many pages per invocation (at least one is always read).
+    pub max_pages: Option<u32>,
+}
+
+impl Budget {
+    /// No limit: the run finishes in this invocation.
+    pub const UNLIMITED: Budget = Budget {
+        deadline: None,
+        max_pages: None,
+    };
+
+    fn spent(&self, pages: u32) -> bool {
+        pages > 0
+            && (self.max_pages.is_some_and(|m| pages >= m)
+                || self.deadline.is_some_and(|d| Instant::now() >= d))
+    }
+}
+
+/// How a planner invocation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlanStatus {
+    /// Everything that changed is queued; the run closes when its chunks are done.
+    Queued,
+    /// The budget ran out: the checkpoint is stored and a new invocation carries on.
+    Continues,
+    /// A dry run: counted, nothing queued, nothing moved.
+    Planned,
+    /// The integration's last run is still being synced by the workers: see `message`.
+    Waiting,
+    /// Nothing done (paused, lease held, API reserve): see `message`.
+    Skipped,
+}
+
+/// What a planner invocation did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanReport {
+    /// The run's id: a continuation keeps the id of the run it carries on.
+    pub run_id: String,
+    pub integration: Integration,
+    pub mode: String,
+    pub status: PlanStatus,
+    pub message: Option<String>,
+    /// Chunks and record references queued (or, on a dry run, planned) by this invocation.
+    pub chunks: u64,
+    pub records: u64,
+    /// The same for the whole run so far, across its invocations.
+    pub run_chunks: u64,
+    pub run_records: u64,
+    /// Invocations the run has taken, this one included.
+    pub invocations: u32,
+}
+
+/// What to plan.
+#[derive(Debug, Clone)]
+pub struct PlanRequest {
+    pub integration: Integration,
+    pub mode: RunMode,
+    /// The id of a new run (a run carried on from a checkpoint keeps its own).
+    pub run_id: String,
+    pub budget: Budget,
+    /// Set by a continuation: carry on this run, and do nothing if it has finished since.
+    pub continue_run: Option<String>,
+    /// Integrations to plan once this run has closed (an `all` run plans people once its
+    /// organizations are linked).
+    pub then: Vec<Integration>,
+}
+
+impl PlanRequest {
+    pub fn new(integration: Integration, mode: RunMode, run_id: impl Into<String>) -> Self {
+        Self {
+            integration,
+            mode,
+            run_id: run_id.into(),
+            budget: Budget::UNLIMITED,
+            continue_run: None,
+            then: Vec::new(),
+        }
+    }
+}
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+/// Plans a run and queues its chunks (see the module doc). Without a queue it is a dry
+/// run: it counts the chunks and changes nothing.
+pub async fn plan_run(
+    ctx: &SyncContext,
+    queue: Option<&dyn Queue>,
+    request: &PlanRequest,
+) -> Result<PlanReport, String> {
+    let integration = request.integration;
+    let dry_run = queue.is_none();
+    let mut report = PlanReport {
+        run_id: request.run_id.clone(),
+        integration,
+        mode: request.mode.as_str().into(),
+        status: PlanStatus::Skipped,
+        message: None,
+        chunks: 0,
+        records: 0,
+        run_chunks: 0,
+        run_records: 0,
+        invocations: 1,
+    };
+    let mut frame = match RunFrame::open(
+        ctx,
+        integration,
+        &request.run_id,
+        request.mode.as_str(),
+        dry_run,
+        FrameKind::Continuation,
+    )
+    .await
+    {
+        Ok(frame) => frame,
+        Err(skipped) => {
+            if skipped.status == "failed" {
+                return Err(skipped.message.unwrap_or_default());
+            }
+            report.message = skipped.message;
+            return Ok(report);
+        }
+    };
+    let result = plan_locked(ctx, queue, request, &mut frame, &mut report).await;
+    // Whatever happened, the lease goes: a continuation takes it again, and a stored
+    // checkpoint lets whichever run takes it next carry on.
+    frame.release(ctx).await;
+    if let Err(e) = &result {
+        let entry = frame.entry(LogCode::RunFailed, e.clone(), serde_json::Value::Null);
+        let _ = crate::store::record_log(ctx.store.as_ref(), &[entry]).await;
+    }
+    result.map(|()| report)
+}
+
+/// The run's state: carried on from a checkpoint, or new from the cursors (its run record
+/// and run-started entry written). A full run asked for while an incremental one is
+/// unplanned starts over as full (it covers more). None when there is nothing to plan: a
+/// continuation whose run finished, or a run still being synced by the workers.
+async fn start_or_resume(
+    ctx: &SyncContext,
+    spec: &ObjectSpec,
+    dry_run: bool,
+    request: &PlanRequest,
+    frame: &mut RunFrame,
+    report: &mut PlanReport,
+) -> Result<Option<PlanCheckpoint>, String> {
+    let integration = report.integration;
+    let mode = request.mode;
+    let stored = if dry_run {
+        None
+    } else {
+        ctx.store.checkpoint(integration).await.map_err(err)?
+    };
+    if let Some(wanted) = &request.continue_run {
+        let message = match &stored {
+            Some(c) if &c.run_id == wanted && !c.planned => None,
+            Some(c) if &c.run_id == wanted => Some(format!(
+                "run {wanted} of {integration} is queued already; nothing to continue"
+            )),
+            _ => Some(format!(
+                "run {wanted} of {integration} has finished; nothing to continue"
+            )),
+        };
+        if message.is_some() {
+            report.message = message;
+            return Ok(None);
+        }
+    }
+    if let Some(mut cp) = stored {
+        if cp.planned {
+            if !crate::worker::drain_or_wait(ctx, &cp, report).await? {
+                return Ok(None);
+            }
+        } else if !(mode == RunMode::Full && cp.mode != RunMode::Full.as_str())
+            || request.continue_run.is_some()
+        {
+            cp.invocations += 1;
+            frame.run_id = cp.run_id.clone();
+            return Ok(Some(cp));
+        }
+    }
+    let w = read_window(ctx, integration, spec, mode).await?;
+    frame.mode = w.mode.as_str().into();
+    if !dry_run {
+        frame.begin(ctx).await;
+    }
+    Ok(Some(PlanCheckpoint {
+        run_id: frame.run_id.clone(),
+        mode: w.mode.as_str().into(),
+        started_at: frame.started_at,
+        crm: SideProgress {
+            from: ChangeFrom {
+                since: w.crm_since,
+                after: None,
+            },
+            newest: w.crm_cursor,
+            done: false,
+        },
+        prm: SideProgress {
+            from: ChangeFrom {
+                since: w.prm_since,
+                after: None,
+            },
+            newest: w.prm_cursor,
+            done: false,
+        },
+        records: 0,
+        chunks: 0,
+        invocations: 1,
+        planned: false,
+        then: request.then.clone(),
+    }))
+}
+
+/// Where a page of changes ends: its last `(timestamp, id)` key, its newest change and
+/// the token of the next page.
+struct PageEnd {
+    last: Option<(DateTime<Utc>, String)>,
+    newest: Option<DateTime<Utc>>,
+    next: Option<String>,
+}
+
+impl PageEnd {
+    fn of(page: &ChangePage<CrmRecord>) -> Self {
+        PageEnd {
+            last: page
+                .records
+                .last()
+                .and_then(|r| r.modstamp.map(|at| (at, r.id.clone()))),
+            newest: page.records.iter().filter_map(|r| r.modstamp).max(),
+            next: page.next.clone(),
+        }
+    }
+
+    /// The Salesforce read moves past the page: the next query starts strictly after its
+    /// last record, its newest change becomes the cursor-to-be, and the side is done when
+    /// no page follows. Returns the next page's token.
+    fn advance(self, side: &mut SideProgress) -> Option<String> {
+        if let Some((at, id)) = self.last {
+            side.from = ChangeFrom {
+                since: Some(at),
+                after: Some((at, id)),
+            };
+        }
+        side.newest = side.newest.max(self.newest);
+        side.done = self.next.is_none();
+        self.next
+    }
+}
+
+async fn plan_locked(
+    ctx: &SyncContext,
+    queue: Option<&dyn Queue>,
+    request: &PlanRequest,
+    frame: &mut RunFrame,
+    report: &mut PlanReport,
+) -> Result<(), String> {
+    let integration = report.integration;
+    let kind = integration.object();
+    let spec = ObjectSpec::new(kind, &ctx.mapping);
+    let dry_run = queue.is_none();
+    let Some(mut cp) = start_or_resume(ctx, &spec, dry_run, request, frame, report).await? else {
+        return Ok(());
+    };
+    report.run_id = cp.run_id.clone();
+    report.mode = cp.mode.clone();
+    report.invocations = cp.invocations;
+    report.run_chunks = cp.chunks;
+    report.run_records = cp.records;
+    if let Some(m) = reserve_message(ctx) {
+        let entry = frame.entry(
+            LogCode::ApiReserveReached,
+            m.clone(),
+            serde_json::Value::Null,
+        );
+        crate::store::record_log(ctx.store.as_ref(), &[entry])
+            .await
+            .map_err(err)?;
+        report.message = Some(m);
+        return Ok(());
+    }
+    let mut prm = PrmChanges::read(
+        ctx,
+        &spec,
+        cp.prm.from.since,
+        ctx.mapping.sync.held_prm_records as usize,
+    )
+    .await
+    .map_err(err)?;
+    if cp.invocations == 1 {
+        // The PRM side's cursor-to-be is what the run's first read saw: a record that
+        // changes while a continuation re-reads the index stays newer than the cursor, so
+        // the next run reads it again (its queued chunk may carry the older version).
+        cp.prm.newest = cp.prm.newest.max(prm.newest);
+    }
+    let mut queued_crm: HashSet<String> = HashSet::new();
+    if cp.chunks > 0 && !dry_run {
+        // A continuation: what earlier invocations queued is not queued again.
+        for c in ctx
+            .store
+            .run_chunks(integration, &cp.run_id)
+            .await
+            .map_err(err)?
+        {
+            prm.mark_taken(&c.prm_ids);
+            queued_crm.extend(c.crm_ids);
+        }
+    }
+    let retries = ctx.store.all_retries(kind).await.map_err(err)?;
+    let mut sender = Sender {
+        ctx,
+        queue,
+        run_id: cp.run_id.clone(),
+        integration,
+        full: cp.mode == RunMode::Full.as_str(),
+        retrying: retries.iter().map(|e| e.id.clone()).collect(),
+        taken_by: HashMap::new(),
+        queued_crm,
+    };
+    let fields = spec.crm_fields();
+    let scope = spec.scope();
+    let mut pages = 0u32;
+    let mut next: Option<String> = None;
+    while !cp.crm.done {
+        if request.budget.spent(pages) {
+            return hand_over(ctx, frame, &cp, dry_run, report).await;
+        }
+        let page = ctx
+            .crm
+            .changed_page(
+                spec.crm_object(),
+                &fields,
+                &cp.crm.from,
+                next.as_deref(),
+                &scope,
+            )
+            .await
+            .map_err(|e| format!("reading changed {} records: {e}", spec.crm_object()))?;
+        pages += 1;
+        let end = PageEnd::of(&page);
+        let chunks = sender.page_chunks(&spec, &mut prm, page.records).await?;
+        sender.send(chunks, &mut cp, report).await?;
+        next = end.advance(&mut cp.crm);
+        save(ctx, integration, &cp, dry_run).await?;
+    }
+    // The PRM changes no Salesforce record took.
+    let read_at = Utc::now();
+    let rest = prm.untaken();
+    let mut chunks = Vec::new();
+    for part in rest.chunks(CHUNK_SIZE) {
+        let (held, ids) = prm.take_refs(part.iter().copied());
+        chunks.push(sender.chunk(Vec::new(), held, ids, Vec::new(), read_at));
+    }
+    sender.send(chunks, &mut cp, report).await?;
+    cp.prm.done = true;
+    // The retry set and the people of newly linked organizations: references only.
+    let (crm_ids, prm_ids, pending_orgs) = extras(ctx, kind, &retries).await?;
+    let crm_ids: Vec<String> = crm_ids
+        .into_iter()
+        .filter(|c| sender.queued_crm.insert(c.clone()))
+        .collect();
+    let prm_ids: Vec<String> = prm_ids
+        .into_iter()
+        .filter(|p| prm.position(p).map_or(true, |pos| !prm.taken[pos as usize]))
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let mut chunks = Vec::new();
+    for part in crm_ids.chunks(CHUNK_SIZE) {
+        chunks.push(sender.chunk(Vec::new(), Vec::new(), Vec::new(), part.to_vec(), read_at));
+    }
+    for part in prm_ids.chunks(CHUNK_SIZE) {
+        chunks.push(sender.chunk(Vec::new(), Vec::new(), part.to_vec(), Vec::new(), read_at));
+    }
+    sender.send(chunks, &mut cp, report).await?;
+    if dry_run {
+        report.status = PlanStatus::Planned;
+        return Ok(());
+    }
+    if !pending_orgs.is_empty() {
+        ctx.store
+            .clear_children_pending(ObjectKind::Organization, &pending_orgs)
+            .await
+            .map_err(err)?;
+    }
+    cp.planned = true;
+    save(ctx, integration, &cp, false).await?;
+    let invocations = if cp.invocations > 1 {
+        format!(" over {} invocations", cp.invocations)
+    } else {
+        String::new()
+    };
+    let entry = frame.entry(
+        LogCode::RunQueued,
+        format!(
+            "{} run of {integration} queued {} records in {} chunks{invocations}; it finishes when the workers have synced them",
+            cp.mode, cp.records, cp.chunks
+        ),
+        json!({"chunks": cp.chunks, "records": cp.records, "invocations": cp.invocations}),
+    );
+    crate::store::record_log(ctx.store.as_ref(), &[entry])
+        .await
+        .map_err(err)?;
+    report.status = PlanStatus::Queued;
+    if cp.chunks == 0 {
+        // Nothing to wait for: the run closes now.
+        crate::worker::close_run(ctx, integration, &cp.run_id)
+            .await
+            .map_err(err)?;
+    }
+    Ok(())
+}
+
+/// The retry set's due records, the links marked for a retry, and (people) the people of
+/// newly linked organizations: Salesforce Ids, PRM ids, and the organizations whose
+/// people they are.
+async fn extras(
+    ctx: &SyncContext,
+    kind: ObjectKind,
+    retries: &[RetryEntry],
+) -> Result<(Vec<String>, Vec<String>, Vec<String>), String> {
+    let now = Utc::now();
+    let mut crm_ids = Vec::new();
+    let mut prm_ids = Vec::new();
+    for e in retries.iter().filter(|e| !e.parked && e.next_at <= now) {
+        match e.side.as_str() {
+            "crm" => crm_ids.push(e.id.clone()),
+            _ => prm_ids.push(e.id.clone()),
+        }
+    }
+    for l in ctx.store.links_to_retry(kind).await.map_err(err)? {
+        crm_ids.push(l.crm_id);
+        prm_ids.push(l.prm_id);
+    }
+    let mut pending_orgs = Vec::new();
+    if kind == ObjectKind::Person {
+        let pending = ctx
+            .store
+            .children_pending(ObjectKind::Organization)
+            .await
+            .map_err(err)?;
+        if !pending.is_empty() {
+            let (contacts, people) = people_of_pending(ctx, &["Id".into()], &pending)
+                .await
+                .map_err(err)?;
+            crm_ids.extend(contacts.into_iter().map(|c| c.id));
+            prm_ids.extend(people.into_iter().map(|p| p.id));
+            pending_orgs = pending.into_iter().map(|(p, _)| p).collect();
+        }
+    }
+    Ok((crm_ids, prm_ids, pending_orgs))
+}
+
+async fn save(
+    ctx: &SyncContext,
+    integration: Integration,
+    cp: &PlanCheckpoint,
+    dry_run: bool,
+) -> Result<(), String> {
+    if dry_run {
+        return Ok(());
+    }
+    ctx.store
+        .set_checkpoint(integration, Some(cp))
+        .await
+        .map_err(err)
+}
+
+/// The budget ran out: the checkpoint is stored (after the last page); log it and say so.
+async fn hand_over(
+    ctx: &SyncContext,
+    frame: &RunFrame,
+    cp: &PlanCheckpoint,
+    dry_run: bool,
+    report: &mut PlanReport,
+) -> Result<(), String> {
+    let integration = report.integration;
+    if dry_run {
+        // Nothing is stored for a dry run, so there is nothing to carry on: say it is partial.
+        report.status = PlanStatus::Planned;
+        report.message = Some(format!(
+            "dry run of {integration} stopped at its time limit: {} records in {} chunks counted so far, more would follow",
+            cp.records, cp.chunks
+        ));
+        return Ok(());
+    }
+    let m = format!(
+        "{} run of {integration}: {} records in {} chunks queued so far (invocation {}); \
+         it continues in a new invocation",
+        cp.mode, cp.records, cp.chunks, cp.invocations
+    );
+    let entry = frame.entry(
+        LogCode::RunContinued,
+        m.clone(),
+        json!({"records": cp.records, "chunks": cp.chunks, "invocation": cp.invocations}),
+    );
+    crate::store::record_log(ctx.store.as_ref(), &[entry])
+        .await
+        .map_err(err)?;
+    report.message = Some(m);
+    report.status = PlanStatus::Continues;
+    Ok(())
+}
+
+/// Turns pages into chunks, records them in the store and queues them (or only counts
+/// them on a dry run).
+struct Sender<'a> {
+    ctx: &'a SyncContext,
+    queue: Option<&'a dyn Queue>,
+    run_id: String,
+    integration: Integration,
+    full: bool,
+    /// Ids in the retry set: a chunk names those it holds, so the worker clears them.
+    retrying: HashSet<String>,
+    /// The Salesforce record each match-key candidate was queued with.
+    taken_by: HashMap<String, String>,
+    /// Salesforce Ids queued by this run.
+    queued_crm: HashSet<String>,
+}
+
+impl Sender<'_> {
+    /// One chunk: Salesforce records read, PRM records held, and references to read again.
+    fn chunk(
+        &self,
+        crm: Vec<CrmRecord>,
+        prm: Vec<PrmRecord>,
+        prm_refs: Vec<String>,
+        crm_refs: Vec<String>,
+        read_at: DateTime<Utc>,
+    ) -> Chunk {
+        let mut crm_ids: Vec<String> = crm.iter().map(|r| r.id.clone()).collect();
+        crm_ids.extend(crm_refs);
+        let mut prm_ids: Vec<String> = prm.iter().map(|r| r.id.clone()).collect();
+        prm_ids.extend(prm_refs);
+        let retrying = crm_ids
+            .iter()
+            .chain(&prm_ids)
+            .filter(|i| self.retrying.contains(*i))
+            .cloned()
+            .collect();
+        let mut chunk = Chunk::refs(&self.run_id, self.integration, crm_ids, prm_ids);
+        chunk.full = self.full;
+        chunk.retrying = retrying;
+        if !crm.is_empty() || !prm.is_empty() {
+            chunk.records = Some(ChunkRecords { read_at, crm, prm });
+        }
+        chunk
+    }
+
+    /// A Salesforce page's chunks: each record with its partners, no unit split.
+    async fn page_chunks(
+        &mut self,
+        spec: &ObjectSpec,
+        prm: &mut PrmChanges,
+        page: Vec<CrmRecord>,
+    ) -> Result<Vec<Chunk>, String> {
+        let read_at = Utc::now();
+        let pairing = pair_page(self.ctx, spec, prm, &page).await.map_err(err)?;
+        // A record read twice (it changed after an earlier page queued it) is queued again,
+        // its newer version with the candidates it was queued with, by id: whichever of
+        // its two chunks runs first links them, and neither creates a twin.
+        let mut again: HashMap<usize, Vec<String>> = HashMap::new();
+        for s in &pairing.spent {
+            if self.queued_crm.contains(&page[s.crm].id) {
+                again.insert(
+                    s.crm,
+                    s.candidates
+                        .iter()
+                        .map(|p| prm.id(*p).to_string())
+                        .collect(),
+                );
+            }
+        }
+        self.queued_crm.extend(page.iter().map(|r| r.id.clone()));
+        let claims: HashMap<usize, Claim> = pairing
+            .spent
+            .iter()
+            .filter(|s| !again.contains_key(&s.crm))
+            .filter_map(|s| {
+                let prm_id = prm.id(*s.candidates.first()?).to_string();
+                let taken_by = s
+                    .candidates
+                    .iter()
+                    .find_map(|p| self.taken_by.get(prm.id(*p)))
+                    .cloned()
+                    .unwrap_or_default();
+                Some((
+                    s.crm,
+                    Claim {
+                        crm_id: page[s.crm].id.clone(),
+                        prm_id,
+                        taken_by,
+                    },
+                ))
+            })
+            .collect();
+        let mut slots: Vec<Option<CrmRecord>> = page.into_iter().map(Some).collect();
+        let mut chunks = Vec::new();
+        let mut crm: Vec<CrmRecord> = Vec::new();
+        let mut positions: Vec<u32> = Vec::new();
+        let mut claimed: Vec<Claim> = Vec::new();
+        let mut refs: Vec<String> = Vec::new();
+        for unit in pairing.units {
+            if !crm.is_empty() && crm.len() + unit.crm.len() > CHUNK_SIZE {
+                chunks.push(self.flush(
+                    prm,
+                    &mut crm,
+                    &mut positions,
+                    &mut claimed,
+                    &mut refs,
+                    read_at,
+                ));
+            }
+            let first = unit
+                .crm
+                .first()
+                .and_then(|&i| slots[i].as_ref())
+                .map(|r| r.id.clone());
+            for &p in &unit.prm {
+                if let Some(first) = &first {
+                    self.taken_by
+                        .entry(prm.id(p).to_string())
+                        .or_insert_with(|| first.clone());
+                }
+            }
+            for i in unit.crm {
+                claimed.extend(claims.get(&i).cloned());
+                refs.extend(again.remove(&i).unwrap_or_default());
+                crm.extend(slots[i].take());
+            }
+            positions.extend(unit.prm);
+        }
+        if !crm.is_empty() {
+            chunks.push(self.flush(
+                prm,
+                &mut crm,
+                &mut positions,
+                &mut claimed,
+                &mut refs,
+                read_at,
+            ));
+        }
+        Ok(chunks)
+    }
+
+    fn flush(
+        &self,
+        prm: &mut PrmChanges,
+        crm: &mut Vec<CrmRecord>,
+        positions: &mut Vec<u32>,
+        claimed: &mut Vec<Claim>,
+        again: &mut Vec<String>,
+        read_at: DateTime<Utc>,
+    ) -> Chunk {
+        let (held, mut refs) = prm.take_refs(std::mem::take(positions));
+        refs.append(again);
+        refs.sort_unstable();
+        refs.dedup();
+        let mut chunk = self.chunk(std::mem::take(crm), held, refs, Vec::new(), read_at);
+        chunk.claimed = std::mem::take(claimed);
+        chunk
+    }
+
+    /// Numbers the chunks, records them in the store, queues them, and counts them.
+    async fn send(
+        &self,
+        mut chunks: Vec<Chunk>,
+        cp: &mut PlanCheckpoint,
+        report: &mut PlanReport,
+    ) -> Result<(), String> {
+        chunks.retain(|c| !c.is_empty());
+        if chunks.is_empty() {
+            return Ok(());
+        }
+        for (i, c) in chunks.iter_mut().enumerate() {
+            c.number = Some(cp.chunks as u32 + i as u32);
+            c.fit_message();
+        }
+        let records: u64 = chunks.iter().map(|c| c.len() as u64).sum();
+        if let Some(queue) = self.queue {
+            let tracked: Vec<ChunkRecord> = chunks
+                .iter()
+                .map(|c| ChunkRecord {
+                    integration: self.integration,
+                    run_id: c.run_id.clone(),
+                    number: c.number.unwrap_or_default(),
+                    crm_ids: c.crm_ids.clone(),
+                    prm_ids: c.prm_ids.clone(),
+                    done: false,
+                    counts: Default::default(),
+                })
+                .collect();
+            self.ctx.store.add_chunks(&tracked).await.map_err(err)?;
+            queue.send(&chunks).await.map_err(|e| {
+                format!(
+                    "queuing {} chunks of {}: {e}; the run carries on from its last checkpoint \
+                     on the next invocation",
+                    chunks.len(),
+                    self.integration
+                )
+            })?;
+        }
+        let n = chunks.len() as u64;
+        cp.chunks += n;
+        cp.records += records;
+        report.chunks += n;
+        report.records += records;
+        report.run_chunks = cp.chunks;
+        report.run_records = cp.records;
+        Ok(())
+    }
+}
+
+/// How long a planned run has been open.
+pub(crate) fn run_age(cp: &PlanCheckpoint) -> Duration {
+    Utc::now() - cp.started_at
+}

@@ -1,0 +1,228 @@
+//! The retry set (DESIGN 10), one rule for both deployments: a record whose write failed
+//! for a passing reason is kept in the store with its attempts and the time it is due
+//! again. A worker also hands it out again on its own after that delay; a one-machine
+//! run's next run picks it up. After `[sync] retry_attempts` it is parked: tried again
+//! only when it changes, on a full run, or on demand (`prmsync sync-record`). Whatever
+//! the cursors say, later runs read the due records of the retry set.
+
+use std::collections::HashSet;
+
+use chrono::{Duration, Utc};
+use prmsync_mapping::{Integration, LogCode, ObjectKind};
+use serde_json::json;
+
+use crate::chunk::Chunk;
+use crate::context::{entry, SyncContext};
+use crate::pass::FailedRecord;
+use crate::ports::Queue;
+use crate::store::{RetryEntry, StoreError};
+
+/// SQS delays a message by at most 15 minutes.
+pub const MAX_DELAY_SECONDS: i64 = 900;
+
+/// The delay before attempt `attempts + 1`: `first`, doubling, at most 15 minutes.
+pub fn backoff(first: u32, attempts: u32) -> Duration {
+    let secs = i64::from(first).saturating_mul(1i64 << attempts.saturating_sub(1).min(16));
+    Duration::seconds(secs.min(MAX_DELAY_SECONDS))
+}
+
+/// Attempts before a record (or a chunk) that fails for a passing reason is parked
+/// (`[sync] retry_attempts`).
+pub fn max_attempts(ctx: &SyncContext) -> u32 {
+    ctx.mapping.sync.retry_attempts.max(1)
+}
+
+/// The delay before attempt `attempts + 1` (`[sync] retry_delay_seconds`, doubling).
+pub fn delay(ctx: &SyncContext, attempts: u32) -> Duration {
+    backoff(ctx.mapping.sync.retry_delay_seconds, attempts)
+}
+
+pub async fn send_later(
+    queue: &dyn Queue,
+    chunk: &Chunk,
+    delay: Duration,
+) -> Result<(), StoreError> {
+    let delay = delay.num_seconds().clamp(0, MAX_DELAY_SECONDS) as u64;
+    queue
+        .send_later(chunk, std::time::Duration::from_secs(delay))
+        .await
+        .map_err(|e| StoreError::Backend(format!("could not hand the chunk out again: {e}")))
+}
+
+/// The retry set's key of a failed record: the PRM id when it has one (a linked pair, or
+/// a PRM record to create), else the Salesforce Id.
+fn retry_key(f: &FailedRecord) -> Option<(&'static str, &str)> {
+    f.prm_id
+        .as_deref()
+        .map(|p| ("prm", p))
+        .or_else(|| f.crm_id.as_deref().map(|c| ("crm", c)))
+}
+
+/// What [`hold_failed`] did.
+#[derive(Debug, Default)]
+pub struct Held {
+    /// Every id of the failed records (both sides).
+    pub ids: HashSet<String>,
+    /// Records handed out again (or due again), and records parked.
+    pub retried: u64,
+    pub parked: u64,
+}
+
+/// Keeps records that failed for a passing reason in the retry set, with their
+/// `record_retried` or `record_parked` entries; with a queue, each record not parked is
+/// handed out again on its own after its delay.
+pub async fn hold_failed(
+    ctx: &SyncContext,
+    queue: Option<&dyn Queue>,
+    run_id: &str,
+    integration: Integration,
+    failed: &[FailedRecord],
+) -> Result<Held, StoreError> {
+    let object = integration.object();
+    let mut held = Held::default();
+    if failed.is_empty() {
+        return Ok(held);
+    }
+    let ids = &mut held.ids;
+    let now = Utc::now();
+    let mut entries = Vec::new();
+    let mut log_entries = Vec::new();
+    for f in failed {
+        let Some((side, id)) = retry_key(f) else {
+            continue;
+        };
+        if !ids.insert(id.to_string()) {
+            continue;
+        }
+        ids.extend(f.crm_id.iter().chain(&f.prm_id).cloned());
+        let before = ctx
+            .store
+            .retry_entries(object, side, &[id.to_string()])
+            .await?
+            .into_iter()
+            .next();
+        let attempts = before.map_or(0, |e| e.attempts) + 1;
+        let max = max_attempts(ctx);
+        let parked = attempts >= max;
+        let delay = delay(ctx, attempts);
+        entries.push(RetryEntry {
+            object,
+            side: side.into(),
+            id: id.to_string(),
+            attempts,
+            next_at: now + delay,
+            parked,
+            error: f.message.clone(),
+            updated_at: now,
+        });
+        let mut e = entry(
+            run_id,
+            integration,
+            if parked {
+                LogCode::RecordParked
+            } else {
+                LogCode::RecordRetried
+            },
+            if parked {
+                format!(
+                    "{object} {id} failed {attempts} times for a passing reason (last: {}); it is parked until it changes or is synced by hand",
+                    f.message
+                )
+            } else if queue.is_some() {
+                format!(
+                    "{object} {id} failed for a passing reason ({}); attempt {} of {max} follows on its own in {} s",
+                    f.message,
+                    attempts + 1,
+                    delay.num_seconds()
+                )
+            } else {
+                format!(
+                    "{object} {id} failed for a passing reason ({}); the next run tries it again (attempt {} of {max})",
+                    f.message,
+                    attempts + 1
+                )
+            },
+            json!({"attempts": attempts}),
+        );
+        e.object = Some(object);
+        e.crm_id = f.crm_id.clone();
+        e.prm_id = f.prm_id.clone();
+        e.link = f
+            .crm_id
+            .as_deref()
+            .and_then(|c| ctx.crm.record_url(object.crm_object(), c));
+        log_entries.push(e);
+        if parked {
+            held.parked += 1;
+            continue;
+        }
+        held.retried += 1;
+        if let Some(queue) = queue {
+            let mut again = Chunk::refs(
+                run_id,
+                integration,
+                f.crm_id.iter().cloned().collect(),
+                f.prm_id.iter().cloned().collect(),
+            );
+            again.attempt = attempts;
+            again.retrying = vec![id.to_string()];
+            send_later(queue, &again, delay).await?;
+        }
+    }
+    ctx.store.hold_retries(&entries).await?;
+    crate::store::record_log(ctx.store.as_ref(), &log_entries).await?;
+    Ok(held)
+}
+
+/// Clears the retry-set entries of these ids (either side) that did not fail again.
+pub async fn clear_synced(
+    ctx: &SyncContext,
+    object: ObjectKind,
+    retrying: &[String],
+    failed: &HashSet<String>,
+) -> Result<(), StoreError> {
+    let synced: Vec<String> = retrying
+        .iter()
+        .filter(|i| !failed.contains(*i))
+        .cloned()
+        .collect();
+    if synced.is_empty() {
+        return Ok(());
+    }
+    // An id is a Salesforce Id or a PRM id; clearing both sides is cheaper than asking.
+    ctx.store.clear_retries(object, "crm", &synced).await?;
+    ctx.store.clear_retries(object, "prm", &synced).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_the_first_delay_up_to_the_queue_limit() {
+        let secs: Vec<i64> = (1..=7).map(|a| backoff(30, a).num_seconds()).collect();
+        assert_eq!(secs, [30, 60, 120, 240, 480, 900, 900]);
+        assert_eq!(backoff(30, 40).num_seconds(), 900);
+        assert_eq!(
+            backoff(0, 3).num_seconds(),
+            0,
+            "no delay when the first is 0"
+        );
+    }
+
+    #[test]
+    fn a_failed_record_is_kept_by_its_prm_id_when_it_has_one() {
+        let pair = FailedRecord {
+            crm_id: Some("001A".into()),
+            prm_id: Some("org-1".into()),
+            message: String::new(),
+        };
+        assert_eq!(retry_key(&pair), Some(("prm", "org-1")));
+        let account = FailedRecord {
+            crm_id: Some("001A".into()),
+            prm_id: None,
+            message: String::new(),
+        };
+        assert_eq!(retry_key(&account), Some(("crm", "001A")));
+    }
+}

@@ -1,0 +1,525 @@
+//! A worker's use case on AWS (DESIGN 10, 12): sync one [`Chunk`], keep what failed in the
+//! retry set, and close the run when its last chunk is done.
+//!
+//! - The records come with the chunk while they are fresh (first delivery, read within
+//!   the overlap window); otherwise they are read again by id (deleted ones included).
+//! - People whose organization is not linked yet sync it first, so chunks run in any
+//!   order and on any number of workers.
+//! - A record whose write fails for a passing reason is kept in the retry set and handed
+//!   out again on its own, with a growing delay; after `[sync] retry_attempts` it is parked with
+//!   an `record_parked` entry and waits until it changes or is synced on demand. The rest
+//!   of its chunk is done.
+//! - A chunk that cannot be read or written at all for a passing reason is handed out
+//!   again the same way; after its last attempt its records go to the retry set.
+//! - Salesforce's org-wide API limit stops every worker's writes: the store keeps a hold,
+//!   chunks wait in the queue (sent again with a delay), and none reaches the DLQ.
+//! - Every numbered chunk is marked done exactly once; the worker that marks the last one
+//!   closes the run ([`close_run`]): only then do the cursors move.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Duration, Utc};
+use prmsync_mapping::{CrmRecord, Integration, LogCode, ObjectKind, PrmRecord};
+use serde_json::json;
+
+use crate::chunk::{Chunk, ChunkRecords};
+use crate::context::{entry, fetch_by_ids, RunMode, SyncContext};
+use crate::frame::close_planned;
+use crate::objects::ObjectSpec;
+use crate::pass::{run_pass, FailedRecord, PassError, PassInput};
+use crate::ports::{FailureClass, PortError, Queue};
+use crate::report::{Counts, RunReport};
+use crate::retry::{clear_synced, delay, hold_failed, max_attempts, send_later};
+use crate::store::{Link, LinkState, PlanCheckpoint, RetryEntry, RunRecord, StoreError};
+
+/// How long workers write nothing once Salesforce refused a call for the org's API limit.
+pub const LIMIT_HOLD_MINUTES: i64 = 15;
+
+/// How the message that carries a chunk arrived.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Delivery {
+    /// SQS's `ApproximateReceiveCount`: 1 on the first delivery.
+    pub receive_count: u32,
+}
+
+/// Why a chunk could not be synced at all.
+#[derive(Debug, thiserror::Error)]
+pub enum ChunkError {
+    #[error(transparent)]
+    Port(#[from] PortError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ChunkError {
+    fn class(&self) -> FailureClass {
+        match self {
+            ChunkError::Port(p) => p.class,
+            ChunkError::Store(_) => FailureClass::Transient,
+        }
+    }
+}
+
+impl From<PassError> for ChunkError {
+    fn from(e: PassError) -> Self {
+        match e {
+            PassError::Port(p) => ChunkError::Port(p),
+            PassError::Store(s) => ChunkError::Store(s),
+        }
+    }
+}
+
+/// What syncing a chunk's records did.
+#[derive(Debug, Default)]
+pub struct ChunkSync {
+    pub counts: Counts,
+    /// Records that failed for a passing reason.
+    pub failed: Vec<FailedRecord>,
+    /// Set when a pass stopped early to keep the API reserve.
+    pub stopped: Option<String>,
+}
+
+/// Syncs a chunk's records: the fresh ones it carries, or read again by id. Writes the
+/// passes' Integration Log entries. Safe to run twice, or on two workers at once.
+pub async fn sync_chunk(
+    ctx: &SyncContext,
+    chunk: &Chunk,
+    delivery: Delivery,
+) -> Result<ChunkSync, ChunkError> {
+    let kind = chunk.integration.object();
+    let spec = ObjectSpec::new(kind, &ctx.mapping);
+    let (crm, prm) = records(ctx, &spec, chunk, delivery).await?;
+    let mut log = Vec::new();
+    let mut out = ChunkSync::default();
+    if kind == ObjectKind::Person {
+        let (org_crm, org_prm) = unlinked_organizations(ctx, &crm, &prm).await?;
+        if !org_crm.is_empty() || !org_prm.is_empty() {
+            let input = PassInput {
+                crm: org_crm,
+                prm: org_prm,
+                ..Default::default()
+            };
+            let pass = run_pass(ctx, ObjectKind::Organization, &chunk.run_id, false, input).await?;
+            log.extend(pass.log);
+            out.failed.extend(pass.failed);
+        }
+    }
+    let claimed = chunk
+        .claimed
+        .iter()
+        .map(|c| (c.crm_id.clone(), Link::new(kind, &c.prm_id, &c.taken_by)))
+        .collect();
+    let input = PassInput {
+        crm,
+        prm,
+        full: chunk.full,
+        retry_rejected: chunk.full,
+        claimed,
+        ..Default::default()
+    };
+    let pass = run_pass(ctx, kind, &chunk.run_id, false, input).await?;
+    out.counts.add(&pass.counts);
+    out.failed.extend(pass.failed);
+    out.stopped = pass.stopped;
+    log.extend(pass.log);
+    crate::store::record_log(ctx.store.as_ref(), &log).await?;
+    Ok(out)
+}
+
+/// The chunk's records: those it carries while fresh, the others read by id.
+async fn records(
+    ctx: &SyncContext,
+    spec: &ObjectSpec,
+    chunk: &Chunk,
+    delivery: Delivery,
+) -> Result<(Vec<CrmRecord>, Vec<PrmRecord>), PortError> {
+    let overlap = Duration::seconds(i64::from(ctx.mapping.sync.overlap_seconds));
+    let fresh = chunk.records.as_ref().filter(|r| {
+        chunk.attempt == 0 && delivery.receive_count <= 1 && Utc::now() - r.read_at <= overlap
+    });
+    let Some(ChunkRecords { crm, prm, .. }) = fresh.cloned() else {
+        return fetch_by_ids(ctx, spec, &chunk.crm_ids, &chunk.prm_ids).await;
+    };
+    let have_crm: HashSet<&str> = crm.iter().map(|r| r.id.as_str()).collect();
+    let have_prm: HashSet<&str> = prm.iter().map(|r| r.id.as_str()).collect();
+    let crm_ids: Vec<String> = chunk
+        .crm_ids
+        .iter()
+        .filter(|i| !have_crm.contains(i.as_str()))
+        .cloned()
+        .collect();
+    let prm_ids: Vec<String> = chunk
+        .prm_ids
+        .iter()
+        .filter(|i| !have_prm.contains(i.as_str()))
+        .cloned()
+        .collect();
+    let (more_crm, more_prm) = fetch_by_ids(ctx, spec, &crm_ids, &prm_ids).await?;
+    Ok((
+        crm.into_iter().chain(more_crm).collect(),
+        prm.into_iter().chain(more_prm).collect(),
+    ))
+}
+
+/// The organizations of these people that are not linked yet, read by id.
+async fn unlinked_organizations(
+    ctx: &SyncContext,
+    crm: &[CrmRecord],
+    prm: &[PrmRecord],
+) -> Result<(Vec<CrmRecord>, Vec<PrmRecord>), ChunkError> {
+    let accounts: Vec<String> = crm
+        .iter()
+        .filter_map(|c| c.str_field("AccountId").map(str::to_string))
+        .collect();
+    let orgs: Vec<String> = prm
+        .iter()
+        .filter_map(|p| p.str_field("organization_id").map(str::to_string))
+        .collect();
+    let linked = ctx
+        .store
+        .find_links(ObjectKind::Organization, &accounts, &orgs)
+        .await?;
+    let live: HashSet<&str> = linked
+        .iter()
+        .filter(|l| l.state == LinkState::Linked)
+        .flat_map(|l| [l.crm_id.as_str(), l.prm_id.as_str()])
+        .collect();
+    let missing = |ids: &[String]| -> Vec<String> {
+        ids.iter()
+            .filter(|a| !live.contains(a.as_str()))
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect()
+    };
+    let (missing_accounts, missing_orgs) = (missing(&accounts), missing(&orgs));
+    if missing_accounts.is_empty() && missing_orgs.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let org_spec = ObjectSpec::new(ObjectKind::Organization, &ctx.mapping);
+    Ok(fetch_by_ids(ctx, &org_spec, &missing_accounts, &missing_orgs).await?)
+}
+
+/// What became of a chunk; the message that carried it is done with in every case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChunkVerdict {
+    /// Synced (records that failed are in the retry set and handed out on their own).
+    Synced,
+    /// Could not be synced for a passing reason: handed out again after a delay.
+    Requeued,
+    /// Failed every attempt: its records are in the retry set, and the run goes on.
+    Held,
+    /// Waits for Salesforce's API limit to clear: handed out again after a delay.
+    Deferred,
+}
+
+/// A planned run that the last chunk closed, and what to plan after it.
+#[derive(Debug, Clone)]
+pub struct ClosedRun {
+    pub report: RunReport,
+    pub then: Vec<Integration>,
+    pub mode: RunMode,
+}
+
+/// What a worker did with one chunk.
+#[derive(Debug)]
+pub struct ChunkReport {
+    pub verdict: ChunkVerdict,
+    pub counts: Counts,
+    /// Records handed out again on their own, and records parked.
+    pub retried: u64,
+    pub parked: u64,
+    pub closed: Option<ClosedRun>,
+}
+
+/// Works one chunk off the queue (see the module doc). Fails only when the state store
+/// cannot record what happened: the message is then delivered again.
+pub async fn work_chunk(
+    ctx: &SyncContext,
+    queue: &dyn Queue,
+    chunk: &Chunk,
+    delivery: Delivery,
+) -> Result<ChunkReport, StoreError> {
+    let mut report = ChunkReport {
+        verdict: ChunkVerdict::Synced,
+        counts: Counts::default(),
+        retried: 0,
+        parked: 0,
+        closed: None,
+    };
+    let now = Utc::now();
+    if let Some(until) = ctx.store.api_hold().await?.filter(|u| *u > now) {
+        defer(queue, chunk, until - now).await?;
+        report.verdict = ChunkVerdict::Deferred;
+        return Ok(report);
+    }
+    match sync_chunk(ctx, chunk, delivery).await {
+        Ok(sync) => {
+            if sync.stopped.is_some() {
+                // The API reserve: the pass marked what it did not write for a retry;
+                // the other workers stop writing too.
+                hold_api(ctx, chunk, sync.stopped.clone().unwrap_or_default()).await?;
+            }
+            report.counts = sync.counts;
+            let held = hold_failed(
+                ctx,
+                Some(queue),
+                &chunk.run_id,
+                chunk.integration,
+                &sync.failed,
+            )
+            .await?;
+            report.retried = held.retried;
+            report.parked = held.parked;
+            clear_synced(ctx, chunk.integration.object(), &chunk.retrying, &held.ids).await?;
+        }
+        Err(e) if e.class() == FailureClass::Limit => {
+            hold_api(ctx, chunk, e.to_string()).await?;
+            defer(queue, chunk, Duration::minutes(LIMIT_HOLD_MINUTES)).await?;
+            report.verdict = ChunkVerdict::Deferred;
+            return Ok(report);
+        }
+        Err(e) => {
+            let attempt = chunk.attempt + 1;
+            let max = max_attempts(ctx);
+            if attempt < max {
+                let delay = delay(ctx, attempt);
+                let mut again = chunk.clone();
+                again.attempt = attempt;
+                again.records = None;
+                send_later(queue, &again, delay).await?;
+                log(
+                    ctx,
+                    chunk,
+                    LogCode::ChunkRetried,
+                    format!(
+                        "a chunk of {} records could not be synced ({e}); attempt {} of {max} follows in {} s",
+                        chunk.len(),
+                        attempt + 1,
+                        delay.num_seconds()
+                    ),
+                )
+                .await?;
+                report.verdict = ChunkVerdict::Requeued;
+                return Ok(report);
+            }
+            hold_chunk(ctx, chunk, &e.to_string()).await?;
+            report.verdict = ChunkVerdict::Held;
+        }
+    }
+    if let Some(number) = chunk.number {
+        if let Some(done) = ctx
+            .store
+            .finish_chunk(chunk.integration, &chunk.run_id, number, &report.counts)
+            .await?
+        {
+            report.closed = close_if_done(ctx, chunk.integration, &chunk.run_id, done).await?;
+        }
+    }
+    Ok(report)
+}
+
+/// Sends the chunk again after `delay` (at most 15 minutes), references only.
+async fn defer(queue: &dyn Queue, chunk: &Chunk, delay: Duration) -> Result<(), StoreError> {
+    let mut again = chunk.clone();
+    again.records = None;
+    send_later(queue, &again, delay).await
+}
+
+/// Sets the API hold (once: a hold already in force is left as it is) and says so.
+async fn hold_api(ctx: &SyncContext, chunk: &Chunk, why: String) -> Result<(), StoreError> {
+    let now = Utc::now();
+    if ctx.store.api_hold().await?.is_some_and(|u| u > now) {
+        return Ok(());
+    }
+    let until = now + Duration::minutes(LIMIT_HOLD_MINUTES);
+    ctx.store.hold_api(until).await?;
+    log(
+        ctx,
+        chunk,
+        LogCode::ApiLimitHold,
+        format!(
+            "Salesforce refused calls for the org's API limit ({why}); workers write nothing until {}",
+            until.format("%Y-%m-%d %H:%M UTC")
+        ),
+    )
+    .await
+}
+
+async fn log(
+    ctx: &SyncContext,
+    chunk: &Chunk,
+    code: LogCode,
+    message: String,
+) -> Result<(), StoreError> {
+    let e = entry(
+        &chunk.run_id,
+        chunk.integration,
+        code,
+        message,
+        json!({"chunk": chunk.number, "attempt": chunk.attempt}),
+    );
+    crate::store::record_log(ctx.store.as_ref(), &[e]).await
+}
+
+/// A chunk that failed every attempt: its records go to the retry set (the next run
+/// picks them up), so the run can close without losing them.
+async fn hold_chunk(ctx: &SyncContext, chunk: &Chunk, why: &str) -> Result<(), StoreError> {
+    let object = chunk.integration.object();
+    let now = Utc::now();
+    let entries: Vec<RetryEntry> = chunk
+        .crm_ids
+        .iter()
+        .map(|i| ("crm", i))
+        .chain(chunk.prm_ids.iter().map(|i| ("prm", i)))
+        .map(|(side, id)| RetryEntry {
+            object,
+            side: side.into(),
+            id: id.clone(),
+            attempts: max_attempts(ctx),
+            next_at: now,
+            parked: false,
+            error: why.to_string(),
+            updated_at: now,
+        })
+        .collect();
+    ctx.store.hold_retries(&entries).await?;
+    log(
+        ctx,
+        chunk,
+        LogCode::ChunkRetried,
+        format!(
+            "a chunk of {} records failed {} times ({why}); its records are kept in the retry set and the next run syncs them",
+            chunk.len(),
+            max_attempts(ctx)
+        ),
+    )
+    .await
+}
+
+/// Closes the run when `done` chunks are all it queued.
+async fn close_if_done(
+    ctx: &SyncContext,
+    integration: Integration,
+    run_id: &str,
+    done: u64,
+) -> Result<Option<ClosedRun>, StoreError> {
+    let Some(cp) = ctx.store.checkpoint(integration).await? else {
+        return Ok(None);
+    };
+    if cp.run_id != run_id || !cp.planned || done < cp.chunks {
+        return Ok(None);
+    }
+    close_run(ctx, integration, run_id).await
+}
+
+/// Closes a planned run (once, whoever calls it): takes its checkpoint, adds up its
+/// chunks' counts, moves the cursors, records the run and forgets its chunks. None when
+/// another caller closed it first.
+pub async fn close_run(
+    ctx: &SyncContext,
+    integration: Integration,
+    run_id: &str,
+) -> Result<Option<ClosedRun>, StoreError> {
+    let Some(cp) = ctx.store.take_checkpoint(integration, run_id).await? else {
+        return Ok(None);
+    };
+    let mut counts = Counts::default();
+    for c in ctx.store.run_chunks(integration, run_id).await? {
+        counts.add(&c.counts);
+    }
+    let record = RunRecord {
+        run_id: cp.run_id.clone(),
+        integration,
+        mode: cp.mode.clone(),
+        dry_run: false,
+        started_at: cp.started_at,
+        finished_at: Some(Utc::now()),
+        status: "succeeded".into(),
+        counts,
+    };
+    let report = close_planned(
+        ctx,
+        record,
+        cursor_to_be(cp.crm.newest, &cp),
+        cursor_to_be(cp.prm.newest, &cp),
+    )
+    .await?;
+    ctx.store.clear_chunks(integration, run_id).await?;
+    Ok(Some(ClosedRun {
+        report,
+        then: cp.then.clone(),
+        mode: RunMode::parse(&cp.mode).unwrap_or(RunMode::Incremental),
+    }))
+}
+
+/// A side's cursor once its run closes: its newest change read, or the run's start when
+/// it read none (changes made while the workers drained it are read by the next run).
+fn cursor_to_be(newest: Option<DateTime<Utc>>, cp: &PlanCheckpoint) -> DateTime<Utc> {
+    newest.unwrap_or(cp.started_at)
+}
+
+/// A planner found its integration's last run planned and not closed. Closes it when all
+/// its chunks are done (a lost close), or when it has waited [`crate::planner::DRAIN_LIMIT_HOURS`]
+/// (the records of its open chunks go to the retry set first): true, plan a new run.
+/// Otherwise says how far the workers are: false, wait.
+pub(crate) async fn drain_or_wait(
+    ctx: &SyncContext,
+    cp: &PlanCheckpoint,
+    report: &mut crate::planner::PlanReport,
+) -> Result<bool, String> {
+    let integration = report.integration;
+    let chunks = ctx
+        .store
+        .run_chunks(integration, &cp.run_id)
+        .await
+        .map_err(|e| e.to_string())?;
+    let open: Vec<_> = chunks.iter().filter(|c| !c.done).collect();
+    if open.is_empty() {
+        close_run(ctx, integration, &cp.run_id)
+            .await
+            .map_err(|e| e.to_string())?;
+        return Ok(true);
+    }
+    if crate::planner::run_age(cp) >= Duration::hours(crate::planner::DRAIN_LIMIT_HOURS) {
+        for c in &open {
+            let chunk = Chunk::refs(
+                &cp.run_id,
+                integration,
+                c.crm_ids.clone(),
+                c.prm_ids.clone(),
+            );
+            hold_chunk(
+                ctx,
+                &chunk,
+                &format!(
+                    "not synced within {} hours of its run's start",
+                    crate::planner::DRAIN_LIMIT_HOURS
+                ),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            ctx.store
+                .finish_chunk(integration, &cp.run_id, c.number, &Counts::default())
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        close_run(ctx, integration, &cp.run_id)
+            .await
+            .map_err(|e| e.to_string())?;
+        return Ok(true);
+    }
+    report.run_id = cp.run_id.clone();
+    report.mode = cp.mode.clone();
+    report.status = crate::planner::PlanStatus::Waiting;
+    report.run_chunks = cp.chunks;
+    report.run_records = cp.records;
+    report.message = Some(format!(
+        "the {} run {} of {integration} is still being synced: {} of {} chunks done; this run waits for it",
+        cp.mode,
+        cp.run_id,
+        cp.chunks as usize - open.len(),
+        cp.chunks
+    ));
+    Ok(false)
+}
