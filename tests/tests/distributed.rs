@@ -11,7 +11,7 @@ use prmsync_engine::worker::{work_chunk, Delivery};
 use prmsync_engine::RunMode;
 use prmsync_mapping::Integration;
 use prmsync_simulators::prm::Collection;
-use serde_json::{json, Map, Value};
+use serde_json::json;
 
 fn seed(h: &Harness) {
     for i in 0..4 {
@@ -40,44 +40,6 @@ fn seed(h: &Harness) {
             );
         }
     }
-}
-
-/// A system's records without the fields that differ by timing.
-fn normalise(records: Vec<Map<String, Value>>) -> Vec<Map<String, Value>> {
-    let mut out: Vec<Map<String, Value>> = records
-        .into_iter()
-        .map(|mut r| {
-            for k in [
-                "SystemModstamp",
-                "LastModifiedDate",
-                "CreatedDate",
-                "updated_at",
-                "created_at",
-                "version",
-            ] {
-                r.remove(k);
-            }
-            r
-        })
-        .collect();
-    out.sort_by_key(|r| serde_json::to_string(r).unwrap());
-    out
-}
-
-fn state(h: &Harness) -> Vec<Vec<Map<String, Value>>> {
-    let prm = |c| {
-        h.prm
-            .list(c)
-            .into_iter()
-            .map(|v| v.as_object().unwrap().clone())
-            .collect()
-    };
-    vec![
-        normalise(h.sf_records("Account")),
-        normalise(h.sf_records("Contact")),
-        normalise(prm(Collection::Organizations)),
-        normalise(prm(Collection::People)),
-    ]
 }
 
 /// Plans every integration of `integrations` to the end with no budget; returns the chunks.

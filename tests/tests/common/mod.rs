@@ -411,6 +411,44 @@ impl Prm for CrashingPrm {
     }
 }
 
+/// A system's records without the fields that differ by timing.
+pub fn normalise(records: Vec<Map<String, Value>>) -> Vec<Map<String, Value>> {
+    let mut out: Vec<Map<String, Value>> = records
+        .into_iter()
+        .map(|mut r| {
+            for k in [
+                "SystemModstamp",
+                "LastModifiedDate",
+                "CreatedDate",
+                "updated_at",
+                "created_at",
+                "version",
+            ] {
+                r.remove(k);
+            }
+            r
+        })
+        .collect();
+    out.sort_by_key(|r| serde_json::to_string(r).unwrap());
+    out
+}
+
+pub fn state(h: &Harness) -> Vec<Vec<Map<String, Value>>> {
+    let prm = |c| {
+        h.prm
+            .list(c)
+            .into_iter()
+            .map(|v| v.as_object().unwrap().clone())
+            .collect()
+    };
+    vec![
+        normalise(h.sf_records("Account")),
+        normalise(h.sf_records("Contact")),
+        normalise(prm(Collection::Organizations)),
+        normalise(prm(Collection::People)),
+    ]
+}
+
 /// A work queue that keeps what is sent, in order: chunks to deliver now (`.0`) and
 /// chunks sent with a delay (`.1`), which [`ListQueue::take`] leaves until
 /// [`ListQueue::release_delayed`] (the delay has passed).
