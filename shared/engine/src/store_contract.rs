@@ -17,8 +17,12 @@ use chrono::{DateTime, Duration, DurationRound, Utc};
 use prmsync_mapping::{Integration, Level, LogCode, ObjectKind};
 use serde_json::json;
 
+use crate::ports::ChangeFrom;
 use crate::report::{Counts, PerSide};
-use crate::store::{Link, LinkState, LogEntry, LogFilter, RunRecord, Store, StoreError};
+use crate::store::{
+    ChunkRecord, Link, LinkState, LogEntry, LogFilter, PlanCheckpoint, RetryEntry, RunRecord,
+    SideProgress, Store, StoreError,
+};
 
 /// Every contract, one after another.
 pub async fn all(store: &dyn Store) {
@@ -32,6 +36,10 @@ pub async fn all(store: &dyn Store) {
     runs(store).await;
     log(store).await;
     rejections(store).await;
+    take_checkpoint(store).await;
+    run_chunks(store).await;
+    retry_set(store).await;
+    api_hold(store).await;
 }
 
 /// `t` truncated to microseconds: what every store keeps of a time.
@@ -492,8 +500,6 @@ pub async fn cursors(store: &dyn Store) {
 
 /// Planner checkpoints: absent at first, round trip whole, per integration, cleared.
 pub async fn checkpoints(store: &dyn Store) {
-    use crate::ports::ChangeFrom;
-    use crate::store::{PlanCheckpoint, SideProgress};
     let i = Integration::People;
     assert_eq!(store.checkpoint(i).await.expect("checkpoint"), None);
     let at = micros(Utc::now() - Duration::minutes(3));
@@ -513,6 +519,8 @@ pub async fn checkpoints(store: &dyn Store) {
         records: 2000,
         chunks: 10,
         invocations: 1,
+        planned: false,
+        then: Vec::new(),
     };
     store.set_checkpoint(i, Some(&cp)).await.expect("set");
     assert_eq!(
@@ -531,6 +539,8 @@ pub async fn checkpoints(store: &dyn Store) {
     let next = PlanCheckpoint {
         records: 4000,
         invocations: 2,
+        planned: true,
+        then: vec![Integration::People, Integration::Deals],
         ..cp
     };
     store.set_checkpoint(i, Some(&next)).await.expect("update");
@@ -701,6 +711,38 @@ pub async fn runs(store: &dyn Store) {
         None,
         "runs are per integration"
     );
+
+    // One sync of every integration: one run id, a record per integration.
+    let started = micros(now + Duration::minutes(1));
+    let mut all_run = Vec::new();
+    for (n, integration) in (1u64..).zip(Integration::ALL) {
+        let mut r = run("run-all", integration, started);
+        r.counts.created.prm = 10 * n;
+        r.counts.unchanged = 100 * n;
+        store
+            .save_run(&r)
+            .await
+            .expect("save one run id per integration");
+        all_run.push(r);
+    }
+    // Saved again when finished (same started_at): each record is updated in place.
+    for r in &mut all_run {
+        r.status = "succeeded".into();
+        r.finished_at = Some(micros(now + Duration::minutes(2)));
+        r.counts.updated.crm = r.counts.created.prm + 1;
+        store
+            .save_run(r)
+            .await
+            .expect("update one run id per integration");
+    }
+    for r in &all_run {
+        assert_eq!(
+            store.last_run(r.integration).await.expect("last run"),
+            Some(r.clone()),
+            "a run id shared by every integration keeps one record per integration: {} has its own",
+            r.integration
+        );
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -1176,5 +1218,484 @@ pub async fn rejections(store: &dyn Store) {
             .expect("rejected none")
             .is_empty(),
         "no ids: empty map"
+    );
+}
+
+/// Taking a checkpoint: only with its own run id, whole, once. Uses `Deals`.
+pub async fn take_checkpoint(store: &dyn Store) {
+    let i = Integration::Deals;
+    assert_eq!(
+        store.take_checkpoint(i, "run-t").await.expect("take"),
+        None,
+        "there is nothing to take at first"
+    );
+    let at = micros(Utc::now() - Duration::minutes(2));
+    let cp = PlanCheckpoint {
+        run_id: "run-t".into(),
+        mode: "incremental".into(),
+        started_at: at,
+        crm: SideProgress {
+            from: ChangeFrom {
+                since: Some(at),
+                after: None,
+            },
+            newest: Some(at),
+            done: true,
+        },
+        prm: SideProgress {
+            from: ChangeFrom::default(),
+            newest: None,
+            done: true,
+        },
+        records: 400,
+        chunks: 2,
+        invocations: 3,
+        planned: true,
+        then: vec![Integration::People],
+    };
+    store.set_checkpoint(i, Some(&cp)).await.expect("set");
+    assert_eq!(
+        store.take_checkpoint(i, "run-other").await.expect("take"),
+        None,
+        "another run's id takes nothing"
+    );
+    assert_eq!(
+        store
+            .take_checkpoint(Integration::Organizations, "run-t")
+            .await
+            .expect("take"),
+        None,
+        "checkpoints are taken per integration"
+    );
+    assert_eq!(
+        store.checkpoint(i).await.expect("checkpoint"),
+        Some(cp.clone()),
+        "a checkpoint asked for with another run id stays"
+    );
+    assert_eq!(
+        store.take_checkpoint(i, "run-t").await.expect("take"),
+        Some(cp.clone()),
+        "the run's own id takes the checkpoint, whole"
+    );
+    assert_eq!(
+        store.checkpoint(i).await.expect("checkpoint"),
+        None,
+        "a taken checkpoint is gone"
+    );
+    assert_eq!(
+        store.take_checkpoint(i, "run-t").await.expect("take again"),
+        None,
+        "a checkpoint is taken once"
+    );
+    // Replaced by a later run's checkpoint: only the later run takes it.
+    let later = PlanCheckpoint {
+        run_id: "run-u".into(),
+        planned: false,
+        ..cp
+    };
+    store.set_checkpoint(i, Some(&later)).await.expect("set");
+    assert_eq!(
+        store.take_checkpoint(i, "run-t").await.expect("take"),
+        None,
+        "a replaced checkpoint is not taken by the run it replaced"
+    );
+    assert_eq!(
+        store.take_checkpoint(i, "run-u").await.expect("take"),
+        Some(later),
+        "the replacing run takes it"
+    );
+}
+
+fn chunk(
+    integration: Integration,
+    run_id: &str,
+    number: u32,
+    crm: &[&str],
+    prm: &[&str],
+) -> ChunkRecord {
+    ChunkRecord {
+        integration,
+        run_id: run_id.into(),
+        number,
+        crm_ids: s(crm),
+        prm_ids: s(prm),
+        done: false,
+        counts: Counts::default(),
+    }
+}
+
+/// Run chunks: listed by number per integration and run, the first finish of a chunk
+/// counts it, redeliveries and unknown chunks count nothing, replace, clear. Uses the runs
+/// `plan-1`, `plan-2` and `plan-3`.
+pub async fn run_chunks(store: &dyn Store) {
+    let i = Integration::Organizations;
+    assert!(
+        store
+            .run_chunks(i, "plan-1")
+            .await
+            .expect("list")
+            .is_empty(),
+        "a run has no chunks at first"
+    );
+    let c0 = chunk(i, "plan-1", 0, &["001C0"], &[]);
+    let c1 = chunk(i, "plan-1", 1, &[], &["org_c1a", "org_c1b"]);
+    let c2 = chunk(i, "plan-1", 2, &["001C2a", "001C2b"], &["org_c2"]);
+    let c10 = chunk(i, "plan-1", 10, &[], &[]);
+    store
+        .add_chunks(&[c10.clone(), c2.clone(), c0.clone()])
+        .await
+        .expect("add chunks");
+    store
+        .add_chunks(std::slice::from_ref(&c1))
+        .await
+        .expect("add a chunk");
+    store.add_chunks(&[]).await.expect("add no chunk");
+    store
+        .add_chunks(&[
+            chunk(i, "plan-2", 0, &["001X"], &[]),
+            chunk(Integration::People, "plan-1", 0, &["003X"], &[]),
+        ])
+        .await
+        .expect("add chunks of other runs");
+    assert_eq!(
+        store.run_chunks(i, "plan-1").await.expect("list"),
+        vec![c0.clone(), c1.clone(), c2.clone(), c10.clone()],
+        "run_chunks lists the run's own chunks by number (10 after 2), every field round-tripped"
+    );
+    let c1 = chunk(i, "plan-1", 1, &["001C1"], &["org_c1a"]);
+    store
+        .add_chunks(std::slice::from_ref(&c1))
+        .await
+        .expect("add again");
+    assert_eq!(
+        store.run_chunks(i, "plan-1").await.expect("list")[1],
+        c1,
+        "adding a chunk that exists replaces it"
+    );
+
+    let counts = Counts {
+        created: PerSide { crm: 2, prm: 1 },
+        updated: PerSide { crm: 3, prm: 4 },
+        deleted_marked: 1,
+        disconnected: 1,
+        conflicts: 2,
+        unchanged: 187,
+        errors: 1,
+    };
+    let other = Counts {
+        unchanged: 5,
+        ..Counts::default()
+    };
+    let finish = |integration: Integration, run_id: &'static str, number: u32, counts: Counts| async move {
+        store
+            .finish_chunk(integration, run_id, number, &counts)
+            .await
+            .unwrap_or_else(|e| panic!("finish_chunk({integration}, {run_id}, {number}): {e}"))
+    };
+    assert_eq!(
+        finish(i, "plan-1", 2, counts.clone()).await,
+        Some(1),
+        "the first finish of a chunk counts it: 1 chunk of the run done"
+    );
+    assert_eq!(
+        finish(i, "plan-1", 2, other.clone()).await,
+        None,
+        "finishing a chunk again (a redelivered message) counts nothing"
+    );
+    assert_eq!(
+        finish(i, "plan-1", 99, counts.clone()).await,
+        None,
+        "finishing a chunk never added counts nothing"
+    );
+    assert_eq!(
+        finish(i, "plan-9", 0, counts.clone()).await,
+        None,
+        "finishing a chunk of an unknown run counts nothing"
+    );
+    assert_eq!(
+        finish(Integration::Deals, "plan-1", 0, counts.clone()).await,
+        None,
+        "chunks are per integration: deals has no run plan-1"
+    );
+    assert!(
+        store
+            .run_chunks(Integration::Deals, "plan-1")
+            .await
+            .expect("list")
+            .is_empty(),
+        "finishing an unknown chunk creates nothing"
+    );
+    assert_eq!(
+        finish(i, "plan-1", 0, Counts::default()).await,
+        Some(2),
+        "a second chunk of the run done: 2"
+    );
+    assert_eq!(
+        finish(i, "plan-2", 0, other.clone()).await,
+        Some(1),
+        "chunks done are counted per run"
+    );
+    assert_eq!(
+        finish(Integration::People, "plan-1", 0, other.clone()).await,
+        Some(1),
+        "chunks done are counted per integration"
+    );
+    let mut c0_done = c0.clone();
+    c0_done.done = true;
+    let mut c2_done = c2.clone();
+    c2_done.done = true;
+    c2_done.counts = counts.clone();
+    assert_eq!(
+        store.run_chunks(i, "plan-1").await.expect("list"),
+        vec![c0_done.clone(), c1.clone(), c2_done.clone(), c10.clone()],
+        "a done chunk keeps the counts of its first finish; the others are not done"
+    );
+    assert_eq!(finish(i, "plan-1", 1, other.clone()).await, Some(3));
+    assert_eq!(finish(i, "plan-1", 10, other.clone()).await, Some(4));
+
+    // A planner that adds a chunk again (it starts its invocation over) replaces it: the
+    // chunk is no longer done, and counts once more when it is finished again.
+    store
+        .add_chunks(std::slice::from_ref(&c10))
+        .await
+        .expect("add again");
+    assert!(
+        !store.run_chunks(i, "plan-1").await.expect("list")[3].done,
+        "a chunk added again is not done"
+    );
+    assert_eq!(
+        finish(i, "plan-1", 10, counts.clone()).await,
+        Some(4),
+        "a chunk added again after it was done counts once when finished again"
+    );
+    // A chunk added as done counts as done.
+    let mut c11 = chunk(i, "plan-1", 11, &["001C11"], &[]);
+    c11.done = true;
+    c11.counts = other.clone();
+    store
+        .add_chunks(&[c11.clone()])
+        .await
+        .expect("add a done chunk");
+    assert_eq!(
+        finish(i, "plan-1", 11, counts.clone()).await,
+        None,
+        "a chunk added as done is not finished again"
+    );
+    store
+        .add_chunks(&[chunk(i, "plan-1", 12, &[], &["org_c12"])])
+        .await
+        .expect("add");
+    assert_eq!(
+        finish(i, "plan-1", 12, other.clone()).await,
+        Some(6),
+        "a chunk added as done is counted among the done ones"
+    );
+
+    // Clear: the run's chunks (and its count) go, other runs stay.
+    store.clear_chunks(i, "plan-1").await.expect("clear");
+    assert!(
+        store
+            .run_chunks(i, "plan-1")
+            .await
+            .expect("list")
+            .is_empty(),
+        "clear_chunks forgets the run's chunks"
+    );
+    assert_eq!(
+        finish(i, "plan-1", 0, counts.clone()).await,
+        None,
+        "a cleared chunk is unknown"
+    );
+    assert_eq!(
+        store.run_chunks(i, "plan-2").await.expect("list").len(),
+        1,
+        "clear_chunks leaves other runs alone"
+    );
+    assert_eq!(
+        store
+            .run_chunks(Integration::People, "plan-1")
+            .await
+            .expect("list")
+            .len(),
+        1,
+        "clear_chunks leaves other integrations alone"
+    );
+    store
+        .clear_chunks(i, "plan-1")
+        .await
+        .expect("clearing twice is fine");
+    store
+        .add_chunks(&[chunk(i, "plan-1", 0, &["001C0"], &[])])
+        .await
+        .expect("add after clear");
+    assert_eq!(
+        finish(i, "plan-1", 0, counts.clone()).await,
+        Some(1),
+        "a run cleared and planned again counts from 0"
+    );
+    store.clear_chunks(i, "plan-1").await.expect("clear");
+
+    // Many chunks at once.
+    let many: Vec<ChunkRecord> = (0..60)
+        .map(|n| chunk(i, "plan-3", n, &[&format!("001M{n}")], &[]))
+        .collect();
+    store.add_chunks(&many).await.expect("add 60 chunks");
+    assert_eq!(
+        store.run_chunks(i, "plan-3").await.expect("list"),
+        many,
+        "60 chunks added at once are listed by number"
+    );
+    store.clear_chunks(i, "plan-3").await.expect("clear");
+    assert!(store
+        .run_chunks(i, "plan-3")
+        .await
+        .expect("list")
+        .is_empty());
+}
+
+fn retry(object: ObjectKind, side: &str, id: &str, attempts: u32, parked: bool) -> RetryEntry {
+    let now = Utc::now();
+    RetryEntry {
+        object,
+        side: side.into(),
+        id: id.into(),
+        attempts,
+        next_at: micros(now + Duration::minutes(5 * i64::from(attempts))),
+        parked,
+        error: format!("attempt {attempts}: Salesforce did not answer in time"),
+        updated_at: micros(now),
+    }
+}
+
+fn by_key(mut entries: Vec<RetryEntry>) -> Vec<RetryEntry> {
+    entries.sort_by(|a, b| (&a.side, &a.id).cmp(&(&b.side, &b.id)));
+    entries
+}
+
+/// The retry set: entries by object, side and id; held (inserted or replaced), listed by
+/// ids and side or whole (parked ones included), cleared. Uses ids `006R*`.
+pub async fn retry_set(store: &dyn Store) {
+    let deal = ObjectKind::Deal;
+    assert!(
+        store.all_retries(deal).await.expect("all").is_empty(),
+        "the retry set is empty at first"
+    );
+    assert!(store
+        .retry_entries(deal, "crm", &s(&["006R1"]))
+        .await
+        .expect("entries")
+        .is_empty());
+    let a = retry(deal, "crm", "006R1", 1, false);
+    let b = retry(deal, "crm", "006R2", 2, false);
+    let c = retry(deal, "prm", "006R1", 1, false);
+    let d = retry(deal, "crm", "006R3", 9, true);
+    let e = retry(ObjectKind::Person, "crm", "006R1", 1, false);
+    store
+        .hold_retries(&[a.clone(), b.clone(), c.clone(), d.clone(), e.clone()])
+        .await
+        .expect("hold");
+    store.hold_retries(&[]).await.expect("hold nothing");
+    let mut asked: Vec<String> = (0..150).map(|n| format!("006RQ{n}")).collect();
+    asked.extend(s(&["006R1", "006R3", "006R9", "006R1"]));
+    assert_eq!(
+        by_key(
+            store
+                .retry_entries(deal, "crm", &asked)
+                .await
+                .expect("entries")
+        ),
+        vec![a.clone(), d.clone()],
+        "retry_entries returns the held entries of the asked ids of one side (parked ones too), every field round-tripped"
+    );
+    assert_eq!(
+        store
+            .retry_entries(deal, "prm", &s(&["006R1"]))
+            .await
+            .expect("entries"),
+        vec![c.clone()],
+        "entries are per side"
+    );
+    assert!(
+        store
+            .retry_entries(deal, "crm", &[])
+            .await
+            .expect("entries")
+            .is_empty(),
+        "no ids: no entries"
+    );
+
+    // Held again: replaced by object, side and id.
+    let a2 = RetryEntry {
+        attempts: 2,
+        parked: true,
+        error: "attempt 2: the PRM answered 503".into(),
+        next_at: micros(Utc::now() + Duration::hours(1)),
+        ..a.clone()
+    };
+    store
+        .hold_retries(std::slice::from_ref(&a2))
+        .await
+        .expect("hold again");
+    assert_eq!(
+        store
+            .retry_entries(deal, "crm", &s(&["006R1"]))
+            .await
+            .expect("entries"),
+        vec![a2.clone()],
+        "holding an entry again replaces it"
+    );
+    assert_eq!(
+        by_key(store.all_retries(deal).await.expect("all")),
+        vec![a2.clone(), b.clone(), d.clone(), c.clone()],
+        "all_retries lists every entry of the object, parked ones included"
+    );
+    assert_eq!(
+        store.all_retries(ObjectKind::Person).await.expect("all"),
+        vec![e.clone()],
+        "the retry set is per object"
+    );
+
+    // Cleared by ids of one side; unknown ids are ignored.
+    store
+        .clear_retries(deal, "crm", &s(&["006R1", "006R9"]))
+        .await
+        .expect("clear");
+    store
+        .clear_retries(deal, "crm", &[])
+        .await
+        .expect("clear none");
+    assert_eq!(
+        by_key(store.all_retries(deal).await.expect("all")),
+        vec![b, d, c],
+        "clear_retries removes the named entries of that side only"
+    );
+    assert_eq!(
+        store.all_retries(ObjectKind::Person).await.expect("all"),
+        vec![e],
+        "clear_retries removes the entries of that object only"
+    );
+}
+
+/// The API hold: none at first, a later hold replaces an earlier one (even a shorter one),
+/// past holds are returned.
+pub async fn api_hold(store: &dyn Store) {
+    assert_eq!(
+        store.api_hold().await.expect("api_hold"),
+        None,
+        "no hold at first"
+    );
+    let until = micros(Utc::now() + Duration::minutes(30));
+    store.hold_api(until).await.expect("hold");
+    assert_eq!(
+        store.api_hold().await.expect("api_hold"),
+        Some(until),
+        "the hold round-trips to the microsecond"
+    );
+    let past = micros(Utc::now() - Duration::minutes(1));
+    store.hold_api(past).await.expect("hold again");
+    assert_eq!(
+        store.api_hold().await.expect("api_hold"),
+        Some(past),
+        "a later hold replaces an earlier one, and a past hold is still returned"
     );
 }

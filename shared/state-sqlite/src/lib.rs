@@ -1,8 +1,10 @@
-//! The one-machine state of prmsync: links, cursors, leases, pause flags, runs and the
-//! Integration Log in an embedded SQLite database (`<state dir>/state.db`).
+//! The one-machine state of prmsync: links, cursors, leases, pause flags, runs, run chunks,
+//! the retry set and the Integration Log in an embedded SQLite database
+//! (`<state dir>/state.db`).
 //!
 //! Every write is its own transaction in WAL mode, so a crash mid-run leaves each link,
-//! cursor and log entry either fully written or not at all.
+//! cursor and log entry either fully written or not at all. Opening a database made by an
+//! earlier version adds the tables it lacks and moves its runs to the current key.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,9 +12,11 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
+use prmsync_engine::report::Counts;
 use prmsync_engine::store::{
-    Cursors, IntegrationLog, Leases, Link, LinkState, Links, LogEntry, LogFilter, Pauses,
-    PlanCheckpoint, Rejections, RunRecord, Runs, StoreError,
+    ChunkRecord, Cursors, IntegrationLog, Leases, Link, LinkState, Links, LogEntry, LogFilter,
+    Pauses, PlanCheckpoint, Rejections, RetryEntry, RetrySet, RunChunks, RunRecord, Runs,
+    StoreError,
 };
 use prmsync_mapping::{Integration, Level, ObjectKind};
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
@@ -53,10 +57,11 @@ CREATE TABLE IF NOT EXISTS pauses (
     paused INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS runs (
-    run_id TEXT PRIMARY KEY,
+    run_id TEXT NOT NULL,
     integration TEXT NOT NULL,
     started_at TEXT NOT NULL,
-    record TEXT NOT NULL
+    record TEXT NOT NULL,
+    PRIMARY KEY (run_id, integration)
 );
 CREATE INDEX IF NOT EXISTS runs_by_integration ON runs (integration, started_at);
 CREATE TABLE IF NOT EXISTS log (
@@ -86,6 +91,53 @@ CREATE TABLE IF NOT EXISTS rejections (
     version TEXT NOT NULL,
     PRIMARY KEY (object, side, id)
 );
+CREATE TABLE IF NOT EXISTS run_chunks (
+    integration TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    crm_ids TEXT NOT NULL,
+    prm_ids TEXT NOT NULL,
+    done INTEGER NOT NULL DEFAULT 0,
+    counts TEXT NOT NULL,
+    PRIMARY KEY (integration, run_id, number)
+);
+CREATE TABLE IF NOT EXISTS retries (
+    object TEXT NOT NULL,
+    side TEXT NOT NULL,
+    id TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    next_at TEXT NOT NULL,
+    parked INTEGER NOT NULL,
+    error TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (object, side, id)
+);
+CREATE TABLE IF NOT EXISTS api_hold (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    until TEXT NOT NULL
+);
+"#;
+
+/// Moves the runs of a database made before runs were keyed by run id and integration
+/// (when one run id of a sync of every integration kept a single row). Each row goes under
+/// the integration its record names.
+const MIGRATE_RUNS: &str = r#"
+ALTER TABLE runs RENAME TO runs_by_run_id;
+CREATE TABLE runs (
+    run_id TEXT NOT NULL,
+    integration TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    record TEXT NOT NULL,
+    PRIMARY KEY (run_id, integration)
+);
+INSERT OR REPLACE INTO runs (run_id, integration, started_at, record)
+    SELECT run_id,
+           COALESCE(CASE WHEN json_valid(record) THEN json_extract(record, '$.integration') END, integration),
+           started_at,
+           record
+    FROM runs_by_run_id;
+DROP TABLE runs_by_run_id;
+CREATE INDEX IF NOT EXISTS runs_by_integration ON runs (integration, started_at);
 "#;
 
 /// Largest number of ids in one `IN (...)`.
@@ -128,6 +180,16 @@ fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
+/// A stored time, or why it is not one.
+fn stored_ts(s: &str) -> Result<DateTime<Utc>, String> {
+    parse_ts(s).ok_or_else(|| format!("{s:?} is not an RFC 3339 time"))
+}
+
+/// A row that cannot be decoded: names it and says what to do.
+fn unreadable(what: impl std::fmt::Display, why: impl std::fmt::Display, fix: &str) -> StoreError {
+    StoreError::Backend(format!("the stored {what} cannot be read ({why}); {fix}"))
+}
+
 impl SqliteStore {
     /// Opens (or creates) `<dir>/state.db`.
     pub fn open(dir: &Path) -> Result<Self, OpenError> {
@@ -165,6 +227,7 @@ impl SqliteStore {
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
+        migrate_runs(&conn).map_err(err)?;
         Ok(Self {
             conn: Mutex::new(conn),
             path,
@@ -191,6 +254,28 @@ impl SqliteStore {
             .map_err(backend)?;
         rows.collect::<Result<Vec<_>, _>>().map_err(backend)
     }
+}
+
+/// Moves a `runs` table keyed by run id alone to the key (run id, integration), in one
+/// transaction; nothing to do on a current database.
+fn migrate_runs(conn: &Connection) -> rusqlite::Result<()> {
+    let keyed_by_run_id = |c: &Connection| -> rusqlite::Result<bool> {
+        let integration_in_key: i64 = c.query_row(
+            "SELECT pk FROM pragma_table_info('runs') WHERE name = 'integration'",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(integration_in_key == 0)
+    };
+    if !keyed_by_run_id(conn)? {
+        return Ok(());
+    }
+    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
+    // Another process opening the database at the same time may have moved them first.
+    if keyed_by_run_id(&tx)? {
+        tx.execute_batch(MIGRATE_RUNS)?;
+    }
+    tx.commit()
 }
 
 fn row_to_link(row: &rusqlite::Row<'_>) -> rusqlite::Result<Link> {
@@ -403,15 +488,7 @@ impl Cursors for SqliteStore {
             )
             .optional()
             .map_err(backend)?;
-        text.map(|t| {
-            serde_json::from_str(&t).map_err(|e| {
-                StoreError::Backend(format!(
-                    "the stored checkpoint of {integration} cannot be read ({e}); \
-                     `prmsync sync --integration {integration} --full` starts the run over"
-                ))
-            })
-        })
-        .transpose()
+        text.map(|t| read_checkpoint(integration, &t)).transpose()
     }
 
     async fn set_checkpoint(
@@ -437,6 +514,46 @@ impl Cursors for SqliteStore {
         .map_err(backend)?;
         Ok(())
     }
+
+    async fn take_checkpoint(
+        &self,
+        integration: Integration,
+        run_id: &str,
+    ) -> Result<Option<PlanCheckpoint>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        let text: Option<String> = tx
+            .query_row(
+                "SELECT checkpoint FROM checkpoints WHERE integration = ?1",
+                params![integration.as_str()],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(backend)?;
+        let Some(text) = text else { return Ok(None) };
+        let checkpoint = read_checkpoint(integration, &text)?;
+        if checkpoint.run_id != run_id {
+            return Ok(None);
+        }
+        tx.execute(
+            "DELETE FROM checkpoints WHERE integration = ?1",
+            params![integration.as_str()],
+        )
+        .map_err(backend)?;
+        tx.commit().map_err(backend)?;
+        Ok(Some(checkpoint))
+    }
+}
+
+fn read_checkpoint(integration: Integration, text: &str) -> Result<PlanCheckpoint, StoreError> {
+    serde_json::from_str(text).map_err(|e| {
+        StoreError::Backend(format!(
+            "the stored checkpoint of {integration} cannot be read ({e}); \
+             `prmsync sync --integration {integration} --full` starts the run over"
+        ))
+    })
 }
 
 #[async_trait]
@@ -499,6 +616,36 @@ impl Pauses for SqliteStore {
             .map_err(backend)?;
         Ok(())
     }
+
+    async fn hold_api(&self, until: DateTime<Utc>) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "INSERT INTO api_hold (id, until) VALUES (1, ?1) \
+                 ON CONFLICT (id) DO UPDATE SET until = excluded.until",
+                params![ts(until)],
+            )
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn api_hold(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let until: Option<String> = self
+            .conn()
+            .query_row("SELECT until FROM api_hold WHERE id = 1", [], |r| r.get(0))
+            .optional()
+            .map_err(backend)?;
+        until
+            .map(|u| {
+                stored_ts(&u).map_err(|e| {
+                    unreadable(
+                        "API hold",
+                        e,
+                        "delete the row of table api_hold (the next refusal of Salesforce sets it again)",
+                    )
+                })
+            })
+            .transpose()
+    }
 }
 
 #[async_trait]
@@ -508,7 +655,7 @@ impl Runs for SqliteStore {
         self.conn()
             .execute(
                 "INSERT INTO runs (run_id, integration, started_at, record) VALUES (?1, ?2, ?3, ?4) \
-                 ON CONFLICT (run_id) DO UPDATE SET record = excluded.record",
+                 ON CONFLICT (run_id, integration) DO UPDATE SET started_at = excluded.started_at, record = excluded.record",
                 params![run.run_id, run.integration.as_str(), ts(run.started_at), record],
             )
             .map_err(backend)?;
@@ -516,18 +663,322 @@ impl Runs for SqliteStore {
     }
 
     async fn last_run(&self, integration: Integration) -> Result<Option<RunRecord>, StoreError> {
-        let record: Option<String> = self
+        let row: Option<(String, String)> = self
             .conn()
             .query_row(
-                "SELECT record FROM runs WHERE integration = ?1 ORDER BY started_at DESC LIMIT 1",
+                "SELECT run_id, record FROM runs WHERE integration = ?1 ORDER BY started_at DESC LIMIT 1",
                 params![integration.as_str()],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()
             .map_err(backend)?;
-        record
-            .map(|r| serde_json::from_str(&r).map_err(backend))
-            .transpose()
+        row.map(|(run_id, record)| {
+            serde_json::from_str(&record).map_err(|e| {
+                StoreError::Backend(format!(
+                    "the stored record of run {run_id} of {integration} cannot be read ({e}); \
+                     delete its row of table runs (the next run records itself again)"
+                ))
+            })
+        })
+        .transpose()
+    }
+}
+
+/// A `run_chunks` row as stored.
+struct ChunkRow {
+    integration: Integration,
+    run_id: String,
+    number: i64,
+    crm_ids: String,
+    prm_ids: String,
+    done: i64,
+    counts: String,
+}
+
+impl ChunkRow {
+    fn into_chunk(self) -> Result<ChunkRecord, StoreError> {
+        let what = format!(
+            "chunk {} of run {} of {}",
+            self.number, self.run_id, self.integration
+        );
+        let fix = format!(
+            "delete the rows of run {} from table run_chunks and start the run over with `prmsync sync --integration {}`",
+            self.run_id, self.integration
+        );
+        let ids = |text: &str, side: &str| {
+            serde_json::from_str::<Vec<String>>(text)
+                .map_err(|e| unreadable(&what, format!("{side} ids: {e}"), &fix))
+        };
+        Ok(ChunkRecord {
+            number: u32::try_from(self.number)
+                .map_err(|e| unreadable(&what, format!("number: {e}"), &fix))?,
+            crm_ids: ids(&self.crm_ids, "Salesforce")?,
+            prm_ids: ids(&self.prm_ids, "PRM")?,
+            done: self.done != 0,
+            counts: serde_json::from_str::<Counts>(&self.counts)
+                .map_err(|e| unreadable(&what, format!("counts: {e}"), &fix))?,
+            integration: self.integration,
+            run_id: self.run_id,
+        })
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(backend)
+}
+
+#[async_trait]
+impl RunChunks for SqliteStore {
+    async fn add_chunks(&self, chunks: &[ChunkRecord]) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(backend)?;
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT INTO run_chunks (integration, run_id, number, crm_ids, prm_ids, done, counts) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+                     ON CONFLICT (integration, run_id, number) DO UPDATE SET crm_ids = excluded.crm_ids, \
+                     prm_ids = excluded.prm_ids, done = excluded.done, counts = excluded.counts",
+                )
+                .map_err(backend)?;
+            for c in chunks {
+                stmt.execute(params![
+                    c.integration.as_str(),
+                    c.run_id,
+                    c.number,
+                    to_json(&c.crm_ids)?,
+                    to_json(&c.prm_ids)?,
+                    c.done as i64,
+                    to_json(&c.counts)?,
+                ])
+                .map_err(backend)?;
+            }
+        }
+        tx.commit().map_err(backend)
+    }
+
+    async fn finish_chunk(
+        &self,
+        integration: Integration,
+        run_id: &str,
+        number: u32,
+        counts: &Counts,
+    ) -> Result<Option<u64>, StoreError> {
+        let counts = to_json(counts)?;
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        let marked = tx
+            .execute(
+                "UPDATE run_chunks SET done = 1, counts = ?4 \
+                 WHERE integration = ?1 AND run_id = ?2 AND number = ?3 AND done = 0",
+                params![integration.as_str(), run_id, number, counts],
+            )
+            .map_err(backend)?;
+        if marked == 0 {
+            // Done already (a redelivery) or never added: nothing changes.
+            return Ok(None);
+        }
+        let done: i64 = tx
+            .query_row(
+                "SELECT COUNT(*) FROM run_chunks WHERE integration = ?1 AND run_id = ?2 AND done = 1",
+                params![integration.as_str(), run_id],
+                |r| r.get(0),
+            )
+            .map_err(backend)?;
+        tx.commit().map_err(backend)?;
+        Ok(Some(done as u64))
+    }
+
+    async fn run_chunks(
+        &self,
+        integration: Integration,
+        run_id: &str,
+    ) -> Result<Vec<ChunkRecord>, StoreError> {
+        let rows = {
+            let conn = self.conn();
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT number, crm_ids, prm_ids, done, counts FROM run_chunks \
+                     WHERE integration = ?1 AND run_id = ?2 ORDER BY number",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![integration.as_str(), run_id], |r| {
+                    Ok(ChunkRow {
+                        integration,
+                        run_id: run_id.to_string(),
+                        number: r.get(0)?,
+                        crm_ids: r.get(1)?,
+                        prm_ids: r.get(2)?,
+                        done: r.get(3)?,
+                        counts: r.get(4)?,
+                    })
+                })
+                .map_err(backend)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(backend)?
+        };
+        rows.into_iter().map(ChunkRow::into_chunk).collect()
+    }
+
+    async fn clear_chunks(&self, integration: Integration, run_id: &str) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "DELETE FROM run_chunks WHERE integration = ?1 AND run_id = ?2",
+                params![integration.as_str(), run_id],
+            )
+            .map_err(backend)?;
+        Ok(())
+    }
+}
+
+/// A `retries` row as stored.
+struct RetryRow {
+    object: ObjectKind,
+    side: String,
+    id: String,
+    attempts: i64,
+    next_at: String,
+    parked: i64,
+    error: String,
+    updated_at: String,
+}
+
+impl RetryRow {
+    fn read(object: ObjectKind, r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            object,
+            side: r.get(0)?,
+            id: r.get(1)?,
+            attempts: r.get(2)?,
+            next_at: r.get(3)?,
+            parked: r.get(4)?,
+            error: r.get(5)?,
+            updated_at: r.get(6)?,
+        })
+    }
+
+    fn into_entry(self) -> Result<RetryEntry, StoreError> {
+        let what = format!("retry entry of {} {} {}", self.object, self.side, self.id);
+        let fix = "delete its row from table retries (the record syncs again when it changes)";
+        let time = |s: &str| stored_ts(s).map_err(|e| unreadable(&what, e, fix));
+        Ok(RetryEntry {
+            attempts: u32::try_from(self.attempts)
+                .map_err(|e| unreadable(&what, format!("attempts: {e}"), fix))?,
+            next_at: time(&self.next_at)?,
+            updated_at: time(&self.updated_at)?,
+            parked: self.parked != 0,
+            object: self.object,
+            side: self.side,
+            id: self.id,
+            error: self.error,
+        })
+    }
+}
+
+const RETRY_COLUMNS: &str = "side, id, attempts, next_at, parked, error, updated_at";
+
+#[async_trait]
+impl RetrySet for SqliteStore {
+    async fn retry_entries(
+        &self,
+        object: ObjectKind,
+        side: &str,
+        ids: &[String],
+    ) -> Result<Vec<RetryEntry>, StoreError> {
+        let mut rows = Vec::new();
+        {
+            let conn = self.conn();
+            for chunk in ids.chunks(IN_CHUNK) {
+                let marks = vec!["?"; chunk.len()].join(",");
+                let sql = format!(
+                    "SELECT {RETRY_COLUMNS} FROM retries WHERE object = ? AND side = ? AND id IN ({marks})"
+                );
+                let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
+                let args = [object.as_str().to_string(), side.to_string()]
+                    .into_iter()
+                    .chain(chunk.iter().cloned());
+                let found = stmt
+                    .query_map(params_from_iter(args), |r| RetryRow::read(object, r))
+                    .map_err(backend)?;
+                for row in found {
+                    rows.push(row.map_err(backend)?);
+                }
+            }
+        }
+        // An id asked twice is listed once.
+        rows.sort_by(|a, b| a.id.cmp(&b.id));
+        rows.dedup_by(|a, b| a.id == b.id);
+        rows.into_iter().map(RetryRow::into_entry).collect()
+    }
+
+    async fn all_retries(&self, object: ObjectKind) -> Result<Vec<RetryEntry>, StoreError> {
+        let rows = {
+            let conn = self.conn();
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT {RETRY_COLUMNS} FROM retries WHERE object = ?1 ORDER BY side, id"
+                ))
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![object.as_str()], |r| RetryRow::read(object, r))
+                .map_err(backend)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(backend)?
+        };
+        rows.into_iter().map(RetryRow::into_entry).collect()
+    }
+
+    async fn hold_retries(&self, entries: &[RetryEntry]) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(backend)?;
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT INTO retries (object, side, id, attempts, next_at, parked, error, updated_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+                     ON CONFLICT (object, side, id) DO UPDATE SET attempts = excluded.attempts, \
+                     next_at = excluded.next_at, parked = excluded.parked, error = excluded.error, \
+                     updated_at = excluded.updated_at",
+                )
+                .map_err(backend)?;
+            for e in entries {
+                stmt.execute(params![
+                    e.object.as_str(),
+                    e.side,
+                    e.id,
+                    e.attempts,
+                    ts(e.next_at),
+                    e.parked as i64,
+                    e.error,
+                    ts(e.updated_at),
+                ])
+                .map_err(backend)?;
+            }
+        }
+        tx.commit().map_err(backend)
+    }
+
+    async fn clear_retries(
+        &self,
+        object: ObjectKind,
+        side: &str,
+        ids: &[String],
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(backend)?;
+        for chunk in ids.chunks(IN_CHUNK) {
+            let marks = vec!["?"; chunk.len()].join(",");
+            let args = [object.as_str().to_string(), side.to_string()]
+                .into_iter()
+                .chain(chunk.iter().cloned());
+            tx.execute(
+                &format!("DELETE FROM retries WHERE object = ? AND side = ? AND id IN ({marks})"),
+                params_from_iter(args),
+            )
+            .map_err(backend)?;
+        }
+        tx.commit().map_err(backend)
     }
 }
 
@@ -929,5 +1380,108 @@ mod tests {
             1
         );
         assert_eq!(s.entries(&LogFilter::default()).await.unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn runs_of_a_database_keyed_by_run_id_move_to_one_row_per_integration() {
+        let dir = tempfile::tempdir().unwrap();
+        let started = Utc::now() - chrono::Duration::hours(1);
+        let record = |integration: Integration, created: u64| {
+            let mut counts = Counts::default();
+            counts.created.prm = created;
+            RunRecord {
+                run_id: "run-old".into(),
+                integration,
+                mode: "incremental".into(),
+                dry_run: false,
+                started_at: started,
+                finished_at: None,
+                status: "succeeded".into(),
+                counts,
+            }
+        };
+        // GIVEN a database of the earlier layout, where the last integration's record of a
+        // sync overwrote the row of the first
+        {
+            let conn = Connection::open(dir.path().join("state.db")).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE runs (run_id TEXT PRIMARY KEY, integration TEXT NOT NULL, \
+                 started_at TEXT NOT NULL, record TEXT NOT NULL);
+                 CREATE INDEX runs_by_integration ON runs (integration, started_at);",
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO runs VALUES ('run-old', 'organizations', ?1, ?2)",
+                params![
+                    ts(started),
+                    serde_json::to_string(&record(Integration::Deals, 3)).unwrap()
+                ],
+            )
+            .unwrap();
+        }
+        // WHEN it is opened
+        let s = SqliteStore::open(dir.path()).unwrap();
+        // THEN the row is under the integration its record names, and each integration of
+        // a run id keeps its own row from now on
+        assert_eq!(
+            s.last_run(Integration::Deals)
+                .await
+                .unwrap()
+                .unwrap()
+                .counts
+                .created
+                .prm,
+            3
+        );
+        assert_eq!(s.last_run(Integration::Organizations).await.unwrap(), None);
+        s.save_run(&record(Integration::Organizations, 1))
+            .await
+            .unwrap();
+        s.save_run(&record(Integration::People, 2)).await.unwrap();
+        for (i, n) in [
+            (Integration::Organizations, 1),
+            (Integration::People, 2),
+            (Integration::Deals, 3),
+        ] {
+            let last = s.last_run(i).await.unwrap().unwrap();
+            assert_eq!((last.integration, last.counts.created.prm), (i, n));
+        }
+        drop(s);
+        // Opening it again changes nothing.
+        let s = SqliteStore::open(dir.path()).unwrap();
+        assert_eq!(
+            s.last_run(Integration::People)
+                .await
+                .unwrap()
+                .unwrap()
+                .counts
+                .created
+                .prm,
+            2
+        );
+    }
+
+    #[tokio::test]
+    async fn unreadable_rows_are_errors_that_name_them() {
+        let s = SqliteStore::in_memory();
+        s.conn()
+            .execute_batch(
+                "INSERT INTO run_chunks VALUES ('deals', 'run-9', 4, 'not json', '[]', 0, '{}');
+                 INSERT INTO retries VALUES ('deal', 'crm', '006Z', 1, 'yesterday', 0, 'timeout', 'yesterday');
+                 INSERT INTO api_hold VALUES (1, 'soon');",
+            )
+            .unwrap();
+        let chunks = s.run_chunks(Integration::Deals, "run-9").await.unwrap_err();
+        assert!(
+            chunks.to_string().contains("chunk 4 of run run-9 of deals"),
+            "{chunks}"
+        );
+        let retries = s.all_retries(ObjectKind::Deal).await.unwrap_err();
+        assert!(
+            retries.to_string().contains("retry entry of deal crm 006Z"),
+            "{retries}"
+        );
+        let hold = s.api_hold().await.unwrap_err();
+        assert!(hold.to_string().contains("API hold"), "{hold}");
     }
 }
