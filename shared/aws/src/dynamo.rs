@@ -9,6 +9,9 @@
 //!   index; links to retry on the sparse `by_retry_key` index.
 //! - Log entries live in one partition per UTC day and expire through the table's TTL
 //!   (`expires_at`, 90 days); open warnings and errors are on the sparse `by_open` index.
+//! - The chunks of a planned run are one partition per run, beside a counter of the chunks
+//!   done that moves in the same transaction as a chunk's `done` flag, so a redelivered
+//!   chunk is counted once and the worker that finishes the last chunk knows it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Debug;
@@ -20,14 +23,16 @@ use aws_sdk_dynamodb::error::{BuildError, DisplayErrorContext, ProvideErrorMetad
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, Delete, DeleteRequest, GlobalSecondaryIndex,
     KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, Put, PutRequest,
-    ScalarAttributeType, TableStatus, TimeToLiveSpecification, TimeToLiveStatus, TransactWriteItem,
-    WriteRequest,
+    ReturnValue, ScalarAttributeType, TableStatus, TimeToLiveSpecification, TimeToLiveStatus,
+    TransactWriteItem, Update, WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Duration, NaiveDate, SecondsFormat, Utc};
+use prmsync_engine::report::Counts;
 use prmsync_engine::store::{
-    Cursors, IntegrationLog, Leases, Link, LinkState, Links, LogEntry, LogFilter, Pauses,
-    PlanCheckpoint, Rejections, RunRecord, Runs, StoreError,
+    ChunkRecord, Cursors, IntegrationLog, Leases, Link, LinkState, Links, LogEntry, LogFilter,
+    Pauses, PlanCheckpoint, Rejections, RetryEntry, RetrySet, RunChunks, RunRecord, Runs,
+    StoreError,
 };
 use prmsync_mapping::{Integration, Level, LogCode, ObjectKind};
 use serde::{Deserialize, Serialize};
@@ -57,6 +62,9 @@ const PARALLEL: usize = 16;
 const BATCH_ATTEMPTS: u32 = 8;
 /// Attempts at deleting a link that keeps changing under us.
 const DELETE_ATTEMPTS: u32 = 5;
+/// Attempts at a chunk's transaction that loses to concurrent ones (workers finishing
+/// chunks of one run at once all move its counter).
+const CHUNK_ATTEMPTS: u32 = 10;
 /// The farthest back a log listing reads, whatever `since` says.
 const LOG_MAX_DAYS_BACK: i64 = 366;
 
@@ -162,6 +170,109 @@ struct CheckpointItem {
     sk: String,
     /// The [`PlanCheckpoint`] as JSON.
     checkpoint: String,
+    /// The checkpoint's run id, for the condition of `take_checkpoint` (absent on items
+    /// written before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    run_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct ChunkItem {
+    pk: String,
+    sk: String,
+    integration: Integration,
+    run_id: String,
+    number: u32,
+    crm_ids: Vec<String>,
+    prm_ids: Vec<String>,
+    done: bool,
+    counts: Counts,
+}
+
+impl ChunkItem {
+    fn new(c: &ChunkRecord) -> Self {
+        Self {
+            pk: chunk_pk(c.integration, &c.run_id),
+            sk: chunk_sk(c.number),
+            integration: c.integration,
+            run_id: c.run_id.clone(),
+            number: c.number,
+            crm_ids: c.crm_ids.clone(),
+            prm_ids: c.prm_ids.clone(),
+            done: c.done,
+            counts: c.counts.clone(),
+        }
+    }
+
+    fn into_chunk(self) -> ChunkRecord {
+        ChunkRecord {
+            integration: self.integration,
+            run_id: self.run_id,
+            number: self.number,
+            crm_ids: self.crm_ids,
+            prm_ids: self.prm_ids,
+            done: self.done,
+            counts: self.counts,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct ChunkCounterItem {
+    pk: String,
+    sk: String,
+    done: i64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct RetryItem {
+    pk: String,
+    sk: String,
+    object: ObjectKind,
+    side: String,
+    id: String,
+    attempts: u32,
+    next_at: String,
+    parked: bool,
+    error: String,
+    updated_at: String,
+}
+
+impl RetryItem {
+    fn new(e: &RetryEntry) -> Self {
+        Self {
+            pk: retry_pk(e.object),
+            sk: retry_sk(&e.side, &e.id),
+            object: e.object,
+            side: e.side.clone(),
+            id: e.id.clone(),
+            attempts: e.attempts,
+            next_at: ts(e.next_at),
+            parked: e.parked,
+            error: e.error.clone(),
+            updated_at: ts(e.updated_at),
+        }
+    }
+
+    fn into_entry(self) -> Result<RetryEntry, StoreError> {
+        Ok(RetryEntry {
+            next_at: parse_ts(&self.next_at)?,
+            updated_at: parse_ts(&self.updated_at)?,
+            object: self.object,
+            side: self.side,
+            id: self.id,
+            attempts: self.attempts,
+            parked: self.parked,
+            error: self.error,
+        })
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct ApiHoldItem {
+    pk: String,
+    sk: String,
+    until: String,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -299,6 +410,34 @@ fn claim_pk(object: ObjectKind, crm_id: &str) -> String {
     format!("CRMID#{}#{crm_id}", object.as_str())
 }
 
+/// The partition of a run's chunks.
+fn chunk_pk(integration: Integration, run_id: &str) -> String {
+    format!("CHUNK#{}#{run_id}", integration.as_str())
+}
+
+/// A chunk's number, zero-padded to the width of the largest `u32` so that the partition
+/// sorts by number.
+fn chunk_sk(number: u32) -> String {
+    format!("{number:010}")
+}
+
+/// The counter of a run's chunks done.
+fn chunk_counter_key(integration: Integration, run_id: &str) -> Item {
+    key(format!("CHUNKS#{}#{run_id}", integration.as_str()), "DONE")
+}
+
+fn retry_pk(object: ObjectKind) -> String {
+    format!("RETRY#{}", object.as_str())
+}
+
+fn retry_sk(side: &str, id: &str) -> String {
+    format!("{side}#{id}")
+}
+
+fn api_hold_key() -> Item {
+    key("APIHOLD", "APIHOLD")
+}
+
 fn log_pk(day: NaiveDate) -> String {
     format!("LOG#{}", day.format("%Y-%m-%d"))
 }
@@ -329,6 +468,45 @@ fn from_item<T: for<'de> Deserialize<'de>>(item: Item) -> Result<T, StoreError> 
         StoreError::Backend(format!(
             "a DynamoDB item does not have the expected layout ({e}); check that the tables follow docs/dynamodb.md"
         ))
+    })
+}
+
+/// An item of the state table that cannot be decoded: names it (by its key) and says what
+/// to do.
+fn decode<T: for<'de> Deserialize<'de>>(
+    table: &str,
+    item: Item,
+    what: &str,
+    fix: &str,
+) -> Result<T, StoreError> {
+    decode_into(table, item, what, fix, Ok)
+}
+
+/// [`decode`], then `convert`; a failure of either names the item and says what to do.
+fn decode_into<T: for<'de> Deserialize<'de>, U>(
+    table: &str,
+    item: Item,
+    what: &str,
+    fix: &str,
+    convert: impl FnOnce(T) -> Result<U, StoreError>,
+) -> Result<U, StoreError> {
+    let key_of = |name: &str| match item.get(name) {
+        Some(AttributeValue::S(s)) => s.clone(),
+        _ => "?".to_string(),
+    };
+    let (pk, sk) = (key_of("pk"), key_of("sk"));
+    let unreadable = |why: String| {
+        StoreError::Backend(format!(
+            "the {what} item (pk {pk}, sk {sk}) of table {table} cannot be read ({why}); {fix}"
+        ))
+    };
+    let value: T =
+        serde_dynamo::aws_sdk_dynamodb_1::from_item(item).map_err(|e| unreadable(e.to_string()))?;
+    convert(value).map_err(|e| {
+        unreadable(match e {
+            StoreError::Backend(why) => why,
+            other => other.to_string(),
+        })
     })
 }
 
@@ -373,6 +551,33 @@ fn is_transaction_conflict<R>(
         }
         _ => false,
     }
+}
+
+/// The reasons of a cancelled transaction, one per item in order; None for another error.
+fn cancellation_reasons<R>(
+    e: &SdkError<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError, R>,
+) -> Option<Vec<String>> {
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError as E;
+    match e.as_service_error() {
+        Some(E::TransactionCanceledException(tc)) => Some(
+            tc.cancellation_reasons()
+                .iter()
+                .map(|r| r.code().unwrap_or("None").to_string())
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+/// Whether a cancelled transaction lost to a concurrent one or to throttling (worth
+/// another attempt), as opposed to a failed condition.
+fn is_transient_cancellation(reasons: &[String]) -> bool {
+    reasons.iter().any(|r| {
+        matches!(
+            r.as_str(),
+            "TransactionConflict" | "ThrottlingError" | "ProvisionedThroughputExceeded"
+        )
+    }) && !reasons.iter().any(|r| r == "ConditionalCheckFailed")
 }
 
 async fn backoff(attempt: u32) {
@@ -1176,13 +1381,8 @@ impl Cursors for DynamoStore {
     ) -> Result<Option<PlanCheckpoint>, StoreError> {
         let item = self.get(Table::State, checkpoint_key(integration)).await?;
         let Some(item) = item else { return Ok(None) };
-        let text = from_item::<CheckpointItem>(item)?.checkpoint;
-        serde_json::from_str(&text).map(Some).map_err(|e| {
-            StoreError::Backend(format!(
-                "the stored checkpoint of {integration} cannot be read ({e}); \
-                 `prmsync sync --aws --integration {integration} --full` starts the run over"
-            ))
-        })
+        let item = self.checkpoint_item(integration, item)?;
+        parse_checkpoint(integration, &item.checkpoint).map(Some)
     }
 
     async fn set_checkpoint(
@@ -1198,6 +1398,7 @@ impl Cursors for DynamoStore {
                     checkpoint: serde_json::to_string(c).map_err(|e| {
                         StoreError::Backend(format!("cannot encode the checkpoint: {e}"))
                     })?,
+                    run_id: Some(c.run_id.clone()),
                 };
                 self.put(Table::State, to_item(&item)?).await
             }
@@ -1212,10 +1413,103 @@ impl Cursors for DynamoStore {
                 .map_err(|e| self.aws(Table::State, "DeleteItem", e)),
         }
     }
+
+    async fn take_checkpoint(
+        &self,
+        integration: Integration,
+        run_id: &str,
+    ) -> Result<Option<PlanCheckpoint>, StoreError> {
+        let r = self
+            .client
+            .delete_item()
+            .table_name(&self.state_table)
+            .set_key(Some(checkpoint_key(integration)))
+            .condition_expression("#run_id = :run_id")
+            .expression_attribute_names("#run_id", "run_id")
+            .expression_attribute_values(":run_id", sv(run_id))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await;
+        match r {
+            Ok(out) => match out.attributes.filter(|a| !a.is_empty()) {
+                Some(item) => {
+                    let item = self.checkpoint_item(integration, item)?;
+                    parse_checkpoint(integration, &item.checkpoint).map(Some)
+                }
+                None => Ok(None),
+            },
+            // None, another run's, or written before the run id was kept beside it.
+            Err(e) if is_condition_failure(&e) => {
+                self.take_checkpoint_without_run_id(integration, run_id)
+                    .await
+            }
+            Err(e) => Err(self.aws(Table::State, "DeleteItem", e)),
+        }
+    }
+}
+
+impl DynamoStore {
+    fn checkpoint_item(
+        &self,
+        integration: Integration,
+        item: Item,
+    ) -> Result<CheckpointItem, StoreError> {
+        decode(
+            &self.state_table,
+            item,
+            &format!("checkpoint of {integration}"),
+            &format!("`prmsync sync --aws --integration {integration} --full` starts the run over"),
+        )
+    }
+
+    /// [`Cursors::take_checkpoint`] of a checkpoint item without a `run_id` attribute:
+    /// deleted if its JSON names the run, on the condition that it is still that text.
+    async fn take_checkpoint_without_run_id(
+        &self,
+        integration: Integration,
+        run_id: &str,
+    ) -> Result<Option<PlanCheckpoint>, StoreError> {
+        let Some(item) = self.get(Table::State, checkpoint_key(integration)).await? else {
+            return Ok(None);
+        };
+        let item = self.checkpoint_item(integration, item)?;
+        if item.run_id.is_some() {
+            return Ok(None);
+        }
+        let checkpoint = parse_checkpoint(integration, &item.checkpoint)?;
+        if checkpoint.run_id != run_id {
+            return Ok(None);
+        }
+        let r = self
+            .client
+            .delete_item()
+            .table_name(&self.state_table)
+            .set_key(Some(checkpoint_key(integration)))
+            .condition_expression("attribute_not_exists(#run_id) AND #checkpoint = :checkpoint")
+            .expression_attribute_names("#run_id", "run_id")
+            .expression_attribute_names("#checkpoint", "checkpoint")
+            .expression_attribute_values(":checkpoint", sv(item.checkpoint))
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(Some(checkpoint)),
+            Err(e) if is_condition_failure(&e) => Ok(None),
+            Err(e) => Err(self.aws(Table::State, "DeleteItem", e)),
+        }
+    }
 }
 
 fn checkpoint_key(integration: Integration) -> Item {
     key(format!("CHECKPOINT#{}", integration.as_str()), "PLAN")
+}
+
+fn parse_checkpoint(integration: Integration, text: &str) -> Result<PlanCheckpoint, StoreError> {
+    serde_json::from_str(text).map_err(|e| {
+        StoreError::Backend(format!(
+            "the stored checkpoint of {integration} cannot be read ({e}); \
+             `prmsync sync --aws --integration {integration} --full` starts the run over"
+        ))
+    })
 }
 
 #[async_trait]
@@ -1301,6 +1595,29 @@ impl Pauses for DynamoStore {
         };
         self.put(Table::State, to_item(&item)?).await
     }
+
+    async fn hold_api(&self, until: DateTime<Utc>) -> Result<(), StoreError> {
+        let item = ApiHoldItem {
+            pk: "APIHOLD".into(),
+            sk: "APIHOLD".into(),
+            until: ts(until),
+        };
+        self.put(Table::State, to_item(&item)?).await
+    }
+
+    async fn api_hold(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let Some(item) = self.get(Table::State, api_hold_key()).await? else {
+            return Ok(None);
+        };
+        let fix = "delete the item (the next refusal of Salesforce sets it again)";
+        decode_into(
+            &self.state_table,
+            item,
+            "API hold",
+            fix,
+            |i: ApiHoldItem| parse_ts(&i.until).map(Some),
+        )
+    }
 }
 
 #[async_trait]
@@ -1333,6 +1650,336 @@ impl Runs for DynamoStore {
             .next()
             .map(|i| from_item::<RunItem>(i).map(|r| r.record))
             .transpose()
+    }
+}
+
+#[async_trait]
+impl RunChunks for DynamoStore {
+    async fn add_chunks(&self, chunks: &[ChunkRecord]) -> Result<(), StoreError> {
+        // One write per chunk (the last of a number named twice), so that replacing a done
+        // chunk moves its run's counter in the same transaction.
+        let mut by_key: BTreeMap<(Integration, &str, u32), &ChunkRecord> = BTreeMap::new();
+        for c in chunks {
+            by_key.insert((c.integration, c.run_id.as_str(), c.number), c);
+        }
+        let writes = by_key
+            .into_values()
+            .map(|c| Ok((to_item(&ChunkItem::new(c))?, c.clone())))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let client = self.client.clone();
+        let table = self.state_table.clone();
+        parallel(writes, |(item, chunk)| {
+            put_chunk(client.clone(), table.clone(), item, chunk)
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn finish_chunk(
+        &self,
+        integration: Integration,
+        run_id: &str,
+        number: u32,
+        counts: &Counts,
+    ) -> Result<Option<u64>, StoreError> {
+        let counts = serde_dynamo::aws_sdk_dynamodb_1::to_attribute_value(counts)
+            .map_err(|e| StoreError::Backend(format!("cannot encode a chunk's counts: {e}")))?;
+        let chunk = Update::builder()
+            .table_name(&self.state_table)
+            .set_key(Some(key(chunk_pk(integration, run_id), chunk_sk(number))))
+            .update_expression("SET #done = :true, #counts = :counts")
+            .condition_expression("attribute_exists(pk) AND #done = :false")
+            .expression_attribute_names("#done", "done")
+            .expression_attribute_names("#counts", "counts")
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .expression_attribute_values(":counts", counts)
+            .build()
+            .map_err(build_err)?;
+        let counter = counter_add(&self.state_table, integration, run_id, 1)?;
+        let items = vec![
+            TransactWriteItem::builder().update(chunk).build(),
+            TransactWriteItem::builder().update(counter).build(),
+        ];
+        let what = format!("chunk {number} of run {run_id} of {integration}");
+        match transact_chunk(&self.client, &self.state_table, items, &what).await? {
+            // Done already (a redelivered message) or never added.
+            ChunkWrite::ConditionFailed => return Ok(None),
+            ChunkWrite::Written => {}
+        }
+        let counter_key = chunk_counter_key(integration, run_id);
+        let fix = format!(
+            "the run cannot tell when it is done: start it over with `prmsync sync --aws --integration {integration}`"
+        );
+        let Some(item) = self.get(Table::State, counter_key).await? else {
+            return Err(StoreError::Backend(format!(
+                "the counter of chunks done of run {run_id} of {integration} is missing from table {} right after {what} was counted; {fix}",
+                self.state_table
+            )));
+        };
+        let counter: ChunkCounterItem = decode(
+            &self.state_table,
+            item,
+            &format!("counter of chunks done of run {run_id} of {integration}"),
+            &fix,
+        )?;
+        u64::try_from(counter.done).map(Some).map_err(|_| {
+            StoreError::Backend(format!(
+                "the counter of chunks done of run {run_id} of {integration} in table {} is {}; {fix}",
+                self.state_table, counter.done
+            ))
+        })
+    }
+
+    async fn run_chunks(
+        &self,
+        integration: Integration,
+        run_id: &str,
+    ) -> Result<Vec<ChunkRecord>, StoreError> {
+        let what = format!("chunk of run {run_id} of {integration}");
+        let fix = format!(
+            "delete the items of partition {} and start the run over with `prmsync sync --aws --integration {integration}`",
+            chunk_pk(integration, run_id)
+        );
+        let mut chunks = self
+            .query_partition(&chunk_pk(integration, run_id))
+            .await?
+            .into_iter()
+            .map(|i| {
+                decode::<ChunkItem>(&self.state_table, i, &what, &fix).map(ChunkItem::into_chunk)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        chunks.sort_by_key(|c| c.number);
+        Ok(chunks)
+    }
+
+    async fn clear_chunks(&self, integration: Integration, run_id: &str) -> Result<(), StoreError> {
+        let pk = chunk_pk(integration, run_id);
+        let mut keys: Vec<Item> = self
+            .client
+            .query()
+            .table_name(&self.state_table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", sv(&pk))
+            .projection_expression("pk, sk")
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| self.aws(Table::State, "Query", e))?;
+        keys.push(chunk_counter_key(integration, run_id));
+        let requests = keys
+            .into_iter()
+            .map(Self::delete_request)
+            .collect::<Result<Vec<_>, _>>()?;
+        self.batch_write(Table::State, requests).await
+    }
+}
+
+/// What a chunk's transaction did.
+enum ChunkWrite {
+    Written,
+    /// The chunk item's condition failed: it is not in the state the write expected.
+    ConditionFailed,
+}
+
+/// `ADD done :delta` on a run's counter of chunks done.
+fn counter_add(
+    table: &str,
+    integration: Integration,
+    run_id: &str,
+    delta: i64,
+) -> Result<Update, StoreError> {
+    Update::builder()
+        .table_name(table)
+        .set_key(Some(chunk_counter_key(integration, run_id)))
+        .update_expression("ADD #done :delta")
+        .expression_attribute_names("#done", "done")
+        .expression_attribute_values(":delta", nv(delta))
+        .build()
+        .map_err(build_err)
+}
+
+/// Runs a transaction whose first item is a chunk's, again while it loses to concurrent
+/// transactions (workers finishing chunks of one run at once all move its counter).
+async fn transact_chunk(
+    client: &Client,
+    table: &str,
+    items: Vec<TransactWriteItem>,
+    what: &str,
+) -> Result<ChunkWrite, StoreError> {
+    for attempt in 0..CHUNK_ATTEMPTS {
+        let r = client
+            .transact_write_items()
+            .set_transact_items(Some(items.clone()))
+            .send()
+            .await;
+        let e = match r {
+            Ok(_) => return Ok(ChunkWrite::Written),
+            Err(e) => e,
+        };
+        match cancellation_reasons(&e) {
+            Some(reasons)
+                if reasons
+                    .first()
+                    .is_some_and(|r| r == "ConditionalCheckFailed") =>
+            {
+                return Ok(ChunkWrite::ConditionFailed)
+            }
+            Some(reasons) if is_transient_cancellation(&reasons) => backoff(attempt).await,
+            _ if e.code() == Some("TransactionInProgressException")
+                || e.code() == Some("ThrottlingException")
+                || e.code() == Some("ProvisionedThroughputExceededException") =>
+            {
+                backoff(attempt).await
+            }
+            _ => return Err(aws_error(table, Table::State, "TransactWriteItems", e)),
+        }
+    }
+    Err(StoreError::Backend(format!(
+        "{what} kept losing to concurrent writes in table {table} ({CHUNK_ATTEMPTS} attempts); the message is delivered again"
+    )))
+}
+
+/// Writes one chunk item, keeping its run's counter equal to the number of its chunks
+/// done: a plain conditional put when the chunk's `done` does not change (a new chunk, or
+/// one replaced in the same state), a transaction with the counter when it does.
+async fn put_chunk(
+    client: Client,
+    table: String,
+    item: Item,
+    chunk: ChunkRecord,
+) -> Result<(), StoreError> {
+    let what = format!(
+        "chunk {} of run {} of {}",
+        chunk.number, chunk.run_id, chunk.integration
+    );
+    let done = AttributeValue::Bool(chunk.done);
+    let not_done = AttributeValue::Bool(!chunk.done);
+    // The condition under which the stored chunk is in the same state as the new one.
+    let same = if chunk.done {
+        "attribute_exists(pk) AND #done = :done"
+    } else {
+        "attribute_not_exists(pk) OR #done = :done"
+    };
+    let other = if chunk.done {
+        "attribute_not_exists(pk) OR #done = :other"
+    } else {
+        "attribute_exists(pk) AND #done = :other"
+    };
+    for attempt in 0..CHUNK_ATTEMPTS {
+        let r = client
+            .put_item()
+            .table_name(&table)
+            .set_item(Some(item.clone()))
+            .condition_expression(same)
+            .expression_attribute_names("#done", "done")
+            .expression_attribute_values(":done", done.clone())
+            .send()
+            .await;
+        match r {
+            Ok(_) => return Ok(()),
+            Err(e) if is_condition_failure(&e) => {}
+            Err(e) => return Err(aws_error(&table, Table::State, "PutItem", e)),
+        }
+        // The stored chunk is in the other state: replace it and move the counter.
+        let put = Put::builder()
+            .table_name(&table)
+            .set_item(Some(item.clone()))
+            .condition_expression(other)
+            .expression_attribute_names("#done", "done")
+            .expression_attribute_values(":other", not_done.clone())
+            .build()
+            .map_err(build_err)?;
+        let delta = if chunk.done { 1 } else { -1 };
+        let counter = counter_add(&table, chunk.integration, &chunk.run_id, delta)?;
+        let items = vec![
+            TransactWriteItem::builder().put(put).build(),
+            TransactWriteItem::builder().update(counter).build(),
+        ];
+        match transact_chunk(&client, &table, items, &what).await? {
+            ChunkWrite::Written => return Ok(()),
+            // Changed back meanwhile: try the plain put again.
+            ChunkWrite::ConditionFailed => backoff(attempt).await,
+        }
+    }
+    Err(StoreError::Backend(format!(
+        "{what} kept changing while it was added to table {table} ({CHUNK_ATTEMPTS} attempts); the planner tries again"
+    )))
+}
+
+#[async_trait]
+impl RetrySet for DynamoStore {
+    async fn retry_entries(
+        &self,
+        object: ObjectKind,
+        side: &str,
+        ids: &[String],
+    ) -> Result<Vec<RetryEntry>, StoreError> {
+        let keys = dedupe(ids)
+            .into_iter()
+            .map(|id| key(retry_pk(object), retry_sk(side, &id)))
+            .collect();
+        let mut entries = self
+            .batch_get(Table::State, keys)
+            .await?
+            .into_iter()
+            .map(|i| self.retry_entry(object, i))
+            .collect::<Result<Vec<_>, _>>()?;
+        entries.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(entries)
+    }
+
+    async fn all_retries(&self, object: ObjectKind) -> Result<Vec<RetryEntry>, StoreError> {
+        self.query_partition(&retry_pk(object))
+            .await?
+            .into_iter()
+            .map(|i| self.retry_entry(object, i))
+            .collect()
+    }
+
+    async fn hold_retries(&self, entries: &[RetryEntry]) -> Result<(), StoreError> {
+        // A batch may not name an item twice: the last entry of a key wins.
+        let mut by_key: BTreeMap<(ObjectKind, &str, &str), &RetryEntry> = BTreeMap::new();
+        for e in entries {
+            by_key.insert((e.object, e.side.as_str(), e.id.as_str()), e);
+        }
+        let mut requests = Vec::with_capacity(by_key.len());
+        for e in by_key.into_values() {
+            let put = PutRequest::builder()
+                .set_item(Some(to_item(&RetryItem::new(e))?))
+                .build()
+                .map_err(build_err)?;
+            requests.push(WriteRequest::builder().put_request(put).build());
+        }
+        self.batch_write(Table::State, requests).await
+    }
+
+    async fn clear_retries(
+        &self,
+        object: ObjectKind,
+        side: &str,
+        ids: &[String],
+    ) -> Result<(), StoreError> {
+        let requests = dedupe(ids)
+            .into_iter()
+            .map(|id| Self::delete_request(key(retry_pk(object), retry_sk(side, &id))))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.batch_write(Table::State, requests).await
+    }
+}
+
+impl DynamoStore {
+    fn retry_entry(&self, object: ObjectKind, item: Item) -> Result<RetryEntry, StoreError> {
+        decode_into(
+            &self.state_table,
+            item,
+            &format!("retry entry of {object}"),
+            "delete the item (the record syncs again when it changes)",
+            RetryItem::into_entry,
+        )
     }
 }
 

@@ -4,10 +4,12 @@
 use std::sync::Arc;
 
 use aws_config::BehaviorVersion;
+use aws_sdk_dynamodb::types::AttributeValue;
 use prmsync_aws::dynamo::DynamoStore;
-use prmsync_engine::store::{Link, Links, StoreError};
+use prmsync_engine::report::Counts;
+use prmsync_engine::store::{ChunkRecord, Cursors, Link, Links, RetrySet, RunChunks, StoreError};
 use prmsync_engine::store_contract;
-use prmsync_mapping::ObjectKind;
+use prmsync_mapping::{Integration, ObjectKind};
 
 /// A store on fresh, uniquely named tables; None (after a loud warning) when no endpoint
 /// is configured and `PRMSYNC_REQUIRE_AWS` is not set.
@@ -64,7 +66,12 @@ contract!(
     cursors,
     leases,
     pauses,
+    checkpoints,
+    take_checkpoint,
     runs,
+    run_chunks,
+    retry_set,
+    api_hold,
     log,
     rejections
 );
@@ -152,5 +159,113 @@ async fn a_missing_table_names_the_table_and_the_fix() {
     assert!(
         text.contains("prmsync-no-such-table") && text.contains("PRMSYNC_STATE_TABLE"),
         "the error names the table and the setting: {text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_finishes_count_every_chunk_once() {
+    let Some(store) = store().await else { return };
+    let store = Arc::new(store);
+    let i = Integration::People;
+    // GIVEN 12 chunks of a run
+    let chunks: Vec<ChunkRecord> = (0..12)
+        .map(|number| ChunkRecord {
+            integration: i,
+            run_id: "run-race".into(),
+            number,
+            crm_ids: vec![format!("003R{number}")],
+            prm_ids: Vec::new(),
+            done: false,
+            counts: Counts::default(),
+        })
+        .collect();
+    store.add_chunks(&chunks).await.expect("add");
+    // WHEN each is finished twice at once (a message and its redelivery)
+    let tasks: Vec<_> = (0..24u32)
+        .map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let counts = Counts {
+                    unchanged: u64::from(n),
+                    ..Counts::default()
+                };
+                store.finish_chunk(i, "run-race", n % 12, &counts).await
+            })
+        })
+        .collect();
+    let mut counted = Vec::new();
+    for t in tasks {
+        if let Some(n) = t.await.expect("task").expect("finish") {
+            counted.push(n);
+        }
+    }
+    // THEN each chunk counts once, and a finish sees every chunk done
+    assert_eq!(counted.len(), 12, "each chunk counts once: {counted:?}");
+    assert_eq!(counted.iter().max(), Some(&12), "{counted:?}");
+    let listed = store.run_chunks(i, "run-race").await.expect("list");
+    assert!(listed.iter().all(|c| c.done), "every chunk is done");
+}
+
+#[tokio::test]
+async fn a_checkpoint_stored_without_its_run_id_attribute_is_taken_by_its_run() {
+    let Some(store) = store().await else { return };
+    // GIVEN a checkpoint item as written before the run id was kept beside the JSON
+    let checkpoint = serde_json::json!({
+        "run_id": "run-legacy", "mode": "incremental", "started_at": "2024-05-01T10:00:00Z",
+        "crm": {"from": {"since": null, "after": null}, "newest": null, "done": false},
+        "prm": {"from": {"since": null, "after": null}, "newest": null, "done": false},
+        "records": 10, "chunks": 1, "invocations": 1
+    });
+    store
+        .client()
+        .put_item()
+        .table_name(store.state_table())
+        .item("pk", AttributeValue::S("CHECKPOINT#organizations".into()))
+        .item("sk", AttributeValue::S("PLAN".into()))
+        .item("checkpoint", AttributeValue::S(checkpoint.to_string()))
+        .send()
+        .await
+        .expect("put a checkpoint item");
+    let i = Integration::Organizations;
+    // WHEN another run, then its own run, takes it
+    let other = store.take_checkpoint(i, "run-other").await.expect("take");
+    let own = store.take_checkpoint(i, "run-legacy").await.expect("take");
+    // THEN only its own run gets it, once
+    assert_eq!(other, None);
+    let own = own.expect("the checkpoint's own run takes it");
+    assert_eq!(
+        (own.run_id.as_str(), own.records, own.planned),
+        ("run-legacy", 10, false)
+    );
+    assert_eq!(store.checkpoint(i).await.expect("checkpoint"), None);
+    assert_eq!(
+        store.take_checkpoint(i, "run-legacy").await.expect("take"),
+        None
+    );
+}
+
+#[tokio::test]
+async fn an_item_that_cannot_be_read_is_an_error_naming_it() {
+    let Some(store) = store().await else { return };
+    store
+        .client()
+        .put_item()
+        .table_name(store.state_table())
+        .item("pk", AttributeValue::S("RETRY#deal".into()))
+        .item("sk", AttributeValue::S("crm#006BAD".into()))
+        .item("id", AttributeValue::S("006BAD".into()))
+        .send()
+        .await
+        .expect("put a broken item");
+    let err = store
+        .all_retries(ObjectKind::Deal)
+        .await
+        .expect_err("an unreadable item is an error");
+    let text = err.to_string();
+    assert!(
+        text.contains("RETRY#deal")
+            && text.contains("crm#006BAD")
+            && text.contains("delete the item"),
+        "the error names the item and what to do: {text}"
     );
 }
