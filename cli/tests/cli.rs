@@ -567,3 +567,158 @@ fn sandbox_serve_prints_reachable_ports_and_reset_starts_over() {
         "after a reset the sandbox starts over"
     );
 }
+
+/// `status --json` of one integration.
+fn status_of(dir: &Path, integration: &str) -> Value {
+    let out = prmsync(dir, &["status", "--sandbox", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    json_of(&out)["integrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["integration"] == integration)
+        .unwrap_or_else(|| panic!("{integration} in the status"))
+        .clone()
+}
+
+#[test]
+fn status_after_a_sync_of_every_integration_shows_each_ones_own_run() {
+    let dir = tempfile::tempdir().unwrap();
+    // GIVEN one sync of every integration (one run id)
+    let sync = json_of(&prmsync(dir.path(), &["sync", "--sandbox", "--json"]));
+    let run_id = sync["run_id"].as_str().unwrap();
+    let created = |i: &str| sync["integrations"][i]["created"]["prm"].as_u64().unwrap();
+    assert_ne!(
+        created("organizations"),
+        created("people"),
+        "the integrations' counts differ, so that they cannot be mistaken for one another"
+    );
+    // WHEN status is asked
+    // THEN each integration shows its own record of the run
+    for i in ["organizations", "people", "deals"] {
+        let last = &status_of(dir.path(), i)["last_run"];
+        assert_eq!(last["run_id"], run_id, "{i}: {last}");
+        assert_eq!(last["status"], sync["integrations"][i]["status"], "{i}");
+        let counts = &last["counts"];
+        for key in ["created", "updated"] {
+            assert_eq!(counts[key], sync["integrations"][i][key], "{i} {key}");
+        }
+        for key in ["unchanged", "errors", "conflicts"] {
+            assert_eq!(counts[key], sync["integrations"][i][key], "{i} {key}");
+        }
+    }
+    let text = prmsync(dir.path(), &["status", "--sandbox"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    for i in ["organizations", "people", "deals"] {
+        let row = text
+            .lines()
+            .find(|l| l.starts_with(i))
+            .unwrap_or_else(|| panic!("a row for {i}: {text}"));
+        assert!(!row.contains("never"), "{i} ran: {row}");
+    }
+}
+
+#[test]
+fn status_shows_where_an_unfinished_run_stands() {
+    use prmsync_engine::ports::ChangeFrom;
+    use prmsync_engine::report::Counts;
+    use prmsync_engine::store::{ChunkRecord, Cursors, PlanCheckpoint, RunChunks, SideProgress};
+    use prmsync_mapping::Integration;
+
+    let dir = tempfile::tempdir().unwrap();
+    let started = chrono::Utc::now() - chrono::Duration::minutes(4);
+    let checkpoint = |run_id: &str, planned: bool| PlanCheckpoint {
+        run_id: run_id.into(),
+        mode: "full".into(),
+        started_at: started,
+        crm: SideProgress {
+            from: ChangeFrom::default(),
+            newest: None,
+            done: planned,
+        },
+        prm: SideProgress::default(),
+        records: 500,
+        chunks: 3,
+        invocations: 2,
+        planned,
+        then: Vec::new(),
+    };
+    // GIVEN organizations planned (3 chunks queued, 1 done) and people still planning
+    {
+        let store =
+            prmsync_state_sqlite::SqliteStore::open(&dir.path().join(".prmsync").join("sandbox"))
+                .unwrap();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let orgs = Integration::Organizations;
+            store
+                .set_checkpoint(orgs, Some(&checkpoint("run-drain", true)))
+                .await
+                .unwrap();
+            let chunks: Vec<ChunkRecord> = (0..3)
+                .map(|number| ChunkRecord {
+                    integration: orgs,
+                    run_id: "run-drain".into(),
+                    number,
+                    crm_ids: vec![format!("001D{number}")],
+                    prm_ids: Vec::new(),
+                    done: false,
+                    counts: Counts::default(),
+                })
+                .collect();
+            store.add_chunks(&chunks).await.unwrap();
+            store
+                .finish_chunk(orgs, "run-drain", 1, &Counts::default())
+                .await
+                .unwrap();
+            store
+                .set_checkpoint(Integration::People, Some(&checkpoint("run-plan", false)))
+                .await
+                .unwrap();
+        });
+    }
+    // WHEN status is asked
+    let orgs = status_of(dir.path(), "organizations");
+    let people = status_of(dir.path(), "people");
+    // THEN it shows each unfinished run
+    let p = &orgs["run_in_progress"];
+    assert_eq!(p["run_id"], "run-drain", "{orgs}");
+    assert_eq!(p["planned"], true);
+    assert_eq!(
+        (p["chunks_done"].as_u64(), p["chunks_queued"].as_u64()),
+        (Some(1), Some(3))
+    );
+    assert_eq!(p["records_queued"], 500);
+    assert!(p["started_at"].as_str().is_some());
+    let p = &people["run_in_progress"];
+    assert_eq!(
+        (p["run_id"].as_str(), p["planned"].as_bool()),
+        (Some("run-plan"), Some(false))
+    );
+    assert!(p["chunks_done"].is_null(), "{p}");
+    assert!(status_of(dir.path(), "deals")["run_in_progress"].is_null());
+    let text = prmsync(dir.path(), &["status", "--sandbox"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    let line = |i: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(i) && l.contains("run "))
+            .unwrap_or_else(|| panic!("a progress line for {i}: {text}"))
+            .to_string()
+    };
+    let orgs_line = line("organizations");
+    assert!(
+        orgs_line.contains("run-drain")
+            && orgs_line.contains("1 of 3 chunks done")
+            && orgs_line.contains("500 records queued"),
+        "{orgs_line}"
+    );
+    let people_line = line("people");
+    assert!(
+        people_line.contains("run-plan") && people_line.contains("planning under way"),
+        "{people_line}"
+    );
+}

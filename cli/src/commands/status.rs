@@ -1,10 +1,14 @@
 //! The Sync Manager: `prmsync status`, `pause`, `resume`.
+//!
+//! Status shows, per integration, its last recorded run and, while a run is unfinished
+//! (a planner checkpoint is stored), where it stands: planning still under way, or every
+//! chunk queued and the workers draining them.
 
 use std::process::ExitCode;
 
 use anyhow::Result;
-use prmsync_engine::run::{CRM_SIDE, PRM_SIDE};
-use prmsync_engine::store::LogFilter;
+use prmsync_engine::context::{CRM_SIDE, PRM_SIDE};
+use prmsync_engine::store::{LogFilter, Store};
 use prmsync_mapping::{Integration, Level};
 use serde_json::{json, Value};
 
@@ -28,6 +32,7 @@ pub async fn run(target: Target, as_json: bool) -> Result<ExitCode> {
             .await?
             .len();
         let links = store.count_links(integration.object()).await?;
+        let in_progress = run_in_progress(store.as_ref(), integration).await?;
         rows.push(json!({
             "integration": integration.as_str(),
             "state": if paused { "paused" } else { "active" },
@@ -42,6 +47,7 @@ pub async fn run(target: Target, as_json: bool) -> Result<ExitCode> {
             },
             "unacknowledged_errors": unacked,
             "links": links,
+            "run_in_progress": in_progress,
         }));
     }
     if as_json {
@@ -75,8 +81,69 @@ pub async fn run(target: Target, as_json: bool) -> Result<ExitCode> {
             r["cursor"]["crm"].as_str().unwrap_or("-"),
         );
     }
+    let unfinished: Vec<&Value> = rows
+        .iter()
+        .filter(|r| !r["run_in_progress"].is_null())
+        .collect();
+    if !unfinished.is_empty() {
+        println!("runs in progress:");
+        for r in unfinished {
+            println!(
+                "  {:<14} {}",
+                r["integration"].as_str().unwrap_or(""),
+                progress_line(&r["run_in_progress"])
+            );
+        }
+    }
     println!("schedule: {}", mapping.sync.schedule);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The unfinished run of an integration (its planner checkpoint), with its chunks done
+/// once every chunk is queued; null when there is none.
+async fn run_in_progress(store: &dyn Store, integration: Integration) -> Result<Value> {
+    let Some(cp) = store.checkpoint(integration).await? else {
+        return Ok(Value::Null);
+    };
+    let chunks_done = if cp.planned {
+        let chunks = store.run_chunks(integration, &cp.run_id).await?;
+        Some(chunks.iter().filter(|c| c.done).count() as u64)
+    } else {
+        None
+    };
+    Ok(json!({
+        "run_id": cp.run_id,
+        "mode": cp.mode,
+        "started_at": cp.started_at,
+        "planned": cp.planned,
+        "chunks_queued": cp.chunks,
+        "chunks_done": chunks_done,
+        "records_queued": cp.records,
+        "invocations": cp.invocations,
+    }))
+}
+
+/// One line of a run in progress: its chunks done of queued once planned, otherwise that
+/// planning is under way.
+fn progress_line(p: &Value) -> String {
+    let started = p["started_at"]
+        .as_str()
+        .map(|t| t.chars().take(19).collect::<String>().replace('T', " "))
+        .unwrap_or_default();
+    let run_id = p["run_id"].as_str().unwrap_or("");
+    let queued = p["chunks_queued"].as_u64().unwrap_or(0);
+    let records = p["records_queued"].as_u64().unwrap_or(0);
+    match p["chunks_done"].as_u64() {
+        Some(done) => format!(
+            "run {run_id} ({} mode, started {started} UTC): {done} of {queued} chunks done, {records} records queued",
+            p["mode"].as_str().unwrap_or("-")
+        ),
+        None => format!(
+            "run {run_id} ({} mode, started {started} UTC): planning under way, {queued} chunks and {records} records queued so far ({} invocations)",
+            p["mode"].as_str().unwrap_or("-"),
+            p["invocations"].as_u64().unwrap_or(0)
+        ),
+    }
 }
 
 pub async fn pause(target: Target, integration: IntegrationArg, paused: bool) -> Result<ExitCode> {
