@@ -238,10 +238,13 @@ impl Crash {
         self.writes.fetch_add(1, Ordering::SeqCst) + 1 == self.fail_at
     }
 
+    /// The crash: a failure the engine cannot work around, so the run stops there as a
+    /// process that died would (a passing failure would only fail the records of the
+    /// call, which the retry set then holds).
     fn error(system: System) -> PortError {
         PortError {
             system,
-            class: FailureClass::Transient,
+            class: FailureClass::Setup,
             message: "injected crash after the write".into(),
         }
     }
