@@ -68,6 +68,8 @@ impl Budget {
 pub enum PlanStatus {
     /// Everything that changed is queued; the run closes when its chunks are done.
     Queued,
+    /// Nothing changed: the run closed at once (the caller plans what follows it).
+    Finished,
     /// The budget ran out: the checkpoint is stored and a new invocation carries on.
     Continues,
     /// A dry run: counted, nothing queued, nothing moved.
@@ -455,6 +457,7 @@ async fn plan_locked(
         crate::worker::close_run(ctx, integration, &cp.run_id)
             .await
             .map_err(err)?;
+        report.status = PlanStatus::Finished;
     }
     Ok(())
 }

@@ -518,9 +518,18 @@ pub async fn lambda_run(
 ) -> LambdaOutcome {
     let mut out = LambdaOutcome::default();
     let mut request = PlanRequest::new(integration, mode, uuid::Uuid::new_v4().to_string());
-    request.then = then;
-    out.plans
-        .push(plan_run(ctx, Some(queue), &request).await.unwrap());
+    request.then = then.clone();
+    let report = plan_run(ctx, Some(queue), &request).await.unwrap();
+    let finished = report.status == prmsync_engine::planner::PlanStatus::Finished;
+    out.plans.push(report);
+    if finished {
+        // Nothing changed: the run closed at once, and what follows it is planned now.
+        for next in then {
+            let request = PlanRequest::new(next, mode, uuid::Uuid::new_v4().to_string());
+            out.plans
+                .push(plan_run(ctx, Some(queue), &request).await.unwrap());
+        }
+    }
     drain(ctx, queue, wait_delays, &mut out).await;
     out
 }

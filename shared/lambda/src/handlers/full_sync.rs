@@ -62,6 +62,7 @@ pub async fn handle_within(
                 .and_then(Value::as_str);
             if matches!(
                 organizations,
+                // A run that closed at once ("finished") lets people go now.
                 Some("queued" | "continues" | "continues_on_next_run")
             ) {
                 out.insert(name.into(), json!({"status": "after_organizations"}));
@@ -97,6 +98,7 @@ pub async fn handle_within(
             })?;
         let mut status = match report.status {
             PlanStatus::Queued => "queued",
+            PlanStatus::Finished => "finished",
             PlanStatus::Continues => "continues",
             PlanStatus::Planned => "planned",
             PlanStatus::Waiting => "waiting",
