@@ -132,14 +132,32 @@ async fn records(
     spec: &ObjectSpec,
     chunk: &Chunk,
     delivery: Delivery,
-) -> Result<(Vec<CrmRecord>, Vec<PrmRecord>), PortError> {
+) -> Result<(Vec<CrmRecord>, Vec<PrmRecord>), ChunkError> {
     let overlap = Duration::seconds(i64::from(ctx.mapping.sync.overlap_seconds));
     let fresh = chunk.records.as_ref().filter(|r| {
         chunk.attempt == 0 && delivery.receive_count <= 1 && Utc::now() - r.read_at <= overlap
     });
-    let Some(ChunkRecords { crm, prm, .. }) = fresh.cloned() else {
-        return fetch_by_ids(ctx, spec, &chunk.crm_ids, &chunk.prm_ids).await;
+    let Some(ChunkRecords { crm, prm, read_at }) = fresh.cloned() else {
+        return Ok(fetch_by_ids(ctx, spec, &chunk.crm_ids, &chunk.prm_ids).await?);
     };
+    // A record whose link was saved since it was read (this chunk ran before, or another
+    // chunk synced it) is read again: its copy would look like a change back.
+    let resynced: HashSet<String> = ctx
+        .store
+        .find_links(spec.kind, &chunk.crm_ids, &chunk.prm_ids)
+        .await?
+        .into_iter()
+        .filter(|l| l.updated_at >= read_at)
+        .flat_map(|l| [l.crm_id, l.prm_id])
+        .collect();
+    let crm: Vec<CrmRecord> = crm
+        .into_iter()
+        .filter(|r| !resynced.contains(&r.id))
+        .collect();
+    let prm: Vec<PrmRecord> = prm
+        .into_iter()
+        .filter(|r| !resynced.contains(&r.id))
+        .collect();
     let have_crm: HashSet<&str> = crm.iter().map(|r| r.id.as_str()).collect();
     let have_prm: HashSet<&str> = prm.iter().map(|r| r.id.as_str()).collect();
     let crm_ids: Vec<String> = chunk

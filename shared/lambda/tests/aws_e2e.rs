@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::SqsEvent;
-use aws_sdk_sqs::types::QueueAttributeName;
+use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use prmsync_aws::dynamo::DynamoStore;
 use prmsync_aws::sqs::SqsQueue;
 use prmsync_engine::{run_integration, LogFilter, RunMode, RunOptions, SyncContext};
@@ -71,12 +71,53 @@ async fn systems() -> Systems {
         );
         prm.insert(Collection::People, json!({"organization_id": org, "kind": "contact", "first_name": "P", "last_name": format!("Q{i}")}));
     }
+    // Companies that exist on both sides already (one name and website, people with one
+    // email): a first import links them and creates no twin.
+    for i in 0..3 {
+        let acc = sf.insert("Account", obj(json!({"Name": format!("Both {i}, Inc."), "Website": format!("https://www.both{i}.example"), "PRM_Sync__c": true, "PRM_Organization_Status__c": "Active Partner"})));
+        let org = prm.insert(
+            Collection::Organizations,
+            json!({"kind": "partner", "status": "active", "name": format!("BOTH {i}"), "website": format!("both{i}.example")}),
+        );
+        for j in 0..2 {
+            sf.insert("Contact", obj(json!({"AccountId": acc, "FirstName": "B", "LastName": format!("B{i}{j}"), "Email": format!("b{j}@both{i}.example")})));
+            prm.insert(Collection::People, json!({"organization_id": org, "kind": "contact", "first_name": "B", "last_name": format!("B{i}{j}"), "email": format!("B{j}@Both{i}.example")}));
+        }
+    }
     Systems {
         crm: Arc::new(crm),
         prm_client: Arc::new(prm_client),
         sf,
         prm,
     }
+}
+
+/// Full-sync invocations the workers asked for (a closed run's follow-up integrations),
+/// made by [`drain`] as Lambda would make them.
+#[derive(Default)]
+struct Invocations(std::sync::Mutex<Vec<Value>>);
+
+#[async_trait::async_trait]
+impl prmsync_lambda::relaunch::Relaunch for Invocations {
+    async fn relaunch(&self, payload: &Value) -> Result<(), String> {
+        self.0.lock().unwrap().push(payload.clone());
+        Ok(())
+    }
+}
+
+fn deps(s: &Systems, aws: &Aws, mapping: MappingConfig) -> (Deps, Arc<Invocations>) {
+    let invocations = Arc::new(Invocations::default());
+    let mut ctx = ctx(s, aws.store.clone());
+    ctx.mapping = Arc::new(mapping);
+    (
+        Deps {
+            ctx,
+            queue: Arc::new(SqsQueue::new(aws.sqs.clone(), aws.queue_url.clone())),
+            webhook_secret: None,
+            relaunch: Some(invocations.clone()),
+        },
+        invocations,
+    )
 }
 
 fn ctx(s: &Systems, store: Arc<dyn prmsync_engine::Store>) -> SyncContext {
@@ -201,63 +242,107 @@ async fn aws() -> Aws {
     }
 }
 
-/// Delivers the queue to the worker as Lambda's event source mapping does: batches of up to
-/// ten; succeeded messages are deleted, reported failures become visible again. Returns the
-/// bodies delivered.
-async fn drain(deps: &Deps, aws: &Aws) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(60);
+/// Delivers the queue to two workers at once as Lambda's event source mapping does:
+/// batches of up to ten with their receive counts; succeeded messages are deleted,
+/// reported failures become visible again. The full-sync invocations the workers ask for
+/// are made once the queue is empty. Returns the bodies delivered.
+async fn drain(deps: &Deps, aws: &Aws, invocations: &Invocations) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(120);
     let mut bodies = Vec::new();
     loop {
         assert!(
             Instant::now() < deadline,
-            "the queue did not drain within 60 s"
+            "the queue did not drain within 120 s"
         );
-        let out = aws
-            .sqs
-            .receive_message()
-            .queue_url(&aws.queue_url)
-            .max_number_of_messages(10)
-            .send()
-            .await
-            .unwrap();
-        let messages = out.messages.unwrap_or_default();
-        if messages.is_empty() {
-            return bodies;
-        }
-        let records: Vec<Value> = messages
-            .iter()
-            .map(|m| json!({"messageId": m.message_id(), "receiptHandle": m.receipt_handle(), "body": m.body(), "eventSource": "aws:sqs"}))
-            .collect();
-        let event: SqsEvent = serde_json::from_value(json!({"Records": records})).unwrap();
-        let response = sync_worker::handle(deps, event).await;
-        let failed: Vec<&str> = response
-            .batch_item_failures
-            .iter()
-            .map(|f| f.item_identifier.as_str())
-            .collect();
-        for m in &messages {
-            bodies.push(m.body().unwrap_or_default().to_string());
-            let handle = m.receipt_handle().unwrap();
-            if failed.contains(&m.message_id().unwrap_or_default()) {
-                aws.sqs
-                    .change_message_visibility()
-                    .queue_url(&aws.queue_url)
-                    .receipt_handle(handle)
-                    .visibility_timeout(0)
-                    .send()
-                    .await
-                    .unwrap();
-            } else {
-                aws.sqs
-                    .delete_message()
-                    .queue_url(&aws.queue_url)
-                    .receipt_handle(handle)
-                    .send()
-                    .await
-                    .unwrap();
+        let (a, b) = tokio::join!(worker_batch(deps, aws), worker_batch(deps, aws));
+        if a.is_empty() && b.is_empty() {
+            let next = std::mem::take(&mut *invocations.0.lock().unwrap());
+            if next.is_empty() {
+                return bodies;
             }
+            for payload in next {
+                full_sync::handle(deps, payload).await.unwrap();
+            }
+            continue;
+        }
+        bodies.extend(a);
+        bodies.extend(b);
+    }
+}
+
+/// One worker invocation: a batch of up to ten messages. Returns their bodies.
+async fn worker_batch(deps: &Deps, aws: &Aws) -> Vec<String> {
+    let out = aws
+        .sqs
+        .receive_message()
+        .queue_url(&aws.queue_url)
+        .max_number_of_messages(10)
+        .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+        .send()
+        .await
+        .unwrap();
+    let messages = out.messages.unwrap_or_default();
+    if messages.is_empty() {
+        return Vec::new();
+    }
+    let records: Vec<Value> = messages
+        .iter()
+        .map(|m| {
+            let count = m
+                .attributes()
+                .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+                .cloned()
+                .unwrap_or_else(|| "1".into());
+            json!({"messageId": m.message_id(), "receiptHandle": m.receipt_handle(), "body": m.body(), "eventSource": "aws:sqs", "attributes": {"ApproximateReceiveCount": count}})
+        })
+        .collect();
+    let event: SqsEvent = serde_json::from_value(json!({"Records": records})).unwrap();
+    let response = sync_worker::handle(deps, event).await;
+    let failed: Vec<&str> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    let mut bodies = Vec::new();
+    for m in &messages {
+        bodies.push(m.body().unwrap_or_default().to_string());
+        let handle = m.receipt_handle().unwrap();
+        if failed.contains(&m.message_id().unwrap_or_default()) {
+            aws.sqs
+                .change_message_visibility()
+                .queue_url(&aws.queue_url)
+                .receipt_handle(handle)
+                .visibility_timeout(0)
+                .send()
+                .await
+                .unwrap();
+        } else {
+            aws.sqs
+                .delete_message()
+                .queue_url(&aws.queue_url)
+                .receipt_handle(handle)
+                .send()
+                .await
+                .unwrap();
         }
     }
+    bodies
+}
+
+/// Messages in the dead-letter queue.
+async fn dead_letters(aws: &Aws) -> Vec<String> {
+    aws.sqs
+        .receive_message()
+        .queue_url(&aws.dlq_url)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default()
+        .iter()
+        .map(|m| m.body().unwrap_or_default().to_string())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -283,12 +368,7 @@ async fn full_sync_and_workers_on_aws_reach_the_one_machine_state() {
     }
     let remote = systems().await;
     let aws = aws().await;
-    let deps = Deps {
-        ctx: ctx(&remote, aws.store.clone()),
-        queue: Arc::new(SqsQueue::new(aws.sqs.clone(), aws.queue_url.clone())),
-        webhook_secret: None,
-        relaunch: None,
-    };
+    let (deps, invocations) = deps(&remote, &aws, MappingConfig::default());
 
     // WHEN the scheduled full-sync runs and the workers drain the queue
     let scheduled: Value =
@@ -298,13 +378,41 @@ async fn full_sync_and_workers_on_aws_reach_the_one_machine_state() {
         out["integrations"]["organizations"]["status"], "queued",
         "{out}"
     );
-    let delivered = drain(&deps, &aws).await;
+    assert_eq!(
+        out["integrations"]["people"]["status"], "after_organizations",
+        "people are planned once the organizations are linked: {out}"
+    );
+    assert!(
+        out["integrations"].get("deals").is_none(),
+        "deals are deal-import's: {out}"
+    );
+    let delivered = drain(&deps, &aws, &invocations).await;
     assert!(!delivered.is_empty());
 
-    // THEN both systems match the one-machine result
+    // THEN both systems match the one-machine result, with no twin of the companies
+    // that were on both sides
     assert_eq!(state(&remote), state(&local));
-    assert_eq!(remote.sf.records("Contact").len(), 12);
-    assert_eq!(remote.prm.list(Collection::People).len(), 12);
+    assert_eq!(remote.sf.records("Account").len(), 9);
+    assert_eq!(remote.prm.list(Collection::Organizations).len(), 9);
+    assert_eq!(remote.sf.records("Contact").len(), 18);
+    assert_eq!(remote.prm.list(Collection::People).len(), 18);
+    assert!(dead_letters(&aws).await.is_empty());
+    // and each integration's run is recorded on its own, closed by its last chunk
+    use prmsync_engine::store::Runs;
+    for i in [Integration::Organizations, Integration::People] {
+        let run = aws.store.last_run(i).await.unwrap().expect("a run");
+        assert_eq!((run.integration, run.status.as_str()), (i, "succeeded"));
+    }
+    assert_eq!(
+        aws.store
+            .last_run(Integration::People)
+            .await
+            .unwrap()
+            .unwrap()
+            .counts
+            .created,
+        prmsync_engine::report::PerSide { crm: 3, prm: 9 }
+    );
 
     // and delivering every message again changes nothing
     let writes_sf = remote.sf.api_calls().kind("composite_update")
@@ -319,7 +427,7 @@ async fn full_sync_and_workers_on_aws_reach_the_one_machine_state() {
             .await
             .unwrap();
     }
-    drain(&deps, &aws).await;
+    drain(&deps, &aws, &invocations).await;
     assert_eq!(
         remote.prm.api_calls().writes(),
         writes_prm,
@@ -341,12 +449,7 @@ async fn a_message_that_keeps_failing_rests_in_the_dead_letter_queue_and_is_logg
     }
     let remote = systems().await;
     let aws = aws().await;
-    let deps = Deps {
-        ctx: ctx(&remote, aws.store.clone()),
-        queue: Arc::new(SqsQueue::new(aws.sqs.clone(), aws.queue_url.clone())),
-        webhook_secret: None,
-        relaunch: None,
-    };
+    let (deps, invocations) = deps(&remote, &aws, MappingConfig::default());
     aws.sqs
         .send_message()
         .queue_url(&aws.queue_url)
@@ -354,7 +457,7 @@ async fn a_message_that_keeps_failing_rests_in_the_dead_letter_queue_and_is_logg
         .send()
         .await
         .unwrap();
-    drain(&deps, &aws).await;
+    drain(&deps, &aws, &invocations).await;
 
     let dead = aws
         .sqs
@@ -380,6 +483,120 @@ async fn a_message_that_keeps_failing_rests_in_the_dead_letter_queue_and_is_logg
         2,
         "one entry per delivery (maxReceiveCount = 2)"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_that_fails_for_a_passing_reason_is_retried_alone_and_nothing_reaches_the_dlq() {
+    if endpoint().is_none() {
+        return;
+    }
+    // GIVEN a first import where Salesforce keeps one new Account locked for one call
+    // (retries without a delay, so the test need not wait)
+    let remote = systems().await;
+    let aws = aws().await;
+    let mut mapping = MappingConfig::default();
+    mapping.sync.retry_delay_seconds = 0;
+    let (deps, invocations) = deps(&remote, &aws, mapping);
+    let org = remote
+        .prm
+        .list(Collection::Organizations)
+        .into_iter()
+        .find(|o| o["name"] == "Org 1")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for _ in 0..5 {
+        remote.sf.faults().fail_record_write(
+            &org,
+            "UNABLE_TO_LOCK_ROW",
+            "unable to obtain exclusive access",
+        );
+    }
+
+    // WHEN the run is planned and the workers drain the queue
+    full_sync::handle(&deps, json!({"integration": "all"}))
+        .await
+        .unwrap();
+    drain(&deps, &aws, &invocations).await;
+
+    // THEN the record synced on its second attempt, alone, and nothing is dead
+    assert_eq!(remote.sf.records("Account").len(), 9);
+    assert_eq!(remote.sf.records("Contact").len(), 18);
+    assert!(dead_letters(&aws).await.is_empty());
+    let retried = aws
+        .store
+        .entries(&LogFilter {
+            code: Some(LogCode::RecordRetried),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(retried.len(), 1);
+    assert_eq!(retried[0].prm_id.as_deref(), Some(org.as_str()));
+    use prmsync_engine::store::RetrySet;
+    assert!(aws
+        .store
+        .all_retries(prmsync_mapping::ObjectKind::Organization)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_org_wide_api_limit_sends_nothing_to_the_dlq() {
+    if endpoint().is_none() {
+        return;
+    }
+    // GIVEN a planned first import
+    let remote = systems().await;
+    let aws = aws().await;
+    let (deps, invocations) = deps(&remote, &aws, MappingConfig::default());
+    let out = full_sync::handle(&deps, json!({"integration": "organizations"}))
+        .await
+        .unwrap();
+    let chunks = out["integrations"]["organizations"]["chunks"].to_string();
+    assert_eq!(
+        chunks, "2",
+        "the Accounts with their partners, then the other organizations"
+    );
+
+    // WHEN Salesforce refuses every call for the org's daily limit while workers drain
+    remote
+        .sf
+        .faults()
+        .fail_rate(None, 1.0, 403, "REQUEST_LIMIT_EXCEEDED");
+    drain(&deps, &aws, &invocations).await;
+
+    // THEN nothing was written, nothing is dead: the chunks wait in the queue, delayed
+    assert_eq!(remote.sf.records("Account").len(), 6);
+    assert!(dead_letters(&aws).await.is_empty());
+    let attrs = aws
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&aws.queue_url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap();
+    assert_eq!(
+        attrs[&QueueAttributeName::ApproximateNumberOfMessagesDelayed],
+        chunks,
+        "both chunks wait for the limit to clear"
+    );
+    use prmsync_engine::store::Pauses;
+    assert!(aws.store.api_hold().await.unwrap().is_some());
+    let held = aws
+        .store
+        .entries(&LogFilter {
+            code: Some(LogCode::ApiLimitHold),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(held.len(), 1);
 }
 
 use prmsync_engine::store::IntegrationLog;

@@ -9,7 +9,8 @@ use async_trait::async_trait;
 use aws_lambda_events::event::lambda_function_urls::LambdaFunctionUrlRequest;
 use aws_lambda_events::event::sqs::SqsEvent;
 use hmac::{Hmac, Mac};
-use prmsync_engine::distributed::{plan_run, Budget, Chunk, PlanRequest, PlanStatus};
+use prmsync_engine::chunk::Chunk;
+use prmsync_engine::planner::{plan_run, Budget, PlanRequest, PlanStatus};
 use prmsync_engine::ports::{PortError, Queue};
 use prmsync_engine::RunMode;
 use prmsync_engine::SyncContext;
@@ -25,13 +26,23 @@ use prmsync_state_sqlite::SqliteStore;
 use serde_json::{json, Value};
 use sha2::Sha256;
 
+/// The work queue: chunks to deliver now, and chunks sent with a delay.
 #[derive(Default)]
-struct ListQueue(Mutex<Vec<Chunk>>);
+struct ListQueue(Mutex<Vec<Chunk>>, Mutex<Vec<Chunk>>);
 
 #[async_trait]
 impl Queue for ListQueue {
     async fn send(&self, chunks: &[Chunk]) -> Result<(), PortError> {
         self.0.lock().unwrap().extend_from_slice(chunks);
+        Ok(())
+    }
+
+    async fn send_later(
+        &self,
+        chunk: &Chunk,
+        _delay: std::time::Duration,
+    ) -> Result<(), PortError> {
+        self.1.lock().unwrap().push(chunk.clone());
         Ok(())
     }
 }
@@ -46,18 +57,24 @@ struct World {
 const WEBHOOK_SECRET: &str = "whsec-test";
 
 async fn world() -> World {
+    world_with_page(2000).await
+}
+
+/// A world whose Salesforce client reads queries in pages of `batch` records.
+async fn world_with_page(batch: u32) -> World {
     let sf = SalesforceSim::new();
     let prm = PrmSim::new("t");
     let sf_url = sf.start().await.unwrap();
     let prm_url = prm.start().await.unwrap();
-    let crm = SalesforceClient::new(SalesforceConfig::new(
+    let mut cfg = SalesforceConfig::new(
         sf_url,
         Auth::ClientCredentials {
             client_id: "sandbox-client".into(),
             client_secret: "sandbox-secret".into(),
         },
-    ))
-    .unwrap();
+    );
+    cfg.query_batch_size = batch;
+    let crm = SalesforceClient::new(cfg).unwrap();
     let prm_client = PrmClient::new(PrmConfig::new(prm_url, "t")).unwrap();
     let queue = Arc::new(ListQueue::default());
     let deps = Deps {
@@ -110,7 +127,9 @@ fn sqs_event(chunks: &[Chunk]) -> SqsEvent {
 
 #[tokio::test]
 async fn a_scheduled_event_queues_chunks_that_workers_drain() {
-    let w = world().await;
+    let mut w = world().await;
+    let planner = Arc::new(Relaunches::default());
+    w.deps.relaunch = Some(planner.clone());
     let scheduled: Value =
         serde_json::from_str(include_str!("fixtures/scheduled-event.json")).unwrap();
     let out = full_sync::handle(&w.deps, scheduled).await.unwrap();
@@ -122,7 +141,15 @@ async fn a_scheduled_event_queues_chunks_that_workers_drain() {
         out["integrations"]["organizations"]["mode"], "full",
         "first run"
     );
-    let chunks = w.queue.0.lock().unwrap().clone();
+    assert_eq!(
+        out["integrations"]["people"]["status"], "after_organizations",
+        "{out}"
+    );
+    assert!(
+        out["integrations"].get("deals").is_none(),
+        "deals are deal-import's: {out}"
+    );
+    let chunks = std::mem::take(&mut *w.queue.0.lock().unwrap());
     assert!(!chunks.is_empty());
     let response = sync_worker::handle(&w.deps, sqs_event(&chunks)).await;
     assert!(
@@ -131,6 +158,14 @@ async fn a_scheduled_event_queues_chunks_that_workers_drain() {
         response.batch_item_failures
     );
     assert_eq!(w.prm.list(Collection::Organizations).len(), 2);
+    // the worker that closed the organizations run asked the planner for people
+    let next = std::mem::take(&mut *planner.0.lock().unwrap());
+    assert_eq!(next, vec![json!({"integration": "people", "mode": "full"})]);
+    let out = full_sync::handle(&w.deps, next[0].clone()).await.unwrap();
+    assert_eq!(out["integrations"]["people"]["status"], "queued", "{out}");
+    let chunks = std::mem::take(&mut *w.queue.0.lock().unwrap());
+    let response = sync_worker::handle(&w.deps, sqs_event(&chunks)).await;
+    assert!(response.batch_item_failures.is_empty());
     let entries = w
         .deps
         .ctx
@@ -228,6 +263,12 @@ async fn manual_payloads_dry_run_and_bad_input() {
         err.contains("contacts") && err.contains("organizations|people|deals|all"),
         "{err}"
     );
+    // deals are deal-import's alone
+    let err = full_sync::handle(&w.deps, json!({"integration": "deals"}))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("organizations, people"), "{err}");
     // the deal import runs in one invocation
     let out = deal_import::handle(&w.deps, json!({"mode": "full"}))
         .await
@@ -297,7 +338,11 @@ async fn webhooks_are_queued_only_when_signed() {
 
 #[tokio::test]
 async fn a_run_out_of_time_invokes_itself_again_until_everything_is_queued() {
-    let mut w = world().await;
+    // Salesforce pages of 200: the Account of the world and 200 more make two pages.
+    let mut w = world_with_page(200).await;
+    for i in 0..200 {
+        w.sf.insert("Account", json!({"Name": format!("Paged {i:03}"), "PRM_Sync__c": true, "PRM_Organization_Status__c": "Active Partner"}).as_object().unwrap().clone());
+    }
     for i in 0..5 {
         w.prm.insert(
             Collection::Organizations,
@@ -306,7 +351,7 @@ async fn a_run_out_of_time_invokes_itself_again_until_everything_is_queued() {
     }
     let relaunches = Arc::new(Relaunches::default());
     w.deps.relaunch = Some(relaunches.clone());
-    // One page per invocation: Accounts, then organizations.
+    // One Salesforce page per invocation.
     let budget = Budget {
         deadline: None,
         max_pages: Some(1),
@@ -316,7 +361,7 @@ async fn a_run_out_of_time_invokes_itself_again_until_everything_is_queued() {
         .unwrap();
     let org = &out["integrations"]["organizations"];
     assert_eq!(org["status"], "continues", "{out}");
-    assert_eq!(org["records"], 1, "the Account page");
+    assert_eq!(org["records"], 200, "the first Account page");
     let run_id = org["run_id"].as_str().unwrap().to_string();
     let payloads = std::mem::take(&mut *relaunches.0.lock().unwrap());
     assert_eq!(
@@ -333,7 +378,7 @@ async fn a_run_out_of_time_invokes_itself_again_until_everything_is_queued() {
         (org["run_id"].as_str(), org["invocations"].as_u64()),
         (Some(run_id.as_str()), Some(2))
     );
-    assert_eq!(org["run_records"], 7, "1 Account and 6 organizations");
+    assert_eq!(org["run_records"], 207, "201 Accounts and 6 organizations");
     assert!(
         relaunches.0.lock().unwrap().is_empty(),
         "done: no more invocations"
@@ -346,13 +391,14 @@ async fn a_run_out_of_time_invokes_itself_again_until_everything_is_queued() {
         .iter()
         .map(|c| c.crm_ids.len() + c.prm_ids.len())
         .sum();
-    assert_eq!(queued, 7);
+    assert_eq!(queued, 207);
     // Replayed (Lambda retries an async invocation), the continuation does nothing.
+    let chunks = w.queue.0.lock().unwrap().len();
     let out = full_sync::handle_within(&w.deps, payloads[0].clone(), budget)
         .await
         .unwrap();
     assert_eq!(out["integrations"]["organizations"]["status"], "skipped");
-    assert_eq!(w.queue.0.lock().unwrap().len(), 2);
+    assert_eq!(w.queue.0.lock().unwrap().len(), chunks);
 }
 
 #[tokio::test]
@@ -367,16 +413,31 @@ async fn integrations_not_started_by_the_deadline_go_to_a_new_invocation() {
     let out = full_sync::handle_within(&w.deps, json!({"mode": "full"}), past)
         .await
         .unwrap();
-    for name in ["organizations", "people", "deals"] {
-        assert_eq!(out["integrations"][name]["status"], "continues", "{out}");
-    }
+    assert_eq!(
+        out["integrations"]["organizations"]["status"], "continues",
+        "{out}"
+    );
+    assert_eq!(
+        out["integrations"]["people"]["status"], "after_organizations",
+        "{out}"
+    );
     assert!(w.queue.0.lock().unwrap().is_empty());
     assert_eq!(
         *relaunches.0.lock().unwrap(),
-        vec![
-            json!({"integration": "organizations", "mode": "full"}),
-            json!({"integration": "people", "mode": "full"}),
-            json!({"integration": "deals", "mode": "full"}),
-        ]
+        vec![json!({"integration": "all", "mode": "full"})],
+        "the whole run starts again, so people still follow organizations"
+    );
+    // A people run on its own goes to its own invocation.
+    relaunches.0.lock().unwrap().clear();
+    let out = full_sync::handle_within(&w.deps, json!({"integration": "people"}), past)
+        .await
+        .unwrap();
+    assert_eq!(
+        out["integrations"]["people"]["status"], "continues",
+        "{out}"
+    );
+    assert_eq!(
+        *relaunches.0.lock().unwrap(),
+        vec![json!({"integration": "people", "mode": "incremental"})]
     );
 }

@@ -71,8 +71,10 @@ pub async fn handle_within(
         }
         let past_deadline = budget.deadline.is_some_and(|d| Instant::now() >= d);
         if past_deadline && !request.dry_run && deps.relaunch.is_some() {
-            // No time left for this one: a fresh invocation starts it.
-            let next = json!({"integration": name, "mode": request.mode.as_str()});
+            // No time left for this one: a fresh invocation starts it (the whole `all`
+            // run, when it is its first integration, so that people still follow).
+            let target = if chained { "all" } else { name };
+            let next = json!({"integration": target, "mode": request.mode.as_str()});
             let status = relaunch(deps, integration, &next).await?;
             out.insert(name.into(), json!({"status": status}));
             continue;
