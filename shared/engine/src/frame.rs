@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use crate::context::{entry, RunMode, SyncContext, CRM_SIDE, PRM_SIDE};
 use crate::objects::ObjectSpec;
 use crate::report::{Counts, RunReport};
+use crate::store::PlanCheckpoint;
 use crate::store::{LogEntry, RunRecord, StoreError};
 
 /// What opening a run takes and writes.
@@ -272,6 +273,60 @@ pub(crate) async fn close_planned(
     )
     .await?;
     Ok(report)
+}
+
+/// A planned run that was closed (by its last chunk's worker, or by a planner), and what to plan after it.
+#[derive(Debug, Clone)]
+pub struct ClosedRun {
+    pub report: RunReport,
+    pub then: Vec<Integration>,
+    pub mode: RunMode,
+}
+
+/// Closes a planned run (once, whoever calls it): takes its checkpoint, adds up its
+/// chunks' counts, moves the cursors, records the run and forgets its chunks. None when
+/// another caller closed it first.
+pub async fn close_run(
+    ctx: &SyncContext,
+    integration: Integration,
+    run_id: &str,
+) -> Result<Option<ClosedRun>, StoreError> {
+    let Some(cp) = ctx.store.take_checkpoint(integration, run_id).await? else {
+        return Ok(None);
+    };
+    let mut counts = Counts::default();
+    for c in ctx.store.run_chunks(integration, run_id).await? {
+        counts.add(&c.counts);
+    }
+    let record = RunRecord {
+        run_id: cp.run_id.clone(),
+        integration,
+        mode: cp.mode.clone(),
+        dry_run: false,
+        started_at: cp.started_at,
+        finished_at: Some(Utc::now()),
+        status: "succeeded".into(),
+        counts,
+    };
+    let report = close_planned(
+        ctx,
+        record,
+        cursor_to_be(cp.crm.newest, &cp),
+        cursor_to_be(cp.prm.newest, &cp),
+    )
+    .await?;
+    ctx.store.clear_chunks(integration, run_id).await?;
+    Ok(Some(ClosedRun {
+        report,
+        then: cp.then.clone(),
+        mode: RunMode::parse(&cp.mode).unwrap_or(RunMode::Incremental),
+    }))
+}
+
+/// A side's cursor once its run closes: its newest change read, or the run's start when
+/// it read none (changes made while the workers drained it are read by the next run).
+fn cursor_to_be(newest: Option<DateTime<Utc>>, cp: &PlanCheckpoint) -> DateTime<Utc> {
+    newest.unwrap_or(cp.started_at)
 }
 
 /// The cursors move: only once every change read is done or held in the retry set.

@@ -218,7 +218,7 @@ async fn start_or_resume(
     }
     if let Some(mut cp) = stored {
         if cp.planned {
-            if !crate::worker::drain_or_wait(ctx, &cp, report).await? {
+            if !drain_or_wait(ctx, &cp, report).await? {
                 return Ok(None);
             }
         } else if !(mode == RunMode::Full && cp.mode != RunMode::Full.as_str())
@@ -454,7 +454,7 @@ async fn plan_locked(
     report.status = PlanStatus::Queued;
     if cp.chunks == 0 {
         // Nothing to wait for: the run closes now.
-        crate::worker::close_run(ctx, integration, &cp.run_id)
+        crate::frame::close_run(ctx, integration, &cp.run_id)
             .await
             .map_err(err)?;
         report.status = PlanStatus::Finished;
@@ -760,6 +760,76 @@ impl Sender<'_> {
         report.run_records = cp.records;
         Ok(())
     }
+}
+
+/// A planner found its integration's last run planned and not closed. Closes it when all
+/// its chunks are done (a lost close), or when it has waited [`DRAIN_LIMIT_HOURS`]
+/// (the records of its open chunks go to the retry set first): true, plan a new run.
+/// Otherwise says how far the workers are: false, wait.
+async fn drain_or_wait(
+    ctx: &SyncContext,
+    cp: &PlanCheckpoint,
+    report: &mut PlanReport,
+) -> Result<bool, String> {
+    let integration = report.integration;
+    let chunks = ctx
+        .store
+        .run_chunks(integration, &cp.run_id)
+        .await
+        .map_err(|e| e.to_string())?;
+    let open: Vec<_> = chunks.iter().filter(|c| !c.done).collect();
+    if open.is_empty() {
+        crate::frame::close_run(ctx, integration, &cp.run_id)
+            .await
+            .map_err(|e| e.to_string())?;
+        return Ok(true);
+    }
+    if run_age(cp) >= Duration::hours(DRAIN_LIMIT_HOURS) {
+        for c in &open {
+            let chunk = Chunk::refs(
+                &cp.run_id,
+                integration,
+                c.crm_ids.clone(),
+                c.prm_ids.clone(),
+            );
+            crate::retry::hold_chunk(
+                ctx,
+                &chunk,
+                &format!(
+                    "not synced within {} hours of its run's start",
+                    DRAIN_LIMIT_HOURS
+                ),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            ctx.store
+                .finish_chunk(
+                    integration,
+                    &cp.run_id,
+                    c.number,
+                    &crate::report::Counts::default(),
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        crate::frame::close_run(ctx, integration, &cp.run_id)
+            .await
+            .map_err(|e| e.to_string())?;
+        return Ok(true);
+    }
+    report.run_id = cp.run_id.clone();
+    report.mode = cp.mode.clone();
+    report.status = PlanStatus::Waiting;
+    report.run_chunks = cp.chunks;
+    report.run_records = cp.records;
+    report.message = Some(format!(
+        "the {} run {} of {integration} is still being synced: {} of {} chunks done; this run waits for it",
+        cp.mode,
+        cp.run_id,
+        cp.chunks as usize - open.len(),
+        cp.chunks
+    ));
+    Ok(false)
 }
 
 /// How long a planned run has been open.

@@ -194,6 +194,43 @@ pub async fn clear_synced(
     ctx.store.clear_retries(object, "prm", &synced).await
 }
 
+/// A chunk that failed every attempt (or that its run stopped waiting for): its records go
+/// to the retry set, due now (the next run picks them up), so the run can close without
+/// losing them.
+pub async fn hold_chunk(ctx: &SyncContext, chunk: &Chunk, why: &str) -> Result<(), StoreError> {
+    let object = chunk.integration.object();
+    let now = Utc::now();
+    let entries: Vec<RetryEntry> = chunk
+        .crm_ids
+        .iter()
+        .map(|i| ("crm", i))
+        .chain(chunk.prm_ids.iter().map(|i| ("prm", i)))
+        .map(|(side, id)| RetryEntry {
+            object,
+            side: side.into(),
+            id: id.clone(),
+            attempts: max_attempts(ctx),
+            next_at: now,
+            parked: false,
+            error: why.to_string(),
+            updated_at: now,
+        })
+        .collect();
+    ctx.store.hold_retries(&entries).await?;
+    let e = entry(
+        &chunk.run_id,
+        chunk.integration,
+        LogCode::ChunkRetried,
+        format!(
+            "a chunk of {} records failed {} times ({why}); its records are kept in the retry set and the next run syncs them",
+            chunk.len(),
+            max_attempts(ctx)
+        ),
+        json!({"chunk": chunk.number, "attempt": chunk.attempt}),
+    );
+    crate::store::record_log(ctx.store.as_ref(), &[e]).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,23 +14,22 @@
 //! - Salesforce's org-wide API limit stops every worker's writes: the store keeps a hold,
 //!   chunks wait in the queue (sent again with a delay), and none reaches the DLQ.
 //! - Every numbered chunk is marked done exactly once; the worker that marks the last one
-//!   closes the run ([`close_run`]): only then do the cursors move.
+//!   closes the run ([`crate::frame::close_run`]): only then do the cursors move.
 
 use std::collections::HashSet;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{Duration, Utc};
 use prmsync_mapping::{CrmRecord, Integration, LogCode, ObjectKind, PrmRecord};
 use serde_json::json;
 
 use crate::chunk::{Chunk, ChunkRecords};
-use crate::context::{entry, fetch_by_ids, RunMode, SyncContext};
-use crate::frame::close_planned;
+use crate::context::{entry, fetch_by_ids, SyncContext};
 use crate::objects::ObjectSpec;
 use crate::pass::{run_pass, FailedRecord, PassError, PassInput};
 use crate::ports::{FailureClass, PortError, Queue};
-use crate::report::{Counts, RunReport};
+use crate::report::Counts;
 use crate::retry::{clear_synced, delay, hold_failed, max_attempts, send_later};
-use crate::store::{Link, LinkState, PlanCheckpoint, RetryEntry, RunRecord, StoreError};
+use crate::store::{Link, LinkState, StoreError};
 
 /// How long workers write nothing once Salesforce refused a call for the org's API limit.
 pub const LIMIT_HOLD_MINUTES: i64 = 15;
@@ -231,13 +230,7 @@ pub enum ChunkVerdict {
     Deferred,
 }
 
-/// A planned run that the last chunk closed, and what to plan after it.
-#[derive(Debug, Clone)]
-pub struct ClosedRun {
-    pub report: RunReport,
-    pub then: Vec<Integration>,
-    pub mode: RunMode,
-}
+pub use crate::frame::ClosedRun;
 
 /// What a worker did with one chunk.
 #[derive(Debug)]
@@ -321,7 +314,7 @@ pub async fn work_chunk(
                 report.verdict = ChunkVerdict::Requeued;
                 return Ok(report);
             }
-            hold_chunk(ctx, chunk, &e.to_string()).await?;
+            crate::retry::hold_chunk(ctx, chunk, &e.to_string()).await?;
             report.verdict = ChunkVerdict::Held;
         }
     }
@@ -380,41 +373,6 @@ async fn log(
     crate::store::record_log(ctx.store.as_ref(), &[e]).await
 }
 
-/// A chunk that failed every attempt: its records go to the retry set (the next run
-/// picks them up), so the run can close without losing them.
-async fn hold_chunk(ctx: &SyncContext, chunk: &Chunk, why: &str) -> Result<(), StoreError> {
-    let object = chunk.integration.object();
-    let now = Utc::now();
-    let entries: Vec<RetryEntry> = chunk
-        .crm_ids
-        .iter()
-        .map(|i| ("crm", i))
-        .chain(chunk.prm_ids.iter().map(|i| ("prm", i)))
-        .map(|(side, id)| RetryEntry {
-            object,
-            side: side.into(),
-            id: id.clone(),
-            attempts: max_attempts(ctx),
-            next_at: now,
-            parked: false,
-            error: why.to_string(),
-            updated_at: now,
-        })
-        .collect();
-    ctx.store.hold_retries(&entries).await?;
-    log(
-        ctx,
-        chunk,
-        LogCode::ChunkRetried,
-        format!(
-            "a chunk of {} records failed {} times ({why}); its records are kept in the retry set and the next run syncs them",
-            chunk.len(),
-            max_attempts(ctx)
-        ),
-    )
-    .await
-}
-
 /// Closes the run when `done` chunks are all it queued.
 async fn close_if_done(
     ctx: &SyncContext,
@@ -428,116 +386,5 @@ async fn close_if_done(
     if cp.run_id != run_id || !cp.planned || done < cp.chunks {
         return Ok(None);
     }
-    close_run(ctx, integration, run_id).await
-}
-
-/// Closes a planned run (once, whoever calls it): takes its checkpoint, adds up its
-/// chunks' counts, moves the cursors, records the run and forgets its chunks. None when
-/// another caller closed it first.
-pub async fn close_run(
-    ctx: &SyncContext,
-    integration: Integration,
-    run_id: &str,
-) -> Result<Option<ClosedRun>, StoreError> {
-    let Some(cp) = ctx.store.take_checkpoint(integration, run_id).await? else {
-        return Ok(None);
-    };
-    let mut counts = Counts::default();
-    for c in ctx.store.run_chunks(integration, run_id).await? {
-        counts.add(&c.counts);
-    }
-    let record = RunRecord {
-        run_id: cp.run_id.clone(),
-        integration,
-        mode: cp.mode.clone(),
-        dry_run: false,
-        started_at: cp.started_at,
-        finished_at: Some(Utc::now()),
-        status: "succeeded".into(),
-        counts,
-    };
-    let report = close_planned(
-        ctx,
-        record,
-        cursor_to_be(cp.crm.newest, &cp),
-        cursor_to_be(cp.prm.newest, &cp),
-    )
-    .await?;
-    ctx.store.clear_chunks(integration, run_id).await?;
-    Ok(Some(ClosedRun {
-        report,
-        then: cp.then.clone(),
-        mode: RunMode::parse(&cp.mode).unwrap_or(RunMode::Incremental),
-    }))
-}
-
-/// A side's cursor once its run closes: its newest change read, or the run's start when
-/// it read none (changes made while the workers drained it are read by the next run).
-fn cursor_to_be(newest: Option<DateTime<Utc>>, cp: &PlanCheckpoint) -> DateTime<Utc> {
-    newest.unwrap_or(cp.started_at)
-}
-
-/// A planner found its integration's last run planned and not closed. Closes it when all
-/// its chunks are done (a lost close), or when it has waited [`crate::planner::DRAIN_LIMIT_HOURS`]
-/// (the records of its open chunks go to the retry set first): true, plan a new run.
-/// Otherwise says how far the workers are: false, wait.
-pub(crate) async fn drain_or_wait(
-    ctx: &SyncContext,
-    cp: &PlanCheckpoint,
-    report: &mut crate::planner::PlanReport,
-) -> Result<bool, String> {
-    let integration = report.integration;
-    let chunks = ctx
-        .store
-        .run_chunks(integration, &cp.run_id)
-        .await
-        .map_err(|e| e.to_string())?;
-    let open: Vec<_> = chunks.iter().filter(|c| !c.done).collect();
-    if open.is_empty() {
-        close_run(ctx, integration, &cp.run_id)
-            .await
-            .map_err(|e| e.to_string())?;
-        return Ok(true);
-    }
-    if crate::planner::run_age(cp) >= Duration::hours(crate::planner::DRAIN_LIMIT_HOURS) {
-        for c in &open {
-            let chunk = Chunk::refs(
-                &cp.run_id,
-                integration,
-                c.crm_ids.clone(),
-                c.prm_ids.clone(),
-            );
-            hold_chunk(
-                ctx,
-                &chunk,
-                &format!(
-                    "not synced within {} hours of its run's start",
-                    crate::planner::DRAIN_LIMIT_HOURS
-                ),
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-            ctx.store
-                .finish_chunk(integration, &cp.run_id, c.number, &Counts::default())
-                .await
-                .map_err(|e| e.to_string())?;
-        }
-        close_run(ctx, integration, &cp.run_id)
-            .await
-            .map_err(|e| e.to_string())?;
-        return Ok(true);
-    }
-    report.run_id = cp.run_id.clone();
-    report.mode = cp.mode.clone();
-    report.status = crate::planner::PlanStatus::Waiting;
-    report.run_chunks = cp.chunks;
-    report.run_records = cp.records;
-    report.message = Some(format!(
-        "the {} run {} of {integration} is still being synced: {} of {} chunks done; this run waits for it",
-        cp.mode,
-        cp.run_id,
-        cp.chunks as usize - open.len(),
-        cp.chunks
-    ));
-    Ok(false)
+    crate::frame::close_run(ctx, integration, run_id).await
 }

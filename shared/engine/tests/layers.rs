@@ -1,0 +1,87 @@
+//! The engine's modules form layers: no module reaches, directly or through others, back
+//! to itself (a port never depends on a use case, a run frame on a deployment).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+/// The engine modules each module's code (comments and unit tests left out) names.
+fn dependencies() -> BTreeMap<String, BTreeSet<String>> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let modules: BTreeSet<String> = std::fs::read_dir(&src)
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            name.strip_suffix(".rs").map(str::to_string)
+        })
+        .filter(|m| m != "lib" && m != "store_contract")
+        .collect();
+    let mut out = BTreeMap::new();
+    for m in &modules {
+        let mut text = std::fs::read_to_string(src.join(format!("{m}.rs"))).unwrap();
+        let sub = src.join(m);
+        if sub.is_dir() {
+            for e in std::fs::read_dir(sub).unwrap() {
+                text.push_str(&std::fs::read_to_string(e.unwrap().path()).unwrap());
+            }
+        }
+        let code: String = text
+            .split("#[cfg(test)]")
+            .next()
+            .unwrap()
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let deps: BTreeSet<String> = code
+            .match_indices("crate::")
+            .map(|(i, _)| {
+                code[i + 7..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                    .collect::<String>()
+            })
+            .filter(|d| d != m && modules.contains(d))
+            .collect();
+        out.insert(m.clone(), deps);
+    }
+    out
+}
+
+#[test]
+fn no_module_depends_on_itself_through_others() {
+    let deps = dependencies();
+    assert!(deps.len() > 10, "the modules were found: {deps:?}");
+    for start in deps.keys() {
+        let mut stack = vec![vec![start.clone()]];
+        while let Some(path) = stack.pop() {
+            for next in &deps[path.last().unwrap()] {
+                assert!(
+                    next != start,
+                    "import cycle: {} -> {next}",
+                    path.join(" -> ")
+                );
+                if !path.contains(next) {
+                    let mut p = path.clone();
+                    p.push(next.clone());
+                    stack.push(p);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn ports_and_stores_depend_on_no_use_case() {
+    let deps = dependencies();
+    let use_cases = [
+        "run", "sweep", "planner", "worker", "frame", "pass", "retry",
+    ];
+    for port in ["ports", "store", "chunk", "objects", "report"] {
+        for u in use_cases {
+            assert!(
+                !deps[port].contains(u),
+                "{port} depends on the use case {u}"
+            );
+        }
+    }
+}
