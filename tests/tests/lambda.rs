@@ -251,12 +251,15 @@ async fn a_record_that_fails_for_a_passing_reason_is_retried_alone_and_its_chunk
 
 #[tokio::test]
 async fn a_record_that_keeps_failing_is_parked_and_logged_and_synced_when_it_changes() {
-    // GIVEN three attempts before parking, and an organization Salesforce keeps locking
+    // GIVEN three attempts before parking, and two organizations Salesforce keeps locking
+    // (no overlap window, so the next run reads only what changed since this one)
     let mut mapping = MappingConfig::default();
     mapping.sync.retry_attempts = 3;
+    mapping.sync.overlap_seconds = 0;
     let h = Harness::with_mapping(mapping).await;
     let orgs = prm_orgs(&h, 4);
     lock(&h, &orgs[1], 3);
+    lock(&h, &orgs[2], 3);
     let ctx = h.ctx();
     let queue = ListQueue::default();
 
@@ -271,27 +274,35 @@ async fn a_record_that_keeps_failing_is_parked_and_logged_and_synced_when_it_cha
     )
     .await;
 
-    // THEN the others synced at once, and the record is parked after its third attempt
-    assert_eq!(h.sf_records("Account").len(), 3);
-    assert_eq!(out.chunks.len(), 3, "the chunk, then two retries alone");
-    assert_eq!(out.chunks.iter().map(|c| c.parked).sum::<u64>(), 1);
+    // THEN the others synced at once, and both are parked after their third attempt
+    assert_eq!(h.sf_records("Account").len(), 2);
+    assert_eq!(
+        out.chunks.len(),
+        5,
+        "the chunk, then two retries of each alone"
+    );
+    assert_eq!(out.chunks.iter().map(|c| c.parked).sum::<u64>(), 2);
     let held = h.store.all_retries(ObjectKind::Organization).await.unwrap();
-    assert_eq!(held.len(), 1);
-    assert!(held[0].parked && held[0].attempts == 3, "{held:?}");
+    assert_eq!(held.len(), 2);
+    assert!(held.iter().all(|e| e.parked && e.attempts == 3), "{held:?}");
     let parked = h.log(LogCode::RecordParked).await;
-    assert_eq!(parked.len(), 1);
+    assert_eq!(parked.len(), 2);
     assert!(
-        parked[0].message.contains(&orgs[1]),
-        "{}",
-        parked[0].message
+        parked.iter().any(|e| e.message.contains(&orgs[1])),
+        "{parked:?}"
     );
     assert!(!parked[0].fix.is_empty());
     assert!(
         queue.delayed().is_empty(),
         "a parked record is not handed out again"
     );
+    assert_eq!(
+        out.closed.len(),
+        1,
+        "the run closed without waiting for them"
+    );
 
-    // WHEN it changes in the PRM (the lock has cleared), the next run syncs it
+    // WHEN one changes in the PRM (the lock has cleared), the next run syncs it
     h.prm.update(
         Collection::Organizations,
         &orgs[1],
@@ -306,13 +317,24 @@ async fn a_record_that_keeps_failing_is_parked_and_logged_and_synced_when_it_cha
         true,
     )
     .await;
+    assert_eq!(h.sf_records("Account").len(), 3);
+    // and the other is synced on demand
+    let report = prmsync_engine::sync_record(
+        &ctx,
+        &prmsync_engine::RecordRef::Prm(ObjectKind::Organization, orgs[2].clone()),
+        false,
+    )
+    .await;
+    assert_eq!(report.counts.created.crm, 1, "{report:?}");
     assert_eq!(h.sf_records("Account").len(), 4);
-    assert!(h
-        .store
-        .all_retries(ObjectKind::Organization)
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(
+        h.store
+            .all_retries(ObjectKind::Organization)
+            .await
+            .unwrap()
+            .is_empty(),
+        "synced records leave the retry set"
+    );
 }
 
 #[tokio::test]

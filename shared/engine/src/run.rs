@@ -11,6 +11,7 @@ use crate::frame::{move_cursors, read_window, FrameKind, RunFrame};
 use crate::objects::ObjectSpec;
 use crate::pass::{run_pass, PassError, PassInput};
 use crate::report::{Counts, RunReport};
+use crate::retry::{clear_synced, hold_failed};
 use crate::store::LogEntry;
 
 pub use crate::context::RunMode;
@@ -215,5 +216,16 @@ async fn sync_one(
             PassError::Port(p) => p.to_string(),
             PassError::Store(s) => s.to_string(),
         })?;
+    if !dry_run {
+        // On demand is one way out of the retry set: synced, the record leaves it (parked
+        // or not); failed again for a passing reason, it stays with one attempt more.
+        let held = hold_failed(ctx, None, run_id, integration_of(kind), &out.failed)
+            .await
+            .map_err(|e| e.to_string())?;
+        let ids: Vec<String> = crm_ids.into_iter().chain(prm_ids).collect();
+        clear_synced(ctx, kind, &ids, &held.ids)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
     Ok((out.counts, out.planned, out.log, found))
 }
