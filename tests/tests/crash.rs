@@ -180,3 +180,56 @@ async fn every_batch_delivered_twice_at_once_converges() {
     let again = h.sync().await;
     assert_eq!(total(&again, |c| c.writes()), 0, "settled");
 }
+
+#[tokio::test]
+async fn a_crash_after_any_write_on_the_lambda_path_converges() {
+    use prmsync_engine::worker::ChunkVerdict;
+    // How many writes the planner and workers make on a clean run.
+    let (h, linked, linked_org) = seeded().await;
+    let crash = Crash::new(u64::MAX);
+    let ctx = h.ctx_with(
+        Arc::new(CrashingCrm {
+            inner: h.crm_client.clone(),
+            crash: crash.clone(),
+        }),
+        Arc::new(CrashingPrm {
+            inner: h.prm_client.clone(),
+            crash: crash.clone(),
+        }),
+    );
+    h.lambda_sync(&ctx, RunMode::Incremental).await;
+    assert_converged(&h, &linked, &linked_org, "clean run");
+    let writes = crash.writes.load(Ordering::SeqCst);
+    assert!(
+        writes >= 10,
+        "the scenario makes writes on both sides: {writes}"
+    );
+
+    for n in 1..=writes {
+        let (h, linked, linked_org) = seeded().await;
+        let crash = Crash::new(n);
+        let ctx = h.ctx_with(
+            Arc::new(CrashingCrm {
+                inner: h.crm_client.clone(),
+                crash: crash.clone(),
+            }),
+            Arc::new(CrashingPrm {
+                inner: h.prm_client.clone(),
+                crash: crash.clone(),
+            }),
+        );
+        // The crashed chunk is handed out again after its delay, which the harness lets pass.
+        let out = h.lambda_sync(&ctx, RunMode::Incremental).await;
+        assert!(
+            out.chunks
+                .iter()
+                .any(|c| c.verdict == ChunkVerdict::Requeued),
+            "write {n} crashed a chunk"
+        );
+        assert_converged(&h, &linked, &linked_org, &format!("crash after write {n}"));
+        // and a further run changes nothing
+        let again = h.lambda_sync(&h.ctx(), RunMode::Incremental).await;
+        let writes: u64 = again.chunks.iter().map(|c| c.counts.writes()).sum();
+        assert_eq!(writes, 0, "crash after write {n}: settled");
+    }
+}
