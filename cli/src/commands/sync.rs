@@ -209,8 +209,10 @@ pub async fn sync_record(
     })
 }
 
-/// `prmsync sync --aws`: "Run Full Sync Now" on the deployment — invokes the full-sync
-/// function named by `PRMSYNC_FULL_SYNC_FUNCTION` (a stack output) and prints its answer.
+/// `prmsync sync --aws`: "Run Full Sync Now" on the deployment — invokes the function
+/// that owns each integration asked for and prints its answer: full-sync (named by
+/// `PRMSYNC_FULL_SYNC_FUNCTION`) for organizations and people, deal-import (named by
+/// `PRMSYNC_DEAL_IMPORT_FUNCTION`) for deals; both are stack outputs.
 #[cfg(not(feature = "aws"))]
 async fn invoke_full_sync(_args: &SyncArgs) -> Result<ExitCode> {
     anyhow::bail!("{}", crate::connect::NO_AWS)
@@ -218,40 +220,67 @@ async fn invoke_full_sync(_args: &SyncArgs) -> Result<ExitCode> {
 
 #[cfg(feature = "aws")]
 async fn invoke_full_sync(args: &SyncArgs) -> Result<ExitCode> {
-    let function = std::env::var("PRMSYNC_FULL_SYNC_FUNCTION").map_err(|_| {
-        anyhow::anyhow!("PRMSYNC_FULL_SYNC_FUNCTION is not set: give the FullSyncFunction name from the stack outputs")
-    })?;
-    let integration = match args.integration {
-        crate::IntegrationArg::Organizations => "organizations",
-        crate::IntegrationArg::People => "people",
-        crate::IntegrationArg::Deals => "deals",
-        crate::IntegrationArg::All => "all",
+    let function = |var: &str, output: &str| {
+        std::env::var(var).map_err(|_| {
+            anyhow::anyhow!("{var} is not set: give the {output} name from the stack outputs")
+        })
     };
-    let payload = json!({"integration": integration, "mode": if args.full { "full" } else { "incremental" }, "dry_run": args.dry_run});
+    let mode = if args.full { "full" } else { "incremental" };
+    // Deals are deal-import's alone; full-sync plans organizations, then people.
+    let calls: Vec<(String, Value)> = match args.integration {
+        crate::IntegrationArg::Organizations | crate::IntegrationArg::People => {
+            let integration = if matches!(args.integration, crate::IntegrationArg::People) {
+                "people"
+            } else {
+                "organizations"
+            };
+            vec![(
+                function("PRMSYNC_FULL_SYNC_FUNCTION", "FullSyncFunction")?,
+                json!({"integration": integration, "mode": mode, "dry_run": args.dry_run}),
+            )]
+        }
+        crate::IntegrationArg::Deals => vec![(
+            function("PRMSYNC_DEAL_IMPORT_FUNCTION", "DealImportFunction")?,
+            json!({"integration": "deals", "mode": mode, "dry_run": args.dry_run}),
+        )],
+        crate::IntegrationArg::All => vec![
+            (
+                function("PRMSYNC_FULL_SYNC_FUNCTION", "FullSyncFunction")?,
+                json!({"integration": "all", "mode": mode, "dry_run": args.dry_run}),
+            ),
+            (
+                function("PRMSYNC_DEAL_IMPORT_FUNCTION", "DealImportFunction")?,
+                json!({"integration": "deals", "mode": mode, "dry_run": args.dry_run}),
+            ),
+        ],
+    };
     let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .load()
         .await;
-    let out = aws_sdk_lambda::Client::new(&aws)
-        .invoke()
-        .function_name(&function)
-        .payload(aws_sdk_lambda::primitives::Blob::new(serde_json::to_vec(
-            &payload,
-        )?))
-        .send()
-        .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "invoking {function}: {}",
-                aws_sdk_lambda::error::DisplayErrorContext(e)
-            )
-        })?;
-    let body = out
-        .payload()
-        .map(|p| String::from_utf8_lossy(p.as_ref()).to_string())
-        .unwrap_or_default();
-    if let Some(err) = out.function_error() {
-        anyhow::bail!("{function} failed ({err}): {body}");
+    let client = aws_sdk_lambda::Client::new(&aws);
+    for (function, payload) in calls {
+        let out = client
+            .invoke()
+            .function_name(&function)
+            .payload(aws_sdk_lambda::primitives::Blob::new(serde_json::to_vec(
+                &payload,
+            )?))
+            .send()
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "invoking {function}: {}",
+                    aws_sdk_lambda::error::DisplayErrorContext(e)
+                )
+            })?;
+        let body = out
+            .payload()
+            .map(|p| String::from_utf8_lossy(p.as_ref()).to_string())
+            .unwrap_or_default();
+        if let Some(err) = out.function_error() {
+            anyhow::bail!("{function} failed ({err}): {body}");
+        }
+        println!("{body}");
     }
-    println!("{body}");
     Ok(ExitCode::SUCCESS)
 }
