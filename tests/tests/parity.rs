@@ -29,6 +29,8 @@ struct Scenario {
     /// reason is retried within the same run on AWS (alone, after its delay) and by the next
     /// run on one machine, so with such faults only the end states compare.
     each_sync: bool,
+    /// Deliver every queue message twice on AWS (at-least-once delivery).
+    twice: bool,
 }
 
 /// The moto endpoint, or None (loudly) when a plain `cargo test` has none.
@@ -191,7 +193,13 @@ async fn run(scenario: &Scenario) {
     let mut edits = scenario.edits.iter();
     for step in 0..syncs {
         assert_succeeded(&local.sync().await);
-        let out = lambda.lambda_sync(&lambda_ctx, RunMode::Incremental).await;
+        let out = if scenario.twice {
+            lambda
+                .lambda_sync_twice(&lambda_ctx, RunMode::Incremental)
+                .await
+        } else {
+            lambda.lambda_sync(&lambda_ctx, RunMode::Incremental).await
+        };
         let closed_at_once = out
             .plans
             .iter()
@@ -304,6 +312,7 @@ async fn first_import_matches_creates_and_reports_twins_alike() {
         edits: vec![],
         settle: 1,
         each_sync: true,
+        twice: false,
     })
     .await;
 }
@@ -337,6 +346,7 @@ async fn changes_and_conflicts_flow_alike() {
         }],
         settle: 1,
         each_sync: true,
+        twice: false,
     })
     .await;
 }
@@ -368,6 +378,7 @@ async fn deletes_merges_and_unflagging_end_alike() {
         }],
         settle: 1,
         each_sync: true,
+        twice: false,
     })
     .await;
 }
@@ -377,6 +388,7 @@ async fn bad_data_and_passing_faults_end_alike() {
     run(&Scenario {
         name: "bad data and faults",
         each_sync: false,
+        twice: false,
         seed: |h| {
             companies(h);
             // a street Salesforce rejects, a status with no picklist value
@@ -427,6 +439,26 @@ async fn hierarchy_ends_alike() {
         }],
         settle: 1,
         each_sync: true,
+        twice: false,
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn every_message_delivered_twice_ends_alike() {
+    run(&Scenario {
+        name: "redelivery",
+        seed: companies,
+        edits: vec![|h| {
+            let a = find(h, "Account", "Both 0");
+            h.sf.update("Account", &a, obj(json!({"Phone": "+1 555 0177"})));
+            let o = find_org(h, "Prm 1");
+            h.prm
+                .update(Collection::Organizations, &o, json!({"city": "Lisbon"}));
+        }],
+        settle: 1,
+        each_sync: true,
+        twice: true,
     })
     .await;
 }

@@ -1655,6 +1655,31 @@ impl Runs for DynamoStore {
 
 #[async_trait]
 impl RunChunks for DynamoStore {
+    async fn chunk_done(
+        &self,
+        integration: Integration,
+        run_id: &str,
+        number: u32,
+    ) -> Result<Option<bool>, StoreError> {
+        let Some(item) = self
+            .get(
+                Table::State,
+                key(chunk_pk(integration, run_id), chunk_sk(number)),
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        match item.get("done") {
+            Some(AttributeValue::Bool(done)) => Ok(Some(*done)),
+            _ => Err(StoreError::Backend(format!(
+                "the item {} / {} (chunk {number} of run {run_id} of {integration}) has no readable `done`; delete it and start the run over with `prmsync sync --aws --integration {integration}`",
+                chunk_pk(integration, run_id),
+                chunk_sk(number)
+            ))),
+        }
+    }
+
     async fn add_chunks(&self, chunks: &[ChunkRecord]) -> Result<(), StoreError> {
         // One write per chunk (the last of a number named twice), so that replacing a done
         // chunk moves its run's counter in the same transaction.

@@ -252,6 +252,14 @@ pub trait RunChunks: Send + Sync {
         number: u32,
         counts: &crate::report::Counts,
     ) -> Result<Option<u64>, StoreError>;
+    /// Whether a chunk is done: Some(true) once [`finish_chunk`](Self::finish_chunk)
+    /// counted it, Some(false) before, None for a chunk never added (or whose run closed).
+    async fn chunk_done(
+        &self,
+        integration: Integration,
+        run_id: &str,
+        number: u32,
+    ) -> Result<Option<bool>, StoreError>;
     /// Every chunk of a run, by number.
     async fn run_chunks(
         &self,

@@ -1362,6 +1362,16 @@ pub async fn run_chunks(store: &dyn Store) {
         vec![c0.clone(), c1.clone(), c2.clone(), c10.clone()],
         "run_chunks lists the run's own chunks by number (10 after 2), every field round-tripped"
     );
+    assert_eq!(
+        store.chunk_done(i, "plan-1", 1).await.expect("chunk_done"),
+        Some(false),
+        "an added chunk is not done"
+    );
+    assert_eq!(
+        store.chunk_done(i, "plan-1", 7).await.expect("chunk_done"),
+        None,
+        "a chunk never added is unknown"
+    );
     let c1 = chunk(i, "plan-1", 1, &["001C1"], &["org_c1a"]);
     store
         .add_chunks(std::slice::from_ref(&c1))
@@ -1449,6 +1459,11 @@ pub async fn run_chunks(store: &dyn Store) {
         store.run_chunks(i, "plan-1").await.expect("list"),
         vec![c0_done.clone(), c1.clone(), c2_done.clone(), c10.clone()],
         "a done chunk keeps the counts of its first finish; the others are not done"
+    );
+    assert_eq!(
+        store.chunk_done(i, "plan-1", 2).await.expect("chunk_done"),
+        Some(true),
+        "a finished chunk is done"
     );
     assert_eq!(finish(i, "plan-1", 1, other.clone()).await, Some(3));
     assert_eq!(finish(i, "plan-1", 10, other.clone()).await, Some(4));

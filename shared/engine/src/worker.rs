@@ -228,6 +228,8 @@ pub enum ChunkVerdict {
     Held,
     /// Waits for Salesforce's API limit to clear: handed out again after a delay.
     Deferred,
+    /// Done already (a message delivered again): skipped without a call.
+    Redelivered,
 }
 
 pub use crate::frame::ClosedRun;
@@ -258,6 +260,19 @@ pub async fn work_chunk(
         parked: 0,
         closed: None,
     };
+    if let Some(number) = chunk.number {
+        if ctx
+            .store
+            .chunk_done(chunk.integration, &chunk.run_id, number)
+            .await?
+            != Some(false)
+        {
+            // A redelivery of a chunk already synced, or of a run closed since: nothing to
+            // do, and no call made.
+            report.verdict = ChunkVerdict::Redelivered;
+            return Ok(report);
+        }
+    }
     let now = Utc::now();
     if let Some(until) = ctx.store.api_hold().await?.filter(|u| *u > now) {
         defer(queue, chunk, until - now).await?;

@@ -729,6 +729,22 @@ fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
 
 #[async_trait]
 impl RunChunks for SqliteStore {
+    async fn chunk_done(
+        &self,
+        integration: Integration,
+        run_id: &str,
+        number: u32,
+    ) -> Result<Option<bool>, StoreError> {
+        self.conn()
+            .query_row(
+                "SELECT done FROM run_chunks WHERE integration = ?1 AND run_id = ?2 AND number = ?3",
+                params![integration.as_str(), run_id, number],
+                |r| r.get::<_, bool>(0),
+            )
+            .optional()
+            .map_err(backend)
+    }
+
     async fn add_chunks(&self, chunks: &[ChunkRecord]) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(backend)?;
