@@ -411,7 +411,7 @@ async fn plan_locked(
         .collect();
     let prm_ids: Vec<String> = prm_ids
         .into_iter()
-        .filter(|p| prm.position(p).map_or(true, |pos| !prm.taken[pos as usize]))
+        .filter(|p| prm.position(p).is_none_or(|pos| !prm.taken[pos as usize]))
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();

@@ -458,7 +458,7 @@ impl Sweep<'_> {
             .filter(|i| {
                 self.prm
                     .position(i)
-                    .map_or(true, |p| !self.prm.taken[p as usize])
+                    .is_none_or(|p| !self.prm.taken[p as usize])
             })
             .collect();
         let (crm, prm) = crate::context::fetch_by_ids(self.ctx, &self.spec, &due_crm, &due_prm)
