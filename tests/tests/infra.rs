@@ -171,6 +171,73 @@ fn the_worker_queue_is_wired_for_partial_batch_failures() {
     );
 }
 
+/// The template text of one resource (or parameter, output): its `  Name:` line and the
+/// more indented lines under it.
+fn resource<'a>(template: &'a str, name: &str) -> &'a str {
+    let header = format!("\n  {name}:\n");
+    let start = template
+        .find(&header)
+        .unwrap_or_else(|| panic!("no `{name}` in the template"))
+        + 1;
+    let body = start + header.len() - 1;
+    let mut end = template.len();
+    let mut at = body;
+    for line in template[body..].split_inclusive('\n') {
+        let sibling =
+            line.starts_with("  ") && line[2..].starts_with(|c: char| c.is_ascii_alphanumeric());
+        if sibling || line.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+            end = at;
+            break;
+        }
+        at += line.len();
+    }
+    &template[start..end]
+}
+
+#[test]
+fn the_syncing_functions_read_the_mapping_location_and_only_that_object() {
+    // GIVEN the template as committed
+    let template = template_text();
+
+    // THEN the parameter reaches full-sync, the worker and deal-import, not the webhook
+    for f in [
+        "FullSyncFunction",
+        "SyncWorkerFunction",
+        "DealImportFunction",
+    ] {
+        let r = resource(&template, f);
+        assert!(
+            r.contains("PRMSYNC_MAPPING_FILE: !Ref MappingLocation"),
+            "{f} does not get the mapping location"
+        );
+        // with s3:GetObject on the one object, only when the location is an S3 object
+        let grant = r
+            .find("- !If\n          - HasMappingObject")
+            .unwrap_or_else(|| panic!("{f} has no conditional mapping grant"));
+        let statement = &r[grant..];
+        assert!(
+            statement.contains("Action: s3:GetObject")
+                && statement.contains("arn:${AWS::Partition}:s3:::${Object}")
+                && statement.contains("- !Ref AWS::NoValue"),
+            "{f}: {statement}"
+        );
+    }
+    let webhook = resource(&template, "PrmWebhookFunction");
+    assert!(!webhook.contains("MappingLocation") && !webhook.contains("s3:"));
+    let globals = &template[template.find("\nGlobals:").expect("Globals")
+        ..template.find("\nResources:").expect("Resources")];
+    assert!(
+        !globals.contains("PRMSYNC_MAPPING_FILE"),
+        "the mapping location is given to the syncing functions only"
+    );
+    // no other S3 permission anywhere, and no wildcard object
+    assert_eq!(template.matches("Action: s3:").count(), 3);
+    assert!(!template.contains("s3:*") && !template.contains("s3:::*"));
+    assert!(template.contains(
+        r#"HasMappingObject: !Equals [!Select [0, !Split ["://", !Ref MappingLocation]], "s3"]"#
+    ));
+}
+
 #[test]
 fn each_function_binary_stays_thin() {
     // The handlers live in shared/lambda and the rules in the engine: a function's main

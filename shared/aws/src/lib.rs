@@ -1,6 +1,8 @@
 //! AWS adapters of prmsync: the engine's state in DynamoDB, work queued in SQS, secrets
-//! from Secrets Manager, and the configuration read from a Lambda's environment.
+//! from Secrets Manager, the mapping file from S3, and the configuration read from a
+//! Lambda's environment.
 
 pub mod dynamo;
+pub mod mapping_source;
 pub mod secrets;
 pub mod sqs;

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use prmsync_aws::dynamo::DynamoStore;
+use prmsync_aws::mapping_source::{MappingLocation, MAPPING_ENV};
 use prmsync_aws::secrets::ConnectionSecret;
 use prmsync_aws::sqs::SqsQueue;
 use prmsync_engine::ports::Queue;
@@ -35,20 +36,35 @@ fn env(name: &str) -> Result<String> {
         })
 }
 
-/// The mapping named by `PRMSYNC_MAPPING_FILE` (a file in the function package), or the
-/// built-in one when it is empty.
-pub fn mapping_from_env() -> Result<MappingConfig> {
-    match std::env::var("PRMSYNC_MAPPING_FILE").ok().filter(|v| !v.trim().is_empty()) {
-        None => Ok(MappingConfig::default()),
-        Some(path) if path.starts_with("s3://") => bail!(
-            "PRMSYNC_MAPPING_FILE={path}: mapping files are read from the function package; put the file beside the binary and give its path, or leave it empty for the built-in mapping"
-        ),
-        Some(path) => {
-            let src = std::fs::read_to_string(&path)
-                .with_context(|| format!("cannot read the mapping file {path} (PRMSYNC_MAPPING_FILE)"))?;
-            Ok(MappingConfig::parse(&src, &path)?)
-        }
-    }
+/// The mapping named by `PRMSYNC_MAPPING_FILE`: an S3 object (`s3://BUCKET/KEY`, what the
+/// template's `MappingLocation` sets), a file in the function package, or the built-in
+/// mapping when it is empty. Read once per cold start; an invalid mapping stops the function
+/// with the message `prmsync mapping check` prints, naming the object.
+pub async fn mapping_from_env(aws: &aws_config::SdkConfig) -> Result<MappingConfig> {
+    mapping_from(&std::env::var(MAPPING_ENV).unwrap_or_default(), aws).await
+}
+
+/// [`mapping_from_env`] for a given location (empty = the built-in mapping).
+pub async fn mapping_from(location: &str, aws: &aws_config::SdkConfig) -> Result<MappingConfig> {
+    let Some(location) = MappingLocation::parse(location)? else {
+        tracing::info!(
+            code = "mapping_loaded",
+            location = "built-in",
+            message = "using the built-in mapping"
+        );
+        return Ok(MappingConfig::default());
+    };
+    let (mapping, text) = location.load(aws).await.inspect_err(|e| {
+        // also one JSON line, so that Logs Insights finds why the function did not start
+        tracing::error!(code = "mapping_unusable", location = %location, message = %e);
+    })?;
+    tracing::info!(
+        code = "mapping_loaded",
+        location = %location,
+        version_id = text.version_id.as_deref().unwrap_or(""),
+        message = "mapping file read and valid"
+    );
+    Ok(mapping)
 }
 
 /// Clients for the connection in the secret.
@@ -98,10 +114,10 @@ impl Deps {
     pub async fn from_env_with(
         relaunch: impl FnOnce(&aws_config::SdkConfig) -> Option<Arc<dyn Relaunch>>,
     ) -> Result<Self> {
-        let mapping = mapping_from_env()?;
         let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .load()
             .await;
+        let mapping = mapping_from_env(&aws).await?;
         let secret_arn = env("PRMSYNC_SECRET_ARN")?;
         let secret =
             ConnectionSecret::load(&aws_sdk_secretsmanager::Client::new(&aws), &secret_arn).await?;
@@ -127,5 +143,48 @@ impl Deps {
             webhook_secret: secret.prm_webhook_secret.clone(),
             relaunch: relaunch(&aws),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offline_aws() -> aws_config::SdkConfig {
+        aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build()
+    }
+
+    #[tokio::test]
+    async fn an_empty_location_is_the_built_in_mapping() {
+        let m = mapping_from("", &offline_aws()).await.unwrap();
+        assert_eq!(m, MappingConfig::default());
+    }
+
+    #[tokio::test]
+    async fn a_package_file_still_works_and_an_ssm_parameter_is_refused_with_the_fix() {
+        let path = std::env::temp_dir().join(format!("prmsync-deps-{}.toml", std::process::id()));
+        let src = prmsync_mapping::config::DEFAULT_MAPPING.replacen(
+            "bulk_query_threshold = 10000",
+            "bulk_query_threshold = 0",
+            1,
+        );
+        std::fs::write(&path, src).unwrap();
+        let m = mapping_from(&path.display().to_string(), &offline_aws())
+            .await
+            .unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(m.salesforce.bulk_query_threshold, 0);
+
+        let err = mapping_from("ssm:/prmsync/mapping", &offline_aws())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("mapping location ssm:/prmsync/mapping")
+                && err.contains("s3://BUCKET/KEY"),
+            "{err}"
+        );
     }
 }
