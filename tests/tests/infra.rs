@@ -299,3 +299,42 @@ fn release_binaries_start_and_name_what_is_missing() {
         assert!(!text.contains("panicked"), "{f} panicked: {text}");
     }
 }
+
+#[test]
+fn each_integration_has_one_owner_and_people_follow_organizations() {
+    // GIVEN the template as committed
+    let template = template_text();
+    let full_sync = resource(&template, "FullSyncFunction");
+    let deal_import = resource(&template, "DealImportFunction");
+    let worker = resource(&template, "SyncWorkerFunction");
+
+    // THEN full-sync's schedule runs `all` (organizations, then people) and deal-import's
+    // runs deals: nothing else schedules deals
+    assert!(
+        full_sync.contains(r#"Input: '{"integration":"all","mode":"incremental"}'"#),
+        "{full_sync}"
+    );
+    assert!(
+        deal_import.contains(r#"Input: '{"integration":"deals","mode":"incremental"}'"#),
+        "{deal_import}"
+    );
+    assert_eq!(
+        template.matches(r#""integration":"deals""#).count(),
+        1,
+        "deals are scheduled once, by deal-import"
+    );
+    // and the worker that closes an organizations run may start its people run: it knows
+    // the planner and may invoke it, and that function only
+    assert!(
+        worker.contains("PRMSYNC_FULL_SYNC_FUNCTION: !Ref FullSyncFunction"),
+        "{worker}"
+    );
+    let policy = resource(&template, "SyncWorkerPlanPolicy");
+    assert!(policy.contains("- !Ref SyncWorkerFunctionRole"), "{policy}");
+    assert!(policy.contains("Action: lambda:InvokeFunction"), "{policy}");
+    assert!(
+        policy.contains("Resource: !GetAtt FullSyncFunction.Arn"),
+        "{policy}"
+    );
+    assert!(!policy.contains("Resource: \"*\""), "{policy}");
+}
