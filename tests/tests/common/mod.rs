@@ -541,23 +541,8 @@ pub async fn drain(
     wait_delays: bool,
     out: &mut LambdaOutcome,
 ) {
-    drain_with(ctx, queue, wait_delays, false, out).await
-}
-
-/// [`drain`], every message delivered `twice` when asked (at-least-once delivery).
-pub async fn drain_with(
-    ctx: &SyncContext,
-    queue: &ListQueue,
-    wait_delays: bool,
-    twice: bool,
-    out: &mut LambdaOutcome,
-) {
     for _ in 0..10_000 {
         let mut chunks = queue.take();
-        if twice {
-            let again = chunks.clone();
-            chunks.extend(again);
-        }
         if chunks.is_empty() && wait_delays && queue.release_delayed() > 0 {
             chunks = queue.take();
         }
@@ -597,27 +582,5 @@ impl Harness {
             true,
         )
         .await
-    }
-
-    /// [`lambda_sync`](Self::lambda_sync) with every message delivered twice.
-    pub async fn lambda_sync_twice(&self, ctx: &SyncContext, mode: RunMode) -> LambdaOutcome {
-        let queue = ListQueue::default();
-        let mut out = LambdaOutcome::default();
-        let mut request = PlanRequest::new(
-            Integration::Organizations,
-            mode,
-            uuid::Uuid::new_v4().to_string(),
-        );
-        request.then = vec![Integration::People];
-        let report = plan_run(ctx, Some(&queue), &request).await.unwrap();
-        if report.status == prmsync_engine::planner::PlanStatus::Finished {
-            let request =
-                PlanRequest::new(Integration::People, mode, uuid::Uuid::new_v4().to_string());
-            out.plans
-                .push(plan_run(ctx, Some(&queue), &request).await.unwrap());
-        }
-        out.plans.push(report);
-        drain_with(ctx, &queue, true, true, &mut out).await;
-        out
     }
 }
