@@ -587,7 +587,6 @@ async fn bad_data_and_passing_faults_end_alike() {
             h.prm.update(Collection::Organizations, &o, json!({"street": "1 Short Street"}));
         }],
         settle: 1,
-        
     })
     .await;
 }
