@@ -13,13 +13,16 @@
    - `prmsync sandbox serve` starts the Salesforce and PRM simulators with the sample data
      (a fresh state dir each run) and the secret points at them with the sandbox's
      credentials;
-   - `full-sync` gets one invocation `{"integration":"all","mode":"full"}` and queues its
-     chunks in SQS; they are received with boto3. The sandbox is small, so there are fewer
-     than 10 chunks (5: a chunk per page read on each side): the batch repeats them to 10
-     messages, the repeats standing for redeliveries (new messageId,
-     ApproximateReceiveCount 2+). The worker syncs four at a time, so a chunk and its repeat
-     can meet: "synced by another worker at the same time" warnings are expected;
-   - a fresh `sync-worker` gets that SQS event as its first invocation. VmHWM (peak RSS) is
+   - `full-sync` gets one invocation `{"integration":"all","mode":"full"}` and queues the
+     organizations' chunks in SQS; they are received with boto3. The sandbox is small, so
+     there are fewer than 10 chunks: the batch repeats them to 10 messages, the repeats
+     standing for redeliveries (new messageId, ApproximateReceiveCount 2+). The worker
+     syncs four at a time, so a chunk and its repeat can meet: "synced by another worker
+     at the same time" warnings are expected;
+   - the people of an `all` run are planned once its organizations run closes (the closing
+     worker invokes full-sync with `{"integration":"people","mode":"full"}`; the script
+     does, after purging the queue), and their chunks make a second batch the same way;
+   - a fresh `sync-worker` gets each SQS event as its first invocation. VmHWM (peak RSS) is
      read from /proc/<pid>/status at ready (its first GET .../invocation/next, the idle
      baseline) and when its response is POSTed, before the process is stopped;
      `invocation_ms` is the time from handing out the event to the response, mostly moto's
@@ -423,90 +426,16 @@ def worker_batch_run(n, aws, base_env, logdir, moto_pid):
             raise StepError("creating the secret, tables and queue on moto", repr(e))
         env = dict(base_env, PRMSYNC_SECRET_ARN=arn, PRMSYNC_QUEUE_URL=queue_url, RUST_LOG="info")
 
-        # Plan: full-sync queues the chunks.
-        rt, _ = invoke("full-sync", env, [{"integration": "all", "mode": "full"}], 900, logdir)
-        plan = json.loads(next(iter(rt.results.values()))["body"])
-        integrations = plan.get("integrations", {})
-        queued = sum(i.get("chunks") or 0 for i in integrations.values())
-        summary = {k: f"{v.get('status')}: {v.get('chunks')} chunks, {v.get('records')} records" for k, v in integrations.items()}
-        if queued == 0:
-            raise StepError("planning (full-sync)", f"no chunks were queued: {plan}")
-        messages = aws.receive_all(queue_url, queued)
-        if not messages:
-            raise StepError("receiving the chunks from SQS", f"the queue is empty although full-sync reported {summary}")
-        for m in messages:
-            try:
-                chunk = json.loads(m["Body"])
-                assert isinstance(chunk, dict) and "run_id" in chunk and "integration" in chunk
-            except Exception:
-                raise StepError("receiving the chunks from SQS", f"a message is not a Chunk: {m['Body'][:300]}")
-
-        # The batch: the chunks, repeated up to BATCH messages.
-        qarn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:prmsync-work"
-        records, distinct_records = [], 0
-        for i in range(BATCH):
-            m = messages[i % len(messages)]
-            repeat = i // len(messages)
-            attrs = dict(m.get("Attributes", {}))
-            attrs["ApproximateReceiveCount"] = str(int(attrs.get("ApproximateReceiveCount", "1")) + repeat)
-            records.append({
-                "messageId": m["MessageId"] if repeat == 0 else str(uuid.uuid4()),
-                "receiptHandle": m["ReceiptHandle"] if repeat == 0 else f"bench-redelivery-{uuid.uuid4().hex}",
-                "body": m["Body"], "attributes": attrs, "messageAttributes": {},
-                "md5OfBody": hashlib.md5(m["Body"].encode()).hexdigest(),
-                "eventSource": "aws:sqs", "eventSourceARN": qarn, "awsRegion": REGION})
-        size = lambda body: (lambda c: len(c.get("crm_ids", [])) + len(c.get("prm_ids", [])))(json.loads(body))
-        distinct_records = sum(size(m["Body"]) for m in messages)
-        total_records = sum(size(r["body"]) for r in records)
-
-        # Measure: a fresh worker, the batch as its first invocation.
-        rt, out_path = invoke("sync-worker", env, [{"Records": records}], 300, logdir,
-                              watch={"moto": moto_pid, "sandbox": sandbox.pid})
-        result = next(iter(rt.results.values()))
-        if rt.ready_status is None or result["status"] is None:
-            raise StepError("measuring sync-worker", "could not read /proc/<pid>/status")
-        try:
-            failures = json.loads(result["body"]).get("batchItemFailures") or []
-        except ValueError:
-            raise StepError("measuring sync-worker", f"the response is not JSON: {result['body'][:300]}")
-
-        # What the worker said and left behind.
-        levels, writes, record_errors, synced, noted, by_code = {}, 0, 0, 0, [], {}
-        with open(out_path, errors="replace") as f:
-            for line in f:
-                try:
-                    e = json.loads(line)
-                except ValueError:
-                    noted.append(line.strip()); continue
-                lvl = e.get("level", "?")
-                levels[lvl] = levels.get(lvl, 0) + 1
-                if e.get("code") == "chunk_synced":
-                    synced += 1; writes += int(e.get("writes", 0)); record_errors += int(e.get("errors", 0))
-                if lvl in ("WARN", "ERROR"):
-                    key = f"{lvl} {e.get('code', '?')}"
-                    count, first = by_code.get(key, (0, e.get("message", "")))
-                    by_code[key] = (count + 1, first)
-        err_text = tail(out_path[:-4] + ".err")
-        if err_text:
-            noted.append(err_text)
-        for key, (count, first) in sorted(by_code.items()):
-            log(f"run {n}: sync-worker logged {count} x {key}, e.g. {first[:240]}")
-        for line in noted[:10]:
-            log(f"run {n}: sync-worker printed (not a JSON log line): {line[:400]}")
-        requeued = int(aws.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"])
-                       ["Attributes"]["ApproximateNumberOfMessages"])
-        open_codes, retried = aws.open_log(base_env["PRMSYNC_LOG_TABLE"])
-        for reason in retried:
-            log(f"run {n}: chunk_retried: {reason[:600]}")
-        run = {"chunks_queued": queued, "chunks_received": len(messages), "distinct_records": distinct_records,
-               "records": total_records, "plan": summary,
-               "ready_rss_mb": mib(rt.ready_status["VmHWM"]),
-               "peak_rss_mb": mib(result["status"]["VmHWM"]), "rss_at_response_mb": mib(result["status"]["VmRSS"]),
-               "invocation_ms": round(result["ms"], 1), "cpu_ms_during_invocation": result["cpu_ms"],
-               "failures": len(failures), "failure_reasons": [r[:300] for r in retried],
-               "chunks_synced": synced, "writes": writes, "record_errors": record_errors,
-               "log_lines": levels, "requeued": requeued, "open_log_codes": open_codes}
-        log(f"run {n}: {json.dumps(run)}")
+        # Plan: full-sync queues the organizations of an `all` run; the worker that closes
+        # that run asks full-sync to plan its people (PRMSYNC_FULL_SYNC_FUNCTION), which the
+        # script does here. Each integration's chunks make a batch of their own, measured
+        # with a fresh worker; the queue is purged in between (redeliveries the first batch
+        # sent again are not part of the second).
+        run = {}
+        for integration, payload in (("organizations", {"integration": "all", "mode": "full"}),
+                                     ("people", {"integration": "people", "mode": "full"})):
+            run[integration] = worker_batch(n, integration, payload, aws, env, base_env, logdir, moto_pid, sandbox, queue_url)
+            aws.sqs.purge_queue(QueueUrl=queue_url)
         return run
     finally:
         if sandbox is not None:
@@ -515,22 +444,118 @@ def worker_batch_run(n, aws, base_env, logdir, moto_pid):
         shutil.rmtree(state_dir, ignore_errors=True)
 
 
+def worker_batch(n, integration, payload, aws, env, base_env, logdir, moto_pid, sandbox, queue_url):
+    """Plans with `payload`, receives the chunks of `integration` and measures a fresh
+    sync-worker on a batch of them; returns a dict of its figures."""
+    rt, _ = invoke("full-sync", env, [payload], 900, logdir)
+    plan = json.loads(next(iter(rt.results.values()))["body"])
+    integrations = plan.get("integrations", {})
+    queued = (integrations.get(integration) or {}).get("chunks") or 0
+    summary = {k: f"{v.get('status')}: {v.get('chunks')} chunks, {v.get('records')} records" for k, v in integrations.items()}
+    if queued == 0:
+        raise StepError(f"planning {integration} (full-sync {json.dumps(payload)})", f"no chunks were queued: {plan}")
+    messages = aws.receive_all(queue_url, queued)
+    if not messages:
+        raise StepError("receiving the chunks from SQS", f"the queue is empty although full-sync reported {summary}")
+    for m in messages:
+        try:
+            chunk = json.loads(m["Body"])
+            assert isinstance(chunk, dict) and "run_id" in chunk and "integration" in chunk
+        except Exception:
+            raise StepError("receiving the chunks from SQS", f"a message is not a Chunk: {m['Body'][:300]}")
+
+    # The batch: the chunks, repeated up to BATCH messages.
+    qarn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:prmsync-work"
+    records, distinct_records = [], 0
+    for i in range(BATCH):
+        m = messages[i % len(messages)]
+        repeat = i // len(messages)
+        attrs = dict(m.get("Attributes", {}))
+        attrs["ApproximateReceiveCount"] = str(int(attrs.get("ApproximateReceiveCount", "1")) + repeat)
+        records.append({
+            "messageId": m["MessageId"] if repeat == 0 else str(uuid.uuid4()),
+            "receiptHandle": m["ReceiptHandle"] if repeat == 0 else f"bench-redelivery-{uuid.uuid4().hex}",
+            "body": m["Body"], "attributes": attrs, "messageAttributes": {},
+            "md5OfBody": hashlib.md5(m["Body"].encode()).hexdigest(),
+            "eventSource": "aws:sqs", "eventSourceARN": qarn, "awsRegion": REGION})
+    size = lambda body: (lambda c: len(c.get("crm_ids", [])) + len(c.get("prm_ids", [])))(json.loads(body))
+    distinct_records = sum(size(m["Body"]) for m in messages)
+    total_records = sum(size(r["body"]) for r in records)
+
+    # Measure: a fresh worker, the batch as its first invocation.
+    rt, out_path = invoke("sync-worker", env, [{"Records": records}], 300, logdir,
+                          watch={"moto": moto_pid, "sandbox": sandbox.pid})
+    result = next(iter(rt.results.values()))
+    if rt.ready_status is None or result["status"] is None:
+        raise StepError("measuring sync-worker", "could not read /proc/<pid>/status")
+    try:
+        failures = json.loads(result["body"]).get("batchItemFailures") or []
+    except ValueError:
+        raise StepError("measuring sync-worker", f"the response is not JSON: {result['body'][:300]}")
+
+    # What the worker said and left behind.
+    levels, writes, record_errors, synced, noted, by_code = {}, 0, 0, 0, [], {}
+    with open(out_path, errors="replace") as f:
+        for line in f:
+            try:
+                e = json.loads(line)
+            except ValueError:
+                noted.append(line.strip()); continue
+            lvl = e.get("level", "?")
+            levels[lvl] = levels.get(lvl, 0) + 1
+            if e.get("code") == "chunk_worked":
+                synced += 1; writes += int(e.get("writes", 0)); record_errors += int(e.get("errors", 0))
+            if lvl in ("WARN", "ERROR"):
+                key = f"{lvl} {e.get('code', '?')}"
+                count, first = by_code.get(key, (0, e.get("message", "")))
+                by_code[key] = (count + 1, first)
+    err_text = tail(out_path[:-4] + ".err")
+    if err_text:
+        noted.append(err_text)
+    for key, (count, first) in sorted(by_code.items()):
+        log(f"run {n}, {integration}: sync-worker logged {count} x {key}, e.g. {first[:240]}")
+    for line in noted[:10]:
+        log(f"run {n}, {integration}: sync-worker printed (not a JSON log line): {line[:400]}")
+    requeued = int(aws.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"])
+                   ["Attributes"]["ApproximateNumberOfMessages"])
+    open_codes, retried = aws.open_log(base_env["PRMSYNC_LOG_TABLE"])
+    for reason in retried:
+        log(f"run {n}, {integration}: chunk_retried: {reason[:600]}")
+    run = {"chunks_queued": queued, "chunks_received": len(messages), "distinct_records": distinct_records,
+           "records": total_records, "plan": summary,
+           "ready_rss_mb": mib(rt.ready_status["VmHWM"]),
+           "peak_rss_mb": mib(result["status"]["VmHWM"]), "rss_at_response_mb": mib(result["status"]["VmRSS"]),
+           "invocation_ms": round(result["ms"], 1), "cpu_ms_during_invocation": result["cpu_ms"],
+           "failures": len(failures), "failure_reasons": [r[:300] for r in retried],
+           "chunks_synced": synced, "writes": writes, "record_errors": record_errors,
+           "log_lines": levels, "requeued": requeued, "open_log_codes": open_codes}
+    log(f"run {n}, {integration}: {json.dumps(run)}")
+    return run
+
+
 def bench_worker_batch(aws, base_env, logdir, moto_pid):
     runs = [worker_batch_run(i + 1, aws, base_env, logdir, moto_pid) for i in range(WORKER_RUNS)]
-    med = lambda k: round(statistics.median(r[k] for r in runs), 1)
-    first = runs[0]
-    note = None
-    if first["chunks_received"] < BATCH:
-        note = (f"full-sync queued {first['chunks_received']} chunks ({first['distinct_records']} records) on the sandbox data; "
-                f"the batch repeats them to {BATCH} messages as redeliveries (new messageId, ApproximateReceiveCount > 1)")
-    return {"messages": BATCH, "records": first["records"], "distinct_chunks": first["chunks_received"],
-            "distinct_records": first["distinct_records"], "runs": len(runs),
+    out = {}
+    for integration in ("organizations", "people"):
+        batches = [r[integration] for r in runs]
+        med = lambda k: round(statistics.median(b[k] for b in batches), 1)
+        first = batches[0]
+        note = None
+        if first["chunks_received"] < BATCH:
+            note = (f"full-sync queued {first['chunks_received']} chunks ({first['distinct_records']} records) of {integration} on the sandbox data; "
+                    f"the batch repeats them to {BATCH} messages as redeliveries (new messageId, ApproximateReceiveCount > 1)")
+        out[integration] = {
+            "messages": BATCH, "records": first["records"], "distinct_chunks": first["chunks_received"],
+            "distinct_records": first["distinct_records"], "runs": len(batches),
             "peak_rss_mb": med("peak_rss_mb"), "ready_rss_mb": med("ready_rss_mb"),
             "invocation_ms": med("invocation_ms"),
-            "worker_cpu_ms": round(statistics.median(r["cpu_ms_during_invocation"].get("function", 0) for r in runs)),
-            "failures": sum(r["failures"] for r in runs),
+            "worker_cpu_ms": round(statistics.median(b["cpu_ms_during_invocation"].get("function", 0) for b in batches)),
+            "failures": sum(b["failures"] for b in batches),
             "unit": "MiB, median of runs; failures = batchItemFailures over all runs", "note": note,
-            "per_run": runs}
+            "per_run": batches}
+    # The larger of the two batches' peaks: what a worker's memory size must hold.
+    out["peak_rss_mb"] = max(out["organizations"]["peak_rss_mb"], out["people"]["peak_rss_mb"])
+    return out
 
 
 def main():

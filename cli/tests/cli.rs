@@ -495,6 +495,109 @@ fn bench_reports_every_phase_with_the_agreed_keys() {
     );
 }
 
+/// `prmsync bench` with these arguments (state kept in SQLite: no AWS_ENDPOINT_URL).
+fn bench(args: &[&str]) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_prmsync"))
+        .arg("bench")
+        .args(args)
+        .env_remove("AWS_ENDPOINT_URL")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    json_of(&out)
+}
+
+#[test]
+fn bench_measures_the_lambda_path_through_the_planner_and_workers() {
+    let v = bench(&[
+        "--accounts",
+        "20",
+        "--contacts",
+        "40",
+        "--deployment",
+        "lambda",
+        "--json",
+    ]);
+    assert_eq!(v["deployment"], "lambda", "{v}");
+    assert_eq!(v["store"], "sqlite (in memory)", "{v}");
+    let phases = v["phases"].as_array().unwrap();
+    let names: Vec<&str> = phases.iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["first_import", "unchanged", "one_percent_changed"]);
+    for p in phases {
+        for key in [
+            "records",
+            "records_per_s",
+            "salesforce_calls",
+            "salesforce_reads",
+            "salesforce_writes",
+            "prm_calls",
+            "peak_rss_mb",
+            "chunks",
+            "plan_ms",
+            "salesforce_by_kind",
+        ] {
+            assert!(p.get(key).is_some(), "{key} in {p}");
+        }
+        assert_eq!(p["records"], 60, "every record goes through a chunk: {p}");
+        assert!(p["chunks"].as_u64().unwrap() >= 2, "{p}");
+    }
+    assert_eq!(phases[1]["salesforce_writes"], 0, "{}", phases[1]);
+}
+
+#[test]
+fn bench_of_both_deployments_gives_the_ratio_of_salesforce_calls() {
+    let v = bench(&[
+        "--accounts",
+        "20",
+        "--contacts",
+        "40",
+        "--deployment",
+        "both",
+        "--json",
+    ]);
+    for d in ["one_machine", "lambda"] {
+        assert_eq!(
+            v["deployments"][d]["phases"].as_array().map(Vec::len),
+            Some(3),
+            "{v}"
+        );
+    }
+    let rows = v["comparison"].as_array().unwrap();
+    assert_eq!(rows.len(), 3, "{v}");
+    for r in rows {
+        let (one, lambda) = (
+            r["one_machine_salesforce_calls"].as_f64().unwrap(),
+            r["lambda_salesforce_calls"].as_f64().unwrap(),
+        );
+        assert_eq!(r["ratio"], ((lambda / one * 100.0).round() / 100.0), "{r}");
+        assert!(r["salesforce_kinds_that_differ"].is_object(), "{r}");
+    }
+    // An unchanged run reads the same pages either way (below the Bulk API threshold).
+    assert!(rows[1]["ratio"].as_f64().unwrap() <= 1.10, "{}", rows[1]);
+}
+
+/// The target of the Lambda path's first import: within 1.10x the Salesforce calls of the
+/// one-machine run.
+#[test]
+#[ignore = "not met yet: on a full people run the planner still reads the people of every newly linked organization (planner::extras; the one-machine sweep skips that on a full run), one Contact query per 100 Accounts; docs/benchmarks.md"]
+fn bench_lambda_first_import_is_within_1_10x_of_one_machine() {
+    let v = bench(&[
+        "--accounts",
+        "20",
+        "--contacts",
+        "40",
+        "--deployment",
+        "both",
+        "--json",
+    ]);
+    let first = &v["comparison"][0];
+    assert!(first["ratio"].as_f64().unwrap() <= 1.10, "{first}");
+}
+
 #[test]
 fn sandbox_serve_prints_reachable_ports_and_reset_starts_over() {
     use std::io::{BufRead, BufReader, Read, Write};

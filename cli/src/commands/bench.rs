@@ -5,15 +5,22 @@
 //!
 //! The simulators run in a child process (this binary with `--serve-simulators`), on
 //! loopback, so the peak memory measured is the engine's alone. The child answers one-line
-//! commands on stdin: `reset` (call counts and its peak memory), `calls`, `change`.
+//! commands on stdin: `reset` (call counts and its peak memory), `calls`, `change`; it
+//! cannot seed again, so each deployment measured gets a child of its own.
+//!
+//! `--deployment` picks the path measured: `one-machine` (`run_integration` with SQLite,
+//! as `prmsync sync` runs), `lambda` (the planner and the workers in this process, as the
+//! Lambda functions run them: `bench/lambda.rs`), or `both`, side by side with the ratio of
+//! Salesforce calls.
 
+use std::collections::BTreeMap;
 use std::process::{ExitCode, Stdio};
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use clap::Args;
-use prmsync_engine::{run_integration, RunMode, RunOptions, SyncContext};
+use clap::{Args, ValueEnum};
+use prmsync_engine::{run_integration, RunMode, RunOptions, RunReport, Store, SyncContext};
 use prmsync_mapping::{Integration, MappingConfig};
 use prmsync_prm::{PrmClient, PrmConfig};
 use prmsync_salesforce::{Auth, SalesforceClient, SalesforceConfig};
@@ -25,6 +32,8 @@ use serde_json::{json, Map, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout};
 use tokio::sync::Mutex;
+
+mod lambda;
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -40,10 +49,37 @@ pub struct BenchArgs {
     /// One JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// The path measured: one-machine (`prmsync sync` with SQLite), lambda (the planner and
+    /// the workers in this process, as the Lambda functions run them; DynamoDB when
+    /// AWS_ENDPOINT_URL is set and this build has the aws feature, SQLite in memory
+    /// otherwise), or both, side by side.
+    #[arg(long, value_enum, default_value_t = Deployment::OneMachine)]
+    pub deployment: Deployment,
     /// Serve seeded simulators for a bench running in another process (the bench starts
     /// itself with this flag).
     #[arg(long, hide = true)]
     pub serve_simulators: bool,
+}
+
+/// Which deployment's path a bench measures.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deployment {
+    /// `run_integration` with SQLite, as `prmsync sync` runs.
+    OneMachine,
+    /// The planner and the workers in this process, as the Lambda functions run them.
+    Lambda,
+    /// One machine, then Lambda, each on freshly seeded simulators.
+    Both,
+}
+
+impl Deployment {
+    fn key(self) -> &'static str {
+        match self {
+            Deployment::OneMachine => "one_machine",
+            Deployment::Lambda => "lambda",
+            Deployment::Both => "both",
+        }
+    }
 }
 
 /// One measured phase.
@@ -62,6 +98,16 @@ pub struct Phase {
     pub peak_rss_mb: f64,
     /// The simulators' process.
     pub simulators_peak_rss_mb: f64,
+    /// The Lambda path: chunk messages worked (every delivery to a worker).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chunks: Option<u64>,
+    /// The Lambda path: of `wall_ms`, the time spent planning (the planner runs before the
+    /// workers here; on AWS the workers start while it reads on).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan_ms: Option<u64>,
+    /// Salesforce calls by the simulator's kind (with --deployment lambda or both).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub salesforce_by_kind: Option<BTreeMap<String, u64>>,
 }
 
 fn obj(v: Value) -> Map<String, Value> {
@@ -207,6 +253,10 @@ struct Bench {
     sims: Mutex<Simulators>,
     ctx: SyncContext,
     integrations: Vec<Integration>,
+    /// The Lambda path's queue; None on one machine.
+    queue: Option<lambda::BenchQueue>,
+    /// Report Salesforce calls by kind.
+    by_kind: bool,
 }
 
 impl Bench {
@@ -214,33 +264,26 @@ impl Bench {
         &self,
         name: &str,
         mode: RunMode,
-        min_calls: impl Fn(&Self, &[prmsync_engine::RunReport]) -> u64,
-    ) -> Result<(Phase, Vec<prmsync_engine::RunReport>)> {
+        min_calls: impl Fn(&Self, &[RunReport]) -> u64,
+    ) -> Result<(Phase, Vec<RunReport>)> {
         self.sims.lock().await.ask("reset").await?;
         let prm_before = self.ctx.prm.calls();
         reset_peak_rss();
         let started = Instant::now();
-        let mut reports = Vec::new();
-        for i in &self.integrations {
-            let r = run_integration(
-                &self.ctx,
-                *i,
-                RunOptions {
+        let (reports, chunks, plan_ms) = match &self.queue {
+            None => (self.one_machine(name, mode).await?, None, None),
+            Some(queue) => {
+                let done = lambda::sync(
+                    &self.ctx,
+                    queue,
                     mode,
-                    dry_run: false,
-                    run_id: None,
-                },
-            )
-            .await;
-            anyhow::ensure!(
-                r.status == "succeeded",
-                "{name}: {} run {}: {:?}",
-                i,
-                r.status,
-                r.message
-            );
-            reports.push(r);
-        }
+                    self.integrations.contains(&Integration::Deals),
+                )
+                .await
+                .with_context(|| format!("{name} through the planner and workers"))?;
+                (done.reports, Some(done.chunks), Some(done.plan_ms))
+            }
+        };
         let wall = started.elapsed();
         let engine_peak = peak_rss_mb();
         let answer = self.sims.lock().await.ask("calls").await?;
@@ -291,8 +334,52 @@ impl Bench {
             prm_calls: self.ctx.prm.calls() - prm_before,
             peak_rss_mb: engine_peak,
             simulators_peak_rss_mb: answer["peak_rss_mb"].as_f64().unwrap_or(0.0),
+            chunks,
+            plan_ms,
+            salesforce_by_kind: self.by_kind.then(|| calls.by_kind.clone()),
         };
         Ok((phase, reports))
+    }
+
+    /// One run of each integration, as `prmsync sync` runs them.
+    async fn one_machine(&self, name: &str, mode: RunMode) -> Result<Vec<RunReport>> {
+        let mut reports = Vec::new();
+        for i in &self.integrations {
+            let r = run_integration(
+                &self.ctx,
+                *i,
+                RunOptions {
+                    mode,
+                    dry_run: false,
+                    run_id: None,
+                },
+            )
+            .await;
+            anyhow::ensure!(
+                r.status == "succeeded",
+                "{name}: {} run {}: {:?}",
+                i,
+                r.status,
+                r.message
+            );
+            reports.push(r);
+        }
+        Ok(reports)
+    }
+}
+
+/// What one deployment's bench measured.
+struct Measured {
+    deployment: Deployment,
+    /// The state store the engine used.
+    store: String,
+    changed_records: u64,
+    phases: Vec<Phase>,
+}
+
+impl Measured {
+    fn json(&self) -> Value {
+        json!({"deployment": self.deployment.key(), "store": self.store, "changed_records": self.changed_records, "phases": self.phases})
     }
 }
 
@@ -300,9 +387,77 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode> {
     if args.serve_simulators {
         return serve_simulators(&args).await;
     }
-    let (sims, sf_url, prm_url) = Simulators::spawn(&args).await?;
+    let (accounts, contacts, opportunities) = (args.accounts, args.contacts, args.opportunities);
+    let by_kind = args.deployment != Deployment::OneMachine;
+    let mut measured = Vec::new();
+    if args.deployment != Deployment::Lambda {
+        measured.push(measure(&args, Deployment::OneMachine, by_kind).await?);
+    }
+    if args.deployment != Deployment::OneMachine {
+        measured.push(measure(&args, Deployment::Lambda, by_kind).await?);
+    }
+    let comparison = match measured.as_slice() {
+        [one, lambda] => Some(compare(one, lambda)),
+        _ => None,
+    };
+    if args.json {
+        let out = match (args.deployment, measured.as_slice()) {
+            // Today's shape, unchanged.
+            (Deployment::OneMachine, [one]) => {
+                json!({"accounts": accounts, "contacts": contacts, "opportunities": opportunities, "changed_records": one.changed_records, "phases": one.phases})
+            }
+            (Deployment::Lambda, [lambda]) => {
+                let mut v = obj(
+                    json!({"accounts": accounts, "contacts": contacts, "opportunities": opportunities}),
+                );
+                v.extend(obj(lambda.json()));
+                Value::Object(v)
+            }
+            _ => {
+                let mut deployments = Map::new();
+                for m in &measured {
+                    deployments.insert(m.deployment.key().into(), m.json());
+                }
+                json!({"accounts": accounts, "contacts": contacts, "opportunities": opportunities, "deployments": deployments, "comparison": comparison})
+            }
+        };
+        println!("{out}");
+    } else {
+        println!("{accounts} Accounts, {contacts} Contacts, {opportunities} Opportunities");
+        for m in &measured {
+            if args.deployment == Deployment::Both || m.deployment == Deployment::Lambda {
+                let path = match m.deployment {
+                    Deployment::Lambda => "Lambda path (planner and workers in this process)",
+                    _ => "one machine",
+                };
+                println!("\n{path}, state in {}:", m.store);
+            }
+            print_table(&m.phases);
+        }
+        println!("(peak resident memory: the engine's process, and the simulators' process)");
+        if let Some(rows) = &comparison {
+            print_comparison(rows);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Seeds a fresh child of simulators and measures the three phases through `deployment`.
+async fn measure(args: &BenchArgs, deployment: Deployment, by_kind: bool) -> Result<Measured> {
+    let (sims, sf_url, prm_url) = Simulators::spawn(args).await?;
     let state = std::env::temp_dir().join(format!("prmsync-bench-{}", std::process::id()));
-    let store = Arc::new(SqliteStore::open(&state)?);
+    let (store, store_name, lambda_store): (Arc<dyn Store>, String, Option<lambda::LambdaStore>) =
+        match deployment {
+            Deployment::Lambda => {
+                let s = lambda::LambdaStore::open().await?;
+                (s.store(), s.describe(), Some(s))
+            }
+            _ => (
+                Arc::new(SqliteStore::open(&state)?),
+                "sqlite (file)".into(),
+                None,
+            ),
+        };
     let crm = SalesforceClient::new(SalesforceConfig::new(
         sf_url,
         Auth::ClientCredentials {
@@ -326,7 +481,26 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode> {
             lease_ttl: chrono::Duration::minutes(60),
         },
         integrations,
+        queue: lambda_store.as_ref().map(|_| lambda::BenchQueue::default()),
+        by_kind,
     };
+    let phases = phases(&bench, args).await;
+    let _ = std::fs::remove_dir_all(&state);
+    if let Some(s) = lambda_store {
+        s.remove().await;
+    }
+    let (phases, changed_records) = phases?;
+    bench.sims.into_inner().stop().await;
+    Ok(Measured {
+        deployment,
+        store: store_name,
+        changed_records,
+        phases,
+    })
+}
+
+/// The three phases: a first import, an unchanged run, a run after changing 1%.
+async fn phases(bench: &Bench, args: &BenchArgs) -> Result<(Vec<Phase>, u64)> {
     let (accounts, contacts, opportunities) = (args.accounts, args.contacts, args.opportunities);
     // Reads a first import cannot avoid: every record in pages of 2,000 per object, and for
     // deals the contact roles, Contacts and Accounts of the Opportunities (one query each).
@@ -378,49 +552,124 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode> {
             read + writes
         })
         .await?;
-    let _ = std::fs::remove_dir_all(&state);
-    bench.sims.into_inner().stop().await;
-    let phases = vec![first, unchanged, changed];
-    if args.json {
+    Ok((vec![first, unchanged, changed], changed_records))
+}
+
+/// Per phase: the Lambda path's Salesforce calls beside the one machine's, their ratio, and
+/// the call kinds whose counts differ.
+fn compare(one: &Measured, lambda: &Measured) -> Vec<Value> {
+    one.phases
+        .iter()
+        .zip(&lambda.phases)
+        .map(|(o, l)| {
+            let ratio = if o.salesforce_calls == 0 {
+                Value::Null
+            } else {
+                json!(
+                    (l.salesforce_calls as f64 / o.salesforce_calls as f64 * 100.0).round() / 100.0
+                )
+            };
+            let mut differ = Map::new();
+            if let (Some(ok), Some(lk)) = (&o.salesforce_by_kind, &l.salesforce_by_kind) {
+                let kinds: std::collections::BTreeSet<&String> =
+                    ok.keys().chain(lk.keys()).collect();
+                for k in kinds {
+                    let (a, b) = (
+                        ok.get(k).copied().unwrap_or(0),
+                        lk.get(k).copied().unwrap_or(0),
+                    );
+                    if a != b {
+                        differ.insert(k.clone(), json!({"one_machine": a, "lambda": b}));
+                    }
+                }
+            }
+            json!({
+                "phase": o.name,
+                "one_machine_salesforce_calls": o.salesforce_calls,
+                "lambda_salesforce_calls": l.salesforce_calls,
+                "ratio": ratio,
+                "one_machine_prm_calls": o.prm_calls,
+                "lambda_prm_calls": l.prm_calls,
+                "one_machine_records_per_s": o.records_per_s,
+                "lambda_records_per_s": l.records_per_s,
+                "lambda_chunks": l.chunks,
+                "salesforce_kinds_that_differ": differ,
+            })
+        })
+        .collect()
+}
+
+fn print_table(phases: &[Phase]) {
+    let lambda = phases.iter().any(|p| p.chunks.is_some());
+    print!(
+        "{:<22} {:>9} {:>9} {:>10} {:>9} {:>6} {:>6} {:>8} {:>9} {:>10} {:>9}",
+        "phase",
+        "records",
+        "wall ms",
+        "records/s",
+        "SF calls",
+        "reads",
+        "writes",
+        "SF min",
+        "PRM calls",
+        "engine MiB",
+        "sims MiB"
+    );
+    println!(
+        "{}",
+        if lambda {
+            format!(" {:>7}", "chunks")
+        } else {
+            String::new()
+        }
+    );
+    for p in phases {
+        print!(
+            "{:<22} {:>9} {:>9} {:>10} {:>9} {:>6} {:>6} {:>8} {:>9} {:>10.1} {:>9.1}",
+            p.name,
+            p.records,
+            p.wall_ms,
+            p.records_per_s,
+            p.salesforce_calls,
+            p.salesforce_reads,
+            p.salesforce_writes,
+            p.salesforce_min_calls,
+            p.prm_calls,
+            p.peak_rss_mb,
+            p.simulators_peak_rss_mb
+        );
         println!(
             "{}",
-            json!({"accounts": accounts, "contacts": contacts, "opportunities": opportunities, "changed_records": changed_records, "phases": phases})
+            p.chunks.map(|c| format!(" {c:>7}")).unwrap_or_default()
         );
-    } else {
-        println!("{accounts} Accounts, {contacts} Contacts, {opportunities} Opportunities");
-        println!(
-            "{:<22} {:>9} {:>9} {:>10} {:>9} {:>6} {:>6} {:>8} {:>9} {:>10} {:>9}",
-            "phase",
-            "records",
-            "wall ms",
-            "records/s",
-            "SF calls",
-            "reads",
-            "writes",
-            "SF min",
-            "PRM calls",
-            "engine MiB",
-            "sims MiB"
-        );
-        for p in &phases {
-            println!(
-                "{:<22} {:>9} {:>9} {:>10} {:>9} {:>6} {:>6} {:>8} {:>9} {:>10.1} {:>9.1}",
-                p.name,
-                p.records,
-                p.wall_ms,
-                p.records_per_s,
-                p.salesforce_calls,
-                p.salesforce_reads,
-                p.salesforce_writes,
-                p.salesforce_min_calls,
-                p.prm_calls,
-                p.peak_rss_mb,
-                p.simulators_peak_rss_mb
-            );
-        }
-        println!("(peak resident memory: the engine's process, and the simulators' process)");
     }
-    Ok(ExitCode::SUCCESS)
+}
+
+fn print_comparison(rows: &[Value]) {
+    println!("\nSalesforce calls, Lambda path / one machine:");
+    println!(
+        "{:<22} {:>12} {:>9} {:>7}  kinds that differ (one machine → lambda)",
+        "phase", "one machine", "lambda", "ratio"
+    );
+    for r in rows {
+        let differ: Vec<String> = r["salesforce_kinds_that_differ"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| format!("{k} {} → {}", v["one_machine"], v["lambda"]))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let n = |k: &str| r[k].to_string();
+        println!(
+            "{:<22} {:>12} {:>9} {:>7}  {}",
+            r["phase"].as_str().unwrap_or_default(),
+            n("one_machine_salesforce_calls"),
+            n("lambda_salesforce_calls"),
+            n("ratio"),
+            differ.join(", ")
+        );
+    }
 }
 
 fn seed(sf: &SalesforceSim, prm: &PrmSim, args: &BenchArgs) {
