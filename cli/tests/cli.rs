@@ -742,6 +742,7 @@ fn status_shows_where_an_unfinished_run_stands() {
             from: ChangeFrom::default(),
             newest: None,
             done: planned,
+            page: None,
         },
         prm: SideProgress::default(),
         records: 500,

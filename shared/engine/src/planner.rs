@@ -32,7 +32,7 @@ use crate::context::{people_of_pending, reserve_message, RunMode, SyncContext};
 use crate::frame::{read_window, FrameKind, RunFrame};
 use crate::objects::ObjectSpec;
 use crate::pairing::{pair_page, PrmChanges};
-use crate::ports::{ChangeFrom, ChangePage, Queue};
+use crate::ports::{ChangeFrom, FailureClass, Queue};
 use crate::store::{ChunkRecord, PlanCheckpoint, RetryEntry, SideProgress};
 
 /// How long a planned run may wait for its chunks before the planner stops waiting: the
@@ -245,6 +245,7 @@ async fn start_or_resume(
             },
             newest: w.crm_cursor,
             done: false,
+            page: None,
         },
         prm: SideProgress {
             from: ChangeFrom {
@@ -253,6 +254,7 @@ async fn start_or_resume(
             },
             newest: w.prm_cursor,
             done: false,
+            page: None,
         },
         records: 0,
         chunks: 0,
@@ -260,42 +262,6 @@ async fn start_or_resume(
         planned: false,
         then: request.then.clone(),
     }))
-}
-
-/// Where a page of changes ends: its last `(timestamp, id)` key, its newest change and
-/// the token of the next page.
-struct PageEnd {
-    last: Option<(DateTime<Utc>, String)>,
-    newest: Option<DateTime<Utc>>,
-    next: Option<String>,
-}
-
-impl PageEnd {
-    fn of(page: &ChangePage<CrmRecord>) -> Self {
-        PageEnd {
-            last: page
-                .records
-                .last()
-                .and_then(|r| r.modstamp.map(|at| (at, r.id.clone()))),
-            newest: page.records.iter().filter_map(|r| r.modstamp).max(),
-            next: page.next.clone(),
-        }
-    }
-
-    /// The Salesforce read moves past the page: the next query starts strictly after its
-    /// last record, its newest change becomes the cursor-to-be, and the side is done when
-    /// no page follows. Returns the next page's token.
-    fn advance(self, side: &mut SideProgress) -> Option<String> {
-        if let Some((at, id)) = self.last {
-            side.from = ChangeFrom {
-                since: Some(at),
-                after: Some((at, id)),
-            };
-        }
-        side.newest = side.newest.max(self.newest);
-        side.done = self.next.is_none();
-        self.next
-    }
 }
 
 async fn plan_locked(
@@ -370,27 +336,59 @@ async fn plan_locked(
     let fields = spec.crm_fields();
     let scope = spec.scope();
     let mut pages = 0u32;
-    let mut next: Option<String> = None;
+    // A continuation reads on from the page its run had reached.
+    let mut next: Option<String> = cp.crm.page.clone();
     while !cp.crm.done {
         if request.budget.spent(pages) {
             return hand_over(ctx, frame, &cp, dry_run, report).await;
         }
-        let page = ctx
+        // The same read as a one-machine run's: REST pages of 2,000, or a Bulk API query
+        // job's result sets when that takes fewer calls.
+        let read = ctx
             .crm
-            .changed_page(
+            .sweep_page(
                 spec.crm_object(),
                 &fields,
-                &cp.crm.from,
+                cp.crm.from.since,
                 next.as_deref(),
                 &scope,
             )
-            .await
-            .map_err(|e| format!("reading changed {} records: {e}", spec.crm_object()))?;
+            .await;
+        let page = match read {
+            Ok(page) => page,
+            Err(e)
+                if next.is_some()
+                    && !matches!(e.class, FailureClass::Transient | FailureClass::Limit) =>
+            {
+                // The read's token expired (a REST query locator lasts minutes): read the
+                // window again from its start; records queued already are queued again,
+                // which changes nothing.
+                tracing::warn!(
+                    run_id = cp.run_id.as_str(),
+                    integration = integration.as_str(),
+                    "the page token of the run's Salesforce read is gone ({e}); reading again from the start"
+                );
+                next = None;
+                cp.crm.page = None;
+                continue;
+            }
+            Err(e) => {
+                return Err(format!(
+                    "reading changed {} records: {e}",
+                    spec.crm_object()
+                ))
+            }
+        };
         pages += 1;
-        let end = PageEnd::of(&page);
+        cp.crm.newest = cp
+            .crm
+            .newest
+            .max(page.records.iter().filter_map(|r| r.modstamp).max());
+        next = page.next.clone();
         let chunks = sender.page_chunks(&spec, &mut prm, page.records).await?;
         sender.send(chunks, &mut cp, report).await?;
-        next = end.advance(&mut cp.crm);
+        cp.crm.page = next.clone();
+        cp.crm.done = next.is_none();
         save(ctx, integration, &cp, dry_run).await?;
     }
     // The PRM changes no Salesforce record took.
@@ -404,7 +402,8 @@ async fn plan_locked(
     sender.send(chunks, &mut cp, report).await?;
     cp.prm.done = true;
     // The retry set and the people of newly linked organizations: references only.
-    let (crm_ids, prm_ids, pending_orgs) = extras(ctx, kind, &retries).await?;
+    let full = cp.mode == RunMode::Full.as_str();
+    let (crm_ids, prm_ids, pending_orgs) = extras(ctx, kind, full, &retries).await?;
     let crm_ids: Vec<String> = crm_ids
         .into_iter()
         .filter(|c| sender.queued_crm.insert(c.clone()))
@@ -468,6 +467,7 @@ async fn plan_locked(
 async fn extras(
     ctx: &SyncContext,
     kind: ObjectKind,
+    full: bool,
     retries: &[RetryEntry],
 ) -> Result<(Vec<String>, Vec<String>, Vec<String>), String> {
     let now = Utc::now();
@@ -490,7 +490,10 @@ async fn extras(
             .children_pending(ObjectKind::Organization)
             .await
             .map_err(err)?;
-        if !pending.is_empty() {
+        if full {
+            // A full run read every person already: the marks only need clearing.
+            pending_orgs = pending.into_iter().map(|(p, _)| p).collect();
+        } else if !pending.is_empty() {
             let (contacts, people) = people_of_pending(ctx, &["Id".into()], &pending)
                 .await
                 .map_err(err)?;

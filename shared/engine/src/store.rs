@@ -182,6 +182,10 @@ pub struct SideProgress {
     /// The newest change queued so far: the side's cursor once the run finishes.
     pub newest: Option<DateTime<Utc>>,
     pub done: bool,
+    /// The token of the next page of the read under way (a REST query locator, or a Bulk
+    /// API query job's next result set), so that a continuation reads on from there.
+    #[serde(default)]
+    pub page: Option<String>,
 }
 
 /// Where change detection resumes, per integration and side.
