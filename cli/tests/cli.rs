@@ -583,7 +583,6 @@ fn bench_of_both_deployments_gives_the_ratio_of_salesforce_calls() {
 /// The target of the Lambda path's first import: within 1.10x the Salesforce calls of the
 /// one-machine run.
 #[test]
-#[ignore = "not met yet: on a full people run the planner still reads the people of every newly linked organization (planner::extras; the one-machine sweep skips that on a full run), one Contact query per 100 Accounts; docs/benchmarks.md"]
 fn bench_lambda_first_import_is_within_1_10x_of_one_machine() {
     let v = bench(&[
         "--accounts",
