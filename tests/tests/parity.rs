@@ -6,18 +6,14 @@
 
 mod common;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
-use aws_lambda_events::event::sqs::SqsEvent;
-use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use common::aws::{endpoint, Invocations, Moto};
 use common::*;
-use prmsync_aws::dynamo::DynamoStore;
-use prmsync_aws::sqs::SqsQueue;
 use prmsync_engine::store::LogFilter;
-use prmsync_engine::{Store, SyncContext};
-use prmsync_lambda::handlers::{full_sync, sync_worker};
+use prmsync_engine::Store;
+use prmsync_lambda::handlers::full_sync;
 use prmsync_lambda::Deps;
 use prmsync_mapping::{LogCode, MappingConfig};
 use prmsync_simulators::prm::Collection;
@@ -39,108 +35,26 @@ struct Scenario {
     twice: bool,
 }
 
-/// The moto endpoint, or None (loudly) when a plain `cargo test` has none.
-fn endpoint() -> Option<String> {
-    match std::env::var("AWS_ENDPOINT_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var("PRMSYNC_REQUIRE_AWS").is_ok() => {
-            panic!("AWS_ENDPOINT_URL is not set: run ./scripts/test.sh, which starts moto")
-        }
-        _ => {
-            eprintln!("WARNING: the parity matrix did NOT run on DynamoDB: AWS_ENDPOINT_URL is not set (./scripts/test.sh starts moto)");
-            None
-        }
-    }
-}
-
-/// The AWS deployment of one scenario: the functions' dependencies over DynamoDB and SQS
-/// on moto, and the full-sync invocations its workers asked for.
+/// The AWS deployment of one scenario: the functions' handlers over DynamoDB and SQS.
 struct Aws {
+    moto: Moto,
     deps: Deps,
-    sqs: aws_sdk_sqs::Client,
-    queue_url: String,
-    dlq_url: String,
-    store: Arc<DynamoStore>,
     invocations: Arc<Invocations>,
-}
-
-#[derive(Default)]
-struct Invocations(Mutex<Vec<Value>>);
-
-#[async_trait::async_trait]
-impl prmsync_lambda::relaunch::Relaunch for Invocations {
-    async fn relaunch(&self, payload: &Value) -> Result<(), String> {
-        self.0.lock().unwrap().push(payload.clone());
-        Ok(())
-    }
 }
 
 impl Aws {
     async fn new(h: &Harness) -> Self {
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .load()
-            .await;
-        let suffix = uuid::Uuid::new_v4().simple().to_string();
-        let store = Arc::new(DynamoStore::new(
-            aws_sdk_dynamodb::Client::new(&config),
-            format!("state-{suffix}"),
-            format!("log-{suffix}"),
-        ));
-        store.create_tables().await.unwrap();
-        let sqs = aws_sdk_sqs::Client::new(&config);
-        let dlq_url = sqs
-            .create_queue()
-            .queue_name(format!("dlq-{suffix}"))
-            .send()
-            .await
-            .unwrap()
-            .queue_url
-            .unwrap();
-        let dlq_arn = sqs
-            .get_queue_attributes()
-            .queue_url(&dlq_url)
-            .attribute_names(QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .unwrap()
-            .attributes
-            .unwrap()[&QueueAttributeName::QueueArn]
-            .clone();
-        let queue_url = sqs
-            .create_queue()
-            .queue_name(format!("work-{suffix}"))
-            .attributes(
-                QueueAttributeName::RedrivePolicy,
-                json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"}).to_string(),
-            )
-            .send()
-            .await
-            .unwrap()
-            .queue_url
-            .unwrap();
-        let invocations = Arc::new(Invocations::default());
-        let deps = Deps {
-            ctx: SyncContext {
-                store: store.clone(),
-                ..h.ctx()
-            },
-            queue: Arc::new(SqsQueue::new(sqs.clone(), queue_url.clone())),
-            webhook_secret: None,
-            relaunch: Some(invocations.clone()),
-        };
+        let moto = Moto::new(5).await;
+        let (deps, invocations) = moto.deps(h.ctx());
         Aws {
+            moto,
             deps,
-            sqs,
-            queue_url,
-            dlq_url,
-            store,
             invocations,
         }
     }
 
     /// The hourly run: full-sync's scheduled invocation, then workers until the queue is
-    /// empty, the full-sync invocations they ask for included. With `twice`, every message
-    /// is delivered a second time (at-least-once delivery).
+    /// empty (the full-sync invocations they ask for included), nothing dead at the end.
     async fn sync(&self, twice: bool) {
         let out = full_sync::handle(&self.deps, json!({"source": "aws.events"}))
             .await
@@ -150,95 +64,11 @@ impl Aws {
             status == "queued" || status == "finished",
             "full-sync: {out}"
         );
-        let deadline = Instant::now() + Duration::from_secs(120);
-        let mut resent: HashSet<String> = HashSet::new();
-        loop {
-            assert!(
-                Instant::now() < deadline,
-                "the queue did not drain in 120 s"
-            );
-            let bodies = self.worker_batch().await;
-            if bodies.is_empty() {
-                let next = std::mem::take(&mut *self.invocations.0.lock().unwrap());
-                if next.is_empty() {
-                    break;
-                }
-                for payload in next {
-                    full_sync::handle(&self.deps, payload).await.unwrap();
-                }
-                continue;
-            }
-            if twice {
-                for body in bodies.into_iter().filter(|b| resent.insert(b.clone())) {
-                    self.sqs
-                        .send_message()
-                        .queue_url(&self.queue_url)
-                        .message_body(body)
-                        .send()
-                        .await
-                        .unwrap();
-                }
-            }
-        }
-        let dead = self
-            .sqs
-            .receive_message()
-            .queue_url(&self.dlq_url)
-            .send()
-            .await
-            .unwrap()
-            .messages
-            .unwrap_or_default();
-        assert!(dead.is_empty(), "nothing reaches the dead-letter queue");
-    }
-
-    /// One sync-worker invocation over a batch of up to ten messages; their bodies.
-    async fn worker_batch(&self) -> Vec<String> {
-        let messages = self
-            .sqs
-            .receive_message()
-            .queue_url(&self.queue_url)
-            .max_number_of_messages(10)
-            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
-            .send()
-            .await
-            .unwrap()
-            .messages
-            .unwrap_or_default();
-        if messages.is_empty() {
-            return Vec::new();
-        }
-        let records: Vec<Value> = messages
-            .iter()
-            .map(|m| {
-                let count = m
-                    .attributes()
-                    .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
-                    .cloned()
-                    .unwrap_or_else(|| "1".into());
-                json!({"messageId": m.message_id(), "receiptHandle": m.receipt_handle(), "body": m.body(), "eventSource": "aws:sqs", "attributes": {"ApproximateReceiveCount": count}})
-            })
-            .collect();
-        let event: SqsEvent = serde_json::from_value(json!({"Records": records})).unwrap();
-        let response = sync_worker::handle(&self.deps, event).await;
+        self.moto.drain(&self.deps, &self.invocations, twice).await;
         assert!(
-            response.batch_item_failures.is_empty(),
-            "every chunk is done with: {:?}",
-            response.batch_item_failures
+            self.moto.dead_letters().await.is_empty(),
+            "nothing reaches the dead-letter queue"
         );
-        for m in &messages {
-            self.sqs
-                .delete_message()
-                .queue_url(&self.queue_url)
-                .receipt_handle(m.receipt_handle().unwrap())
-                .send()
-                .await
-                .unwrap();
-        }
-        messages
-            .iter()
-            .map(|m| m.body().unwrap_or_default().to_string())
-            .collect()
     }
 }
 
@@ -395,14 +225,14 @@ async fn run(scenario: &Scenario) {
         prmsync_mapping::Integration::People,
     ] {
         assert_eq!(
-            aws.store.checkpoint(i).await.unwrap(),
+            aws.moto.store.checkpoint(i).await.unwrap(),
             None,
             "{}: the {i} run closed",
             scenario.name
         );
     }
     assert_eq!(
-        record_codes(aws.store.as_ref()).await,
+        record_codes(aws.moto.store.as_ref()).await,
         record_codes(local.store.as_ref()).await,
         "{}: the Integration Log",
         scenario.name

@@ -1,18 +1,17 @@
-//! End to end on moto (DynamoDB and SQS on 127.0.0.1) and the simulators: full-sync queues
-//! work, workers drain the queue the way Lambda's SQS event source does, and both systems
+//! End to end on moto (DynamoDB and SQS on 127.0.0.1) and the simulators, through the
+//! functions' handlers: full-sync queues work, two workers at once drain the queue the way
+//! Lambda's SQS event source does (`common::aws`), and both systems
 //! end in the state the one-machine run reaches on the same data. A message that keeps
 //! failing rests in the dead-letter queue after maxReceiveCount and is logged; redelivered
 //! messages change nothing.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+mod common;
 
-use aws_lambda_events::event::sqs::SqsEvent;
-use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
-use prmsync_aws::dynamo::DynamoStore;
-use prmsync_aws::sqs::SqsQueue;
+use std::sync::Arc;
+
+use common::aws::{endpoint, Invocations, Moto};
 use prmsync_engine::{run_integration, LogFilter, RunMode, RunOptions, SyncContext};
-use prmsync_lambda::handlers::{full_sync, sync_worker};
+use prmsync_lambda::handlers::full_sync;
 use prmsync_lambda::Deps;
 use prmsync_mapping::{Integration, LogCode, MappingConfig};
 use prmsync_prm::{PrmClient, PrmConfig};
@@ -21,21 +20,6 @@ use prmsync_simulators::prm::{Collection, PrmSim};
 use prmsync_simulators::salesforce::SalesforceSim;
 use prmsync_state_sqlite::SqliteStore;
 use serde_json::{json, Map, Value};
-
-/// The moto endpoint, or None (loudly) when a plain `cargo test` has none.
-fn endpoint() -> Option<String> {
-    match std::env::var("AWS_ENDPOINT_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var("PRMSYNC_REQUIRE_AWS").is_ok() => {
-            panic!("AWS_ENDPOINT_URL is not set: run ./scripts/test.sh, which starts moto")
-        }
-        _ => {
-            use std::io::Write;
-            let _ = writeln!(std::io::stderr(), "WARNING: AWS end-to-end tests did NOT run: AWS_ENDPOINT_URL is not set (./scripts/test.sh starts moto)");
-            None
-        }
-    }
-}
 
 fn obj(v: Value) -> Map<String, Value> {
     v.as_object().unwrap().clone()
@@ -92,32 +76,11 @@ async fn systems() -> Systems {
     }
 }
 
-/// Full-sync invocations the workers asked for (a closed run's follow-up integrations),
-/// made by [`drain`] as Lambda would make them.
-#[derive(Default)]
-struct Invocations(std::sync::Mutex<Vec<Value>>);
-
-#[async_trait::async_trait]
-impl prmsync_lambda::relaunch::Relaunch for Invocations {
-    async fn relaunch(&self, payload: &Value) -> Result<(), String> {
-        self.0.lock().unwrap().push(payload.clone());
-        Ok(())
-    }
-}
-
-fn deps(s: &Systems, aws: &Aws, mapping: MappingConfig) -> (Deps, Arc<Invocations>) {
-    let invocations = Arc::new(Invocations::default());
+/// The functions' dependencies over fresh tables and queues, with `mapping`.
+fn deps(s: &Systems, aws: &Moto, mapping: MappingConfig) -> (Deps, Arc<Invocations>) {
     let mut ctx = ctx(s, aws.store.clone());
     ctx.mapping = Arc::new(mapping);
-    (
-        Deps {
-            ctx,
-            queue: Arc::new(SqsQueue::new(aws.sqs.clone(), aws.queue_url.clone())),
-            webhook_secret: None,
-            relaunch: Some(invocations.clone()),
-        },
-        invocations,
-    )
+    aws.deps(ctx)
 }
 
 fn ctx(s: &Systems, store: Arc<dyn prmsync_engine::Store>) -> SyncContext {
@@ -185,166 +148,6 @@ fn state(s: &Systems) -> Vec<Vec<String>> {
     ]
 }
 
-struct Aws {
-    sqs: aws_sdk_sqs::Client,
-    queue_url: String,
-    dlq_url: String,
-    store: Arc<DynamoStore>,
-}
-
-async fn aws() -> Aws {
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .load()
-        .await;
-    let suffix = uuid::Uuid::new_v4().simple().to_string();
-    let store = DynamoStore::new(
-        aws_sdk_dynamodb::Client::new(&config),
-        format!("state-{suffix}"),
-        format!("log-{suffix}"),
-    );
-    store.create_tables().await.unwrap();
-    let sqs = aws_sdk_sqs::Client::new(&config);
-    let dlq_url = sqs
-        .create_queue()
-        .queue_name(format!("dlq-{suffix}"))
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    let dlq_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&dlq_url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap()[&QueueAttributeName::QueueArn]
-        .clone();
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(format!("work-{suffix}"))
-        .attributes(
-            QueueAttributeName::RedrivePolicy,
-            json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "2"}).to_string(),
-        )
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    Aws {
-        sqs,
-        queue_url,
-        dlq_url,
-        store: Arc::new(store),
-    }
-}
-
-/// Delivers the queue to two workers at once as Lambda's event source mapping does:
-/// batches of up to ten with their receive counts; succeeded messages are deleted,
-/// reported failures become visible again. The full-sync invocations the workers ask for
-/// are made once the queue is empty. Returns the bodies delivered.
-async fn drain(deps: &Deps, aws: &Aws, invocations: &Invocations) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let mut bodies = Vec::new();
-    loop {
-        assert!(
-            Instant::now() < deadline,
-            "the queue did not drain within 120 s"
-        );
-        let (a, b) = tokio::join!(worker_batch(deps, aws), worker_batch(deps, aws));
-        if a.is_empty() && b.is_empty() {
-            let next = std::mem::take(&mut *invocations.0.lock().unwrap());
-            if next.is_empty() {
-                return bodies;
-            }
-            for payload in next {
-                full_sync::handle(deps, payload).await.unwrap();
-            }
-            continue;
-        }
-        bodies.extend(a);
-        bodies.extend(b);
-    }
-}
-
-/// One worker invocation: a batch of up to ten messages. Returns their bodies.
-async fn worker_batch(deps: &Deps, aws: &Aws) -> Vec<String> {
-    let out = aws
-        .sqs
-        .receive_message()
-        .queue_url(&aws.queue_url)
-        .max_number_of_messages(10)
-        .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
-        .send()
-        .await
-        .unwrap();
-    let messages = out.messages.unwrap_or_default();
-    if messages.is_empty() {
-        return Vec::new();
-    }
-    let records: Vec<Value> = messages
-        .iter()
-        .map(|m| {
-            let count = m
-                .attributes()
-                .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
-                .cloned()
-                .unwrap_or_else(|| "1".into());
-            json!({"messageId": m.message_id(), "receiptHandle": m.receipt_handle(), "body": m.body(), "eventSource": "aws:sqs", "attributes": {"ApproximateReceiveCount": count}})
-        })
-        .collect();
-    let event: SqsEvent = serde_json::from_value(json!({"Records": records})).unwrap();
-    let response = sync_worker::handle(deps, event).await;
-    let failed: Vec<&str> = response
-        .batch_item_failures
-        .iter()
-        .map(|f| f.item_identifier.as_str())
-        .collect();
-    let mut bodies = Vec::new();
-    for m in &messages {
-        bodies.push(m.body().unwrap_or_default().to_string());
-        let handle = m.receipt_handle().unwrap();
-        if failed.contains(&m.message_id().unwrap_or_default()) {
-            aws.sqs
-                .change_message_visibility()
-                .queue_url(&aws.queue_url)
-                .receipt_handle(handle)
-                .visibility_timeout(0)
-                .send()
-                .await
-                .unwrap();
-        } else {
-            aws.sqs
-                .delete_message()
-                .queue_url(&aws.queue_url)
-                .receipt_handle(handle)
-                .send()
-                .await
-                .unwrap();
-        }
-    }
-    bodies
-}
-
-/// Messages in the dead-letter queue.
-async fn dead_letters(aws: &Aws) -> Vec<String> {
-    aws.sqs
-        .receive_message()
-        .queue_url(&aws.dlq_url)
-        .max_number_of_messages(10)
-        .send()
-        .await
-        .unwrap()
-        .messages
-        .unwrap_or_default()
-        .iter()
-        .map(|m| m.body().unwrap_or_default().to_string())
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_sync_and_workers_on_aws_reach_the_one_machine_state() {
     if endpoint().is_none() {
@@ -367,12 +170,14 @@ async fn full_sync_and_workers_on_aws_reach_the_one_machine_state() {
         assert_eq!(r.status, "succeeded");
     }
     let remote = systems().await;
-    let aws = aws().await;
+    let aws = Moto::new(2).await;
     let (deps, invocations) = deps(&remote, &aws, MappingConfig::default());
 
     // WHEN the scheduled full-sync runs and the workers drain the queue
-    let scheduled: Value =
-        serde_json::from_str(include_str!("fixtures/scheduled-event.json")).unwrap();
+    let scheduled: Value = serde_json::from_str(include_str!(
+        "../../shared/lambda/tests/fixtures/scheduled-event.json"
+    ))
+    .unwrap();
     let out = full_sync::handle(&deps, scheduled).await.unwrap();
     assert_eq!(
         out["integrations"]["organizations"]["status"], "queued",
@@ -386,7 +191,7 @@ async fn full_sync_and_workers_on_aws_reach_the_one_machine_state() {
         out["integrations"].get("deals").is_none(),
         "deals are deal-import's: {out}"
     );
-    let delivered = drain(&deps, &aws, &invocations).await;
+    let delivered = aws.drain(&deps, &invocations, false).await;
     assert!(!delivered.is_empty());
 
     // THEN both systems match the one-machine result, with no twin of the companies
@@ -396,7 +201,7 @@ async fn full_sync_and_workers_on_aws_reach_the_one_machine_state() {
     assert_eq!(remote.prm.list(Collection::Organizations).len(), 9);
     assert_eq!(remote.sf.records("Contact").len(), 18);
     assert_eq!(remote.prm.list(Collection::People).len(), 18);
-    assert!(dead_letters(&aws).await.is_empty());
+    assert!(aws.dead_letters().await.is_empty());
     // and each integration's run is recorded on its own, closed by its last chunk
     use prmsync_engine::store::Runs;
     for i in [Integration::Organizations, Integration::People] {
@@ -419,15 +224,9 @@ async fn full_sync_and_workers_on_aws_reach_the_one_machine_state() {
         + remote.sf.api_calls().kind("composite_upsert");
     let writes_prm = remote.prm.api_calls().writes();
     for body in &delivered {
-        aws.sqs
-            .send_message()
-            .queue_url(&aws.queue_url)
-            .message_body(body)
-            .send()
-            .await
-            .unwrap();
+        aws.send(body).await;
     }
-    drain(&deps, &aws, &invocations).await;
+    aws.drain(&deps, &invocations, false).await;
     assert_eq!(
         remote.prm.api_calls().writes(),
         writes_prm,
@@ -448,28 +247,17 @@ async fn a_message_that_keeps_failing_rests_in_the_dead_letter_queue_and_is_logg
         return;
     }
     let remote = systems().await;
-    let aws = aws().await;
+    let aws = Moto::new(2).await;
     let (deps, invocations) = deps(&remote, &aws, MappingConfig::default());
-    aws.sqs
-        .send_message()
-        .queue_url(&aws.queue_url)
-        .message_body("{\"not\": \"a chunk\"}")
-        .send()
-        .await
-        .unwrap();
-    drain(&deps, &aws, &invocations).await;
+    aws.send("{\"not\": \"a chunk\"}").await;
+    aws.drain(&deps, &invocations, false).await;
 
-    let dead = aws
-        .sqs
-        .receive_message()
-        .queue_url(&aws.dlq_url)
-        .max_number_of_messages(10)
-        .send()
-        .await
-        .unwrap();
-    let dead = dead.messages.unwrap_or_default();
-    assert_eq!(dead.len(), 1, "the message rests in the dead-letter queue");
-    assert_eq!(dead[0].body(), Some("{\"not\": \"a chunk\"}"));
+    let dead = aws.dead_letters().await;
+    assert_eq!(
+        dead,
+        vec!["{\"not\": \"a chunk\"}".to_string()],
+        "the message rests in the dead-letter queue"
+    );
     let logged = aws
         .store
         .entries(&LogFilter {
@@ -493,7 +281,7 @@ async fn a_record_that_fails_for_a_passing_reason_is_retried_alone_and_nothing_r
     // GIVEN a first import where Salesforce keeps one new Account locked for one call
     // (retries without a delay, so the test need not wait)
     let remote = systems().await;
-    let aws = aws().await;
+    let aws = Moto::new(2).await;
     let mut mapping = MappingConfig::default();
     mapping.sync.retry_delay_seconds = 0;
     let (deps, invocations) = deps(&remote, &aws, mapping);
@@ -518,12 +306,12 @@ async fn a_record_that_fails_for_a_passing_reason_is_retried_alone_and_nothing_r
     full_sync::handle(&deps, json!({"integration": "all"}))
         .await
         .unwrap();
-    drain(&deps, &aws, &invocations).await;
+    aws.drain(&deps, &invocations, false).await;
 
     // THEN the record synced on its second attempt, alone, and nothing is dead
     assert_eq!(remote.sf.records("Account").len(), 9);
     assert_eq!(remote.sf.records("Contact").len(), 18);
-    assert!(dead_letters(&aws).await.is_empty());
+    assert!(aws.dead_letters().await.is_empty());
     let retried = aws
         .store
         .entries(&LogFilter {
@@ -550,7 +338,7 @@ async fn the_org_wide_api_limit_sends_nothing_to_the_dlq() {
     }
     // GIVEN a planned first import
     let remote = systems().await;
-    let aws = aws().await;
+    let aws = Moto::new(2).await;
     let (deps, invocations) = deps(&remote, &aws, MappingConfig::default());
     let out = full_sync::handle(&deps, json!({"integration": "organizations"}))
         .await
@@ -566,23 +354,13 @@ async fn the_org_wide_api_limit_sends_nothing_to_the_dlq() {
         .sf
         .faults()
         .fail_rate(None, 1.0, 403, "REQUEST_LIMIT_EXCEEDED");
-    drain(&deps, &aws, &invocations).await;
+    aws.drain(&deps, &invocations, false).await;
 
     // THEN nothing was written, nothing is dead: the chunks wait in the queue, delayed
     assert_eq!(remote.sf.records("Account").len(), 6);
-    assert!(dead_letters(&aws).await.is_empty());
-    let attrs = aws
-        .sqs
-        .get_queue_attributes()
-        .queue_url(&aws.queue_url)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap();
+    assert!(aws.dead_letters().await.is_empty());
     assert_eq!(
-        attrs[&QueueAttributeName::ApproximateNumberOfMessagesDelayed],
+        aws.delayed().await,
         chunks,
         "both chunks wait for the limit to clear"
     );
