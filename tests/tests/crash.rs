@@ -20,7 +20,15 @@ async fn seeded() -> (Harness, String, String) {
     let h = Harness::new().await;
     let linked = h.account("Linked Co", Some("Active Partner"), json!({"Phone": "1"}));
     assert_succeeded(&h.sync().await);
-    let linked_org = h.sf_str("Account", &linked, "PRM_Id__c").unwrap();
+    let linked_org = seed_the_rest(&h, &linked);
+    (h, linked, linked_org)
+}
+
+/// After the first sync linked "Linked Co": two more Accounts with Contacts, two
+/// organizations with people, and a change on each side of the linked pair. Returns the
+/// linked organization.
+fn seed_the_rest(h: &Harness, linked: &str) -> String {
+    let linked_org = h.sf_str("Account", linked, "PRM_Id__c").unwrap();
     for i in 0..2 {
         let acc = h.account(
             &format!("SF Org {i}"),
@@ -43,13 +51,13 @@ async fn seeded() -> (Harness, String, String) {
             );
         }
     }
-    h.sf.update("Account", &linked, obj(json!({"Phone": "2"})));
+    h.sf.update("Account", linked, obj(json!({"Phone": "2"})));
     h.prm.update(
         Collection::Organizations,
         &linked_org,
         json!({"city": "Porto"}),
     );
-    (h, linked, linked_org)
+    linked_org
 }
 
 /// Exactly one record per side for each, linked both ways, with the right values.
@@ -231,5 +239,92 @@ async fn a_crash_after_any_write_on_the_lambda_path_converges() {
         let again = h.lambda_sync(&h.ctx(), RunMode::Incremental).await;
         let writes: u64 = again.chunks.iter().map(|c| c.counts.writes()).sum();
         assert_eq!(writes, 0, "crash after write {n}: settled");
+    }
+}
+
+/// The seeded scenario on AWS: the functions' handlers over fresh DynamoDB tables and SQS
+/// queues on moto, the first sync (that links "Linked Co") made through them too. Returns
+/// the harness, moto, the linked Account and organization.
+async fn seeded_on_aws(
+    mapping: prmsync_mapping::MappingConfig,
+) -> (Harness, common::aws::Moto, String, String) {
+    let h = Harness::with_mapping(mapping).await;
+    let linked = h.account("Linked Co", Some("Active Partner"), json!({"Phone": "1"}));
+    let moto = common::aws::Moto::new(5).await;
+    let (deps, invocations) = moto.deps(h.ctx());
+    aws_sync(&deps, &moto, &invocations).await;
+    let linked_org = seed_the_rest(&h, &linked);
+    (h, moto, linked, linked_org)
+}
+
+/// The hourly run on AWS: full-sync's `all`, then the workers until the queue is empty.
+async fn aws_sync(
+    deps: &prmsync_lambda::Deps,
+    moto: &common::aws::Moto,
+    invocations: &common::aws::Invocations,
+) {
+    prmsync_lambda::handlers::full_sync::handle(deps, json!({"integration": "all"}))
+        .await
+        .unwrap();
+    moto.drain(deps, invocations, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_after_any_write_on_aws_converges() {
+    use prmsync_engine::store::IntegrationLog;
+    if common::aws::endpoint().is_none() {
+        return;
+    }
+    // A crashed chunk is handed out again at once (no retry delay), so the test need not
+    // wait for SQS.
+    let mut mapping = prmsync_mapping::MappingConfig::default();
+    mapping.sync.retry_delay_seconds = 0;
+    let crashing = |h: &Harness, crash: &Arc<Crash>| {
+        h.ctx_with(
+            Arc::new(CrashingCrm {
+                inner: h.crm_client.clone(),
+                crash: crash.clone(),
+            }),
+            Arc::new(CrashingPrm {
+                inner: h.prm_client.clone(),
+                crash: crash.clone(),
+            }),
+        )
+    };
+    // How many writes a clean run makes.
+    let (h, moto, linked, linked_org) = seeded_on_aws(mapping.clone()).await;
+    let crash = Crash::new(u64::MAX);
+    let (deps, invocations) = moto.deps(crashing(&h, &crash));
+    aws_sync(&deps, &moto, &invocations).await;
+    assert_converged(&h, &linked, &linked_org, "clean run on AWS");
+    let writes = crash.writes.load(Ordering::SeqCst);
+    assert!(
+        writes >= 10,
+        "the scenario makes writes on both sides: {writes}"
+    );
+
+    for n in 1..=writes {
+        let (h, moto, linked, linked_org) = seeded_on_aws(mapping.clone()).await;
+        let crash = Crash::new(n);
+        let (deps, invocations) = moto.deps(crashing(&h, &crash));
+        aws_sync(&deps, &moto, &invocations).await;
+        let context = format!("crash after write {n} on AWS");
+        assert_converged(&h, &linked, &linked_org, &context);
+        assert!(
+            moto.dead_letters().await.is_empty(),
+            "{context}: nothing dead"
+        );
+        let chunk_retried = moto
+            .store
+            .entries(&prmsync_engine::LogFilter {
+                code: Some(prmsync_mapping::LogCode::ChunkRetried),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert!(
+            !chunk_retried.is_empty(),
+            "{context}: the crashed chunk was handed out again"
+        );
     }
 }
