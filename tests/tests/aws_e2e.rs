@@ -94,60 +94,6 @@ fn ctx(s: &Systems, store: Arc<dyn prmsync_engine::Store>) -> SyncContext {
     }
 }
 
-/// Both systems' records, with the PRM's own ids (which depend on creation order) replaced by
-/// the Salesforce Ids they are linked to, and timing fields left out.
-fn state(s: &Systems) -> Vec<Vec<String>> {
-    let orgs = s.prm.list(Collection::Organizations);
-    let people = s.prm.list(Collection::People);
-    let crm_of: std::collections::HashMap<String, Value> = orgs
-        .iter()
-        .chain(people.iter())
-        .map(|r| (r["id"].as_str().unwrap().to_string(), r["crm_id"].clone()))
-        .collect();
-    let link = |v: &Value| {
-        v.as_str()
-            .and_then(|id| crm_of.get(id))
-            .cloned()
-            .unwrap_or(Value::Null)
-    };
-    let norm = |records: Vec<Map<String, Value>>, refs: &[&str]| {
-        let mut v: Vec<String> = records
-            .into_iter()
-            .map(|mut r| {
-                for k in [
-                    "SystemModstamp",
-                    "LastModifiedDate",
-                    "CreatedDate",
-                    "updated_at",
-                    "created_at",
-                    "version",
-                ] {
-                    r.remove(k);
-                }
-                for k in refs {
-                    if let Some(v) = r.get(*k).cloned() {
-                        r.insert(k.to_string(), link(&v));
-                    }
-                }
-                serde_json::to_string(&r).unwrap()
-            })
-            .collect();
-        v.sort();
-        v
-    };
-    let objs = |v: Vec<Value>| {
-        v.into_iter()
-            .map(|v| v.as_object().unwrap().clone())
-            .collect::<Vec<_>>()
-    };
-    vec![
-        norm(s.sf.records("Account"), &["PRM_Id__c"]),
-        norm(s.sf.records("Contact"), &["PRM_Id__c"]),
-        norm(objs(orgs), &["id", "parent_id"]),
-        norm(objs(people), &["id", "organization_id"]),
-    ]
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_sync_and_workers_on_aws_reach_the_one_machine_state() {
     if endpoint().is_none() {
@@ -196,7 +142,10 @@ async fn full_sync_and_workers_on_aws_reach_the_one_machine_state() {
 
     // THEN both systems match the one-machine result, with no twin of the companies
     // that were on both sides
-    assert_eq!(state(&remote), state(&local));
+    assert_eq!(
+        common::labelled_state(&remote.sf, &remote.prm),
+        common::labelled_state(&local.sf, &local.prm)
+    );
     assert_eq!(remote.sf.records("Account").len(), 9);
     assert_eq!(remote.prm.list(Collection::Organizations).len(), 9);
     assert_eq!(remote.sf.records("Contact").len(), 18);
@@ -238,7 +187,10 @@ async fn full_sync_and_workers_on_aws_reach_the_one_machine_state() {
         writes_sf,
         "redelivery wrote to Salesforce"
     );
-    assert_eq!(state(&remote), state(&local));
+    assert_eq!(
+        common::labelled_state(&remote.sf, &remote.prm),
+        common::labelled_state(&local.sf, &local.prm)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

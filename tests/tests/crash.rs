@@ -4,7 +4,6 @@
 mod common;
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
 use common::*;
 use prmsync_engine::objects::ObjectSpec;
@@ -107,16 +106,7 @@ async fn a_crash_after_any_write_converges_on_the_next_run() {
     // How many writes a clean run makes.
     let (h, linked, linked_org) = seeded().await;
     let crash = Crash::new(u64::MAX);
-    let ctx = h.ctx_with(
-        Arc::new(CrashingCrm {
-            inner: h.crm_client.clone(),
-            crash: crash.clone(),
-        }),
-        Arc::new(CrashingPrm {
-            inner: h.prm_client.clone(),
-            crash: crash.clone(),
-        }),
-    );
+    let ctx = h.crashing_ctx(&crash);
     assert_succeeded(&h.sync_ctx(&ctx, RunMode::Incremental).await);
     assert_converged(&h, &linked, &linked_org, "clean run");
     let writes = crash.writes.load(Ordering::SeqCst);
@@ -128,16 +118,7 @@ async fn a_crash_after_any_write_converges_on_the_next_run() {
     for n in 1..=writes {
         let (h, linked, linked_org) = seeded().await;
         let crash = Crash::new(n);
-        let ctx = h.ctx_with(
-            Arc::new(CrashingCrm {
-                inner: h.crm_client.clone(),
-                crash: crash.clone(),
-            }),
-            Arc::new(CrashingPrm {
-                inner: h.prm_client.clone(),
-                crash: crash.clone(),
-            }),
-        );
+        let ctx = h.crashing_ctx(&crash);
         let crashed = h.sync_ctx(&ctx, RunMode::Incremental).await;
         assert!(
             crashed.iter().any(|r| r.status == "failed"),
@@ -195,16 +176,7 @@ async fn a_crash_after_any_write_on_the_lambda_path_converges() {
     // How many writes the planner and workers make on a clean run.
     let (h, linked, linked_org) = seeded().await;
     let crash = Crash::new(u64::MAX);
-    let ctx = h.ctx_with(
-        Arc::new(CrashingCrm {
-            inner: h.crm_client.clone(),
-            crash: crash.clone(),
-        }),
-        Arc::new(CrashingPrm {
-            inner: h.prm_client.clone(),
-            crash: crash.clone(),
-        }),
-    );
+    let ctx = h.crashing_ctx(&crash);
     h.lambda_sync(&ctx, RunMode::Incremental).await;
     assert_converged(&h, &linked, &linked_org, "clean run");
     let writes = crash.writes.load(Ordering::SeqCst);
@@ -216,16 +188,7 @@ async fn a_crash_after_any_write_on_the_lambda_path_converges() {
     for n in 1..=writes {
         let (h, linked, linked_org) = seeded().await;
         let crash = Crash::new(n);
-        let ctx = h.ctx_with(
-            Arc::new(CrashingCrm {
-                inner: h.crm_client.clone(),
-                crash: crash.clone(),
-            }),
-            Arc::new(CrashingPrm {
-                inner: h.prm_client.clone(),
-                crash: crash.clone(),
-            }),
-        );
+        let ctx = h.crashing_ctx(&crash);
         // The crashed chunk is handed out again after its delay, which the harness lets pass.
         let out = h.lambda_sync(&ctx, RunMode::Incremental).await;
         assert!(
@@ -279,22 +242,10 @@ async fn a_crash_after_any_write_on_aws_converges() {
     // wait for SQS.
     let mut mapping = prmsync_mapping::MappingConfig::default();
     mapping.sync.retry_delay_seconds = 0;
-    let crashing = |h: &Harness, crash: &Arc<Crash>| {
-        h.ctx_with(
-            Arc::new(CrashingCrm {
-                inner: h.crm_client.clone(),
-                crash: crash.clone(),
-            }),
-            Arc::new(CrashingPrm {
-                inner: h.prm_client.clone(),
-                crash: crash.clone(),
-            }),
-        )
-    };
     // How many writes a clean run makes.
     let (h, moto, linked, linked_org) = seeded_on_aws(mapping.clone()).await;
     let crash = Crash::new(u64::MAX);
-    let (deps, invocations) = moto.deps(crashing(&h, &crash));
+    let (deps, invocations) = moto.deps(h.crashing_ctx(&crash));
     aws_sync(&deps, &moto, &invocations).await;
     assert_converged(&h, &linked, &linked_org, "clean run on AWS");
     let writes = crash.writes.load(Ordering::SeqCst);
@@ -306,7 +257,7 @@ async fn a_crash_after_any_write_on_aws_converges() {
     for n in 1..=writes {
         let (h, moto, linked, linked_org) = seeded_on_aws(mapping.clone()).await;
         let crash = Crash::new(n);
-        let (deps, invocations) = moto.deps(crashing(&h, &crash));
+        let (deps, invocations) = moto.deps(h.crashing_ctx(&crash));
         aws_sync(&deps, &moto, &invocations).await;
         let context = format!("crash after write {n} on AWS");
         assert_converged(&h, &linked, &linked_org, &context);

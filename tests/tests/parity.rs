@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use common::aws::{endpoint, Invocations, Moto};
@@ -17,7 +17,7 @@ use prmsync_lambda::handlers::full_sync;
 use prmsync_lambda::Deps;
 use prmsync_mapping::{LogCode, MappingConfig};
 use prmsync_simulators::prm::Collection;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 /// A scenario: data to start from, then edits, each followed by a sync on both sides.
 struct Scenario {
@@ -72,95 +72,6 @@ impl Aws {
     }
 }
 
-/// A record's label: what names it on both sides whatever its ids (ids depend on the
-/// order records were created in, which differs between the deployments).
-fn label(r: &Map<String, Value>) -> String {
-    for k in ["Email", "email"] {
-        if let Some(e) = r.get(k).and_then(Value::as_str) {
-            return format!("person:{}", e.to_lowercase());
-        }
-    }
-    for k in ["Name", "name"] {
-        if let Some(n) = r.get(k).and_then(Value::as_str) {
-            return format!("org:{n}");
-        }
-    }
-    let last = ["LastName", "last_name"]
-        .iter()
-        .find_map(|k| r.get(*k).and_then(Value::as_str))
-        .unwrap_or("?");
-    format!("person:{last}")
-}
-
-/// Both systems' records (deleted Salesforce rows left out), ids replaced by the labels
-/// of the records they name, timing fields left out, sorted.
-fn labelled_state(h: &Harness) -> Vec<Vec<String>> {
-    let sets: Vec<Vec<Map<String, Value>>> = vec![
-        h.sf_records("Account"),
-        h.sf_records("Contact"),
-        h.prm
-            .list(Collection::Organizations)
-            .into_iter()
-            .map(|v| v.as_object().unwrap().clone())
-            .collect(),
-        h.prm
-            .list(Collection::People)
-            .into_iter()
-            .map(|v| v.as_object().unwrap().clone())
-            .collect(),
-    ];
-    let mut names: HashMap<String, String> = HashMap::new();
-    for set in &sets {
-        for r in set {
-            for k in ["Id", "id"] {
-                if let Some(id) = r.get(k).and_then(Value::as_str) {
-                    names.insert(id.to_string(), label(r));
-                }
-            }
-        }
-    }
-    let refs = [
-        "Id",
-        "id",
-        "PRM_Id__c",
-        "AccountId",
-        "ParentId",
-        "crm_id",
-        "organization_id",
-        "parent_id",
-        "MasterRecordId",
-        "OwnerId",
-    ];
-    sets.into_iter()
-        .map(|set| {
-            let mut out: Vec<String> = set
-                .into_iter()
-                .map(|mut r| {
-                    for k in [
-                        "SystemModstamp",
-                        "LastModifiedDate",
-                        "CreatedDate",
-                        "updated_at",
-                        "created_at",
-                        "version",
-                    ] {
-                        r.remove(k);
-                    }
-                    for k in refs {
-                        if let Some(Value::String(id)) = r.get(k).cloned() {
-                            let named = names.get(&id).cloned().unwrap_or(format!("unknown:{id}"));
-                            r.insert(k.to_string(), Value::String(named));
-                        }
-                    }
-                    serde_json::to_string(&r).unwrap()
-                })
-                .collect();
-            out.sort();
-            out
-        })
-        .collect()
-}
-
 /// Record-level entries of the Integration Log by code (run-level and delivery entries,
 /// which the deployments write differently, left out).
 async fn record_codes(store: &dyn Store) -> BTreeMap<String, usize> {
@@ -207,8 +118,8 @@ async fn run(scenario: &Scenario) {
         aws.sync(scenario.twice).await;
         if scenario.each_sync || step + 1 == syncs {
             assert_eq!(
-                labelled_state(&lambda),
-                labelled_state(&local),
+                labelled_state(&lambda.sf, &lambda.prm),
+                labelled_state(&local.sf, &local.prm),
                 "{}: after sync {step}",
                 scenario.name
             );

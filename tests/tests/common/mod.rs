@@ -5,6 +5,7 @@
 
 pub mod aws;
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -86,6 +87,20 @@ impl Harness {
 
     pub fn ctx(&self) -> SyncContext {
         self.ctx_with(self.crm_client.clone(), self.prm_client.clone())
+    }
+
+    /// A context whose clients count writes and crash after the one `crash` names.
+    pub fn crashing_ctx(&self, crash: &Arc<Crash>) -> SyncContext {
+        self.ctx_with(
+            Arc::new(CrashingCrm {
+                inner: self.crm_client.clone(),
+                crash: crash.clone(),
+            }),
+            Arc::new(CrashingPrm {
+                inner: self.prm_client.clone(),
+                crash: crash.clone(),
+            }),
+        )
     }
 
     pub fn ctx_with(&self, crm: Arc<dyn Crm>, prm: Arc<dyn Prm>) -> SyncContext {
@@ -416,19 +431,22 @@ impl Prm for CrashingPrm {
     }
 }
 
+/// Fields whose values depend on when a record was written, left out of comparisons.
+pub const TIMING_FIELDS: [&str; 6] = [
+    "SystemModstamp",
+    "LastModifiedDate",
+    "CreatedDate",
+    "updated_at",
+    "created_at",
+    "version",
+];
+
 /// A system's records without the fields that differ by timing.
 pub fn normalise(records: Vec<Map<String, Value>>) -> Vec<Map<String, Value>> {
     let mut out: Vec<Map<String, Value>> = records
         .into_iter()
         .map(|mut r| {
-            for k in [
-                "SystemModstamp",
-                "LastModifiedDate",
-                "CreatedDate",
-                "updated_at",
-                "created_at",
-                "version",
-            ] {
+            for k in TIMING_FIELDS {
                 r.remove(k);
             }
             r
@@ -452,6 +470,86 @@ pub fn state(h: &Harness) -> Vec<Vec<Map<String, Value>>> {
         normalise(prm(Collection::Organizations)),
         normalise(prm(Collection::People)),
     ]
+}
+
+/// A record's label: what names it on both sides whatever its ids (ids depend on the
+/// order records were created in, which differs between the deployments).
+fn label(r: &Map<String, Value>) -> String {
+    for k in ["Email", "email"] {
+        if let Some(e) = r.get(k).and_then(Value::as_str) {
+            return format!("person:{}", e.to_lowercase());
+        }
+    }
+    for k in ["Name", "name"] {
+        if let Some(n) = r.get(k).and_then(Value::as_str) {
+            return format!("org:{n}");
+        }
+    }
+    let last = ["LastName", "last_name"]
+        .iter()
+        .find_map(|k| r.get(*k).and_then(Value::as_str))
+        .unwrap_or("?");
+    format!("person:{last}")
+}
+
+/// Both systems' records (deleted Salesforce rows left out), ids replaced by the labels
+/// of the records they name, timing fields left out, sorted.
+pub fn labelled_state(sf: &SalesforceSim, prm: &PrmSim) -> Vec<Vec<String>> {
+    let sets: Vec<Vec<Map<String, Value>>> = vec![
+        sf.records("Account"),
+        sf.records("Contact"),
+        prm.list(Collection::Organizations)
+            .into_iter()
+            .map(|v| v.as_object().unwrap().clone())
+            .collect(),
+        prm.list(Collection::People)
+            .into_iter()
+            .map(|v| v.as_object().unwrap().clone())
+            .collect(),
+    ];
+    let mut names: HashMap<String, String> = HashMap::new();
+    for set in &sets {
+        for r in set {
+            for k in ["Id", "id"] {
+                if let Some(id) = r.get(k).and_then(Value::as_str) {
+                    names.insert(id.to_string(), label(r));
+                }
+            }
+        }
+    }
+    let refs = [
+        "Id",
+        "id",
+        "PRM_Id__c",
+        "AccountId",
+        "ParentId",
+        "crm_id",
+        "organization_id",
+        "parent_id",
+        "MasterRecordId",
+        "OwnerId",
+    ];
+    sets.into_iter()
+        .map(|set| {
+            let mut out: Vec<String> = set
+                .into_iter()
+                .map(|mut r| {
+                    for k in TIMING_FIELDS {
+                        r.remove(k);
+                    }
+                    for k in refs {
+                        if let Some(Value::String(id)) = r.get(k).cloned() {
+                            let named = names.get(&id).cloned().unwrap_or(format!("unknown:{id}"));
+                            r.insert(k.to_string(), Value::String(named));
+                        }
+                    }
+                    serde_json::to_string(&r).unwrap()
+                })
+                .collect();
+            out.sort();
+            out
+        })
+        .collect()
 }
 
 /// A work queue that keeps what is sent, in order: chunks to deliver now (`.0`) and
