@@ -29,6 +29,7 @@ mod deal_import;
 use crate::context::SyncContext;
 use crate::ports::{FailureClass, PortError, RecordFailure, WriteOutcome};
 use crate::report::{Counts, PlannedWrite};
+use crate::retry::FailedRecord;
 use crate::store::{Link, LinkState, LogEntry, StoreError};
 
 /// PRM writes in flight at once (`[sync] prm_concurrency`).
@@ -114,16 +115,6 @@ pub struct PassOutcome {
     /// Records whose write failed for a passing reason: the caller keeps them in the retry
     /// set (and a worker hands each out again on its own).
     pub failed: Vec<FailedRecord>,
-}
-
-/// A record whose write failed for a passing reason (a lock, an outage, a call that
-/// failed after the client's own retries).
-#[derive(Debug, Clone, PartialEq)]
-pub struct FailedRecord {
-    pub crm_id: Option<String>,
-    pub prm_id: Option<String>,
-    /// What failed, in plain words (no record values).
-    pub message: String,
 }
 
 /// A whole call that failed for a passing reason fails only the records it carried; any
@@ -2116,52 +2107,43 @@ fn restore_keys(item: &mut Item, side: Side) {
     item.dirty = true;
 }
 
-/// Keeps the newest version of each Salesforce record.
+/// Keeps the newest version of each record (by `id`); `newer(a, b)` says whether `a`
+/// replaces `b` (a later version, or the same one read again).
+fn dedupe<R>(records: Vec<R>, id: impl Fn(&R) -> &str, newer: impl Fn(&R, &R) -> bool) -> Vec<R> {
+    let mut pos: HashMap<String, usize> = HashMap::new();
+    let mut out: Vec<R> = Vec::with_capacity(records.len());
+    for r in records {
+        match pos.get(id(&r)) {
+            Some(&i) => {
+                if newer(&r, &out[i]) {
+                    out[i] = r;
+                }
+            }
+            None => {
+                pos.insert(id(&r).to_string(), out.len());
+                out.push(r);
+            }
+        }
+    }
+    out
+}
+
+/// Keeps the newest version of each Salesforce record, by SystemModstamp.
 fn dedupe_crm(records: Vec<CrmRecord>) -> Vec<CrmRecord> {
-    let mut pos: HashMap<String, usize> = HashMap::new();
-    let mut out: Vec<CrmRecord> = Vec::with_capacity(records.len());
-    for r in records {
-        match pos.get(&r.id) {
-            Some(&i) => {
-                if newer(r.modstamp, out[i].modstamp) {
-                    out[i] = r;
-                }
-            }
-            None => {
-                pos.insert(r.id.clone(), out.len());
-                out.push(r);
-            }
-        }
-    }
-    out
+    dedupe(
+        records,
+        |r| &r.id,
+        |a, b| match (a.modstamp, b.modstamp) {
+            (Some(a), Some(b)) => a >= b,
+            (Some(_), None) => true,
+            _ => false,
+        },
+    )
 }
 
-fn newer(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> bool {
-    match (a, b) {
-        (Some(a), Some(b)) => a >= b,
-        (Some(_), None) => true,
-        _ => false,
-    }
-}
-
-/// Keeps the newest version of each PRM record.
+/// Keeps the newest version of each PRM record, by version.
 fn dedupe_prm(records: Vec<PrmRecord>) -> Vec<PrmRecord> {
-    let mut pos: HashMap<String, usize> = HashMap::new();
-    let mut out: Vec<PrmRecord> = Vec::with_capacity(records.len());
-    for r in records {
-        match pos.get(&r.id) {
-            Some(&i) => {
-                if r.version >= out[i].version {
-                    out[i] = r;
-                }
-            }
-            None => {
-                pos.insert(r.id.clone(), out.len());
-                out.push(r);
-            }
-        }
-    }
-    out
+    dedupe(records, |r| &r.id, |a, b| a.version >= b.version)
 }
 
 fn _assert_send(_: &WriteOutcome) {}

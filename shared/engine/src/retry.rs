@@ -13,9 +13,18 @@ use serde_json::json;
 
 use crate::chunk::Chunk;
 use crate::context::{entry, SyncContext};
-use crate::pass::FailedRecord;
 use crate::ports::Queue;
 use crate::store::{RetryEntry, StoreError};
+
+/// A record whose write failed for a passing reason (a lock, an outage, a call that
+/// failed after the client's own retries).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FailedRecord {
+    pub crm_id: Option<String>,
+    pub prm_id: Option<String>,
+    /// What failed, in plain words (no record values).
+    pub message: String,
+}
 
 /// SQS delays a message by at most 15 minutes.
 pub const MAX_DELAY_SECONDS: i64 = 900;

@@ -25,10 +25,10 @@ use serde_json::json;
 use crate::chunk::{Chunk, ChunkRecords};
 use crate::context::{entry, fetch_by_ids, SyncContext};
 use crate::objects::ObjectSpec;
-use crate::pass::{run_pass, FailedRecord, PassError, PassInput};
+use crate::pass::{run_pass, PassError, PassInput};
 use crate::ports::{FailureClass, PortError, Queue};
 use crate::report::Counts;
-use crate::retry::{clear_synced, delay, hold_failed, max_attempts, send_later};
+use crate::retry::{clear_synced, delay, hold_failed, max_attempts, send_later, FailedRecord};
 use crate::store::{Link, LinkState, StoreError};
 
 /// How long workers write nothing once Salesforce refused a call for the org's API limit.
