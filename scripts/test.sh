@@ -33,6 +33,10 @@ export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-eas
 # Tests that need AWS fail instead of skipping when the endpoint is missing.
 export PRMSYNC_REQUIRE_AWS=1
 
+# Formatting and lints first: a warning fails the run, as a test would.
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --all-features -- -D warnings
+
 # The Lambda binaries as they are deployed (release profile); tests/tests/infra.rs starts
 # each one and checks it fails fast, naming what is missing, outside Lambda.
 cargo build --release -p full-sync -p sync-worker -p deal-import -p prm-webhook

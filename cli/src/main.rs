@@ -128,6 +128,7 @@ enum Command {
 fn restore_sigpipe() {
     #[cfg(unix)]
     // SAFETY: setting a signal disposition to its default before any thread starts.
+    #[allow(unsafe_code)]
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }

@@ -501,7 +501,7 @@ async fn prm_sim_error_answers_match_the_error_schema() {
     let doc = spec();
     let w = world().await;
     let one = |v: i64| vec![("If-Match", v.to_string())];
-    let cases: Vec<ErrorCase> = vec![
+    let cases: Vec<ErrorCase<'_>> = vec![
         (
             "get",
             "/v1/deals/deal_999999".into(),

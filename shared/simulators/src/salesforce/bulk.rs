@@ -368,7 +368,7 @@ fn unsupported_feature(soql: &str) -> Option<&'static str> {
 }
 
 impl Inner {
-    pub(super) fn bulk(&mut self, route: BulkRoute, req: &Req) -> Result<Response, ApiError> {
+    pub(super) fn bulk(&mut self, route: BulkRoute, req: &Req<'_>) -> Result<Response, ApiError> {
         match route {
             BulkRoute::Create => self.bulk_create(req),
             BulkRoute::List => {
@@ -440,7 +440,7 @@ impl Inner {
         }
     }
 
-    fn bulk_create(&mut self, req: &Req) -> Result<Response, ApiError> {
+    fn bulk_create(&mut self, req: &Req<'_>) -> Result<Response, ApiError> {
         let create = parse_create(&req.json()?)?;
         if let Some(feature) = unsupported_feature(&create.query) {
             return Err(ApiError::new(
@@ -521,7 +521,7 @@ impl Inner {
 }
 
 /// One result set of a finished job.
-fn results(job: &Job, req: &Req) -> Result<Response, ApiError> {
+fn results(job: &Job, req: &Req<'_>) -> Result<Response, ApiError> {
     if job.state != JobState::JobComplete {
         return Err(ApiError::new(
             400,

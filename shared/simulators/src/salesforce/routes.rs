@@ -215,7 +215,7 @@ fn json_response(status: StatusCode, body: Value) -> Response {
 }
 
 /// Maps a single-record write failure to the REST error response.
-fn single_write_error(fail: WriteFail, req: &Req, object: &str) -> Response {
+fn single_write_error(fail: WriteFail, req: &Req<'_>, object: &str) -> Response {
     match fail {
         WriteFail::Request(e) => e.into_response(),
         WriteFail::Record(e) => ApiError::from(e).into_response(),
@@ -296,7 +296,7 @@ impl SalesforceSim {
         }
     }
 
-    fn handle(&self, route: Route, req: &Req) -> Result<Response, ApiError> {
+    fn handle(&self, route: Route, req: &Req<'_>) -> Result<Response, ApiError> {
         let mut inner = self.lock();
         match route {
             Route::Limits => {
@@ -371,7 +371,7 @@ impl Inner {
             .ok_or_else(ApiError::not_found)
     }
 
-    fn project(&self, req: &Req, obj: &ObjectDef, rec: &Record, fields: &[String]) -> Value {
+    fn project(&self, req: &Req<'_>, obj: &ObjectDef, rec: &Record, fields: &[String]) -> Value {
         let id = rec.get("Id").and_then(Value::as_str).unwrap_or_default();
         let mut out = Map::new();
         out.insert(
@@ -384,7 +384,7 @@ impl Inner {
         Value::Object(out)
     }
 
-    fn query(&mut self, req: &Req, all: bool) -> Result<Value, ApiError> {
+    fn query(&mut self, req: &Req<'_>, all: bool) -> Result<Value, ApiError> {
         let q = req
             .param("q")
             .filter(|q| !q.trim().is_empty())
@@ -421,7 +421,7 @@ impl Inner {
         Ok(self.first_page(req, records))
     }
 
-    fn first_page(&mut self, req: &Req, records: Vec<Value>) -> Value {
+    fn first_page(&mut self, req: &Req<'_>, records: Vec<Value>) -> Value {
         let batch = req.batch_size();
         if records.len() <= batch {
             return page_body(records.len(), None, records);
@@ -449,7 +449,7 @@ impl Inner {
         page_body(total, Some(next), first)
     }
 
-    fn query_more(&mut self, req: &Req, locator: &str) -> Result<Value, ApiError> {
+    fn query_more(&mut self, req: &Req<'_>, locator: &str) -> Result<Value, ApiError> {
         let invalid = || ApiError::new(400, "INVALID_QUERY_LOCATOR", "invalid query locator");
         let (loc, offset) = locator.rsplit_once('-').ok_or_else(invalid)?;
         let offset: usize = offset.parse().map_err(|_| invalid())?;
@@ -465,7 +465,7 @@ impl Inner {
         Ok(page_body(cursor.rows.len(), next, page))
     }
 
-    fn get_deleted(&self, req: &Req, object: &str) -> Result<Response, ApiError> {
+    fn get_deleted(&self, req: &Req<'_>, object: &str) -> Result<Response, ApiError> {
         let obj = self.object(object)?;
         let parse = |name: &str| -> Result<chrono::DateTime<chrono::Utc>, ApiError> {
             let raw = req.param(name).ok_or_else(|| {
@@ -519,7 +519,7 @@ impl Inner {
         .into_response())
     }
 
-    fn get_one(&self, req: &Req, object: &str, id: &str) -> Result<Response, ApiError> {
+    fn get_one(&self, req: &Req<'_>, object: &str, id: &str) -> Result<Response, ApiError> {
         let obj = self.object(object)?;
         let rec = self
             .store
@@ -533,7 +533,7 @@ impl Inner {
     }
 
     /// `?fields=a,b` or every field of the object.
-    fn selected_fields(&self, req: &Req, obj: &ObjectDef) -> Result<Vec<String>, ApiError> {
+    fn selected_fields(&self, req: &Req<'_>, obj: &ObjectDef) -> Result<Vec<String>, ApiError> {
         match req.param("fields") {
             Some(list) => list
                 .split(',')
@@ -551,7 +551,7 @@ impl Inner {
 
     fn get_by_external_id(
         &self,
-        req: &Req,
+        req: &Req<'_>,
         object: &str,
         field: &str,
         value: &str,
@@ -572,14 +572,14 @@ impl Inner {
         }
     }
 
-    fn body_record(req: &Req) -> Result<Record, ApiError> {
+    fn body_record(req: &Req<'_>) -> Result<Record, ApiError> {
         match req.json()? {
             Value::Object(map) => Ok(map),
             _ => Err(ApiError::json_parse("expected a JSON object")),
         }
     }
 
-    fn create_one(&mut self, req: &Req, object: &str, faults: &super::Faults) -> Response {
+    fn create_one(&mut self, req: &Req<'_>, object: &str, faults: &super::Faults) -> Response {
         let result = (|| {
             let obj = self.object(object)?;
             let body = Self::body_record(req)?;
@@ -601,7 +601,7 @@ impl Inner {
 
     fn update_one(
         &mut self,
-        req: &Req,
+        req: &Req<'_>,
         object: &str,
         id: &str,
         faults: &super::Faults,
@@ -624,7 +624,7 @@ impl Inner {
 
     fn upsert_one(
         &mut self,
-        req: &Req,
+        req: &Req<'_>,
         object: &str,
         field: &str,
         value: &str,
@@ -658,7 +658,7 @@ impl Inner {
 
     fn collection(
         &mut self,
-        req: &Req,
+        req: &Req<'_>,
         op: CollectionOp,
         faults: &super::Faults,
     ) -> Result<Response, ApiError> {
