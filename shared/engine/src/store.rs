@@ -17,6 +17,18 @@ pub enum StoreError {
     Conflict { object: ObjectKind, prm_id: String },
     #[error("state store: {0}")]
     Backend(String),
+    /// A stored row or item that cannot be read back: never replaced by a default.
+    #[error(
+        "the {what} stored under {key} cannot be read: {problem}; fix or delete that entry \
+         in the state store, then run again"
+    )]
+    Corrupt {
+        /// What the entry holds ("link", "cursor", "run record", ...).
+        what: &'static str,
+        /// The entry's key (never a record's values).
+        key: String,
+        problem: String,
+    },
 }
 
 /// The life of a link.
