@@ -735,7 +735,7 @@ fn status_shows_where_an_unfinished_run_stands() {
     let started = chrono::Utc::now() - chrono::Duration::minutes(4);
     let checkpoint = |run_id: &str, planned: bool| PlanCheckpoint {
         run_id: run_id.into(),
-        mode: "full".into(),
+        mode: prmsync_engine::RunMode::Full,
         started_at: started,
         crm: SideProgress {
             from: ChangeFrom::default(),

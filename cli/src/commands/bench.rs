@@ -356,7 +356,7 @@ impl Bench {
             )
             .await;
             anyhow::ensure!(
-                r.status == "succeeded",
+                r.status == prmsync_engine::RunStatus::Succeeded,
                 "{name}: {} run {}: {:?}",
                 i,
                 r.status,

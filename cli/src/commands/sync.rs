@@ -80,7 +80,9 @@ pub async fn run(args: SyncArgs) -> Result<ExitCode> {
     } else {
         crate::output::print_sync(&summary, &reports);
     }
-    let failed = reports.iter().any(|r| r.status == "failed");
+    let failed = reports
+        .iter()
+        .any(|r| r.status == prmsync_engine::RunStatus::Failed);
     Ok(if failed {
         ExitCode::from(1)
     } else {
@@ -105,7 +107,10 @@ pub fn summary(
     conn: &crate::connect::Connection,
     duration_ms: u64,
 ) -> Value {
-    let mode = if reports.iter().any(|r| r.mode == "full") {
+    let mode = if reports
+        .iter()
+        .any(|r| r.mode == prmsync_engine::RunMode::Full)
+    {
         "full"
     } else {
         "incremental"
@@ -197,12 +202,12 @@ pub async fn sync_record(
         if entries.is_empty()
             && report.planned.is_empty()
             && c.writes() == 0
-            && report.status == "succeeded"
+            && report.status == prmsync_engine::RunStatus::Succeeded
         {
             println!("  already in step: nothing to do");
         }
     }
-    Ok(if report.status == "failed" {
+    Ok(if report.status == prmsync_engine::RunStatus::Failed {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS

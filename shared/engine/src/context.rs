@@ -21,6 +21,8 @@ pub enum RunMode {
     Incremental,
     /// Every selected record on both sides.
     Full,
+    /// One record named by id (`prmsync sync-record`, the webhook): no cursor moves.
+    Record,
 }
 
 impl RunMode {
@@ -28,6 +30,7 @@ impl RunMode {
         match self {
             RunMode::Incremental => "incremental",
             RunMode::Full => "full",
+            RunMode::Record => "record",
         }
     }
 
@@ -37,6 +40,24 @@ impl RunMode {
             "full" => Some(RunMode::Full),
             _ => None,
         }
+    }
+}
+
+impl std::fmt::Display for RunMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<str> for RunMode {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for RunMode {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
     }
 }
 

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use crate::context::{entry, RunMode, SyncContext, CRM_SIDE, PRM_SIDE};
 use crate::objects::ObjectSpec;
-use crate::report::{Counts, RunReport};
+use crate::report::{Counts, RunReport, RunStatus};
 use crate::store::PlanCheckpoint;
 use crate::store::{LogEntry, RunRecord, StoreError};
 
@@ -34,7 +34,7 @@ pub enum FrameKind {
 pub struct RunFrame {
     pub run_id: String,
     pub integration: Integration,
-    pub mode: String,
+    pub mode: RunMode,
     pub dry_run: bool,
     pub started_at: DateTime<Utc>,
     kind: FrameKind,
@@ -47,14 +47,14 @@ impl RunFrame {
         ctx: &SyncContext,
         integration: Integration,
         run_id: &str,
-        mode: &str,
+        mode: RunMode,
         dry_run: bool,
         kind: FrameKind,
     ) -> Result<RunFrame, RunReport> {
         let frame = RunFrame {
             run_id: run_id.to_string(),
             integration,
-            mode: mode.to_string(),
+            mode,
             dry_run,
             started_at: Utc::now(),
             kind,
@@ -68,7 +68,7 @@ impl RunFrame {
                         "{integration} is paused; `prmsync resume {integration}` starts it again"
                     );
                     return Err(frame
-                        .skipped(ctx, "skipped_paused", LogCode::RunSkippedPaused, m)
+                        .skipped(ctx, RunStatus::SkippedPaused, LogCode::RunSkippedPaused, m)
                         .await);
                 }
                 Err(e) => {
@@ -90,7 +90,7 @@ impl RunFrame {
                 };
                 let code = (kind != FrameKind::Record).then_some(LogCode::RunSkippedLeaseHeld);
                 let mut report = frame.report();
-                report.status = "skipped_lease_held".into();
+                report.status = RunStatus::SkippedLeaseHeld;
                 report.message = Some(m.clone());
                 if let Some(code) = code {
                     frame
@@ -112,7 +112,7 @@ impl RunFrame {
     pub async fn begin(&self, ctx: &SyncContext) {
         let _ = ctx
             .store
-            .save_run(&self.record("running", Counts::default()))
+            .save_run(&self.record(RunStatus::Running, Counts::default()))
             .await;
         let m = format!(
             "{} run of {} started{}",
@@ -129,9 +129,9 @@ impl RunFrame {
         RunReport {
             run_id: self.run_id.clone(),
             integration: self.integration,
-            mode: self.mode.clone(),
+            mode: self.mode,
             dry_run: self.dry_run,
-            status: "succeeded".into(),
+            status: RunStatus::Succeeded,
             counts: Counts::default(),
             message: None,
             planned: Vec::new(),
@@ -140,7 +140,7 @@ impl RunFrame {
 
     fn report_failed(&self, message: String) -> RunReport {
         let mut report = self.report();
-        report.status = "failed".into();
+        report.status = RunStatus::Failed;
         report.message = Some(message);
         report
     }
@@ -148,12 +148,12 @@ impl RunFrame {
     async fn skipped(
         &self,
         ctx: &SyncContext,
-        status: &str,
+        status: RunStatus,
         code: LogCode,
         message: String,
     ) -> RunReport {
         let mut report = self.report();
-        report.status = status.into();
+        report.status = status;
         report.message = Some(message.clone());
         self.write_log(ctx, vec![self.entry(code, message, Value::Null)])
             .await;
@@ -175,15 +175,15 @@ impl RunFrame {
         }
     }
 
-    fn record(&self, status: &str, counts: Counts) -> RunRecord {
+    fn record(&self, status: RunStatus, counts: Counts) -> RunRecord {
         RunRecord {
             run_id: self.run_id.clone(),
             integration: self.integration,
-            mode: self.mode.clone(),
+            mode: self.mode,
             dry_run: self.dry_run,
             started_at: self.started_at,
-            finished_at: (status != "running").then(Utc::now),
-            status: status.into(),
+            finished_at: (status != RunStatus::Running).then(Utc::now),
+            status,
             counts,
         }
     }
@@ -201,12 +201,12 @@ impl RunFrame {
             log.push(finished_entry(&self.run_id, report));
         }
         if let Err(e) = crate::store::record_log(ctx.store.as_ref(), &log).await {
-            report.status = "failed".into();
+            report.status = RunStatus::Failed;
             report.message = Some(format!("could not write the Integration Log: {e}"));
         }
         if self.kind == FrameKind::Run {
-            let mut record = self.record(&report.status, report.counts.clone());
-            record.mode = report.mode.clone();
+            let mut record = self.record(report.status, report.counts.clone());
+            record.mode = report.mode;
             let _ = ctx.store.save_run(&record).await;
         }
         self.release(ctx).await;
@@ -216,7 +216,7 @@ impl RunFrame {
 /// The entry that ends a run: run-finished with its counts, or run-failed.
 pub(crate) fn finished_entry(run_id: &str, report: &RunReport) -> LogEntry {
     let integration = report.integration;
-    if report.status == "failed" {
+    if report.status == RunStatus::Failed {
         return entry(
             run_id,
             integration,
@@ -259,9 +259,9 @@ pub(crate) async fn close_planned(
     let report = RunReport {
         run_id: record.run_id.clone(),
         integration: record.integration,
-        mode: record.mode.clone(),
+        mode: record.mode,
         dry_run: false,
-        status: record.status.clone(),
+        status: record.status,
         counts: record.counts.clone(),
         message: None,
         planned: Vec::new(),
@@ -301,11 +301,11 @@ pub async fn close_run(
     let record = RunRecord {
         run_id: cp.run_id.clone(),
         integration,
-        mode: cp.mode.clone(),
+        mode: cp.mode,
         dry_run: false,
         started_at: cp.started_at,
         finished_at: Some(Utc::now()),
-        status: "succeeded".into(),
+        status: RunStatus::Succeeded,
         counts,
     };
     let report = close_planned(
@@ -319,7 +319,7 @@ pub async fn close_run(
     Ok(Some(ClosedRun {
         report,
         then: cp.then.clone(),
-        mode: RunMode::parse(&cp.mode).unwrap_or(RunMode::Incremental),
+        mode: cp.mode,
     }))
 }
 
@@ -378,7 +378,7 @@ pub(crate) async fn read_window(
     let overlap = Duration::seconds(i64::from(ctx.mapping.sync.overlap_seconds));
     let (crm_since, prm_since) = match mode {
         RunMode::Full => (None, None),
-        RunMode::Incremental => (
+        RunMode::Incremental | RunMode::Record => (
             crm_cursor.map(|c| c - overlap),
             prm_cursor.map(|c| c - overlap),
         ),

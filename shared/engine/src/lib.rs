@@ -33,6 +33,6 @@ pub mod worker;
 
 pub use context::{RunMode, RunOptions, SyncContext};
 pub use ports::{Crm, FailureClass, PortError, Prm, RecordFailure};
-pub use report::{Counts, RunReport};
+pub use report::{Counts, RunReport, RunStatus};
 pub use run::{run_integration, sync_record, RecordRef};
 pub use store::{Link, LinkState, LogEntry, LogFilter, RunRecord, Store};

@@ -37,6 +37,7 @@ use crate::frame::{read_window, FrameKind, RunFrame};
 use crate::objects::ObjectSpec;
 use crate::pairing::PrmChanges;
 use crate::ports::{ChangeFrom, FailureClass, Queue};
+use crate::report::RunStatus;
 use crate::store::{PlanCheckpoint, RetryEntry, SideProgress};
 
 /// How long a planned run may wait for its chunks before the planner stops waiting: the
@@ -90,7 +91,7 @@ pub struct PlanReport {
     /// The run's id: a continuation keeps the id of the run it carries on.
     pub run_id: String,
     pub integration: Integration,
-    pub mode: String,
+    pub mode: RunMode,
     pub status: PlanStatus,
     pub message: Option<String>,
     /// Chunks and record references queued (or, on a dry run, planned) by this invocation.
@@ -147,7 +148,7 @@ pub async fn plan_run(
     let mut report = PlanReport {
         run_id: request.run_id.clone(),
         integration,
-        mode: request.mode.as_str().into(),
+        mode: request.mode,
         status: PlanStatus::Skipped,
         message: None,
         chunks: 0,
@@ -160,7 +161,7 @@ pub async fn plan_run(
         ctx,
         integration,
         &request.run_id,
-        request.mode.as_str(),
+        request.mode,
         dry_run,
         FrameKind::Continuation,
     )
@@ -168,7 +169,7 @@ pub async fn plan_run(
     {
         Ok(frame) => frame,
         Err(skipped) => {
-            if skipped.status == "failed" {
+            if skipped.status == RunStatus::Failed {
                 return Err(skipped.message.unwrap_or_default());
             }
             report.message = skipped.message;
@@ -225,7 +226,7 @@ async fn start_or_resume(
             if !drain_or_wait(ctx, &cp, report).await? {
                 return Ok(None);
             }
-        } else if !(mode == RunMode::Full && cp.mode != RunMode::Full.as_str())
+        } else if !(mode == RunMode::Full && cp.mode != RunMode::Full)
             || request.continue_run.is_some()
         {
             cp.invocations += 1;
@@ -234,13 +235,13 @@ async fn start_or_resume(
         }
     }
     let w = read_window(ctx, integration, spec, mode).await?;
-    frame.mode = w.mode.as_str().into();
+    frame.mode = w.mode;
     if !dry_run {
         frame.begin(ctx).await;
     }
     Ok(Some(PlanCheckpoint {
         run_id: frame.run_id.clone(),
-        mode: w.mode.as_str().into(),
+        mode: w.mode,
         started_at: frame.started_at,
         crm: SideProgress {
             from: ChangeFrom {
@@ -283,7 +284,7 @@ async fn plan_locked(
         return Ok(());
     };
     report.run_id = cp.run_id.clone();
-    report.mode = cp.mode.clone();
+    report.mode = cp.mode;
     report.invocations = cp.invocations;
     report.run_chunks = cp.chunks;
     report.run_records = cp.records;
@@ -332,7 +333,7 @@ async fn plan_locked(
         queue,
         run_id: cp.run_id.clone(),
         integration,
-        full: cp.mode == RunMode::Full.as_str(),
+        full: cp.mode == RunMode::Full,
         retrying: retries.iter().map(|e| e.id.clone()).collect(),
         taken_by: HashMap::new(),
         queued_crm,
@@ -406,7 +407,7 @@ async fn plan_locked(
     sender.send(chunks, &mut cp, report).await?;
     cp.prm.done = true;
     // The retry set and the people of newly linked organizations: references only.
-    let full = cp.mode == RunMode::Full.as_str();
+    let full = cp.mode == RunMode::Full;
     let (crm_ids, prm_ids, pending_orgs) = extras(ctx, kind, full, &retries).await?;
     let crm_ids: Vec<String> = crm_ids
         .into_iter()
@@ -616,7 +617,7 @@ async fn drain_or_wait(
         return Ok(true);
     }
     report.run_id = cp.run_id.clone();
-    report.mode = cp.mode.clone();
+    report.mode = cp.mode;
     report.status = PlanStatus::Waiting;
     report.run_chunks = cp.chunks;
     report.run_records = cp.records;

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::context::RunMode;
+
 /// Created or updated records per side.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PerSide {
@@ -59,12 +61,91 @@ pub struct PlannedWrite {
 pub struct RunReport {
     pub run_id: String,
     pub integration: prmsync_mapping::Integration,
-    pub mode: String,
+    pub mode: RunMode,
     pub dry_run: bool,
-    /// succeeded, failed, stopped, skipped_paused, skipped_lease_held
-    pub status: String,
+    pub status: RunStatus,
     pub counts: Counts,
     pub message: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub planned: Vec<PlannedWrite>,
+}
+
+/// Where a run stands, in run records and reports (stored and printed in snake case).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Started and not finished (a run record only).
+    Running,
+    Succeeded,
+    /// Stopped by an error; the report's message says which and what to do.
+    Failed,
+    /// Stopped early to keep the Salesforce API reserve.
+    Stopped,
+    /// The integration is paused (`prmsync resume` starts it again).
+    SkippedPaused,
+    /// Another run of the integration holds the lease.
+    SkippedLeaseHeld,
+    /// `sync-record` named a record that exists on neither side.
+    NotFound,
+}
+
+impl RunStatus {
+    pub const ALL: [RunStatus; 7] = [
+        RunStatus::Running,
+        RunStatus::Succeeded,
+        RunStatus::Failed,
+        RunStatus::Stopped,
+        RunStatus::SkippedPaused,
+        RunStatus::SkippedLeaseHeld,
+        RunStatus::NotFound,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Stopped => "stopped",
+            RunStatus::SkippedPaused => "skipped_paused",
+            RunStatus::SkippedLeaseHeld => "skipped_lease_held",
+            RunStatus::NotFound => "not_found",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<str> for RunStatus {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for RunStatus {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_status_reads_back_what_it_writes() {
+        for status in RunStatus::ALL {
+            assert_eq!(RunStatus::parse(status.as_str()), Some(status));
+            let json = serde_json::to_value(status).unwrap();
+            assert_eq!(json, serde_json::json!(status.as_str()));
+        }
+        assert_eq!(RunStatus::parse("done"), None);
+    }
 }

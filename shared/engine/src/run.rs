@@ -10,7 +10,7 @@ use crate::context::{
 use crate::frame::{move_cursors, read_window, FrameKind, RunFrame};
 use crate::objects::ObjectSpec;
 use crate::pass::{run_pass, PassError, PassInput};
-use crate::report::{Counts, RunReport};
+use crate::report::{Counts, RunReport, RunStatus};
 use crate::retry::{clear_synced, hold_failed};
 use crate::store::LogEntry;
 
@@ -30,7 +30,7 @@ pub async fn run_integration(
         ctx,
         integration,
         &run_id,
-        options.mode.as_str(),
+        options.mode,
         options.dry_run,
         FrameKind::Run,
     )
@@ -42,17 +42,17 @@ pub async fn run_integration(
     let mut report = frame.report();
     let log = match run_object(ctx, integration, &options, &frame).await {
         Ok((mode, counts, planned, stopped, log)) => {
-            report.mode = mode.as_str().into();
+            report.mode = mode;
             report.counts = counts;
             report.planned = planned;
             if let Some(m) = stopped {
-                report.status = "stopped".into();
+                report.status = RunStatus::Stopped;
                 report.message = Some(m);
             }
             log
         }
         Err(message) => {
-            report.status = "failed".into();
+            report.status = RunStatus::Failed;
             report.message = Some(message);
             Vec::new()
         }
@@ -130,7 +130,7 @@ pub async fn sync_record(ctx: &SyncContext, record: &RecordRef, dry_run: bool) -
         ctx,
         integration_of(kind),
         &run_id,
-        "record",
+        RunMode::Record,
         dry_run,
         FrameKind::Record,
     )
@@ -145,13 +145,13 @@ pub async fn sync_record(ctx: &SyncContext, record: &RecordRef, dry_run: bool) -
             report.counts = counts;
             report.planned = planned;
             if !found {
-                report.status = "not_found".into();
+                report.status = RunStatus::NotFound;
                 report.message = Some("no such record on either side".into());
             }
             log
         }
         Err(message) => {
-            report.status = "failed".into();
+            report.status = RunStatus::Failed;
             report.message = Some(message);
             Vec::new()
         }

@@ -165,7 +165,7 @@ pub trait Links: Send + Sync {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlanCheckpoint {
     pub run_id: String,
-    pub mode: String,
+    pub mode: crate::context::RunMode,
     pub started_at: DateTime<Utc>,
     /// Salesforce side: where its read resumes, the newest SystemModstamp queued so far,
     /// and whether its read is finished.
@@ -359,12 +359,11 @@ pub trait Pauses: Send + Sync {
 pub struct RunRecord {
     pub run_id: String,
     pub integration: Integration,
-    pub mode: String,
+    pub mode: crate::context::RunMode,
     pub dry_run: bool,
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
-    /// running, succeeded, failed, stopped (API reserve), skipped
-    pub status: String,
+    pub status: crate::report::RunStatus,
     pub counts: crate::report::Counts,
 }
 

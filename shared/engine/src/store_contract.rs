@@ -18,11 +18,12 @@ use prmsync_mapping::{Integration, Level, LogCode, ObjectKind};
 use serde_json::json;
 
 use crate::ports::ChangeFrom;
-use crate::report::{Counts, PerSide};
+use crate::report::{Counts, PerSide, RunStatus};
 use crate::store::{
     ChunkRecord, Link, LinkState, LogEntry, LogFilter, PlanCheckpoint, RetryEntry, RunRecord,
     SideProgress, Store, StoreError,
 };
+use crate::RunMode;
 
 /// Every contract, one after another.
 pub async fn all(store: &dyn Store) {
@@ -505,7 +506,7 @@ pub async fn checkpoints(store: &dyn Store) {
     let at = micros(Utc::now() - Duration::minutes(3));
     let cp = PlanCheckpoint {
         run_id: "run-7".into(),
-        mode: "full".into(),
+        mode: RunMode::Full,
         started_at: at,
         crm: SideProgress {
             from: ChangeFrom {
@@ -647,11 +648,11 @@ fn run(run_id: &str, integration: Integration, started_at: DateTime<Utc>) -> Run
     RunRecord {
         run_id: run_id.into(),
         integration,
-        mode: "incremental".into(),
+        mode: RunMode::Incremental,
         dry_run: false,
         started_at: micros(started_at),
         finished_at: None,
-        status: "running".into(),
+        status: RunStatus::Running,
         counts: Counts::default(),
     }
 }
@@ -685,7 +686,7 @@ pub async fn runs(store: &dyn Store) {
         "last_run is the run with the newest started_at, not the last saved"
     );
     let mut done = r2.clone();
-    done.status = "succeeded".into();
+    done.status = RunStatus::Succeeded;
     done.dry_run = true;
     done.finished_at = Some(micros(now));
     done.counts = Counts {
@@ -728,7 +729,7 @@ pub async fn runs(store: &dyn Store) {
     }
     // Saved again when finished (same started_at): each record is updated in place.
     for r in &mut all_run {
-        r.status = "succeeded".into();
+        r.status = RunStatus::Succeeded;
         r.finished_at = Some(micros(now + Duration::minutes(2)));
         r.counts.updated.crm = r.counts.created.prm + 1;
         store
@@ -1233,7 +1234,7 @@ pub async fn take_checkpoint(store: &dyn Store) {
     let at = micros(Utc::now() - Duration::minutes(2));
     let cp = PlanCheckpoint {
         run_id: "run-t".into(),
-        mode: "incremental".into(),
+        mode: RunMode::Incremental,
         started_at: at,
         crm: SideProgress {
             from: ChangeFrom {

@@ -1408,11 +1408,11 @@ mod tests {
             RunRecord {
                 run_id: "run-old".into(),
                 integration,
-                mode: "incremental".into(),
+                mode: prmsync_engine::RunMode::Incremental,
                 dry_run: false,
                 started_at: started,
                 finished_at: None,
-                status: "succeeded".into(),
+                status: prmsync_engine::RunStatus::Succeeded,
                 counts,
             }
         };

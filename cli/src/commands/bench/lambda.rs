@@ -223,7 +223,7 @@ pub async fn sync(
             }
             if let Some(closed) = report.closed {
                 anyhow::ensure!(
-                    closed.report.status == "succeeded",
+                    closed.report.status == prmsync_engine::RunStatus::Succeeded,
                     "the {} run closed {}: {:?}",
                     closed.report.integration,
                     closed.report.status,
@@ -258,7 +258,7 @@ pub async fn sync(
         )
         .await;
         anyhow::ensure!(
-            r.status == "succeeded",
+            r.status == prmsync_engine::RunStatus::Succeeded,
             "the deals run {}: {:?}",
             r.status,
             r.message
