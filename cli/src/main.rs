@@ -4,6 +4,7 @@
 mod commands;
 mod connect;
 mod duration;
+mod exit;
 mod output;
 
 use std::path::PathBuf;
@@ -182,7 +183,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(2)
+            ExitCode::from(exit::USAGE)
         }
     }
 }

@@ -80,14 +80,7 @@ pub async fn run(args: SyncArgs) -> Result<ExitCode> {
     } else {
         crate::output::print_sync(&summary, &reports);
     }
-    let failed = reports
-        .iter()
-        .any(|r| r.status == prmsync_engine::RunStatus::Failed);
-    Ok(if failed {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(crate::exit::exit_code(&reports))
 }
 
 fn uuid_like() -> String {
@@ -207,11 +200,7 @@ pub async fn sync_record(
             println!("  already in step: nothing to do");
         }
     }
-    Ok(if report.status == prmsync_engine::RunStatus::Failed {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(crate::exit::exit_code(std::slice::from_ref(&report)))
 }
 
 /// `prmsync sync --aws`: "Run Full Sync Now" on the deployment — invokes the function

@@ -14,7 +14,7 @@ async fn main() -> Result<(), Error> {
         let deps = &deps;
         async move {
             let budget = relaunch::budget(event.context.deadline, margin);
-            Ok::<_, Error>(full_sync::handle_within(deps, event.payload, budget).await?)
+            full_sync::handle_within(deps, event.payload, budget).await
         }
     }))
     .await

@@ -4,25 +4,26 @@
 use std::collections::HashMap;
 
 use crate::context::SyncContext;
+use crate::error::{During, EngineError};
 use crate::objects::ObjectSpec;
 use crate::ports::FieldInfo;
 
 /// Fails with a message naming every problem (field, object, fix).
-pub async fn check_mapping(ctx: &SyncContext, spec: &ObjectSpec) -> Result<(), String> {
+pub async fn check_mapping(ctx: &SyncContext, spec: &ObjectSpec) -> Result<(), EngineError> {
     let object = spec.crm_object();
     let described = ctx
         .crm
         .describe(object)
         .await
-        .map_err(|e| format!("describing {object}: {e}"))?;
+        .during(|| format!("describing {object}"))?;
     let problems = mapping_problems(spec, &described);
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(format!(
+        Err(EngineError::Setup(format!(
             "the mapping does not fit Salesforce's {object}:\n  - {}",
             problems.join("\n  - ")
-        ))
+        )))
     }
 }
 

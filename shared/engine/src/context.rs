@@ -6,60 +6,13 @@ use std::sync::Arc;
 
 use chrono::{Duration, Utc};
 use prmsync_mapping::{CrmRecord, Integration, LogCode, MappingConfig, ObjectKind, PrmRecord};
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::objects::ObjectSpec;
 use crate::ports::{Crm, PortError, Prm};
 use crate::store::{LogEntry, Store};
 
-/// What a run reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RunMode {
-    /// Changes since the cursors (minus the overlap window).
-    Incremental,
-    /// Every selected record on both sides.
-    Full,
-    /// One record named by id (`prmsync sync-record`, the webhook): no cursor moves.
-    Record,
-}
-
-impl RunMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunMode::Incremental => "incremental",
-            RunMode::Full => "full",
-            RunMode::Record => "record",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "incremental" => Some(RunMode::Incremental),
-            "full" => Some(RunMode::Full),
-            _ => None,
-        }
-    }
-}
-
-impl std::fmt::Display for RunMode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl PartialEq<str> for RunMode {
-    fn eq(&self, other: &str) -> bool {
-        self.as_str() == other
-    }
-}
-
-impl PartialEq<&str> for RunMode {
-    fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
-    }
-}
+pub use crate::report::RunMode;
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {

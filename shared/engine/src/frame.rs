@@ -11,6 +11,7 @@ use prmsync_mapping::{Integration, LogCode};
 use serde_json::{json, Value};
 
 use crate::context::{entry, RunMode, SyncContext, CRM_SIDE, PRM_SIDE};
+use crate::error::EngineError;
 use crate::objects::ObjectSpec;
 use crate::report::{Counts, RunReport, RunStatus};
 use crate::store::PlanCheckpoint;
@@ -72,7 +73,9 @@ impl RunFrame {
                         .await);
                 }
                 Err(e) => {
-                    return Err(frame.report_failed(format!("could not read the pause flag: {e}")))
+                    return Err(frame.report_failed(
+                        EngineError::from(e).during("could not read the pause flag"),
+                    ))
                 }
             }
         }
@@ -99,7 +102,11 @@ impl RunFrame {
                 }
                 return Err(report);
             }
-            Err(e) => return Err(frame.report_failed(format!("could not take the lease: {e}"))),
+            Err(e) => {
+                return Err(
+                    frame.report_failed(EngineError::from(e).during("could not take the lease"))
+                )
+            }
         }
         if kind == FrameKind::Run {
             frame.begin(ctx).await;
@@ -134,14 +141,14 @@ impl RunFrame {
             status: RunStatus::Succeeded,
             counts: Counts::default(),
             message: None,
+            failure: None,
             planned: Vec::new(),
         }
     }
 
-    fn report_failed(&self, message: String) -> RunReport {
+    fn report_failed(&self, e: EngineError) -> RunReport {
         let mut report = self.report();
-        report.status = RunStatus::Failed;
-        report.message = Some(message);
+        report.fail(&e);
         report
     }
 
@@ -201,8 +208,7 @@ impl RunFrame {
             log.push(finished_entry(&self.run_id, report));
         }
         if let Err(e) = crate::store::record_log(ctx.store.as_ref(), &log).await {
-            report.status = RunStatus::Failed;
-            report.message = Some(format!("could not write the Integration Log: {e}"));
+            report.fail(&EngineError::from(e).during("could not write the Integration Log"));
         }
         if self.kind == FrameKind::Run {
             let mut record = self.record(report.status, report.counts.clone());
@@ -264,6 +270,7 @@ pub(crate) async fn close_planned(
         status: record.status,
         counts: record.counts.clone(),
         message: None,
+        failure: None,
         planned: Vec::new(),
     };
     ctx.store.save_run(&record).await?;
@@ -356,17 +363,9 @@ pub(crate) async fn read_window(
     integration: Integration,
     spec: &ObjectSpec,
     requested: RunMode,
-) -> Result<Window, String> {
-    let crm_cursor = ctx
-        .store
-        .cursor(integration, CRM_SIDE)
-        .await
-        .map_err(|e| e.to_string())?;
-    let prm_cursor = ctx
-        .store
-        .cursor(integration, PRM_SIDE)
-        .await
-        .map_err(|e| e.to_string())?;
+) -> Result<Window, EngineError> {
+    let crm_cursor = ctx.store.cursor(integration, CRM_SIDE).await?;
+    let prm_cursor = ctx.store.cursor(integration, PRM_SIDE).await?;
     let mode = if crm_cursor.is_none() || prm_cursor.is_none() {
         RunMode::Full
     } else {

@@ -16,6 +16,7 @@
 pub mod check;
 pub mod chunk;
 pub mod context;
+pub mod error;
 pub mod frame;
 pub mod objects;
 pub mod pairing;
@@ -32,6 +33,7 @@ pub mod sweep;
 pub mod worker;
 
 pub use context::{RunMode, RunOptions, SyncContext};
+pub use error::EngineError;
 pub use ports::{Crm, FailureClass, PortError, Prm, RecordFailure};
 pub use report::{Counts, RunReport, RunStatus};
 pub use run::{run_integration, sync_record, RecordRef};

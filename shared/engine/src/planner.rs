@@ -33,6 +33,7 @@ use sender::Sender;
 
 use crate::chunk::{Chunk, CHUNK_SIZE};
 use crate::context::{people_of_pending, reserve_message, RunMode, SyncContext};
+use crate::error::EngineError;
 use crate::frame::{read_window, FrameKind, RunFrame};
 use crate::objects::ObjectSpec;
 use crate::pairing::PrmChanges;
@@ -132,17 +133,13 @@ impl PlanRequest {
     }
 }
 
-fn err(e: impl std::fmt::Display) -> String {
-    e.to_string()
-}
-
 /// Plans a run and queues its chunks (see the module doc). Without a queue it is a dry
 /// run: it counts the chunks and changes nothing.
 pub async fn plan_run(
     ctx: &SyncContext,
     queue: Option<&dyn Queue>,
     request: &PlanRequest,
-) -> Result<PlanReport, String> {
+) -> Result<PlanReport, EngineError> {
     let integration = request.integration;
     let dry_run = queue.is_none();
     let mut report = PlanReport {
@@ -170,7 +167,10 @@ pub async fn plan_run(
         Ok(frame) => frame,
         Err(skipped) => {
             if skipped.status == RunStatus::Failed {
-                return Err(skipped.message.unwrap_or_default());
+                return Err(EngineError::Reported {
+                    class: skipped.failure.unwrap_or(FailureClass::Transient),
+                    message: skipped.message.unwrap_or_default(),
+                });
             }
             report.message = skipped.message;
             return Ok(report);
@@ -181,7 +181,7 @@ pub async fn plan_run(
     // checkpoint lets whichever run takes it next carry on.
     frame.release(ctx).await;
     if let Err(e) = &result {
-        let entry = frame.entry(LogCode::RunFailed, e.clone(), serde_json::Value::Null);
+        let entry = frame.entry(LogCode::RunFailed, e.to_string(), serde_json::Value::Null);
         let _ = crate::store::record_log(ctx.store.as_ref(), &[entry]).await;
     }
     result.map(|()| report)
@@ -198,13 +198,13 @@ async fn start_or_resume(
     request: &PlanRequest,
     frame: &mut RunFrame,
     report: &mut PlanReport,
-) -> Result<Option<PlanCheckpoint>, String> {
+) -> Result<Option<PlanCheckpoint>, EngineError> {
     let integration = report.integration;
     let mode = request.mode;
     let stored = if dry_run {
         None
     } else {
-        ctx.store.checkpoint(integration).await.map_err(err)?
+        ctx.store.checkpoint(integration).await?
     };
     if let Some(wanted) = &request.continue_run {
         let message = match &stored {
@@ -275,7 +275,7 @@ async fn plan_locked(
     request: &PlanRequest,
     frame: &mut RunFrame,
     report: &mut PlanReport,
-) -> Result<(), String> {
+) -> Result<(), EngineError> {
     let integration = report.integration;
     let kind = integration.object();
     let spec = ObjectSpec::new(kind, &ctx.mapping);
@@ -294,9 +294,7 @@ async fn plan_locked(
             m.clone(),
             serde_json::Value::Null,
         );
-        crate::store::record_log(ctx.store.as_ref(), &[entry])
-            .await
-            .map_err(err)?;
+        crate::store::record_log(ctx.store.as_ref(), &[entry]).await?;
         report.message = Some(m);
         return Ok(());
     }
@@ -306,8 +304,7 @@ async fn plan_locked(
         cp.prm.from.since,
         ctx.mapping.sync.held_prm_records as usize,
     )
-    .await
-    .map_err(err)?;
+    .await?;
     if cp.invocations == 1 {
         // The PRM side's cursor-to-be is what the run's first read saw: a record that
         // changes while a continuation re-reads the index stays newer than the cursor, so
@@ -317,17 +314,12 @@ async fn plan_locked(
     let mut queued_crm: HashSet<String> = HashSet::new();
     if cp.chunks > 0 && !dry_run {
         // A continuation: what earlier invocations queued is not queued again.
-        for c in ctx
-            .store
-            .run_chunks(integration, &cp.run_id)
-            .await
-            .map_err(err)?
-        {
+        for c in ctx.store.run_chunks(integration, &cp.run_id).await? {
             prm.mark_taken(&c.prm_ids);
             queued_crm.extend(c.crm_ids);
         }
     }
-    let retries = ctx.store.all_retries(kind).await.map_err(err)?;
+    let retries = ctx.store.all_retries(kind).await?;
     let mut sender = Sender {
         ctx,
         queue,
@@ -378,10 +370,8 @@ async fn plan_locked(
                 continue;
             }
             Err(e) => {
-                return Err(format!(
-                    "reading changed {} records: {e}",
-                    spec.crm_object()
-                ))
+                return Err(EngineError::from(e)
+                    .during(format!("reading changed {} records", spec.crm_object())))
             }
         };
         pages += 1;
@@ -434,8 +424,7 @@ async fn plan_locked(
     if !pending_orgs.is_empty() {
         ctx.store
             .clear_children_pending(ObjectKind::Organization, &pending_orgs)
-            .await
-            .map_err(err)?;
+            .await?;
     }
     cp.planned = true;
     save(ctx, integration, &cp, false).await?;
@@ -452,15 +441,11 @@ async fn plan_locked(
         ),
         json!({"chunks": cp.chunks, "records": cp.records, "invocations": cp.invocations}),
     );
-    crate::store::record_log(ctx.store.as_ref(), &[entry])
-        .await
-        .map_err(err)?;
+    crate::store::record_log(ctx.store.as_ref(), &[entry]).await?;
     report.status = PlanStatus::Queued;
     if cp.chunks == 0 {
         // Nothing to wait for: the run closes now.
-        crate::frame::close_run(ctx, integration, &cp.run_id)
-            .await
-            .map_err(err)?;
+        crate::frame::close_run(ctx, integration, &cp.run_id).await?;
         report.status = PlanStatus::Finished;
     }
     Ok(())
@@ -474,7 +459,7 @@ async fn extras(
     kind: ObjectKind,
     full: bool,
     retries: &[RetryEntry],
-) -> Result<(Vec<String>, Vec<String>, Vec<String>), String> {
+) -> Result<(Vec<String>, Vec<String>, Vec<String>), EngineError> {
     let now = Utc::now();
     let mut crm_ids = Vec::new();
     let mut prm_ids = Vec::new();
@@ -484,24 +469,18 @@ async fn extras(
             _ => prm_ids.push(e.id.clone()),
         }
     }
-    for l in ctx.store.links_to_retry(kind).await.map_err(err)? {
+    for l in ctx.store.links_to_retry(kind).await? {
         crm_ids.push(l.crm_id);
         prm_ids.push(l.prm_id);
     }
     let mut pending_orgs = Vec::new();
     if kind == ObjectKind::Person {
-        let pending = ctx
-            .store
-            .children_pending(ObjectKind::Organization)
-            .await
-            .map_err(err)?;
+        let pending = ctx.store.children_pending(ObjectKind::Organization).await?;
         if full {
             // A full run read every person already: the marks only need clearing.
             pending_orgs = pending.into_iter().map(|(p, _)| p).collect();
         } else if !pending.is_empty() {
-            let (contacts, people) = people_of_pending(ctx, &["Id".into()], &pending)
-                .await
-                .map_err(err)?;
+            let (contacts, people) = people_of_pending(ctx, &["Id".into()], &pending).await?;
             crm_ids.extend(contacts.into_iter().map(|c| c.id));
             prm_ids.extend(people.into_iter().map(|p| p.id));
             pending_orgs = pending.into_iter().map(|(p, _)| p).collect();
@@ -515,14 +494,14 @@ async fn save(
     integration: Integration,
     cp: &PlanCheckpoint,
     dry_run: bool,
-) -> Result<(), String> {
+) -> Result<(), EngineError> {
     if dry_run {
         return Ok(());
     }
     ctx.store
         .set_checkpoint(integration, Some(cp))
         .await
-        .map_err(err)
+        .map_err(EngineError::from)
 }
 
 /// The budget ran out: the checkpoint is stored (after the last page); log it and say so.
@@ -532,7 +511,7 @@ async fn hand_over(
     cp: &PlanCheckpoint,
     dry_run: bool,
     report: &mut PlanReport,
-) -> Result<(), String> {
+) -> Result<(), EngineError> {
     let integration = report.integration;
     if dry_run {
         // Nothing is stored for a dry run, so there is nothing to carry on: say it is partial.
@@ -553,9 +532,7 @@ async fn hand_over(
         m.clone(),
         json!({"records": cp.records, "chunks": cp.chunks, "invocation": cp.invocations}),
     );
-    crate::store::record_log(ctx.store.as_ref(), &[entry])
-        .await
-        .map_err(err)?;
+    crate::store::record_log(ctx.store.as_ref(), &[entry]).await?;
     report.message = Some(m);
     report.status = PlanStatus::Continues;
     Ok(())
@@ -569,18 +546,12 @@ async fn drain_or_wait(
     ctx: &SyncContext,
     cp: &PlanCheckpoint,
     report: &mut PlanReport,
-) -> Result<bool, String> {
+) -> Result<bool, EngineError> {
     let integration = report.integration;
-    let chunks = ctx
-        .store
-        .run_chunks(integration, &cp.run_id)
-        .await
-        .map_err(|e| e.to_string())?;
+    let chunks = ctx.store.run_chunks(integration, &cp.run_id).await?;
     let open: Vec<_> = chunks.iter().filter(|c| !c.done).collect();
     if open.is_empty() {
-        crate::frame::close_run(ctx, integration, &cp.run_id)
-            .await
-            .map_err(|e| e.to_string())?;
+        crate::frame::close_run(ctx, integration, &cp.run_id).await?;
         return Ok(true);
     }
     if run_age(cp) >= Duration::hours(DRAIN_LIMIT_HOURS) {
@@ -599,8 +570,7 @@ async fn drain_or_wait(
                     DRAIN_LIMIT_HOURS
                 ),
             )
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
             ctx.store
                 .finish_chunk(
                     integration,
@@ -608,12 +578,9 @@ async fn drain_or_wait(
                     c.number,
                     &crate::report::Counts::default(),
                 )
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
         }
-        crate::frame::close_run(ctx, integration, &cp.run_id)
-            .await
-            .map_err(|e| e.to_string())?;
+        crate::frame::close_run(ctx, integration, &cp.run_id).await?;
         return Ok(true);
     }
     report.run_id = cp.run_id.clone();

@@ -2,8 +2,6 @@
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::context::RunMode;
-
 /// Created or updated records per side.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PerSide {
@@ -66,8 +64,60 @@ pub struct RunReport {
     pub status: RunStatus,
     pub counts: Counts,
     pub message: Option<String>,
+    /// The class of the error that failed the run: what the operator does about it (the
+    /// CLI's exit code and the Lambda's error type follow it).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub failure: Option<crate::ports::FailureClass>,
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub planned: Vec<PlannedWrite>,
+}
+
+/// What a run reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunMode {
+    /// Changes since the cursors (minus the overlap window).
+    Incremental,
+    /// Every selected record on both sides.
+    Full,
+    /// One record named by id (`prmsync sync-record`, the webhook): no cursor moves.
+    Record,
+}
+
+impl RunMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunMode::Incremental => "incremental",
+            RunMode::Full => "full",
+            RunMode::Record => "record",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "incremental" => Some(RunMode::Incremental),
+            "full" => Some(RunMode::Full),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for RunMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<str> for RunMode {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for RunMode {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
 }
 
 /// Where a run stands, in run records and reports (stored and printed in snake case).

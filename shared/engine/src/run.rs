@@ -7,9 +7,10 @@ use serde_json::Value;
 use crate::context::{
     entry, fetch_by_ids, integration_of, reserve_message, RunOptions, SyncContext,
 };
+use crate::error::EngineError;
 use crate::frame::{move_cursors, read_window, FrameKind, RunFrame};
 use crate::objects::ObjectSpec;
-use crate::pass::{run_pass, PassError, PassInput};
+use crate::pass::{run_pass, PassInput};
 use crate::report::{Counts, RunReport, RunStatus};
 use crate::retry::{clear_synced, hold_failed};
 use crate::store::LogEntry;
@@ -51,9 +52,8 @@ pub async fn run_integration(
             }
             log
         }
-        Err(message) => {
-            report.status = RunStatus::Failed;
-            report.message = Some(message);
+        Err(e) => {
+            report.fail(&e);
             Vec::new()
         }
     };
@@ -74,7 +74,7 @@ async fn run_object(
     integration: Integration,
     options: &RunOptions,
     frame: &RunFrame,
-) -> Result<ObjectOutcome, String> {
+) -> Result<ObjectOutcome, EngineError> {
     let run_id = frame.run_id.as_str();
     let spec = ObjectSpec::new(integration.object(), &ctx.mapping);
     let window = read_window(ctx, integration, &spec, options.mode).await?;
@@ -102,9 +102,7 @@ async fn run_object(
             .prm_newest
             .or(window.prm_cursor)
             .unwrap_or(frame.started_at);
-        move_cursors(ctx, integration, crm, prm)
-            .await
-            .map_err(|e| e.to_string())?;
+        move_cursors(ctx, integration, crm, prm).await?;
     }
     Ok((mode, out.counts, out.planned, out.stopped, Vec::new()))
 }
@@ -150,9 +148,8 @@ pub async fn sync_record(ctx: &SyncContext, record: &RecordRef, dry_run: bool) -
             }
             log
         }
-        Err(message) => {
-            report.status = RunStatus::Failed;
-            report.message = Some(message);
+        Err(e) => {
+            report.fail(&e);
             Vec::new()
         }
     };
@@ -173,15 +170,14 @@ async fn sync_one(
     record: &RecordRef,
     run_id: &str,
     dry_run: bool,
-) -> Result<OneOutcome, String> {
+) -> Result<OneOutcome, EngineError> {
     let spec = ObjectSpec::new(kind, &ctx.mapping);
     let (crm_ids, prm_ids) = match record {
         RecordRef::Crm(_, id) => {
             let links = ctx
                 .store
                 .find_links(kind, std::slice::from_ref(id), &[])
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
             (
                 vec![id.clone()],
                 links.into_iter().map(|l| l.prm_id).collect::<Vec<_>>(),
@@ -191,17 +187,14 @@ async fn sync_one(
             let links = ctx
                 .store
                 .find_links(kind, &[], std::slice::from_ref(id))
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
             (
                 links.into_iter().map(|l| l.crm_id).collect::<Vec<_>>(),
                 vec![id.clone()],
             )
         }
     };
-    let (crm, prm) = fetch_by_ids(ctx, &spec, &crm_ids, &prm_ids)
-        .await
-        .map_err(|e| e.to_string())?;
+    let (crm, prm) = fetch_by_ids(ctx, &spec, &crm_ids, &prm_ids).await?;
     let found = !crm.is_empty() || !prm.is_empty();
     let input = PassInput {
         crm,
@@ -210,22 +203,13 @@ async fn sync_one(
         retry_rejected: true,
         ..Default::default()
     };
-    let out = run_pass(ctx, kind, run_id, dry_run, input)
-        .await
-        .map_err(|e| match e {
-            PassError::Port(p) => p.to_string(),
-            PassError::Store(s) => s.to_string(),
-        })?;
+    let out = run_pass(ctx, kind, run_id, dry_run, input).await?;
     if !dry_run {
         // On demand is one way out of the retry set: synced, the record leaves it (parked
         // or not); failed again for a passing reason, it stays with one attempt more.
-        let held = hold_failed(ctx, None, run_id, integration_of(kind), &out.failed)
-            .await
-            .map_err(|e| e.to_string())?;
+        let held = hold_failed(ctx, None, run_id, integration_of(kind), &out.failed).await?;
         let ids: Vec<String> = crm_ids.into_iter().chain(prm_ids).collect();
-        clear_synced(ctx, kind, &ids, &held.ids)
-            .await
-            .map_err(|e| e.to_string())?;
+        clear_synced(ctx, kind, &ids, &held.ids).await?;
     }
     Ok((out.counts, out.planned, out.log, found))
 }

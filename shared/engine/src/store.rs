@@ -165,7 +165,7 @@ pub trait Links: Send + Sync {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlanCheckpoint {
     pub run_id: String,
-    pub mode: crate::context::RunMode,
+    pub mode: crate::report::RunMode,
     pub started_at: DateTime<Utc>,
     /// Salesforce side: where its read resumes, the newest SystemModstamp queued so far,
     /// and whether its read is finished.
@@ -359,7 +359,7 @@ pub trait Pauses: Send + Sync {
 pub struct RunRecord {
     pub run_id: String,
     pub integration: Integration,
-    pub mode: crate::context::RunMode,
+    pub mode: crate::report::RunMode,
     pub dry_run: bool,
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,

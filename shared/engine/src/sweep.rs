@@ -33,13 +33,14 @@ use chrono::{DateTime, Utc};
 use prmsync_mapping::{CrmRecord, Integration, ObjectKind, PrmRecord};
 
 use crate::context::{people_of_pending, SyncContext};
+use crate::error::{During, EngineError};
 use crate::frame::Window;
 use crate::objects::ObjectSpec;
 use crate::pairing::{pair_page, PrmChanges};
-use crate::pass::{run_pass, Carry, PassError, PassInput};
+use crate::pass::{run_pass, Carry, PassInput};
 use crate::report::{Counts, PlannedWrite};
 use crate::retry::{clear_synced, hold_failed};
-use crate::store::{LinkState, LogEntry};
+use crate::store::{LinkState, LogEntry, StoreError};
 
 /// Salesforce records per pass: a REST query page.
 pub const CRM_BATCH: usize = 2_000;
@@ -94,7 +95,7 @@ pub(crate) async fn sweep(
     run_id: &str,
     dry_run: bool,
     window: &Window,
-) -> Result<SweepOutcome, String> {
+) -> Result<SweepOutcome, EngineError> {
     let spec = ObjectSpec::new(integration.object(), &ctx.mapping);
     let prm = PrmChanges::read(
         ctx,
@@ -102,8 +103,7 @@ pub(crate) async fn sweep(
         window.prm_since,
         ctx.mapping.sync.held_prm_records as usize,
     )
-    .await
-    .map_err(|e| e.to_string())?;
+    .await?;
     let mut s = Sweep {
         ctx,
         spec,
@@ -124,12 +124,7 @@ pub(crate) async fn sweep(
     };
     // On one machine runs are as far apart as their schedule: every record of the retry
     // set that is not parked is due.
-    for e in ctx
-        .store
-        .all_retries(s.spec.kind)
-        .await
-        .map_err(|e| e.to_string())?
-    {
+    for e in ctx.store.all_retries(s.spec.kind).await? {
         if !e.parked {
             match e.side.as_str() {
                 "crm" => s.due_crm.push(e.id.clone()),
@@ -139,12 +134,7 @@ pub(crate) async fn sweep(
         s.retry_set.insert(e.id);
     }
     s.out.prm_newest = s.prm.newest;
-    for l in ctx
-        .store
-        .links_to_retry(s.spec.kind)
-        .await
-        .map_err(|e| e.to_string())?
-    {
+    for l in ctx.store.links_to_retry(s.spec.kind).await? {
         s.retry_crm.insert(l.crm_id);
         s.retry_prm.insert(l.prm_id);
     }
@@ -165,33 +155,25 @@ pub(crate) async fn sweep(
         let held = std::mem::take(&mut s.held);
         crate::store::record_log(ctx.store.as_ref(), &held)
             .await
-            .map_err(|e| format!("could not write the Integration Log: {e}"))?;
+            .during(|| "could not write the Integration Log".into())?;
     }
     if s.out.stopped.is_none() && !dry_run && !pending.is_empty() {
         ctx.store
             .clear_children_pending(ObjectKind::Organization, &pending)
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
     }
     Ok(s.out)
 }
 
-fn pass_message(e: PassError) -> String {
-    match e {
-        PassError::Port(p) => p.to_string(),
-        PassError::Store(s) => s.to_string(),
-    }
-}
-
 impl Sweep<'_> {
     /// Runs one pass and writes its log entries; false once a pass stopped the run.
-    async fn pass(&mut self, input: PassInput) -> Result<bool, String> {
+    async fn pass(&mut self, input: PassInput) -> Result<bool, EngineError> {
         self.pass_with(input, false).await
     }
 
     /// [`pass`](Self::pass); Salesforce updates that do not fill a Collection wait for the
     /// next pass, unless this is the `last`.
-    async fn pass_with(&mut self, input: PassInput, last: bool) -> Result<bool, String> {
+    async fn pass_with(&mut self, input: PassInput, last: bool) -> Result<bool, EngineError> {
         let input = PassInput {
             full: self.full,
             retry_rejected: self.full,
@@ -213,17 +195,11 @@ impl Sweep<'_> {
                 .cloned()
                 .collect()
         };
-        let out = run_pass(self.ctx, self.spec.kind, self.run_id, self.dry_run, input)
-            .await
-            .map_err(pass_message)?;
+        let out = run_pass(self.ctx, self.spec.kind, self.run_id, self.dry_run, input).await?;
         if !self.dry_run {
             let integration = crate::context::integration_of(self.spec.kind);
-            let held = hold_failed(self.ctx, None, self.run_id, integration, &out.failed)
-                .await
-                .map_err(|e| e.to_string())?;
-            clear_synced(self.ctx, self.spec.kind, &retrying, &held.ids)
-                .await
-                .map_err(|e| e.to_string())?;
+            let held = hold_failed(self.ctx, None, self.run_id, integration, &out.failed).await?;
+            clear_synced(self.ctx, self.spec.kind, &retrying, &held.ids).await?;
         }
         self.out.counts.add(&out.counts);
         self.out.planned.extend(out.planned);
@@ -244,19 +220,21 @@ impl Sweep<'_> {
     }
 
     /// Waits for the last pass's Integration Log entries to be written.
-    async fn log_written(&mut self) -> Result<(), String> {
+    async fn log_written(&mut self) -> Result<(), EngineError> {
         let Some(write) = self.log_write.take() else {
             return Ok(());
         };
         match write.await {
-            Ok(result) => result.map_err(|e| format!("could not write the Integration Log: {e}")),
-            Err(e) => Err(format!("writing the Integration Log stopped: {e}")),
+            Ok(result) => result.during(|| "could not write the Integration Log".into()),
+            Err(e) => Err(EngineError::Store(StoreError::Backend(format!(
+                "writing the Integration Log stopped: {e}"
+            )))),
         }
     }
 
     /// On an incremental people run, syncs the people of organizations linked since the
     /// last one. Returns the organizations whose marks are cleared once the run is through.
-    async fn pending_people(&mut self) -> Result<Vec<String>, String> {
+    async fn pending_people(&mut self) -> Result<Vec<String>, EngineError> {
         let kind = self.spec.kind;
         if kind != ObjectKind::Person {
             return Ok(Vec::new());
@@ -265,15 +243,12 @@ impl Sweep<'_> {
             .ctx
             .store
             .children_pending(ObjectKind::Organization)
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         if !self.full {
             // A full run reads every person anyway.
             let fields = self.spec.crm_fields();
             for part in pending.chunks(PENDING_BATCH) {
-                let (crm, prm) = people_of_pending(self.ctx, &fields, part)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let (crm, prm) = people_of_pending(self.ctx, &fields, part).await?;
                 self.done_crm.extend(crm.iter().map(|r| r.id.clone()));
                 self.prm.mark_taken(prm.iter().map(|r| r.id.clone()));
                 if !self
@@ -292,7 +267,7 @@ impl Sweep<'_> {
     }
 
     /// Reads Salesforce's changes page by page and syncs each page with its PRM partners.
-    async fn salesforce_pages(&mut self, since: Option<DateTime<Utc>>) -> Result<(), String> {
+    async fn salesforce_pages(&mut self, since: Option<DateTime<Utc>>) -> Result<(), EngineError> {
         let fields = self.spec.crm_fields();
         let scope = self.spec.scope();
         let object = self.spec.crm_object();
@@ -303,7 +278,7 @@ impl Sweep<'_> {
                 ctx.crm
                     .sweep_page(object, fields, since, token.as_deref(), scope)
                     .await
-                    .map_err(|e| format!("reading changed {object} records: {e}"))
+                    .during(|| format!("reading changed {object} records"))
             }
         };
         let mut page = read(None).await?;
@@ -338,7 +313,7 @@ impl Sweep<'_> {
     /// Syncs a page of Salesforce records with their PRM partners, in passes of at most
     /// [`CRM_BATCH`] (a Bulk API result set holds up to 10,000 records). False once a pass
     /// stopped the run.
-    async fn sync_page(&mut self, records: Vec<CrmRecord>) -> Result<bool, String> {
+    async fn sync_page(&mut self, records: Vec<CrmRecord>) -> Result<bool, EngineError> {
         let mut records = records.into_iter().peekable();
         while records.peek().is_some() {
             let crm: Vec<CrmRecord> = records.by_ref().take(CRM_BATCH).collect();
@@ -361,10 +336,8 @@ impl Sweep<'_> {
     async fn partners(
         &mut self,
         page: &[CrmRecord],
-    ) -> Result<(Vec<PrmRecord>, HashMap<String, crate::store::Link>), String> {
-        let pairing = pair_page(self.ctx, &self.spec, &self.prm, page)
-            .await
-            .map_err(|e| e.to_string())?;
+    ) -> Result<(Vec<PrmRecord>, HashMap<String, crate::store::Link>), EngineError> {
+        let pairing = pair_page(self.ctx, &self.spec, &self.prm, page).await?;
         // A spent record is ambiguous when its candidate is linked to another record now.
         let mut claimed = HashMap::new();
         if !pairing.spent.is_empty() {
@@ -377,8 +350,7 @@ impl Sweep<'_> {
                 .ctx
                 .store
                 .find_links(self.spec.kind, &[], &ids)
-                .await
-                .map_err(|e| e.to_string())?
+                .await?
                 .into_iter()
                 .filter(|l| l.state == LinkState::Linked)
                 .map(|l| (l.prm_id.clone(), l))
@@ -397,23 +369,18 @@ impl Sweep<'_> {
         let mut want: Vec<u32> = pairing.units.into_iter().flat_map(|u| u.prm).collect();
         want.sort_unstable();
         want.dedup();
-        let prm = self
-            .prm
-            .take(self.ctx, &self.spec, want)
-            .await
-            .map_err(|e| e.to_string())?;
+        let prm = self.prm.take(self.ctx, &self.spec, want).await?;
         Ok((prm, claimed))
     }
 
     /// Syncs the changed PRM records that no Salesforce page took, in batches.
-    async fn prm_leftovers(&mut self) -> Result<(), String> {
+    async fn prm_leftovers(&mut self) -> Result<(), EngineError> {
         let rest = self.prm.untaken();
         for part in rest.chunks(PRM_BATCH) {
             let prm = self
                 .prm
                 .take(self.ctx, &self.spec, part.iter().copied())
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
             if prm.is_empty() {
                 continue;
             }
@@ -433,15 +400,14 @@ impl Sweep<'_> {
     /// The last pass: links marked for a retry before the run that no pass touched, and
     /// links whose reference pointed at a record not linked then (a later page may have
     /// linked it). Then the held entries of references still unresolved are written.
-    async fn retries(&mut self) -> Result<(), String> {
+    async fn retries(&mut self) -> Result<(), EngineError> {
         let prm_ids: Vec<String> = self.held.iter().filter_map(|e| e.prm_id.clone()).collect();
         let held: HashSet<&str> = prm_ids.iter().map(String::as_str).collect();
         let retry: Vec<_> = self
             .ctx
             .store
             .links_to_retry(self.spec.kind)
-            .await
-            .map_err(|e| e.to_string())?
+            .await?
             .into_iter()
             .filter(|l| {
                 held.contains(l.prm_id.as_str())
@@ -461,9 +427,8 @@ impl Sweep<'_> {
                     .is_none_or(|p| !self.prm.taken[p as usize])
             })
             .collect();
-        let (crm, prm) = crate::context::fetch_by_ids(self.ctx, &self.spec, &due_crm, &due_prm)
-            .await
-            .map_err(|e| e.to_string())?;
+        let (crm, prm) =
+            crate::context::fetch_by_ids(self.ctx, &self.spec, &due_crm, &due_prm).await?;
         // The last pass writes whatever earlier passes left for a fuller Collection.
         if (!retry.is_empty() || !self.carry.is_empty() || !crm.is_empty() || !prm.is_empty())
             && !self
@@ -488,8 +453,7 @@ impl Sweep<'_> {
             .ctx
             .store
             .find_links(self.spec.kind, &[], &prm_ids)
-            .await
-            .map_err(|e| e.to_string())?
+            .await?
             .into_iter()
             .filter(|l| l.retry || self.dry_run)
             .map(|l| l.prm_id)
@@ -504,6 +468,6 @@ impl Sweep<'_> {
             .collect();
         crate::store::record_log(self.ctx.store.as_ref(), &due)
             .await
-            .map_err(|e| format!("could not write the Integration Log: {e}"))
+            .during(|| "could not write the Integration Log".into())
     }
 }

@@ -24,9 +24,10 @@ use serde_json::json;
 
 use crate::chunk::{Chunk, ChunkRecords};
 use crate::context::{entry, fetch_by_ids, SyncContext};
+use crate::error::EngineError;
 use crate::objects::ObjectSpec;
-use crate::pass::{run_pass, PassError, PassInput};
-use crate::ports::{FailureClass, PortError, Queue};
+use crate::pass::{run_pass, PassInput};
+use crate::ports::{FailureClass, Queue};
 use crate::report::Counts;
 use crate::retry::{clear_synced, delay, hold_failed, max_attempts, send_later, FailedRecord};
 use crate::store::{Link, LinkState, StoreError};
@@ -39,33 +40,6 @@ pub const LIMIT_HOLD_MINUTES: i64 = 15;
 pub struct Delivery {
     /// SQS's `ApproximateReceiveCount`: 1 on the first delivery.
     pub receive_count: u32,
-}
-
-/// Why a chunk could not be synced at all.
-#[derive(Debug, thiserror::Error)]
-pub enum ChunkError {
-    #[error(transparent)]
-    Port(#[from] PortError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-impl ChunkError {
-    fn class(&self) -> FailureClass {
-        match self {
-            ChunkError::Port(p) => p.class,
-            ChunkError::Store(_) => FailureClass::Transient,
-        }
-    }
-}
-
-impl From<PassError> for ChunkError {
-    fn from(e: PassError) -> Self {
-        match e {
-            PassError::Port(p) => ChunkError::Port(p),
-            PassError::Store(s) => ChunkError::Store(s),
-        }
-    }
 }
 
 /// What syncing a chunk's records did.
@@ -84,7 +58,7 @@ pub async fn sync_chunk(
     ctx: &SyncContext,
     chunk: &Chunk,
     delivery: Delivery,
-) -> Result<ChunkSync, ChunkError> {
+) -> Result<ChunkSync, EngineError> {
     let kind = chunk.integration.object();
     let spec = ObjectSpec::new(kind, &ctx.mapping);
     let (crm, prm) = records(ctx, &spec, chunk, delivery).await?;
@@ -131,7 +105,7 @@ async fn records(
     spec: &ObjectSpec,
     chunk: &Chunk,
     delivery: Delivery,
-) -> Result<(Vec<CrmRecord>, Vec<PrmRecord>), ChunkError> {
+) -> Result<(Vec<CrmRecord>, Vec<PrmRecord>), EngineError> {
     let overlap = Duration::seconds(i64::from(ctx.mapping.sync.overlap_seconds));
     let fresh = chunk.records.as_ref().filter(|r| {
         chunk.attempt == 0 && delivery.receive_count <= 1 && Utc::now() - r.read_at <= overlap
@@ -183,7 +157,7 @@ async fn unlinked_organizations(
     ctx: &SyncContext,
     crm: &[CrmRecord],
     prm: &[PrmRecord],
-) -> Result<(Vec<CrmRecord>, Vec<PrmRecord>), ChunkError> {
+) -> Result<(Vec<CrmRecord>, Vec<PrmRecord>), EngineError> {
     let accounts: Vec<String> = crm
         .iter()
         .filter_map(|c| c.str_field("AccountId").map(str::to_string))

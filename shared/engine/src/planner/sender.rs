@@ -1,6 +1,7 @@
 //! The planner's chunks: a page's records with their partners, numbered, recorded in the
 //! store and queued.
 
+use crate::error::{During, EngineError};
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
@@ -13,10 +14,6 @@ use crate::objects::ObjectSpec;
 use crate::pairing::{pair_page, PrmChanges};
 use crate::ports::Queue;
 use crate::store::{ChunkRecord, PlanCheckpoint};
-
-fn err(e: impl std::fmt::Display) -> String {
-    e.to_string()
-}
 
 /// Turns pages into chunks, records them in the store and queues them (or only counts
 /// them on a dry run).
@@ -69,9 +66,9 @@ impl Sender<'_> {
         spec: &ObjectSpec,
         prm: &mut PrmChanges,
         page: Vec<CrmRecord>,
-    ) -> Result<Vec<Chunk>, String> {
+    ) -> Result<Vec<Chunk>, EngineError> {
         let read_at = Utc::now();
-        let pairing = pair_page(self.ctx, spec, prm, &page).await.map_err(err)?;
+        let pairing = pair_page(self.ctx, spec, prm, &page).await?;
         // A record read twice (it changed after an earlier page queued it) is queued again,
         // its newer version with the candidates it was queued with, by id: whichever of
         // its two chunks runs first links them, and neither creates a twin.
@@ -183,7 +180,7 @@ impl Sender<'_> {
         mut chunks: Vec<Chunk>,
         cp: &mut PlanCheckpoint,
         report: &mut PlanReport,
-    ) -> Result<(), String> {
+    ) -> Result<(), EngineError> {
         chunks.retain(|c| !c.is_empty());
         if chunks.is_empty() {
             return Ok(());
@@ -206,11 +203,11 @@ impl Sender<'_> {
                     counts: Default::default(),
                 })
                 .collect();
-            self.ctx.store.add_chunks(&tracked).await.map_err(err)?;
-            queue.send(&chunks).await.map_err(|e| {
+            self.ctx.store.add_chunks(&tracked).await?;
+            queue.send(&chunks).await.during(|| {
                 format!(
-                    "queuing {} chunks of {}: {e}; the run carries on from its last checkpoint \
-                     on the next invocation",
+                    "queuing {} chunks of {} (the run carries on from its last checkpoint \
+                     on the next invocation)",
                     chunks.len(),
                     self.integration
                 )

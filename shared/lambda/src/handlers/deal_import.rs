@@ -25,10 +25,11 @@ pub async fn handle(deps: &Deps, payload: Value) -> Result<Value, PayloadError> 
         integration = "deals",
         code = "run_finished",
         status = report.status.as_str(),
+        failure = report.failure.map(super::error_type).unwrap_or_default(),
         created = report.counts.created.prm,
         errors = report.counts.errors
     );
     Ok(
-        json!({"run_id": report.run_id, "status": report.status, "mode": report.mode, "message": report.message, "counts": report.counts}),
+        json!({"run_id": report.run_id, "status": report.status, "mode": report.mode, "message": report.message, "failure": report.failure, "counts": report.counts}),
     )
 }

@@ -10,6 +10,7 @@
 use std::time::Instant;
 
 use prmsync_engine::planner::{plan_run, Budget, PlanRequest, PlanStatus};
+use prmsync_engine::{EngineError, FailureClass};
 use prmsync_mapping::Integration;
 use serde_json::{json, Map, Value};
 
@@ -19,16 +20,46 @@ use crate::Deps;
 /// Integrations this function plans (`all`); deals are deal-import's.
 pub const INTEGRATIONS: &[Integration] = &[Integration::Organizations, Integration::People];
 
-/// Why the invocation failed (the Lambda reports it as an error).
+/// Why the invocation failed. The Lambda reports it as an error whose type names the
+/// failure class (`Prmsync.Setup`, `Prmsync.Transient`, ...; see [`super::error_type`]), so
+/// an alarm or a retry policy can tell a setup to fix from an outage to wait out.
 #[derive(Debug, thiserror::Error)]
 pub enum FullSyncError {
     #[error(transparent)]
     Payload(#[from] PayloadError),
-    #[error("{integration}: {message}")]
+    #[error("{integration}: {source}")]
     Run {
+        integration: Integration,
+        source: EngineError,
+    },
+    /// The function could not invoke itself to carry a run on; the checkpoint is stored
+    /// and the next scheduled invocation carries it on.
+    #[error("{integration}: {message}")]
+    Relaunch {
         integration: Integration,
         message: String,
     },
+}
+
+impl FullSyncError {
+    /// The failure class, in the words of [`prmsync_engine::FailureClass`]; a payload
+    /// error is the caller's.
+    pub fn error_type(&self) -> String {
+        match self {
+            FullSyncError::Payload(_) => "Prmsync.Payload".into(),
+            FullSyncError::Run { source, .. } => super::error_type(source.class()),
+            FullSyncError::Relaunch { .. } => super::error_type(FailureClass::Transient),
+        }
+    }
+}
+
+impl From<FullSyncError> for lambda_runtime::Diagnostic {
+    fn from(e: FullSyncError) -> Self {
+        lambda_runtime::Diagnostic {
+            error_type: e.error_type(),
+            error_message: e.to_string(),
+        }
+    }
 }
 
 /// Plans with no time limit (local runs and tests).
@@ -94,9 +125,9 @@ pub async fn handle_within(
         };
         let report = plan_run(ctx, queue, &plan)
             .await
-            .map_err(|message| FullSyncError::Run {
+            .map_err(|source| FullSyncError::Run {
                 integration,
-                message,
+                source,
             })?;
         let mut status = match report.status {
             PlanStatus::Queued => "queued",
@@ -154,7 +185,7 @@ async fn relaunch(
     relaunch
         .relaunch(payload)
         .await
-        .map_err(|message| FullSyncError::Run {
+        .map_err(|message| FullSyncError::Relaunch {
             integration,
             message,
         })?;

@@ -96,6 +96,9 @@ async fn work(deps: &Deps, message: SqsMessage) -> (String, bool) {
         Err(e) => {
             tracing::error!(
                 code = "chunk_not_recorded",
+                failure = crate::handlers::error_type(
+                    prmsync_engine::EngineError::from(e.clone()).class()
+                ),
                 "{e}; the message is delivered again"
             );
             (id, false)
