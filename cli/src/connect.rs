@@ -9,8 +9,8 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use prmsync_engine::{Store, SyncContext};
 use prmsync_mapping::MappingConfig;
-use prmsync_prm::{PrmClient, PrmConfig};
-use prmsync_salesforce::{Auth, SalesforceClient, SalesforceConfig};
+use prmsync_prm::PrmClient;
+use prmsync_salesforce::SalesforceClient;
 use prmsync_simulators::sandbox::{self, Sandbox};
 use prmsync_state_sqlite::SqliteStore;
 use serde::Deserialize;
@@ -51,6 +51,7 @@ pub struct ConfigFile {
 #[serde(deny_unknown_fields)]
 pub struct SalesforceSection {
     pub login_url: Option<String>,
+    /// The JWT `aud` claim (JWT bearer flow); the login URL when absent.
     pub jwt_audience: Option<String>,
 }
 
@@ -145,7 +146,7 @@ fn read_config(path: &Path) -> Result<ConfigFile> {
     })?;
     toml::from_str(&src).map_err(|e| {
         anyhow::anyhow!(
-            "{}: {}\n  fix: the config file takes `mapping = \"FILE\"`, [salesforce] login_url and [prm] api_url (see README.md)",
+            "{}: {}\n  fix: the config file takes `mapping = \"FILE\"`, [salesforce] login_url and jwt_audience, and [prm] api_url (see README.md)",
             path.display(),
             e.to_string().trim_end()
         )
@@ -173,7 +174,7 @@ pub async fn connect(target: &Target) -> Result<Connection> {
         bail!("with --aws, prmsync reads and writes the deployment's tables (status, log, log ack, pause, resume, unlink, relink) and `sync --aws` invokes its full-sync function; this command runs against the sandbox or a --config connection");
     }
     let dir = state_dir(target);
-    let store = Arc::new(SqliteStore::open(&dir)?);
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir)?);
     if target.sandbox {
         if target.config.is_some() {
             bail!("--sandbox and --config cannot be used together: the sandbox has its own connection; drop one of them");
@@ -196,9 +197,21 @@ pub async fn connect(target: &Target) -> Result<Connection> {
             .await
             .context("starting the PRM simulator")?;
         let mapping = MappingConfig::default();
-        let crm = sandbox_salesforce(&sf_url, &mapping)?;
-        let prm = PrmClient::new(PrmConfig::new(prm_url, sandbox::PRM_TOKEN))?;
-        let ctx = context(Arc::new(crm), Arc::new(prm), store.clone(), mapping, holder);
+        let connection = prmsync_connect::Connection {
+            salesforce_login_url: sf_url,
+            salesforce_client_id: sandbox::SF_CLIENT_ID.into(),
+            salesforce_client_secret: Some(sandbox::SF_CLIENT_SECRET.into()),
+            prm_api_url: prm_url,
+            prm_api_token: sandbox::PRM_TOKEN.into(),
+            ..Default::default()
+        };
+        let mut sf_config = connection.salesforce_config(&mapping)?;
+        // the simulator answers at once: retries need not wait long
+        sf_config.retry_base = Duration::from_millis(50);
+        let crm = SalesforceClient::new(sf_config)?;
+        let prm = PrmClient::new(connection.prm_config()?)?;
+        let ctx =
+            prmsync_connect::sync_context(Arc::new(crm), Arc::new(prm), store, mapping, holder);
         return Ok(Connection {
             ctx,
             sandbox: Some((sandbox, data_dir)),
@@ -215,72 +228,37 @@ pub async fn connect(target: &Target) -> Result<Connection> {
         (Some(c), Some(m)) => read_mapping(&relative_to(c, m))?,
         _ => MappingConfig::default(),
     };
-    let login_url = env("SALESFORCE_LOGIN_URL")
-        .or(config.salesforce.login_url.clone())
-        .context("no Salesforce login URL: set SALESFORCE_LOGIN_URL or [salesforce] login_url in the config file")?;
-    let client_id = env("SALESFORCE_CLIENT_ID")
-        .context("SALESFORCE_CLIENT_ID is not set: give the connected app's consumer key")?;
-    let auth = match (env("SALESFORCE_CLIENT_SECRET"), env("SALESFORCE_JWT_KEY_FILE")) {
-        (_, Some(key_file)) => {
-            let username = env("SALESFORCE_USERNAME")
-                .context("SALESFORCE_JWT_KEY_FILE is set but SALESFORCE_USERNAME is not: give the integration user's username")?;
-            let private_key_pem = std::fs::read_to_string(&key_file)
-                .with_context(|| format!("cannot read SALESFORCE_JWT_KEY_FILE ({key_file})"))?;
-            Auth::JwtBearer {
-                client_id,
-                username,
-                private_key_pem,
-            }
-        }
-        (Some(client_secret), None) => Auth::ClientCredentials {
-            client_id,
-            client_secret,
-        },
-        (None, None) => bail!(
-            "no Salesforce credentials: set SALESFORCE_CLIENT_SECRET (client credentials flow) or SALESFORCE_USERNAME and SALESFORCE_JWT_KEY_FILE (JWT bearer flow)"
-        ),
-    };
-    let mut sf_config = SalesforceConfig::new(login_url, auth);
-    sf_config.api_version = mapping.salesforce.api_version.clone();
-    sf_config.bulk_query_threshold = mapping.salesforce.bulk_query_threshold;
-    sf_config.jwt_audience = config.salesforce.jwt_audience.clone();
-    let crm = SalesforceClient::new(sf_config)?;
-    let prm_url = env("PRM_API_URL")
-        .or(config.prm.api_url.clone())
-        .context("no PRM address: set PRM_API_URL or [prm] api_url in the config file")?;
-    let token = env("PRM_API_TOKEN").context("PRM_API_TOKEN is not set: give the PRM API token")?;
-    let prm = PrmClient::new(PrmConfig::new(prm_url, token))?;
-    let ctx = context(Arc::new(crm), Arc::new(prm), store.clone(), mapping, holder);
+    let connection = connection_of(&config)?;
+    let ctx = connection.sync_context(mapping, store, holder)?;
     Ok(Connection { ctx, sandbox: None })
 }
 
-fn sandbox_salesforce(url: &str, mapping: &MappingConfig) -> Result<SalesforceClient> {
-    let mut cfg = SalesforceConfig::new(
-        url,
-        Auth::ClientCredentials {
-            client_id: sandbox::SF_CLIENT_ID.into(),
-            client_secret: sandbox::SF_CLIENT_SECRET.into(),
-        },
-    );
-    cfg.api_version = mapping.salesforce.api_version.clone();
-    cfg.bulk_query_threshold = mapping.salesforce.bulk_query_threshold;
-    cfg.retry_base = Duration::from_millis(50);
-    Ok(SalesforceClient::new(cfg)?)
-}
-
-fn context(
-    crm: Arc<SalesforceClient>,
-    prm: Arc<PrmClient>,
-    store: Arc<SqliteStore>,
-    mapping: MappingConfig,
-    holder: String,
-) -> SyncContext {
-    SyncContext {
-        crm,
-        prm,
-        store,
-        mapping: Arc::new(mapping),
-        holder,
-        lease_ttl: chrono::Duration::minutes(30),
-    }
+/// The connection of a real target: each setting from its environment variable, else from
+/// the config file (the login URL, the JWT audience and the PRM API URL can be in either).
+/// What is missing or contradictory is reported by [`prmsync_connect`], naming the variable.
+fn connection_of(config: &ConfigFile) -> Result<prmsync_connect::Connection> {
+    let salesforce_jwt_key = match env("SALESFORCE_JWT_KEY_FILE") {
+        None => None,
+        Some(key_file) => Some(
+            std::fs::read_to_string(&key_file)
+                .with_context(|| format!("cannot read SALESFORCE_JWT_KEY_FILE ({key_file}): give the path of the PEM private key of the connected app's certificate"))?,
+        ),
+    };
+    Ok(prmsync_connect::Connection {
+        salesforce_login_url: env("SALESFORCE_LOGIN_URL")
+            .or(config.salesforce.login_url.clone())
+            .unwrap_or_default(),
+        salesforce_client_id: env("SALESFORCE_CLIENT_ID").unwrap_or_default(),
+        salesforce_client_secret: env("SALESFORCE_CLIENT_SECRET"),
+        salesforce_username: env("SALESFORCE_USERNAME"),
+        salesforce_jwt_key,
+        salesforce_jwt_audience: env("SALESFORCE_JWT_AUDIENCE")
+            .or(config.salesforce.jwt_audience.clone()),
+        prm_api_url: env("PRM_API_URL")
+            .or(config.prm.api_url.clone())
+            .unwrap_or_default(),
+        prm_api_token: env("PRM_API_TOKEN").unwrap_or_default(),
+        // the CLI receives no webhooks
+        prm_webhook_secret: None,
+    })
 }

@@ -1,8 +1,11 @@
 //! The connection secret: Salesforce and PRM credentials, kept in Secrets Manager as JSON.
 
+use prmsync_connect::Connection;
 use serde::Deserialize;
 
-/// The JSON stored in the connection secret. `Debug` shows no secret value.
+/// The JSON stored in the connection secret. `Debug` shows no secret value. The functions
+/// turn it into a [`Connection`] (`Connection::from(secret)`), which builds the clients;
+/// which Salesforce flow a secret signs in with is described in `prmsync_connect`.
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionSecret {
@@ -15,6 +18,10 @@ pub struct ConnectionSecret {
     /// PEM private key for the JWT bearer flow.
     #[serde(default)]
     pub salesforce_jwt_key: Option<String>,
+    /// JWT `aud` claim of the JWT bearer flow (`https://login.salesforce.com` or
+    /// `https://test.salesforce.com`); `salesforce_login_url` when absent.
+    #[serde(default)]
+    pub salesforce_jwt_audience: Option<String>,
     pub prm_api_url: String,
     pub prm_api_token: String,
     /// Shared secret of the PRM's webhook signatures.
@@ -27,8 +34,26 @@ impl std::fmt::Debug for ConnectionSecret {
         f.debug_struct("ConnectionSecret")
             .field("salesforce_login_url", &self.salesforce_login_url)
             .field("salesforce_client_id", &"<redacted>")
+            .field("salesforce_jwt_audience", &self.salesforce_jwt_audience)
             .field("prm_api_url", &self.prm_api_url)
             .finish_non_exhaustive()
+    }
+}
+
+impl From<ConnectionSecret> for Connection {
+    /// Field for field: the secret's keys are the connection's settings.
+    fn from(s: ConnectionSecret) -> Self {
+        Connection {
+            salesforce_login_url: s.salesforce_login_url,
+            salesforce_client_id: s.salesforce_client_id,
+            salesforce_client_secret: s.salesforce_client_secret,
+            salesforce_username: s.salesforce_username,
+            salesforce_jwt_key: s.salesforce_jwt_key,
+            salesforce_jwt_audience: s.salesforce_jwt_audience,
+            prm_api_url: s.prm_api_url,
+            prm_api_token: s.prm_api_token,
+            prm_webhook_secret: s.prm_webhook_secret,
+        }
     }
 }
 
@@ -37,7 +62,7 @@ impl std::fmt::Debug for ConnectionSecret {
 pub enum SecretError {
     #[error("cannot read secret {arn}: {message}; check PRMSYNC_SECRET_ARN and the function's secretsmanager:GetSecretValue permission")]
     Read { arn: String, message: String },
-    #[error("secret {arn} is not the connection JSON ({message}); store {{\"salesforce_login_url\", \"salesforce_client_id\", \"salesforce_client_secret\", \"prm_api_url\", \"prm_api_token\", \"prm_webhook_secret\"}} in it (see infra/README.md)")]
+    #[error("secret {arn} is not the connection JSON ({message}); store {{\"salesforce_login_url\", \"salesforce_client_id\", \"salesforce_client_secret\", \"prm_api_url\", \"prm_api_token\", \"prm_webhook_secret\"}} in it, or for the JWT bearer flow salesforce_username, salesforce_jwt_key and optionally salesforce_jwt_audience instead of salesforce_client_secret (see infra/README.md)")]
     Format { arn: String, message: String },
 }
 
@@ -95,5 +120,34 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(!err.contains("tok-456") && err.contains("arn:x"), "{err}");
+    }
+
+    #[test]
+    fn the_secret_becomes_the_connection_with_its_jwt_audience() {
+        let s = ConnectionSecret::parse(
+            "arn:x",
+            r#"{"salesforce_login_url":"https://acme.my.salesforce.com","salesforce_client_id":"cid","salesforce_username":"u@example.com","salesforce_jwt_key":"KEY","salesforce_jwt_audience":"https://test.salesforce.com","prm_api_url":"https://prm","prm_api_token":"tok","prm_webhook_secret":"hook"}"#,
+        )
+        .unwrap();
+        let c = Connection::from(s);
+        assert_eq!(c.salesforce_login_url, "https://acme.my.salesforce.com");
+        assert_eq!(c.salesforce_client_id, "cid");
+        assert_eq!(c.salesforce_client_secret, None);
+        assert_eq!(c.salesforce_username.as_deref(), Some("u@example.com"));
+        assert_eq!(c.salesforce_jwt_key.as_deref(), Some("KEY"));
+        assert_eq!(
+            c.salesforce_jwt_audience.as_deref(),
+            Some("https://test.salesforce.com")
+        );
+        assert_eq!(c.prm_api_url, "https://prm");
+        assert_eq!(c.prm_api_token, "tok");
+        assert_eq!(c.prm_webhook_secret.as_deref(), Some("hook"));
+        // the audience is optional
+        let s = ConnectionSecret::parse(
+            "arn:x",
+            r#"{"salesforce_login_url":"https://login.salesforce.com","salesforce_client_id":"cid","salesforce_client_secret":"s","prm_api_url":"https://prm","prm_api_token":"tok"}"#,
+        )
+        .unwrap();
+        assert_eq!(Connection::from(s).salesforce_jwt_audience, None);
     }
 }

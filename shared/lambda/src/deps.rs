@@ -2,16 +2,15 @@
 
 use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use prmsync_aws::dynamo::DynamoStore;
 use prmsync_aws::mapping_source::{MappingLocation, MAPPING_ENV};
 use prmsync_aws::secrets::ConnectionSecret;
 use prmsync_aws::sqs::SqsQueue;
+use prmsync_connect::{sync_context, Connection};
 use prmsync_engine::ports::Queue;
 use prmsync_engine::SyncContext;
 use prmsync_mapping::MappingConfig;
-use prmsync_prm::{PrmClient, PrmConfig};
-use prmsync_salesforce::{Auth, SalesforceClient, SalesforceConfig};
 
 use crate::relaunch::Relaunch;
 
@@ -20,7 +19,8 @@ use crate::relaunch::Relaunch;
 pub struct Deps {
     pub ctx: SyncContext,
     pub queue: Arc<dyn Queue>,
-    /// Shared secret of the PRM's webhook signatures.
+    /// Shared secret of the PRM's webhook signatures (None when the secret has none, or an
+    /// empty one: then every notification is refused).
     pub webhook_secret: Option<String>,
     /// How a planner that runs out of time continues (its own function, invoked again);
     /// None outside Lambda, where a run finishes in one invocation.
@@ -67,39 +67,6 @@ pub async fn mapping_from(location: &str, aws: &aws_config::SdkConfig) -> Result
     Ok(mapping)
 }
 
-/// Clients for the connection in the secret.
-pub fn clients(
-    secret: &ConnectionSecret,
-    mapping: &MappingConfig,
-) -> Result<(SalesforceClient, PrmClient)> {
-    let given = |v: &Option<String>| v.clone().filter(|s| !s.trim().is_empty());
-    let auth = match (
-        given(&secret.salesforce_client_secret),
-        given(&secret.salesforce_username),
-        given(&secret.salesforce_jwt_key),
-    ) {
-        (_, Some(username), Some(key)) => Auth::JwtBearer {
-            client_id: secret.salesforce_client_id.clone(),
-            username,
-            private_key_pem: key,
-        },
-        (Some(client_secret), _, _) => Auth::ClientCredentials {
-            client_id: secret.salesforce_client_id.clone(),
-            client_secret,
-        },
-        _ => bail!("the connection secret has neither salesforce_client_secret nor salesforce_username with salesforce_jwt_key: add one of them"),
-    };
-    let mut cfg = SalesforceConfig::new(secret.salesforce_login_url.clone(), auth);
-    cfg.api_version = mapping.salesforce.api_version.clone();
-    cfg.bulk_query_threshold = mapping.salesforce.bulk_query_threshold;
-    let crm = SalesforceClient::new(cfg)?;
-    let prm = PrmClient::new(PrmConfig::new(
-        secret.prm_api_url.clone(),
-        secret.prm_api_token.clone(),
-    ))?;
-    Ok((crm, prm))
-}
-
 impl Deps {
     /// Reads `PRMSYNC_STATE_TABLE`, `PRMSYNC_LOG_TABLE`, `PRMSYNC_QUEUE_URL`,
     /// `PRMSYNC_SECRET_ARN` and `PRMSYNC_MAPPING_FILE`; AWS endpoints and credentials come
@@ -121,7 +88,10 @@ impl Deps {
         let secret_arn = env("PRMSYNC_SECRET_ARN")?;
         let secret =
             ConnectionSecret::load(&aws_sdk_secretsmanager::Client::new(&aws), &secret_arn).await?;
-        let (crm, prm) = clients(&secret, &mapping)?;
+        let connection = Connection::from(secret);
+        let (crm, prm) = connection
+            .clients(&mapping)
+            .with_context(|| format!("the connection secret {secret_arn} cannot be used"))?;
         let store = DynamoStore::new(
             aws_sdk_dynamodb::Client::new(&aws),
             env("PRMSYNC_STATE_TABLE")?,
@@ -131,16 +101,15 @@ impl Deps {
         let holder = std::env::var("AWS_LAMBDA_LOG_STREAM_NAME")
             .unwrap_or_else(|_| format!("local-{}", std::process::id()));
         Ok(Self {
-            ctx: SyncContext {
-                crm: Arc::new(crm),
-                prm: Arc::new(prm),
-                store: Arc::new(store),
-                mapping: Arc::new(mapping),
+            ctx: sync_context(
+                Arc::new(crm),
+                Arc::new(prm),
+                Arc::new(store),
+                mapping,
                 holder,
-                lease_ttl: chrono::Duration::minutes(15),
-            },
+            ),
             queue: Arc::new(queue),
-            webhook_secret: secret.prm_webhook_secret.clone(),
+            webhook_secret: connection.webhook_secret(),
             relaunch: relaunch(&aws),
         })
     }
