@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use prmsync_engine::chunk::Chunk;
-use prmsync_engine::planner::{plan_run, Budget, PlanRequest, PlanStatus};
+use prmsync_engine::planner::{plan_run, InvocationLimit, PlanRequest, PlanStatus};
 use prmsync_engine::store::{Cursors, Leases};
 use prmsync_engine::worker::{work_chunk, Delivery};
 use prmsync_engine::RunMode;
@@ -42,7 +42,7 @@ fn seed(h: &Harness) {
     }
 }
 
-/// Plans every integration of `integrations` to the end with no budget; returns the chunks.
+/// Plans every integration of `integrations` to the end with no limit; returns the chunks.
 async fn plan_all(
     ctx: &prmsync_engine::SyncContext,
     integrations: &[Integration],
@@ -213,12 +213,12 @@ async fn a_run_out_of_time_continues_from_its_checkpoint_and_misses_nothing() {
     }
     let ctx = h.ctx();
     let queue = ListQueue::default();
-    let budget = Budget {
+    let limit = InvocationLimit {
         deadline: None,
         max_pages: Some(1),
     };
     let first = PlanRequest {
-        budget,
+        limit,
         ..PlanRequest::new(Integration::Organizations, RunMode::Incremental, "run-1")
     };
     h.sf.reset_api_calls();
@@ -247,7 +247,7 @@ async fn a_run_out_of_time_continues_from_its_checkpoint_and_misses_nothing() {
         next_ctx.holder = format!("invocation-{}", reports.len() + 1);
         let next = PlanRequest {
             continue_run: Some(last.run_id.clone()),
-            budget,
+            limit,
             ..PlanRequest::new(Integration::Organizations, RunMode::Incremental, "unused")
         };
         reports.push(plan_run(&next_ctx, Some(&queue), &next).await.unwrap());
@@ -367,7 +367,7 @@ async fn a_lost_continuation_is_carried_on_by_the_next_scheduled_run() {
     let ctx = h.ctx();
     let queue = ListQueue::default();
     let first = PlanRequest {
-        budget: Budget {
+        limit: InvocationLimit {
             deadline: None,
             max_pages: Some(1),
         },
@@ -428,7 +428,7 @@ async fn a_dry_run_out_of_time_says_it_is_partial_and_stores_nothing() {
         h.account(&format!("Dry {i:03}"), Some("Active Partner"), json!({}));
     }
     let request = PlanRequest {
-        budget: Budget {
+        limit: InvocationLimit {
             deadline: None,
             max_pages: Some(1),
         },

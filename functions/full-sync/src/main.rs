@@ -13,8 +13,8 @@ async fn main() -> Result<(), Error> {
     run(service_fn(|event: LambdaEvent<Value>| {
         let deps = &deps;
         async move {
-            let budget = relaunch::budget(event.context.deadline, margin);
-            full_sync::handle_within(deps, event.payload, budget).await
+            let limit = relaunch::invocation_limit(event.context.deadline, margin);
+            full_sync::handle_within(deps, event.payload, limit).await
         }
     }))
     .await

@@ -13,7 +13,7 @@
 //! 3. The PRM changes no page took, the links and records of the retry set, and (people)
 //!    the people of newly linked organizations follow.
 //! 4. Every chunk is recorded in the store before it is queued; after each page a
-//!    checkpoint says where each side's read resumes. When the invocation's [`Budget`]
+//!    checkpoint says where each side's read resumes. When the invocation's [`InvocationLimit`]
 //!    runs out it stops, and the next invocation carries the same run on.
 //! 5. Once everything is queued the lease goes; the run stays open until its last chunk
 //!    is done, and the worker that finishes it closes the run: only then do the cursors
@@ -47,16 +47,16 @@ pub const DRAIN_LIMIT_HOURS: i64 = 6;
 
 /// How much one planner invocation may do before it hands over to a continuation.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Budget {
+pub struct InvocationLimit {
     /// No new page is read after this instant (the Lambda deadline minus a margin).
     pub deadline: Option<Instant>,
     /// No more than this many pages per invocation (at least one is always read).
     pub max_pages: Option<u32>,
 }
 
-impl Budget {
+impl InvocationLimit {
     /// No limit: the run finishes in this invocation.
-    pub const UNLIMITED: Budget = Budget {
+    pub const UNLIMITED: InvocationLimit = InvocationLimit {
         deadline: None,
         max_pages: None,
     };
@@ -76,7 +76,7 @@ pub enum PlanStatus {
     Queued,
     /// Nothing changed: the run closed at once (the caller plans what follows it).
     Finished,
-    /// The budget ran out: the checkpoint is stored and a new invocation carries on.
+    /// The limit ran out: the checkpoint is stored and a new invocation carries on.
     Continues,
     /// A dry run: counted, nothing queued, nothing moved.
     Planned,
@@ -112,7 +112,7 @@ pub struct PlanRequest {
     pub mode: RunMode,
     /// The id of a new run (a run carried on from a checkpoint keeps its own).
     pub run_id: String,
-    pub budget: Budget,
+    pub limit: InvocationLimit,
     /// Set by a continuation: carry on this run, and do nothing if it has finished since.
     pub continue_run: Option<String>,
     /// Integrations to plan once this run has closed (an `all` run plans people once its
@@ -126,7 +126,7 @@ impl PlanRequest {
             integration,
             mode,
             run_id: run_id.into(),
-            budget: Budget::UNLIMITED,
+            limit: InvocationLimit::UNLIMITED,
             continue_run: None,
             then: Vec::new(),
         }
@@ -135,6 +135,11 @@ impl PlanRequest {
 
 /// Plans a run and queues its chunks (see the module doc). Without a queue it is a dry
 /// run: it counts the chunks and changes nothing.
+#[tracing::instrument(name = "plan", skip_all, fields(
+    run_id = request.run_id.as_str(),
+    integration = request.integration.as_str(),
+    mode = request.mode.as_str(),
+))]
 pub async fn plan_run(
     ctx: &SyncContext,
     queue: Option<&dyn Queue>,
@@ -336,7 +341,7 @@ async fn plan_locked(
     // A continuation reads on from the page its run had reached.
     let mut next: Option<String> = cp.crm.page.clone();
     while !cp.crm.done {
-        if request.budget.spent(pages) {
+        if request.limit.spent(pages) {
             return hand_over(ctx, frame, &cp, dry_run, report).await;
         }
         // The same read as a one-machine run's: REST pages of 2,000, or a Bulk API query
@@ -504,7 +509,7 @@ async fn save(
         .map_err(EngineError::from)
 }
 
-/// The budget ran out: the checkpoint is stored (after the last page); log it and say so.
+/// The limit ran out: the checkpoint is stored (after the last page); log it and say so.
 async fn hand_over(
     ctx: &SyncContext,
     frame: &RunFrame,

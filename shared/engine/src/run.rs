@@ -17,7 +17,13 @@ use crate::store::LogEntry;
 
 pub use crate::context::RunMode;
 
-/// Runs one integration once and records what it did.
+/// Runs one integration once and records what it did. Its log lines carry the run's
+/// span (run id, integration, mode).
+#[tracing::instrument(name = "run", skip_all, fields(
+    integration = integration.as_str(),
+    mode = options.mode.as_str(),
+    run_id = tracing::field::Empty,
+))]
 pub async fn run_integration(
     ctx: &SyncContext,
     integration: Integration,
@@ -27,6 +33,7 @@ pub async fn run_integration(
         .run_id
         .clone()
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    tracing::Span::current().record("run_id", run_id.as_str());
     let frame = match RunFrame::open(
         ctx,
         integration,
@@ -119,11 +126,13 @@ pub enum RecordRef {
 /// Syncs one record now ("sync-record"): reads it and its linked counterpart, runs the
 /// pass on just them (rejected before or not), and records the run like any other. The
 /// cursors do not move.
+#[tracing::instrument(name = "record", skip_all, fields(record = ?record, run_id = tracing::field::Empty))]
 pub async fn sync_record(ctx: &SyncContext, record: &RecordRef, dry_run: bool) -> RunReport {
     let kind = match record {
         RecordRef::Crm(k, _) | RecordRef::Prm(k, _) => *k,
     };
     let run_id = uuid::Uuid::new_v4().to_string();
+    tracing::Span::current().record("run_id", run_id.as_str());
     let frame = match RunFrame::open(
         ctx,
         integration_of(kind),

@@ -221,6 +221,12 @@ pub struct ChunkReport {
 
 /// Works one chunk off the queue (see the module doc). Fails only when the state store
 /// cannot record what happened: the message is then delivered again.
+#[tracing::instrument(name = "chunk", skip_all, fields(
+    run_id = chunk.run_id.as_str(),
+    integration = chunk.integration.as_str(),
+    chunk = chunk.number,
+    records = chunk.len(),
+))]
 pub async fn work_chunk(
     ctx: &SyncContext,
     queue: &dyn Queue,

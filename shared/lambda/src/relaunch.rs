@@ -6,7 +6,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
-use prmsync_engine::planner::Budget;
+use prmsync_engine::planner::InvocationLimit;
 use serde_json::Value;
 
 /// Starts another invocation of the running function with `payload`.
@@ -93,12 +93,12 @@ pub fn margin_from_env() -> Result<Duration, String> {
     }
 }
 
-/// A planner's budget for an invocation with this deadline (ms since the Unix epoch).
-pub fn budget(deadline_ms: u64, margin: Duration) -> Budget {
+/// A planner's limit for an invocation with this deadline (ms since the Unix epoch).
+pub fn invocation_limit(deadline_ms: u64, margin: Duration) -> InvocationLimit {
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
-    Budget {
+    InvocationLimit {
         deadline: Some(plan_deadline(deadline_ms, now_ms, margin)),
         max_pages: None,
     }

@@ -10,7 +10,7 @@ use aws_lambda_events::event::lambda_function_urls::LambdaFunctionUrlRequest;
 use aws_lambda_events::event::sqs::SqsEvent;
 use hmac::{Hmac, Mac};
 use prmsync_engine::chunk::Chunk;
-use prmsync_engine::planner::{plan_run, Budget, PlanRequest, PlanStatus};
+use prmsync_engine::planner::{plan_run, InvocationLimit, PlanRequest, PlanStatus};
 use prmsync_engine::ports::{PortError, Queue};
 use prmsync_engine::RunMode;
 use prmsync_engine::SyncContext;
@@ -352,11 +352,11 @@ async fn a_run_out_of_time_invokes_itself_again_until_everything_is_queued() {
     let relaunches = Arc::new(Relaunches::default());
     w.deps.relaunch = Some(relaunches.clone());
     // One Salesforce page per invocation.
-    let budget = Budget {
+    let limit = InvocationLimit {
         deadline: None,
         max_pages: Some(1),
     };
-    let out = full_sync::handle_within(&w.deps, json!({"integration": "organizations"}), budget)
+    let out = full_sync::handle_within(&w.deps, json!({"integration": "organizations"}), limit)
         .await
         .unwrap();
     let org = &out["integrations"]["organizations"];
@@ -369,7 +369,7 @@ async fn a_run_out_of_time_invokes_itself_again_until_everything_is_queued() {
         vec![json!({"integration": "organizations", "continue_run": run_id})]
     );
     // The continuation, as Lambda would deliver it.
-    let out = full_sync::handle_within(&w.deps, payloads[0].clone(), budget)
+    let out = full_sync::handle_within(&w.deps, payloads[0].clone(), limit)
         .await
         .unwrap();
     let org = &out["integrations"]["organizations"];
@@ -394,7 +394,7 @@ async fn a_run_out_of_time_invokes_itself_again_until_everything_is_queued() {
     assert_eq!(queued, 207);
     // Replayed (Lambda retries an async invocation), the continuation does nothing.
     let chunks = w.queue.0.lock().unwrap().len();
-    let out = full_sync::handle_within(&w.deps, payloads[0].clone(), budget)
+    let out = full_sync::handle_within(&w.deps, payloads[0].clone(), limit)
         .await
         .unwrap();
     assert_eq!(out["integrations"]["organizations"]["status"], "skipped");
@@ -406,7 +406,7 @@ async fn integrations_not_started_by_the_deadline_go_to_a_new_invocation() {
     let mut w = world().await;
     let relaunches = Arc::new(Relaunches::default());
     w.deps.relaunch = Some(relaunches.clone());
-    let past = Budget {
+    let past = InvocationLimit {
         deadline: Some(std::time::Instant::now()),
         max_pages: None,
     };

@@ -9,7 +9,7 @@
 
 use std::time::Instant;
 
-use prmsync_engine::planner::{plan_run, Budget, PlanRequest, PlanStatus};
+use prmsync_engine::planner::{plan_run, InvocationLimit, PlanRequest, PlanStatus};
 use prmsync_engine::{EngineError, FailureClass};
 use prmsync_mapping::Integration;
 use serde_json::{json, Map, Value};
@@ -64,15 +64,15 @@ impl From<FullSyncError> for lambda_runtime::Diagnostic {
 
 /// Plans with no time limit (local runs and tests).
 pub async fn handle(deps: &Deps, payload: Value) -> Result<Value, FullSyncError> {
-    handle_within(deps, payload, Budget::UNLIMITED).await
+    handle_within(deps, payload, InvocationLimit::UNLIMITED).await
 }
 
-/// Plans within `budget`; integrations that are unfinished or not started when it runs
+/// Plans within `limit`; integrations that are unfinished or not started when it runs
 /// out go on in new invocations.
 pub async fn handle_within(
     deps: &Deps,
     payload: Value,
-    budget: Budget,
+    limit: InvocationLimit,
 ) -> Result<Value, FullSyncError> {
     let request = parse(&payload, INTEGRATIONS)?;
     let run_id = uuid::Uuid::new_v4().to_string();
@@ -100,7 +100,7 @@ pub async fn handle_within(
                 continue;
             }
         }
-        let past_deadline = budget.deadline.is_some_and(|d| Instant::now() >= d);
+        let past_deadline = limit.deadline.is_some_and(|d| Instant::now() >= d);
         if past_deadline && !request.dry_run && deps.relaunch.is_some() {
             // No time left for this one: a fresh invocation starts it (the whole `all`
             // run, when it is its first integration, so that people still follow).
@@ -119,7 +119,7 @@ pub async fn handle_within(
             integration,
             mode: request.mode,
             run_id: run_id.clone(),
-            budget,
+            limit,
             continue_run: request.continue_run.clone(),
             then,
         };

@@ -69,13 +69,8 @@ async fn work(deps: &Deps, message: SqsMessage) -> (String, bool) {
             return (id, false);
         }
     };
-    let span = tracing::info_span!(
-        "chunk",
-        message_id = id.as_str(),
-        run_id = chunk.run_id.as_str(),
-        integration = chunk.integration.as_str(),
-        chunk = chunk.number
-    );
+    // The engine's `chunk` span (run id, integration, chunk number) nests in this one.
+    let span = tracing::info_span!("message", message_id = id.as_str());
     let _guard = span.enter();
     match work_chunk(&deps.ctx, deps.queue.as_ref(), &chunk, delivery).await {
         Ok(report) => {
