@@ -7,29 +7,43 @@ use std::path::Path;
 /// The engine modules each module's code (comments and unit tests left out) names.
 fn dependencies() -> BTreeMap<String, BTreeSet<String>> {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    // A module is `name.rs`, or a folder `name/` with its `mod.rs`; a folder's files all
+    // count as the module's code.
     let modules: BTreeSet<String> = std::fs::read_dir(&src)
         .unwrap()
         .filter_map(|e| {
-            let name = e.unwrap().file_name().into_string().unwrap();
-            name.strip_suffix(".rs").map(str::to_string)
+            let e = e.unwrap();
+            let name = e.file_name().into_string().unwrap();
+            if e.path().is_dir() {
+                e.path().join("mod.rs").exists().then_some(name)
+            } else {
+                name.strip_suffix(".rs").map(str::to_string)
+            }
         })
         .filter(|m| m != "lib" && m != "store_contract")
         .collect();
     let mut out = BTreeMap::new();
-    for m in &modules {
-        let mut text = std::fs::read_to_string(src.join(format!("{m}.rs"))).unwrap();
-        let sub = src.join(m);
-        if sub.is_dir() {
-            for e in std::fs::read_dir(sub).unwrap() {
-                text.push_str(&std::fs::read_to_string(e.unwrap().path()).unwrap());
-            }
-        }
-        let code: String = text
-            .split("#[cfg(test)]")
+    // Only the code before a file's unit tests counts, without its comments.
+    let code_of = |path: &Path| -> String {
+        let text = std::fs::read_to_string(path).unwrap();
+        text.split("#[cfg(test)]")
             .next()
             .unwrap()
             .lines()
             .filter(|l| !l.trim_start().starts_with("//"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    for m in &modules {
+        let mut files = vec![src.join(format!("{m}.rs"))];
+        let sub = src.join(m);
+        if sub.is_dir() {
+            files.extend(std::fs::read_dir(sub).unwrap().map(|e| e.unwrap().path()));
+        }
+        let code: String = files
+            .iter()
+            .filter(|f| f.is_file() && f.extension().is_some_and(|x| x == "rs"))
+            .map(|f| code_of(f))
             .collect::<Vec<_>>()
             .join("\n");
         let deps: BTreeSet<String> = code
