@@ -4,13 +4,13 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
 use prmsync_engine::store::{Link, Links, Rejections, StoreError};
 use prmsync_mapping::ObjectKind;
 
 use super::codec::{
-    claim_pk, crm_key, from_item, key, link_pk, nv, sv, to_item, ClaimItem, LinkItem, PendingItem,
-    RejectionItem,
+    claim_pk, crm_key, decode, decode_into, key, link_pk, nv, sv, to_item, ClaimItem, LinkItem,
+    LinkStateOnly, PendingItem, RejectionItem, CHECK_LAYOUT,
 };
 use super::{
     build_err, dedupe, is_condition_failure, parallel, query_index, DynamoStore, Item, Table,
@@ -25,8 +25,18 @@ impl DynamoStore {
     ) -> Result<Option<LinkItem>, StoreError> {
         self.get(Table::State, key(link_pk(object, prm_id), "LINK"))
             .await?
-            .map(from_item)
+            .map(|item| decode(&self.state_table, item, "link", CHECK_LAYOUT))
             .transpose()
+    }
+
+    fn link(&self, item: Item) -> Result<Link, StoreError> {
+        decode_into(
+            &self.state_table,
+            item,
+            "link",
+            CHECK_LAYOUT,
+            LinkItem::into_link,
+        )
     }
 
     fn claim_put(
@@ -90,7 +100,7 @@ impl Links for DynamoStore {
             .map(|id| key(link_pk(object, id), "LINK"))
             .collect();
         for item in self.batch_get(Table::State, keys).await? {
-            let link = from_item::<LinkItem>(item)?.into_link()?;
+            let link = self.link(item)?;
             found.insert(link.prm_id.clone(), link);
         }
         let wanted: Vec<String> = dedupe(crm_ids);
@@ -113,7 +123,7 @@ impl Links for DynamoStore {
         })
         .await?;
         for item in per_id.into_iter().flatten() {
-            let link = from_item::<LinkItem>(item)?.into_link()?;
+            let link = self.link(item)?;
             // The index is eventually consistent: keep what is really on the asked id.
             if link.object == object && wanted.binary_search(&link.crm_id).is_ok() {
                 found.entry(link.prm_id.clone()).or_insert(link);
@@ -235,7 +245,7 @@ impl Links for DynamoStore {
             .query_index(Table::State, BY_RETRY_KEY, "retry_key", object.as_str())
             .await?
             .into_iter()
-            .map(|i| from_item::<LinkItem>(i)?.into_link())
+            .map(|i| self.link(i))
             .collect::<Result<Vec<_>, _>>()?;
         links.sort_by(|a, b| a.prm_id.cmp(&b.prm_id));
         Ok(links)
@@ -250,7 +260,8 @@ impl Links for DynamoStore {
             .scan()
             .table_name(&self.state_table)
             .filter_expression("begins_with(pk, :prefix) AND sk = :sk")
-            .projection_expression("#state")
+            // The key too, to name an item whose state cannot be read.
+            .projection_expression("pk, sk, #state")
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":prefix", sv(&prefix))
             .expression_attribute_values(":sk", sv("LINK"))
@@ -260,9 +271,8 @@ impl Links for DynamoStore {
             .send();
         while let Some(item) = items.next().await {
             let item = item.map_err(|e| self.aws(Table::State, "Scan", e))?;
-            if let Some(AttributeValue::S(state)) = item.get("state") {
-                *counts.entry(state.clone()).or_insert(0) += 1;
-            }
+            let link: LinkStateOnly = decode(&self.state_table, item, "link", CHECK_LAYOUT)?;
+            *counts.entry(link.state.as_str().to_string()).or_insert(0) += 1;
         }
         Ok(counts)
     }
@@ -288,7 +298,10 @@ impl Links for DynamoStore {
         self.query_partition(&format!("PENDING#{}", object.as_str()))
             .await?
             .into_iter()
-            .map(|i| from_item::<PendingItem>(i).map(|p| (p.sk, p.crm_id)))
+            .map(|i| {
+                decode::<PendingItem>(&self.state_table, i, "pending children", CHECK_LAYOUT)
+                    .map(|p| (p.sk, p.crm_id))
+            })
             .collect()
     }
 
@@ -322,7 +335,10 @@ impl Rejections for DynamoStore {
         self.batch_get(Table::State, keys)
             .await?
             .into_iter()
-            .map(|i| from_item::<RejectionItem>(i).map(|r| (r.sk, r.version)))
+            .map(|i| {
+                decode::<RejectionItem>(&self.state_table, i, "rejected version", CHECK_LAYOUT)
+                    .map(|r| (r.sk, r.version))
+            })
             .collect()
     }
 

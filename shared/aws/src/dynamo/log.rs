@@ -9,11 +9,16 @@ use chrono::{DateTime, Duration, Utc};
 use prmsync_engine::store::{IntegrationLog, LogEntry, LogFilter, StoreError};
 use prmsync_mapping::Level;
 
-use super::codec::{from_item, key, log_pk, sv, to_item, ts, LogItem};
+use super::codec::{
+    corrupt, decode, key, key_text, log_pk, sv, to_item, ts, KeyOnly, LogItem, OpenEntry,
+};
 use super::{
     aws_error, build_err, is_condition_failure, parallel, DynamoStore, Table, BY_OPEN,
     LOG_MAX_DAYS_BACK, LOG_RETENTION_DAYS, PARALLEL,
 };
+
+/// What to do about a log entry that cannot be read.
+const LOG_FIX: &str = "delete the item (one entry of the Integration Log)";
 
 /// Whether a log entry passes the filter (all but `since`, which the key condition applies).
 fn log_matches(e: &LogItem, f: &LogFilter) -> bool {
@@ -62,9 +67,13 @@ async fn query_log(
         .send();
     while let Some(item) = items.next().await {
         let item = item.map_err(|e| aws_error(&table, Table::Log, "Query", e))?;
-        let item: LogItem = from_item(item)?;
+        let item: LogItem = decode(&table, item, "log entry", LOG_FIX)?;
         if log_matches(&item, &filter) {
-            out.push(item.into_entry()?);
+            let key = key_text(&table, &item.pk, &item.sk);
+            out.push(
+                item.into_entry()
+                    .map_err(|why| corrupt("log entry", key, &why, LOG_FIX))?,
+            );
             if cap.is_some_and(|c| out.len() >= c) {
                 return Ok(out);
             }
@@ -81,13 +90,8 @@ impl DynamoStore {
             .query_index(Table::Log, BY_OPEN, "open", "OPEN")
             .await?
         {
-            let get = |k: &str| match item.get(k) {
-                Some(AttributeValue::S(s)) => Some(s.clone()),
-                _ => None,
-            };
-            if let (Some(pk), Some(sk), Some(id)) = (get("pk"), get("sk"), get("id")) {
-                out.push((pk, sk, id));
-            }
+            let e: OpenEntry = decode(&self.log_table, item, "log entry", LOG_FIX)?;
+            out.push((e.pk, e.sk, e.id));
         }
         Ok(out)
     }
@@ -113,11 +117,8 @@ impl IntegrationLog for DynamoStore {
             .batch_get_projected(Table::Log, keys, Some("pk, sk"))
             .await?
         {
-            if let (Some(AttributeValue::S(pk)), Some(AttributeValue::S(sk))) =
-                (item.get("pk"), item.get("sk"))
-            {
-                stored.insert((pk.clone(), sk.clone()));
-            }
+            let k: KeyOnly = decode(&self.log_table, item, "log entry", LOG_FIX)?;
+            stored.insert((k.pk, k.sk));
         }
         let mut requests = Vec::with_capacity(items.len());
         for item in items {
@@ -249,11 +250,8 @@ impl IntegrationLog for DynamoStore {
             .send();
         while let Some(item) = items.next().await {
             let item = item.map_err(|e| self.aws(Table::Log, "Scan", e))?;
-            if let (Some(AttributeValue::S(pk)), Some(AttributeValue::S(sk))) =
-                (item.get("pk"), item.get("sk"))
-            {
-                keys.push(key(pk.clone(), sk.clone()));
-            }
+            let k: KeyOnly = decode(&self.log_table, item, "log entry", LOG_FIX)?;
+            keys.push(key(k.pk, k.sk));
         }
         let n = keys.len() as u64;
         let requests = keys

@@ -12,6 +12,8 @@
 //! - The chunks of a planned run are one partition per run, beside a counter of the chunks
 //!   done that moves in the same transaction as a chunk's `done` flag, so a redelivered
 //!   chunk is counted once and the worker that finishes the last chunk knows it.
+//! - An item that cannot be read back is a [`StoreError::Corrupt`] naming its table and key
+//!   (never its values) and what to do; it is never replaced by a default.
 
 mod codec;
 mod links;
@@ -271,6 +273,7 @@ impl DynamoStore {
                     .send()
                     .await
                     .map_err(|e| self.aws(t, "BatchGetItem", e))?;
+                // No responses (or none for the table): none of these keys has an item.
                 if let Some(mut items) = resp.responses {
                     out.extend(items.remove(&table).unwrap_or_default());
                 }

@@ -14,9 +14,9 @@ use prmsync_engine::store::{
 use prmsync_mapping::Integration;
 
 use super::codec::{
-    checkpoint_key, chunk_counter_key, chunk_pk, chunk_sk, decode, from_item, key, nv,
-    parse_checkpoint, parse_ts, sv, to_item, ts, CheckpointItem, ChunkCounterItem, ChunkItem,
-    CursorItem, RunItem,
+    checkpoint_fix, checkpoint_key, chunk_counter_key, chunk_pk, chunk_sk, decode, decode_into,
+    key, nv, parse_checkpoint, parse_ts, sv, to_item, ts, CheckpointItem, ChunkCounterItem,
+    ChunkDone, ChunkItem, CursorItem, RunItem, CHECK_LAYOUT,
 };
 use super::{
     aws_error, backoff, build_err, cancellation_reasons, is_condition_failure,
@@ -38,7 +38,13 @@ impl Cursors for DynamoStore {
             .await?;
         match item {
             None => Ok(None),
-            Some(item) => Ok(Some(parse_ts(&from_item::<CursorItem>(item)?.at)?)),
+            Some(item) => decode_into(
+                &self.state_table,
+                item,
+                "cursor",
+                CHECK_LAYOUT,
+                |c: CursorItem| parse_ts("at", &c.at).map(Some),
+            ),
         }
     }
 
@@ -63,7 +69,7 @@ impl Cursors for DynamoStore {
         let item = self.get(Table::State, checkpoint_key(integration)).await?;
         let Some(item) = item else { return Ok(None) };
         let item = self.checkpoint_item(integration, item)?;
-        parse_checkpoint(integration, &item.checkpoint).map(Some)
+        parse_checkpoint(&self.state_table, integration, &item.checkpoint).map(Some)
     }
 
     async fn set_checkpoint(
@@ -115,7 +121,7 @@ impl Cursors for DynamoStore {
             Ok(out) => match out.attributes.filter(|a| !a.is_empty()) {
                 Some(item) => {
                     let item = self.checkpoint_item(integration, item)?;
-                    parse_checkpoint(integration, &item.checkpoint).map(Some)
+                    parse_checkpoint(&self.state_table, integration, &item.checkpoint).map(Some)
                 }
                 None => Ok(None),
             },
@@ -138,8 +144,8 @@ impl DynamoStore {
         decode(
             &self.state_table,
             item,
-            &format!("checkpoint of {integration}"),
-            &format!("`prmsync sync --aws --integration {integration} --full` starts the run over"),
+            "plan checkpoint",
+            &checkpoint_fix(integration),
         )
     }
 
@@ -157,7 +163,7 @@ impl DynamoStore {
         if item.run_id.is_some() {
             return Ok(None);
         }
-        let checkpoint = parse_checkpoint(integration, &item.checkpoint)?;
+        let checkpoint = parse_checkpoint(&self.state_table, integration, &item.checkpoint)?;
         if checkpoint.run_id != run_id {
             return Ok(None);
         }
@@ -204,11 +210,15 @@ impl Runs for DynamoStore {
             .send()
             .await
             .map_err(|e| self.aws(Table::State, "Query", e))?;
+        // No `Items` in the response means no run.
         resp.items
             .unwrap_or_default()
             .into_iter()
             .next()
-            .map(|i| from_item::<RunItem>(i).map(|r| r.record))
+            .map(|i| {
+                decode::<RunItem>(&self.state_table, i, "run record", CHECK_LAYOUT)
+                    .map(|r| r.record)
+            })
             .transpose()
     }
 }
@@ -230,14 +240,11 @@ impl RunChunks for DynamoStore {
         else {
             return Ok(None);
         };
-        match item.get("done") {
-            Some(AttributeValue::Bool(done)) => Ok(Some(*done)),
-            _ => Err(StoreError::Backend(format!(
-                "the item {} / {} (chunk {number} of run {run_id} of {integration}) has no readable `done`; delete it and start the run over with `prmsync sync --aws --integration {integration}`",
-                chunk_pk(integration, run_id),
-                chunk_sk(number)
-            ))),
-        }
+        let fix = format!(
+            "delete it and start the run over with `prmsync sync --aws --integration {integration}`"
+        );
+        let chunk: ChunkDone = decode(&self.state_table, item, "run chunk", &fix)?;
+        Ok(Some(chunk.done))
     }
 
     async fn add_chunks(&self, chunks: &[ChunkRecord]) -> Result<(), StoreError> {
@@ -302,18 +309,17 @@ impl RunChunks for DynamoStore {
                 self.state_table
             )));
         };
-        let counter: ChunkCounterItem = decode(
+        decode_into(
             &self.state_table,
             item,
-            &format!("counter of chunks done of run {run_id} of {integration}"),
+            "counter of chunks done",
             &fix,
-        )?;
-        u64::try_from(counter.done).map(Some).map_err(|_| {
-            StoreError::Backend(format!(
-                "the counter of chunks done of run {run_id} of {integration} in table {} is {}; {fix}",
-                self.state_table, counter.done
-            ))
-        })
+            |counter: ChunkCounterItem| {
+                u64::try_from(counter.done)
+                    .map(Some)
+                    .map_err(|_| "`done` is negative".to_string())
+            },
+        )
     }
 
     async fn run_chunks(
@@ -321,7 +327,6 @@ impl RunChunks for DynamoStore {
         integration: Integration,
         run_id: &str,
     ) -> Result<Vec<ChunkRecord>, StoreError> {
-        let what = format!("chunk of run {run_id} of {integration}");
         let fix = format!(
             "delete the items of partition {} and start the run over with `prmsync sync --aws --integration {integration}`",
             chunk_pk(integration, run_id)
@@ -331,7 +336,8 @@ impl RunChunks for DynamoStore {
             .await?
             .into_iter()
             .map(|i| {
-                decode::<ChunkItem>(&self.state_table, i, &what, &fix).map(ChunkItem::into_chunk)
+                decode::<ChunkItem>(&self.state_table, i, "run chunk", &fix)
+                    .map(ChunkItem::into_chunk)
             })
             .collect::<Result<Vec<_>, _>>()?;
         chunks.sort_by_key(|c| c.number);

@@ -9,8 +9,8 @@ use prmsync_engine::store::{Leases, Pauses, RetryEntry, RetrySet, StoreError};
 use prmsync_mapping::{Integration, ObjectKind};
 
 use super::codec::{
-    api_hold_key, decode_into, from_item, key, parse_ts, retry_pk, retry_sk, sv, to_item, ts,
-    ApiHoldItem, LeaseItem, PauseItem, RetryItem,
+    api_hold_key, decode, decode_into, key, parse_ts, retry_pk, retry_sk, sv, to_item, ts,
+    ApiHoldItem, LeaseItem, PauseItem, RetryItem, CHECK_LAYOUT,
 };
 use super::{build_err, dedupe, is_condition_failure, DynamoStore, Item, Table};
 
@@ -85,7 +85,8 @@ impl Pauses for DynamoStore {
             .await?;
         match item {
             None => Ok(false),
-            Some(item) => Ok(from_item::<PauseItem>(item)?.paused),
+            Some(item) => decode::<PauseItem>(&self.state_table, item, "pause", CHECK_LAYOUT)
+                .map(|p| p.paused),
         }
     }
 
@@ -117,7 +118,7 @@ impl Pauses for DynamoStore {
             item,
             "API hold",
             fix,
-            |i: ApiHoldItem| parse_ts(&i.until).map(Some),
+            |i: ApiHoldItem| parse_ts("until", &i.until).map(Some),
         )
     }
 }
@@ -138,7 +139,7 @@ impl RetrySet for DynamoStore {
             .batch_get(Table::State, keys)
             .await?
             .into_iter()
-            .map(|i| self.retry_entry(object, i))
+            .map(|i| self.retry_entry(i))
             .collect::<Result<Vec<_>, _>>()?;
         entries.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(entries)
@@ -148,7 +149,7 @@ impl RetrySet for DynamoStore {
         self.query_partition(&retry_pk(object))
             .await?
             .into_iter()
-            .map(|i| self.retry_entry(object, i))
+            .map(|i| self.retry_entry(i))
             .collect()
     }
 
@@ -184,11 +185,11 @@ impl RetrySet for DynamoStore {
 }
 
 impl DynamoStore {
-    fn retry_entry(&self, object: ObjectKind, item: Item) -> Result<RetryEntry, StoreError> {
+    fn retry_entry(&self, item: Item) -> Result<RetryEntry, StoreError> {
         decode_into(
             &self.state_table,
             item,
-            &format!("retry entry of {object}"),
+            "retry entry",
             "delete the item (the record syncs again when it changes)",
             RetryItem::into_entry,
         )
