@@ -97,7 +97,7 @@ impl RunFrame {
                 report.message = Some(m.clone());
                 if let Some(code) = code {
                     frame
-                        .write_log(ctx, vec![frame.entry(code, m, Value::Null)])
+                        .record_log_or_trace(ctx, vec![frame.entry(code, m, Value::Null)])
                         .await;
                 }
                 return Err(report);
@@ -127,7 +127,7 @@ impl RunFrame {
             self.integration,
             if self.dry_run { " (dry run)" } else { "" }
         );
-        self.write_log(ctx, vec![self.entry(LogCode::RunStarted, m, Value::Null)])
+        self.record_log_or_trace(ctx, vec![self.entry(LogCode::RunStarted, m, Value::Null)])
             .await;
     }
 
@@ -162,7 +162,7 @@ impl RunFrame {
         let mut report = self.report();
         report.status = status;
         report.message = Some(message.clone());
-        self.write_log(ctx, vec![self.entry(code, message, Value::Null)])
+        self.record_log_or_trace(ctx, vec![self.entry(code, message, Value::Null)])
             .await;
         report
     }
@@ -172,7 +172,7 @@ impl RunFrame {
         entry(&self.run_id, self.integration, code, message, details)
     }
 
-    async fn write_log(&self, ctx: &SyncContext, entries: Vec<LogEntry>) {
+    async fn record_log_or_trace(&self, ctx: &SyncContext, entries: Vec<LogEntry>) {
         if let Err(e) = crate::store::record_log(ctx.store.as_ref(), &entries).await {
             tracing::error!(
                 run_id = self.run_id.as_str(),

@@ -294,7 +294,7 @@ pub async fn work_chunk(
                 again.attempt = attempt;
                 again.records = None;
                 send_later(queue, &again, delay).await?;
-                log(
+                record_chunk_log(
                     ctx,
                     chunk,
                     LogCode::ChunkRetried,
@@ -340,7 +340,7 @@ async fn hold_api(ctx: &SyncContext, chunk: &Chunk, why: String) -> Result<(), S
     }
     let until = now + Duration::minutes(LIMIT_HOLD_MINUTES);
     ctx.store.hold_api(until).await?;
-    log(
+    record_chunk_log(
         ctx,
         chunk,
         LogCode::ApiLimitHold,
@@ -352,7 +352,8 @@ async fn hold_api(ctx: &SyncContext, chunk: &Chunk, why: String) -> Result<(), S
     .await
 }
 
-async fn log(
+/// Records one Integration Log entry about `chunk` (its number and attempt in the details).
+async fn record_chunk_log(
     ctx: &SyncContext,
     chunk: &Chunk,
     code: LogCode,
