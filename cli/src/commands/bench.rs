@@ -472,14 +472,13 @@ async fn measure(args: &BenchArgs, deployment: Deployment, by_kind: bool) -> Res
     }
     let bench = Bench {
         sims: Mutex::new(sims),
-        ctx: SyncContext {
-            crm: Arc::new(crm),
-            prm: Arc::new(prm_client),
+        ctx: prmsync_connect::sync_context(
+            Arc::new(crm),
+            Arc::new(prm_client),
             store,
-            mapping: Arc::new(MappingConfig::default()),
-            holder: "bench".into(),
-            lease_ttl: chrono::Duration::minutes(60),
-        },
+            MappingConfig::default(),
+            "bench",
+        ),
         integrations,
         queue: lambda_store.as_ref().map(|_| lambda::BenchQueue::default()),
         by_kind,
