@@ -3,7 +3,7 @@
 //! source drains it (batches of up to ten, two worker invocations at once, failures made
 //! visible again, the full-sync invocations the workers ask for made once it is empty).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::SqsEvent;
@@ -248,13 +248,4 @@ impl Moto {
 
 /// Full-sync invocations the workers asked for (a closed run's follow-up integrations),
 /// made by [`Moto::drain`] as Lambda would make them.
-#[derive(Default)]
-pub struct Invocations(pub Mutex<Vec<Value>>);
-
-#[async_trait::async_trait]
-impl prmsync_lambda::relaunch::Relaunch for Invocations {
-    async fn relaunch(&self, payload: &Value) -> Result<(), String> {
-        self.0.lock().unwrap().push(payload.clone());
-        Ok(())
-    }
-}
+pub use super::Relaunches as Invocations;

@@ -7,7 +7,7 @@ pub mod aws;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -21,6 +21,8 @@ use prmsync_engine::ports::{
 use prmsync_engine::store::{IntegrationLog, LogEntry, LogFilter};
 use prmsync_engine::worker::{work_chunk, ChunkReport, ClosedRun, Delivery};
 use prmsync_engine::{run_integration, RunMode, RunOptions, RunReport, SyncContext};
+use prmsync_lambda::relaunch::Relaunch;
+use prmsync_lambda::Deps;
 use prmsync_mapping::{CrmRecord, Fields, Integration, LogCode, MappingConfig, PrmRecord};
 use prmsync_prm::{PrmClient, PrmConfig};
 use prmsync_salesforce::{Auth, SalesforceClient, SalesforceConfig};
@@ -101,6 +103,18 @@ impl Harness {
                 crash: crash.clone(),
             }),
         )
+    }
+
+    /// The Lambda functions' dependencies over [`Harness::ctx`]: `queue` as the work queue
+    /// and `webhook_secret` to check PRM webhook signatures with; no relaunch (set
+    /// `relaunch` to a [`Relaunches`] to keep the invocations a handler asks for).
+    pub fn deps(&self, queue: Arc<dyn Queue>, webhook_secret: Option<&str>) -> Deps {
+        Deps {
+            ctx: self.ctx(),
+            queue,
+            webhook_secret: webhook_secret.map(str::to_string),
+            relaunch: None,
+        }
     }
 
     pub fn ctx_with(&self, crm: Arc<dyn Crm>, prm: Arc<dyn Prm>) -> SyncContext {
@@ -592,6 +606,20 @@ impl Queue for ListQueue {
 
     async fn send_later(&self, chunk: &Chunk, delay: Duration) -> Result<(), PortError> {
         self.1.lock().unwrap().push((chunk.clone(), delay));
+        Ok(())
+    }
+}
+
+/// Keeps the payloads a Lambda function asks to be invoked with (a planner's own
+/// continuation, or full-sync for a closed run's follow-up integrations), for the test to
+/// make those invocations itself.
+#[derive(Default)]
+pub struct Relaunches(pub Mutex<Vec<Value>>);
+
+#[async_trait]
+impl Relaunch for Relaunches {
+    async fn relaunch(&self, payload: &Value) -> Result<(), String> {
+        self.0.lock().unwrap().push(payload.clone());
         Ok(())
     }
 }

@@ -1,119 +1,40 @@
-//! Handler tests with real event shapes: scheduled and manual invocations, an SQS batch
-//! with a malformed body and a duplicate, and webhooks with good and bad signatures. The
-//! state is SQLite and the queue a list here; the DynamoDB and SQS adapters have their own
-//! tests against moto.
+//! The Lambda handlers with real event shapes: scheduled and manual invocations, an SQS
+//! batch with a malformed body and a duplicate, and webhooks with good and bad signatures.
+//! The state is SQLite and the queue a list here; the DynamoDB and SQS adapters have their
+//! own tests against moto.
 
-use std::sync::{Arc, Mutex};
+mod common;
 
-use async_trait::async_trait;
+use std::sync::Arc;
+
 use aws_lambda_events::event::lambda_function_urls::LambdaFunctionUrlRequest;
 use aws_lambda_events::event::sqs::SqsEvent;
+use common::{Harness, ListQueue, Relaunches};
 use hmac::{Hmac, Mac};
 use prmsync_engine::chunk::Chunk;
 use prmsync_engine::planner::{plan_run, InvocationLimit, PlanRequest, PlanStatus};
-use prmsync_engine::ports::{PortError, Queue};
 use prmsync_engine::RunMode;
-use prmsync_engine::SyncContext;
 use prmsync_lambda::handlers::{deal_import, full_sync, prm_webhook, sync_worker};
-use prmsync_lambda::relaunch::Relaunch;
 use prmsync_lambda::Deps;
 use prmsync_mapping::{Integration, MappingConfig};
-use prmsync_prm::{PrmClient, PrmConfig};
-use prmsync_salesforce::{Auth, SalesforceClient, SalesforceConfig};
-use prmsync_simulators::prm::{Collection, PrmSim};
-use prmsync_simulators::salesforce::SalesforceSim;
-use prmsync_state_sqlite::SqliteStore;
+use prmsync_simulators::prm::Collection;
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-/// The work queue: chunks to deliver now, and chunks sent with a delay.
-#[derive(Default)]
-struct ListQueue(Mutex<Vec<Chunk>>, Mutex<Vec<Chunk>>);
-
-#[async_trait]
-impl Queue for ListQueue {
-    async fn send(&self, chunks: &[Chunk]) -> Result<(), PortError> {
-        self.0.lock().unwrap().extend_from_slice(chunks);
-        Ok(())
-    }
-
-    async fn send_later(
-        &self,
-        chunk: &Chunk,
-        _delay: std::time::Duration,
-    ) -> Result<(), PortError> {
-        self.1.lock().unwrap().push(chunk.clone());
-        Ok(())
-    }
-}
-
-struct World {
-    sf: SalesforceSim,
-    prm: PrmSim,
-    deps: Deps,
-    queue: Arc<ListQueue>,
-}
-
 const WEBHOOK_SECRET: &str = "whsec-test";
 
-async fn world() -> World {
-    world_with_page(2000).await
-}
-
-/// A world whose Salesforce client reads queries in pages of `batch` records.
-async fn world_with_page(batch: u32) -> World {
-    let sf = SalesforceSim::new();
-    let prm = PrmSim::new("t");
-    let sf_url = sf.start().await.unwrap();
-    let prm_url = prm.start().await.unwrap();
-    let mut cfg = SalesforceConfig::new(
-        sf_url,
-        Auth::ClientCredentials {
-            client_id: "sandbox-client".into(),
-            client_secret: "sandbox-secret".into(),
-        },
-    );
-    cfg.query_batch_size = batch;
-    let crm = SalesforceClient::new(cfg).unwrap();
-    let prm_client = PrmClient::new(PrmConfig::new(prm_url, "t")).unwrap();
+/// The harness, its Salesforce client reading queries in pages of `batch` records, with an
+/// Account and its Contact in Salesforce and an organization in the PRM; and the functions'
+/// dependencies over its context and a list queue. Keep the harness alive: it serves the
+/// simulators.
+async fn seeded(batch: u32) -> (Harness, Arc<ListQueue>, Deps) {
+    let h = Harness::with_query_page(MappingConfig::default(), batch).await;
+    let acc = h.account("Queued Co", Some("Active Partner"), json!({}));
+    h.contact(&acc, "Wanda", "Worker", "w@queued.example");
+    h.org("partner", "active", "From PRM");
     let queue = Arc::new(ListQueue::default());
-    let deps = Deps {
-        ctx: SyncContext {
-            crm: Arc::new(crm),
-            prm: Arc::new(prm_client),
-            store: Arc::new(SqliteStore::in_memory()),
-            mapping: Arc::new(MappingConfig::default()),
-            holder: "test".into(),
-            lease_ttl: chrono::Duration::minutes(5),
-        },
-        queue: queue.clone(),
-        webhook_secret: Some(WEBHOOK_SECRET.into()),
-        relaunch: None,
-    };
-    let acc = sf.insert("Account", json!({"Name": "Queued Co", "PRM_Sync__c": true, "PRM_Organization_Status__c": "Active Partner"}).as_object().unwrap().clone());
-    sf.insert("Contact", json!({"AccountId": acc, "FirstName": "Wanda", "LastName": "Worker", "Email": "w@queued.example"}).as_object().unwrap().clone());
-    prm.insert(
-        Collection::Organizations,
-        json!({"kind": "partner", "status": "active", "name": "From PRM"}),
-    );
-    World {
-        sf,
-        prm,
-        deps,
-        queue,
-    }
-}
-
-/// Keeps the payloads a planner relaunches its function with.
-#[derive(Default)]
-struct Relaunches(Mutex<Vec<Value>>);
-
-#[async_trait]
-impl Relaunch for Relaunches {
-    async fn relaunch(&self, payload: &Value) -> Result<(), String> {
-        self.0.lock().unwrap().push(payload.clone());
-        Ok(())
-    }
+    let deps = h.deps(queue.clone(), Some(WEBHOOK_SECRET));
+    (h, queue, deps)
 }
 
 fn sqs_event(chunks: &[Chunk]) -> SqsEvent {
@@ -127,12 +48,14 @@ fn sqs_event(chunks: &[Chunk]) -> SqsEvent {
 
 #[tokio::test]
 async fn a_scheduled_event_queues_chunks_that_workers_drain() {
-    let mut w = world().await;
+    let (h, queue, mut deps) = seeded(2000).await;
     let planner = Arc::new(Relaunches::default());
-    w.deps.relaunch = Some(planner.clone());
-    let scheduled: Value =
-        serde_json::from_str(include_str!("fixtures/scheduled-event.json")).unwrap();
-    let out = full_sync::handle(&w.deps, scheduled).await.unwrap();
+    deps.relaunch = Some(planner.clone());
+    let scheduled: Value = serde_json::from_str(include_str!(
+        "../../shared/lambda/tests/fixtures/scheduled-event.json"
+    ))
+    .unwrap();
+    let out = full_sync::handle(&deps, scheduled).await.unwrap();
     assert_eq!(
         out["integrations"]["organizations"]["status"], "queued",
         "{out}"
@@ -149,32 +72,31 @@ async fn a_scheduled_event_queues_chunks_that_workers_drain() {
         out["integrations"].get("deals").is_none(),
         "deals are deal-import's: {out}"
     );
-    let chunks = std::mem::take(&mut *w.queue.0.lock().unwrap());
+    let chunks = std::mem::take(&mut *queue.0.lock().unwrap());
     assert!(!chunks.is_empty());
-    let response = sync_worker::handle(&w.deps, sqs_event(&chunks)).await;
+    let response = sync_worker::handle(&deps, sqs_event(&chunks)).await;
     assert!(
         response.batch_item_failures.is_empty(),
         "{:?}",
         response.batch_item_failures
     );
-    assert_eq!(w.prm.list(Collection::Organizations).len(), 2);
+    assert_eq!(h.prm.list(Collection::Organizations).len(), 2);
     // the worker that closed the organizations run asked the planner for people
     let next = std::mem::take(&mut *planner.0.lock().unwrap());
     assert_eq!(next, vec![json!({"integration": "people", "mode": "full"})]);
-    let out = full_sync::handle(&w.deps, next[0].clone()).await.unwrap();
+    let out = full_sync::handle(&deps, next[0].clone()).await.unwrap();
     assert_eq!(out["integrations"]["people"]["status"], "queued", "{out}");
-    let chunks = std::mem::take(&mut *w.queue.0.lock().unwrap());
-    let response = sync_worker::handle(&w.deps, sqs_event(&chunks)).await;
+    let chunks = std::mem::take(&mut *queue.0.lock().unwrap());
+    let response = sync_worker::handle(&deps, sqs_event(&chunks)).await;
     assert!(response.batch_item_failures.is_empty());
-    let entries = w
-        .deps
+    let entries = deps
         .ctx
         .store
         .entries(&prmsync_engine::LogFilter::default())
         .await
         .unwrap();
     assert_eq!(
-        w.prm.list(Collection::People).len(),
+        h.prm.list(Collection::People).len(),
         1,
         "{:#?}",
         entries
@@ -182,36 +104,36 @@ async fn a_scheduled_event_queues_chunks_that_workers_drain() {
             .map(|e| (e.code.as_str(), e.message.clone()))
             .collect::<Vec<_>>()
     );
-    assert_eq!(w.sf.records("Account").len(), 2);
+    assert_eq!(h.sf.records("Account").len(), 2);
     // a second scheduled run queues only the echoes, which change nothing
-    w.queue.0.lock().unwrap().clear();
-    full_sync::handle(&w.deps, json!({})).await.unwrap();
-    let chunks = w.queue.0.lock().unwrap().clone();
-    let before = w.prm.api_calls().writes();
-    let response = sync_worker::handle(&w.deps, sqs_event(&chunks)).await;
+    queue.0.lock().unwrap().clear();
+    full_sync::handle(&deps, json!({})).await.unwrap();
+    let chunks = queue.0.lock().unwrap().clone();
+    let before = h.prm.api_calls().writes();
+    let response = sync_worker::handle(&deps, sqs_event(&chunks)).await;
     assert!(response.batch_item_failures.is_empty());
-    assert_eq!(w.prm.api_calls().writes(), before);
+    assert_eq!(h.prm.api_calls().writes(), before);
 }
 
 #[tokio::test]
 async fn a_malformed_message_fails_alone_and_a_duplicate_changes_nothing() {
-    let w = world().await;
+    let (h, queue, deps) = seeded(2000).await;
     let report = plan_run(
-        &w.deps.ctx,
-        Some(w.queue.as_ref()),
+        &deps.ctx,
+        Some(queue.as_ref()),
         &PlanRequest::new(Integration::Organizations, RunMode::Full, "r1"),
     )
     .await
     .unwrap();
     assert_eq!(report.status, PlanStatus::Queued);
     // The Account's chunk (the PRM organization's is the second one).
-    let first = w.queue.0.lock().unwrap()[0].clone();
+    let first = queue.0.lock().unwrap()[0].clone();
     assert_eq!(first.crm_ids.len(), 1);
     let chunk = serde_json::to_string(&first).unwrap();
-    let raw = include_str!("fixtures/sqs-batch.json")
+    let raw = include_str!("../../shared/lambda/tests/fixtures/sqs-batch.json")
         .replace("\"CHUNK\"", &serde_json::to_string(&chunk).unwrap());
     let event: SqsEvent = serde_json::from_str(&raw).unwrap();
-    let response = sync_worker::handle(&w.deps, event).await;
+    let response = sync_worker::handle(&deps, event).await;
     let failed: Vec<&str> = response
         .batch_item_failures
         .iter()
@@ -223,18 +145,18 @@ async fn a_malformed_message_fails_alone_and_a_duplicate_changes_nothing() {
         "only the malformed body"
     );
     assert_eq!(
-        w.prm.list(Collection::Organizations).len(),
+        h.prm.list(Collection::Organizations).len(),
         2,
         "the Account's organization, once: the duplicate created nothing more"
     );
-    assert_eq!(w.sf.records("Account").len(), 1);
+    assert_eq!(h.sf.records("Account").len(), 1);
 }
 
 #[tokio::test]
 async fn manual_payloads_dry_run_and_bad_input() {
-    let w = world().await;
+    let (_h, queue, deps) = seeded(2000).await;
     let out = full_sync::handle(
-        &w.deps,
+        &deps,
         json!({"integration": "organizations", "mode": "full", "dry_run": true}),
     )
     .await
@@ -247,15 +169,15 @@ async fn manual_payloads_dry_run_and_bad_input() {
             >= 2
     );
     assert!(
-        w.queue.0.lock().unwrap().is_empty(),
+        queue.0.lock().unwrap().is_empty(),
         "a dry run queues nothing"
     );
     // the lease was released: a real run goes ahead
-    let out = full_sync::handle(&w.deps, json!({"integration": "organizations"}))
+    let out = full_sync::handle(&deps, json!({"integration": "organizations"}))
         .await
         .unwrap();
     assert_eq!(out["integrations"]["organizations"]["status"], "queued");
-    let err = full_sync::handle(&w.deps, json!({"integration": "contacts"}))
+    let err = full_sync::handle(&deps, json!({"integration": "contacts"}))
         .await
         .unwrap_err()
         .to_string();
@@ -264,25 +186,26 @@ async fn manual_payloads_dry_run_and_bad_input() {
         "{err}"
     );
     // deals are deal-import's alone
-    let err = full_sync::handle(&w.deps, json!({"integration": "deals"}))
+    let err = full_sync::handle(&deps, json!({"integration": "deals"}))
         .await
         .unwrap_err()
         .to_string();
     assert!(err.contains("organizations, people"), "{err}");
     // the deal import runs in one invocation
-    let out = deal_import::handle(&w.deps, json!({"mode": "full"}))
+    let out = deal_import::handle(&deps, json!({"mode": "full"}))
         .await
         .unwrap();
     assert_eq!(out["status"], "succeeded", "{out}");
-    assert!(
-        deal_import::handle(&w.deps, json!({"integration": "people"}))
-            .await
-            .is_err()
-    );
+    assert!(deal_import::handle(&deps, json!({"integration": "people"}))
+        .await
+        .is_err());
 }
 
 fn webhook(body: &str, signature: Option<String>) -> LambdaFunctionUrlRequest {
-    let mut raw: Value = serde_json::from_str(include_str!("fixtures/webhook.json")).unwrap();
+    let mut raw: Value = serde_json::from_str(include_str!(
+        "../../shared/lambda/tests/fixtures/webhook.json"
+    ))
+    .unwrap();
     raw["body"] = json!(body);
     match signature {
         Some(s) => raw["headers"]["x-prm-signature"] = json!(s),
@@ -304,11 +227,11 @@ fn sign(secret: &str, body: &str) -> String {
 
 #[tokio::test]
 async fn webhooks_are_queued_only_when_signed() {
-    let w = world().await;
+    let (_h, queue, deps) = seeded(2000).await;
     let body = r#"{"event_id": "ev-1", "type": "person.updated", "id": "per_000042", "occurred_at": "2026-11-22T10:00:00.000Z"}"#;
-    let ok = prm_webhook::handle(&w.deps, webhook(body, Some(sign(WEBHOOK_SECRET, body)))).await;
+    let ok = prm_webhook::handle(&deps, webhook(body, Some(sign(WEBHOOK_SECRET, body)))).await;
     assert_eq!(ok.status_code, 202);
-    let queued = w.queue.0.lock().unwrap().clone();
+    let queued = queue.0.lock().unwrap().clone();
     assert_eq!(queued.len(), 1);
     assert_eq!(queued[0].integration, Integration::People);
     assert_eq!(queued[0].prm_ids, vec!["per_000042".to_string()]);
@@ -319,17 +242,13 @@ async fn webhooks_are_queued_only_when_signed() {
         Some("sha256=zz".into()),
         Some(sign(WEBHOOK_SECRET, "{}")),
     ] {
-        let r = prm_webhook::handle(&w.deps, webhook(body, bad)).await;
+        let r = prm_webhook::handle(&deps, webhook(body, bad)).await;
         assert_eq!(r.status_code, 401);
     }
-    assert_eq!(
-        w.queue.0.lock().unwrap().len(),
-        1,
-        "bad calls change nothing"
-    );
+    assert_eq!(queue.0.lock().unwrap().len(), 1, "bad calls change nothing");
     let odd = r#"{"event_id": "ev-2", "type": "widget.updated", "id": "x"}"#;
     assert_eq!(
-        prm_webhook::handle(&w.deps, webhook(odd, Some(sign(WEBHOOK_SECRET, odd))))
+        prm_webhook::handle(&deps, webhook(odd, Some(sign(WEBHOOK_SECRET, odd))))
             .await
             .status_code,
         400
@@ -339,24 +258,24 @@ async fn webhooks_are_queued_only_when_signed() {
 #[tokio::test]
 async fn a_run_out_of_time_invokes_itself_again_until_everything_is_queued() {
     // Salesforce pages of 200: the Account of the world and 200 more make two pages.
-    let mut w = world_with_page(200).await;
+    let (h, queue, mut deps) = seeded(200).await;
     for i in 0..200 {
-        w.sf.insert("Account", json!({"Name": format!("Paged {i:03}"), "PRM_Sync__c": true, "PRM_Organization_Status__c": "Active Partner"}).as_object().unwrap().clone());
+        h.sf.insert("Account", json!({"Name": format!("Paged {i:03}"), "PRM_Sync__c": true, "PRM_Organization_Status__c": "Active Partner"}).as_object().unwrap().clone());
     }
     for i in 0..5 {
-        w.prm.insert(
+        h.prm.insert(
             Collection::Organizations,
             json!({"kind": "partner", "status": "active", "name": format!("More {i}")}),
         );
     }
     let relaunches = Arc::new(Relaunches::default());
-    w.deps.relaunch = Some(relaunches.clone());
+    deps.relaunch = Some(relaunches.clone());
     // One Salesforce page per invocation.
     let limit = InvocationLimit {
         deadline: None,
         max_pages: Some(1),
     };
-    let out = full_sync::handle_within(&w.deps, json!({"integration": "organizations"}), limit)
+    let out = full_sync::handle_within(&deps, json!({"integration": "organizations"}), limit)
         .await
         .unwrap();
     let org = &out["integrations"]["organizations"];
@@ -369,7 +288,7 @@ async fn a_run_out_of_time_invokes_itself_again_until_everything_is_queued() {
         vec![json!({"integration": "organizations", "continue_run": run_id})]
     );
     // The continuation, as Lambda would deliver it.
-    let out = full_sync::handle_within(&w.deps, payloads[0].clone(), limit)
+    let out = full_sync::handle_within(&deps, payloads[0].clone(), limit)
         .await
         .unwrap();
     let org = &out["integrations"]["organizations"];
@@ -383,8 +302,7 @@ async fn a_run_out_of_time_invokes_itself_again_until_everything_is_queued() {
         relaunches.0.lock().unwrap().is_empty(),
         "done: no more invocations"
     );
-    let queued: usize = w
-        .queue
+    let queued: usize = queue
         .0
         .lock()
         .unwrap()
@@ -393,24 +311,24 @@ async fn a_run_out_of_time_invokes_itself_again_until_everything_is_queued() {
         .sum();
     assert_eq!(queued, 207);
     // Replayed (Lambda retries an async invocation), the continuation does nothing.
-    let chunks = w.queue.0.lock().unwrap().len();
-    let out = full_sync::handle_within(&w.deps, payloads[0].clone(), limit)
+    let chunks = queue.0.lock().unwrap().len();
+    let out = full_sync::handle_within(&deps, payloads[0].clone(), limit)
         .await
         .unwrap();
     assert_eq!(out["integrations"]["organizations"]["status"], "skipped");
-    assert_eq!(w.queue.0.lock().unwrap().len(), chunks);
+    assert_eq!(queue.0.lock().unwrap().len(), chunks);
 }
 
 #[tokio::test]
 async fn integrations_not_started_by_the_deadline_go_to_a_new_invocation() {
-    let mut w = world().await;
+    let (_h, queue, mut deps) = seeded(2000).await;
     let relaunches = Arc::new(Relaunches::default());
-    w.deps.relaunch = Some(relaunches.clone());
+    deps.relaunch = Some(relaunches.clone());
     let past = InvocationLimit {
         deadline: Some(std::time::Instant::now()),
         max_pages: None,
     };
-    let out = full_sync::handle_within(&w.deps, json!({"mode": "full"}), past)
+    let out = full_sync::handle_within(&deps, json!({"mode": "full"}), past)
         .await
         .unwrap();
     assert_eq!(
@@ -421,7 +339,7 @@ async fn integrations_not_started_by_the_deadline_go_to_a_new_invocation() {
         out["integrations"]["people"]["status"], "after_organizations",
         "{out}"
     );
-    assert!(w.queue.0.lock().unwrap().is_empty());
+    assert!(queue.0.lock().unwrap().is_empty());
     assert_eq!(
         *relaunches.0.lock().unwrap(),
         vec![json!({"integration": "all", "mode": "full"})],
@@ -429,7 +347,7 @@ async fn integrations_not_started_by_the_deadline_go_to_a_new_invocation() {
     );
     // A people run on its own goes to its own invocation.
     relaunches.0.lock().unwrap().clear();
-    let out = full_sync::handle_within(&w.deps, json!({"integration": "people"}), past)
+    let out = full_sync::handle_within(&deps, json!({"integration": "people"}), past)
         .await
         .unwrap();
     assert_eq!(
