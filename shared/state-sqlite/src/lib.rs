@@ -20,7 +20,7 @@ use prmsync_engine::store::{Link, StoreError};
 use prmsync_mapping::ObjectKind;
 use rusqlite::{params, Connection};
 
-use crate::codec::{backend, row_to_link};
+use crate::codec::{backend, LinkRow};
 use crate::schema::{migrate_runs, SCHEMA};
 
 /// Largest number of ids in one `IN (...)`.
@@ -109,9 +109,15 @@ impl SqliteStore {
             .prepare("SELECT object, prm_id, crm_id, state, snapshot, crm_modstamp, prm_version, version, retry, updated_at FROM links WHERE object = ?1 ORDER BY prm_id")
             .map_err(backend)?;
         let rows = stmt
-            .query_map(params![object.as_str()], row_to_link)
+            .query_map(params![object.as_str()], LinkRow::read)
             .map_err(backend)?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+        rows.map(|row| row.map_err(backend)?.into_link()).collect()
+    }
+
+    /// Runs SQL on the database as is (tests that write rows the store would not).
+    #[cfg(test)]
+    pub(crate) fn raw_sql(&self, sql: &str) {
+        self.conn().execute_batch(sql).expect("raw SQL");
     }
 }
 

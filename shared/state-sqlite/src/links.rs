@@ -8,7 +8,7 @@ use prmsync_engine::store::{Link, Links, Rejections, StoreError};
 use prmsync_mapping::ObjectKind;
 use rusqlite::{params, params_from_iter, Connection};
 
-use crate::codec::{backend, row_to_link, ts};
+use crate::codec::{backend, ts, LinkRow};
 use crate::{SqliteStore, IN_CHUNK};
 
 #[async_trait]
@@ -31,10 +31,10 @@ impl Links for SqliteStore {
                 let args =
                     std::iter::once(object.as_str().to_string()).chain(chunk.iter().cloned());
                 let rows = stmt
-                    .query_map(params_from_iter(args), row_to_link)
+                    .query_map(params_from_iter(args), LinkRow::read)
                     .map_err(backend)?;
-                for link in rows {
-                    let link = link.map_err(backend)?;
+                for row in rows {
+                    let link = row.map_err(backend)?.into_link()?;
                     out.insert(link.prm_id.clone(), link);
                 }
             }
@@ -82,9 +82,9 @@ impl Links for SqliteStore {
             .prepare_cached("SELECT object, prm_id, crm_id, state, snapshot, crm_modstamp, prm_version, version, retry, updated_at FROM links WHERE object = ?1 AND retry = 1")
             .map_err(backend)?;
         let rows = stmt
-            .query_map(params![object.as_str()], row_to_link)
+            .query_map(params![object.as_str()], LinkRow::read)
             .map_err(backend)?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+        rows.map(|row| row.map_err(backend)?.into_link()).collect()
     }
 
     async fn count_links(&self, object: ObjectKind) -> Result<BTreeMap<String, u64>, StoreError> {

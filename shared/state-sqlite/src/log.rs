@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use prmsync_engine::store::{IntegrationLog, LogEntry, LogFilter, StoreError};
 use rusqlite::{params, params_from_iter};
 
-use crate::codec::{backend, level_rank, ts};
+use crate::codec::{backend, level_rank, read_log_entry, ts};
 use crate::{SqliteStore, IN_CHUNK};
 
 #[async_trait]
@@ -42,7 +42,7 @@ impl IntegrationLog for SqliteStore {
     }
 
     async fn entries(&self, filter: &LogFilter) -> Result<Vec<LogEntry>, StoreError> {
-        let mut sql = String::from("SELECT entry, acknowledged FROM log WHERE 1 = 1");
+        let mut sql = String::from("SELECT id, entry, acknowledged FROM log WHERE 1 = 1");
         let mut args: Vec<String> = Vec::new();
         if let Some(i) = filter.integration {
             sql.push_str(" AND integration = ?");
@@ -79,15 +79,17 @@ impl IntegrationLog for SqliteStore {
         let mut stmt = conn.prepare(&sql).map_err(backend)?;
         let rows = stmt
             .query_map(params_from_iter(args), |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
             })
             .map_err(backend)?;
         let mut out = Vec::new();
         for row in rows {
-            let (json, ack) = row.map_err(backend)?;
-            let mut e: LogEntry = serde_json::from_str(&json).map_err(backend)?;
-            e.acknowledged = ack != 0;
-            out.push(e);
+            let (id, json, ack) = row.map_err(backend)?;
+            out.push(read_log_entry(&id, &json, ack)?);
         }
         Ok(out)
     }

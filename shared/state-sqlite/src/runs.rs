@@ -10,7 +10,7 @@ use prmsync_engine::store::{
 use prmsync_mapping::Integration;
 use rusqlite::{params, OptionalExtension};
 
-use crate::codec::{backend, parse_ts, read_checkpoint, to_json, ts, ChunkRow};
+use crate::codec::{backend, read_checkpoint, read_cursor, read_run, to_json, ts, ChunkRow};
 use crate::SqliteStore;
 
 #[async_trait]
@@ -29,7 +29,7 @@ impl Cursors for SqliteStore {
             )
             .optional()
             .map_err(backend)?;
-        Ok(at.as_deref().and_then(parse_ts))
+        at.map(|at| read_cursor(integration, side, &at)).transpose()
     }
 
     async fn set_cursor(
@@ -144,15 +144,8 @@ impl Runs for SqliteStore {
             )
             .optional()
             .map_err(backend)?;
-        row.map(|(run_id, record)| {
-            serde_json::from_str(&record).map_err(|e| {
-                StoreError::Backend(format!(
-                    "the stored record of run {run_id} of {integration} cannot be read ({e}); \
-                     delete its row of table runs (the next run records itself again)"
-                ))
-            })
-        })
-        .transpose()
+        row.map(|(run_id, record)| read_run(integration, &run_id, &record))
+            .transpose()
     }
 }
 

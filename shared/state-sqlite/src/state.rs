@@ -7,7 +7,7 @@ use prmsync_engine::store::{Leases, Pauses, RetryEntry, RetrySet, StoreError};
 use prmsync_mapping::{Integration, ObjectKind};
 use rusqlite::{params, params_from_iter, OptionalExtension};
 
-use crate::codec::{backend, stored_ts, ts, unreadable, RetryRow, RETRY_COLUMNS};
+use crate::codec::{backend, read_api_hold, ts, RetryRow, RETRY_COLUMNS};
 use crate::{SqliteStore, IN_CHUNK};
 
 #[async_trait]
@@ -57,6 +57,7 @@ impl Pauses for SqliteStore {
             )
             .optional()
             .map_err(backend)?;
+        // No row: the integration was never paused (not a decoding default).
         Ok(paused.unwrap_or(0) != 0)
     }
 
@@ -88,17 +89,7 @@ impl Pauses for SqliteStore {
             .query_row("SELECT until FROM api_hold WHERE id = 1", [], |r| r.get(0))
             .optional()
             .map_err(backend)?;
-        until
-            .map(|u| {
-                stored_ts(&u).map_err(|e| {
-                    unreadable(
-                        "API hold",
-                        e,
-                        "delete the row of table api_hold (the next refusal of Salesforce sets it again)",
-                    )
-                })
-            })
-            .transpose()
+        until.map(|u| read_api_hold(&u)).transpose()
     }
 }
 
