@@ -314,7 +314,11 @@ mod tests {
         assert!(problem.contains("state `lnked`"), "{problem}");
         let problem = corrupt(s.links_to_retry(org).await, "link", "organization org_2");
         assert!(problem.contains("snapshot is not valid JSON"), "{problem}");
-        let problem = corrupt(s.all_links(ObjectKind::Person), "link", "person per_1");
+        let problem = corrupt(
+            s.all_links(ObjectKind::Person).await,
+            "link",
+            "person per_1",
+        );
         assert!(problem.contains("crm_modstamp \"noon\""), "{problem}");
         let problem = corrupt(
             s.find_links(ObjectKind::Deal, &[], &["deal_1".into()])

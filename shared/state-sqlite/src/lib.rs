@@ -14,7 +14,7 @@ mod schema;
 mod state;
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use prmsync_engine::store::{Link, StoreError};
 use prmsync_mapping::ObjectKind;
@@ -43,9 +43,10 @@ pub enum OpenError {
     },
 }
 
-/// SQLite-backed state.
+/// SQLite-backed state. Every store method runs its statements on tokio's blocking pool
+/// (see [`SqliteStore::call`]), never on the async worker threads.
 pub struct SqliteStore {
-    conn: Mutex<Connection>,
+    conn: Arc<Mutex<Connection>>,
     path: Option<PathBuf>,
 }
 
@@ -88,7 +89,7 @@ impl SqliteStore {
         conn.execute_batch(SCHEMA).map_err(err)?;
         migrate_runs(&conn).map_err(err)?;
         Ok(Self {
-            conn: Mutex::new(conn),
+            conn: Arc::new(Mutex::new(conn)),
             path,
         })
     }
@@ -98,34 +99,55 @@ impl SqliteStore {
         self.path.as_deref()
     }
 
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    /// Runs one store method's statements on the connection, on tokio's blocking pool, so
+    /// that SQLite (disk writes, `busy_timeout` waits) never holds up an async worker
+    /// thread. Every store method goes through here, once: its statements and transaction
+    /// run together in `f`. `name` names the method when its task does not finish.
+    pub(crate) async fn call<T: Send + 'static>(
+        &self,
+        name: &'static str,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || f(&mut lock(&conn)))
+            .await
+            .map_err(|e| {
+                StoreError::Backend(format!("the state store call {name} did not finish: {e}"))
+            })?
     }
 
     /// Every link of an object (status and tests).
-    pub fn all_links(&self, object: ObjectKind) -> Result<Vec<Link>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn
-            .prepare("SELECT object, prm_id, crm_id, state, snapshot, crm_modstamp, prm_version, version, retry, updated_at FROM links WHERE object = ?1 ORDER BY prm_id")
-            .map_err(backend)?;
-        let rows = stmt
-            .query_map(params![object.as_str()], LinkRow::read)
-            .map_err(backend)?;
-        rows.map(|row| row.map_err(backend)?.into_link()).collect()
+    pub async fn all_links(&self, object: ObjectKind) -> Result<Vec<Link>, StoreError> {
+        self.call("all_links", move |conn| {
+            let mut stmt = conn
+                .prepare("SELECT object, prm_id, crm_id, state, snapshot, crm_modstamp, prm_version, version, retry, updated_at FROM links WHERE object = ?1 ORDER BY prm_id")
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![object.as_str()], LinkRow::read)
+                .map_err(backend)?;
+            rows.map(|row| row.map_err(backend)?.into_link()).collect()
+        })
+        .await
     }
 
     /// Runs SQL on the database as is (tests that write rows the store would not).
     #[cfg(test)]
     pub(crate) fn raw_sql(&self, sql: &str) {
-        self.conn().execute_batch(sql).expect("raw SQL");
+        lock(&self.conn).execute_batch(sql).expect("raw SQL");
     }
+}
+
+/// The connection. A call that panicked while holding it left no transaction open (an
+/// unfinished rusqlite transaction rolls back when dropped), so it is used on.
+fn lock(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    conn.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use chrono::Utc;
-    use prmsync_engine::store::{Cursors, Links, Pauses};
+    use prmsync_engine::store::{Cursors, Leases, Links, Pauses};
     use prmsync_mapping::Integration;
 
     #[tokio::test]
@@ -151,6 +173,81 @@ mod tests {
         assert_eq!(got.timestamp_micros(), at.timestamp_micros());
         assert!(s.is_paused(Integration::Deals).await.unwrap());
         assert!(!s.is_paused(Integration::People).await.unwrap());
-        assert_eq!(s.all_links(ObjectKind::Person).unwrap().len(), 1);
+        assert_eq!(s.all_links(ObjectKind::Person).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn calls_run_on_the_blocking_pool_under_the_current_thread_runtime() {
+        let s = SqliteStore::in_memory();
+        let here = std::thread::current().id();
+        let there = s
+            .call("thread", |_| Ok(std::thread::current().id()))
+            .await
+            .unwrap();
+        assert_ne!(here, there);
+        s.set_paused(Integration::People, true).await.unwrap();
+        assert!(s.is_paused(Integration::People).await.unwrap());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_calls_under_the_multi_thread_runtime() {
+        let s = std::sync::Arc::new(SqliteStore::in_memory());
+        let saves = (0..16).map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                s.save_link(&Link::new(
+                    ObjectKind::Organization,
+                    &format!("org_{i}"),
+                    &format!("001{i}"),
+                ))
+                .await
+            })
+        });
+        let leases = (0..8).map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let until = Utc::now() + chrono::Duration::minutes(5);
+                s.acquire_lease(Integration::Deals, &format!("holder-{i}"), until)
+                    .await
+            })
+        });
+        let saves: Vec<_> = saves.collect();
+        let leases: Vec<_> = leases.collect();
+        for save in saves {
+            assert_eq!(save.await.unwrap().unwrap().version, 1);
+        }
+        let mut won = 0;
+        for lease in leases {
+            won += usize::from(lease.await.unwrap().unwrap());
+        }
+        assert_eq!(won, 1, "exactly one holder takes the lease");
+        assert_eq!(
+            s.all_links(ObjectKind::Organization).await.unwrap().len(),
+            16
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_store_contract_holds_under_the_multi_thread_runtime() {
+        prmsync_engine::store_contract::all(&SqliteStore::in_memory()).await;
+    }
+
+    #[tokio::test]
+    async fn a_call_that_panics_is_an_error_naming_it_and_the_store_goes_on() {
+        let s = SqliteStore::in_memory();
+        let err = s
+            .call("exploding", |_| -> Result<(), StoreError> {
+                panic!("exploding on purpose")
+            })
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Backend(m) if m.contains("exploding")),
+            "{err}"
+        );
+        s.set_cursor(Integration::Deals, "crm", Utc::now())
+            .await
+            .unwrap();
+        assert!(s.cursor(Integration::Deals, "crm").await.unwrap().is_some());
     }
 }

@@ -12,33 +12,36 @@ use crate::{SqliteStore, IN_CHUNK};
 #[async_trait]
 impl IntegrationLog for SqliteStore {
     async fn append(&self, entries: &[LogEntry]) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction().map_err(backend)?;
-        {
-            let mut stmt = tx
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO log (id, time, run_id, integration, level, code, crm_id, prm_id, acknowledged, entry) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                )
-                .map_err(backend)?;
-            for e in entries {
-                let json = serde_json::to_string(e).map_err(backend)?;
-                stmt.execute(params![
-                    e.id,
-                    ts(e.time),
-                    e.run_id,
-                    e.integration.as_str(),
-                    level_rank(e.level),
-                    e.code.as_str(),
-                    e.crm_id,
-                    e.prm_id,
-                    e.acknowledged as i64,
-                    json
-                ])
-                .map_err(backend)?;
+        let entries = entries.to_vec();
+        self.call("append", move |conn| {
+            let tx = conn.transaction().map_err(backend)?;
+            {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO log (id, time, run_id, integration, level, code, crm_id, prm_id, acknowledged, entry) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    )
+                    .map_err(backend)?;
+                for e in &entries {
+                    let json = serde_json::to_string(e).map_err(backend)?;
+                    stmt.execute(params![
+                        e.id,
+                        ts(e.time),
+                        e.run_id,
+                        e.integration.as_str(),
+                        level_rank(e.level),
+                        e.code.as_str(),
+                        e.crm_id,
+                        e.prm_id,
+                        e.acknowledged as i64,
+                        json
+                    ])
+                    .map_err(backend)?;
+                }
             }
-        }
-        tx.commit().map_err(backend)
+            tx.commit().map_err(backend)
+        })
+        .await
     }
 
     async fn entries(&self, filter: &LogFilter) -> Result<Vec<LogEntry>, StoreError> {
@@ -75,57 +78,64 @@ impl IntegrationLog for SqliteStore {
         if let Some(n) = filter.limit {
             sql.push_str(&format!(" LIMIT {n}"));
         }
-        let conn = self.conn();
-        let mut stmt = conn.prepare(&sql).map_err(backend)?;
-        let rows = stmt
-            .query_map(params_from_iter(args), |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, i64>(2)?,
-                ))
-            })
-            .map_err(backend)?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (id, json, ack) = row.map_err(backend)?;
-            out.push(read_log_entry(&id, &json, ack)?);
-        }
-        Ok(out)
+        self.call("entries", move |conn| {
+            let mut stmt = conn.prepare(&sql).map_err(backend)?;
+            let rows = stmt
+                .query_map(params_from_iter(args), |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                    ))
+                })
+                .map_err(backend)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (id, json, ack) = row.map_err(backend)?;
+                out.push(read_log_entry(&id, &json, ack)?);
+            }
+            Ok(out)
+        })
+        .await
     }
 
     async fn acknowledge(&self, ids: Option<&[String]>) -> Result<u64, StoreError> {
-        let conn = self.conn();
-        let n = match ids {
-            None => conn
-                .execute(
-                    "UPDATE log SET acknowledged = 1 WHERE acknowledged = 0 AND level >= 1",
-                    [],
-                )
-                .map_err(backend)?,
-            Some(ids) => {
-                let mut n = 0;
-                for chunk in ids.chunks(IN_CHUNK) {
-                    let marks = vec!["?"; chunk.len()].join(",");
-                    n += conn
-                        .execute(
-                            &format!("UPDATE log SET acknowledged = 1 WHERE acknowledged = 0 AND id IN ({marks})"),
-                            params_from_iter(chunk.iter()),
-                        )
-                        .map_err(backend)?;
+        let ids = ids.map(<[String]>::to_vec);
+        self.call("acknowledge", move |conn| {
+            let n = match ids {
+                None => conn
+                    .execute(
+                        "UPDATE log SET acknowledged = 1 WHERE acknowledged = 0 AND level >= 1",
+                        [],
+                    )
+                    .map_err(backend)?,
+                Some(ids) => {
+                    let mut n = 0;
+                    for chunk in ids.chunks(IN_CHUNK) {
+                        let marks = vec!["?"; chunk.len()].join(",");
+                        n += conn
+                            .execute(
+                                &format!("UPDATE log SET acknowledged = 1 WHERE acknowledged = 0 AND id IN ({marks})"),
+                                params_from_iter(chunk.iter()),
+                            )
+                            .map_err(backend)?;
+                    }
+                    n
                 }
-                n
-            }
-        };
-        Ok(n as u64)
+            };
+            Ok(n as u64)
+        })
+        .await
     }
 
     async fn prune(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
-        let n = self
-            .conn()
-            .execute("DELETE FROM log WHERE time < ?1", params![ts(before)])
-            .map_err(backend)?;
-        Ok(n as u64)
+        self.call("prune", move |conn| {
+            let n = conn
+                .execute("DELETE FROM log WHERE time < ?1", params![ts(before)])
+                .map_err(backend)?;
+            Ok(n as u64)
+        })
+        .await
     }
 }
 

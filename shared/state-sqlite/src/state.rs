@@ -18,16 +18,19 @@ impl Leases for SqliteStore {
         holder: &str,
         until: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let n = self
-            .conn()
-            .execute(
-                "INSERT INTO leases (integration, holder, until) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (integration) DO UPDATE SET holder = excluded.holder, until = excluded.until \
-                 WHERE leases.until < ?4 OR leases.holder = excluded.holder",
-                params![integration.as_str(), holder, ts(until), ts(Utc::now())],
-            )
-            .map_err(backend)?;
-        Ok(n == 1)
+        let holder = holder.to_string();
+        self.call("acquire_lease", move |conn| {
+            let n = conn
+                .execute(
+                    "INSERT INTO leases (integration, holder, until) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT (integration) DO UPDATE SET holder = excluded.holder, until = excluded.until \
+                     WHERE leases.until < ?4 OR leases.holder = excluded.holder",
+                    params![integration.as_str(), holder, ts(until), ts(Utc::now())],
+                )
+                .map_err(backend)?;
+            Ok(n == 1)
+        })
+        .await
     }
 
     async fn release_lease(
@@ -35,61 +38,72 @@ impl Leases for SqliteStore {
         integration: Integration,
         holder: &str,
     ) -> Result<(), StoreError> {
-        self.conn()
-            .execute(
+        let holder = holder.to_string();
+        self.call("release_lease", move |conn| {
+            conn.execute(
                 "DELETE FROM leases WHERE integration = ?1 AND holder = ?2",
                 params![integration.as_str(), holder],
             )
             .map_err(backend)?;
-        Ok(())
+            Ok(())
+        })
+        .await
     }
 }
 
 #[async_trait]
 impl Pauses for SqliteStore {
     async fn is_paused(&self, integration: Integration) -> Result<bool, StoreError> {
-        let paused: Option<i64> = self
-            .conn()
-            .query_row(
-                "SELECT paused FROM pauses WHERE integration = ?1",
-                params![integration.as_str()],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(backend)?;
-        // No row: the integration was never paused (not a decoding default).
-        Ok(paused.unwrap_or(0) != 0)
+        self.call("is_paused", move |conn| {
+            let paused: Option<i64> = conn
+                .query_row(
+                    "SELECT paused FROM pauses WHERE integration = ?1",
+                    params![integration.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(backend)?;
+            // No row: the integration was never paused (not a decoding default).
+            Ok(paused.unwrap_or(0) != 0)
+        })
+        .await
     }
 
     async fn set_paused(&self, integration: Integration, paused: bool) -> Result<(), StoreError> {
-        self.conn()
-            .execute(
+        self.call("set_paused", move |conn| {
+            conn.execute(
                 "INSERT INTO pauses (integration, paused) VALUES (?1, ?2) \
                  ON CONFLICT (integration) DO UPDATE SET paused = excluded.paused",
                 params![integration.as_str(), paused as i64],
             )
             .map_err(backend)?;
-        Ok(())
+            Ok(())
+        })
+        .await
     }
 
     async fn hold_api(&self, until: DateTime<Utc>) -> Result<(), StoreError> {
-        self.conn()
-            .execute(
+        self.call("hold_api", move |conn| {
+            conn.execute(
                 "INSERT INTO api_hold (id, until) VALUES (1, ?1) \
                  ON CONFLICT (id) DO UPDATE SET until = excluded.until",
                 params![ts(until)],
             )
             .map_err(backend)?;
-        Ok(())
+            Ok(())
+        })
+        .await
     }
 
     async fn api_hold(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let until: Option<String> = self
-            .conn()
-            .query_row("SELECT until FROM api_hold WHERE id = 1", [], |r| r.get(0))
-            .optional()
-            .map_err(backend)?;
-        until.map(|u| read_api_hold(&u)).transpose()
+        self.call("api_hold", move |conn| {
+            let until: Option<String> = conn
+                .query_row("SELECT until FROM api_hold WHERE id = 1", [], |r| r.get(0))
+                .optional()
+                .map_err(backend)?;
+            until.map(|u| read_api_hold(&u)).transpose()
+        })
+        .await
     }
 }
 
@@ -101,16 +115,16 @@ impl RetrySet for SqliteStore {
         side: &str,
         ids: &[String],
     ) -> Result<Vec<RetryEntry>, StoreError> {
-        let mut rows = Vec::new();
-        {
-            let conn = self.conn();
+        let (side, ids) = (side.to_string(), ids.to_vec());
+        self.call("retry_entries", move |conn| {
+            let mut rows = Vec::new();
             for chunk in ids.chunks(IN_CHUNK) {
                 let marks = vec!["?"; chunk.len()].join(",");
                 let sql = format!(
                     "SELECT {RETRY_COLUMNS} FROM retries WHERE object = ? AND side = ? AND id IN ({marks})"
                 );
                 let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
-                let args = [object.as_str().to_string(), side.to_string()]
+                let args = [object.as_str().to_string(), side.clone()]
                     .into_iter()
                     .chain(chunk.iter().cloned());
                 let found = stmt
@@ -120,16 +134,16 @@ impl RetrySet for SqliteStore {
                     rows.push(row.map_err(backend)?);
                 }
             }
-        }
-        // An id asked twice is listed once.
-        rows.sort_by(|a, b| a.id.cmp(&b.id));
-        rows.dedup_by(|a, b| a.id == b.id);
-        rows.into_iter().map(RetryRow::into_entry).collect()
+            // An id asked twice is listed once.
+            rows.sort_by(|a, b| a.id.cmp(&b.id));
+            rows.dedup_by(|a, b| a.id == b.id);
+            rows.into_iter().map(RetryRow::into_entry).collect()
+        })
+        .await
     }
 
     async fn all_retries(&self, object: ObjectKind) -> Result<Vec<RetryEntry>, StoreError> {
-        let rows = {
-            let conn = self.conn();
+        self.call("all_retries", move |conn| {
             let mut stmt = conn
                 .prepare_cached(&format!(
                     "SELECT {RETRY_COLUMNS} FROM retries WHERE object = ?1 ORDER BY side, id"
@@ -138,39 +152,43 @@ impl RetrySet for SqliteStore {
             let rows = stmt
                 .query_map(params![object.as_str()], |r| RetryRow::read(object, r))
                 .map_err(backend)?;
-            rows.collect::<Result<Vec<_>, _>>().map_err(backend)?
-        };
-        rows.into_iter().map(RetryRow::into_entry).collect()
+            let rows = rows.collect::<Result<Vec<_>, _>>().map_err(backend)?;
+            rows.into_iter().map(RetryRow::into_entry).collect()
+        })
+        .await
     }
 
     async fn hold_retries(&self, entries: &[RetryEntry]) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction().map_err(backend)?;
-        {
-            let mut stmt = tx
-                .prepare_cached(
-                    "INSERT INTO retries (object, side, id, attempts, next_at, parked, error, updated_at) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
-                     ON CONFLICT (object, side, id) DO UPDATE SET attempts = excluded.attempts, \
-                     next_at = excluded.next_at, parked = excluded.parked, error = excluded.error, \
-                     updated_at = excluded.updated_at",
-                )
-                .map_err(backend)?;
-            for e in entries {
-                stmt.execute(params![
-                    e.object.as_str(),
-                    e.side,
-                    e.id,
-                    e.attempts,
-                    ts(e.next_at),
-                    e.parked as i64,
-                    e.error,
-                    ts(e.updated_at),
-                ])
-                .map_err(backend)?;
+        let entries = entries.to_vec();
+        self.call("hold_retries", move |conn| {
+            let tx = conn.transaction().map_err(backend)?;
+            {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "INSERT INTO retries (object, side, id, attempts, next_at, parked, error, updated_at) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+                         ON CONFLICT (object, side, id) DO UPDATE SET attempts = excluded.attempts, \
+                         next_at = excluded.next_at, parked = excluded.parked, error = excluded.error, \
+                         updated_at = excluded.updated_at",
+                    )
+                    .map_err(backend)?;
+                for e in &entries {
+                    stmt.execute(params![
+                        e.object.as_str(),
+                        e.side,
+                        e.id,
+                        e.attempts,
+                        ts(e.next_at),
+                        e.parked as i64,
+                        e.error,
+                        ts(e.updated_at),
+                    ])
+                    .map_err(backend)?;
+                }
             }
-        }
-        tx.commit().map_err(backend)
+            tx.commit().map_err(backend)
+        })
+        .await
     }
 
     async fn clear_retries(
@@ -179,20 +197,25 @@ impl RetrySet for SqliteStore {
         side: &str,
         ids: &[String],
     ) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction().map_err(backend)?;
-        for chunk in ids.chunks(IN_CHUNK) {
-            let marks = vec!["?"; chunk.len()].join(",");
-            let args = [object.as_str().to_string(), side.to_string()]
-                .into_iter()
-                .chain(chunk.iter().cloned());
-            tx.execute(
-                &format!("DELETE FROM retries WHERE object = ? AND side = ? AND id IN ({marks})"),
-                params_from_iter(args),
-            )
-            .map_err(backend)?;
-        }
-        tx.commit().map_err(backend)
+        let (side, ids) = (side.to_string(), ids.to_vec());
+        self.call("clear_retries", move |conn| {
+            let tx = conn.transaction().map_err(backend)?;
+            for chunk in ids.chunks(IN_CHUNK) {
+                let marks = vec!["?"; chunk.len()].join(",");
+                let args = [object.as_str().to_string(), side.clone()]
+                    .into_iter()
+                    .chain(chunk.iter().cloned());
+                tx.execute(
+                    &format!(
+                        "DELETE FROM retries WHERE object = ? AND side = ? AND id IN ({marks})"
+                    ),
+                    params_from_iter(args),
+                )
+                .map_err(backend)?;
+            }
+            tx.commit().map_err(backend)
+        })
+        .await
     }
 }
 
