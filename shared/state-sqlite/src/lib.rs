@@ -14,11 +14,12 @@ mod schema;
 mod state;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 
 use prmsync_engine::store::{Link, StoreError};
 use prmsync_mapping::ObjectKind;
 use rusqlite::{params, Connection};
+use tokio::sync::Mutex;
 
 use crate::codec::{backend, LinkRow};
 use crate::schema::{migrate_runs, SCHEMA};
@@ -44,7 +45,9 @@ pub enum OpenError {
 }
 
 /// SQLite-backed state. Every store method runs its statements on tokio's blocking pool
-/// (see [`SqliteStore::call`]), never on the async worker threads.
+/// (see [`SqliteStore::call`]), never on the async worker threads. The connection's lock
+/// is awaited, not blocked on: callers queue without holding a thread, and the store keeps
+/// at most one blocking-pool thread busy at a time.
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
     path: Option<PathBuf>,
@@ -102,14 +105,17 @@ impl SqliteStore {
     /// Runs one store method's statements on the connection, on tokio's blocking pool, so
     /// that SQLite (disk writes, `busy_timeout` waits) never holds up an async worker
     /// thread. Every store method goes through here, once: its statements and transaction
-    /// run together in `f`. `name` names the method when its task does not finish.
+    /// run together in `f`. `name` names the method when its task does not finish. A panic
+    /// in `f` releases the lock (tokio's mutex is not poisoned) and rolls back any
+    /// transaction `f` had open, so the store goes on.
     pub(crate) async fn call<T: Send + 'static>(
         &self,
         name: &'static str,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let conn = Arc::clone(&self.conn);
-        tokio::task::spawn_blocking(move || f(&mut lock(&conn)))
+        // The task owns the lock until it is done, even if this call is dropped meanwhile.
+        let mut conn = Arc::clone(&self.conn).lock_owned().await;
+        tokio::task::spawn_blocking(move || f(&mut conn))
             .await
             .map_err(|e| {
                 StoreError::Backend(format!("the state store call {name} did not finish: {e}"))
@@ -133,14 +139,12 @@ impl SqliteStore {
     /// Runs SQL on the database as is (tests that write rows the store would not).
     #[cfg(test)]
     pub(crate) fn raw_sql(&self, sql: &str) {
-        lock(&self.conn).execute_batch(sql).expect("raw SQL");
+        self.conn
+            .try_lock()
+            .expect("no store call under way")
+            .execute_batch(sql)
+            .expect("raw SQL");
     }
-}
-
-/// The connection. A call that panicked while holding it left no transaction open (an
-/// unfinished rusqlite transaction rolls back when dropped), so it is used on.
-fn lock(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
-    conn.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[cfg(test)]
