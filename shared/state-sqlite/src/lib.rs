@@ -5,6 +5,13 @@
 //! Every write is its own transaction in WAL mode, so a crash mid-run leaves each link,
 //! cursor and log entry either fully written or not at all. Opening a database made by an
 //! earlier version adds the tables it lacks and moves its runs to the current key.
+//!
+//! Each store method runs its statements on tokio's blocking pool, through
+//! `SqliteStore::call`; a row that cannot be decoded is a [`StoreError::Corrupt`] naming
+//! it. This file opens the database; the rest is by role: `schema` (tables, migration),
+//! `codec` (rows to values and back), `links` (links, children pending, rejections),
+//! `runs` (cursors, checkpoints, runs, run chunks), `state` (leases, pauses, API hold,
+//! retry set) and `log` (the Integration Log).
 
 mod codec;
 mod links;
@@ -45,7 +52,7 @@ pub enum OpenError {
 }
 
 /// SQLite-backed state. Every store method runs its statements on tokio's blocking pool
-/// (see [`SqliteStore::call`]), never on the async worker threads. The connection's lock
+/// (see `SqliteStore::call`), never on the async worker threads. The connection's lock
 /// is awaited, not blocked on: callers queue without holding a thread, and the store keeps
 /// at most one blocking-pool thread busy at a time.
 pub struct SqliteStore {
