@@ -7,7 +7,8 @@
 //! - Bulk API 2.0 query jobs ([`SalesforceClient::bulk_query_pages`]): create, poll, read
 //!   the CSV result sets into the same [`SObject`]s the REST query returns.
 //! - [`soql`]: a SOQL builder that always escapes values.
-//! - [`SfError`] / [`ErrorClass`]: errors classified per `specs/salesforce.md`.
+//! - [`SfError`] / [`ErrorClass`]: errors classified by what the engine should do with them
+//!   ([`classify`]).
 
 mod auth;
 mod bulk;
