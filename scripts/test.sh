@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The one test command (README "Test"): every unit, contract and end-to-end test, with the
+# The one test command (README "Tests"): every unit, contract and end-to-end test, with the
 # DynamoDB, SQS and S3 tests run against moto on 127.0.0.1 (installed here if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."

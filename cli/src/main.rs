@@ -81,7 +81,7 @@ enum Command {
         #[command(flatten)]
         target: Target,
     },
-    /// Sync one record now: a Salesforce Id or prm:<organization|person|deal>:<id>.
+    /// Sync one record now: a Salesforce Id or `prm:<organization|person|deal>:<id>`.
     SyncRecord {
         record: String,
         #[command(flatten)]
@@ -93,7 +93,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Remove a link (a PRM reference prm:<organization|person|deal>:<id> or a Salesforce Id).
+    /// Remove a link (a PRM reference `prm:<organization|person|deal>:<id>` or a Salesforce Id).
     Unlink {
         record: String,
         #[command(flatten)]
@@ -101,7 +101,7 @@ enum Command {
     },
     /// Link a PRM record to a Salesforce record by hand; the next sync merges them.
     Relink {
-        /// prm:<organization|person|deal>:<id>
+        /// `prm:<organization|person|deal>:<id>`
         prm: String,
         /// The Salesforce Id.
         salesforce_id: String,

@@ -1,5 +1,6 @@
-//! Crash safety (DESIGN 5): a failure right after each write in turn, and every batch
-//! delivered twice at once, both end with exactly one record per side and the right values.
+//! Crash safety (sync rule 5 in `docs/sync-rules.md`): a failure right after each write in
+//! turn, and every batch delivered twice at once, both end with exactly one record per side
+//! and the right values.
 
 mod common;
 

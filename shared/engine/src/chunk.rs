@@ -1,5 +1,6 @@
-//! The unit of work the planner hands to workers (DESIGN 10): references to the records of
-//! one integration that sync together, and, while they are fresh, the records themselves.
+//! The unit of work the planner hands to workers (sync rules 2 and 10 in
+//! `docs/sync-rules.md`): references to the records of one integration that sync together,
+//! and, while they are fresh, the records themselves.
 
 use chrono::{DateTime, Utc};
 use prmsync_mapping::{CrmRecord, Integration, PrmRecord};

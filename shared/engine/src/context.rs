@@ -48,7 +48,7 @@ pub fn integration_of(kind: ObjectKind) -> Integration {
     }
 }
 
-/// Set when the last known Salesforce usage is inside the API reserve (DESIGN 11).
+/// Set when the last known Salesforce usage is inside the API reserve (sync rule 11).
 pub fn reserve_message(ctx: &SyncContext) -> Option<String> {
     let usage = ctx.crm.usage()?;
     let reserve = u64::from(ctx.mapping.sync.api_reserve_percent);

@@ -1,4 +1,5 @@
-//! The frame of every run, one-machine or planned (DESIGN 12): the pause flag, the lease,
+//! The frame of every run, one-machine or planned (sync rule 12 in
+//! `docs/sync-rules.md`): the pause flag, the lease,
 //! the run record and its run-started entry when it opens; the run-finished (or
 //! run-failed) entry, the run record, the cursors and the lease when it closes. A
 //! one-machine run ([`crate::run`]) opens and closes it in one process; a planned run

@@ -148,7 +148,7 @@ impl ObjectSpec {
         }
     }
 
-    /// The first-import match key of a Salesforce record (DESIGN 8): an Account's name and
+    /// The first-import match key of a Salesforce record (sync rule 8): an Account's name and
     /// website domain; a Contact's organization (`org_of` gives the PRM id of the
     /// organization linked to an Account) and email. Deals are never matched.
     pub fn crm_match_key(

@@ -1,4 +1,5 @@
-//! Which records of the two sides must sync together (DESIGN 8), for both deployments: a
+//! Which records of the two sides must sync together (sync rule 8 in
+//! `docs/sync-rules.md`), for both deployments: a
 //! one-machine run syncs a Salesforce page with its PRM partners in one pass
 //! ([`crate::sweep`]); the planner puts a Salesforce record and its partners in one chunk
 //! ([`crate::planner`]). Both read the PRM's changes first into a [`PrmChanges`] index and

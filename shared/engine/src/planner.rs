@@ -1,4 +1,5 @@
-//! The planner of a run on AWS (DESIGN "Shape", 10, 12): it reads what changed on both
+//! The planner of a run on AWS (README "Running on AWS"; sync rules 2, 10 and 12 in
+//! `docs/sync-rules.md`): it reads what changed on both
 //! sides, pairs the records that must sync together exactly as a one-machine run pairs
 //! them ([`crate::pairing`]), and queues them in [`Chunk`]s that workers sync on their own
 //! ([`crate::worker`]).

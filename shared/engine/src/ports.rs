@@ -23,7 +23,9 @@ impl std::fmt::Display for System {
     }
 }
 
-/// How the engine treats a failure (salesforce.md "Errors the engine must classify").
+/// How the engine treats a failure. The Salesforce adapter maps its error codes and HTTP
+/// statuses to these classes (`prmsync_salesforce::classify`); the exit status of the
+/// CLI and the error type of the Lambda functions follow from them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FailureClass {

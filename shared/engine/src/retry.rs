@@ -1,9 +1,10 @@
-//! The retry set (DESIGN 10), one rule for both deployments: a record whose write failed
-//! for a passing reason is kept in the store with its attempts and the time it is due
-//! again. A worker also hands it out again on its own after that delay; a one-machine
-//! run's next run picks it up. After `[sync] retry_attempts` it is parked: tried again
-//! only when it changes, on a full run, or on demand (`prmsync sync-record`). Whatever
-//! the cursors say, later runs read the due records of the retry set.
+//! The retry set (sync rule 10 in `docs/sync-rules.md`), one rule for both deployments: a
+//! record whose write failed for a passing reason is kept in the store with its attempts
+//! and the time it is due again. A worker also hands it out again on its own after that
+//! delay; a one-machine run's next run picks it up. After `[sync] retry_attempts` it is
+//! parked: tried again only when it changes, on a full run, or on demand (`prmsync
+//! sync-record`). Whatever the cursors say, later runs read the due records of the retry
+//! set.
 
 use std::collections::HashSet;
 

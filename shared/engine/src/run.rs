@@ -1,5 +1,6 @@
-//! A one-machine run of an integration (DESIGN 2, 11, 12): the run frame around a sweep
-//! of both sides' changes, page by page ([`crate::sweep`]), and `sync-record`.
+//! A one-machine run of an integration (sync rules 2, 11 and 12 in `docs/sync-rules.md`):
+//! the run frame around a sweep of both sides' changes, page by page ([`crate::sweep`]),
+//! and `sync-record`.
 
 use prmsync_mapping::{Integration, LogCode, ObjectKind};
 use serde_json::Value;

@@ -67,7 +67,7 @@ impl LinkState {
     }
 }
 
-/// One record pair (DESIGN 1).
+/// One record pair (sync rule 1 in `docs/sync-rules.md`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Link {
     pub object: ObjectKind,
@@ -287,7 +287,7 @@ pub trait RunChunks: Send + Sync {
 }
 
 /// A record whose last sync failed for a passing reason, kept until it syncs (the retry
-/// set, DESIGN 10): later runs pick it up whatever their cursors say.
+/// set, sync rule 10): later runs pick it up whatever their cursors say.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RetryEntry {
     pub object: ObjectKind,
@@ -373,7 +373,7 @@ pub trait Runs: Send + Sync {
     async fn last_run(&self, integration: Integration) -> Result<Option<RunRecord>, StoreError>;
 }
 
-/// One Integration Log entry (DESIGN "Integration Log").
+/// One Integration Log entry (`docs/integration-log.md`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LogEntry {
     pub id: String,
@@ -419,7 +419,7 @@ pub trait IntegrationLog: Send + Sync {
 }
 
 /// Records whose last attempt was rejected for their data (or matched ambiguously), by
-/// the version that was rejected: they are not tried again until they change (DESIGN 10).
+/// the version that was rejected: they are not tried again until they change (sync rule 10).
 #[async_trait]
 pub trait Rejections: Send + Sync {
     /// The rejected version of each of these ids that has one. `side` is `crm`, `prm` or

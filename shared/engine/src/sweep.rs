@@ -1,4 +1,5 @@
-//! A one-machine run of organizations or people, page by page (DESIGN 12), so that its
+//! A one-machine run of organizations or people, page by page (sync rule 2 in
+//! `docs/sync-rules.md`), so that its
 //! memory stays flat however many records changed:
 //!
 //! 1. The PRM's changes are read first into a [`PrmChanges`] index: every changed id, and

@@ -1,5 +1,6 @@
-//! A worker's use case on AWS (DESIGN 10, 12): sync one [`Chunk`], keep what failed in the
-//! retry set, and close the run when its last chunk is done.
+//! A worker's use case on AWS (sync rules 10 and 12 in `docs/sync-rules.md`): sync one
+//! [`Chunk`], keep what failed in the retry set, and close the run when its last chunk is
+//! done.
 //!
 //! - The records come with the chunk while they are fresh (first delivery, read within
 //!   the overlap window); otherwise they are read again by id (deleted ones included).

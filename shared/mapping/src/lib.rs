@@ -6,6 +6,7 @@
 //! - [`transform`]: reading and writing mapped fields on each side.
 //! - [`merge`]: the three-way field merge and the conflict rules.
 //! - [`rules`]: selection, Record Status, matching keys and the other sync rules by name.
+//! - [`deals`]: the conditions an Opportunity must meet to be imported as a deal.
 //! - [`codes`]: the catalogue of Integration Log codes with their messages and fixes.
 
 pub mod codes;

@@ -1,4 +1,4 @@
-//! The three-way field merge (DESIGN "Three-way merge per field") and the conflict rules.
+//! The three-way field merge (sync rule 3 in `docs/sync-rules.md`) and the conflict rules.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;

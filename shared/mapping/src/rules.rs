@@ -7,7 +7,7 @@ use crate::record::{CrmRecord, PrmRecord};
 pub const DELETED_SUFFIX: &str = " (Deleted)";
 
 /// Selection: an Account syncs when Sync with PRM is ticked and it has an Organization
-/// Status (DESIGN 6).
+/// Status (sync rule 6).
 pub fn account_selected(account: &CrmRecord, setup: &SetupFields) -> bool {
     !account.deleted
         && account.bool_field(&setup.sync_flag)

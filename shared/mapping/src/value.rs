@@ -1,5 +1,5 @@
 //! Canonical values: one spelling per value, so that comparing what each system holds never
-//! sees a change where there is none (DESIGN "No echoes").
+//! sees a change where there is none (sync rule 4, "No echoes", in `docs/sync-rules.md`).
 
 use std::borrow::Cow;
 

@@ -1,4 +1,5 @@
-//! Errors and their classification (see `specs/salesforce.md`, "Errors the engine must classify").
+//! Errors and their classification: each Salesforce error code (or, failing that, HTTP
+//! status) maps to what the engine should do with it ([`classify`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -47,7 +48,8 @@ impl std::fmt::Display for ErrorClass {
 /// Classify a Salesforce error code, optionally with the HTTP status of the response
 /// that carried it (per-record errors in collections have no status of their own).
 ///
-/// The codes follow the table in `specs/salesforce.md` exactly; unknown codes are `Other`.
+/// The codes listed below are the whole table; unknown codes fall back to the HTTP status,
+/// and then to `Other`.
 pub fn classify(status: Option<u16>, code: &str) -> ErrorClass {
     match code {
         "INVALID_SESSION_ID" => return ErrorClass::Auth,

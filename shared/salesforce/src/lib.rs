@@ -3,11 +3,15 @@
 //! - [`SalesforceClient`]: OAuth (client credentials or JWT bearer, token cached and refreshed
 //!   once on `INVALID_SESSION_ID`), SOQL queries with paging, sObject Collections
 //!   create/update/upsert in chunks of 200, describe, getDeleted, limits; retries transient
-//!   errors with exponential backoff and full jitter; tracks `Sforce-Limit-Info`.
+//!   errors with exponential backoff and full jitter; tracks `Sforce-Limit-Info`. Its calls
+//!   live in `client/` by role: `request` (the one request path), `query`, `collections`
+//!   and `describe`.
 //! - Bulk API 2.0 query jobs ([`SalesforceClient::bulk_query_pages`]): create, poll, read
 //!   the CSV result sets into the same [`SObject`]s the REST query returns.
+//! - [`port`]: the engine's Crm port over the client (change queries, look-ups, writes).
 //! - [`soql`]: a SOQL builder that always escapes values.
-//! - [`SfError`] / [`ErrorClass`]: errors classified per `specs/salesforce.md`.
+//! - [`SfError`] / [`ErrorClass`]: errors classified by what the engine should do with them
+//!   ([`classify`]).
 
 mod auth;
 mod bulk;

@@ -74,7 +74,7 @@ fn outcome(r: RecordResult) -> WriteOutcome {
     }
 }
 
-/// The SOQL of a change query (DESIGN 2): SystemModstamp at or after the cursor, within
+/// The SOQL of a change query (sync rule 2): SystemModstamp at or after the cursor, within
 /// the scope, oldest first with Id as tie-breaker.
 pub fn change_query(
     object: &str,

@@ -1,4 +1,6 @@
-//! Deal Registration import rules (salesforce.md "Opportunity import conditions").
+//! Deal Registration import rules: the conditions an Opportunity must meet to become a PRM
+//! deal (`docs/sync-rules.md`, "Deal Registration import"; one `deal_*` log code per
+//! failed condition in `docs/integration-log.md`).
 //!
 //! The engine gathers the facts about one flagged Opportunity and the PRM people named by its
 //! email fields ([`OpportunityFacts`]), then [`check_opportunity`] decides: import it as the

@@ -46,7 +46,7 @@ impl SalesforceClient {
         Ok(d)
     }
 
-    /// A describe read by this client in the last [`DESCRIBE_TTL`], or a fresh one.
+    /// A describe read by this client in the last `DESCRIBE_TTL` (five minutes), or a fresh one.
     pub async fn describe_cached(&self, object: &str) -> Result<Describe, SfError> {
         let hit = self.inner.describes.lock().ok().and_then(|cache| {
             cache
