@@ -124,7 +124,7 @@ impl<'a> Pass<'a> {
                 Err(StoreError::Conflict { .. }) => continue,
                 Err(e) => return Err(e.into()),
             }
-            self.add_ref(&item.link);
+            self.add_org_link(&item.link);
             self.children_pending(&item.link).await?;
             out.push(item);
         }
@@ -160,7 +160,9 @@ impl<'a> Pass<'a> {
         snapshot.insert(keys::CRM_ID.into(), json!(crm.id));
         match self.spec.kind {
             ObjectKind::Organization => {
-                let parent = crm.str_field("ParentId").and_then(|p| self.ref_to_prm(p));
+                let parent = crm
+                    .str_field("ParentId")
+                    .and_then(|p| self.org_links.prm_id_of(p));
                 if self.spec.reference.is_some() {
                     if let Some(p) = &parent {
                         body.insert("parent_id".into(), json!(p));
@@ -169,7 +171,7 @@ impl<'a> Pass<'a> {
                 }
             }
             _ => {
-                let org = self.person_org_linked_crm(crm)?;
+                let org = self.org_links.org_of_contact(crm)?;
                 body.insert("organization_id".into(), json!(org));
                 body.insert("kind".into(), json!("contact"));
                 snapshot.insert(keys::REFERENCE.into(), json!(org));
@@ -301,7 +303,7 @@ impl<'a> Pass<'a> {
                 if self.spec.reference.is_some() {
                     let parent = prm
                         .str_field("parent_id")
-                        .and_then(|p| self.ref_to_crm(p).map(|c| (p.to_string(), c)));
+                        .and_then(|p| self.org_links.crm_id_of(p).map(|c| (p.to_string(), c)));
                     if let Some((_, crm_parent)) = &parent {
                         body.insert("ParentId".into(), json!(crm_parent));
                     }
@@ -309,7 +311,7 @@ impl<'a> Pass<'a> {
                 }
             }
             _ => {
-                let account = self.person_org_linked_prm(prm)?;
+                let account = self.org_links.account_of_person(prm)?;
                 body.insert("AccountId".into(), json!(account));
                 body.insert(setup.sync_flag.clone(), json!(true));
                 snapshot.insert(

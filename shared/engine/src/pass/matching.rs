@@ -12,19 +12,19 @@ impl<'a> Pass<'a> {
         if r.deleted || !self.spec.crm_selected(r) {
             return false;
         }
-        self.spec.kind != ObjectKind::Person || self.person_org_linked_crm(r).is_some()
+        self.spec.kind != ObjectKind::Person || self.org_links.org_of_contact(r).is_some()
     }
 
     pub(super) fn prm_eligible(&self, r: &PrmRecord) -> bool {
         if r.deleted {
             return false;
         }
-        self.spec.kind != ObjectKind::Person || self.person_org_linked_prm(r).is_some()
+        self.spec.kind != ObjectKind::Person || self.org_links.account_of_person(r).is_some()
     }
 
     pub(super) fn match_key_crm(&self, r: &CrmRecord) -> Option<String> {
         self.spec
-            .crm_match_key(r, |account| self.ref_to_prm(account))
+            .crm_match_key(r, |account| self.org_links.prm_id_of(account))
     }
 
     pub(super) fn match_key_prm(&self, r: &PrmRecord) -> Option<String> {

@@ -23,8 +23,10 @@ mod failures;
 mod lifecycle;
 mod matching;
 mod pair;
-mod plan;
-mod references;
+pub mod plan;
+pub mod references;
+#[cfg(test)]
+mod testkit;
 mod write;
 
 use failures::record_failure_of;
@@ -32,6 +34,7 @@ pub use pair::WorkPair;
 use pair::{
     crm_version, dedupe_crm, dedupe_prm, pair_version, pair_versions_of, restore_snapshot_keys,
 };
+use references::OrgLinks;
 use write::carry_partial_collection;
 
 use crate::context::SyncContext;
@@ -131,8 +134,7 @@ pub async fn run_pass(
         },
         dry_run,
         out: PassOutcome::default(),
-        ref_by_crm: HashMap::new(),
-        ref_by_prm: HashMap::new(),
+        org_links: OrgLinks::default(),
         full: input.full,
         retry_rejected: input.full || input.retry_rejected,
         rejected: Vec::new(),
@@ -152,8 +154,7 @@ struct Pass<'a> {
     dry_run: bool,
     out: PassOutcome,
     /// Organization links used to translate references, by Salesforce Id and PRM id.
-    ref_by_crm: HashMap<String, Link>,
-    ref_by_prm: HashMap<String, Link>,
+    org_links: OrgLinks,
     /// Every record is in hand and re-evaluated, earlier rejections included.
     #[allow(dead_code)]
     full: bool,
@@ -309,7 +310,7 @@ impl<'a> Pass<'a> {
                     Err(e) => return Err(e.into()),
                 }
             }
-            self.add_ref(&link);
+            self.add_org_link(&link);
             self.children_pending(&link).await?;
             let mut item = WorkPair::new(link);
             item.crm = Some(crm);
@@ -344,7 +345,7 @@ impl<'a> Pass<'a> {
             {
                 continue;
             }
-            self.plan_item(item);
+            self.plan_work_pair(item);
         }
         // Pairs planned by an earlier pass that waited for a full Collection.
         items.extend(carry.0);

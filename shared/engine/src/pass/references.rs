@@ -1,13 +1,68 @@
-//! References.
+//! References between records: an Account's parent, a Contact's Account and their PRM
+//! counterparts (`parent_id`, `organization_id`). Both sides name the organization by
+//! their own id, so a reference is translated through the organization links
+//! ([`OrgLinks`]). Sync rules 6 (people sync while their organization does) and 9
+//! (hierarchy: parents are translated through the links both ways) of
+//! `docs/sync-rules.md`.
+
+use std::collections::HashMap;
 
 use prmsync_mapping::{CrmRecord, ObjectKind, PrmRecord};
 use serde_json::Value;
 
-use super::*;
+use super::{Pass, PassError};
 use crate::objects::keys;
 use crate::store::{Link, LinkState};
 
+/// The organization links a pass knows, by Salesforce Id and by PRM id: what a reference
+/// on one side is on the other.
+#[derive(Debug, Default, Clone)]
+pub struct OrgLinks {
+    by_crm: HashMap<String, Link>,
+    by_prm: HashMap<String, Link>,
+}
+
+impl OrgLinks {
+    /// Adds (or replaces) an organization link.
+    pub fn add(&mut self, link: &Link) {
+        self.by_crm.insert(link.crm_id.clone(), link.clone());
+        self.by_prm.insert(link.prm_id.clone(), link.clone());
+    }
+
+    /// The PRM id of the organization a Salesforce Account Id stands for, while its link
+    /// is live.
+    pub fn prm_id_of(&self, account_id: &str) -> Option<String> {
+        self.by_crm
+            .get(account_id)
+            .filter(|l| l.state == LinkState::Linked)
+            .map(|l| l.prm_id.clone())
+    }
+
+    /// The Salesforce Account Id of a PRM organization, while its link is live.
+    pub fn crm_id_of(&self, organization_id: &str) -> Option<String> {
+        self.by_prm
+            .get(organization_id)
+            .filter(|l| l.state == LinkState::Linked)
+            .map(|l| l.crm_id.clone())
+    }
+
+    /// The PRM organization of a Contact's Account, when that organization syncs.
+    pub fn org_of_contact(&self, contact: &CrmRecord) -> Option<String> {
+        contact
+            .str_field("AccountId")
+            .and_then(|a| self.prm_id_of(a))
+    }
+
+    /// The Account of a PRM person's organization, when that organization syncs.
+    pub fn account_of_person(&self, person: &PrmRecord) -> Option<String> {
+        person
+            .str_field("organization_id")
+            .and_then(|o| self.crm_id_of(o))
+    }
+}
+
 impl<'a> Pass<'a> {
+    /// Reads the organization links every reference of this pass's records points at.
     pub(super) async fn load_references(
         &mut self,
         crm: &[CrmRecord],
@@ -49,7 +104,7 @@ impl<'a> Pass<'a> {
             .find_links(ObjectKind::Organization, &crm_ids, &prm_ids)
             .await?
         {
-            self.add_ref(&l);
+            self.add_org_link(&l);
         }
         Ok(())
     }
@@ -66,36 +121,41 @@ impl<'a> Pass<'a> {
         Ok(())
     }
 
-    pub(super) fn add_ref(&mut self, link: &Link) {
+    /// Remembers an organization link for the references of this pass (only when the
+    /// object pair has references).
+    pub(super) fn add_org_link(&mut self, link: &Link) {
         if link.object != ObjectKind::Organization || self.spec.reference.is_none() {
             return;
         }
-        self.ref_by_crm.insert(link.crm_id.clone(), link.clone());
-        self.ref_by_prm.insert(link.prm_id.clone(), link.clone());
+        self.org_links.add(link);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link(prm: &str, crm: &str, state: LinkState) -> Link {
+        let mut l = Link::new(ObjectKind::Organization, prm, crm);
+        l.state = state;
+        l
     }
 
-    /// The linked organization's PRM id for a Salesforce reference.
-    pub(super) fn ref_to_prm(&self, crm_id: &str) -> Option<String> {
-        self.ref_by_crm
-            .get(crm_id)
-            .filter(|l| l.state == LinkState::Linked)
-            .map(|l| l.prm_id.clone())
+    #[test]
+    fn a_live_link_translates_both_ways() {
+        let mut links = OrgLinks::default();
+        links.add(&link("org_1", "001A", LinkState::Linked));
+        assert_eq!(links.prm_id_of("001A").as_deref(), Some("org_1"));
+        assert_eq!(links.crm_id_of("org_1").as_deref(), Some("001A"));
+        assert_eq!(links.prm_id_of("001B"), None);
     }
 
-    pub(super) fn ref_to_crm(&self, prm_id: &str) -> Option<String> {
-        self.ref_by_prm
-            .get(prm_id)
-            .filter(|l| l.state == LinkState::Linked)
-            .map(|l| l.crm_id.clone())
-    }
-
-    /// Whether a person's organization syncs (its link is live).
-    pub(super) fn person_org_linked_crm(&self, r: &CrmRecord) -> Option<String> {
-        r.str_field("AccountId").and_then(|a| self.ref_to_prm(a))
-    }
-
-    pub(super) fn person_org_linked_prm(&self, r: &PrmRecord) -> Option<String> {
-        r.str_field("organization_id")
-            .and_then(|o| self.ref_to_crm(o))
+    #[test]
+    fn an_unselected_or_disconnected_link_translates_nothing() {
+        let mut links = OrgLinks::default();
+        links.add(&link("org_1", "001A", LinkState::Unselected));
+        links.add(&link("org_2", "001B", LinkState::Disconnected));
+        assert_eq!(links.prm_id_of("001A"), None);
+        assert_eq!(links.crm_id_of("org_2"), None);
     }
 }
