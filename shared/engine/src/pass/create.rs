@@ -9,6 +9,7 @@ use prmsync_mapping::value::canonical;
 use prmsync_mapping::{rules, CrmRecord, Fields, LogCode, ObjectKind, PrmRecord};
 use serde_json::{json, Value};
 
+use super::failures::WriteAction;
 use super::*;
 use crate::objects::keys;
 use crate::ports::FailureClass;
@@ -93,7 +94,13 @@ impl<'a> Pass<'a> {
                         self.rejected
                             .push(("crm", crm.id.clone(), crm_version(&crm)));
                     }
-                    if let Err(e) = self.prm_failure(&failure, Some(&crm.id), None, "create") {
+                    if let Err(e) = self.report_failure(
+                        Side::Prm,
+                        &failure,
+                        Some(&crm.id),
+                        None,
+                        WriteAction::Create,
+                    ) {
                         stop = Some(e);
                         break;
                     }
@@ -262,7 +269,13 @@ impl<'a> Pass<'a> {
                         self.rejected
                             .push(("prm", prm.id.clone(), prm.version.to_string()));
                     }
-                    if let Err(e) = self.crm_failure(&failure, None, Some(&prm.id), "create") {
+                    if let Err(e) = self.report_failure(
+                        Side::Crm,
+                        &failure,
+                        None,
+                        Some(&prm.id),
+                        WriteAction::Create,
+                    ) {
                         stop = Some(e);
                         break;
                     }

@@ -21,6 +21,7 @@ mod create;
 mod deal_import;
 mod failures;
 mod lifecycle;
+mod log;
 mod matching;
 mod pair;
 pub mod plan;
@@ -31,9 +32,7 @@ mod write;
 
 use failures::record_failure_of;
 pub use pair::WorkPair;
-use pair::{
-    crm_version, dedupe_crm, dedupe_prm, pair_version, pair_versions_of, restore_snapshot_keys,
-};
+use pair::{crm_version, dedupe_crm, dedupe_prm, pair_version, pair_versions_of};
 use references::OrgLinks;
 use write::carry_partial_collection;
 

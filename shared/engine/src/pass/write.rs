@@ -7,8 +7,6 @@ use prmsync_mapping::{Fields, LogCode};
 use serde_json::{json, Value};
 
 use super::*;
-use crate::ports::FailureClass;
-use crate::report::PlannedWrite;
 use crate::store::{Link, LinkState, StoreError};
 
 /// Salesforce Collections take 200 records.
@@ -117,50 +115,10 @@ impl<'a> Pass<'a> {
                         );
                     }
                 }
-                Err(failure) => {
-                    let item = &mut items[i];
-                    restore_snapshot_keys(item, Side::Crm);
-                    let (c, p) = (item.link.crm_id.clone(), item.link.prm_id.clone());
-                    if failure.class == FailureClass::Gone {
-                        item.link.state = LinkState::Disconnected;
-                        item.dirty = true;
-                        self.out.counts.disconnected += 1;
-                    }
-                    if failure.class == FailureClass::Transient {
-                        item.link.retry = true;
-                        item.dirty = true;
-                    }
-                    if matches!(failure.class, FailureClass::Data | FailureClass::Setup) {
-                        item.rejected = true;
-                    }
-                    self.crm_failure(&failure, Some(&c), Some(&p), "update")?;
-                }
+                Err(failure) => self.update_failed(Side::Crm, &mut items[i], &failure)?,
             }
         }
         Ok(())
-    }
-
-    /// Records a write a dry run would make.
-    pub(super) fn plan_write(
-        &mut self,
-        action: &str,
-        side: Side,
-        id: Option<String>,
-        source_id: Option<String>,
-        fields: Fields,
-    ) {
-        let (side, object) = match side {
-            Side::Crm => ("crm", self.spec.crm_object()),
-            Side::Prm => ("prm", self.spec.prm_collection()),
-        };
-        self.out.planned.push(PlannedWrite {
-            action: action.into(),
-            side: side.into(),
-            object: object.into(),
-            id,
-            source_id,
-            fields,
-        });
     }
 
     pub(super) fn count_crm_write(&mut self, item: &WorkPair) {
@@ -245,52 +203,7 @@ impl<'a> Pass<'a> {
                     items[i].link.prm_version = Some(updated.version);
                     items[i].dirty = true;
                 }
-                Err(failure) => {
-                    let item = &mut items[i];
-                    restore_snapshot_keys(item, Side::Prm);
-                    let (c, p) = (item.link.crm_id.clone(), item.link.prm_id.clone());
-                    match failure.class {
-                        FailureClass::Transient => {
-                            item.link.retry = true;
-                            item.dirty = true;
-                            self.prm_failure(&failure, Some(&c), Some(&p), "update")?;
-                        }
-                        FailureClass::VersionConflict => {
-                            // Changed in the PRM since it was read: read it again next run.
-                            item.link.retry = true;
-                            item.dirty = true;
-                            self.log(
-                                LogCode::TransientError,
-                                Some(&c),
-                                Some(&p),
-                                format!(
-                                    "PRM {} {p} changed while it was being synced ({}); it is synced again on the next run",
-                                    self.spec.kind, failure.message
-                                ),
-                                json!({"code": failure.code}),
-                            );
-                        }
-                        FailureClass::Gone => {
-                            item.link.state = LinkState::Disconnected;
-                            item.dirty = true;
-                            self.out.counts.disconnected += 1;
-                            self.log(
-                                LogCode::PrmRecordGone,
-                                Some(&c),
-                                Some(&p),
-                                format!(
-                                    "PRM {} {p} no longer exists ({}); the link was disconnected",
-                                    self.spec.kind, failure.message
-                                ),
-                                json!({"code": failure.code}),
-                            );
-                        }
-                        _ => {
-                            item.rejected = true;
-                            self.prm_failure(&failure, Some(&c), Some(&p), "update")?
-                        }
-                    }
-                }
+                Err(failure) => self.update_failed(Side::Prm, &mut items[i], &failure)?,
             }
         }
         Ok(())
