@@ -12,11 +12,11 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use prmsync_mapping::{CrmRecord, Integration, LogCode, ObjectKind, PrmRecord};
-use serde_json::Value;
+use prmsync_mapping::{CrmRecord, Integration, ObjectKind, PrmRecord};
 
 use crate::objects::ObjectSpec;
 
+mod candidates;
 mod create;
 mod deal_import;
 mod failures;
@@ -282,41 +282,12 @@ impl<'a> Pass<'a> {
         }
 
         // Unlinked records: match, or create on the other side.
-        let (pairs, to_prm, to_crm) = self
+        let matched = self
             .match_unlinked(unlinked_crm, unlinked_prm, full)
             .await?;
-        for (crm, prm) in pairs {
-            let mut link = Link::new(kind, &prm.id, &crm.id);
-            link.crm_modstamp = crm.modstamp;
-            link.prm_version = Some(prm.version);
-            self.log(
-                LogCode::RecordLinked,
-                Some(&crm.id),
-                Some(&prm.id),
-                format!(
-                    "Linked existing {} {} with Salesforce {} {} (first-import match)",
-                    kind,
-                    prm.id,
-                    self.spec.crm_object(),
-                    crm.id
-                ),
-                Value::Null,
-            );
-            if !self.dry_run {
-                match store.save_link(&link).await {
-                    Ok(saved) => link = saved,
-                    Err(StoreError::Conflict { .. }) => continue,
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            self.add_org_link(&link);
-            self.children_pending(&link).await?;
-            let mut item = WorkPair::new(link);
-            item.crm = Some(crm);
-            item.prm = Some(prm);
-            item.dirty = true;
-            items.push(item);
-        }
+        let (to_prm, to_crm) = (matched.to_prm, matched.to_crm);
+        let linked = self.link_matched(matched.pairs).await?;
+        items.extend(linked);
         if kind == ObjectKind::Deal {
             // Opportunities become deals by the import rules; deals never become
             // Opportunities.
