@@ -8,7 +8,7 @@ use std::collections::HashSet;
 
 use prmsync_mapping::{rules, CrmRecord, ObjectKind, PrmRecord};
 
-use super::pair::{crm_version, dedupe_crm, dedupe_prm};
+use super::pair::dedupe;
 use super::{Pass, PassError};
 
 impl<'a> Pass<'a> {
@@ -44,27 +44,8 @@ impl<'a> Pass<'a> {
         let (crm, prm) = if self.retry_rejected {
             (crm, prm)
         } else {
-            let ids: Vec<String> = crm.iter().map(|r| r.id.clone()).collect();
-            let rejected = self
-                .ctx
-                .store
-                .rejected_versions(self.spec.kind, "crm", &ids)
-                .await?;
-            let crm: Vec<CrmRecord> = crm
-                .into_iter()
-                .filter(|r| rejected.get(&r.id) != Some(&crm_version(r)))
-                .collect();
-            let ids: Vec<String> = prm.iter().map(|r| r.id.clone()).collect();
-            let rejected = self
-                .ctx
-                .store
-                .rejected_versions(self.spec.kind, "prm", &ids)
-                .await?;
-            let prm: Vec<PrmRecord> = prm
-                .into_iter()
-                .filter(|r| rejected.get(&r.id) != Some(&r.version.to_string()))
-                .collect();
-            (crm, prm)
+            let crm = self.without_rejected(crm).await?;
+            (crm, self.without_rejected(prm).await?)
         };
         let mut crm: Vec<CrmRecord> = crm.into_iter().filter(|r| self.crm_eligible(r)).collect();
         let mut prm: Vec<PrmRecord> = prm.into_iter().filter(|r| self.prm_eligible(r)).collect();
@@ -181,6 +162,6 @@ impl<'a> Pass<'a> {
                 }
             }
         }
-        Ok((dedupe_crm(crm), dedupe_prm(prm)))
+        Ok((dedupe(crm), dedupe(prm)))
     }
 }

@@ -91,8 +91,7 @@ impl<'a> Pass<'a> {
                 }
                 Err(failure) => {
                     if failure.class == FailureClass::Data {
-                        self.rejected
-                            .push(("crm", crm.id.clone(), crm_version(&crm)));
+                        self.remember_rejected(&crm);
                     }
                     if let Err(e) = self.report_failure(
                         Side::Prm,
@@ -152,8 +151,7 @@ impl<'a> Pass<'a> {
                     Ok(v) => v,
                     Err(e) => {
                         self.unmapped(&e, Some(&crm.id), None);
-                        self.rejected
-                            .push(("crm", crm.id.clone(), crm_version(crm)));
+                        self.remember_rejected(crm);
                         return None;
                     }
                 },
@@ -266,8 +264,7 @@ impl<'a> Pass<'a> {
                 }
                 Err(failure) => {
                     if failure.class == FailureClass::Data {
-                        self.rejected
-                            .push(("prm", prm.id.clone(), prm.version.to_string()));
+                        self.remember_rejected(&prm);
                     }
                     if let Err(e) = self.report_failure(
                         Side::Crm,
@@ -300,8 +297,7 @@ impl<'a> Pass<'a> {
             if f.crm.is_some() {
                 if let Err(e) = write_crm(f, &v, &mut body) {
                     self.unmapped(&e, None, Some(&prm.id));
-                    self.rejected
-                        .push(("prm", prm.id.clone(), prm.version.to_string()));
+                    self.remember_rejected(prm);
                     return None;
                 }
             }

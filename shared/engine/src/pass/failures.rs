@@ -11,7 +11,7 @@ use prmsync_mapping::config::Side;
 use prmsync_mapping::LogCode;
 use serde_json::json;
 
-use super::pair::restore_snapshot_keys;
+use super::pair::{restore_snapshot_keys, SideRecord};
 use super::{Pass, PassError, WorkPair};
 use crate::ports::{FailureClass, PortError, RecordFailure, System};
 use crate::retry::FailedRecord;
@@ -122,6 +122,33 @@ pub fn rejection(side: Side, class: FailureClass) -> Rejection {
 }
 
 impl<'a> Pass<'a> {
+    /// Remembers a record rejected for its data (at the end of the pass): it is left
+    /// alone until it changes.
+    pub(super) fn remember_rejected<R: SideRecord>(&mut self, record: &R) {
+        self.rejected.push((
+            R::SIDE.as_str(),
+            record.id().to_string(),
+            record.rejection_version(),
+        ));
+    }
+
+    /// The records not rejected before in the version in hand.
+    pub(super) async fn without_rejected<R: SideRecord>(
+        &self,
+        records: Vec<R>,
+    ) -> Result<Vec<R>, PassError> {
+        let ids: Vec<String> = records.iter().map(|r| r.id().to_string()).collect();
+        let rejected = self
+            .ctx
+            .store
+            .rejected_versions(self.spec.kind, R::SIDE.as_str(), &ids)
+            .await?;
+        Ok(records
+            .into_iter()
+            .filter(|r| rejected.get(r.id()) != Some(&r.rejection_version()))
+            .collect())
+    }
+
     /// Logs a write that `side` rejected and counts it as an error; a passing failure
     /// goes to the retry set, a credentials failure stops the pass (`Err`).
     pub(super) fn report_failure(

@@ -32,7 +32,7 @@ mod write;
 
 use failures::record_failure_of;
 pub use pair::WorkPair;
-use pair::{crm_version, dedupe_crm, dedupe_prm, pair_version, pair_versions_of};
+use pair::{crm_version, dedupe, pair_through_links, pair_version, pair_versions_of};
 use references::OrgLinks;
 use write::carry_partial_collection;
 
@@ -183,8 +183,8 @@ impl<'a> Pass<'a> {
             ..
         } = input;
         self.claimed = claimed;
-        let mut crm_records: Vec<CrmRecord> = dedupe_crm(crm_in);
-        let mut prm_records: Vec<PrmRecord> = dedupe_prm(prm_in);
+        let mut crm_records: Vec<CrmRecord> = dedupe(crm_in);
+        let mut prm_records: Vec<PrmRecord> = dedupe(prm_in);
 
         // Links marked for a retry bring their records along.
         if !retry.is_empty() {
@@ -235,39 +235,8 @@ impl<'a> Pass<'a> {
             .await?;
 
         // Pair the records through their links.
-        let mut items: Vec<WorkPair> = Vec::new();
-        let mut by_prm: HashMap<String, usize> = HashMap::new();
-        let mut by_crm: HashMap<String, usize> = HashMap::new();
-        for link in links {
-            by_prm.insert(link.prm_id.clone(), items.len());
-            by_crm.insert(link.crm_id.clone(), items.len());
-            items.push(WorkPair::new(link));
-        }
-        let mut unlinked_crm = Vec::new();
-        for r in crm_records {
-            match by_crm.get(&r.id) {
-                Some(&i) => {
-                    let stale = matches!((r.modstamp, items[i].link.crm_modstamp), (Some(a), Some(b)) if a < b);
-                    if !stale {
-                        items[i].crm = Some(r);
-                    }
-                }
-                None => unlinked_crm.push(r),
-            }
-        }
-        let mut unlinked_prm = Vec::new();
-        for r in prm_records {
-            match by_prm.get(&r.id) {
-                Some(&i) => {
-                    let stale = matches!(items[i].link.prm_version, Some(v) if r.version < v);
-                    if !stale {
-                        items[i].prm = Some(r);
-                    }
-                }
-                None => unlinked_prm.push(r),
-            }
-        }
-        items.retain(|i| i.crm.is_some() || i.prm.is_some() || i.link.retry);
+        let (mut items, mut unlinked_crm, unlinked_prm) =
+            pair_through_links(links, crm_records, prm_records);
 
         // Deletes, merges and unflagging of linked records. A link that followed a merge
         // takes the master's record if this pass read it.
