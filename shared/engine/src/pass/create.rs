@@ -1,17 +1,13 @@
 //! Creates.
 
-use std::collections::BTreeMap;
-
 use futures::StreamExt;
 use prmsync_mapping::config::Side;
-use prmsync_mapping::transform::{read_crm, read_prm, write_crm, write_prm};
-use prmsync_mapping::value::canonical;
-use prmsync_mapping::{rules, CrmRecord, Fields, LogCode, ObjectKind, PrmRecord};
+use prmsync_mapping::{CrmRecord, Fields, LogCode, PrmRecord};
 use serde_json::{json, Value};
 
+use super::create_body::{crm_create_body, prm_create_body, NoCreate};
 use super::failures::WriteAction;
 use super::*;
-use crate::objects::keys;
 use crate::ports::FailureClass;
 use crate::store::{Link, StoreError};
 
@@ -24,8 +20,13 @@ impl<'a> Pass<'a> {
     ) -> Result<Vec<WorkPair>, PassError> {
         let mut bodies = Vec::new();
         for crm in records {
-            if let Some((body, snapshot)) = self.prm_create_body(&crm) {
-                bodies.push((crm, body, snapshot));
+            match prm_create_body(&self.spec, &self.org_links, &crm) {
+                Ok((body, snapshot)) => bodies.push((crm, body, snapshot)),
+                Err(NoCreate::Unmapped(e)) => {
+                    self.unmapped(&e, Some(&crm.id), None);
+                    self.remember_rejected(&crm);
+                }
+                Err(NoCreate::OrganizationNotSynced) => {}
             }
         }
         if bodies.is_empty() {
@@ -137,55 +138,6 @@ impl<'a> Pass<'a> {
         stop.map_or(Ok(out), Err)
     }
 
-    pub(super) fn prm_create_body(
-        &mut self,
-        crm: &CrmRecord,
-    ) -> Option<(Fields, BTreeMap<String, Value>)> {
-        let mut body = Fields::new();
-        let mut snapshot = BTreeMap::new();
-        for f in self.spec.fields.iter() {
-            let v = match (&f.fixed, &f.crm) {
-                (Some(fixed), _) if f.prm.is_some() => canonical(f.field_type, f.max_length, fixed),
-                (Some(_), _) => continue,
-                (None, _) => match read_crm(f, &crm.fields) {
-                    Ok(v) => v,
-                    Err(e) => {
-                        self.unmapped(&e, Some(&crm.id), None);
-                        self.remember_rejected(crm);
-                        return None;
-                    }
-                },
-            };
-            if f.prm.is_some() && !v.is_null() {
-                write_prm(f, &v, &mut body);
-            }
-            snapshot.insert(f.key(), v);
-        }
-        body.insert("crm_id".into(), json!(crm.id));
-        snapshot.insert(keys::CRM_ID.into(), json!(crm.id));
-        match self.spec.kind {
-            ObjectKind::Organization => {
-                let parent = crm
-                    .str_field("ParentId")
-                    .and_then(|p| self.org_links.prm_id_of(p));
-                if self.spec.reference.is_some() {
-                    if let Some(p) = &parent {
-                        body.insert("parent_id".into(), json!(p));
-                    }
-                    snapshot.insert(keys::REFERENCE.into(), json!(parent));
-                }
-            }
-            _ => {
-                let org = self.org_links.org_of_contact(crm)?;
-                body.insert("organization_id".into(), json!(org));
-                body.insert("kind".into(), json!("contact"));
-                snapshot.insert(keys::REFERENCE.into(), json!(org));
-                snapshot.insert(keys::KIND.into(), json!("contact"));
-            }
-        }
-        Some((body, snapshot))
-    }
-
     /// Creates Salesforce records for new PRM records by upsert on the PRM Id field, in
     /// Collections, and saves each link at once.
     pub(super) async fn create_in_crm(
@@ -194,8 +146,13 @@ impl<'a> Pass<'a> {
     ) -> Result<Vec<WorkPair>, PassError> {
         let mut rows = Vec::new();
         for prm in records {
-            if let Some((body, snapshot)) = self.crm_create_body(&prm) {
-                rows.push((prm, body, snapshot));
+            match crm_create_body(&self.spec, &self.org_links, &prm) {
+                Ok((body, snapshot)) => rows.push((prm, body, snapshot)),
+                Err(NoCreate::Unmapped(e)) => {
+                    self.unmapped(&e, None, Some(&prm.id));
+                    self.remember_rejected(&prm);
+                }
+                Err(NoCreate::OrganizationNotSynced) => {}
             }
         }
         if rows.is_empty() {
@@ -280,65 +237,5 @@ impl<'a> Pass<'a> {
             }
         }
         self.save_created(items, stop).await
-    }
-
-    pub(super) fn crm_create_body(
-        &mut self,
-        prm: &PrmRecord,
-    ) -> Option<(Fields, BTreeMap<String, Value>)> {
-        let mut body = Fields::new();
-        let mut snapshot = BTreeMap::new();
-        for f in self.spec.fields.iter() {
-            let v = match &f.fixed {
-                Some(fixed) if f.crm.is_some() => canonical(f.field_type, f.max_length, fixed),
-                Some(_) => continue,
-                None => read_prm(f, &prm.fields),
-            };
-            if f.crm.is_some() {
-                if let Err(e) = write_crm(f, &v, &mut body) {
-                    self.unmapped(&e, None, Some(&prm.id));
-                    self.remember_rejected(prm);
-                    return None;
-                }
-            }
-            snapshot.insert(f.key(), v);
-        }
-        let setup = self.spec.setup.clone();
-        body.insert(self.spec.prm_id_field().to_string(), json!(prm.id));
-        snapshot.insert(keys::PRM_ID.into(), json!(prm.id));
-        match self.spec.kind {
-            ObjectKind::Organization => {
-                body.insert(setup.sync_flag.clone(), json!(true));
-                if self.spec.reference.is_some() {
-                    let parent = prm
-                        .str_field("parent_id")
-                        .and_then(|p| self.org_links.crm_id_of(p).map(|c| (p.to_string(), c)));
-                    if let Some((_, crm_parent)) = &parent {
-                        body.insert("ParentId".into(), json!(crm_parent));
-                    }
-                    snapshot.insert(keys::REFERENCE.into(), json!(parent.map(|(p, _)| p)));
-                }
-            }
-            _ => {
-                let account = self.org_links.account_of_person(prm)?;
-                body.insert("AccountId".into(), json!(account));
-                body.insert(setup.sync_flag.clone(), json!(true));
-                snapshot.insert(
-                    keys::REFERENCE.into(),
-                    json!(prm.str_field("organization_id")),
-                );
-                snapshot.insert(
-                    keys::KIND.into(),
-                    json!(prm.str_field("kind").unwrap_or("contact")),
-                );
-            }
-        }
-        let merged: Fields = snapshot.clone().into_iter().collect();
-        if let Some(label) = self.spec.status_label(&merged) {
-            let status = rules::record_status(&label, false);
-            body.insert(setup.record_status.clone(), json!(status));
-            snapshot.insert(keys::RECORD_STATUS.into(), json!(status));
-        }
-        Some((body, snapshot))
     }
 }

@@ -18,6 +18,7 @@ use crate::objects::ObjectSpec;
 
 mod candidates;
 mod create;
+pub mod create_body;
 mod deal_import;
 mod failures;
 mod lifecycle;
