@@ -12,6 +12,22 @@ use crate::ports::FailureClass;
 use crate::store::{Link, StoreError};
 
 impl<'a> Pass<'a> {
+    /// Creates the unmatched records of each side on the other: PRM records first, then
+    /// Salesforce records. Opportunities become deals by the import rules instead
+    /// (deal_import.rs); deals never become Opportunities.
+    pub(super) async fn create_unmatched(
+        &mut self,
+        to_prm: Vec<CrmRecord>,
+        to_crm: Vec<PrmRecord>,
+    ) -> Result<Vec<WorkPair>, PassError> {
+        if self.spec.kind == ObjectKind::Deal {
+            return self.import_deals(to_prm).await;
+        }
+        let mut created = self.create_in_prm(to_prm).await?;
+        created.extend(self.create_in_crm(to_crm).await?);
+        Ok(created)
+    }
+
     /// Creates PRM records for new Salesforce records, with the Salesforce Id as
     /// `Idempotency-Key` and `crm_id`, and saves each link at once.
     pub(super) async fn create_in_prm(

@@ -132,6 +132,19 @@ impl<'a> Pass<'a> {
         ));
     }
 
+    /// Saves the rejections of this pass (not in a dry run).
+    pub(super) async fn save_rejections(&mut self) -> Result<(), PassError> {
+        if !self.dry_run {
+            for (side, id, version) in std::mem::take(&mut self.rejected) {
+                self.ctx
+                    .store
+                    .remember_rejection(self.spec.kind, side, &id, &version)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
     /// The records not rejected before in the version in hand.
     pub(super) async fn without_rejected<R: SideRecord>(
         &self,

@@ -86,6 +86,16 @@ pub fn lifecycle_change(
     LifecycleChange::None
 }
 
+/// A link that followed a merge to its master takes the master's record when the pass
+/// read it (as an unlinked record). No I/O.
+pub fn take_master_records(pairs: &mut [WorkPair], unlinked_crm: &mut Vec<CrmRecord>) {
+    for pair in pairs.iter_mut().filter(|p| p.link.retry && p.crm.is_none()) {
+        if let Some(pos) = unlinked_crm.iter().position(|r| r.id == pair.link.crm_id) {
+            pair.crm = Some(unlinked_crm.swap_remove(pos));
+        }
+    }
+}
+
 impl<'a> Pass<'a> {
     /// Applies the lifecycle change of every pair ([`lifecycle_change`]) and logs it.
     pub(super) async fn handle_lifecycle(

@@ -10,7 +10,7 @@
 //! 3. Salesforce updates in Collections, then PRM updates with `If-Match`;
 //! 4. the links with their new snapshots.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::HashMap;
 
 use prmsync_mapping::{CrmRecord, Integration, ObjectKind, PrmRecord};
 
@@ -32,8 +32,9 @@ mod testkit;
 mod write;
 
 use failures::record_failure_of;
+use lifecycle::take_master_records;
 pub use pair::WorkPair;
-use pair::{crm_version, dedupe, pair_through_links, pair_version, pair_versions_of};
+use pair::{crm_version, pair_version};
 use references::OrgLinks;
 use write::carry_partial_collection;
 
@@ -104,8 +105,6 @@ pub struct PassOutcome {
     pub failed: Vec<FailedRecord>,
 }
 
-/// A whole call that failed for a passing reason fails only the records it carried; any
-
 /// A pass that could not go on.
 #[derive(Debug, thiserror::Error)]
 pub enum PassError {
@@ -135,7 +134,6 @@ pub async fn run_pass(
         dry_run,
         out: PassOutcome::default(),
         org_links: OrgLinks::default(),
-        full: input.full,
         retry_rejected: input.full || input.retry_rejected,
         rejected: Vec::new(),
         claimed: HashMap::new(),
@@ -155,9 +153,6 @@ struct Pass<'a> {
     out: PassOutcome,
     /// Organization links used to translate references, by Salesforce Id and PRM id.
     org_links: OrgLinks,
-    /// Every record is in hand and re-evaluated, earlier rejections included.
-    #[allow(dead_code)]
-    full: bool,
     /// Records rejected before are tried again.
     retry_rejected: bool,
     /// Rejections to remember at the end of the pass: (side, id, version).
@@ -171,12 +166,11 @@ struct Pass<'a> {
 }
 
 impl<'a> Pass<'a> {
+    /// The phases of a pass, in the order that converges after a crash between any two.
     async fn run(&mut self, input: PassInput) -> Result<(), PassError> {
-        let kind = self.spec.kind;
-        let store = &self.ctx.store;
         let PassInput {
-            crm: crm_in,
-            prm: prm_in,
+            crm,
+            prm,
             full,
             retry,
             claimed,
@@ -184,122 +178,39 @@ impl<'a> Pass<'a> {
             ..
         } = input;
         self.claimed = claimed;
-        let mut crm_records: Vec<CrmRecord> = dedupe(crm_in);
-        let mut prm_records: Vec<PrmRecord> = dedupe(prm_in);
 
-        // Links marked for a retry bring their records along.
-        if !retry.is_empty() {
-            let have_crm: HashSet<&str> = crm_records.iter().map(|r| r.id.as_str()).collect();
-            let crm_ids: Vec<String> = retry
-                .iter()
-                .filter(|l| !have_crm.contains(l.crm_id.as_str()))
-                .map(|l| l.crm_id.clone())
-                .collect();
-            let have_prm: HashSet<&str> = prm_records.iter().map(|r| r.id.as_str()).collect();
-            let prm_ids: Vec<String> = retry
-                .iter()
-                .filter(|l| !have_prm.contains(l.prm_id.as_str()))
-                .map(|l| l.prm_id.clone())
-                .collect();
-            if !crm_ids.is_empty() {
-                let fields = self.spec.crm_fields();
-                crm_records.extend(
-                    self.ctx
-                        .crm
-                        .find(self.spec.crm_object(), &fields, "Id", &crm_ids)
-                        .await?,
-                );
-            }
-            if !prm_ids.is_empty() {
-                prm_records.extend(
-                    self.ctx
-                        .prm
-                        .fetch(self.spec.prm_collection(), &prm_ids)
-                        .await?,
-                );
-            }
-        }
+        // Pairing: the records in hand, and those of links marked for a retry, with
+        // their links (pair.rs).
+        let (mut pairs, mut unlinked_crm, unlinked_prm) =
+            self.pair_records(crm, prm, &retry).await?;
 
-        // Links of the records in hand, and of every id they point at.
-        let mut crm_ids: Vec<String> = crm_records.iter().map(|r| r.id.clone()).collect();
-        crm_ids.extend(prm_records.iter().filter_map(|r| r.crm_id.clone()));
-        crm_ids.extend(retry.iter().map(|l| l.crm_id.clone()));
-        let mut prm_ids: Vec<String> = prm_records.iter().map(|r| r.id.clone()).collect();
-        prm_ids.extend(
-            crm_records
-                .iter()
-                .filter_map(|r| r.str_field(self.spec.prm_id_field()).map(str::to_string)),
-        );
-        prm_ids.extend(retry.iter().map(|l| l.prm_id.clone()));
-        let links = store.find_links(kind, &crm_ids, &prm_ids).await?;
-        self.load_references(&crm_records, &prm_records, &links)
-            .await?;
+        // Lifecycle: deletes, merges and unflagging of linked records (lifecycle.rs). A
+        // link that followed a merge takes the master's record if this pass read it.
+        self.handle_lifecycle(&mut pairs).await?;
+        take_master_records(&mut pairs, &mut unlinked_crm);
 
-        // Pair the records through their links.
-        let (mut items, mut unlinked_crm, unlinked_prm) =
-            pair_through_links(links, crm_records, prm_records);
-
-        // Deletes, merges and unflagging of linked records. A link that followed a merge
-        // takes the master's record if this pass read it.
-        self.handle_lifecycle(&mut items).await?;
-        for item in items.iter_mut().filter(|i| i.link.retry && i.crm.is_none()) {
-            if let Some(pos) = unlinked_crm
-                .iter()
-                .position(|r: &CrmRecord| r.id == item.link.crm_id)
-            {
-                item.crm = Some(unlinked_crm.swap_remove(pos));
-            }
-        }
-
-        // Unlinked records: match, or create on the other side.
+        // Unlinked records: match (matching.rs), or create on the other side (create.rs).
         let matched = self
             .match_unlinked(unlinked_crm, unlinked_prm, full)
             .await?;
-        let (to_prm, to_crm) = (matched.to_prm, matched.to_crm);
-        let linked = self.link_matched(matched.pairs).await?;
-        items.extend(linked);
-        if kind == ObjectKind::Deal {
-            // Opportunities become deals by the import rules; deals never become
-            // Opportunities.
-            let _ = to_crm;
-            let imported = self.import_deals(to_prm).await?;
-            items.extend(imported);
-        } else {
-            let created = self.create_in_prm(to_prm).await?;
-            items.extend(created);
-            let created = self.create_in_crm(to_crm).await?;
-            items.extend(created);
-        }
+        pairs.extend(self.link_matched(matched.pairs).await?);
+        pairs.extend(
+            self.create_unmatched(matched.to_prm, matched.to_crm)
+                .await?,
+        );
 
-        // Merge every linked pair, then write. A pair whose last write was rejected for
-        // its data waits until either record changes.
-        let pair_ids: Vec<String> = items.iter().map(|i| i.link.prm_id.clone()).collect();
-        let rejected_pairs = if self.retry_rejected || pair_ids.is_empty() {
-            BTreeMap::new()
-        } else {
-            store.rejected_versions(kind, "link", &pair_ids).await?
-        };
-        for item in items.iter_mut() {
-            if item.created.is_none()
-                && rejected_pairs.get(&item.link.prm_id) == Some(&pair_versions_of(item))
-            {
-                continue;
-            }
-            self.plan_work_pair(item);
-        }
-        // Pairs planned by an earlier pass that waited for a full Collection.
-        items.extend(carry.0);
+        // The merge plan of every linked pair (plan.rs).
+        self.plan_pairs(&mut pairs).await?;
+
+        // Writes (write.rs): pairs planned by an earlier pass that waited for a full
+        // Collection go first in line; Salesforce, then the PRM, then the links.
+        pairs.extend(carry.0);
         if self.carry_partial {
-            self.out.carry = carry_partial_collection(&mut items);
+            self.out.carry = carry_partial_collection(&mut pairs);
         }
-        self.write_crm_updates(&mut items).await?;
-        self.write_prm_updates(&mut items).await?;
-        self.save_links(&mut items).await?;
-        if !self.dry_run {
-            for (side, id, version) in std::mem::take(&mut self.rejected) {
-                store.remember_rejection(kind, side, &id, &version).await?;
-            }
-        }
-        Ok(())
+        self.write_crm_updates(&mut pairs).await?;
+        self.write_prm_updates(&mut pairs).await?;
+        self.save_links(&mut pairs).await?;
+        self.save_rejections().await
     }
 }

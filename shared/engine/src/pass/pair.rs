@@ -7,13 +7,14 @@
 //! [`SideRecord`] is what the pass needs to know of a record of either side, so pairing,
 //! deduplication and remembering rejections are written once for both.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use prmsync_mapping::config::Side;
 use prmsync_mapping::{CrmRecord, Fields, PrmRecord};
 use serde_json::Value;
 
+use super::{Pass, PassError};
 use crate::store::Link;
 
 /// A linked pair being worked on: its link (with the snapshot being merged into), the
@@ -242,6 +243,75 @@ fn attach<R: SideRecord>(pairs: &mut [WorkPair], records: Vec<R>) -> Vec<R> {
         }
     }
     unlinked
+}
+
+/// The pairs in work and the unlinked records of each side.
+type Paired = (Vec<WorkPair>, Vec<CrmRecord>, Vec<PrmRecord>);
+
+impl<'a> Pass<'a> {
+    /// Pairs the records of the pass with their links: reads the records of links marked
+    /// for a retry that are not in hand, the links of every record and of every id they
+    /// point at, and the organization links their references need.
+    pub(super) async fn pair_records(
+        &mut self,
+        crm: Vec<CrmRecord>,
+        prm: Vec<PrmRecord>,
+        retry: &[Link],
+    ) -> Result<Paired, PassError> {
+        let kind = self.spec.kind;
+        let store = &self.ctx.store;
+        let mut crm_records: Vec<CrmRecord> = dedupe(crm);
+        let mut prm_records: Vec<PrmRecord> = dedupe(prm);
+
+        // Links marked for a retry bring their records along.
+        if !retry.is_empty() {
+            let have_crm: HashSet<&str> = crm_records.iter().map(|r| r.id.as_str()).collect();
+            let crm_ids: Vec<String> = retry
+                .iter()
+                .filter(|l| !have_crm.contains(l.crm_id.as_str()))
+                .map(|l| l.crm_id.clone())
+                .collect();
+            let have_prm: HashSet<&str> = prm_records.iter().map(|r| r.id.as_str()).collect();
+            let prm_ids: Vec<String> = retry
+                .iter()
+                .filter(|l| !have_prm.contains(l.prm_id.as_str()))
+                .map(|l| l.prm_id.clone())
+                .collect();
+            if !crm_ids.is_empty() {
+                let fields = self.spec.crm_fields();
+                crm_records.extend(
+                    self.ctx
+                        .crm
+                        .find(self.spec.crm_object(), &fields, "Id", &crm_ids)
+                        .await?,
+                );
+            }
+            if !prm_ids.is_empty() {
+                prm_records.extend(
+                    self.ctx
+                        .prm
+                        .fetch(self.spec.prm_collection(), &prm_ids)
+                        .await?,
+                );
+            }
+        }
+
+        // Links of the records in hand, and of every id they point at.
+        let mut crm_ids: Vec<String> = crm_records.iter().map(|r| r.id.clone()).collect();
+        crm_ids.extend(prm_records.iter().filter_map(|r| r.crm_id.clone()));
+        crm_ids.extend(retry.iter().map(|l| l.crm_id.clone()));
+        let mut prm_ids: Vec<String> = prm_records.iter().map(|r| r.id.clone()).collect();
+        prm_ids.extend(
+            crm_records
+                .iter()
+                .filter_map(|r| r.str_field(self.spec.prm_id_field()).map(str::to_string)),
+        );
+        prm_ids.extend(retry.iter().map(|l| l.prm_id.clone()));
+        let links = store.find_links(kind, &crm_ids, &prm_ids).await?;
+        self.load_references(&crm_records, &prm_records, &links)
+            .await?;
+        Ok(pair_through_links(links, crm_records, prm_records))
+    }
 }
 
 #[cfg(test)]

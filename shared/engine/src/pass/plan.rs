@@ -18,8 +18,9 @@ use prmsync_mapping::transform::{read_crm_cow, read_prm_cow, write_crm, write_pr
 use prmsync_mapping::{rules, CrmRecord, Fields, LogCode, ObjectKind, PrmRecord};
 use serde_json::{json, Value};
 
+use super::pair::pair_versions_of;
 use super::references::OrgLinks;
-use super::{Pass, WorkPair};
+use super::{Pass, PassError, WorkPair};
 use crate::objects::{keys, ObjectSpec};
 use crate::store::{Link, LinkState};
 
@@ -359,6 +360,29 @@ fn plan_setup_values(
 }
 
 impl<'a> Pass<'a> {
+    /// Plans every pair in work. A pair whose last write was rejected for its data waits
+    /// until either record changes (a full run, or `sync-record`, tries it again).
+    pub(super) async fn plan_pairs(&mut self, pairs: &mut [WorkPair]) -> Result<(), PassError> {
+        let pair_ids: Vec<String> = pairs.iter().map(|p| p.link.prm_id.clone()).collect();
+        let rejected_pairs = if self.retry_rejected || pair_ids.is_empty() {
+            BTreeMap::new()
+        } else {
+            self.ctx
+                .store
+                .rejected_versions(self.spec.kind, "link", &pair_ids)
+                .await?
+        };
+        for pair in pairs.iter_mut() {
+            if pair.created.is_none()
+                && rejected_pairs.get(&pair.link.prm_id) == Some(&pair_versions_of(pair))
+            {
+                continue;
+            }
+            self.plan_work_pair(pair);
+        }
+        Ok(())
+    }
+
     /// Plans a linked pair ([`plan_pair`]) and takes the plan into the pair in work; logs
     /// the conflicts, unmapped values and references not linked yet it found.
     pub(super) fn plan_work_pair(&mut self, pair: &mut WorkPair) {
