@@ -1,14 +1,21 @@
-//! Creates.
+//! Creates: records matching found no partner for are created on the other side, each
+//! link saved at once. PRM records are created one call each (a few in flight) with the
+//! Salesforce Id as `Idempotency-Key` and `crm_id`; Salesforce records by upsert on the
+//! PRM Id field, in one Collections call after checking the API reserve. Sync rule 5
+//! (idempotent creates: a crash after any write converges to one record per side) of
+//! `docs/sync-rules.md`; the bodies are built in create_body.rs.
+//!
+//! The two directions are written apart on purpose: the calls differ (one idempotent
+//! create per record vs. one batched upsert that may also update), and so does what
+//! comes back (the PRM's record vs. an id and whether it was created).
 
 use futures::StreamExt;
 use prmsync_mapping::config::Side;
-use prmsync_mapping::{CrmRecord, Fields, LogCode, PrmRecord};
+use prmsync_mapping::{CrmRecord, Fields, LogCode, ObjectKind, PrmRecord};
 use serde_json::{json, Value};
 
 use super::create_body::{crm_create_body, prm_create_body, NoCreate};
-use super::failures::WriteAction;
-use super::*;
-use crate::ports::FailureClass;
+use super::{prm_concurrency, record_failure_of, Pass, PassError, WorkPair};
 use crate::store::{Link, StoreError};
 
 impl<'a> Pass<'a> {
@@ -69,7 +76,7 @@ impl<'a> Pass<'a> {
             .buffered(prm_concurrency(self.ctx))
             .collect()
             .await;
-        let mut items = Vec::new();
+        let mut pairs = Vec::new();
         let mut stop = None;
         for (crm, snapshot, result) in results {
             let result = match result.map_err(record_failure_of) {
@@ -100,34 +107,25 @@ impl<'a> Pass<'a> {
                         ),
                         Value::Null,
                     );
-                    let mut item = WorkPair::new(link);
-                    item.crm = Some(crm);
-                    item.prm = Some(created);
-                    item.created = Some(Side::Prm);
-                    items.push(item);
+                    let mut pair = WorkPair::new(link);
+                    pair.crm = Some(crm);
+                    pair.prm = Some(created);
+                    pair.created = Some(Side::Prm);
+                    pairs.push(pair);
                 }
                 Err(failure) => {
-                    if failure.class == FailureClass::Data {
-                        self.remember_rejected(&crm);
-                    }
-                    if let Err(e) = self.report_failure(
-                        Side::Prm,
-                        &failure,
-                        Some(&crm.id),
-                        None,
-                        WriteAction::Create,
-                    ) {
+                    if let Err(e) = self.create_failed(&crm, &failure) {
                         stop = Some(e);
                         break;
                     }
                 }
             }
         }
-        self.save_created(items, stop).await
+        self.save_created(pairs, stop).await
     }
 
     /// Saves the links of records this pass just created, in one store call, and returns
-    /// the items whose link was saved (on a conflict another worker's link stands). When
+    /// the pairs whose link was saved (on a conflict another worker's link stands). When
     /// the creates stopped on an error (`stop`), the records created so far keep their
     /// links and the error is returned.
     pub(super) async fn save_created(
@@ -141,15 +139,15 @@ impl<'a> Pass<'a> {
         let links: Vec<Link> = created.iter().map(|i| i.link.clone()).collect();
         let results = self.ctx.store.save_links(&links).await;
         let mut out = Vec::with_capacity(created.len());
-        for (mut item, result) in created.into_iter().zip(results) {
+        for (mut pair, result) in created.into_iter().zip(results) {
             match result {
-                Ok(saved) => item.link = saved,
+                Ok(saved) => pair.link = saved,
                 Err(StoreError::Conflict { .. }) => continue,
                 Err(e) => return Err(e.into()),
             }
-            self.add_org_link(&item.link);
-            self.children_pending(&item.link).await?;
-            out.push(item);
+            self.add_org_link(&pair.link);
+            self.children_pending(&pair.link).await?;
+            out.push(pair);
         }
         stop.map_or(Ok(out), Err)
     }
@@ -195,7 +193,7 @@ impl<'a> Pass<'a> {
             Ok(results) => results,
             Err(e) => vec![Err(record_failure_of(e)?); rows.len()],
         };
-        let mut items = Vec::new();
+        let mut pairs = Vec::new();
         let mut stop = None;
         for ((prm, body, snapshot), result) in rows.into_iter().zip(results) {
             match result {
@@ -221,37 +219,28 @@ impl<'a> Pass<'a> {
                     let mut link = Link::new(self.spec.kind, &prm.id, &ok.id);
                     link.snapshot = snapshot;
                     link.prm_version = Some(prm.version);
-                    let mut item = WorkPair::new(link);
+                    let mut pair = WorkPair::new(link);
                     let mut fields = body;
                     fields.insert("Id".into(), json!(ok.id));
-                    item.crm = Some(CrmRecord {
+                    pair.crm = Some(CrmRecord {
                         id: ok.id.clone(),
                         fields,
                         modstamp: None,
                         deleted: false,
                         master_id: None,
                     });
-                    item.prm = Some(prm);
-                    item.created = Some(Side::Crm);
-                    items.push(item);
+                    pair.prm = Some(prm);
+                    pair.created = Some(Side::Crm);
+                    pairs.push(pair);
                 }
                 Err(failure) => {
-                    if failure.class == FailureClass::Data {
-                        self.remember_rejected(&prm);
-                    }
-                    if let Err(e) = self.report_failure(
-                        Side::Crm,
-                        &failure,
-                        None,
-                        Some(&prm.id),
-                        WriteAction::Create,
-                    ) {
+                    if let Err(e) = self.create_failed(&prm, &failure) {
                         stop = Some(e);
                         break;
                     }
                 }
             }
         }
-        self.save_created(items, stop).await
+        self.save_created(pairs, stop).await
     }
 }

@@ -229,6 +229,24 @@ impl<'a> Pass<'a> {
         Ok(())
     }
 
+    /// A failed create of a record for `source` on the other side: a data error is
+    /// remembered against `source` ([`classify_failure`]), and the failure is logged.
+    pub(super) fn create_failed<R: SideRecord>(
+        &mut self,
+        source: &R,
+        failure: &RecordFailure,
+    ) -> Result<(), PassError> {
+        let (target, crm_id, prm_id) = match R::SIDE {
+            Side::Crm => (Side::Prm, Some(source.id()), None),
+            Side::Prm => (Side::Crm, None, Some(source.id())),
+        };
+        if classify_failure(target, WriteAction::Create, failure.class).0 == AfterFailure::Rejected
+        {
+            self.remember_rejected(source);
+        }
+        self.report_failure(target, failure, crm_id, prm_id, WriteAction::Create)
+    }
+
     /// A failed update of a linked pair on `side`: the snapshot keeps what that side still
     /// holds, the link is retried, disconnected or remembered as rejected
     /// ([`classify_failure`]), and the failure is logged.

@@ -33,8 +33,8 @@ mod write;
 
 use failures::record_failure_of;
 use lifecycle::take_master_records;
+use pair::crm_version;
 pub use pair::WorkPair;
-use pair::{crm_version, pair_version};
 use references::OrgLinks;
 use write::carry_partial_collection;
 

@@ -1,4 +1,13 @@
-//! Writes.
+//! Writes: the Salesforce updates in Collections of 200 (one call, after checking the API
+//! reserve), then the PRM updates with `If-Match` on the version read (a few in flight at
+//! once), then the links with their new snapshots in one store call. A run of many pages
+//! can leave the updates that would only part-fill a Collection to the next pass
+//! ([`Carry`]). Sync rules 4 (no echoes: only patches are sent), 10 (a failed write fails
+//! its record alone, see failures.rs) and 11 (budget: Collections of 200, stop before the
+//! API reserve) of `docs/sync-rules.md`.
+//!
+//! The two sides are written apart on purpose: Salesforce takes one batched call and
+//! counts marks of PRM deletions; the PRM takes one call per record with its version.
 
 use chrono::Utc;
 use futures::StreamExt;
@@ -6,7 +15,8 @@ use prmsync_mapping::config::Side;
 use prmsync_mapping::{Fields, LogCode};
 use serde_json::{json, Value};
 
-use super::*;
+use super::pair::pair_version;
+use super::{prm_concurrency, record_failure_of, Carry, Pass, PassError, WorkPair};
 use crate::store::{Link, LinkState, StoreError};
 
 /// Salesforce Collections take 200 records.
@@ -14,18 +24,18 @@ const COLLECTION: usize = 200;
 
 /// Takes out the pairs whose Salesforce update would only part-fill the last Collection,
 /// with everything they still have to write.
-pub(super) fn carry_partial_collection(items: &mut Vec<WorkPair>) -> Carry {
-    let updates = items.iter().filter(|i| !i.crm_patch.is_empty()).count();
+pub(super) fn carry_partial_collection(pairs: &mut Vec<WorkPair>) -> Carry {
+    let updates = pairs.iter().filter(|i| !i.crm_patch.is_empty()).count();
     let mut left = updates % COLLECTION;
     if left == 0 {
         return Carry::default();
     }
     let mut carried = Vec::with_capacity(left);
-    let mut i = items.len();
+    let mut i = pairs.len();
     while left > 0 && i > 0 {
         i -= 1;
-        if !items[i].crm_patch.is_empty() {
-            carried.push(items.swap_remove(i));
+        if !pairs[i].crm_patch.is_empty() {
+            carried.push(pairs.swap_remove(i));
             left -= 1;
         }
     }
@@ -36,21 +46,21 @@ pub(super) fn carry_partial_collection(items: &mut Vec<WorkPair>) -> Carry {
 impl<'a> Pass<'a> {
     pub(super) async fn write_crm_updates(
         &mut self,
-        items: &mut [WorkPair],
+        pairs: &mut [WorkPair],
     ) -> Result<(), PassError> {
-        let indices: Vec<usize> = (0..items.len())
-            .filter(|&i| !items[i].crm_patch.is_empty())
+        let indices: Vec<usize> = (0..pairs.len())
+            .filter(|&i| !pairs[i].crm_patch.is_empty())
             .collect();
         if indices.is_empty() {
             return Ok(());
         }
         if self.dry_run {
             for &i in &indices {
-                self.count_crm_write(&items[i]);
+                self.count_crm_write(&pairs[i]);
                 let (id, source, fields) = (
-                    items[i].link.crm_id.clone(),
-                    items[i].link.prm_id.clone(),
-                    items[i].crm_patch.clone(),
+                    pairs[i].link.crm_id.clone(),
+                    pairs[i].link.prm_id.clone(),
+                    pairs[i].crm_patch.clone(),
                 );
                 self.plan_write("update", Side::Crm, Some(id), Some(source), fields);
             }
@@ -60,14 +70,14 @@ impl<'a> Pass<'a> {
             self.out.stopped = Some(message);
             for &i in &indices {
                 // Nothing was written: keep the old snapshot so the next run writes again.
-                items[i].link.snapshot = items[i].old_snapshot.clone();
-                items[i].link.retry = true;
+                pairs[i].link.snapshot = pairs[i].old_snapshot.clone();
+                pairs[i].link.retry = true;
             }
             return Ok(());
         }
         let rows: Vec<(String, Fields)> = indices
             .iter()
-            .map(|&i| (items[i].link.crm_id.clone(), items[i].crm_patch.clone()))
+            .map(|&i| (pairs[i].link.crm_id.clone(), pairs[i].crm_patch.clone()))
             .collect();
         let count = rows.len();
         let results = match self.ctx.crm.update(self.spec.crm_object(), rows).await {
@@ -77,10 +87,10 @@ impl<'a> Pass<'a> {
         for (&i, result) in indices.iter().zip(results) {
             match result {
                 Ok(_) => {
-                    self.count_crm_write(&items[i]);
-                    if items[i].created.is_none() && !items[i].marks_deleted {
-                        let (c, p) = (items[i].link.crm_id.clone(), items[i].link.prm_id.clone());
-                        let fields: Vec<String> = items[i].crm_patch.keys().cloned().collect();
+                    self.count_crm_write(&pairs[i]);
+                    if pairs[i].created.is_none() && !pairs[i].marks_deleted {
+                        let (c, p) = (pairs[i].link.crm_id.clone(), pairs[i].link.prm_id.clone());
+                        let fields: Vec<String> = pairs[i].crm_patch.keys().cloned().collect();
                         self.log(
                             LogCode::RecordUpdated,
                             Some(&c),
@@ -91,12 +101,12 @@ impl<'a> Pass<'a> {
                                 self.spec.kind,
                                 fields.join(", ")
                             ),
-                            json!({"fields": items[i].crm_patch}),
+                            json!({"fields": pairs[i].crm_patch}),
                         );
                     }
-                    if items[i].marks_deleted {
-                        items[i].link.state = LinkState::DeletedInPrm;
-                        let (c, p) = (items[i].link.crm_id.clone(), items[i].link.prm_id.clone());
+                    if pairs[i].marks_deleted {
+                        pairs[i].link.state = LinkState::DeletedInPrm;
+                        let (c, p) = (pairs[i].link.crm_id.clone(), pairs[i].link.prm_id.clone());
                         self.log(
                             LogCode::DeletedInPrm,
                             Some(&c),
@@ -105,7 +115,7 @@ impl<'a> Pass<'a> {
                                 "PRM {} {p} was deleted; {} {c} is kept with Record Status `{}`",
                                 self.spec.kind,
                                 self.spec.crm_object(),
-                                items[i]
+                                pairs[i]
                                     .crm_patch
                                     .get(&self.spec.setup.record_status)
                                     .and_then(Value::as_str)
@@ -115,39 +125,39 @@ impl<'a> Pass<'a> {
                         );
                     }
                 }
-                Err(failure) => self.update_failed(Side::Crm, &mut items[i], &failure)?,
+                Err(failure) => self.update_failed(Side::Crm, &mut pairs[i], &failure)?,
             }
         }
         Ok(())
     }
 
-    pub(super) fn count_crm_write(&mut self, item: &WorkPair) {
-        if item.marks_deleted {
+    pub(super) fn count_crm_write(&mut self, pair: &WorkPair) {
+        if pair.marks_deleted {
             self.out.counts.deleted_marked += 1;
-        } else if item.created.is_none() {
+        } else if pair.created.is_none() {
             self.out.counts.updated.crm += 1;
         }
     }
 
     pub(super) async fn write_prm_updates(
         &mut self,
-        items: &mut [WorkPair],
+        pairs: &mut [WorkPair],
     ) -> Result<(), PassError> {
-        let indices: Vec<usize> = (0..items.len())
-            .filter(|&i| !items[i].prm_patch.is_empty())
+        let indices: Vec<usize> = (0..pairs.len())
+            .filter(|&i| !pairs[i].prm_patch.is_empty())
             .collect();
         if indices.is_empty() {
             return Ok(());
         }
         if self.dry_run {
             for &i in &indices {
-                if items[i].created.is_none() {
+                if pairs[i].created.is_none() {
                     self.out.counts.updated.prm += 1;
                 }
                 let (id, source, fields) = (
-                    items[i].link.prm_id.clone(),
-                    items[i].link.crm_id.clone(),
-                    items[i].prm_patch.clone(),
+                    pairs[i].link.prm_id.clone(),
+                    pairs[i].link.crm_id.clone(),
+                    pairs[i].prm_patch.clone(),
                 );
                 self.plan_write("update", Side::Prm, Some(id), Some(source), fields);
             }
@@ -158,14 +168,14 @@ impl<'a> Pass<'a> {
         let calls: Vec<(usize, String, i64, Fields)> = indices
             .iter()
             .map(|&i| {
-                let item = &items[i];
-                let version = item
+                let pair = &pairs[i];
+                let version = pair
                     .prm
                     .as_ref()
                     .map(|p| p.version)
-                    .or(item.link.prm_version)
+                    .or(pair.link.prm_version)
                     .unwrap_or(0);
-                (i, item.link.prm_id.clone(), version, item.prm_patch.clone())
+                (i, pair.link.prm_id.clone(), version, pair.prm_patch.clone())
             })
             .collect();
         let results: Vec<_> =
@@ -183,10 +193,10 @@ impl<'a> Pass<'a> {
             };
             match result {
                 Ok(updated) => {
-                    if items[i].created.is_none() {
+                    if pairs[i].created.is_none() {
                         self.out.counts.updated.prm += 1;
-                        let (c, p) = (items[i].link.crm_id.clone(), items[i].link.prm_id.clone());
-                        let fields: Vec<String> = items[i].prm_patch.keys().cloned().collect();
+                        let (c, p) = (pairs[i].link.crm_id.clone(), pairs[i].link.prm_id.clone());
+                        let fields: Vec<String> = pairs[i].prm_patch.keys().cloned().collect();
                         self.log(
                             LogCode::RecordUpdated,
                             Some(&c),
@@ -197,52 +207,52 @@ impl<'a> Pass<'a> {
                                 self.spec.crm_object(),
                                 fields.join(", ")
                             ),
-                            json!({"fields": items[i].prm_patch}),
+                            json!({"fields": pairs[i].prm_patch}),
                         );
                     }
-                    items[i].link.prm_version = Some(updated.version);
-                    items[i].dirty = true;
+                    pairs[i].link.prm_version = Some(updated.version);
+                    pairs[i].dirty = true;
                 }
-                Err(failure) => self.update_failed(Side::Prm, &mut items[i], &failure)?,
+                Err(failure) => self.update_failed(Side::Prm, &mut pairs[i], &failure)?,
             }
         }
         Ok(())
     }
 
-    pub(super) async fn save_links(&mut self, items: &mut [WorkPair]) -> Result<(), PassError> {
+    pub(super) async fn save_links(&mut self, pairs: &mut [WorkPair]) -> Result<(), PassError> {
         let mut to_save = Vec::new();
-        for (i, item) in items.iter_mut().enumerate() {
-            let wrote = !item.crm_patch.is_empty() || !item.prm_patch.is_empty();
+        for (i, pair) in pairs.iter_mut().enumerate() {
+            let wrote = !pair.crm_patch.is_empty() || !pair.prm_patch.is_empty();
             if !wrote
-                && item.created.is_none()
-                && item.link.state == LinkState::Linked
-                && !item.marks_deleted
+                && pair.created.is_none()
+                && pair.link.state == LinkState::Linked
+                && !pair.marks_deleted
             {
                 self.out.counts.unchanged += 1;
             }
-            if item.rejected {
-                let version = pair_version(item.link.crm_modstamp, item.link.prm_version);
+            if pair.rejected {
+                let version = pair_version(pair.link.crm_modstamp, pair.link.prm_version);
                 self.rejected
-                    .push(("link", item.link.prm_id.clone(), version));
+                    .push(("link", pair.link.prm_id.clone(), version));
             }
-            if self.dry_run || !(item.dirty || wrote) {
+            if self.dry_run || !(pair.dirty || wrote) {
                 continue;
             }
-            item.link.updated_at = Utc::now();
+            pair.link.updated_at = Utc::now();
             to_save.push(i);
         }
         if to_save.is_empty() {
             return Ok(());
         }
-        let links: Vec<Link> = to_save.iter().map(|&i| items[i].link.clone()).collect();
+        let links: Vec<Link> = to_save.iter().map(|&i| pairs[i].link.clone()).collect();
         let results = self.ctx.store.save_links(&links).await;
         for (&i, result) in to_save.iter().zip(results) {
             match result {
-                Ok(saved) => items[i].link = saved,
+                Ok(saved) => pairs[i].link = saved,
                 Err(StoreError::Conflict { .. }) => {
                     // Another worker saved this pair first; its result stands and the
                     // next run merges again from there.
-                    let (c, p) = (items[i].link.crm_id.clone(), items[i].link.prm_id.clone());
+                    let (c, p) = (pairs[i].link.crm_id.clone(), pairs[i].link.prm_id.clone());
                     self.log(
                         LogCode::TransientError,
                         Some(&c),
