@@ -4,7 +4,7 @@
 //! `docs/sync-rules.md`: a data error waits until the record changes; a passing failure
 //! fails its record alone and goes to the retry set; credentials stop the pass.
 //!
-//! [`classify_failure`] decides, without any I/O; [`Pass::report_failure`] writes the
+//! [`classify_failure`] decides, without any I/O; `Pass::report_failure` writes the
 //! entry.
 
 use prmsync_mapping::config::Side;

@@ -4,7 +4,7 @@
 //! `<status> (Deleted)`; deleted in Salesforce → the link is disconnected; merged in
 //! Salesforce → the link follows the master) of `docs/sync-rules.md`.
 //!
-//! [`lifecycle_change`] decides, without any I/O; [`Pass::handle_lifecycle`] applies the
+//! [`lifecycle_change`] decides, without any I/O; `Pass::handle_lifecycle` applies the
 //! change to each pair and logs it.
 
 use std::collections::HashSet;
@@ -384,5 +384,17 @@ mod tests {
                 LifecycleChange::None
             );
         }
+    }
+
+    #[test]
+    fn a_link_that_followed_a_merge_takes_the_masters_record_when_read() {
+        let mut followed = link_in(LinkState::Linked, ObjectKind::Organization, "org_1", "001M");
+        followed.retry = true;
+        let mut pairs = vec![WorkPair::new(followed)];
+        let mut unlinked = vec![account(true), crm("001M", at(9, 0), json!({}))];
+        take_master_records(&mut pairs, &mut unlinked);
+        assert_eq!(pairs[0].crm.as_ref().map(|r| r.id.as_str()), Some("001M"));
+        assert_eq!(unlinked.len(), 1);
+        assert_eq!(unlinked[0].id, "001A");
     }
 }

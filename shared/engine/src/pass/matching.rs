@@ -4,7 +4,7 @@
 //! on either side is ambiguous and nothing is created or linked, also when an earlier page
 //! of this run linked the candidate to another record.
 //!
-//! [`match_records`] decides, without any I/O; [`Pass::match_unlinked`] gathers the
+//! [`match_records`] decides, without any I/O; `Pass::match_unlinked` gathers the
 //! candidates, logs the ambiguities and links the pairs found.
 
 use std::collections::{BTreeMap, HashMap};

@@ -1,14 +1,32 @@
-//! One sync pass of an object pair (organizations ↔ Accounts, people ↔ Contacts): the
-//! records changed on each side are paired through their links, merged field by field,
-//! matched or created when unlinked, and written back in batches.
+//! One sync pass of an object pair (organizations ↔ Accounts, people ↔ Contacts, deals ↔
+//! Opportunities): the records changed on each side are paired through their links,
+//! merged field by field, matched or created when unlinked, and written back in batches.
+//! Sync rules 3 to 11 of `docs/sync-rules.md` are decided here.
 //!
-//! Order of a pass, chosen so that a crash between any two steps converges on the next run:
+//! Order of a pass, chosen so that a crash between any two steps converges on the next run
+//! (rule 5):
 //! 1. creates: PRM records with `Idempotency-Key` = Salesforce Id and `crm_id` set;
 //!    Salesforce records by upsert on the PRM Id field; each link saved right away;
 //! 2. the merge of every linked pair (including the ones just created, which writes the PRM
 //!    Id, Record Status, `crm_id` and parents back);
 //! 3. Salesforce updates in Collections, then PRM updates with `If-Match`;
 //! 4. the links with their new snapshots.
+//!
+//! One file per phase, in the order `Pass::run` calls them. Each phase's decision is a
+//! pure function over records, links and the mapping, unit-tested beside it; the pass
+//! around it reads, writes and logs:
+//! - `pair.rs`: the pair in work ([`WorkPair`]); dedupe and pairing through links
+//!   (`dedupe`, `pair_through_links`), written once for both sides over `SideRecord`;
+//! - [`references`]: organization links that references translate through ([`references::OrgLinks`]);
+//! - `lifecycle.rs`: deletes, merges, unflagging (`lifecycle_change`);
+//! - `candidates.rs` and `matching.rs`: first-import matching (`match_records`);
+//! - [`create_body`] and `create.rs`: creates on the other side
+//!   ([`create_body::prm_create_body`], [`create_body::crm_create_body`]); deals are imported
+//!   by `deal_import.rs` instead;
+//! - [`plan`]: the three-way merge plan of one pair ([`plan::plan_pair`], also what the
+//!   merge benchmark measures);
+//! - `write.rs`: batched writes and the links; `failures.rs`: what a failed write does
+//!   (`classify_failure`); `log.rs`: Integration Log entries and dry-run writes.
 
 use std::collections::HashMap;
 

@@ -5,7 +5,7 @@
 //! merge), 4 (no echoes: only differing values are written), 6 (a person syncs while its
 //! organization does) and 9 (hierarchy) of `docs/sync-rules.md`.
 //!
-//! [`plan_pair`] decides, without any I/O; [`Pass::plan_work_pair`] applies its plan to the
+//! [`plan_pair`] decides, without any I/O; `Pass::plan_work_pair` applies its plan to the
 //! pair in work and logs what it found.
 
 use std::collections::BTreeMap;

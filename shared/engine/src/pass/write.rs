@@ -267,3 +267,52 @@ impl<'a> Pass<'a> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pass::testkit::link_in;
+    use crate::store::LinkState;
+    use prmsync_mapping::ObjectKind;
+    use serde_json::json;
+
+    fn pairs(n: usize, with_crm_update: impl Fn(usize) -> bool) -> Vec<WorkPair> {
+        (0..n)
+            .map(|i| {
+                let id = i.to_string();
+                let mut p = WorkPair::new(link_in(
+                    LinkState::Linked,
+                    ObjectKind::Organization,
+                    &id,
+                    &id,
+                ));
+                if with_crm_update(i) {
+                    p.crm_patch.insert("Phone".into(), json!(id));
+                }
+                p
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_updates_that_part_fill_the_last_collection_are_carried_in_order() {
+        let mut work = pairs(2 * COLLECTION + 10, |i| i % 2 == 0);
+        let carry = carry_partial_collection(&mut work);
+        // 205 Salesforce updates: the last 5 wait for the next pass.
+        assert_eq!(carry.len(), 5);
+        let carried: Vec<&str> = carry.0.iter().map(|p| p.link.prm_id.as_str()).collect();
+        assert_eq!(carried, vec!["400", "402", "404", "406", "408"]);
+        assert_eq!(
+            work.iter().filter(|p| !p.crm_patch.is_empty()).count(),
+            COLLECTION
+        );
+        assert_eq!(work.len(), 2 * COLLECTION + 5);
+    }
+
+    #[test]
+    fn full_collections_carry_nothing() {
+        let mut work = pairs(COLLECTION + 3, |i| i < COLLECTION);
+        assert!(carry_partial_collection(&mut work).is_empty());
+        assert_eq!(work.len(), COLLECTION + 3);
+    }
+}
