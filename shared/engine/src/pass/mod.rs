@@ -83,7 +83,7 @@ pub struct PassInput {
     /// already linked to another record, by Salesforce Id: reported as ambiguous.
     pub claimed: HashMap<String, Link>,
     /// Hold back the entries for references to records not linked yet: a later page of
-    /// the same run may link them. They go to [`PassOutcome::held`].
+    /// the same run may link them. They go to [`PassOutcome::held_back_entries`].
     pub hold_unresolved: bool,
     /// Pairs an earlier pass planned but did not write yet ([`PassOutcome::carry`]).
     pub carry: Carry,
@@ -114,8 +114,9 @@ pub struct PassOutcome {
     pub planned: Vec<PlannedWrite>,
     /// Set when the pass stopped early to keep the API reserve.
     pub stopped: Option<String>,
-    /// Entries held back by [`PassInput::hold_unresolved`].
-    pub held: Vec<LogEntry>,
+    /// Log entries held back by [`PassInput::hold_unresolved`] (references not linked yet);
+    /// not to be confused with the retry set, which keeps records.
+    pub held_back_entries: Vec<LogEntry>,
     /// Pairs left for the next pass by [`PassInput::carry_partial`].
     pub carry: Carry,
     /// Records whose write failed for a passing reason: the caller keeps them in the retry

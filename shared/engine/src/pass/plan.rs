@@ -464,7 +464,7 @@ impl<'a> Pass<'a> {
                 if self.hold_unresolved {
                     // A later page of this run may link it: held back for the caller.
                     if let Some(entry) = self.out.log.pop() {
-                        self.out.held.push(entry);
+                        self.out.held_back_entries.push(entry);
                     }
                 }
             }
