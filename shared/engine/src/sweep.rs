@@ -204,7 +204,7 @@ impl Sweep<'_> {
         }
         self.out.counts.add(&out.counts);
         self.out.planned.extend(out.planned);
-        self.held.extend(out.held);
+        self.held.extend(out.held_back_entries);
         self.carry = out.carry;
         // The pass's entries are written while the next pass runs; one write at a time.
         self.log_written().await?;

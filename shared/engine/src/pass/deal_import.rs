@@ -16,7 +16,7 @@ use prmsync_mapping::transform::read_crm;
 use prmsync_mapping::{CrmRecord, LogCode, PrmRecord};
 use serde_json::{json, Value};
 
-use super::{crm_version, prm_concurrency, Item, Pass, PassError};
+use super::{crm_version, prm_concurrency, Pass, PassError, WorkPair};
 use crate::objects::keys;
 use crate::ports::{FailureClass, PrmGroup, PrmSettings};
 use crate::store::{Link, StoreError};
@@ -44,7 +44,7 @@ impl<'a> Pass<'a> {
     pub(super) async fn import_deals(
         &mut self,
         opportunities: Vec<CrmRecord>,
-    ) -> Result<Vec<Item>, PassError> {
+    ) -> Result<Vec<WorkPair>, PassError> {
         if opportunities.is_empty() {
             return Ok(Vec::new());
         }
@@ -131,7 +131,7 @@ impl<'a> Pass<'a> {
                         Err(StoreError::Conflict { .. }) => continue,
                         Err(e) => return Err(e.into()),
                     }
-                    let mut item = Item::new(link);
+                    let mut item = WorkPair::new(link);
                     item.crm = Some(opp);
                     item.prm = Some(deal);
                     item.created = Some(prmsync_mapping::config::Side::Prm);

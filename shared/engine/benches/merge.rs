@@ -1,36 +1,29 @@
-//! The per-record hot path of a sync pass: read every mapped field on both sides, merge it
-//! three ways against the link's snapshot, and write the changed values into the patches.
+//! The per-record hot path of a sync pass: the engine's merge plan of one linked pair
+//! ([`prmsync_engine::pass::plan::plan_pair`]): every mapped field read on both sides and
+//! merged three ways against the link's snapshot, the reference translated through the
+//! organization links, and the values the sync rules keep; on the built-in mapping.
+//! Also the canonical form every value is compared in.
 //!
-//! Mirrors `plan_item` in `prmsync-engine` (without logging), on the built-in mapping.
-//! Run with `cargo bench -p prmsync-mapping`.
+//! Run with `cargo bench -p prmsync-engine --bench merge` (`-- --test` runs each once).
 
-use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use prmsync_mapping::merge::{merge_field, FieldRule, MergeInput, Recency};
-use prmsync_mapping::transform::{read_crm_cow, read_prm, read_prm_cow, write_crm, write_prm};
+use prmsync_engine::objects::ObjectSpec;
+use prmsync_engine::pass::plan::{plan_pair, PairPlan, PlanRules};
+use prmsync_engine::pass::references::OrgLinks;
+use prmsync_engine::Link;
 use prmsync_mapping::value::canonical;
-use prmsync_mapping::{FieldMapping, FieldType, Fields, MappingConfig};
+use prmsync_mapping::{CrmRecord, FieldType, Fields, MappingConfig, ObjectKind, PrmRecord};
 use serde_json::{json, Value};
 
 /// One linked pair as the engine holds it during a pass.
 struct Pair {
-    crm: Fields,
-    prm: Fields,
-    snapshot: BTreeMap<String, Value>,
-    recency: Recency,
-}
-
-/// What the merge of one record produced.
-#[derive(Default)]
-struct Plan {
-    crm_patch: Fields,
-    prm_patch: Fields,
-    new_snapshot: Vec<(String, Value)>,
-    conflicts: usize,
+    link: Link,
+    crm: CrmRecord,
+    prm: PrmRecord,
 }
 
 fn obj(v: Value) -> Fields {
@@ -44,59 +37,43 @@ fn at(h: u32, m: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 22, h, m, 0).unwrap()
 }
 
-/// The three-way merge of every mapped field of one record.
-fn plan(mapping: &MappingConfig, fields: &[FieldMapping], pair: &Pair) -> Plan {
-    let rule_base = FieldRule {
-        direction: Default::default(),
-        conflict: mapping.sync.default_conflict,
-        initial_winner: mapping.sync.initial_link_winner,
-    };
-    let mut out = Plan::default();
-    for f in fields {
-        if f.fixed.is_some() {
-            continue;
-        }
-        let key = f.key();
-        let crm_value = read_crm_cow(f, &pair.crm).expect("mapped value");
-        let prm_value = read_prm_cow(f, &pair.prm);
-        let rule = FieldRule {
-            direction: f.direction,
-            conflict: mapping.conflict_rule(f),
-            ..rule_base
-        };
-        let m = merge_field(
-            rule,
-            MergeInput {
-                snapshot: pair.snapshot.get(&key),
-                prm: Some(&*prm_value),
-                crm: Some(&*crm_value),
-            },
-            pair.recency,
-        );
-        if m.write_crm {
-            write_crm(f, &m.value, &mut out.crm_patch).expect("mapped value");
-        }
-        if m.write_prm {
-            write_prm(f, &m.value, &mut out.prm_patch);
-        }
-        if m.conflict.is_some() {
-            out.conflicts += 1;
-        }
-        if pair.snapshot.get(&key) != Some(&m.value) {
-            out.new_snapshot.push((key, m.value));
-        }
-    }
-    out
+fn plan(rules: PlanRules<'_>, pair: &Pair) -> PairPlan {
+    plan_pair(rules, &pair.link, Some(&pair.crm), Some(&pair.prm)).expect("a live pair")
 }
 
-/// The snapshot a previous pass left: the canonical values both sides agreed on.
-fn snapshot_of(fields: &[FieldMapping], prm: &Fields) -> BTreeMap<String, Value> {
-    fields.iter().map(|f| (f.key(), read_prm(f, prm))).collect()
+/// The pair after its first merge was written to both systems and the link: what every
+/// later run starts from.
+fn settled(rules: PlanRules<'_>, mut pair: Pair) -> Pair {
+    let p = plan(rules, &pair);
+    pair.crm.fields.extend(p.crm_patch);
+    for (k, v) in p.prm_patch {
+        if k == "crm_id" {
+            pair.prm.crm_id = v.as_str().map(str::to_string);
+        } else {
+            pair.prm.fields.insert(k, v);
+        }
+    }
+    pair.link.snapshot = p.snapshot;
+    pair.link.crm_modstamp = p.crm_modstamp;
+    pair.link.prm_version = p.prm_version;
+    pair
+}
+
+/// The organization links the references of both pairs point at.
+fn org_links() -> OrgLinks {
+    let mut links = OrgLinks::default();
+    for (prm, crm) in [
+        ("org_01HZX3K5N9Q2R7T8V0W4Y6A9Z8", "0015g00000AbCdeAAB"),
+        ("org_01HZX3K5N9Q2R7T8V0W4Y6B1C3", "0015g00000XyZabAAB"),
+    ] {
+        links.add(&Link::new(ObjectKind::Organization, prm, crm));
+    }
+    links
 }
 
 /// A synced Account and PRM organization holding the same values, spelled as each system
-/// spells them (the PRM's picklist pair vs. Salesforce's label, whitespace, extra fields).
-fn organization(fields: &[FieldMapping]) -> Pair {
+/// spells them (the PRM's picklist pair vs. Salesforce's label, extra fields).
+fn organization(rules: PlanRules<'_>) -> Pair {
     let crm = obj(json!({
         "Id": "0015g00000XyZabAAB",
         "Name": "Northwind Traders GmbH",
@@ -110,8 +87,6 @@ fn organization(fields: &[FieldMapping]) -> Pair {
         "BillingCountry": "Germany",
         "ParentId": "0015g00000AbCdeAAB",
         "PRM_Sync__c": true,
-        "PRM_Id__c": "org_01HZX3K5N9Q2R7T8V0W4Y6B1C3",
-        "PRM_Record_Status__c": "Synced",
         "SystemModstamp": "2026-11-22T09:14:07.000+0000",
         "IsDeleted": false,
     }));
@@ -131,21 +106,34 @@ fn organization(fields: &[FieldMapping]) -> Pair {
         "created_at": "2025-03-02T08:00:00.000Z",
         "custom": {"tier": "gold", "region": "DACH"},
     }));
-    let snapshot = snapshot_of(fields, &prm);
-    Pair {
-        crm,
-        prm,
-        snapshot,
-        recency: Recency {
-            prm: Some(at(9, 10)),
-            crm: Some(at(9, 14)),
+    let pair = Pair {
+        link: Link::new(
+            ObjectKind::Organization,
+            "org_01HZX3K5N9Q2R7T8V0W4Y6B1C3",
+            "0015g00000XyZabAAB",
+        ),
+        crm: CrmRecord {
+            id: "0015g00000XyZabAAB".into(),
+            fields: crm,
+            modstamp: Some(at(9, 14)),
+            deleted: false,
+            master_id: None,
         },
-    }
+        prm: PrmRecord {
+            id: "org_01HZX3K5N9Q2R7T8V0W4Y6B1C3".into(),
+            version: 7,
+            updated_at: at(9, 10),
+            deleted: false,
+            crm_id: None,
+            fields: prm,
+        },
+    };
+    settled(rules, pair)
 }
 
-/// A synced Contact and PRM person; Salesforce changed the title, the PRM the phone, and the
-/// e-mail differs only in case and spacing (canonically equal, so no write).
-fn person(fields: &[FieldMapping]) -> Pair {
+/// A synced Contact and PRM person, the e-mail differing only in case and spacing
+/// (canonically equal, so no write).
+fn person(rules: PlanRules<'_>) -> Pair {
     let prm = obj(json!({
         "organization_id": "org_01HZX3K5N9Q2R7T8V0W4Y6B1C3",
         "kind": "contact",
@@ -156,69 +144,106 @@ fn person(fields: &[FieldMapping]) -> Pair {
         "phone": "+49 30 1234 5600",
         "created_at": "2025-03-02T08:00:00.000Z",
     }));
-    let snapshot = snapshot_of(fields, &prm);
-    let mut prm = prm;
-    prm.insert("phone".into(), json!("+49 30 1234 5699"));
     let crm = obj(json!({
         "Id": "0035g00000QrStuAAB",
         "AccountId": "0015g00000XyZabAAB",
         "FirstName": "Zoë",
         "LastName": "O'Connor-Müller",
         "Email": "  Zoe.OConnor@Northwind.example ",
-        "Title": "Head of Channel Sales",
+        "Title": "Channel Manager",
         "Phone": "+49 30 1234 5600",
-        "PRM_Id__c": "per_01HZX3K5N9Q2R7T8V0W4Y6D2E4",
-        "PRM_Record_Status__c": "Synced",
+        "PRM_Sync__c": true,
         "SystemModstamp": "2026-11-22T09:20:00.000+0000",
         "IsDeleted": false,
     }));
-    Pair {
-        crm,
-        prm,
-        snapshot,
-        recency: Recency {
-            prm: Some(at(9, 18)),
-            crm: Some(at(9, 20)),
+    let pair = Pair {
+        link: Link::new(
+            ObjectKind::Person,
+            "per_01HZX3K5N9Q2R7T8V0W4Y6D2E4",
+            "0035g00000QrStuAAB",
+        ),
+        crm: CrmRecord {
+            id: "0035g00000QrStuAAB".into(),
+            fields: crm,
+            modstamp: Some(at(9, 20)),
+            deleted: false,
+            master_id: None,
         },
-    }
+        prm: PrmRecord {
+            id: "per_01HZX3K5N9Q2R7T8V0W4Y6D2E4".into(),
+            version: 3,
+            updated_at: at(9, 18),
+            deleted: false,
+            crm_id: None,
+            fields: prm,
+        },
+    };
+    settled(rules, pair)
 }
 
 fn bench_merge(c: &mut Criterion) {
     let mapping = MappingConfig::default();
-    let org_fields = mapping.organizations.fields.clone();
-    let person_fields = mapping.people.fields.clone();
+    let links = org_links();
+    let org_spec = ObjectSpec::new(ObjectKind::Organization, &mapping);
+    let person_spec = ObjectSpec::new(ObjectKind::Person, &mapping);
+    let org_rules = PlanRules {
+        mapping: &mapping,
+        spec: &org_spec,
+        org_links: &links,
+    };
+    let person_rules = PlanRules {
+        mapping: &mapping,
+        spec: &person_spec,
+        org_links: &links,
+    };
 
-    let unchanged = organization(&org_fields);
-    let p = plan(&mapping, &org_fields, &unchanged);
-    assert!(p.crm_patch.is_empty() && p.prm_patch.is_empty() && p.new_snapshot.is_empty());
+    let unchanged = organization(org_rules);
+    let p = plan(org_rules, &unchanged);
+    assert!(p.crm_patch.is_empty() && p.prm_patch.is_empty(), "{p:?}");
+    assert!(!p.link_changed && p.findings.is_empty(), "{p:?}");
 
     // One field changed on each side: Salesforce moved the phone, the PRM the website.
-    let mut both = organization(&org_fields);
-    both.crm.insert("Phone".into(), json!("+49 30 9876 5432"));
-    both.prm.insert(
+    let mut both = organization(org_rules);
+    both.crm
+        .fields
+        .insert("Phone".into(), json!("+49 30 9876 5432"));
+    both.crm.modstamp = Some(at(10, 0));
+    both.prm.fields.insert(
         "website".into(),
         json!("https://northwind.example/partners"),
     );
-    let p = plan(&mapping, &org_fields, &both);
+    both.prm.version += 1;
+    let p = plan(org_rules, &both);
     assert_eq!(p.crm_patch.len(), 1, "{:?}", p.crm_patch);
     assert_eq!(p.prm_patch.len(), 1, "{:?}", p.prm_patch);
-    assert_eq!(p.conflicts, 0);
+    assert!(p.findings.is_empty(), "{:?}", p.findings);
 
-    let contact = person(&person_fields);
-    let p = plan(&mapping, &person_fields, &contact);
+    // Salesforce changed the title, the PRM the phone.
+    let mut contact = person(person_rules);
+    contact
+        .crm
+        .fields
+        .insert("Title".into(), json!("Head of Channel Sales"));
+    contact.crm.modstamp = Some(at(10, 0));
+    contact
+        .prm
+        .fields
+        .insert("phone".into(), json!("+49 30 1234 5699"));
+    contact.prm.version += 1;
+    let p = plan(person_rules, &contact);
     assert_eq!(p.crm_patch.len(), 1, "{:?}", p.crm_patch);
     assert_eq!(p.prm_patch.len(), 1, "{:?}", p.prm_patch);
 
     let mut g = c.benchmark_group("merge");
     g.throughput(Throughput::Elements(1));
     g.bench_function("organization_unchanged", |b| {
-        b.iter(|| plan(&mapping, &org_fields, black_box(&unchanged)))
+        b.iter(|| plan(org_rules, black_box(&unchanged)))
     });
     g.bench_function("organization_one_change_each_side", |b| {
-        b.iter(|| plan(&mapping, &org_fields, black_box(&both)))
+        b.iter(|| plan(org_rules, black_box(&both)))
     });
     g.bench_function("person_one_change_each_side", |b| {
-        b.iter(|| plan(&mapping, &person_fields, black_box(&contact)))
+        b.iter(|| plan(person_rules, black_box(&contact)))
     });
     g.finish();
 }

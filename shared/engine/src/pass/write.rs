@@ -1,0 +1,318 @@
+//! Writes: the Salesforce updates in Collections of 200 (one call, after checking the API
+//! reserve), then the PRM updates with `If-Match` on the version read (a few in flight at
+//! once), then the links with their new snapshots in one store call. A run of many pages
+//! can leave the updates that would only part-fill a Collection to the next pass
+//! ([`Carry`]). Sync rules 4 (no echoes: only patches are sent), 10 (a failed write fails
+//! its record alone, see failures.rs) and 11 (budget: Collections of 200, stop before the
+//! API reserve) of `docs/sync-rules.md`.
+//!
+//! The two sides are written apart on purpose: Salesforce takes one batched call and
+//! counts marks of PRM deletions; the PRM takes one call per record with its version.
+
+use chrono::Utc;
+use futures::StreamExt;
+use prmsync_mapping::config::Side;
+use prmsync_mapping::{Fields, LogCode};
+use serde_json::{json, Value};
+
+use super::pair::pair_version;
+use super::{prm_concurrency, record_failure_of, Carry, Pass, PassError, WorkPair};
+use crate::store::{Link, LinkState, StoreError};
+
+/// Salesforce Collections take 200 records.
+const COLLECTION: usize = 200;
+
+/// Takes out the pairs whose Salesforce update would only part-fill the last Collection,
+/// with everything they still have to write.
+pub(super) fn carry_partial_collection(pairs: &mut Vec<WorkPair>) -> Carry {
+    let updates = pairs.iter().filter(|i| !i.crm_patch.is_empty()).count();
+    let mut left = updates % COLLECTION;
+    if left == 0 {
+        return Carry::default();
+    }
+    let mut carried = Vec::with_capacity(left);
+    let mut i = pairs.len();
+    while left > 0 && i > 0 {
+        i -= 1;
+        if !pairs[i].crm_patch.is_empty() {
+            carried.push(pairs.swap_remove(i));
+            left -= 1;
+        }
+    }
+    carried.reverse();
+    Carry(carried)
+}
+
+impl<'a> Pass<'a> {
+    pub(super) async fn write_crm_updates(
+        &mut self,
+        pairs: &mut [WorkPair],
+    ) -> Result<(), PassError> {
+        let indices: Vec<usize> = (0..pairs.len())
+            .filter(|&i| !pairs[i].crm_patch.is_empty())
+            .collect();
+        if indices.is_empty() {
+            return Ok(());
+        }
+        if self.dry_run {
+            for &i in &indices {
+                self.count_crm_write(&pairs[i]);
+                let (id, source, fields) = (
+                    pairs[i].link.crm_id.clone(),
+                    pairs[i].link.prm_id.clone(),
+                    pairs[i].crm_patch.clone(),
+                );
+                self.plan_write("update", Side::Crm, Some(id), Some(source), fields);
+            }
+            return Ok(());
+        }
+        if let Some(message) = self.reserve_reached() {
+            self.out.stopped = Some(message);
+            for &i in &indices {
+                // Nothing was written: keep the old snapshot so the next run writes again.
+                pairs[i].link.snapshot = pairs[i].old_snapshot.clone();
+                pairs[i].link.retry = true;
+            }
+            return Ok(());
+        }
+        let rows: Vec<(String, Fields)> = indices
+            .iter()
+            .map(|&i| (pairs[i].link.crm_id.clone(), pairs[i].crm_patch.clone()))
+            .collect();
+        let count = rows.len();
+        let results = match self.ctx.crm.update(self.spec.crm_object(), rows).await {
+            Ok(results) => results,
+            Err(e) => vec![Err(record_failure_of(e)?); count],
+        };
+        for (&i, result) in indices.iter().zip(results) {
+            match result {
+                Ok(_) => {
+                    self.count_crm_write(&pairs[i]);
+                    if pairs[i].created.is_none() && !pairs[i].marks_deleted {
+                        let (c, p) = (pairs[i].link.crm_id.clone(), pairs[i].link.prm_id.clone());
+                        let fields: Vec<String> = pairs[i].crm_patch.keys().cloned().collect();
+                        self.log(
+                            LogCode::RecordUpdated,
+                            Some(&c),
+                            Some(&p),
+                            format!(
+                                "Updated {} {c} from PRM {} {p}: {}",
+                                self.spec.crm_object(),
+                                self.spec.kind,
+                                fields.join(", ")
+                            ),
+                            json!({"fields": pairs[i].crm_patch}),
+                        );
+                    }
+                    if pairs[i].marks_deleted {
+                        pairs[i].link.state = LinkState::DeletedInPrm;
+                        let (c, p) = (pairs[i].link.crm_id.clone(), pairs[i].link.prm_id.clone());
+                        self.log(
+                            LogCode::DeletedInPrm,
+                            Some(&c),
+                            Some(&p),
+                            format!(
+                                "PRM {} {p} was deleted; {} {c} is kept with Record Status `{}`",
+                                self.spec.kind,
+                                self.spec.crm_object(),
+                                pairs[i]
+                                    .crm_patch
+                                    .get(&self.spec.setup.record_status)
+                                    .and_then(Value::as_str)
+                                    .unwrap_or("")
+                            ),
+                            Value::Null,
+                        );
+                    }
+                }
+                Err(failure) => self.update_failed(Side::Crm, &mut pairs[i], &failure)?,
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn count_crm_write(&mut self, pair: &WorkPair) {
+        if pair.marks_deleted {
+            self.out.counts.deleted_marked += 1;
+        } else if pair.created.is_none() {
+            self.out.counts.updated.crm += 1;
+        }
+    }
+
+    pub(super) async fn write_prm_updates(
+        &mut self,
+        pairs: &mut [WorkPair],
+    ) -> Result<(), PassError> {
+        let indices: Vec<usize> = (0..pairs.len())
+            .filter(|&i| !pairs[i].prm_patch.is_empty())
+            .collect();
+        if indices.is_empty() {
+            return Ok(());
+        }
+        if self.dry_run {
+            for &i in &indices {
+                if pairs[i].created.is_none() {
+                    self.out.counts.updated.prm += 1;
+                }
+                let (id, source, fields) = (
+                    pairs[i].link.prm_id.clone(),
+                    pairs[i].link.crm_id.clone(),
+                    pairs[i].prm_patch.clone(),
+                );
+                self.plan_write("update", Side::Prm, Some(id), Some(source), fields);
+            }
+            return Ok(());
+        }
+        let collection = self.spec.prm_collection();
+        let prm = self.ctx.prm.clone();
+        let calls: Vec<(usize, String, i64, Fields)> = indices
+            .iter()
+            .map(|&i| {
+                let pair = &pairs[i];
+                let version = pair
+                    .prm
+                    .as_ref()
+                    .map(|p| p.version)
+                    .or(pair.link.prm_version)
+                    .unwrap_or(0);
+                (i, pair.link.prm_id.clone(), version, pair.prm_patch.clone())
+            })
+            .collect();
+        let results: Vec<_> =
+            futures::stream::iter(calls.into_iter().map(|(i, id, version, patch)| {
+                let prm = prm.clone();
+                async move { (i, prm.update(collection, &id, version, patch).await) }
+            }))
+            .buffered(prm_concurrency(self.ctx))
+            .collect()
+            .await;
+        for (i, result) in results {
+            let result = match result {
+                Ok(r) => r,
+                Err(e) => Err(record_failure_of(e)?),
+            };
+            match result {
+                Ok(updated) => {
+                    if pairs[i].created.is_none() {
+                        self.out.counts.updated.prm += 1;
+                        let (c, p) = (pairs[i].link.crm_id.clone(), pairs[i].link.prm_id.clone());
+                        let fields: Vec<String> = pairs[i].prm_patch.keys().cloned().collect();
+                        self.log(
+                            LogCode::RecordUpdated,
+                            Some(&c),
+                            Some(&p),
+                            format!(
+                                "Updated PRM {} {p} from {} {c}: {}",
+                                self.spec.kind,
+                                self.spec.crm_object(),
+                                fields.join(", ")
+                            ),
+                            json!({"fields": pairs[i].prm_patch}),
+                        );
+                    }
+                    pairs[i].link.prm_version = Some(updated.version);
+                    pairs[i].dirty = true;
+                }
+                Err(failure) => self.update_failed(Side::Prm, &mut pairs[i], &failure)?,
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) async fn save_links(&mut self, pairs: &mut [WorkPair]) -> Result<(), PassError> {
+        let mut to_save = Vec::new();
+        for (i, pair) in pairs.iter_mut().enumerate() {
+            let wrote = !pair.crm_patch.is_empty() || !pair.prm_patch.is_empty();
+            if !wrote
+                && pair.created.is_none()
+                && pair.link.state == LinkState::Linked
+                && !pair.marks_deleted
+            {
+                self.out.counts.unchanged += 1;
+            }
+            if pair.rejected {
+                let version = pair_version(pair.link.crm_modstamp, pair.link.prm_version);
+                self.rejected
+                    .push(("link", pair.link.prm_id.clone(), version));
+            }
+            if self.dry_run || !(pair.dirty || wrote) {
+                continue;
+            }
+            pair.link.updated_at = Utc::now();
+            to_save.push(i);
+        }
+        if to_save.is_empty() {
+            return Ok(());
+        }
+        let links: Vec<Link> = to_save.iter().map(|&i| pairs[i].link.clone()).collect();
+        let results = self.ctx.store.save_links(&links).await;
+        for (&i, result) in to_save.iter().zip(results) {
+            match result {
+                Ok(saved) => pairs[i].link = saved,
+                Err(StoreError::Conflict { .. }) => {
+                    // Another worker saved this pair first; its result stands and the
+                    // next run merges again from there.
+                    let (c, p) = (pairs[i].link.crm_id.clone(), pairs[i].link.prm_id.clone());
+                    self.log(
+                        LogCode::TransientError,
+                        Some(&c),
+                        Some(&p),
+                        format!("{} {p} was synced by another worker at the same time; the next run checks it again", self.spec.kind),
+                        Value::Null,
+                    );
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pass::testkit::link_in;
+    use crate::store::LinkState;
+    use prmsync_mapping::ObjectKind;
+    use serde_json::json;
+
+    fn pairs(n: usize, with_crm_update: impl Fn(usize) -> bool) -> Vec<WorkPair> {
+        (0..n)
+            .map(|i| {
+                let id = i.to_string();
+                let mut p = WorkPair::new(link_in(
+                    LinkState::Linked,
+                    ObjectKind::Organization,
+                    &id,
+                    &id,
+                ));
+                if with_crm_update(i) {
+                    p.crm_patch.insert("Phone".into(), json!(id));
+                }
+                p
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_updates_that_part_fill_the_last_collection_are_carried_in_order() {
+        let mut work = pairs(2 * COLLECTION + 10, |i| i % 2 == 0);
+        let carry = carry_partial_collection(&mut work);
+        // 205 Salesforce updates: the last 5 wait for the next pass.
+        assert_eq!(carry.len(), 5);
+        let carried: Vec<&str> = carry.0.iter().map(|p| p.link.prm_id.as_str()).collect();
+        assert_eq!(carried, vec!["400", "402", "404", "406", "408"]);
+        assert_eq!(
+            work.iter().filter(|p| !p.crm_patch.is_empty()).count(),
+            COLLECTION
+        );
+        assert_eq!(work.len(), 2 * COLLECTION + 5);
+    }
+
+    #[test]
+    fn full_collections_carry_nothing() {
+        let mut work = pairs(COLLECTION + 3, |i| i < COLLECTION);
+        assert!(carry_partial_collection(&mut work).is_empty());
+        assert_eq!(work.len(), COLLECTION + 3);
+    }
+}
