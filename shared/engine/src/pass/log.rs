@@ -34,7 +34,7 @@ impl<'a> Pass<'a> {
         );
     }
 
-    /// The Salesforce API reserve (DESIGN 11): stop before it is eaten.
+    /// The Salesforce API reserve (sync rule 11 in docs/sync-rules.md): stop before it is eaten.
     pub(super) fn reserve_reached(&mut self) -> Option<String> {
         let message = crate::context::reserve_message(self.ctx)?;
         let usage = self.ctx.crm.usage();
