@@ -6,8 +6,8 @@
 //! cursor and log entry either fully written or not at all. Opening a database made by an
 //! earlier version adds the tables it lacks and moves its runs to the current key.
 //!
-//! Each store method runs its statements on tokio's blocking pool, through
-//! `SqliteStore::call`; a row that cannot be decoded is a [`StoreError::Corrupt`] naming
+//! Each store method runs its statements on the store's own thread, which owns the
+//! connection, through `SqliteStore::call`; a row that cannot be decoded is a [`StoreError::Corrupt`] naming
 //! it. This file opens the database; the rest is by role: `schema` (tables, migration),
 //! `codec` (rows to values and back), `links` (links, children pending, rejections),
 //! `runs` (cursors, checkpoints, runs, run chunks), `state` (leases, pauses, API hold,
@@ -21,12 +21,11 @@ mod schema;
 mod state;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::mpsc;
 
 use prmsync_engine::store::{Link, StoreError};
 use prmsync_mapping::ObjectKind;
 use rusqlite::{params, Connection};
-use tokio::sync::Mutex;
 
 use crate::codec::{backend, LinkRow};
 use crate::schema::{migrate_runs, SCHEMA};
@@ -49,14 +48,20 @@ pub enum OpenError {
         path: PathBuf,
         source: rusqlite::Error,
     },
+    #[error("cannot start the state store's thread: {source}; the machine is out of threads or memory")]
+    Thread { source: std::io::Error },
 }
 
-/// SQLite-backed state. Every store method runs its statements on tokio's blocking pool
-/// (see `SqliteStore::call`), never on the async worker threads. The connection's lock
-/// is awaited, not blocked on: callers queue without holding a thread, and the store keeps
-/// at most one blocking-pool thread busy at a time.
+/// One store method's statements, run on the store's thread.
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// SQLite-backed state. The connection lives on a thread of its own that runs the store
+/// methods' statements one after the other (see `SqliteStore::call`), never on the async
+/// worker threads; callers await the answer without holding a thread. One thread, not
+/// tokio's blocking pool: the pool would spread the calls over many threads, and each
+/// would keep its own allocator arena (tens of MiB more at the peak of a large run).
 pub struct SqliteStore {
-    conn: Arc<Mutex<Connection>>,
+    jobs: mpsc::Sender<Job>,
     path: Option<PathBuf>,
 }
 
@@ -98,10 +103,12 @@ impl SqliteStore {
             .map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
         migrate_runs(&conn).map_err(err)?;
-        Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
-            path,
-        })
+        let (jobs, queue) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("prmsync-sqlite".into())
+            .spawn(move || serve(conn, queue))
+            .map_err(|source| OpenError::Thread { source })?;
+        Ok(Self { jobs, path })
     }
 
     /// Where the database lives, if on disk.
@@ -109,24 +116,26 @@ impl SqliteStore {
         self.path.as_deref()
     }
 
-    /// Runs one store method's statements on the connection, on tokio's blocking pool, so
+    /// Runs one store method's statements on the connection, on the store's thread, so
     /// that SQLite (disk writes, `busy_timeout` waits) never holds up an async worker
     /// thread. Every store method goes through here, once: its statements and transaction
-    /// run together in `f`. `name` names the method when its task does not finish. A panic
-    /// in `f` releases the lock (tokio's mutex is not poisoned) and rolls back any
-    /// transaction `f` had open, so the store goes on.
+    /// run together in `f`, and calls run in the order they are made. `name` names the
+    /// method when it does not finish. A panic in `f` rolls back any transaction `f` had
+    /// open and fails this call alone; the store goes on.
     pub(crate) async fn call<T: Send + 'static>(
         &self,
         name: &'static str,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        // The task owns the lock until it is done, even if this call is dropped meanwhile.
-        let mut conn = Arc::clone(&self.conn).lock_owned().await;
-        tokio::task::spawn_blocking(move || f(&mut conn))
-            .await
-            .map_err(|e| {
-                StoreError::Backend(format!("the state store call {name} did not finish: {e}"))
-            })?
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            // The caller may have given up; the call still runs to its end.
+            let _ = answer.send(f(conn));
+        });
+        let unfinished =
+            || StoreError::Backend(format!("the state store call {name} did not finish"));
+        self.jobs.send(job).map_err(|_| unfinished())?;
+        answered.await.map_err(|_| unfinished())?
     }
 
     /// Every link of an object (status and tests).
@@ -146,11 +155,23 @@ impl SqliteStore {
     /// Runs SQL on the database as is (tests that write rows the store would not).
     #[cfg(test)]
     pub(crate) fn raw_sql(&self, sql: &str) {
-        self.conn
-            .try_lock()
-            .expect("no store call under way")
-            .execute_batch(sql)
-            .expect("raw SQL");
+        let (done, wait) = mpsc::channel();
+        let sql = sql.to_string();
+        self.jobs
+            .send(Box::new(move |conn| {
+                let _ = done.send(conn.execute_batch(&sql));
+            }))
+            .expect("the store's thread runs");
+        wait.recv().expect("an answer").expect("raw SQL");
+    }
+}
+
+/// The store's thread: runs the jobs in order until the store is dropped. A job that panics
+/// drops its answer (its caller gets an error) and the thread goes on with the next.
+fn serve(mut conn: Connection, queue: mpsc::Receiver<Job>) {
+    while let Ok(job) = queue.recv() {
+        let conn = &mut conn;
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || job(conn)));
     }
 }
 
@@ -188,7 +209,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn calls_run_on_the_blocking_pool_under_the_current_thread_runtime() {
+    async fn calls_run_on_the_stores_thread_under_the_current_thread_runtime() {
         let s = SqliteStore::in_memory();
         let here = std::thread::current().id();
         let there = s
