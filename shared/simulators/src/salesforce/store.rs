@@ -281,6 +281,9 @@ pub struct Store {
     last_stamp: Option<DateTime<Utc>>,
     clock_offset_ms: i64,
     default_owner: Option<String>,
+    /// While set, every write is stamped with this instant ([`Store::hold_clock`]).
+    #[serde(default)]
+    held_stamp: Option<DateTime<Utc>>,
     #[serde(skip)]
     undo: Option<Vec<Undo>>,
 }
@@ -301,6 +304,7 @@ impl Store {
             last_stamp: None,
             clock_offset_ms: 0,
             default_owner: None,
+            held_stamp: None,
             undo: None,
         };
         if store.schema.object("User").is_some() {
@@ -338,8 +342,30 @@ impl Store {
         self.clock_offset_ms += by.num_milliseconds();
     }
 
-    /// A strictly increasing timestamp for SystemModstamp / LastModifiedDate.
+    /// Holds the clock (`true`): every write from now on is stamped with one instant, as
+    /// the records saved by one transaction in Salesforce share their SystemModstamp, until
+    /// it is released (`false`); stamps then go on strictly after that instant.
+    pub fn hold_clock(&mut self, hold: bool) {
+        self.held_stamp = if hold {
+            let now = self.now();
+            let now = DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now);
+            let at = match self.last_stamp {
+                Some(last) if now <= last => last + Duration::milliseconds(1),
+                _ => now,
+            };
+            self.last_stamp = Some(at);
+            Some(at)
+        } else {
+            None
+        };
+    }
+
+    /// A strictly increasing timestamp for SystemModstamp / LastModifiedDate (the same one
+    /// while the clock is held).
     fn stamp(&mut self) -> String {
+        if let Some(at) = self.held_stamp {
+            return format_datetime(at);
+        }
         let now = self.now();
         let now = DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now);
         let next = match self.last_stamp {

@@ -1060,3 +1060,64 @@ async fn fifteen_character_ids_name_the_same_records_and_answers_are_eighteen() 
     assert_eq!(status, 200);
     assert_eq!(rec["Id"], json!(id));
 }
+
+#[tokio::test]
+async fn held_clock_gives_one_system_modstamp_and_query_pages_through_the_ties() {
+    let c = Client::new().await;
+    let before = c.sim.insert("Account", obj(json!({"Name": "Before"})));
+    c.sim.hold_clock(true);
+    let tied: Vec<String> = (0..450)
+        .map(|i| {
+            c.sim
+                .insert("Account", obj(json!({"Name": format!("T{i:03}")})))
+        })
+        .collect();
+    // A write through the API while held gets the same stamp.
+    let (status, _) = c
+        .send_json(
+            reqwest::Method::PATCH,
+            &format!("{V}/sobjects/Account/{}", tied[0]),
+            json!({"Name": "T000 renamed"}),
+        )
+        .await;
+    assert_eq!(status, 204);
+    c.sim.hold_clock(false);
+    let after = c.sim.insert("Account", obj(json!({"Name": "After"})));
+
+    let stamp = |id: &str| c.sim.get("Account", id).unwrap()["SystemModstamp"].clone();
+    let at = stamp(&tied[0]);
+    assert!(tied.iter().all(|id| stamp(id) == at));
+    assert_ne!(stamp(&before), at);
+    assert_ne!(stamp(&after), at);
+
+    // Pages of 200 over the ties: every record once.
+    let at = at.as_str().unwrap().replace("+0000", "Z");
+    let soql =
+        format!("SELECT Id FROM Account WHERE SystemModstamp = {at} ORDER BY SystemModstamp, Id");
+    let (status, mut page, _) = c
+        .send(
+            c.req(reqwest::Method::GET, &format!("{V}/query"))
+                .header("Sforce-Query-Options", "batchSize=200")
+                .query(&[("q", soql.as_str())]),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(page["totalSize"], 450);
+    let mut seen = Vec::new();
+    let mut pages = 1;
+    loop {
+        for r in page["records"].as_array().unwrap() {
+            seen.push(r["Id"].as_str().unwrap().to_string());
+        }
+        let Some(next) = page["nextRecordsUrl"].as_str().map(str::to_string) else {
+            break;
+        };
+        page = c.get(&next).await.1;
+        pages += 1;
+    }
+    assert_eq!(pages, 3);
+    let mut want = tied.clone();
+    want.sort();
+    seen.sort();
+    assert_eq!(seen, want);
+}
