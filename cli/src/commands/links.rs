@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use anyhow::{anyhow, bail, Result};
 use prmsync_engine::store::Links;
 use prmsync_engine::Link;
+use prmsync_mapping::sfid::canonical_id;
 use prmsync_mapping::ObjectKind;
 
 use crate::connect::open_store;
@@ -37,7 +38,11 @@ pub fn parse_ref(s: &str) -> Result<RecordRef> {
         "006" => ObjectKind::Deal,
         p => bail!("`{s}` starts with {p}, which is not an Account (001), Contact (003) or Opportunity (006)"),
     };
-    Ok(RecordRef::Crm(kind, s.to_string()))
+    // The 15-character form is the same record: links and look-ups use the 18-character one.
+    let id = canonical_id(s).ok_or_else(|| {
+        anyhow!("`{s}` is not a Salesforce Id: its last 3 characters cannot be the case check of the first 15 (copy the Id again, or give its 15-character form)")
+    })?;
+    Ok(RecordRef::Crm(kind, id))
 }
 
 async fn find(store: &dyn Links, r: &RecordRef) -> Result<Option<Link>> {
@@ -113,6 +118,19 @@ mod tests {
             parse_ref("001Sm0000000001IAA").unwrap(),
             RecordRef::Crm(ObjectKind::Organization, "001Sm0000000001IAA".into())
         );
+        // The 15-character form, and an 18-character one whose case was lost.
+        for typed in ["001Sm0000000001", "001sm0000000001iaa"] {
+            assert_eq!(
+                parse_ref(typed).unwrap(),
+                RecordRef::Crm(ObjectKind::Organization, "001Sm0000000001IAA".into()),
+                "{typed}"
+            );
+        }
+        // A suffix that would make a digit upper case.
+        assert!(parse_ref("001Sm0000000001BAA")
+            .unwrap_err()
+            .to_string()
+            .contains("check"));
         assert!(parse_ref("prm:widget:1")
             .unwrap_err()
             .to_string()

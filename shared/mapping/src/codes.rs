@@ -103,7 +103,7 @@ catalogue! {
     DealNoAccount => "deal_no_account", Error, "In Salesforce, set the Opportunity's Account to the customer's Account.";
     DealNoPrimaryContact => "deal_no_primary_contact", Error, "In Salesforce, add a Contact Role to the Opportunity (Contact Roles related list) and mark it Primary.";
     DealOwnerTypeUnknown => "deal_owner_type_unknown", Error, "In Salesforce, set the Opportunity's PRM Deal Owner Type to Partner-Owned or Distributor-Owned, or clear it (blank means Partner-Owned).";
-    DealDistributorModuleDisabled => "deal_distributor_module_disabled", Error, "Turn the distributor module on in the PRM settings, or in Salesforce set the Opportunity's PRM Deal Owner Type to Partner-Owned and clear its PRM Distributor Email.";
+    DealDistributorModuleDisabled => "deal_distributor_module_disabled", Error, "Turn the distributor module on in the PRM settings, or in Salesforce set the Opportunity's PRM Deal Owner Type to Partner-Owned (with the module off, a distributor email is ignored).";
     DealPartnerEmailMissing => "deal_partner_email_missing", Error, "In Salesforce, enter the email of the PRM partner user who registers the deal in the Opportunity's PRM Partner Email field. For Distributor-Owned deals the PRM can make it optional (distributor module setting partner_email_optional_for_distributor_owned).";
     DealDistributorEmailMissing => "deal_distributor_email_missing", Error, "In Salesforce, enter the email of the PRM distributor user in the Opportunity's PRM Distributor Email field, or set PRM Deal Owner Type to Partner-Owned.";
     DealUserNotFound => "deal_user_not_found", Error, "Correct the email on the Opportunity in Salesforce to that of an existing PRM user, or create a user with that email in the PRM.";

@@ -7,6 +7,7 @@
 //! - [`merge`]: the three-way field merge and the conflict rules.
 //! - [`rules`]: selection, Record Status, matching keys and the other sync rules by name.
 //! - [`deals`]: the conditions an Opportunity must meet to be imported as a deal.
+//! - [`sfid`]: Salesforce Ids, their 15- and 18-character forms.
 //! - [`codes`]: the catalogue of Integration Log codes with their messages and fixes.
 
 pub mod codes;
@@ -15,6 +16,7 @@ pub mod deals;
 pub mod merge;
 pub mod record;
 pub mod rules;
+pub mod sfid;
 pub mod transform;
 pub mod value;
 
@@ -23,3 +25,4 @@ pub use config::{
     Direction, FieldMapping, FieldType, MappingConfig, MappingError, Side, WinnerRule,
 };
 pub use record::{CrmRecord, Fields, Integration, ObjectKind, PrmRecord};
+pub use sfid::normalise_id;

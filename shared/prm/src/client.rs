@@ -22,6 +22,7 @@ pub struct PrmClient {
     base: Url,
     token: String,
     max_retries: u32,
+    page_size: u32,
     calls: AtomicU64,
 }
 
@@ -162,8 +163,14 @@ impl PrmClient {
             base,
             token: cfg.token,
             max_retries: cfg.max_retries,
+            page_size: cfg.page_size.clamp(1, 1000),
             calls: AtomicU64::new(0),
         })
+    }
+
+    /// Records asked for per page of the engine's reads ([`PrmConfig::page_size`]).
+    pub fn page_size(&self) -> u32 {
+        self.page_size
     }
 
     /// Every HTTP request sent so far, retries included.

@@ -13,19 +13,24 @@ pub struct PrmConfig {
     pub timeout: Duration,
     /// Retries after the first attempt for rate limits, 5xx and transport errors.
     pub max_retries: u32,
+    /// Records asked for per page of the engine's reads (`limit`, 1 to 1,000; default
+    /// 1,000, the most the contract allows).
+    pub page_size: u32,
 }
 
 impl PrmConfig {
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
     pub const DEFAULT_MAX_RETRIES: u32 = 4;
+    pub const DEFAULT_PAGE_SIZE: u32 = 1000;
 
-    /// A configuration with the default timeout (30 s) and retries (4).
+    /// A configuration with the default timeout (30 s), retries (4) and page size (1,000).
     pub fn new(base_url: impl Into<String>, token: impl Into<String>) -> Self {
         Self {
             base_url: base_url.into(),
             token: token.into(),
             timeout: Self::DEFAULT_TIMEOUT,
             max_retries: Self::DEFAULT_MAX_RETRIES,
+            page_size: Self::DEFAULT_PAGE_SIZE,
         }
     }
 
@@ -44,6 +49,7 @@ impl std::fmt::Debug for PrmConfig {
             .field("token", &"<redacted>")
             .field("timeout", &self.timeout)
             .field("max_retries", &self.max_retries)
+            .field("page_size", &self.page_size)
             .finish()
     }
 }

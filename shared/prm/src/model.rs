@@ -102,9 +102,11 @@ impl PrmRecord {
                 )))
             }
         };
+        // A crm_id may have been typed by hand in its 15-character form: the engine keeps
+        // Salesforce Ids in their 18-character form only.
         let crm_id = match map.remove("crm_id") {
             None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(s),
+            Some(Value::String(s)) => Some(prmsync_mapping::normalise_id(&s)),
             Some(_) => {
                 return Err(PrmError::Decode(format!(
                     "record {id} has a crm_id that is not a string"
@@ -222,6 +224,30 @@ mod tests {
         let back = serde_json::to_value(&r).unwrap();
         assert_eq!(back["custom"]["tier"], "gold");
         assert_eq!(back["id"], "org_1");
+    }
+
+    #[test]
+    fn a_fifteen_character_crm_id_reads_as_its_eighteen_character_form() {
+        let read = |crm_id: &str| {
+            PrmRecord::from_json(json!({
+                "id": "org_1", "version": 1, "updated_at": "2026-11-22T10:15:30.123Z",
+                "crm_id": crm_id
+            }))
+            .unwrap()
+            .crm_id
+        };
+        assert_eq!(
+            read("001A0000006Vm9r").as_deref(),
+            Some("001A0000006Vm9rIAC")
+        );
+        assert_eq!(
+            read("001a0000006vm9riac").as_deref(),
+            Some("001A0000006Vm9rIAC")
+        );
+        assert_eq!(
+            read("001A0000006Vm9rIAC").as_deref(),
+            Some("001A0000006Vm9rIAC")
+        );
     }
 
     #[test]

@@ -10,9 +10,6 @@ use prmsync_mapping::{Fields, PrmRecord as EngineRecord};
 
 use crate::{Collection, ListQuery, PrmClient, PrmError, PrmRecord};
 
-/// Page size of change reads (the contract allows up to 1,000).
-const PAGE: u32 = 1000;
-
 fn collection(name: &str) -> Result<Collection, PortError> {
     match name {
         "organizations" => Ok(Collection::Organizations),
@@ -127,7 +124,7 @@ impl Prm for PrmClient {
     ) -> Result<Vec<EngineRecord>, PortError> {
         let q = ListQuery {
             updated_since: since,
-            limit: Some(PAGE),
+            limit: Some(self.page_size()),
             ..Default::default()
         };
         list_records(self, collection(collection_name)?, &q).await
@@ -141,7 +138,7 @@ impl Prm for PrmClient {
     ) -> Result<ChangePage<EngineRecord>, PortError> {
         let q = ListQuery {
             updated_since: from.since,
-            limit: Some(PAGE),
+            limit: Some(self.page_size()),
             ..Default::default()
         };
         let c = collection(collection_name)?;
@@ -178,7 +175,7 @@ impl Prm for PrmClient {
         }
         let q = ListQuery {
             ids: ids.to_vec(),
-            limit: Some(PAGE),
+            limit: Some(self.page_size()),
             ..Default::default()
         };
         list_records(self, collection(collection_name)?, &q).await
@@ -198,7 +195,7 @@ impl Prm for PrmClient {
     ) -> Result<Vec<EngineRecord>, PortError> {
         let q = ListQuery {
             organization_id: Some(organization_id.to_string()),
-            limit: Some(PAGE),
+            limit: Some(self.page_size()),
             ..Default::default()
         };
         list_records(self, Collection::People, &q).await

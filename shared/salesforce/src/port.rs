@@ -7,7 +7,7 @@ use prmsync_engine::ports::{
     ApiUsage as PortUsage, ChangeFrom, ChangePage, Crm, FailureClass, FieldInfo, PortError,
     RecordFailure, Scope, System, WriteOk, WriteOutcome,
 };
-use prmsync_mapping::{CrmRecord, Fields};
+use prmsync_mapping::{normalise_id, CrmRecord, Fields};
 
 use crate::bulk::{BulkQueryOptions, BulkResults};
 use crate::soql::{Cond, Dir, Op, Soql};
@@ -40,13 +40,20 @@ fn port_error(e: SfError) -> PortError {
     }
 }
 
+/// A row as the engine's record. Salesforce answers with 18-character Ids; they are kept
+/// in that form whatever answers, so that they compare equal to the Ids the engine holds.
 fn to_record(o: SObject) -> CrmRecord {
     let modstamp = o.datetime("SystemModstamp");
     let deleted = o.bool("IsDeleted").unwrap_or(false);
-    let master_id = o.str("MasterRecordId").map(str::to_string);
+    let master_id = o.str("MasterRecordId").map(normalise_id);
+    let id = normalise_id(&o.id);
+    let mut fields = o.fields;
+    if let Some(serde_json::Value::String(own)) = fields.get_mut("Id") {
+        *own = id.clone();
+    }
     CrmRecord {
-        id: o.id,
-        fields: o.fields,
+        id,
+        fields,
         modstamp,
         deleted,
         master_id,
@@ -56,7 +63,7 @@ fn to_record(o: SObject) -> CrmRecord {
 fn outcome(r: RecordResult) -> WriteOutcome {
     match (r.errors.first(), r.id) {
         (None, Some(id)) => Ok(WriteOk {
-            id,
+            id: normalise_id(&id),
             created: r.created.unwrap_or(false),
         }),
         (None, None) => Err(RecordFailure {
@@ -385,6 +392,27 @@ impl Crm for SalesforceClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_read_are_eighteen_characters() {
+        let row = SObject::from_json(serde_json::json!({
+            "attributes": {"type": "Account"},
+            "Id": "001A0000006Vm9r",
+            "MasterRecordId": "001a0000006vm9riac",
+            "Name": "Acme"
+        }))
+        .unwrap();
+        let r = to_record(row);
+        assert_eq!(r.id, "001A0000006Vm9rIAC");
+        assert_eq!(r.fields["Id"], "001A0000006Vm9rIAC");
+        assert_eq!(r.master_id.as_deref(), Some("001A0000006Vm9rIAC"));
+        let written = outcome(RecordResult {
+            id: Some("001A0000006Vm9r".into()),
+            created: Some(true),
+            errors: Vec::new(),
+        });
+        assert_eq!(written.unwrap().id, "001A0000006Vm9rIAC");
+    }
 
     #[test]
     fn a_query_job_only_when_it_saves_calls() {

@@ -86,28 +86,24 @@ pub fn check_opportunity(
     let partner_email = blank(facts.partner_email.as_deref());
     let distributor_email = blank(facts.distributor_email.as_deref());
 
-    // Rule 4 (first half): the distributor module must be on for anything distributor.
-    let wants_distributor = owner == Some(OwnerType::Distributor) || distributor_email.is_some();
-    if wants_distributor && !settings.enabled {
-        let what = match (owner == Some(OwnerType::Distributor), distributor_email) {
-            (true, Some(e)) => format!(
+    // Rule 4 (first half): a Distributor-Owned deal needs the distributor module. The rest
+    // of rule 4 applies only with the module on: with it off, the distributor email of a
+    // Partner-Owned deal is ignored (not checked, not sent).
+    if owner == Some(OwnerType::Distributor) && !settings.enabled {
+        let what = match distributor_email {
+            Some(e) => format!(
                 "is Distributor-Owned and names a distributor ({} = {})",
                 facts.distributor_email_field, e
             ),
-            (true, None) => "is Distributor-Owned".to_string(),
-            (false, Some(e)) => format!(
-                "names a distributor ({} = {})",
-                facts.distributor_email_field, e
-            ),
-            (false, None) => unreachable!("wants_distributor"),
+            None => "is Distributor-Owned".to_string(),
         };
         c.reject(
             LogCode::DealDistributorModuleDisabled,
             format!("{what}, but the distributor module is turned off in the PRM"),
             format!(
                 "Turn the distributor module on in the PRM settings, or in Salesforce set {} to \
-                 Partner-Owned and clear {} on the Opportunity.",
-                facts.owner_type_field, facts.distributor_email_field
+                 Partner-Owned on the Opportunity.",
+                facts.owner_type_field
             ),
             json!({
                 "owner_type": facts.owner_type_raw,
@@ -416,16 +412,33 @@ mod tests {
             LogCode::DealDistributorModuleDisabled,
         );
         assert!(r.message.contains("distributor module"));
-        assert!(r.fix.contains("PRM_Deal_Owner_Type__c"));
-        assert!(r.fix.contains("PRM_Distributor_Email__c"));
-
-        // A distributor email on a Partner-Owned deal with the module off.
-        let mut f = valid();
-        f.distributor_email = Some("dan@dist.example".into());
-        f.distributor_user = Some(UserLookup::Found(distributor_user()));
-        let r = only(&f, OFF, LogCode::DealDistributorModuleDisabled);
         assert!(r.message.contains("dan@dist.example"));
         assert_eq!(r.details["email"], json!("dan@dist.example"));
+        assert!(r.fix.contains("PRM_Deal_Owner_Type__c"));
+    }
+
+    #[test]
+    fn module_off_ignores_the_distributor_email_of_a_partner_owned_deal() {
+        // A Partner-Owned deal naming a distributor who would be rejected with the module on
+        // (a partner user, not a distributor)...
+        let mut f = valid();
+        f.distributor_email = Some("pat@partner.example".into());
+        f.distributor_user = Some(UserLookup::Found(partner_user()));
+        assert!(check_opportunity(&f, ON).is_err());
+        // ...is imported with the module off, without the distributor.
+        for blank_owner in [None, Some("Partner-Owned".to_string())] {
+            f.owner_type_raw = blank_owner;
+            let plan = check_opportunity(&f, OFF).unwrap();
+            assert_eq!(plan.owner_type, OwnerType::Partner);
+            assert_eq!(plan.partner_user_id.as_deref(), Some("per_p1"));
+            assert_eq!(plan.distributor_user_id, None);
+            assert_eq!(plan.distributor_organization_id, None);
+            assert!(!plan.body.contains_key("distributor_user_id"));
+            assert!(!plan.body.contains_key("distributor_organization_id"));
+        }
+        // Nor is a distributor email naming nobody in the PRM a reason with the module off.
+        f.distributor_user = Some(UserLookup::NotFound);
+        assert!(check_opportunity(&f, OFF).is_ok());
     }
 
     #[test]

@@ -271,6 +271,12 @@ impl PrmSim {
         *lock(&self.inner.calls) = ApiCalls::default();
     }
 
+    /// Holds the clock: while held, every write (of the API or of [`PrmSim::insert`]) gets
+    /// the same `updated_at`; `false` releases it. For ties on `updated_at` in tests.
+    pub fn hold_clock(&self, hold: bool) {
+        self.with_store(|s| s.hold_clock(hold));
+    }
+
     /// The fault-injection handle (shared with the server).
     pub fn faults(&self) -> Faults {
         self.inner.faults.clone()

@@ -318,6 +318,9 @@ pub struct Store {
     groups: Table,
     pub settings: Settings,
     last_ts: Option<DateTime<Utc>>,
+    /// While set, every write is stamped with this instant ([`Store::hold_clock`]).
+    #[serde(default)]
+    held_ts: Option<DateTime<Utc>>,
 }
 
 impl Store {
@@ -346,8 +349,19 @@ impl Store {
         }
     }
 
-    /// The next write time: now, but always at least 1 ms after the previous write.
+    /// Holds the clock (`true`): every write from now on gets one `updated_at`, until it is
+    /// released (`false`); writes then go on strictly after that instant.
+    pub fn hold_clock(&mut self, hold: bool) {
+        self.held_ts = None;
+        self.held_ts = hold.then(|| self.tick());
+    }
+
+    /// The next write time: now, but always at least 1 ms after the previous write (the
+    /// held instant while the clock is held).
     fn tick(&mut self) -> DateTime<Utc> {
+        if let Some(at) = self.held_ts {
+            return at;
+        }
         let now = truncate_ms(Utc::now());
         let ts = match self.last_ts {
             Some(last) if now <= last => last + Duration::milliseconds(1),

@@ -656,3 +656,61 @@ fn prm_sim_direct_access_validates_and_allows_chosen_ids() {
     assert!(sim.get(Collection::Organizations, "org_fixed").unwrap()["deleted_at"].is_string());
     assert_eq!(sim.api_calls().total, 0);
 }
+
+#[tokio::test]
+async fn prm_sim_held_clock_gives_one_updated_at_and_pages_through_the_ties() {
+    let sim = PrmSim::new(TOKEN);
+    let api = Api::start(&sim).await;
+    let before = org(&sim, "Before");
+    sim.hold_clock(true);
+    let tied: Vec<String> = (0..7)
+        .map(|i| {
+            sim.insert(
+                Collection::Organizations,
+                json!({"id": format!("org_{}", 7 - i), "name": format!("T{i}"),
+                       "kind": "partner", "status": "active"}),
+            )
+        })
+        .collect();
+    // An update while held keeps the same instant too.
+    sim.update(
+        Collection::Organizations,
+        &tied[0],
+        json!({"website": "t.example"}),
+    );
+    sim.hold_clock(false);
+    let after = org(&sim, "After");
+
+    let stamp = |id: &str| sim.get(Collection::Organizations, id).unwrap()["updated_at"].clone();
+    let at = stamp(&tied[0]);
+    assert!(tied.iter().all(|id| stamp(id) == at));
+    assert!(stamp(&before).as_str() < at.as_str());
+    assert!(stamp(&after).as_str() > at.as_str());
+
+    // Pages of 3 from the tied instant: every record once.
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut path = format!(
+            "/v1/organizations?limit=3&updated_since={}",
+            at.as_str().unwrap()
+        );
+        if let Some(c) = &cursor {
+            path.push_str(&format!("&cursor={c}"));
+        }
+        let (status, page) = api.get(&path).await;
+        assert_eq!(status, StatusCode::OK);
+        for r in page["data"].as_array().unwrap() {
+            seen.push(r["id"].as_str().unwrap().to_string());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    let mut want = tied.clone();
+    want.push(after);
+    seen.sort();
+    want.sort();
+    assert_eq!(seen, want);
+}

@@ -260,6 +260,13 @@ impl SalesforceSim {
         self.lock().store.advance_clock(by);
     }
 
+    /// Holds the clock: while held, every write (of the API or of [`SalesforceSim::insert`])
+    /// gets the same SystemModstamp, as the records of one Salesforce transaction do; `false`
+    /// releases it. For ties on SystemModstamp in tests.
+    pub fn hold_clock(&self, hold: bool) {
+        self.lock().store.hold_clock(hold);
+    }
+
     /// The Id of the integration user that owns records created without OwnerId.
     pub fn default_owner_id(&self) -> Option<String> {
         let inner = self.lock();

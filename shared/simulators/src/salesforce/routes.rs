@@ -858,7 +858,16 @@ impl Inner {
                         ),
                     );
                 };
-                self.store.update(object, &id, rec).map(|()| (id, None))
+                // Salesforce answers with the 18-character Id, whichever form was given.
+                self.store.update(object, &id, rec).map(|()| {
+                    let full = self
+                        .store
+                        .get(object, &id)
+                        .and_then(|r| r.get("Id"))
+                        .and_then(Value::as_str)
+                        .map_or(id, str::to_string);
+                    (full, None)
+                })
             }
             CollectionOp::Upsert { field, .. } => {
                 let Some(value) = external_value(rec, field) else {

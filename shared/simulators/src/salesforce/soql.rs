@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 
 use super::error::ApiError;
 use super::schema::{FieldDef, FieldType, ObjectDef, Schema};
+use super::store::id_key;
 use super::time::{parse_date, parse_datetime};
 
 /// A SOQL error; converts to a 400 REST error.
@@ -621,13 +622,12 @@ fn check_literal(def: &FieldDef, lit: &Literal) -> Result<()> {
 // ---------------------------------------------------------------------------------------
 // Evaluation
 
-/// Normalised text for comparisons: lower case; Ids on their 15-character form.
+/// Normalised text for comparisons: lower case; Ids on their 15-character form, whose case
+/// matters ([`id_key`]).
 fn norm_text(t: FieldType, s: &str) -> String {
-    let s = if t.is_id() && s.len() == 18 {
-        &s[..15]
-    } else {
-        s
-    };
+    if t.is_id() {
+        return id_key(s);
+    }
     s.to_lowercase()
 }
 
@@ -823,15 +823,15 @@ mod tests {
         let mk = |v: Value| v.as_object().cloned().unwrap();
         vec![
             mk(
-                json!({"Id": "001Sm0000000001AAA", "Name": "Acme", "PRM_Sync__c": true,
+                json!({"Id": "001Sm0000000001IAA", "Name": "Acme", "PRM_Sync__c": true,
                 "SystemModstamp": "2026-11-22T10:00:00.000+0000", "PRM_Id__c": "org-1"}),
             ),
             mk(
-                json!({"Id": "001Sm0000000002AAA", "Name": "O'Brien & Co", "PRM_Sync__c": false,
+                json!({"Id": "001Sm0000000002IAA", "Name": "O'Brien & Co", "PRM_Sync__c": false,
                 "SystemModstamp": "2026-11-22T11:00:00.000+0000", "PRM_Id__c": null}),
             ),
             mk(
-                json!({"Id": "001Sm0000000003AAA", "Name": "acme widgets", "PRM_Sync__c": true,
+                json!({"Id": "001Sm0000000003IAA", "Name": "acme widgets", "PRM_Sync__c": true,
                 "SystemModstamp": "2026-11-22T12:00:00.000+0000", "PRM_Id__c": "ORG-3",
                 "Industry": "Technology"}),
             ),
@@ -905,7 +905,7 @@ mod tests {
             vec!["Acme", "acme widgets"]
         );
         assert_eq!(
-            run("SELECT Id FROM Account WHERE Id NOT IN ('001Sm0000000001', '001Sm0000000003AAA')")
+            run("SELECT Id FROM Account WHERE Id NOT IN ('001Sm0000000001', '001Sm0000000003IAA')")
                 .unwrap(),
             vec!["O'Brien & Co"]
         );

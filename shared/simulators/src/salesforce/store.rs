@@ -33,10 +33,39 @@ const REPARENT: [(&str, &str, &str); 4] = [
     ("Contact", "OpportunityContactRole", "ContactId"),
 ];
 
-/// The lookup key of an Id: its 15-character form, lower case (our Ids are unique that way).
+/// The lookup key of an Id: its 15-character form, case-sensitive as Salesforce's is. An
+/// 18-character Id ignores case: its suffix says which of the first 15 characters are upper
+/// case, and the key takes their case from it (`001sm0000000001iaa` is `001Sm0000000001`).
+/// A 15-character Id keeps its case (`001sm0000000001` is another record).
 pub fn id_key(id: &str) -> String {
-    let id = if id.len() == 18 { &id[..15] } else { id };
-    id.to_ascii_lowercase()
+    if id.len() == 18 && id.is_ascii() {
+        if let Some(key) = restore_case(&id[..15], &id[15..]) {
+            return key;
+        }
+        return id[..15].to_string();
+    }
+    id.to_string()
+}
+
+/// The 15 characters of an 18-character Id in the case its suffix encodes; `None` when the
+/// suffix is not one.
+fn restore_case(head: &str, suffix: &str) -> Option<String> {
+    const MAP: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ012345";
+    let mut out = head.as_bytes().to_vec();
+    for (block, letter) in out.chunks_mut(5).zip(suffix.bytes()) {
+        let bits = MAP.iter().position(|&m| m == letter.to_ascii_uppercase())?;
+        for (i, c) in block.iter_mut().enumerate() {
+            if bits & (1 << i) != 0 {
+                if !c.is_ascii_alphabetic() {
+                    return None;
+                }
+                c.make_ascii_uppercase();
+            } else {
+                c.make_ascii_lowercase();
+            }
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 /// Well-formed 15- or 18-character Id.
@@ -63,7 +92,7 @@ fn id_suffix(id15: &str) -> String {
 /// How the values of an indexed field are compared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum KeyKind {
-    /// Record ids: their 15-character form, ignoring case.
+    /// Record ids: their 15-character form ([`id_key`]).
     Id,
     /// Case-sensitive text.
     Exact,
@@ -252,6 +281,9 @@ pub struct Store {
     last_stamp: Option<DateTime<Utc>>,
     clock_offset_ms: i64,
     default_owner: Option<String>,
+    /// While set, every write is stamped with this instant ([`Store::hold_clock`]).
+    #[serde(default)]
+    held_stamp: Option<DateTime<Utc>>,
     #[serde(skip)]
     undo: Option<Vec<Undo>>,
 }
@@ -272,6 +304,7 @@ impl Store {
             last_stamp: None,
             clock_offset_ms: 0,
             default_owner: None,
+            held_stamp: None,
             undo: None,
         };
         if store.schema.object("User").is_some() {
@@ -309,8 +342,30 @@ impl Store {
         self.clock_offset_ms += by.num_milliseconds();
     }
 
-    /// A strictly increasing timestamp for SystemModstamp / LastModifiedDate.
+    /// Holds the clock (`true`): every write from now on is stamped with one instant, as
+    /// the records saved by one transaction in Salesforce share their SystemModstamp, until
+    /// it is released (`false`); stamps then go on strictly after that instant.
+    pub fn hold_clock(&mut self, hold: bool) {
+        self.held_stamp = if hold {
+            let now = self.now();
+            let now = DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now);
+            let at = match self.last_stamp {
+                Some(last) if now <= last => last + Duration::milliseconds(1),
+                _ => now,
+            };
+            self.last_stamp = Some(at);
+            Some(at)
+        } else {
+            None
+        };
+    }
+
+    /// A strictly increasing timestamp for SystemModstamp / LastModifiedDate (the same one
+    /// while the clock is held).
     fn stamp(&mut self) -> String {
+        if let Some(at) = self.held_stamp {
+            return format_datetime(at);
+        }
         let now = self.now();
         let now = DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now);
         let next = match self.last_stamp {

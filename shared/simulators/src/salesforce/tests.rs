@@ -984,3 +984,140 @@ async fn bulk_unknown_job_auth_faults_failure_abort_and_delete() {
     assert_eq!(calls.kind("bulk_query_delete"), 1);
     assert_eq!(calls.kind("bulk_query_list"), 1);
 }
+
+#[tokio::test]
+async fn fifteen_character_ids_name_the_same_records_and_answers_are_eighteen() {
+    let c = Client::new().await;
+    let id = c.sim.insert("Account", obj(json!({"Name": "Acme"})));
+    let id15 = id[..15].to_string();
+    assert_eq!(id.len(), 18);
+
+    // In a URL.
+    let (status, rec) = c.get(&format!("{V}/sobjects/Account/{id15}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(rec["Id"], json!(id));
+    let (status, _) = c
+        .send_json(
+            reqwest::Method::PATCH,
+            &format!("{V}/sobjects/Account/{id15}"),
+            json!({"Name": "Acme Ltd"}),
+        )
+        .await;
+    assert_eq!(status, 204);
+
+    // In a Collection, and in a reference field.
+    let (status, results) = c
+        .send_json(
+            reqwest::Method::PATCH,
+            &format!("{V}/composite/sobjects"),
+            json!({"records": [{"attributes": {"type": "Account"}, "id": id15, "Name": "Acme Inc"}]}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(results[0]["success"], true);
+    assert_eq!(results[0]["id"], json!(id));
+    let (_, results) = c
+        .send_json(
+            reqwest::Method::POST,
+            &format!("{V}/composite/sobjects"),
+            json!({"records": [{"attributes": {"type": "Contact"}, "LastName": "L", "AccountId": id15}]}),
+        )
+        .await;
+    let contact = results[0]["id"].as_str().unwrap();
+    assert_eq!(
+        c.sim.get("Contact", contact).unwrap()["AccountId"],
+        json!(id)
+    );
+
+    // In SOQL.
+    let (status, page) = c
+        .query(&format!(
+            "SELECT Id, Name FROM Account WHERE Id IN ('{id15}')"
+        ))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(page["totalSize"], 1);
+    assert_eq!(page["records"][0]["Id"], json!(id));
+    assert_eq!(page["records"][0]["Name"], "Acme Inc");
+    let (_, page) = c
+        .query(&format!(
+            "SELECT Id FROM Contact WHERE AccountId = '{id15}'"
+        ))
+        .await;
+    assert_eq!(page["totalSize"], 1);
+
+    // A 15-character Id is case-sensitive; an 18-character one is not.
+    let lower15 = id15.to_ascii_lowercase();
+    assert_ne!(lower15, id15);
+    let (status, _) = c.get(&format!("{V}/sobjects/Account/{lower15}")).await;
+    assert_eq!(status, 404);
+    let (_, page) = c
+        .query(&format!("SELECT Id FROM Account WHERE Id = '{lower15}'"))
+        .await;
+    assert_eq!(page["totalSize"], 0);
+    let lower18 = id.to_ascii_lowercase();
+    let (status, rec) = c.get(&format!("{V}/sobjects/Account/{lower18}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(rec["Id"], json!(id));
+}
+
+#[tokio::test]
+async fn held_clock_gives_one_system_modstamp_and_query_pages_through_the_ties() {
+    let c = Client::new().await;
+    let before = c.sim.insert("Account", obj(json!({"Name": "Before"})));
+    c.sim.hold_clock(true);
+    let tied: Vec<String> = (0..450)
+        .map(|i| {
+            c.sim
+                .insert("Account", obj(json!({"Name": format!("T{i:03}")})))
+        })
+        .collect();
+    // A write through the API while held gets the same stamp.
+    let (status, _) = c
+        .send_json(
+            reqwest::Method::PATCH,
+            &format!("{V}/sobjects/Account/{}", tied[0]),
+            json!({"Name": "T000 renamed"}),
+        )
+        .await;
+    assert_eq!(status, 204);
+    c.sim.hold_clock(false);
+    let after = c.sim.insert("Account", obj(json!({"Name": "After"})));
+
+    let stamp = |id: &str| c.sim.get("Account", id).unwrap()["SystemModstamp"].clone();
+    let at = stamp(&tied[0]);
+    assert!(tied.iter().all(|id| stamp(id) == at));
+    assert_ne!(stamp(&before), at);
+    assert_ne!(stamp(&after), at);
+
+    // Pages of 200 over the ties: every record once.
+    let at = at.as_str().unwrap().replace("+0000", "Z");
+    let soql =
+        format!("SELECT Id FROM Account WHERE SystemModstamp = {at} ORDER BY SystemModstamp, Id");
+    let (status, mut page, _) = c
+        .send(
+            c.req(reqwest::Method::GET, &format!("{V}/query"))
+                .header("Sforce-Query-Options", "batchSize=200")
+                .query(&[("q", soql.as_str())]),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(page["totalSize"], 450);
+    let mut seen = Vec::new();
+    let mut pages = 1;
+    loop {
+        for r in page["records"].as_array().unwrap() {
+            seen.push(r["Id"].as_str().unwrap().to_string());
+        }
+        let Some(next) = page["nextRecordsUrl"].as_str().map(str::to_string) else {
+            break;
+        };
+        page = c.get(&next).await.1;
+        pages += 1;
+    }
+    assert_eq!(pages, 3);
+    let mut want = tied.clone();
+    want.sort();
+    seen.sort();
+    assert_eq!(seen, want);
+}
