@@ -240,10 +240,13 @@ async fn start_or_resume(
             return Ok(Some(cp));
         }
     }
-    let w = read_window(ctx, integration, spec, mode).await?;
+    let w = read_window(ctx, integration, &frame.run_id, spec, mode).await?;
     frame.mode = w.mode;
     if !dry_run {
         frame.begin(ctx).await;
+        if let Some(e) = &w.expired {
+            crate::store::record_log(ctx.store.as_ref(), std::slice::from_ref(e)).await?;
+        }
     }
     Ok(Some(PlanCheckpoint {
         run_id: frame.run_id.clone(),

@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::context::{
     entry, fetch_by_ids, integration_of, reserve_message, RunOptions, SyncContext,
 };
-use crate::error::EngineError;
+use crate::error::{During, EngineError};
 use crate::frame::{move_cursors, read_window, FrameKind, RunFrame};
 use crate::objects::ObjectSpec;
 use crate::pass::{run_pass, PassInput};
@@ -85,8 +85,13 @@ async fn run_object(
 ) -> Result<ObjectOutcome, EngineError> {
     let run_id = frame.run_id.as_str();
     let spec = ObjectSpec::new(integration.object(), &ctx.mapping);
-    let window = read_window(ctx, integration, &spec, options.mode).await?;
+    let window = read_window(ctx, integration, run_id, &spec, options.mode).await?;
     let mode = window.mode;
+    if let Some(e) = &window.expired {
+        crate::store::record_log(ctx.store.as_ref(), std::slice::from_ref(e))
+            .await
+            .during(|| "could not write the Integration Log".into())?;
+    }
     if let Some(message) = reserve_message(ctx) {
         let log = vec![entry(
             run_id,
