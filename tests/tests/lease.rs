@@ -261,3 +261,43 @@ async fn a_run_whose_lease_is_taken_over_stops_before_its_next_write() {
     // AND the lease stays with the run that took it over
     assert!(!h.store.acquire_lease(i, "first", later).await.unwrap());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planner_whose_lease_is_taken_over_queues_nothing_more() {
+    // GIVEN a planner held at its Salesforce read
+    let h = Harness::new().await;
+    h.account("Tailspin", Some("Active Partner"), json!({}));
+    let gated = GatedCrm::new(h.crm_client.clone());
+    let ctx = ctx_of(&h, gated.clone(), "planner");
+    let queue = Arc::new(ListQueue::default());
+    let plan = {
+        let queue = queue.clone();
+        tokio::spawn(async move {
+            let request = prmsync_engine::planner::PlanRequest::new(
+                Integration::Organizations,
+                RunMode::Incremental,
+                "plan-1",
+            );
+            prmsync_engine::planner::plan_run(&ctx, Some(queue.as_ref()), &request).await
+        })
+    };
+    gated.wait_reached().await;
+
+    // WHEN another planner takes its lease over
+    let i = Integration::Organizations;
+    h.store.release_lease(i, "planner").await.unwrap();
+    let later = Utc::now() + chrono::Duration::minutes(5);
+    assert!(h.store.acquire_lease(i, "other", later).await.unwrap());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while h.log(LogCode::LeaseLost).await.is_empty() {
+        assert!(Instant::now() < deadline, "no lease_lost entry");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    gated.open();
+
+    // THEN it fails without queueing the page it read
+    let err = plan.await.unwrap().expect_err("the planner fails");
+    assert!(err.to_string().contains("lease was lost"), "{err}");
+    assert!(queue.take().is_empty());
+    assert_eq!(h.log(LogCode::RunFailed).await.len(), 1);
+}
