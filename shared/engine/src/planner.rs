@@ -240,10 +240,13 @@ async fn start_or_resume(
             return Ok(Some(cp));
         }
     }
-    let w = read_window(ctx, integration, spec, mode).await?;
+    let w = read_window(ctx, integration, &frame.run_id, spec, mode).await?;
     frame.mode = w.mode;
     if !dry_run {
         frame.begin(ctx).await;
+        if let Some(e) = &w.expired {
+            crate::store::record_log(ctx.store.as_ref(), std::slice::from_ref(e)).await?;
+        }
     }
     Ok(Some(PlanCheckpoint {
         run_id: frame.run_id.clone(),
@@ -387,6 +390,9 @@ async fn plan_locked(
             .max(page.records.iter().filter_map(|r| r.modstamp).max());
         next = page.next.clone();
         let chunks = sender.page_chunks(&spec, &mut prm, page.records).await?;
+        // Nothing is queued once another planner took the lease over: it carries the
+        // run on from the last checkpoint.
+        frame.check_lease().await?;
         sender.send(chunks, &mut cp, report).await?;
         cp.crm.page = next.clone();
         cp.crm.done = next.is_none();
@@ -400,6 +406,7 @@ async fn plan_locked(
         let (held, ids) = prm.take_refs(part.iter().copied());
         chunks.push(sender.chunk(Vec::new(), held, ids, Vec::new(), read_at));
     }
+    frame.check_lease().await?;
     sender.send(chunks, &mut cp, report).await?;
     cp.prm.done = true;
     // The retry set and the people of newly linked organizations: references only.
@@ -422,6 +429,7 @@ async fn plan_locked(
     for part in prm_ids.chunks(CHUNK_SIZE) {
         chunks.push(sender.chunk(Vec::new(), Vec::new(), part.to_vec(), Vec::new(), read_at));
     }
+    frame.check_lease().await?;
     sender.send(chunks, &mut cp, report).await?;
     if dry_run {
         report.status = PlanStatus::Planned;

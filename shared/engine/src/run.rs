@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::context::{
     entry, fetch_by_ids, integration_of, reserve_message, RunOptions, SyncContext,
 };
-use crate::error::EngineError;
+use crate::error::{During, EngineError};
 use crate::frame::{move_cursors, read_window, FrameKind, RunFrame};
 use crate::objects::ObjectSpec;
 use crate::pass::{run_pass, PassInput};
@@ -49,7 +49,9 @@ pub async fn run_integration(
         Err(report) => return report,
     };
     let mut report = frame.report();
-    let log = match run_object(ctx, integration, &options, &frame).await {
+    // Its writes stop once its lease is lost to another run.
+    let guarded = frame.guard(ctx);
+    let log = match run_object(&guarded, integration, &options, &frame).await {
         Ok((mode, counts, planned, stopped, log)) => {
             report.mode = mode;
             report.counts = counts;
@@ -65,8 +67,19 @@ pub async fn run_integration(
             Vec::new()
         }
     };
+    lost_lease_fails(&frame, &mut report).await;
     frame.close(ctx, &mut report, log).await;
     report
+}
+
+/// A run whose lease another run took over fails, saying so (whatever error its refused
+/// write raised on the way out).
+async fn lost_lease_fails(frame: &RunFrame, report: &mut RunReport) {
+    if frame.lease_lost() {
+        if let Err(e) = frame.check_lease().await {
+            report.fail(&e);
+        }
+    }
 }
 
 type ObjectOutcome = (
@@ -85,8 +98,13 @@ async fn run_object(
 ) -> Result<ObjectOutcome, EngineError> {
     let run_id = frame.run_id.as_str();
     let spec = ObjectSpec::new(integration.object(), &ctx.mapping);
-    let window = read_window(ctx, integration, &spec, options.mode).await?;
+    let window = read_window(ctx, integration, run_id, &spec, options.mode).await?;
     let mode = window.mode;
+    if let Some(e) = &window.expired {
+        crate::store::record_log(ctx.store.as_ref(), std::slice::from_ref(e))
+            .await
+            .during(|| "could not write the Integration Log".into())?;
+    }
     if let Some(message) = reserve_message(ctx) {
         let log = vec![entry(
             run_id,
@@ -110,6 +128,9 @@ async fn run_object(
             .prm_newest
             .or(window.prm_cursor)
             .unwrap_or(frame.started_at);
+        // Only while the lease is ours: a run that lost it leaves the cursors to the run
+        // that holds it.
+        frame.check_lease().await?;
         move_cursors(ctx, integration, crm, prm).await?;
     }
     Ok((mode, out.counts, out.planned, out.stopped, Vec::new()))
@@ -148,7 +169,8 @@ pub async fn sync_record(ctx: &SyncContext, record: &RecordRef, dry_run: bool) -
         Err(report) => return report,
     };
     let mut report = frame.report();
-    let log = match sync_one(ctx, kind, record, &run_id, dry_run).await {
+    let guarded = frame.guard(ctx);
+    let log = match sync_one(&guarded, kind, record, &run_id, dry_run).await {
         Ok((counts, planned, log, found)) => {
             report.counts = counts;
             report.planned = planned;
@@ -163,6 +185,7 @@ pub async fn sync_record(ctx: &SyncContext, record: &RecordRef, dry_run: bool) -
             Vec::new()
         }
     };
+    lost_lease_fails(&frame, &mut report).await;
     frame.close(ctx, &mut report, log).await;
     report
 }

@@ -68,7 +68,9 @@ catalogue! {
     RunFinished => "run_finished", Info, "";
     RunFailed => "run_failed", Error, "Read the message: fix the connection or setup it names, then run `prmsync sync` again; the run resumes from its last checkpoint.";
     RunSkippedLeaseHeld => "run_skipped_lease_held", Warning, "Another run of this integration is in progress; wait for it to finish. A lease left by a crashed run expires on its own.";
+    LeaseLost => "lease_lost", Warning, "Nothing to do unless it repeats: the run could not renew its lease (the state store was out of reach, or the process stalled, for longer than the lease lasts) and another run took the integration over. The run stopped before its next write and its cursors did not move, so the run holding the lease reads the same changes. If it repeats, check the state store's health and that the process is not starved.";
     RunContinued => "run_continued", Info, "";
+    CursorExpired => "cursor_expired", Warning, "Nothing to do: the integration had not run for longer than a side keeps its deletes (Salesforce's recycle bin 15 days, PRM tombstones 30 days), so this run read everything instead of the changes. If it happens often, check that the schedule runs and that the integration is not left paused.";
     RunSkippedPaused => "run_skipped_paused", Info, "The integration is paused; `prmsync resume <integration>` starts it again.";
     RecordCreated => "record_created", Info, "";
     RecordUpdated => "record_updated", Info, "";

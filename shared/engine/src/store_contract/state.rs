@@ -6,7 +6,8 @@ use prmsync_mapping::{Integration, ObjectKind};
 use super::{micros, s};
 use crate::store::{RetryEntry, Store};
 
-/// Leases: exclusion, same-holder renewal, release only by the holder, expiry.
+/// Leases: exclusion, same-holder renewal (which extends the expiry), release only by the
+/// holder, expiry.
 pub async fn leases(store: &dyn Store) {
     let i = Integration::People;
     let soon = Utc::now() + Duration::minutes(5);
@@ -57,6 +58,26 @@ pub async fn leases(store: &dyn Store) {
         .release_lease(Integration::Deals, "nobody")
         .await
         .expect("releasing a lease nobody holds is not an error");
+
+    // A renewal moves the expiry: a lease taken already expired and renewed by its holder
+    // is held again (a run renews its lease while it lives).
+    let d = Integration::Deals;
+    assert!(
+        store
+            .acquire_lease(d, "a", Utc::now() - Duration::seconds(1))
+            .await
+            .expect("acquire"),
+        "a free lease is taken"
+    );
+    assert!(
+        store.acquire_lease(d, "a", soon).await.expect("renew"),
+        "the holder renews its own lease, expired or not"
+    );
+    assert!(
+        !store.acquire_lease(d, "b", soon).await.expect("acquire"),
+        "a renewal extends the lease: others are refused until the new expiry"
+    );
+    store.release_lease(d, "a").await.expect("release");
 }
 
 /// Pause flags: false by default, per integration.
