@@ -48,7 +48,9 @@ pub enum OpenError {
         path: PathBuf,
         source: rusqlite::Error,
     },
-    #[error("cannot start the state store's thread: {source}; the machine is out of threads or memory")]
+    #[error(
+        "cannot start the state store's thread: {source}; the machine is out of threads or memory"
+    )]
     Thread { source: std::io::Error },
 }
 
