@@ -12,12 +12,12 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 
 use chrono::{DateTime, Utc};
 use indexmap::IndexSet;
-use prmsync_mapping::{CrmRecord, ObjectKind, PrmRecord};
+use prmsync_mapping::{CrmRecord, LogCode, ObjectKind, PrmRecord};
 
-use crate::context::SyncContext;
+use crate::context::{entry, integration_of, SyncContext};
 use crate::objects::ObjectSpec;
-use crate::ports::{ChangeFrom, PortError};
-use crate::store::{LinkState, StoreError};
+use crate::ports::{ChangeFrom, PortError, Rejected};
+use crate::store::{LinkState, LogEntry, StoreError};
 
 /// Why the PRM's changes could not be indexed.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +56,9 @@ pub struct PrmChanges {
     held: HashMap<u32, PrmRecord>,
     hold: usize,
     pub newest: Option<DateTime<Utc>>,
+    /// Changed records the PRM sent that could not be read: left out of the index (the
+    /// rest syncs without them) and logged by the run.
+    pub rejected: Vec<Rejected>,
 }
 
 impl PrmChanges {
@@ -97,6 +100,13 @@ impl PrmChanges {
                 let is_linked = linked.contains(&r.id);
                 index.add(spec, r, is_linked);
             }
+            // A record that cannot be read does not hold the cursor back: like a record
+            // whose data a write rejected, it is logged and read again once it changes
+            // in the PRM (which moves its updated_at past the cursor).
+            for m in &page.rejected {
+                index.newest = index.newest.max(m.updated_at);
+            }
+            index.rejected.extend(page.rejected);
             match page.next {
                 Some(n) => next = Some(n),
                 None => return Ok(index),
@@ -126,6 +136,12 @@ impl PrmChanges {
         if self.held.len() < self.hold || self.held.contains_key(&pos) {
             self.held.insert(pos, r);
         }
+    }
+
+    /// The Integration Log entries of the records the read could not use: one each, with
+    /// its id when readable, the problem and the fix.
+    pub fn rejected_entries(&self, run_id: &str, spec: &ObjectSpec) -> Vec<LogEntry> {
+        malformed_entries(run_id, spec.kind, spec.prm_collection(), &self.rejected)
     }
 
     pub fn position(&self, id: &str) -> Option<u32> {
@@ -187,6 +203,39 @@ impl PrmChanges {
             .filter(|p| !self.taken[*p as usize])
             .collect()
     }
+}
+
+/// The `prm_record_malformed` entries of records a PRM read could not use.
+pub fn malformed_entries(
+    run_id: &str,
+    kind: ObjectKind,
+    collection: &str,
+    rejected: &[Rejected],
+) -> Vec<LogEntry> {
+    rejected
+        .iter()
+        .map(|r| {
+            let what = match &r.id {
+                Some(id) => format!("PRM {collection} record {id}"),
+                None => format!("a PRM {collection} record without a readable id"),
+            };
+            let mut e = entry(
+                run_id,
+                integration_of(kind),
+                LogCode::PrmRecordMalformed,
+                format!("{what} could not be read and was not synced: {}", r.problem),
+                serde_json::json!({
+                    "collection": collection,
+                    "id": r.id,
+                    "updated_at": r.updated_at,
+                    "problem": r.problem,
+                }),
+            );
+            e.object = Some(kind);
+            e.prm_id = r.id.clone();
+            e
+        })
+        .collect()
 }
 
 /// Salesforce records that must sync together with the same PRM records: a record with

@@ -319,6 +319,10 @@ async fn plan_locked(
         // changes while a continuation re-reads the index stays newer than the cursor, so
         // the next run reads it again (its queued chunk may carry the older version).
         cp.prm.newest = cp.prm.newest.max(prm.newest);
+        // PRM records that could not be read are logged once per run (a continuation
+        // reads them again); the rest of their pages is queued.
+        let malformed = prm.rejected_entries(&cp.run_id, &spec);
+        crate::store::record_log(ctx.store.as_ref(), &malformed).await?;
     }
     let mut queued_crm: HashSet<String> = HashSet::new();
     if cp.chunks > 0 && !dry_run {

@@ -102,6 +102,18 @@ pub struct ChangeFrom {
 pub struct ChangePage<R> {
     pub records: Vec<R>,
     pub next: Option<String>,
+    /// Records of the page the adapter could not read (a malformed PRM record): they are
+    /// left out of `records` so that the rest of the page syncs, and the engine logs them.
+    pub rejected: Vec<Rejected>,
+}
+
+/// A record of a page that could not be read: what could be read of its id and of its
+/// change time, and why it was refused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rejected {
+    pub id: Option<String>,
+    pub updated_at: Option<DateTime<Utc>>,
+    pub problem: String,
 }
 
 impl ChangeFrom {
@@ -190,6 +202,7 @@ pub trait Crm: Send + Sync {
                 .filter(|r| from.admits(r.modstamp, &r.id))
                 .collect(),
             next: None,
+            rejected: Vec::new(),
         })
     }
 
@@ -284,6 +297,7 @@ pub trait Prm: Send + Sync {
                 .filter(|r| from.admits(Some(r.updated_at), &r.id))
                 .collect(),
             next: None,
+            rejected: Vec::new(),
         })
     }
 

@@ -135,6 +135,15 @@ pub(crate) async fn sweep(
         s.retry_set.insert(e.id);
     }
     s.out.prm_newest = s.prm.newest;
+    // PRM records that could not be read sync no further: each gets its entry, and the
+    // rest of their pages syncs.
+    let malformed = s.prm.rejected_entries(run_id, &s.spec);
+    if !malformed.is_empty() {
+        s.out.counts.errors += malformed.len() as u64;
+        crate::store::record_log(ctx.store.as_ref(), &malformed)
+            .await
+            .during(|| "could not write the Integration Log".into())?;
+    }
     for l in ctx.store.links_to_retry(s.spec.kind).await? {
         s.retry_crm.insert(l.crm_id);
         s.retry_prm.insert(l.prm_id);

@@ -90,6 +90,7 @@ catalogue! {
     CrmSetupError => "crm_setup_error", Error, "A field or permission prmsync needs is missing in Salesforce: create the field or grant the integration user access, then run the sync again.";
     CrmRecordGone => "crm_record_gone", Warning, "The Salesforce record no longer exists; the link was disconnected. If it was restored from the recycle bin, `prmsync relink` links it again.";
     PrmValidationFailed => "prm_validation_failed", Error, "Correct the value in the record as the message says (or map it to one the PRM accepts); the record is retried when it changes.";
+    PrmRecordMalformed => "prm_record_malformed", Error, "The PRM sent a record prmsync cannot read (the message names the field and the record id): correct the field in the PRM, or ask the PRM's administrator to. The rest of the page synced; this record is read again, and synced, once it changes in the PRM.";
     PrmRecordGone => "prm_record_gone", Warning, "The PRM record no longer exists; the link was disconnected.";
     TransientError => "transient_error", Warning, "Nothing to do unless it repeats: the record is retried on the next run.";
     ApiReserveReached => "api_reserve_reached", Warning, "The run stopped to keep the configured share of the daily Salesforce API allocation; it resumes on the next run. Raise the org's allocation or lower api_reserve_percent if this happens often.";

@@ -87,6 +87,11 @@ pub struct FieldMapping {
     pub field_type: FieldType,
     /// Values longer than this are cut, the same way every time.
     pub max_length: Option<usize>,
+    /// Decimal places of a `number` field: the Salesforce field's scale. Values are rounded
+    /// to it (half away from zero, as Salesforce stores them) before they are compared and
+    /// written, so a value Salesforce rounded does not come back as a change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale: Option<u32>,
     /// Salesforce value → PRM value (picklists).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub values: BTreeMap<String, String>,
@@ -516,9 +521,20 @@ fn validate_field(
         }
     }
     if !f.values.is_empty() {
+        // Picklist values match ignoring case (`transform`), so two spellings of one value
+        // on either side would make the match ambiguous.
+        let mut sources = BTreeSet::new();
+        for k in f.values.keys() {
+            if !sources.insert(k.to_lowercase()) {
+                return Err((
+                    format!("Salesforce value `{k}` appears twice in `values` (values match ignoring case)"),
+                    "keep one spelling of each Salesforce value",
+                ));
+            }
+        }
         let mut targets = BTreeSet::new();
         for v in f.values.values() {
-            if !targets.insert(v) {
+            if !targets.insert(v.to_lowercase()) {
                 return Err((
                     format!("PRM value `{v}` appears twice in `values`, so the reverse direction is ambiguous"),
                     "map each PRM value from one Salesforce value",
@@ -529,6 +545,20 @@ fn validate_field(
             return Err((
                 "`values` maps only text and picklist fields".into(),
                 "remove `type` or `values`",
+            ));
+        }
+    }
+    if let Some(scale) = f.scale {
+        if f.field_type != FieldType::Number {
+            return Err((
+                "`scale` rounds only number fields".into(),
+                "set type = \"number\" or remove `scale`",
+            ));
+        }
+        if scale > 17 {
+            return Err((
+                format!("scale = {scale} is more decimal places than a Salesforce number field keeps (17 at most)"),
+                "give the scale of the Salesforce field (Setup > Object Manager > Fields: its decimal places)",
             ));
         }
     }
@@ -582,6 +612,40 @@ mod tests {
         let ok = MappingConfig::parse("[sync]\nprm_concurrency = 4\n", "m.toml").unwrap();
         assert_eq!(ok.sync.prm_concurrency, 4);
         assert_eq!(MappingConfig::default().sync.prm_concurrency, 16);
+    }
+
+    #[test]
+    fn scale_is_read_for_number_fields_and_refused_elsewhere() {
+        let ok = "[[organizations.fields]]\nprm = \"custom.discount\"\ncrm = \"Discount__c\"\ntype = \"number\"\nscale = 2\n";
+        let m = MappingConfig::parse(ok, "m.toml").unwrap();
+        let f = m
+            .organizations
+            .fields
+            .iter()
+            .find(|f| f.crm.as_deref() == Some("Discount__c"));
+        assert_eq!(f.and_then(|f| f.scale), Some(2));
+        for bad in [
+            "[[organizations.fields]]\nprm = \"custom.discount\"\ncrm = \"Discount__c\"\nscale = 2\n",
+            "[[organizations.fields]]\nprm = \"custom.discount\"\ncrm = \"Discount__c\"\ntype = \"number\"\nscale = 18\n",
+        ] {
+            let text = MappingConfig::parse(bad, "m.toml").unwrap_err().to_string();
+            assert!(text.contains("scale"), "{text}");
+            assert!(text.contains("line 1"), "{text}");
+        }
+    }
+
+    #[test]
+    fn picklist_values_that_differ_only_in_case_are_refused() {
+        for values in [
+            "{ \"Gold\" = \"gold\", \"GOLD\" = \"platinum\" }",
+            "{ \"Gold\" = \"gold\", \"Silver\" = \"GOLD\" }",
+        ] {
+            let src = format!("[[organizations.fields]]\nprm = \"custom.tier\"\ncrm = \"Tier__c\"\nvalues = {values}\n");
+            let text = MappingConfig::parse(&src, "m.toml")
+                .unwrap_err()
+                .to_string();
+            assert!(text.contains("twice"), "{text}");
+        }
     }
 
     #[test]

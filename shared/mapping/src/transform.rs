@@ -2,6 +2,14 @@
 //!
 //! Canonical values live in the PRM's value space: a Salesforce picklist value goes through
 //! the field's `values` table on the way in and back through it on the way out.
+//!
+//! One case rule for picklists, on both sides and both ways: a value matches a `values`
+//! entry when they are equal ignoring ASCII case (the exact spelling first), and the
+//! table's spelling is the one compared and written. So `GOLD` typed in the PRM compares
+//! equal to `Gold` read from Salesforce through `"Gold" = "gold"`, and is written back to
+//! Salesforce as `Gold`.
+//!
+//! A number field with a `scale` is rounded to it as Salesforce stores it, on both sides.
 
 use std::borrow::Cow;
 
@@ -9,7 +17,7 @@ use serde_json::Value;
 
 use crate::config::FieldMapping;
 use crate::record::Fields;
-use crate::value::canonical_cow;
+use crate::value::{canonical_cow, round_to_scale};
 
 /// A value with no entry in a field's `values` table.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -32,6 +40,36 @@ fn accepted(values: impl Iterator<Item = String>) -> String {
 
 static NULL: Value = Value::Null;
 
+/// The entry of `table` whose side (`side` picks it from an entry) matches `value`: the
+/// exact spelling, else the one equal ignoring ASCII case.
+fn find_entry<'t>(
+    table: &'t std::collections::BTreeMap<String, String>,
+    value: &str,
+    side: fn((&'t String, &'t String)) -> &'t String,
+) -> Option<(&'t String, &'t String)> {
+    table
+        .iter()
+        .find(|e| side(*e) == value)
+        .or_else(|| table.iter().find(|e| side(*e).eq_ignore_ascii_case(value)))
+}
+
+fn crm_side<'t>(e: (&'t String, &'t String)) -> &'t String {
+    e.0
+}
+
+fn prm_side<'t>(e: (&'t String, &'t String)) -> &'t String {
+    e.1
+}
+
+/// A canonical value of a field with a `scale`, rounded to it.
+#[inline]
+fn scaled<'a>(f: &FieldMapping, value: Cow<'a, Value>) -> Cow<'a, Value> {
+    match f.scale {
+        Some(scale) => round_to_scale(value, scale),
+        None => value,
+    }
+}
+
 /// The canonical value of a mapped field in a Salesforce record.
 pub fn read_crm(f: &FieldMapping, fields: &Fields) -> Result<Value, UnmappedValue> {
     read_crm_cow(f, fields).map(Cow::into_owned)
@@ -48,17 +86,13 @@ pub fn read_crm_cow<'a>(
         return Ok(Cow::Owned(Value::Null));
     };
     let raw = fields.get(name).unwrap_or(&NULL);
-    let value = canonical_cow(f.field_type, f.max_length, raw);
+    let value = scaled(f, canonical_cow(f.field_type, f.max_length, raw));
     if f.values.is_empty() {
         return Ok(value);
     }
     match &*value {
         Value::Null => Ok(Cow::Owned(Value::Null)),
-        Value::String(s) => match f
-            .values
-            .iter()
-            .find(|(crm, _)| *crm == s || crm.eq_ignore_ascii_case(s))
-        {
+        Value::String(s) => match find_entry(&f.values, s, crm_side) {
             Some((_, prm)) => Ok(Cow::Owned(Value::String(prm.clone()))),
             None => Err(UnmappedValue {
                 side: "Salesforce",
@@ -83,7 +117,7 @@ pub fn read_prm_cow<'a>(f: &FieldMapping, fields: &'a Fields) -> Cow<'a, Value> 
     let Some(path) = &f.prm else {
         return Cow::Owned(Value::Null);
     };
-    match prm_get_cow(fields, path) {
+    let value = match prm_get_cow(fields, path) {
         Cow::Borrowed(raw) => canonical_cow(f.field_type, f.max_length, raw),
         // `kind_status`, built from two fields: canonical unless cut or retyped.
         Cow::Owned(raw) => {
@@ -93,6 +127,22 @@ pub fn read_prm_cow<'a>(f: &FieldMapping, fields: &'a Fields) -> Cow<'a, Value> 
             };
             Cow::Owned(changed.unwrap_or(raw))
         }
+    };
+    let value = scaled(f, value);
+    if f.values.is_empty() {
+        return value;
+    }
+    // A picklist value in another case than the table's reads as the table's spelling.
+    let respelled = match &*value {
+        Value::String(s) => match find_entry(&f.values, s, prm_side) {
+            Some((_, prm)) if prm != s => Some(Value::String(prm.clone())),
+            _ => None,
+        },
+        _ => None,
+    };
+    match respelled {
+        Some(v) => Cow::Owned(v),
+        None => value,
     }
 }
 
@@ -136,7 +186,7 @@ pub fn write_crm(f: &FieldMapping, value: &Value, out: &mut Fields) -> Result<()
         return Ok(());
     };
     let v = match (value, f.values.is_empty()) {
-        (Value::String(s), false) => match f.values.iter().find(|(_, prm)| *prm == s) {
+        (Value::String(s), false) => match find_entry(&f.values, s, prm_side) {
             Some((crm, _)) => Value::String(crm.clone()),
             None => {
                 return Err(UnmappedValue {
@@ -241,6 +291,80 @@ mod tests {
     }
 
     #[test]
+    fn picklist_values_follow_one_case_rule_on_read_and_on_write() {
+        let mut f = field("kind_status");
+        f.values = [("Gold", "gold"), ("Silver", "silver")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        f.prm = Some("custom.tier".into());
+        f.crm = Some("Tier__c".into());
+        let crm = |v: &str| -> Fields { json!({"Tier__c": v}).as_object().unwrap().clone() };
+        let prm =
+            |v: &str| -> Fields { json!({"custom": {"tier": v}}).as_object().unwrap().clone() };
+        // read: any case on either side reads as the table's PRM spelling
+        for v in ["Gold", "GOLD", "gold"] {
+            assert_eq!(read_crm(&f, &crm(v)).unwrap(), json!("gold"), "{v}");
+            assert_eq!(read_prm(&f, &prm(v)), json!("gold"), "{v}");
+        }
+        // so a PRM `GOLD` and a Salesforce `Gold` are the same value: no change either way
+        assert_eq!(
+            read_prm(&f, &prm("GOLD")),
+            read_crm(&f, &crm("Gold")).unwrap()
+        );
+        // write: any case writes the table's Salesforce spelling
+        for v in ["gold", "GOLD", "Gold"] {
+            let mut out = Fields::new();
+            write_crm(&f, &json!(v), &mut out).unwrap();
+            assert_eq!(out["Tier__c"], json!("Gold"), "{v}");
+        }
+        // a value of no entry, in any case, is still unmapped
+        assert!(read_crm(&f, &crm("Bronze")).is_err());
+        assert_eq!(read_prm(&f, &prm("bronze")), json!("bronze"));
+        assert!(write_crm(&f, &json!("bronze"), &mut Fields::new()).is_err());
+    }
+
+    #[test]
+    fn picklist_spellings_that_differ_only_in_case_match_exactly_first() {
+        let mut f = field("kind_status");
+        f.values = [("GOLD", "g"), ("Gold", "G")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let crm = |v: &str| -> Fields {
+            json!({"PRM_Organization_Status__c": v})
+                .as_object()
+                .unwrap()
+                .clone()
+        };
+        assert_eq!(read_crm(&f, &crm("Gold")).unwrap(), json!("G"));
+        assert_eq!(read_crm(&f, &crm("GOLD")).unwrap(), json!("g"));
+        let mut out = Fields::new();
+        write_crm(&f, &json!("G"), &mut out).unwrap();
+        assert_eq!(out["PRM_Organization_Status__c"], json!("Gold"));
+    }
+
+    #[test]
+    fn a_decimal_reads_rounded_to_the_field_scale_on_both_sides() {
+        let mut f = field("name");
+        f.prm = Some("amount".into());
+        f.crm = Some("Amount".into());
+        f.field_type = crate::config::FieldType::Number;
+        f.scale = Some(2);
+        let prm: Fields = json!({"amount": 12.345}).as_object().unwrap().clone();
+        let crm: Fields = json!({"Amount": 12.35}).as_object().unwrap().clone();
+        assert_eq!(read_prm(&f, &prm), json!(12.35));
+        assert_eq!(read_crm(&f, &crm).unwrap(), json!(12.35));
+        // what is written is the rounded value: Salesforce stores it as sent
+        let mut out = Fields::new();
+        write_crm(&f, &read_prm(&f, &prm), &mut out).unwrap();
+        assert_eq!(out["Amount"], json!(12.35));
+        // without a scale the value is kept whole
+        f.scale = None;
+        assert_eq!(read_prm(&f, &prm), json!(12.345));
+    }
+
+    #[test]
     fn custom_fields_nest() {
         let mut body = Fields::new();
         prm_set(&mut body, "custom.tier", json!("gold"));
@@ -281,7 +405,27 @@ mod fast_path_tests {
         let Some(path) = &f.prm else {
             return Value::Null;
         };
-        canonical(f.field_type, f.max_length, &reference_prm_get(fields, path))
+        let value = reference_scaled(
+            f,
+            canonical(f.field_type, f.max_length, &reference_prm_get(fields, path)),
+        );
+        match &value {
+            Value::String(s) if !f.values.is_empty() => f
+                .values
+                .values()
+                .find(|prm| *prm == s)
+                .or_else(|| f.values.values().find(|prm| prm.eq_ignore_ascii_case(s)))
+                .map(|prm| Value::String(prm.clone()))
+                .unwrap_or(value),
+            _ => value,
+        }
+    }
+
+    fn reference_scaled(f: &FieldMapping, value: Value) -> Value {
+        match f.scale {
+            Some(scale) => crate::value::round_to_scale(Cow::Owned(value), scale).into_owned(),
+            None => value,
+        }
     }
 
     fn reference_read_crm(f: &FieldMapping, fields: &Fields) -> Result<Value, UnmappedValue> {
@@ -289,14 +433,16 @@ mod fast_path_tests {
             return Ok(Value::Null);
         };
         let raw = fields.get(name).cloned().unwrap_or(Value::Null);
-        let value = canonical(f.field_type, f.max_length, &raw);
+        let value = reference_scaled(f, canonical(f.field_type, f.max_length, &raw));
         if f.values.is_empty() {
             return Ok(value);
         }
         match &value {
             Value::Null => Ok(Value::Null),
             Value::String(s) => {
-                match f.values.iter().find(|(crm, _)| crm.eq_ignore_ascii_case(s)) {
+                let exact = f.values.iter().find(|(crm, _)| *crm == s);
+                match exact.or_else(|| f.values.iter().find(|(crm, _)| crm.eq_ignore_ascii_case(s)))
+                {
                     Some((_, prm)) => Ok(Value::String(prm.clone())),
                     None => Err(UnmappedValue {
                         side: "Salesforce",
@@ -341,6 +487,13 @@ mod fast_path_tests {
             ..base.clone()
         });
         fields.push(FieldMapping {
+            prm: Some("amount".into()),
+            crm: Some("Amount".into()),
+            field_type: crate::config::FieldType::Number,
+            scale: Some(1),
+            ..base.clone()
+        });
+        fields.push(FieldMapping {
             prm: None,
             crm: Some("Type".into()),
             ..base.clone()
@@ -359,6 +512,8 @@ mod fast_path_tests {
             any::<bool>().prop_map(Value::Bool),
             (-1000i64..1000).prop_map(|n| json!(n)),
             Just(json!(12.5)),
+            Just(json!(12.345)),
+            Just(json!(-0.05)),
             "[ ]{0,2}[a-zA-Z0-9@.:/ ]{0,10}[ ]{0,2}".prop_map(Value::String),
             "(Active Partner|active partner|ACTIVE DISTRIBUTOR|Gold|gold|GOLD|gOLD|Silver|Approved|Closed Won|partner|active|Zoë@Example.com|2026-12-31|2026-12-31T00:00:00.000\\+0000)"
                 .prop_map(Value::String),

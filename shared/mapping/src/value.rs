@@ -163,6 +163,62 @@ fn number(value: &Value) -> Cow<'_, Value> {
     })
 }
 
+/// Rounds a canonical number to `scale` decimal places the way Salesforce stores a value
+/// sent to a number field of that scale: half away from zero, on the decimal digits the
+/// value is sent with (the shortest spelling that reads back as the same `f64`, so
+/// `12.345` is `12.35` at scale 2, although the nearest `f64` is a little below it).
+/// Anything but a number is returned unchanged; so is a number with no more places.
+pub fn round_to_scale(value: Cow<'_, Value>, scale: u32) -> Cow<'_, Value> {
+    let Value::Number(n) = &*value else {
+        return value;
+    };
+    let Some(f) = n.as_f64().filter(|f| f.is_finite()) else {
+        return value;
+    };
+    if n.is_i64() || n.is_u64() {
+        return value;
+    }
+    // `Display` of an `f64` is its shortest round-trip spelling, never in exponent form.
+    let spelled = format!("{}", f.abs());
+    let (whole, fraction) = spelled.split_once('.').unwrap_or((&spelled, ""));
+    let scale = scale as usize;
+    if fraction.len() <= scale {
+        return value;
+    }
+    let mut digits: Vec<u8> = whole.bytes().chain(fraction.bytes().take(scale)).collect();
+    if fraction.as_bytes()[scale] >= b'5' {
+        // Add one unit in the last kept place, carrying to the left.
+        let mut i = digits.len();
+        loop {
+            if i == 0 {
+                digits.insert(0, b'1');
+                break;
+            }
+            i -= 1;
+            if digits[i] == b'9' {
+                digits[i] = b'0';
+            } else {
+                digits[i] += 1;
+                break;
+            }
+        }
+    }
+    let split = digits.len() - scale;
+    let mut text = String::with_capacity(digits.len() + 2);
+    if f.is_sign_negative() {
+        text.push('-');
+    }
+    text.push_str(std::str::from_utf8(&digits[..split]).unwrap_or("0"));
+    if scale > 0 {
+        text.push('.');
+        text.push_str(std::str::from_utf8(&digits[split..]).unwrap_or("0"));
+    }
+    match number(&Value::String(text)) {
+        Cow::Owned(v @ Value::Number(_)) => Cow::Owned(v),
+        _ => value,
+    }
+}
+
 /// Reads a date as `YYYY-MM-DD` or the date part of a datetime.
 pub fn parse_date(s: &str) -> Option<NaiveDate> {
     let s = s.trim();
@@ -219,6 +275,35 @@ mod tests {
             json!(10.5)
         );
         assert_eq!(canonical(FieldType::Number, None, &json!("")), Value::Null);
+    }
+
+    #[test]
+    fn decimals_round_to_the_scale_half_away_from_zero_as_salesforce_stores_them() {
+        let round = |v: Value, scale| round_to_scale(Cow::Owned(v), scale).into_owned();
+        assert_eq!(round(json!(12.345), 2), json!(12.35));
+        assert_eq!(round(json!(-12.345), 2), json!(-12.35));
+        assert_eq!(round(json!(12.344), 2), json!(12.34));
+        assert_eq!(round(json!(1.005), 2), json!(1.01));
+        assert_eq!(round(json!(9.995), 2), json!(10));
+        assert_eq!(round(json!(-0.5), 0), json!(-1));
+        assert_eq!(round(json!(0.4), 0), json!(0));
+        assert_eq!(round(json!(0.0000001), 2), json!(0));
+        assert_eq!(round(json!(99.99), 1), json!(100));
+        // already within the scale, integral, or not a number: unchanged
+        assert_eq!(round(json!(12.3), 2), json!(12.3));
+        assert_eq!(round(json!(12), 0), json!(12));
+        assert_eq!(round(json!("12.345"), 2), json!("12.345"));
+        assert_eq!(round(Value::Null, 2), Value::Null);
+        // rounding twice is rounding once: the value Salesforce stores compares equal
+        for v in [
+            json!(12.345),
+            json!(-7.125),
+            json!(0.045),
+            json!(123456.789),
+        ] {
+            let once = round(v.clone(), 2);
+            assert_eq!(round(once.clone(), 2), once, "{v}");
+        }
     }
 
     #[test]

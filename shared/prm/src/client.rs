@@ -12,7 +12,9 @@ use url::Url;
 
 use crate::config::PrmConfig;
 use crate::error::{FieldError, PrmError};
-use crate::model::{Collection, Group, ListQuery, PrmRecord, Settings, MAX_IDS};
+use crate::model::{
+    read_records, Collection, Group, ListQuery, Malformed, PrmRecord, Settings, MAX_IDS,
+};
 use crate::retry;
 
 /// Client of one PRM. Every request carries the bearer token; transient failures are
@@ -53,6 +55,16 @@ struct ErrorBody {
     message: String,
     #[serde(default)]
     fields: Vec<FieldError>,
+}
+
+/// One page of a list as [`PrmClient::read_page`] reads it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ListPage {
+    pub records: Vec<PrmRecord>,
+    /// Records of the page that could not be read, each refused alone.
+    pub malformed: Vec<Malformed>,
+    /// The cursor of the next page; `None` at the end.
+    pub next: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -254,13 +266,29 @@ impl PrmClient {
         self.execute(method, url, headers, body, &mut false).await
     }
 
-    /// One page of a list; returns the records and the cursor of the next page.
+    /// One page of a list; returns the records and the cursor of the next page. A record
+    /// that cannot be read fails the page: [`read_page`](Self::read_page) reads the others.
     pub async fn list_page(
         &self,
         c: Collection,
         q: &ListQuery,
         cursor: Option<&str>,
     ) -> Result<(Vec<PrmRecord>, Option<String>), PrmError> {
+        let page = self.read_page(c, q, cursor).await?;
+        if let Some(m) = page.malformed.into_iter().next() {
+            return Err(PrmError::Decode(m.problem));
+        }
+        Ok((page.records, page.next))
+    }
+
+    /// One page of a list: the records read, those that could not be read (each refused
+    /// alone), and the cursor of the next page.
+    pub async fn read_page(
+        &self,
+        c: Collection,
+        q: &ListQuery,
+        cursor: Option<&str>,
+    ) -> Result<ListPage, PrmError> {
         if q.ids.len() > MAX_IDS {
             return Err(PrmError::Validation {
                 message: format!("a page can filter on at most {MAX_IDS} ids"),
@@ -303,39 +331,64 @@ impl PrmClient {
         }
         let reply = self.send(Method::GET, url, &[], None).await?;
         let page: Page<Value> = decode("list page", &reply.body)?;
-        let records = page
-            .data
-            .into_iter()
-            .map(PrmRecord::from_json)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok((records, page.next_cursor.filter(|c| !c.is_empty())))
+        let (records, malformed) = read_records(page.data);
+        Ok(ListPage {
+            records,
+            malformed,
+            next: page.next_cursor.filter(|c| !c.is_empty()),
+        })
     }
 
     /// Every record matching `q`, following cursors to the end. More than 200 ids are
-    /// split into several requests; the result is ordered by `(updated_at, id)`.
+    /// split into several requests; the result is ordered by `(updated_at, id)`. A record
+    /// that cannot be read fails the list: [`read_all`](Self::read_all) reads the others.
     pub async fn list(&self, c: Collection, q: &ListQuery) -> Result<Vec<PrmRecord>, PrmError> {
+        let (records, malformed) = self.read_all(c, q).await?;
+        if let Some(m) = malformed.into_iter().next() {
+            return Err(PrmError::Decode(m.problem));
+        }
+        Ok(records)
+    }
+
+    /// [`list`](Self::list), with the records that could not be read set aside instead of
+    /// failing the list.
+    pub async fn read_all(
+        &self,
+        c: Collection,
+        q: &ListQuery,
+    ) -> Result<(Vec<PrmRecord>, Vec<Malformed>), PrmError> {
         if q.ids.len() <= MAX_IDS {
             return self.list_all(c, q).await;
         }
         let mut out: Vec<PrmRecord> = Vec::new();
+        let mut refused = Vec::new();
         for chunk in q.ids.chunks(MAX_IDS) {
             let part = ListQuery {
                 ids: chunk.to_vec(),
                 ..q.clone()
             };
-            out.extend(self.list_all(c, &part).await?);
+            let (records, malformed) = self.list_all(c, &part).await?;
+            out.extend(records);
+            refused.extend(malformed);
         }
         out.sort_by(|a, b| (a.updated_at, &a.id).cmp(&(b.updated_at, &b.id)));
         out.dedup_by(|a, b| a.id == b.id);
-        Ok(out)
+        Ok((out, refused))
     }
 
-    async fn list_all(&self, c: Collection, q: &ListQuery) -> Result<Vec<PrmRecord>, PrmError> {
+    async fn list_all(
+        &self,
+        c: Collection,
+        q: &ListQuery,
+    ) -> Result<(Vec<PrmRecord>, Vec<Malformed>), PrmError> {
         let mut out = Vec::new();
+        let mut refused = Vec::new();
         let mut cursor: Option<String> = None;
         loop {
-            let (page, next) = self.list_page(c, q, cursor.as_deref()).await?;
-            out.extend(page);
+            let page = self.read_page(c, q, cursor.as_deref()).await?;
+            out.extend(page.records);
+            refused.extend(page.malformed);
+            let next = page.next;
             match next {
                 Some(n) if cursor.as_deref() == Some(n.as_str()) => {
                     return Err(PrmError::Decode(format!(
@@ -343,7 +396,7 @@ impl PrmClient {
                     )));
                 }
                 Some(n) => cursor = Some(n),
-                None => return Ok(out),
+                None => return Ok((out, refused)),
             }
         }
     }

@@ -17,9 +17,10 @@ mod model;
 pub mod port;
 mod retry;
 
-pub use client::PrmClient;
+pub use client::{ListPage, PrmClient};
 pub use config::PrmConfig;
 pub use error::{FieldError, PrmError};
 pub use model::{
-    Collection, DistributorModule, FieldSpec, Group, ListQuery, PrmRecord, Settings, MAX_IDS,
+    read_records, Collection, DistributorModule, FieldSpec, Group, ListQuery, Malformed, PrmRecord,
+    Settings, MAX_IDS,
 };

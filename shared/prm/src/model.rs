@@ -124,6 +124,40 @@ impl PrmRecord {
     }
 }
 
+/// A record of a list page that [`PrmRecord::from_json`] refused: what could be read of
+/// its id and `updated_at`, and the problem. The rest of the page is read without it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Malformed {
+    pub id: Option<String>,
+    pub updated_at: Option<DateTime<Utc>>,
+    pub problem: String,
+}
+
+/// Reads each record of a page on its own: the records read, and the ones refused.
+pub fn read_records(values: Vec<Value>) -> (Vec<PrmRecord>, Vec<Malformed>) {
+    let mut records = Vec::with_capacity(values.len());
+    let mut malformed = Vec::new();
+    for value in values {
+        // What may still be read of a refused record (short strings: cheap to keep).
+        let text = |name: &str| value.get(name).and_then(Value::as_str).map(str::to_string);
+        let (id, updated_at) = (text("id"), text("updated_at"));
+        match PrmRecord::from_json(value) {
+            Ok(r) => records.push(r),
+            Err(e) => malformed.push(Malformed {
+                id: id.filter(|s| !s.is_empty()),
+                updated_at: updated_at
+                    .and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
+                    .map(|t| t.with_timezone(&Utc)),
+                problem: match e {
+                    PrmError::Decode(m) => m,
+                    other => other.to_string(),
+                },
+            }),
+        }
+    }
+    (records, malformed)
+}
+
 fn parse_ts(id: &str, field: &str, s: &str) -> Result<DateTime<Utc>, PrmError> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
@@ -264,5 +298,41 @@ mod tests {
                 Err(PrmError::Decode(_))
             ));
         }
+    }
+
+    #[test]
+    fn a_malformed_record_is_refused_alone_with_what_can_be_read_of_it() {
+        let (records, malformed) = read_records(vec![
+            json!({"id": "org_1", "version": 1, "updated_at": "2026-01-01T00:00:00Z"}),
+            json!({"id": "org_2", "version": 1, "updated_at": "yesterday"}),
+            json!({"id": "org_3", "version": 1, "updated_at": "2026-01-02T00:00:00Z", "crm_id": 5}),
+            json!({"version": 1, "updated_at": "2026-01-03T00:00:00Z"}),
+            json!("not a record"),
+            json!({"id": "org_4", "version": 2, "updated_at": "2026-01-04T00:00:00Z"}),
+        ]);
+        let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["org_1", "org_4"]);
+        assert_eq!(malformed.len(), 4);
+        assert_eq!(malformed[0].id.as_deref(), Some("org_2"));
+        assert_eq!(malformed[0].updated_at, None);
+        assert!(
+            malformed[0].problem.contains("updated_at 'yesterday'"),
+            "{:?}",
+            malformed[0]
+        );
+        assert_eq!(malformed[1].id.as_deref(), Some("org_3"));
+        assert_eq!(
+            malformed[1].updated_at,
+            Some("2026-01-02T00:00:00Z".parse().unwrap())
+        );
+        assert!(
+            malformed[1].problem.contains("crm_id"),
+            "{:?}",
+            malformed[1]
+        );
+        assert_eq!(malformed[2].id, None);
+        assert!(malformed[2].updated_at.is_some());
+        assert_eq!(malformed[3].id, None);
+        assert_eq!(malformed[3].updated_at, None);
     }
 }

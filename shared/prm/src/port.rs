@@ -4,11 +4,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use prmsync_engine::ports::{
     ChangeFrom, ChangePage, FailureClass, PortError, Prm, PrmFieldSpec, PrmGroup, PrmSettings,
-    RecordFailure, System,
+    RecordFailure, Rejected, System,
 };
 use prmsync_mapping::{Fields, PrmRecord as EngineRecord};
 
-use crate::{Collection, ListQuery, PrmClient, PrmError, PrmRecord};
+use crate::{Collection, ListQuery, Malformed, PrmClient, PrmError, PrmRecord};
 
 fn collection(name: &str) -> Result<Collection, PortError> {
     match name {
@@ -94,14 +94,33 @@ fn record_result(
     }
 }
 
-/// Every page of a list, as the engine's records.
+/// Every page of a list, as the engine's records. A record that cannot be read is left
+/// out, as if it had not changed: these reads (by id, by email, by organization) serve
+/// records a change read listed or links hold, and a record malformed since then changed
+/// after that read, so the next change read meets it and logs it.
 async fn list_records(
     client: &PrmClient,
     c: Collection,
     q: &ListQuery,
 ) -> Result<Vec<EngineRecord>, PortError> {
-    let records = client.list(c, q).await.map_err(port_error)?;
+    let (records, malformed) = client.read_all(c, q).await.map_err(port_error)?;
+    for m in &malformed {
+        tracing::warn!(
+            collection = %c,
+            id = m.id.as_deref().unwrap_or("?"),
+            problem = %m.problem,
+            "a PRM record could not be read; left out"
+        );
+    }
     Ok(records.into_iter().map(to_engine).collect())
+}
+
+fn rejected(m: Malformed) -> Rejected {
+    Rejected {
+        id: m.id,
+        updated_at: m.updated_at,
+        problem: m.problem,
+    }
 }
 
 fn to_engine(r: PrmRecord) -> EngineRecord {
@@ -144,23 +163,42 @@ impl Prm for PrmClient {
         let c = collection(collection_name)?;
         let mut page = page.map(str::to_string);
         loop {
-            let (records, next) = self
-                .list_page(c, &q, page.as_deref())
+            let read = self
+                .read_page(c, &q, page.as_deref())
                 .await
                 .map_err(port_error)?;
-            let fresh: Vec<EngineRecord> = records
+            let next = read.next;
+            let fresh: Vec<EngineRecord> = read
+                .records
                 .into_iter()
                 .filter(|r| from.admits(Some(r.updated_at), &r.id))
                 .map(to_engine)
                 .collect();
+            // A record that cannot be read is handed over on its own, so that the rest of
+            // the page syncs; one before the resume key was handed over already.
+            let refused: Vec<Rejected> = read
+                .malformed
+                .into_iter()
+                .filter(|m| match (m.updated_at, &m.id) {
+                    (Some(at), Some(id)) => from.admits(Some(at), id),
+                    _ => true,
+                })
+                .map(rejected)
+                .collect();
             // A page wholly before the resume key (ties on `updated_since`): read on.
-            if fresh.is_empty() && next.is_some() && from.after.is_some() && page != next {
+            if fresh.is_empty()
+                && refused.is_empty()
+                && next.is_some()
+                && from.after.is_some()
+                && page != next
+            {
                 page = next;
                 continue;
             }
             return Ok(ChangePage {
                 records: fresh,
                 next,
+                rejected: refused,
             });
         }
     }

@@ -163,6 +163,7 @@ fn rest_page(rows: Vec<SObject>, next: Option<String>) -> ChangePage<CrmRecord> 
     ChangePage {
         records: rows.into_iter().map(to_record).collect(),
         next,
+        rejected: Vec::new(),
     }
 }
 
@@ -183,6 +184,7 @@ impl SalesforceClient {
         Ok(ChangePage {
             records: rows.into_iter().map(to_record).collect(),
             next: (!results.is_done()).then(|| results.token()),
+            rejected: Vec::new(),
         })
     }
 }

@@ -210,6 +210,19 @@ impl PrmSim {
         self.with_store(|s| s.patch(collection, id, None, &body, Mode::Direct))
     }
 
+    /// Sets one field of a record to any JSON value without validation, as a faulty PRM
+    /// would serve it (a `updated_at` that is not a timestamp, a `crm_id` that is a
+    /// number): for tests of malformed records. The record keeps its place in the list
+    /// order and its version.
+    ///
+    /// # Panics
+    /// When the record is unknown.
+    pub fn set_raw(&self, collection: Collection, id: &str, field: &str, value: Value) {
+        if !self.with_store(|s| s.set_raw(collection, id, field, value)) {
+            panic!("PrmSim::set_raw {}/{id}: no such record", collection.path());
+        }
+    }
+
     /// Makes a record a tombstone. Unknown ids are ignored.
     pub fn delete(&self, collection: Collection, id: &str) {
         let _ = self.with_store(|s| s.delete(collection, id));

@@ -520,6 +520,19 @@ impl Store {
         Ok(())
     }
 
+    /// Sets one field of a stored record to any JSON value, unchecked, as a faulty PRM
+    /// would serve it; the record keeps its place in the list order (its typed
+    /// `updated_at`). Returns false when the record is unknown.
+    pub fn set_raw(&mut self, c: Collection, id: &str, field: &str, value: Value) -> bool {
+        let table = self.table_mut(c);
+        let Some(mut rec) = table.records.get(id).cloned() else {
+            return false;
+        };
+        rec.data.insert(field.to_string(), value);
+        table.put(id.to_string(), rec);
+        true
+    }
+
     /// One page of a list, ordered by `(updated_at, id)`, and the cursor of the next page.
     ///
     /// Filters backed by an index (`ids`, `crm_id`, `email`, `organization_id`) start from
