@@ -27,6 +27,8 @@
 //!   by `deal_import.rs` instead;
 //! - [`plan`]: the three-way merge plan of one pair ([`plan::plan_pair`], also what the
 //!   merge benchmark measures);
+//! - `cycles.rs`: parents that would close a loop are held back and logged
+//!   (`parent_cycles`);
 //! - `write.rs`: batched writes and the links; `failures.rs`: what a failed write does
 //!   (`classify_failure`); `log.rs`: Integration Log entries and dry-run writes.
 
@@ -39,6 +41,7 @@ use crate::objects::ObjectSpec;
 mod candidates;
 mod create;
 pub mod create_body;
+mod cycles;
 mod deal_import;
 mod failures;
 mod lifecycle;
@@ -229,6 +232,8 @@ impl<'a> Pass<'a> {
         // Writes (write.rs): pairs planned by an earlier pass that waited for a full
         // Collection go first in line; Salesforce, then the PRM, then the links.
         pairs.extend(carry);
+        // Parents that would close a loop are held back (cycles.rs).
+        self.hold_parent_cycles(&mut pairs).await?;
         if self.carry_partial {
             self.out.carry = carry_partial_collection(&mut pairs);
         }

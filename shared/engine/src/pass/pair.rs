@@ -42,6 +42,8 @@ pub struct WorkPair {
     pub(super) marks_deleted: bool,
     /// A write of this pair was rejected for its data: not retried until a record changes.
     pub(super) rejected: bool,
+    /// The pair was merged in this pass (not skipped as rejected before, nor out of sync).
+    pub(super) planned: bool,
 }
 
 impl WorkPair {
@@ -60,6 +62,7 @@ impl WorkPair {
             dirty: false,
             marks_deleted: false,
             rejected: false,
+            planned: false,
         }
     }
 }
