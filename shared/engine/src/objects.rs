@@ -20,6 +20,9 @@ pub mod keys {
     pub const KIND: &str = "$kind";
     /// The reference (parent organization, or a person's organization), as a PRM id.
     pub const REFERENCE: &str = "$reference";
+    /// A parent (PRM id) that one side holds and that was not written to the other because
+    /// it would have closed a loop; cleared once the pair merges without one.
+    pub const PARENT_HELD: &str = "$parent_held";
 }
 
 /// A record's reference to an organization: an Account's parent or a Contact's Account.

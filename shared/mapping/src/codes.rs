@@ -83,7 +83,7 @@ catalogue! {
     SyncStoppedUnflagged => "sync_stopped_unflagged", Warning, "The Account's Sync with PRM box was cleared or its Organization Status emptied, so it no longer syncs. Tick the box and set the status again to resume.";
     SyncResumed => "sync_resumed", Info, "";
     ParentNotLinked => "parent_not_linked", Info, "The parent record is not synced yet; flag the parent Account (or create it in the PRM) and the hierarchy follows on a later run.";
-    ParentCycle => "parent_cycle", Error, "Parent links would form a loop; correct the parent of one of the records named.";
+    ParentCycle => "parent_cycle", Error, "The parents set in Salesforce and in the PRM would make these organizations each other's ancestors (the message names the loop in order), so the parent was not written; their other fields still sync. Correct the parent of one of them (Parent Account in Salesforce, or the parent organization in the PRM): the parents are written when the records change, or on the next full run.";
     AccountNotLinked => "account_not_linked", Info, "The Contact's Account does not sync with the PRM; flag the Account with Sync with PRM and an Organization Status.";
     UnmappedValue => "unmapped_value", Error, "Add the value to the field's `values` table in the mapping file, or change the record to a value that is mapped.";
     CrmDataError => "crm_data_error", Error, "Correct the value in the record (or the mapping) as the message says; the record is retried when it changes.";

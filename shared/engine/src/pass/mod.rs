@@ -16,7 +16,9 @@
 //! pure function over records, links and the mapping, unit-tested beside it; the pass
 //! around it reads, writes and logs:
 //! - `pair.rs`: the pair in work ([`WorkPair`]); dedupe and pairing through links
-//!   (`dedupe`, `pair_through_links`), written once for both sides over `SideRecord`;
+//!   (`dedupe`, `pair_through_links`), written once for both sides over `SideRecord`, and
+//!   the merge of a carried pair this pass holds again (`merge_carried`), so that no
+//!   call names one record twice;
 //! - [`references`]: organization links that references translate through ([`references::OrgLinks`]);
 //! - `lifecycle.rs`: deletes, merges, unflagging (`lifecycle_change`);
 //! - `candidates.rs` and `matching.rs`: first-import matching (`match_records`);
@@ -25,6 +27,8 @@
 //!   by `deal_import.rs` instead;
 //! - [`plan`]: the three-way merge plan of one pair ([`plan::plan_pair`], also what the
 //!   merge benchmark measures);
+//! - `cycles.rs`: parents that would close a loop are held back and logged
+//!   (`parent_cycles`);
 //! - `write.rs`: batched writes and the links; `failures.rs`: what a failed write does
 //!   (`classify_failure`); `log.rs`: Integration Log entries and dry-run writes.
 
@@ -37,6 +41,7 @@ use crate::objects::ObjectSpec;
 mod candidates;
 mod create;
 pub mod create_body;
+mod cycles;
 mod deal_import;
 mod failures;
 mod lifecycle;
@@ -51,8 +56,8 @@ mod write;
 
 use failures::record_failure_of;
 use lifecycle::take_master_records;
-use pair::crm_version;
 pub use pair::WorkPair;
+use pair::{crm_version, merge_carried};
 use references::OrgLinks;
 use write::carry_partial_collection;
 
@@ -202,6 +207,9 @@ impl<'a> Pass<'a> {
         // their links (pair.rs).
         let (mut pairs, mut unlinked_crm, unlinked_prm) =
             self.pair_records(crm, prm, &retry).await?;
+        // A pair an earlier pass left for a fuller Collection and this pass holds again
+        // becomes one pair, planned once with the later-read records (pair.rs).
+        let carry = merge_carried(&mut pairs, carry.0);
 
         // Lifecycle: deletes, merges and unflagging of linked records (lifecycle.rs). A
         // link that followed a merge takes the master's record if this pass read it.
@@ -223,7 +231,9 @@ impl<'a> Pass<'a> {
 
         // Writes (write.rs): pairs planned by an earlier pass that waited for a full
         // Collection go first in line; Salesforce, then the PRM, then the links.
-        pairs.extend(carry.0);
+        pairs.extend(carry);
+        // Parents that would close a loop are held back (cycles.rs).
+        self.hold_parent_cycles(&mut pairs).await?;
         if self.carry_partial {
             self.out.carry = carry_partial_collection(&mut pairs);
         }

@@ -413,6 +413,7 @@ impl<'a> Pass<'a> {
         pair.link.retry = plan.retry;
         pair.dirty |= plan.link_changed;
         pair.rejected |= plan.rejected;
+        pair.planned = true;
     }
 
     fn report_finding(&mut self, crm_id: &str, prm_id: &str, finding: PlanFinding) {

@@ -9,13 +9,15 @@
 //! The two sides are written apart on purpose: Salesforce takes one batched call and
 //! counts marks of PRM deletions; the PRM takes one call per record with its version.
 
+use std::collections::HashSet;
+
 use chrono::Utc;
 use futures::StreamExt;
 use prmsync_mapping::config::Side;
 use prmsync_mapping::{Fields, LogCode};
 use serde_json::{json, Value};
 
-use super::pair::pair_version;
+use super::pair::{pair_version, restore_snapshot_keys};
 use super::{prm_concurrency, record_failure_of, Carry, Pass, PassError, WorkPair};
 use crate::store::{Link, LinkState, StoreError};
 
@@ -43,7 +45,53 @@ pub(super) fn carry_partial_collection(pairs: &mut Vec<WorkPair>) -> Carry {
     Carry(carried)
 }
 
+/// The positions of ids already seen earlier in `ids`: a second write of one record in one
+/// call (Salesforce fails every copy of a duplicated Id with `DUPLICATE_VALUE`). No I/O.
+pub(super) fn repeated<'i>(ids: impl IntoIterator<Item = &'i str>) -> Vec<usize> {
+    let mut seen = HashSet::new();
+    ids.into_iter()
+        .enumerate()
+        .filter(|(_, id)| !seen.insert(*id))
+        .map(|(i, _)| i)
+        .collect()
+}
+
 impl<'a> Pass<'a> {
+    /// The pairs in `indices` that would write a record already written by an earlier
+    /// pair of the same call (two links of one record, after a merge in Salesforce): their
+    /// write to `side` waits for the next run, which sees the difference again. Returns
+    /// the indices left.
+    fn defer_repeated(
+        &mut self,
+        side: Side,
+        pairs: &mut [WorkPair],
+        indices: Vec<usize>,
+    ) -> Vec<usize> {
+        let again = repeated(indices.iter().map(|&i| match side {
+            Side::Crm => pairs[i].link.crm_id.as_str(),
+            Side::Prm => pairs[i].link.prm_id.as_str(),
+        }));
+        if again.is_empty() {
+            return indices;
+        }
+        for &k in &again {
+            let pair = &mut pairs[indices[k]];
+            restore_snapshot_keys(pair, side);
+            match side {
+                Side::Crm => pair.crm_patch.clear(),
+                Side::Prm => pair.prm_patch.clear(),
+            }
+            pair.link.retry = true;
+        }
+        let again: HashSet<usize> = again.into_iter().collect();
+        indices
+            .into_iter()
+            .enumerate()
+            .filter(|(k, _)| !again.contains(k))
+            .map(|(_, i)| i)
+            .collect()
+    }
+
     pub(super) async fn write_crm_updates(
         &mut self,
         pairs: &mut [WorkPair],
@@ -51,6 +99,7 @@ impl<'a> Pass<'a> {
         let indices: Vec<usize> = (0..pairs.len())
             .filter(|&i| !pairs[i].crm_patch.is_empty())
             .collect();
+        let indices = self.defer_repeated(Side::Crm, pairs, indices);
         if indices.is_empty() {
             return Ok(());
         }
@@ -146,6 +195,7 @@ impl<'a> Pass<'a> {
         let indices: Vec<usize> = (0..pairs.len())
             .filter(|&i| !pairs[i].prm_patch.is_empty())
             .collect();
+        let indices = self.defer_repeated(Side::Prm, pairs, indices);
         if indices.is_empty() {
             return Ok(());
         }
@@ -307,6 +357,15 @@ mod tests {
             COLLECTION
         );
         assert_eq!(work.len(), 2 * COLLECTION + 5);
+    }
+
+    #[test]
+    fn only_the_second_and_later_writes_of_one_id_are_repeats() {
+        assert_eq!(
+            repeated(["001A", "001B", "001A", "001C", "001A", "001B"]),
+            vec![2, 4, 5]
+        );
+        assert!(repeated(["001A", "001B"]).is_empty());
     }
 
     #[test]

@@ -739,9 +739,11 @@ impl Inner {
             }
             typed.push((obj.name.clone(), rec));
         }
-        let duplicates = match &ext {
-            Some((_, field)) => duplicate_external_ids(&typed, field),
-            None => Vec::new(),
+        // A record named twice in one request fails in every copy; the others go on.
+        let duplicates = match (&op, &ext) {
+            (_, Some((_, field))) => duplicate_external_ids(&typed, field),
+            (CollectionOp::Update, None) => duplicate_ids(&typed),
+            _ => Vec::new(),
         };
 
         self.store.begin();
@@ -826,17 +828,32 @@ impl Inner {
         let fail = |id: Option<String>, e: RecordError| Ok(Outcome { id, result: Err(e) });
         let ext_field = ext.map(|(_, f)| f.as_str());
         if duplicate {
-            let value = ext_field
-                .and_then(|f| external_value(rec, f))
-                .unwrap_or_default();
-            return fail(
-                None,
-                RecordError::new(
-                    "DUPLICATE_EXTERNAL_ID",
-                    format!("Duplicate external id specified: {value}"),
-                    ext_field.map(|f| vec![f.to_string()]).unwrap_or_default(),
+            // Salesforce answers DUPLICATE_VALUE for both: an Id or an external id value
+            // given more than once in one call.
+            return match ext_field {
+                Some(f) => fail(
+                    None,
+                    RecordError::new(
+                        "DUPLICATE_VALUE",
+                        format!(
+                            "Duplicate external id specified: {}",
+                            external_value(rec, f).unwrap_or_default()
+                        ),
+                        vec![f.to_string()],
+                    ),
                 ),
-            );
+                None => fail(
+                    given_id.clone(),
+                    RecordError::new(
+                        "DUPLICATE_VALUE",
+                        format!(
+                            "Duplicate id specified: {}",
+                            given_id.as_deref().unwrap_or_default()
+                        ),
+                        vec![],
+                    ),
+                ),
+            };
         }
         let keys = match self.store.object(object) {
             Some(obj) => fault_keys(obj, rec),
@@ -924,6 +941,28 @@ fn external_value(rec: &Record, field: &str) -> Option<String> {
             Value::Number(n) => Some(n.to_string()),
             _ => None,
         })
+}
+
+/// Indexes of records whose Id appears more than once in an update request (a 15- and an
+/// 18-character form of one Id are the same record).
+fn duplicate_ids(records: &[(String, &Record)]) -> Vec<usize> {
+    let mut seen: HashMap<String, Vec<usize>> = HashMap::new();
+    for (i, (_, rec)) in records.iter().enumerate() {
+        let id = rec
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("id"))
+            .and_then(|(_, v)| v.as_str());
+        if let Some(id) = id {
+            seen.entry(super::store::id_key(id)).or_default().push(i);
+        }
+    }
+    let mut dups: Vec<usize> = seen
+        .into_values()
+        .filter(|v| v.len() > 1)
+        .flatten()
+        .collect();
+    dups.sort_unstable();
+    dups
 }
 
 /// Indexes of records whose external id value appears more than once in the request.

@@ -527,6 +527,85 @@ async fn collections_create_update_upsert() {
 }
 
 #[tokio::test]
+async fn a_record_named_twice_in_one_collection_fails_in_every_copy() {
+    let c = Client::new().await;
+    let path = format!("{V}/composite/sobjects");
+    let a = c.sim.insert("Account", obj(json!({"Name": "A"})));
+    let b = c.sim.insert("Account", obj(json!({"Name": "B"})));
+
+    // Update: both copies of one Id fail (its 15-character form is the same record); the
+    // other record is written.
+    let (status, results) = c
+        .send_json(
+            reqwest::Method::PATCH,
+            &path,
+            json!({"allOrNone": false, "records": [
+                {"attributes": {"type": "Account"}, "id": a, "Name": "A1"},
+                {"attributes": {"type": "Account"}, "id": b, "Name": "B1"},
+                {"attributes": {"type": "Account"}, "id": &a[..15], "Name": "A2"}
+            ]}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    for i in [0, 2] {
+        assert_eq!(results[i]["success"], false, "{results}");
+        assert_eq!(results[i]["errors"][0]["statusCode"], "DUPLICATE_VALUE");
+        let message = results[i]["errors"][0]["message"].as_str().unwrap();
+        assert!(message.starts_with("Duplicate id specified: "), "{message}");
+        assert_eq!(results[i]["errors"][0]["fields"], json!([]));
+    }
+    assert_eq!(results[1]["success"], true);
+    assert_eq!(c.sim.get("Account", &a).unwrap()["Name"], "A");
+    assert_eq!(c.sim.get("Account", &b).unwrap()["Name"], "B1");
+
+    // All or none: the duplicates roll the others back.
+    let (_, results) = c
+        .send_json(
+            reqwest::Method::PATCH,
+            &path,
+            json!({"allOrNone": true, "records": [
+                {"attributes": {"type": "Account"}, "id": b, "Name": "B2"},
+                {"attributes": {"type": "Account"}, "id": a, "Name": "A1"},
+                {"attributes": {"type": "Account"}, "id": a, "Name": "A2"}
+            ]}),
+        )
+        .await;
+    assert_eq!(
+        results[0]["errors"][0]["statusCode"],
+        "ALL_OR_NONE_OPERATION_ROLLED_BACK"
+    );
+    assert_eq!(results[1]["errors"][0]["statusCode"], "DUPLICATE_VALUE");
+    assert_eq!(results[2]["errors"][0]["statusCode"], "DUPLICATE_VALUE");
+    assert_eq!(c.sim.get("Account", &b).unwrap()["Name"], "B1");
+
+    // Upsert: an external id value twice (ignoring case) fails in both copies.
+    let (_, results) = c
+        .send_json(
+            reqwest::Method::PATCH,
+            &format!("{path}/Account/PRM_Id__c"),
+            json!({"allOrNone": false, "records": [
+                {"attributes": {"type": "Account"}, "PRM_Id__c": "p1", "Name": "One"},
+                {"attributes": {"type": "Account"}, "PRM_Id__c": "p2", "Name": "Two"},
+                {"attributes": {"type": "Account"}, "PRM_Id__c": "P1", "Name": "Uno"}
+            ]}),
+        )
+        .await;
+    for i in [0, 2] {
+        assert_eq!(results[i]["success"], false, "{results}");
+        assert_eq!(results[i]["created"], false);
+        assert_eq!(results[i]["errors"][0]["statusCode"], "DUPLICATE_VALUE");
+        assert_eq!(results[i]["errors"][0]["fields"], json!(["PRM_Id__c"]));
+        let message = results[i]["errors"][0]["message"].as_str().unwrap();
+        assert!(
+            message.starts_with("Duplicate external id specified: "),
+            "{message}"
+        );
+    }
+    assert_eq!(results[1]["created"], true);
+    assert_eq!(c.sim.records("Account").len(), 3);
+}
+
+#[tokio::test]
 async fn limit_header_counts_calls_and_enforces_allocation() {
     let c = Client::new().await;
     c.sim.set_daily_api_limit(3);
