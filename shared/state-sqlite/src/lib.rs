@@ -6,8 +6,8 @@
 //! cursor and log entry either fully written or not at all. Opening a database made by an
 //! earlier version adds the tables it lacks and moves its runs to the current key.
 //!
-//! Each store method runs its statements on the store's own thread, which owns the
-//! connection, through `SqliteStore::call`; a row that cannot be decoded is a [`StoreError::Corrupt`] naming
+//! Each store method runs its statements off the async worker threads, through
+//! `SqliteStore::call`; a row that cannot be decoded is a [`StoreError::Corrupt`] naming
 //! it. This file opens the database; the rest is by role: `schema` (tables, migration),
 //! `codec` (rows to values and back), `links` (links, children pending, rejections),
 //! `runs` (cursors, checkpoints, runs, run chunks), `state` (leases, pauses, API hold,
@@ -21,7 +21,7 @@ mod schema;
 mod state;
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 
 use prmsync_engine::store::{Link, StoreError};
 use prmsync_mapping::ObjectKind;
@@ -48,22 +48,16 @@ pub enum OpenError {
         path: PathBuf,
         source: rusqlite::Error,
     },
-    #[error(
-        "cannot start the state store's thread: {source}; the machine is out of threads or memory"
-    )]
-    Thread { source: std::io::Error },
 }
 
-/// One store method's statements, run on the store's thread.
-type Job = Box<dyn FnOnce(&mut Connection) + Send>;
-
-/// SQLite-backed state. The connection lives on a thread of its own that runs the store
-/// methods' statements one after the other (see `SqliteStore::call`), never on the async
-/// worker threads; callers await the answer without holding a thread. One thread, not
-/// tokio's blocking pool: the pool would spread the calls over many threads, and each
-/// would keep its own allocator arena (tens of MiB more at the peak of a large run).
+/// SQLite-backed state. Store methods run their statements off the async worker threads
+/// (see `SqliteStore::call`): under tokio's multi-thread runtime (the CLI, the Lambda
+/// functions) in place, with the worker handing its other tasks to another thread while
+/// SQLite works (`block_in_place`: no thread hop per call, which a first import of
+/// 25,000 links would pay 25,000 times); under a current-thread runtime (tests) on the
+/// blocking pool. One call at a time holds the connection.
 pub struct SqliteStore {
-    jobs: mpsc::Sender<Job>,
+    conn: Arc<Mutex<Connection>>,
     path: Option<PathBuf>,
 }
 
@@ -105,12 +99,10 @@ impl SqliteStore {
             .map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
         migrate_runs(&conn).map_err(err)?;
-        let (jobs, queue) = mpsc::channel::<Job>();
-        std::thread::Builder::new()
-            .name("prmsync-sqlite".into())
-            .spawn(move || serve(conn, queue))
-            .map_err(|source| OpenError::Thread { source })?;
-        Ok(Self { jobs, path })
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+            path,
+        })
     }
 
     /// Where the database lives, if on disk.
@@ -118,26 +110,37 @@ impl SqliteStore {
         self.path.as_deref()
     }
 
-    /// Runs one store method's statements on the connection, on the store's thread, so
-    /// that SQLite (disk writes, `busy_timeout` waits) never holds up an async worker
-    /// thread. Every store method goes through here, once: its statements and transaction
-    /// run together in `f`, and calls run in the order they are made. `name` names the
-    /// method when it does not finish. A panic in `f` rolls back any transaction `f` had
-    /// open and fails this call alone; the store goes on.
+    /// Runs one store method's statements on the connection so that SQLite (disk writes,
+    /// `busy_timeout` waits) never holds up the async tasks: under the multi-thread runtime
+    /// with `block_in_place` (the worker's other tasks move to another thread meanwhile),
+    /// under a current-thread runtime on the blocking pool. Every store method goes through
+    /// here, once: its statements and transaction run together in `f`, one call at a time.
+    /// `name` names the method when it does not finish. A panic in `f` rolls back any
+    /// transaction `f` had open and fails this call alone; the store goes on.
     pub(crate) async fn call<T: Send + 'static>(
         &self,
         name: &'static str,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let (answer, answered) = tokio::sync::oneshot::channel();
-        let job: Job = Box::new(move |conn| {
-            // The caller may have given up; the call still runs to its end.
-            let _ = answer.send(f(conn));
-        });
-        let unfinished =
-            || StoreError::Backend(format!("the state store call {name} did not finish"));
-        self.jobs.send(job).map_err(|_| unfinished())?;
-        answered.await.map_err(|_| unfinished())?
+        let conn = Arc::clone(&self.conn);
+        // A panic in `f` rolls back its transaction (dropped while unwinding) and fails
+        // this call alone: the lock is taken again past its poison.
+        let run = move || {
+            let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut conn))).unwrap_or_else(
+                |_| {
+                    Err(StoreError::Backend(format!(
+                        "the state store call {name} did not finish"
+                    )))
+                },
+            )
+        };
+        match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(run),
+            _ => tokio::task::spawn_blocking(run).await.map_err(|e| {
+                StoreError::Backend(format!("the state store call {name} did not finish: {e}"))
+            })?,
+        }
     }
 
     /// Every link of an object (status and tests).
@@ -157,23 +160,11 @@ impl SqliteStore {
     /// Runs SQL on the database as is (tests that write rows the store would not).
     #[cfg(test)]
     pub(crate) fn raw_sql(&self, sql: &str) {
-        let (done, wait) = mpsc::channel();
-        let sql = sql.to_string();
-        self.jobs
-            .send(Box::new(move |conn| {
-                let _ = done.send(conn.execute_batch(&sql));
-            }))
-            .expect("the store's thread runs");
-        wait.recv().expect("an answer").expect("raw SQL");
-    }
-}
-
-/// The store's thread: runs the jobs in order until the store is dropped. A job that panics
-/// drops its answer (its caller gets an error) and the thread goes on with the next.
-fn serve(mut conn: Connection, queue: mpsc::Receiver<Job>) {
-    while let Ok(job) = queue.recv() {
-        let conn = &mut conn;
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || job(conn)));
+        self.conn
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .execute_batch(sql)
+            .expect("raw SQL");
     }
 }
 
@@ -211,7 +202,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn calls_run_on_the_stores_thread_under_the_current_thread_runtime() {
+    async fn calls_run_on_the_blocking_pool_under_the_current_thread_runtime() {
         let s = SqliteStore::in_memory();
         let here = std::thread::current().id();
         let there = s
