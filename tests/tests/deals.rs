@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use common::*;
 use prmsync_engine::RunMode;
 use prmsync_mapping::LogCode;
@@ -344,16 +342,7 @@ async fn an_opportunity_is_imported_once_whatever_repeats_or_fails() {
     // each write failing once in turn, right after it was made
     for n in 1..=6 {
         let crash = Crash::new(n);
-        let ctx = w.h.ctx_with(
-            Arc::new(CrashingCrm {
-                inner: w.h.crm_client.clone(),
-                crash: crash.clone(),
-            }),
-            Arc::new(CrashingPrm {
-                inner: w.h.prm_client.clone(),
-                crash,
-            }),
-        );
+        let ctx = w.h.crashing_ctx(&crash);
         let _ = prmsync_engine::run_integration(
             &ctx,
             prmsync_mapping::Integration::Deals,

@@ -6,13 +6,9 @@ mod common;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use common::*;
-use prmsync_engine::ports::{
-    ApiUsage, ChangeFrom, ChangePage, Crm, FieldInfo, PortError, Scope, WriteOutcome,
-};
 use prmsync_engine::RunMode;
-use prmsync_mapping::{CrmRecord, Fields};
+use prmsync_mapping::Fields;
 use prmsync_simulators::prm::Collection;
 use prmsync_simulators::salesforce::{FieldDef, FieldType};
 use serde_json::{json, Value};
@@ -54,90 +50,12 @@ fn round_body(fields: &mut Fields) {
 }
 
 /// Salesforce as it treats a number field of scale 2 (the simulator keeps what it is sent).
-struct RoundingCrm {
-    inner: Arc<dyn Crm>,
-}
+struct Rounding;
 
 #[async_trait]
-impl Crm for RoundingCrm {
-    async fn changed(
-        &self,
-        o: &str,
-        f: &[String],
-        s: Option<DateTime<Utc>>,
-        sc: &Scope,
-    ) -> Result<Vec<CrmRecord>, PortError> {
-        self.inner.changed(o, f, s, sc).await
-    }
-    async fn changed_page(
-        &self,
-        o: &str,
-        f: &[String],
-        from: &ChangeFrom,
-        page: Option<&str>,
-        sc: &Scope,
-    ) -> Result<ChangePage<CrmRecord>, PortError> {
-        self.inner.changed_page(o, f, from, page, sc).await
-    }
-    async fn sweep_page(
-        &self,
-        o: &str,
-        f: &[String],
-        since: Option<DateTime<Utc>>,
-        page: Option<&str>,
-        sc: &Scope,
-    ) -> Result<ChangePage<CrmRecord>, PortError> {
-        self.inner.sweep_page(o, f, since, page, sc).await
-    }
-    async fn find(
-        &self,
-        o: &str,
-        f: &[String],
-        field: &str,
-        v: &[String],
-    ) -> Result<Vec<CrmRecord>, PortError> {
-        self.inner.find(o, f, field, v).await
-    }
-    async fn fetch(
-        &self,
-        o: &str,
-        f: &[String],
-        ids: &[String],
-    ) -> Result<Vec<CrmRecord>, PortError> {
-        self.inner.fetch(o, f, ids).await
-    }
-    async fn create(&self, o: &str, mut r: Vec<Fields>) -> Result<Vec<WriteOutcome>, PortError> {
-        r.iter_mut().for_each(round_body);
-        self.inner.create(o, r).await
-    }
-    async fn update(
-        &self,
-        o: &str,
-        mut r: Vec<(String, Fields)>,
-    ) -> Result<Vec<WriteOutcome>, PortError> {
-        r.iter_mut().for_each(|(_, f)| round_body(f));
-        self.inner.update(o, r).await
-    }
-    async fn upsert(
-        &self,
-        o: &str,
-        e: &str,
-        mut r: Vec<Fields>,
-    ) -> Result<Vec<WriteOutcome>, PortError> {
-        r.iter_mut().for_each(round_body);
-        self.inner.upsert(o, e, r).await
-    }
-    async fn describe(&self, o: &str) -> Result<Vec<FieldInfo>, PortError> {
-        self.inner.describe(o).await
-    }
-    fn record_url(&self, o: &str, id: &str) -> Option<String> {
-        self.inner.record_url(o, id)
-    }
-    fn usage(&self) -> Option<ApiUsage> {
-        self.inner.usage()
-    }
-    fn calls(&self) -> u64 {
-        self.inner.calls()
+impl CrmHooks for Rounding {
+    fn write_body(&self, body: &mut Fields) {
+        round_body(body);
     }
 }
 
@@ -165,9 +83,7 @@ async fn a_decimal_salesforce_rounds_is_written_once() {
         json!({"kind": "partner", "status": "active", "name": "Rounded", "custom": {"discount": 10}}),
     );
     let ctx = h.ctx_with(
-        Arc::new(RoundingCrm {
-            inner: h.crm_client.clone(),
-        }),
+        HookedCrm::wrap(h.crm_client.clone(), Arc::new(Rounding)),
         h.prm_client.clone(),
     );
     assert_succeeded(&h.sync_ctx(&ctx, RunMode::Incremental).await);

@@ -9,14 +9,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use common::*;
-use prmsync_engine::ports::{
-    ApiUsage, ChangeFrom, ChangePage, Crm, FieldInfo, PortError, Scope, WriteOutcome,
-};
+use prmsync_engine::ports::Crm;
 use prmsync_engine::store::{Cursors, Leases};
 use prmsync_engine::{run_integration, RunMode, RunOptions, RunStatus, SyncContext};
-use prmsync_mapping::{CrmRecord, Fields, Integration, LogCode};
+use prmsync_mapping::{Integration, LogCode};
 use prmsync_simulators::prm::Collection;
 use serde_json::json;
 use tokio::sync::Notify;
@@ -24,20 +22,25 @@ use tokio::sync::Notify;
 /// The lease's TTL in these tests: runs are held far longer than this.
 const TTL_MS: i64 = 300;
 
-/// Salesforce whose change reads wait at a gate the test opens: a run held there is
+#[async_trait]
+impl CrmHooks for Gate {
+    async fn before_change_read(&self) {
+        self.gate().await;
+    }
+}
+
+/// Where Salesforce's change reads wait until the test opens it: a run held there is
 /// alive, between its reads and its writes, for as long as the test likes.
-struct GatedCrm {
-    inner: Arc<dyn Crm>,
+struct Gate {
     /// Set once a read reached the gate.
     reached: AtomicBool,
     open: Notify,
     opened: AtomicBool,
 }
 
-impl GatedCrm {
-    fn new(inner: Arc<dyn Crm>) -> Arc<Self> {
+impl Gate {
+    fn new() -> Arc<Self> {
         Arc::new(Self {
-            inner,
             reached: AtomicBool::new(false),
             open: Notify::new(),
             opened: AtomicBool::new(false),
@@ -66,89 +69,6 @@ impl GatedCrm {
             self.reached.load(Ordering::SeqCst)
         })
         .await;
-    }
-}
-
-#[async_trait]
-impl Crm for GatedCrm {
-    async fn changed(
-        &self,
-        o: &str,
-        f: &[String],
-        s: Option<DateTime<Utc>>,
-        sc: &Scope,
-    ) -> Result<Vec<CrmRecord>, PortError> {
-        self.gate().await;
-        self.inner.changed(o, f, s, sc).await
-    }
-    async fn changed_page(
-        &self,
-        o: &str,
-        f: &[String],
-        from: &ChangeFrom,
-        page: Option<&str>,
-        sc: &Scope,
-    ) -> Result<ChangePage<CrmRecord>, PortError> {
-        self.gate().await;
-        self.inner.changed_page(o, f, from, page, sc).await
-    }
-    async fn sweep_page(
-        &self,
-        o: &str,
-        f: &[String],
-        since: Option<DateTime<Utc>>,
-        page: Option<&str>,
-        sc: &Scope,
-    ) -> Result<ChangePage<CrmRecord>, PortError> {
-        self.gate().await;
-        self.inner.sweep_page(o, f, since, page, sc).await
-    }
-    async fn find(
-        &self,
-        o: &str,
-        f: &[String],
-        field: &str,
-        v: &[String],
-    ) -> Result<Vec<CrmRecord>, PortError> {
-        self.inner.find(o, f, field, v).await
-    }
-    async fn fetch(
-        &self,
-        o: &str,
-        f: &[String],
-        ids: &[String],
-    ) -> Result<Vec<CrmRecord>, PortError> {
-        self.inner.fetch(o, f, ids).await
-    }
-    async fn create(&self, o: &str, r: Vec<Fields>) -> Result<Vec<WriteOutcome>, PortError> {
-        self.inner.create(o, r).await
-    }
-    async fn update(
-        &self,
-        o: &str,
-        r: Vec<(String, Fields)>,
-    ) -> Result<Vec<WriteOutcome>, PortError> {
-        self.inner.update(o, r).await
-    }
-    async fn upsert(
-        &self,
-        o: &str,
-        e: &str,
-        r: Vec<Fields>,
-    ) -> Result<Vec<WriteOutcome>, PortError> {
-        self.inner.upsert(o, e, r).await
-    }
-    async fn describe(&self, o: &str) -> Result<Vec<FieldInfo>, PortError> {
-        self.inner.describe(o).await
-    }
-    fn record_url(&self, o: &str, id: &str) -> Option<String> {
-        self.inner.record_url(o, id)
-    }
-    fn usage(&self) -> Option<ApiUsage> {
-        self.inner.usage()
-    }
-    fn calls(&self) -> u64 {
-        self.inner.calls()
     }
 }
 
@@ -182,8 +102,12 @@ async fn a_run_longer_than_its_lease_keeps_it_and_a_second_run_is_skipped() {
     // GIVEN a run of organizations held between its reads and its writes
     let h = Harness::new().await;
     h.account("Litware", Some("Active Partner"), json!({}));
-    let gated = GatedCrm::new(h.crm_client.clone());
-    let first_ctx = ctx_of(&h, gated.clone(), "first");
+    let gated = Gate::new();
+    let first_ctx = ctx_of(
+        &h,
+        HookedCrm::wrap(h.crm_client.clone(), gated.clone()),
+        "first",
+    );
     let first = tokio::spawn(async move {
         run_integration(&first_ctx, Integration::Organizations, options()).await
     });
@@ -223,8 +147,12 @@ async fn a_run_whose_lease_is_taken_over_stops_before_its_next_write() {
     // GIVEN a run of organizations held between its reads and its writes
     let h = Harness::new().await;
     let acc = h.account("Adatum", Some("Active Partner"), json!({}));
-    let gated = GatedCrm::new(h.crm_client.clone());
-    let first_ctx = ctx_of(&h, gated.clone(), "first");
+    let gated = Gate::new();
+    let first_ctx = ctx_of(
+        &h,
+        HookedCrm::wrap(h.crm_client.clone(), gated.clone()),
+        "first",
+    );
     let first = tokio::spawn(async move {
         run_integration(&first_ctx, Integration::Organizations, options()).await
     });
@@ -267,8 +195,12 @@ async fn a_planner_whose_lease_is_taken_over_queues_nothing_more() {
     // GIVEN a planner held at its Salesforce read
     let h = Harness::new().await;
     h.account("Tailspin", Some("Active Partner"), json!({}));
-    let gated = GatedCrm::new(h.crm_client.clone());
-    let ctx = ctx_of(&h, gated.clone(), "planner");
+    let gated = Gate::new();
+    let ctx = ctx_of(
+        &h,
+        HookedCrm::wrap(h.crm_client.clone(), gated.clone()),
+        "planner",
+    );
     let queue = Arc::new(ListQueue::default());
     let plan = {
         let queue = queue.clone();

@@ -8,17 +8,25 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use common::*;
-use prmsync_engine::ports::{
-    ApiUsage, ChangeFrom, ChangePage, Crm, FieldInfo, PortError, Prm, RecordFailure, Scope,
-    WriteOutcome,
-};
 use prmsync_engine::{RunMode, RunReport};
-use prmsync_mapping::{CrmRecord, Fields, MappingConfig, PrmRecord};
+use prmsync_mapping::{CrmRecord, MappingConfig, PrmRecord};
 use prmsync_prm::{PrmClient, PrmConfig};
 use prmsync_simulators::prm::Collection;
 use serde_json::json;
+
+#[async_trait]
+impl CrmHooks for Reads {
+    fn change_read(&self, object: &str, records: &[CrmRecord]) {
+        self.add(object, records.iter().map(|r| &r.id));
+    }
+}
+
+impl PrmHooks for Reads {
+    fn change_read(&self, collection: &str, records: &[PrmRecord]) {
+        self.add(collection, records.iter().map(|r| &r.id));
+    }
+}
 
 /// The ids each change read (`changed`, `changed_page`, `sweep_page`) handed the engine, by
 /// object or collection.
@@ -46,160 +54,6 @@ impl Reads {
     }
 }
 
-struct ReadingCrm {
-    inner: Arc<dyn Crm>,
-    reads: Arc<Reads>,
-}
-
-#[async_trait]
-impl Crm for ReadingCrm {
-    async fn changed(
-        &self,
-        o: &str,
-        f: &[String],
-        s: Option<DateTime<Utc>>,
-        sc: &Scope,
-    ) -> Result<Vec<CrmRecord>, PortError> {
-        let out = self.inner.changed(o, f, s, sc).await?;
-        self.reads.add(o, out.iter().map(|r| &r.id));
-        Ok(out)
-    }
-    async fn changed_page(
-        &self,
-        o: &str,
-        f: &[String],
-        from: &ChangeFrom,
-        page: Option<&str>,
-        sc: &Scope,
-    ) -> Result<ChangePage<CrmRecord>, PortError> {
-        let out = self.inner.changed_page(o, f, from, page, sc).await?;
-        self.reads.add(o, out.records.iter().map(|r| &r.id));
-        Ok(out)
-    }
-    async fn sweep_page(
-        &self,
-        o: &str,
-        f: &[String],
-        since: Option<DateTime<Utc>>,
-        page: Option<&str>,
-        sc: &Scope,
-    ) -> Result<ChangePage<CrmRecord>, PortError> {
-        let out = self.inner.sweep_page(o, f, since, page, sc).await?;
-        self.reads.add(o, out.records.iter().map(|r| &r.id));
-        Ok(out)
-    }
-    async fn find(
-        &self,
-        o: &str,
-        f: &[String],
-        field: &str,
-        v: &[String],
-    ) -> Result<Vec<CrmRecord>, PortError> {
-        self.inner.find(o, f, field, v).await
-    }
-    async fn fetch(
-        &self,
-        o: &str,
-        f: &[String],
-        ids: &[String],
-    ) -> Result<Vec<CrmRecord>, PortError> {
-        self.inner.fetch(o, f, ids).await
-    }
-    async fn create(&self, o: &str, r: Vec<Fields>) -> Result<Vec<WriteOutcome>, PortError> {
-        self.inner.create(o, r).await
-    }
-    async fn update(
-        &self,
-        o: &str,
-        r: Vec<(String, Fields)>,
-    ) -> Result<Vec<WriteOutcome>, PortError> {
-        self.inner.update(o, r).await
-    }
-    async fn upsert(
-        &self,
-        o: &str,
-        e: &str,
-        r: Vec<Fields>,
-    ) -> Result<Vec<WriteOutcome>, PortError> {
-        self.inner.upsert(o, e, r).await
-    }
-    async fn describe(&self, o: &str) -> Result<Vec<FieldInfo>, PortError> {
-        self.inner.describe(o).await
-    }
-    fn record_url(&self, o: &str, id: &str) -> Option<String> {
-        self.inner.record_url(o, id)
-    }
-    fn usage(&self) -> Option<ApiUsage> {
-        self.inner.usage()
-    }
-    fn calls(&self) -> u64 {
-        self.inner.calls()
-    }
-}
-
-struct ReadingPrm {
-    inner: Arc<dyn Prm>,
-    reads: Arc<Reads>,
-}
-
-#[async_trait]
-impl Prm for ReadingPrm {
-    async fn changed(
-        &self,
-        c: &str,
-        s: Option<DateTime<Utc>>,
-    ) -> Result<Vec<PrmRecord>, PortError> {
-        let out = self.inner.changed(c, s).await?;
-        self.reads.add(c, out.iter().map(|r| &r.id));
-        Ok(out)
-    }
-    async fn changed_page(
-        &self,
-        c: &str,
-        from: &ChangeFrom,
-        page: Option<&str>,
-    ) -> Result<ChangePage<PrmRecord>, PortError> {
-        let out = self.inner.changed_page(c, from, page).await?;
-        self.reads.add(c, out.records.iter().map(|r| &r.id));
-        Ok(out)
-    }
-    async fn fetch(&self, c: &str, ids: &[String]) -> Result<Vec<PrmRecord>, PortError> {
-        self.inner.fetch(c, ids).await
-    }
-    async fn people_by_email(&self, e: &str) -> Result<Vec<PrmRecord>, PortError> {
-        self.inner.people_by_email(e).await
-    }
-    async fn people_of_organization(&self, o: &str) -> Result<Vec<PrmRecord>, PortError> {
-        self.inner.people_of_organization(o).await
-    }
-    async fn settings(&self) -> Result<prmsync_engine::ports::PrmSettings, PortError> {
-        self.inner.settings().await
-    }
-    async fn groups(&self) -> Result<Vec<prmsync_engine::ports::PrmGroup>, PortError> {
-        self.inner.groups().await
-    }
-    async fn create(
-        &self,
-        c: &str,
-        k: &str,
-        b: Fields,
-    ) -> Result<Result<PrmRecord, RecordFailure>, PortError> {
-        self.inner.create(c, k, b).await
-    }
-    async fn update(
-        &self,
-        c: &str,
-        id: &str,
-        v: i64,
-        p: Fields,
-    ) -> Result<Result<PrmRecord, RecordFailure>, PortError> {
-        self.inner.update(c, id, v, p).await
-    }
-    fn calls(&self) -> u64 {
-        self.inner.calls()
-    }
-}
-
 /// A harness reading Salesforce in pages of 200 and the PRM in pages of `prm_page`, and
 /// the change reads its runs make.
 async fn harness(prm_page: u32) -> (Harness, Arc<Reads>) {
@@ -214,14 +68,8 @@ async fn harness(prm_page: u32) -> (Harness, Arc<Reads>) {
 
 async fn run(h: &Harness, reads: &Arc<Reads>) -> Vec<RunReport> {
     let ctx = h.ctx_with(
-        Arc::new(ReadingCrm {
-            inner: h.crm_client.clone(),
-            reads: reads.clone(),
-        }),
-        Arc::new(ReadingPrm {
-            inner: h.prm_client.clone(),
-            reads: reads.clone(),
-        }),
+        HookedCrm::wrap(h.crm_client.clone(), reads.clone()),
+        HookedPrm::wrap(h.prm_client.clone(), reads.clone()),
     );
     let reports = h.sync_ctx(&ctx, RunMode::Incremental).await;
     assert_succeeded(&reports);

@@ -94,14 +94,8 @@ impl Harness {
     /// A context whose clients count writes and crash after the one `crash` names.
     pub fn crashing_ctx(&self, crash: &Arc<Crash>) -> SyncContext {
         self.ctx_with(
-            Arc::new(CrashingCrm {
-                inner: self.crm_client.clone(),
-                crash: crash.clone(),
-            }),
-            Arc::new(CrashingPrm {
-                inner: self.prm_client.clone(),
-                crash: crash.clone(),
-            }),
+            crashing_crm(self.crm_client.clone(), crash),
+            crashing_prm(self.prm_client.clone(), crash),
         )
     }
 
@@ -281,13 +275,53 @@ impl Crash {
     }
 }
 
-pub struct CrashingCrm {
+/// What a test changes about the Salesforce it wraps in a [`HookedCrm`]; every hook left
+/// out does nothing, so the wrapper forwards the call as is.
+#[async_trait]
+pub trait CrmHooks: Send + Sync {
+    /// Before a change read (`changed`, `changed_page`, `sweep_page`) is made.
+    async fn before_change_read(&self) {}
+    /// The records a change read of `object` hands the engine.
+    fn change_read(&self, _object: &str, _records: &[CrmRecord]) {}
+    /// A record body about to be written (`create`, `update`, `upsert`).
+    fn write_body(&self, _body: &mut Fields) {}
+    /// After a write call: an error here replaces its answer (a crash after the write).
+    fn after_write(&self) -> Option<PortError> {
+        None
+    }
+}
+
+/// What a test changes about the PRM it wraps in a [`HookedPrm`].
+pub trait PrmHooks: Send + Sync {
+    /// The records a change read of `collection` hands the engine.
+    fn change_read(&self, _collection: &str, _records: &[PrmRecord]) {}
+    /// After a write call: an error here replaces its answer (a crash after the write).
+    fn after_write(&self) -> Option<PortError> {
+        None
+    }
+}
+
+/// Salesforce as the test's hooks change it; every call goes to `inner`.
+pub struct HookedCrm {
     pub inner: Arc<dyn Crm>,
-    pub crash: Arc<Crash>,
+    pub hooks: Arc<dyn CrmHooks>,
+}
+
+impl HookedCrm {
+    pub fn wrap(inner: Arc<dyn Crm>, hooks: Arc<dyn CrmHooks>) -> Arc<dyn Crm> {
+        Arc::new(Self { inner, hooks })
+    }
+
+    fn written<T>(&self, out: Result<T, PortError>) -> Result<T, PortError> {
+        match self.hooks.after_write() {
+            Some(e) => Err(e),
+            None => out,
+        }
+    }
 }
 
 #[async_trait]
-impl Crm for CrashingCrm {
+impl Crm for HookedCrm {
     async fn changed(
         &self,
         o: &str,
@@ -295,7 +329,10 @@ impl Crm for CrashingCrm {
         s: Option<DateTime<Utc>>,
         sc: &Scope,
     ) -> Result<Vec<CrmRecord>, PortError> {
-        self.inner.changed(o, f, s, sc).await
+        self.hooks.before_change_read().await;
+        let out = self.inner.changed(o, f, s, sc).await?;
+        self.hooks.change_read(o, &out);
+        Ok(out)
     }
     async fn changed_page(
         &self,
@@ -305,7 +342,10 @@ impl Crm for CrashingCrm {
         page: Option<&str>,
         sc: &Scope,
     ) -> Result<ChangePage<CrmRecord>, PortError> {
-        self.inner.changed_page(o, f, from, page, sc).await
+        self.hooks.before_change_read().await;
+        let out = self.inner.changed_page(o, f, from, page, sc).await?;
+        self.hooks.change_read(o, &out.records);
+        Ok(out)
     }
     async fn sweep_page(
         &self,
@@ -315,7 +355,10 @@ impl Crm for CrashingCrm {
         page: Option<&str>,
         sc: &Scope,
     ) -> Result<ChangePage<CrmRecord>, PortError> {
-        self.inner.sweep_page(o, f, since, page, sc).await
+        self.hooks.before_change_read().await;
+        let out = self.inner.sweep_page(o, f, since, page, sc).await?;
+        self.hooks.change_read(o, &out.records);
+        Ok(out)
     }
     async fn find(
         &self,
@@ -334,35 +377,29 @@ impl Crm for CrashingCrm {
     ) -> Result<Vec<CrmRecord>, PortError> {
         self.inner.fetch(o, f, ids).await
     }
-    async fn create(&self, o: &str, r: Vec<Fields>) -> Result<Vec<WriteOutcome>, PortError> {
+    async fn create(&self, o: &str, mut r: Vec<Fields>) -> Result<Vec<WriteOutcome>, PortError> {
+        r.iter_mut().for_each(|b| self.hooks.write_body(b));
         let out = self.inner.create(o, r).await;
-        if self.crash.hit() {
-            return Err(Crash::error(System::Salesforce));
-        }
-        out
+        self.written(out)
     }
     async fn update(
         &self,
         o: &str,
-        r: Vec<(String, Fields)>,
+        mut r: Vec<(String, Fields)>,
     ) -> Result<Vec<WriteOutcome>, PortError> {
+        r.iter_mut().for_each(|(_, b)| self.hooks.write_body(b));
         let out = self.inner.update(o, r).await;
-        if self.crash.hit() {
-            return Err(Crash::error(System::Salesforce));
-        }
-        out
+        self.written(out)
     }
     async fn upsert(
         &self,
         o: &str,
         e: &str,
-        r: Vec<Fields>,
+        mut r: Vec<Fields>,
     ) -> Result<Vec<WriteOutcome>, PortError> {
+        r.iter_mut().for_each(|b| self.hooks.write_body(b));
         let out = self.inner.upsert(o, e, r).await;
-        if self.crash.hit() {
-            return Err(Crash::error(System::Salesforce));
-        }
-        out
+        self.written(out)
     }
     async fn describe(&self, o: &str) -> Result<Vec<FieldInfo>, PortError> {
         self.inner.describe(o).await
@@ -378,19 +415,35 @@ impl Crm for CrashingCrm {
     }
 }
 
-pub struct CrashingPrm {
+/// The PRM as the test's hooks change it; every call goes to `inner`.
+pub struct HookedPrm {
     pub inner: Arc<dyn Prm>,
-    pub crash: Arc<Crash>,
+    pub hooks: Arc<dyn PrmHooks>,
+}
+
+impl HookedPrm {
+    pub fn wrap(inner: Arc<dyn Prm>, hooks: Arc<dyn PrmHooks>) -> Arc<dyn Prm> {
+        Arc::new(Self { inner, hooks })
+    }
+
+    fn written<T>(&self, out: Result<T, PortError>) -> Result<T, PortError> {
+        match self.hooks.after_write() {
+            Some(e) => Err(e),
+            None => out,
+        }
+    }
 }
 
 #[async_trait]
-impl Prm for CrashingPrm {
+impl Prm for HookedPrm {
     async fn changed(
         &self,
         c: &str,
         s: Option<DateTime<Utc>>,
     ) -> Result<Vec<PrmRecord>, PortError> {
-        self.inner.changed(c, s).await
+        let out = self.inner.changed(c, s).await?;
+        self.hooks.change_read(c, &out);
+        Ok(out)
     }
     async fn changed_page(
         &self,
@@ -398,7 +451,9 @@ impl Prm for CrashingPrm {
         from: &ChangeFrom,
         page: Option<&str>,
     ) -> Result<ChangePage<PrmRecord>, PortError> {
-        self.inner.changed_page(c, from, page).await
+        let out = self.inner.changed_page(c, from, page).await?;
+        self.hooks.change_read(c, &out.records);
+        Ok(out)
     }
     async fn fetch(&self, c: &str, ids: &[String]) -> Result<Vec<PrmRecord>, PortError> {
         self.inner.fetch(c, ids).await
@@ -422,10 +477,7 @@ impl Prm for CrashingPrm {
         b: Fields,
     ) -> Result<Result<PrmRecord, RecordFailure>, PortError> {
         let out = self.inner.create(c, k, b).await;
-        if self.crash.hit() {
-            return Err(Crash::error(System::Prm));
-        }
-        out
+        self.written(out)
     }
     async fn update(
         &self,
@@ -435,14 +487,52 @@ impl Prm for CrashingPrm {
         p: Fields,
     ) -> Result<Result<PrmRecord, RecordFailure>, PortError> {
         let out = self.inner.update(c, id, v, p).await;
-        if self.crash.hit() {
-            return Err(Crash::error(System::Prm));
-        }
-        out
+        self.written(out)
     }
     fn calls(&self) -> u64 {
         self.inner.calls()
     }
+}
+
+/// A crash after the write it counts to, on either side.
+pub struct CrashAfter {
+    pub crash: Arc<Crash>,
+    pub system: System,
+}
+
+#[async_trait]
+impl CrmHooks for CrashAfter {
+    fn after_write(&self) -> Option<PortError> {
+        self.crash.hit().then(|| Crash::error(self.system))
+    }
+}
+
+impl PrmHooks for CrashAfter {
+    fn after_write(&self) -> Option<PortError> {
+        self.crash.hit().then(|| Crash::error(self.system))
+    }
+}
+
+/// Salesforce that crashes after the write `crash` counts to.
+pub fn crashing_crm(inner: Arc<dyn Crm>, crash: &Arc<Crash>) -> Arc<dyn Crm> {
+    HookedCrm::wrap(
+        inner,
+        Arc::new(CrashAfter {
+            crash: crash.clone(),
+            system: System::Salesforce,
+        }),
+    )
+}
+
+/// The PRM that crashes after the write `crash` counts to.
+pub fn crashing_prm(inner: Arc<dyn Prm>, crash: &Arc<Crash>) -> Arc<dyn Prm> {
+    HookedPrm::wrap(
+        inner,
+        Arc::new(CrashAfter {
+            crash: crash.clone(),
+            system: System::Prm,
+        }),
+    )
 }
 
 /// Fields whose values depend on when a record was written, left out of comparisons.
