@@ -15,7 +15,7 @@ use serde_json::json;
 use crate::chunk::Chunk;
 use crate::context::{entry, SyncContext};
 use crate::ports::Queue;
-use crate::store::{RetryEntry, StoreError};
+use crate::store::{LogFilter, RetryEntry, StoreError};
 
 /// A record whose write failed for a passing reason (a lock, an outage, a call that
 /// failed after the client's own retries).
@@ -25,6 +25,54 @@ pub struct FailedRecord {
     pub prm_id: Option<String>,
     /// What failed, in plain words (no record values).
     pub message: String,
+}
+
+/// The records a pass could not write because of the setup, with the first refusal.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SetupFailure {
+    /// The Salesforce object (or PRM collection) written.
+    pub object: String,
+    /// The refusal: error code, message and fields, as the system gave them.
+    pub code: String,
+    pub message: String,
+    pub fields: Vec<String>,
+    /// Every record held back, in the retry set's terms.
+    pub records: Vec<FailedRecord>,
+}
+
+impl SetupFailure {
+    /// What happened and what to do, in plain words, naming the object and fields but
+    /// no record value.
+    pub fn summary(&self) -> String {
+        let object = &self.object;
+        let fields = if self.fields.is_empty() {
+            String::new()
+        } else {
+            format!(" field {}", self.fields.join(", "))
+        };
+        let fix = if self.code == "INVALID_FIELD_FOR_INSERT_UPDATE"
+            || self.code.starts_with("INSUFFICIENT_ACCESS")
+        {
+            format!(
+                "give the integration user's profile or permission set Edit access to{fields} on {object} \
+                 (Setup > Object Manager > {object} > Fields & Relationships > the field > Set Field-Level Security), \
+                 or make the field one-way to the PRM in the mapping"
+            )
+        } else {
+            format!(
+                "create{fields} on {object} in Salesforce (or restore it from Deleted Fields), or correct \
+                 its API name in the mapping, and check that the integration user can edit it"
+            )
+        };
+        format!(
+            "Salesforce refused to write{fields} on {object} for {n} record(s) ({code}: {message}). \
+             The sync of this object stopped; no record was rejected. Fix: {fix}. The records wait \
+             in the retry set and the next run syncs them, no full run needed.",
+            n = self.records.len(),
+            code = self.code,
+            message = self.message,
+        )
+    }
 }
 
 /// SQS delays a message by at most 15 minutes.
@@ -184,6 +232,28 @@ pub async fn hold_failed(
     Ok(held)
 }
 
+/// What a pass's failures leave in the retry set, in one place for every caller: the
+/// records that failed for a passing reason ([`hold_failed`]), those the setup refused
+/// ([`hold_setup_failed`]), and the entries of `retrying` that synced, cleared.
+#[allow(clippy::too_many_arguments)]
+pub async fn keep_failed(
+    ctx: &SyncContext,
+    queue: Option<&dyn Queue>,
+    run_id: &str,
+    integration: Integration,
+    failed: &[FailedRecord],
+    setup: Option<&SetupFailure>,
+    retrying: &[String],
+) -> Result<Held, StoreError> {
+    let mut held = hold_failed(ctx, queue, run_id, integration, failed).await?;
+    if let Some(setup) = setup {
+        held.ids
+            .extend(hold_setup_failed(ctx, run_id, integration, setup).await?);
+    }
+    clear_synced(ctx, integration.object(), retrying, &held.ids).await?;
+    Ok(held)
+}
+
 /// Clears the retry-set entries of these ids (either side) that did not fail again.
 pub async fn clear_synced(
     ctx: &SyncContext,
@@ -202,6 +272,61 @@ pub async fn clear_synced(
     // An id is a Salesforce Id or a PRM id; clearing both sides is cheaper than asking.
     ctx.store.clear_retries(object, "crm", &synced).await?;
     ctx.store.clear_retries(object, "prm", &synced).await
+}
+
+/// Records a pass could not write because of the setup ([`SetupFailure`]): kept in the
+/// retry set, due at once and never parked (the next run after the fix syncs them, with
+/// no full run), with one `crm_setup_error` entry per run however many passes or workers
+/// met the refusal. Returns their ids (both sides), which the retry set keeps.
+pub async fn hold_setup_failed(
+    ctx: &SyncContext,
+    run_id: &str,
+    integration: Integration,
+    setup: &SetupFailure,
+) -> Result<HashSet<String>, StoreError> {
+    let object = integration.object();
+    let now = Utc::now();
+    let mut ids = HashSet::new();
+    let mut entries = Vec::new();
+    for f in &setup.records {
+        let Some((side, id)) = retry_key(f) else {
+            continue;
+        };
+        ids.extend(f.crm_id.iter().chain(&f.prm_id).cloned());
+        entries.push(RetryEntry {
+            object,
+            side: side.into(),
+            id: id.to_string(),
+            attempts: 0,
+            next_at: now,
+            parked: false,
+            error: f.message.clone(),
+            updated_at: now,
+        });
+    }
+    ctx.store.hold_retries(&entries).await?;
+    let logged = ctx
+        .store
+        .entries(&LogFilter {
+            integration: Some(integration),
+            code: Some(LogCode::CrmSetupError),
+            run_id: Some(run_id.to_string()),
+            limit: Some(1),
+            ..Default::default()
+        })
+        .await?;
+    if logged.is_empty() {
+        let mut e = entry(
+            run_id,
+            integration,
+            LogCode::CrmSetupError,
+            setup.summary(),
+            json!({"errorCode": setup.code, "message": setup.message, "fields": setup.fields}),
+        );
+        e.object = Some(object);
+        crate::store::record_log(ctx.store.as_ref(), &[e]).await?;
+    }
+    Ok(ids)
 }
 
 /// A chunk that failed every attempt (or that its run stopped waiting for): its records go
@@ -271,5 +396,36 @@ mod tests {
             message: String::new(),
         };
         assert_eq!(retry_key(&account), Some(("crm", "001A")));
+    }
+
+    #[test]
+    fn a_setup_failure_names_the_object_the_fields_and_the_fix_and_no_value() {
+        let setup = SetupFailure {
+            object: "Account".into(),
+            code: "INVALID_FIELD_FOR_INSERT_UPDATE".into(),
+            message: "Unable to create/update fields: Phone.".into(),
+            fields: vec!["Phone".into()],
+            records: vec![
+                FailedRecord {
+                    crm_id: Some("001000000000001AAA".into()),
+                    prm_id: Some("org-1".into()),
+                    message: String::new(),
+                };
+                3
+            ],
+        };
+        let s = setup.summary();
+        assert!(s.starts_with("Salesforce refused to write field Phone on Account for 3 record(s) (INVALID_FIELD_FOR_INSERT_UPDATE"), "{s}");
+        assert!(s.contains("Set Field-Level Security"), "{s}");
+        assert!(s.contains("no full run needed"), "{s}");
+        assert!(
+            !s.contains("org-1") && !s.contains("001000000000001AAA"),
+            "{s}"
+        );
+        let gone = SetupFailure {
+            code: "INVALID_FIELD".into(),
+            ..setup
+        };
+        assert!(gone.summary().contains("Deleted Fields"));
     }
 }

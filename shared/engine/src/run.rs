@@ -13,7 +13,7 @@ use crate::frame::{move_cursors, read_window, FrameKind, RunFrame};
 use crate::objects::ObjectSpec;
 use crate::pass::{run_pass, PassInput};
 use crate::report::{Counts, RunReport, RunStatus};
-use crate::retry::{clear_synced, hold_failed};
+use crate::retry::keep_failed;
 use crate::store::LogEntry;
 
 pub use crate::context::RunMode;
@@ -240,9 +240,17 @@ async fn sync_one(
     if !dry_run {
         // On demand is one way out of the retry set: synced, the record leaves it (parked
         // or not); failed again for a passing reason, it stays with one attempt more.
-        let held = hold_failed(ctx, None, run_id, integration_of(kind), &out.failed).await?;
         let ids: Vec<String> = crm_ids.into_iter().chain(prm_ids).collect();
-        clear_synced(ctx, kind, &ids, &held.ids).await?;
+        keep_failed(
+            ctx,
+            None,
+            run_id,
+            integration_of(kind),
+            &out.failed,
+            out.setup.as_ref(),
+            &ids,
+        )
+        .await?;
     }
     Ok((out.counts, out.planned, out.log, found))
 }

@@ -40,7 +40,7 @@ use crate::objects::ObjectSpec;
 use crate::pairing::{pair_page, PrmChanges};
 use crate::pass::{run_pass, Carry, PassInput};
 use crate::report::{Counts, PlannedWrite};
-use crate::retry::{clear_synced, hold_failed};
+use crate::retry::keep_failed;
 use crate::store::{LinkState, LogEntry, StoreError};
 
 /// Salesforce records per pass: a REST query page.
@@ -205,11 +205,20 @@ impl Sweep<'_> {
                 .cloned()
                 .collect()
         };
-        let out = run_pass(self.ctx, self.spec.kind, self.run_id, self.dry_run, input).await?;
+        let mut out = run_pass(self.ctx, self.spec.kind, self.run_id, self.dry_run, input).await?;
+        let integration = crate::context::integration_of(self.spec.kind);
+        let setup = out.setup.take();
         if !self.dry_run {
-            let integration = crate::context::integration_of(self.spec.kind);
-            let held = hold_failed(self.ctx, None, self.run_id, integration, &out.failed).await?;
-            clear_synced(self.ctx, self.spec.kind, &retrying, &held.ids).await?;
+            keep_failed(
+                self.ctx,
+                None,
+                self.run_id,
+                integration,
+                &out.failed,
+                setup.as_ref(),
+                &retrying,
+            )
+            .await?;
         }
         self.out.counts.add(&out.counts);
         self.out.planned.extend(out.planned);
@@ -222,6 +231,19 @@ impl Sweep<'_> {
         self.log_write = Some(tokio::spawn(async move {
             crate::store::record_log(store.as_ref(), &entries).await
         }));
+        if let Some(setup) = setup {
+            // The setup refused a write: the run stops here, failed for its setup, with the
+            // one entry `keep_failed` wrote; the refused records wait in the retry set.
+            self.log_written().await?;
+            return Err(EngineError::Reported {
+                class: crate::ports::FailureClass::Setup,
+                message: format!(
+                    "the {integration} sync stopped: Salesforce refused to write {} on {} (see the crm_setup_error entry for the fix)",
+                    if setup.fields.is_empty() { "a field".to_string() } else { setup.fields.join(", ") },
+                    setup.object
+                ),
+            });
+        }
         if out.stopped.is_some() {
             self.out.stopped = out.stopped;
             return Ok(false);

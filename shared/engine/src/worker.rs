@@ -30,7 +30,9 @@ use crate::objects::ObjectSpec;
 use crate::pass::{run_pass, PassInput};
 use crate::ports::{FailureClass, Queue};
 use crate::report::Counts;
-use crate::retry::{clear_synced, delay, hold_failed, max_attempts, send_later, FailedRecord};
+use crate::retry::{
+    delay, hold_setup_failed, keep_failed, max_attempts, send_later, FailedRecord, SetupFailure,
+};
 use crate::store::{Link, LinkState, StoreError};
 
 /// How long workers write nothing once Salesforce refused a call for the org's API limit.
@@ -51,6 +53,9 @@ pub struct ChunkSync {
     pub failed: Vec<FailedRecord>,
     /// Set when a pass stopped early to keep the API reserve.
     pub stopped: Option<String>,
+    /// Records the setup refused to write, by the integration of their pass (a people
+    /// chunk syncs organizations first).
+    pub setup: Vec<(Integration, SetupFailure)>,
 }
 
 /// Syncs a chunk's records: the fresh ones it carries, or read again by id. Writes the
@@ -76,6 +81,8 @@ pub async fn sync_chunk(
             let pass = run_pass(ctx, ObjectKind::Organization, &chunk.run_id, false, input).await?;
             log.extend(pass.log);
             out.failed.extend(pass.failed);
+            out.setup
+                .extend(pass.setup.map(|s| (Integration::Organizations, s)));
         }
     }
     let claimed = chunk
@@ -95,6 +102,7 @@ pub async fn sync_chunk(
     out.counts.add(&pass.counts);
     out.failed.extend(pass.failed);
     out.stopped = pass.stopped;
+    out.setup.extend(pass.setup.map(|s| (chunk.integration, s)));
     log.extend(pass.log);
     crate::store::record_log(ctx.store.as_ref(), &log).await?;
     Ok(out)
@@ -268,17 +276,28 @@ pub async fn work_chunk(
                 hold_api(ctx, chunk, sync.stopped.clone().unwrap_or_default()).await?;
             }
             report.counts = sync.counts;
-            let held = hold_failed(
+            let (mut setup, mut setup_ids) = (None, HashSet::new());
+            for (integration, s) in &sync.setup {
+                if *integration == chunk.integration {
+                    setup = Some(s);
+                } else {
+                    setup_ids.extend(hold_setup_failed(ctx, &chunk.run_id, *integration, s).await?);
+                }
+            }
+            let mut retrying = chunk.retrying.clone();
+            retrying.retain(|i| !setup_ids.contains(i));
+            let held = keep_failed(
                 ctx,
                 Some(queue),
                 &chunk.run_id,
                 chunk.integration,
                 &sync.failed,
+                setup,
+                &retrying,
             )
             .await?;
             report.retried = held.retried;
             report.parked = held.parked;
-            clear_synced(ctx, chunk.integration.object(), &chunk.retrying, &held.ids).await?;
         }
         Err(e) if e.class() == FailureClass::Limit => {
             hold_api(ctx, chunk, e.to_string()).await?;

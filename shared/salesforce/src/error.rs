@@ -64,9 +64,15 @@ pub fn classify(status: Option<u16>, code: &str) -> ErrorClass {
         | "DUPLICATES_DETECTED"
         | "INVALID_EMAIL_ADDRESS" => return ErrorClass::Data,
         "ENTITY_IS_DELETED" | "NOT_FOUND" => return ErrorClass::Gone,
-        "INVALID_FIELD" | "INVALID_TYPE" | "INSUFFICIENT_ACCESS_OR_READONLY" => {
+        // A field the integration user may not edit (field-level security) or that does
+        // not exist: the setup, never the record.
+        "INVALID_FIELD" | "INVALID_TYPE" | "INVALID_FIELD_FOR_INSERT_UPDATE" => {
             return ErrorClass::Setup
         }
+        // For a whole call, the object's permissions; for one record of a Collection (no
+        // status of its own), that record's sharing: it fails alone.
+        "INSUFFICIENT_ACCESS_OR_READONLY" if status.is_some() => return ErrorClass::Setup,
+        "INSUFFICIENT_ACCESS_OR_READONLY" => return ErrorClass::Data,
         _ => {}
     }
     match status {
@@ -345,6 +351,16 @@ mod tests {
         ] {
             assert_eq!(classify(Some(400), c), ErrorClass::Setup, "{c}");
         }
+        // Field-level security refuses the field, for every record.
+        assert_eq!(
+            classify(None, "INVALID_FIELD_FOR_INSERT_UPDATE"),
+            ErrorClass::Setup
+        );
+        // One record not shared with the integration user fails alone.
+        assert_eq!(
+            classify(None, "INSUFFICIENT_ACCESS_OR_READONLY"),
+            ErrorClass::Data
+        );
         assert_eq!(classify(Some(400), "MALFORMED_QUERY"), ErrorClass::Other);
         assert_eq!(classify(None, "SOMETHING_NEW"), ErrorClass::Other);
     }

@@ -6,6 +6,13 @@
 //!
 //! [`classify_failure`] decides, without any I/O; `Pass::report_failure` writes the
 //! entry.
+//!
+//! A setup failure (a field the integration user may not edit, a field deleted in
+//! Salesforce) is not the record's fault: it is never remembered as a rejection. The pass
+//! gathers every record it held back into one [`SetupFailure`]; the caller keeps them in
+//! the retry set, due at once, writes one entry for the run, and stops (see
+//! [`crate::retry::hold_setup_failed`]). Once the operator fixes the setup, the next run
+//! syncs them, with no full run needed.
 
 use prmsync_mapping::config::Side;
 use prmsync_mapping::LogCode;
@@ -14,7 +21,7 @@ use serde_json::json;
 use super::pair::{restore_snapshot_keys, SideRecord};
 use super::{Pass, PassError, WorkPair};
 use crate::ports::{FailureClass, PortError, RecordFailure, System};
-use crate::retry::FailedRecord;
+use crate::retry::{FailedRecord, SetupFailure};
 use crate::store::LinkState;
 
 /// A whole call that failed for a passing reason fails only the records it carried; any
@@ -72,6 +79,9 @@ pub enum FailureReport {
     ChangedMeanwhile,
     /// The PRM record no longer exists.
     PrmRecordGone,
+    /// The setup refused the write: held with the pass's [`SetupFailure`], no entry of
+    /// its own.
+    SetupHeld,
 }
 
 /// What a failed write to `side` means, by its failure class.
@@ -82,18 +92,18 @@ pub fn classify_failure(
 ) -> (AfterFailure, FailureReport) {
     let after = match (action, side, class) {
         (WriteAction::Create, _, FailureClass::Data) => AfterFailure::Rejected,
+        (WriteAction::Update, _, FailureClass::Setup) => AfterFailure::Retry,
         (WriteAction::Create, _, _) => AfterFailure::Nothing,
         (WriteAction::Update, _, FailureClass::Transient) => AfterFailure::Retry,
         (WriteAction::Update, _, FailureClass::Gone) => AfterFailure::Disconnect,
-        (WriteAction::Update, Side::Crm, FailureClass::Data | FailureClass::Setup) => {
-            AfterFailure::Rejected
-        }
+        (WriteAction::Update, Side::Crm, FailureClass::Data) => AfterFailure::Rejected,
         (WriteAction::Update, Side::Crm, _) => AfterFailure::Nothing,
         (WriteAction::Update, Side::Prm, FailureClass::VersionConflict) => AfterFailure::Retry,
         (WriteAction::Update, Side::Prm, _) => AfterFailure::Rejected,
     };
     // A PRM update has two outcomes of its own; everything else is a rejection entry.
     let report = match (action, side, class) {
+        (_, _, FailureClass::Setup) => FailureReport::SetupHeld,
         (WriteAction::Update, Side::Prm, FailureClass::VersionConflict) => {
             FailureReport::ChangedMeanwhile
         }
@@ -240,9 +250,13 @@ impl<'a> Pass<'a> {
             Side::Crm => (Side::Prm, Some(source.id()), None),
             Side::Prm => (Side::Crm, None, Some(source.id())),
         };
-        if classify_failure(target, WriteAction::Create, failure.class).0 == AfterFailure::Rejected
-        {
+        let (after, report) = classify_failure(target, WriteAction::Create, failure.class);
+        if after == AfterFailure::Rejected {
             self.remember_rejected(source);
+        }
+        if report == FailureReport::SetupHeld {
+            self.hold_for_setup(target, failure, crm_id, prm_id);
+            return Ok(());
         }
         self.report_failure(target, failure, crm_id, prm_id, WriteAction::Create)
     }
@@ -287,6 +301,7 @@ impl<'a> Pass<'a> {
                 ),
                 json!({"code": failure.code}),
             ),
+            FailureReport::SetupHeld => self.hold_for_setup(side, failure, Some(&c), Some(&p)),
             FailureReport::PrmRecordGone => self.log(
                 LogCode::PrmRecordGone,
                 Some(&c),
@@ -299,6 +314,39 @@ impl<'a> Pass<'a> {
             ),
         }
         Ok(())
+    }
+
+    /// Holds a record whose write the setup refused: no entry of its own, one
+    /// [`SetupFailure`] for the pass.
+    fn hold_for_setup(
+        &mut self,
+        side: Side,
+        failure: &RecordFailure,
+        crm_id: Option<&str>,
+        prm_id: Option<&str>,
+    ) {
+        self.out.counts.errors += 1;
+        let object = match side {
+            Side::Crm => self.spec.crm_object().to_string(),
+            Side::Prm => format!("PRM {}", self.spec.kind),
+        };
+        let setup = self.out.setup.get_or_insert_with(|| SetupFailure {
+            object,
+            code: failure.code.clone(),
+            message: failure.message.clone(),
+            fields: failure.fields.clone(),
+            records: Vec::new(),
+        });
+        for f in &failure.fields {
+            if !setup.fields.contains(f) {
+                setup.fields.push(f.clone());
+            }
+        }
+        setup.records.push(FailedRecord {
+            crm_id: crm_id.map(str::to_string),
+            prm_id: prm_id.map(str::to_string),
+            message: format!("{}: {}", failure.code, failure.message),
+        });
     }
 
     /// The record a failed write was for, as the log names it.
@@ -357,7 +405,7 @@ mod tests {
         );
         assert_eq!(update(Gone), (Disconnect, rejected(LogCode::CrmRecordGone)));
         assert_eq!(update(Data), (Rejected, rejected(LogCode::CrmDataError)));
-        assert_eq!(update(Setup), (Rejected, rejected(LogCode::CrmSetupError)));
+        assert_eq!(update(Setup), (Retry, FailureReport::SetupHeld));
     }
 
     #[test]
@@ -392,12 +440,27 @@ mod tests {
                 classify_failure(side, WriteAction::Create, Data).0,
                 Rejected
             );
+            assert_eq!(
+                classify_failure(side, WriteAction::Create, Setup),
+                (Nothing, FailureReport::SetupHeld)
+            );
             for class in [Transient, Gone, Setup, VersionConflict, Auth] {
                 assert_eq!(
                     classify_failure(side, WriteAction::Create, class).0,
                     Nothing,
                     "{side:?} {class:?}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn a_setup_failure_is_never_remembered_as_a_rejection() {
+        for side in [Side::Crm, Side::Prm] {
+            for action in [WriteAction::Create, WriteAction::Update] {
+                let (after, report) = classify_failure(side, action, Setup);
+                assert_ne!(after, Rejected, "{side:?} {action:?}");
+                assert_eq!(report, FailureReport::SetupHeld, "{side:?} {action:?}");
             }
         }
     }

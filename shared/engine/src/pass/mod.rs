@@ -64,7 +64,7 @@ use write::carry_partial_collection;
 use crate::context::SyncContext;
 use crate::ports::PortError;
 use crate::report::{Counts, PlannedWrite};
-use crate::retry::FailedRecord;
+use crate::retry::{FailedRecord, SetupFailure};
 use crate::store::{Link, LogEntry, StoreError};
 
 /// PRM writes in flight at once (`[sync] prm_concurrency`).
@@ -127,6 +127,9 @@ pub struct PassOutcome {
     /// Records whose write failed for a passing reason: the caller keeps them in the retry
     /// set (and a worker hands each out again on its own).
     pub failed: Vec<FailedRecord>,
+    /// Records the setup refused to write (see failures.rs): the caller holds them and
+    /// stops ([`crate::retry::hold_setup_failed`]).
+    pub setup: Option<SetupFailure>,
 }
 
 /// A pass that could not go on.

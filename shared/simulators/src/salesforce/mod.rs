@@ -244,6 +244,23 @@ impl SalesforceSim {
         }
     }
 
+    /// Field-level security for the integration user: `editable` false makes the field
+    /// read-only (describe says so, and a write naming it fails with
+    /// `INVALID_FIELD_FOR_INSERT_UPDATE`), as when an admin removes Edit access.
+    pub fn set_field_editable(&self, object: &str, field: &str, editable: bool) {
+        let mut inner = self.lock();
+        let def = inner.store.schema.object_mut(object).and_then(|o| {
+            o.fields
+                .iter_mut()
+                .find(|f| f.name.eq_ignore_ascii_case(field))
+        });
+        if let Some(def) = def {
+            def.createable = editable;
+            def.updateable = editable;
+        }
+        inner.store.reindex();
+    }
+
     /// Adds (or replaces) an object.
     pub fn add_object(&self, object: ObjectDef) {
         let mut inner = self.lock();
