@@ -70,7 +70,8 @@ struct Sweep<'a> {
     dry_run: bool,
     full: bool,
     prm: PrmChanges,
-    /// Salesforce records synced before the sweep (retries, pending people): skipped by it.
+    /// Salesforce records this run has synced (pending people, pages): skipped by the
+    /// later pages and by the retry set's last pass.
     done_crm: HashSet<String>,
     /// Entries held back by passes until the last one shows whether they still apply.
     held: Vec<LogEntry>,
@@ -324,6 +325,9 @@ impl Sweep<'_> {
                 .into_iter()
                 .filter(|r| !self.done_crm.contains(&r.id))
                 .collect();
+            // A due record of the retry set read here is tried once in the run, not again
+            // by the last pass.
+            self.done_crm.extend(records.iter().map(|r| r.id.clone()));
             // The next page is read while this one syncs.
             let next = async {
                 match page.next {
