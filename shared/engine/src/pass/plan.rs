@@ -8,10 +8,10 @@
 //! [`plan_pair`] decides, without any I/O; `Pass::plan_work_pair` applies its plan to the
 //! pair in work and logs what it found.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
-use prmsync_mapping::config::MappingConfig;
+use prmsync_mapping::config::{MappingConfig, Side};
 use prmsync_mapping::merge::{merge_field, Conflict, FieldRule, MergeInput, Recency};
 use prmsync_mapping::transform::UnmappedValue;
 use prmsync_mapping::transform::{read_crm_cow, read_prm_cow, write_crm, write_prm};
@@ -21,6 +21,7 @@ use serde_json::{json, Value};
 use super::pair::pair_versions_of;
 use super::references::OrgLinks;
 use super::{Pass, PassError, WorkPair};
+use crate::context::fetch_by_ids;
 use crate::objects::{keys, ObjectSpec};
 use crate::store::{Link, LinkState};
 
@@ -139,6 +140,30 @@ pub fn plan_pair(
     Some(plan)
 }
 
+/// The side a linked pair must read before it is planned, when it holds only one: a
+/// mapped field this link never settled (no snapshot entry, because the field was mapped
+/// after the link was made) is settled from both sides as on a first link, never from a
+/// missing snapshot, whatever its direction. No I/O.
+pub fn side_to_read(
+    spec: &ObjectSpec,
+    link: &Link,
+    crm: Option<&CrmRecord>,
+    prm: Option<&PrmRecord>,
+) -> Option<Side> {
+    if link.state != LinkState::Linked {
+        return None;
+    }
+    let missing = match (crm, prm) {
+        (Some(_), None) => Side::Prm,
+        (None, Some(_)) => Side::Crm,
+        _ => return None,
+    };
+    spec.fields
+        .iter()
+        .any(|f| f.fixed.is_none() && !link.snapshot.contains_key(&f.key()))
+        .then_some(missing)
+}
+
 /// The merge rule of fields without one of their own.
 fn default_rule(mapping: &MappingConfig) -> FieldRule {
     FieldRule {
@@ -162,6 +187,10 @@ fn plan_fields(
             continue;
         }
         let key = f.key();
+        if (crm.is_none() || prm.is_none()) && !plan.snapshot.contains_key(&key) {
+            // Never settled and one side unknown: left alone (see [`side_to_read`]).
+            continue;
+        }
         let crm_value = match crm.map(|c| read_crm_cow(f, &c.fields)) {
             Some(Ok(v)) => Some(v),
             Some(Err(e)) => {
@@ -372,6 +401,7 @@ impl<'a> Pass<'a> {
                 .rejected_versions(self.spec.kind, "link", &pair_ids)
                 .await?
         };
+        self.read_unsettled_sides(pairs).await?;
         for pair in pairs.iter_mut() {
             if pair.created.is_none()
                 && rejected_pairs.get(&pair.link.prm_id) == Some(&pair_versions_of(pair))
@@ -379,6 +409,43 @@ impl<'a> Pass<'a> {
                 continue;
             }
             self.plan_work_pair(pair);
+        }
+        Ok(())
+    }
+
+    /// Reads, in one call per side, the other record of the pairs that hold one side and
+    /// have a field to settle ([`side_to_read`]). A record found deleted is left out: its
+    /// pair's unsettled fields wait.
+    async fn read_unsettled_sides(&mut self, pairs: &mut [WorkPair]) -> Result<(), PassError> {
+        let (mut crm_ids, mut prm_ids) = (Vec::new(), Vec::new());
+        for pair in pairs.iter().filter(|p| !p.marks_deleted) {
+            match side_to_read(&self.spec, &pair.link, pair.crm.as_ref(), pair.prm.as_ref()) {
+                Some(Side::Crm) => crm_ids.push(pair.link.crm_id.clone()),
+                Some(Side::Prm) => prm_ids.push(pair.link.prm_id.clone()),
+                None => {}
+            }
+        }
+        if crm_ids.is_empty() && prm_ids.is_empty() {
+            return Ok(());
+        }
+        let (crm, prm) = fetch_by_ids(self.ctx, &self.spec, &crm_ids, &prm_ids).await?;
+        let mut crm: HashMap<String, CrmRecord> = crm
+            .into_iter()
+            .filter(|r| !r.deleted)
+            .map(|r| (r.id.clone(), r))
+            .collect();
+        let mut prm: HashMap<String, PrmRecord> = prm
+            .into_iter()
+            .filter(|r| !r.deleted)
+            .map(|r| (r.id.clone(), r))
+            .collect();
+        for pair in pairs.iter_mut() {
+            if pair.crm.is_none() {
+                pair.crm = crm.remove(&pair.link.crm_id);
+            }
+            if pair.prm.is_none() {
+                pair.prm = prm.remove(&pair.link.prm_id);
+            }
         }
         Ok(())
     }
@@ -571,6 +638,48 @@ mod tests {
         assert!(plan.prm_patch.is_empty(), "{:?}", plan.prm_patch);
         assert!(!plan.link_changed);
         assert_eq!(plan.snapshot, link.snapshot);
+    }
+
+    #[test]
+    fn a_field_mapped_after_the_link_was_made_is_never_settled_from_one_side() {
+        let (mapping, spec) = spec(ObjectKind::Organization);
+        let links = OrgLinks::default();
+        let (mut link, mut c, p) = synced_organization(&mapping, &spec, &links);
+        // Phone was mapped after the link was made: its snapshot has no entry.
+        link.snapshot.remove("phone");
+        c.fields.insert("Name".into(), json!("Northwind AG"));
+        c.modstamp = Some(at(10, 0));
+        let rules = PlanRules {
+            mapping: &mapping,
+            spec: &spec,
+            org_links: &links,
+        };
+        // Only Salesforce changed: the pair must read its PRM record first.
+        assert_eq!(side_to_read(&spec, &link, Some(&c), None), Some(Side::Prm));
+        assert_eq!(side_to_read(&spec, &link, None, Some(&p)), Some(Side::Crm));
+        assert_eq!(side_to_read(&spec, &link, Some(&c), Some(&p)), None);
+        // Planned without it anyway, Phone is left alone on both sides (no null written)
+        // and stays unsettled; the change that was read still goes.
+        let plan = plan_pair(rules, &link, Some(&c), None).unwrap();
+        assert!(
+            !plan.crm_patch.contains_key("Phone"),
+            "{:?}",
+            plan.crm_patch
+        );
+        assert!(
+            !plan.prm_patch.contains_key("phone"),
+            "{:?}",
+            plan.prm_patch
+        );
+        assert!(!plan.snapshot.contains_key("phone"));
+        assert_eq!(plan.prm_patch.get("name"), Some(&json!("Northwind AG")));
+        // With both sides in hand it settles as on a first link: equal values, no write.
+        let plan = plan_pair(rules, &link, Some(&c), Some(&p)).unwrap();
+        assert_eq!(plan.snapshot["phone"], json!("+49 30 1"));
+        assert!(!plan.crm_patch.contains_key("Phone"));
+        // A link settled on every field needs no read.
+        let (settled, c, _) = synced_organization(&mapping, &spec, &links);
+        assert_eq!(side_to_read(&spec, &settled, Some(&c), None), None);
     }
 
     #[test]
