@@ -289,7 +289,7 @@ async fn a_parent_that_does_not_sync_is_logged_once_and_set_when_it_does() {
 }
 
 #[tokio::test]
-async fn updates_from_many_pages_go_out_in_full_collections() {
+async fn each_page_writes_its_updates_in_one_collection_without_waiting_for_later_pages() {
     let h = paged(10_000).await;
     let mut accounts = Vec::new();
     for i in 0..600 {
@@ -313,10 +313,12 @@ async fn updates_from_many_pages_go_out_in_full_collections() {
     assert_succeeded(&reports);
     assert_eq!(total(&reports, |c| c.updated.crm), 210);
     let calls = h.sf.api_calls();
+    // One Collection per page: an update held for a fuller Collection could overwrite
+    // a Salesforce edit made meanwhile.
     assert_eq!(
         calls.kind("composite_update"),
-        2,
-        "210 updates in Collections of 200 and 10, not 70 per page: {:?}",
+        3,
+        "70 updates per page, one Collection each: {:?}",
         calls.by_kind
     );
     for account in &accounts[..70] {

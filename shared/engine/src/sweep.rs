@@ -17,9 +17,9 @@
 //!    and the links whose reference pointed at a record a later page linked. Only the
 //!    references still unresolved then get their Integration Log entry.
 //!
-//! Salesforce updates go out in full Collections of 200: a pass leaves the pairs that
-//! would part-fill its last Collection to the next pass ([`PassInput::carry_partial`]),
-//! and the last pass writes the rest.
+//! Each pass writes every Salesforce update it planned, in Collections of 200: an update
+//! held for a later, fuller Collection would overwrite any edit a Salesforce user made
+//! meanwhile.
 //!
 //! Each Salesforce record is read once; the next page is read while the current one
 //! syncs. PRM records are read by the index and again by id when not held, which costs PRM
@@ -38,7 +38,7 @@ use crate::error::{During, EngineError};
 use crate::frame::Window;
 use crate::objects::ObjectSpec;
 use crate::pairing::{pair_page, PrmChanges};
-use crate::pass::{run_pass, Carry, PassInput};
+use crate::pass::{run_pass, PassInput};
 use crate::report::{Counts, PlannedWrite};
 use crate::retry::keep_failed;
 use crate::store::{LinkState, LogEntry, StoreError};
@@ -76,7 +76,6 @@ struct Sweep<'a> {
     /// Entries held back by passes until the last one shows whether they still apply.
     held: Vec<LogEntry>,
     /// Pairs whose Salesforce update waits for a full Collection.
-    carry: Carry,
     /// The write of the last pass's log entries, running beside the next pass.
     log_write: Option<tokio::task::JoinHandle<Result<(), crate::store::StoreError>>>,
     /// Links marked for a retry when the run began and not touched by a pass since, by
@@ -115,7 +114,6 @@ pub(crate) async fn sweep(
         prm,
         done_crm: HashSet::new(),
         held: Vec::new(),
-        carry: Carry::default(),
         log_write: None,
         retry_crm: HashSet::new(),
         retry_prm: HashSet::new(),
@@ -179,18 +177,10 @@ pub(crate) async fn sweep(
 impl Sweep<'_> {
     /// Runs one pass and writes its log entries; false once a pass stopped the run.
     async fn pass(&mut self, input: PassInput) -> Result<bool, EngineError> {
-        self.pass_with(input, false).await
-    }
-
-    /// [`pass`](Self::pass); Salesforce updates that do not fill a Collection wait for the
-    /// next pass, unless this is the `last`.
-    async fn pass_with(&mut self, input: PassInput, last: bool) -> Result<bool, EngineError> {
         let input = PassInput {
             full: self.full,
             retry_rejected: self.full,
             hold_unresolved: true,
-            carry: std::mem::take(&mut self.carry),
-            carry_partial: !last,
             ..input
         };
         let retrying: Vec<String> = if self.retry_set.is_empty() {
@@ -224,7 +214,6 @@ impl Sweep<'_> {
         self.out.counts.add(&out.counts);
         self.out.planned.extend(out.planned);
         self.held.extend(out.held_back_entries);
-        self.carry = out.carry;
         // The pass's entries are written while the next pass runs; one write at a time.
         self.log_written().await?;
         let store = self.ctx.store.clone();
@@ -465,18 +454,14 @@ impl Sweep<'_> {
             .collect();
         let (crm, prm) =
             crate::context::fetch_by_ids(self.ctx, &self.spec, &due_crm, &due_prm).await?;
-        // The last pass writes whatever earlier passes left for a fuller Collection.
-        if (!retry.is_empty() || !self.carry.is_empty() || !crm.is_empty() || !prm.is_empty())
+        if (!retry.is_empty() || !crm.is_empty() || !prm.is_empty())
             && !self
-                .pass_with(
-                    PassInput {
-                        retry,
-                        crm,
-                        prm,
-                        ..Default::default()
-                    },
-                    true,
-                )
+                .pass(PassInput {
+                    retry,
+                    crm,
+                    prm,
+                    ..Default::default()
+                })
                 .await?
         {
             return Ok(());

@@ -16,9 +16,7 @@
 //! pure function over records, links and the mapping, unit-tested beside it; the pass
 //! around it reads, writes and logs:
 //! - `pair.rs`: the pair in work ([`WorkPair`]); dedupe and pairing through links
-//!   (`dedupe`, `pair_through_links`), written once for both sides over `SideRecord`, and
-//!   the merge of a carried pair this pass holds again (`merge_carried`), so that no
-//!   call names one record twice;
+//!   (`dedupe`, `pair_through_links`), written once for both sides over `SideRecord`;
 //! - [`references`]: organization links that references translate through ([`references::OrgLinks`]);
 //! - `lifecycle.rs`: deletes, merges, unflagging (`lifecycle_change`);
 //! - `candidates.rs` and `matching.rs`: first-import matching (`match_records`);
@@ -56,10 +54,9 @@ mod write;
 
 use failures::record_failure_of;
 use lifecycle::take_master_records;
+use pair::crm_version;
 pub use pair::WorkPair;
-use pair::{crm_version, merge_carried};
 use references::OrgLinks;
-use write::carry_partial_collection;
 
 use crate::context::SyncContext;
 use crate::ports::PortError;
@@ -90,25 +87,6 @@ pub struct PassInput {
     /// Hold back the entries for references to records not linked yet: a later page of
     /// the same run may link them. They go to [`PassOutcome::held_back_entries`].
     pub hold_unresolved: bool,
-    /// Pairs an earlier pass planned but did not write yet ([`PassOutcome::carry`]).
-    pub carry: Carry,
-    /// Leave the Salesforce updates that do not fill a Collection of 200 to the next pass
-    /// (in [`PassOutcome::carry`]), so a run of many pages writes in full Collections.
-    pub carry_partial: bool,
-}
-
-/// Planned pairs waiting for a full Collection: handed from one pass to the next.
-#[derive(Debug, Default, Clone)]
-pub struct Carry(Vec<WorkPair>);
-
-impl Carry {
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
 }
 
 /// What a pass did.
@@ -122,8 +100,6 @@ pub struct PassOutcome {
     /// Log entries held back by [`PassInput::hold_unresolved`] (references not linked yet);
     /// not to be confused with the retry set, which keeps records.
     pub held_back_entries: Vec<LogEntry>,
-    /// Pairs left for the next pass by [`PassInput::carry_partial`].
-    pub carry: Carry,
     /// Records whose write failed for a passing reason: the caller keeps them in the retry
     /// set (and a worker hands each out again on its own).
     pub failed: Vec<FailedRecord>,
@@ -165,7 +141,6 @@ pub async fn run_pass(
         rejected: Vec::new(),
         claimed: HashMap::new(),
         hold_unresolved: input.hold_unresolved,
-        carry_partial: input.carry_partial,
     };
     pass.run(input).await?;
     Ok(pass.out)
@@ -188,8 +163,6 @@ struct Pass<'a> {
     claimed: HashMap<String, Link>,
     /// See [`PassInput::hold_unresolved`].
     hold_unresolved: bool,
-    /// See [`PassInput::carry_partial`].
-    carry_partial: bool,
 }
 
 impl<'a> Pass<'a> {
@@ -201,7 +174,6 @@ impl<'a> Pass<'a> {
             full,
             retry,
             claimed,
-            carry,
             ..
         } = input;
         self.claimed = claimed;
@@ -210,10 +182,6 @@ impl<'a> Pass<'a> {
         // their links (pair.rs).
         let (mut pairs, mut unlinked_crm, unlinked_prm) =
             self.pair_records(crm, prm, &retry).await?;
-        // A pair an earlier pass left for a fuller Collection and this pass holds again
-        // becomes one pair, planned once with the later-read records (pair.rs).
-        let carry = merge_carried(&mut pairs, carry.0);
-
         // Lifecycle: deletes, merges and unflagging of linked records (lifecycle.rs). A
         // link that followed a merge takes the master's record if this pass read it.
         self.handle_lifecycle(&mut pairs).await?;
@@ -232,14 +200,9 @@ impl<'a> Pass<'a> {
         // The merge plan of every linked pair (plan.rs).
         self.plan_pairs(&mut pairs).await?;
 
-        // Writes (write.rs): pairs planned by an earlier pass that waited for a full
-        // Collection go first in line; Salesforce, then the PRM, then the links.
-        pairs.extend(carry);
+        // Writes (write.rs): Salesforce, then the PRM, then the links.
         // Parents that would close a loop are held back (cycles.rs).
         self.hold_parent_cycles(&mut pairs).await?;
-        if self.carry_partial {
-            self.out.carry = carry_partial_collection(&mut pairs);
-        }
         self.write_crm_updates(&mut pairs).await?;
         self.write_prm_updates(&mut pairs).await?;
         self.save_links(&mut pairs).await?;

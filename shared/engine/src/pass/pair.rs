@@ -212,44 +212,6 @@ pub fn dedupe<R: SideRecord>(records: Vec<R>) -> Vec<R> {
     out
 }
 
-/// The newer of two reads of one record: `later` (read after `earlier`) unless `earlier`
-/// holds a newer version.
-fn later_read<R: SideRecord>(earlier: Option<R>, later: Option<R>) -> Option<R> {
-    match (earlier, later) {
-        (Some(e), Some(l)) => Some(if l.supersedes(&e) { l } else { e }),
-        (e, l) => l.or(e),
-    }
-}
-
-/// Pairs an earlier pass planned and left for a fuller Collection ([`super::Carry`]) whose
-/// link this pass holds again (a retry, a record read again) are merged into this pass's
-/// pair, so no record is written twice in one call: the merged pair keeps the later-read
-/// record of each side and is planned once, from the stored link's snapshot (the carried
-/// plan was never written, so its snapshot never was either). Returns the carried pairs
-/// this pass does not hold, still planned. No I/O.
-pub(super) fn merge_carried(pairs: &mut [WorkPair], carried: Vec<WorkPair>) -> Vec<WorkPair> {
-    let by_link: HashMap<(&str, &str), usize> = pairs
-        .iter()
-        .enumerate()
-        .map(|(i, p)| ((p.link.prm_id.as_str(), p.link.crm_id.as_str()), i))
-        .collect();
-    let mut merges = Vec::new();
-    let mut left = Vec::new();
-    for c in carried {
-        match by_link.get(&(c.link.prm_id.as_str(), c.link.crm_id.as_str())) {
-            Some(&i) => merges.push((i, c)),
-            None => left.push(c),
-        }
-    }
-    for (i, c) in merges {
-        let pair = &mut pairs[i];
-        pair.crm = later_read(c.crm, pair.crm.take());
-        pair.prm = later_read(c.prm, pair.prm.take());
-        pair.created = pair.created.or(c.created);
-    }
-    left
-}
-
 /// The records that came with a pass, put with their links: the pairs in work (a link
 /// with a record in hand, or marked for a retry), and the records of each side without a
 /// link. A record older than its link's version stays out. No I/O.
@@ -396,55 +358,6 @@ mod tests {
         undated.modstamp = None;
         let out = dedupe(vec![crm("001A", at(9, 0), json!({"n": 1})), undated]);
         assert_eq!(out[0].fields["n"], json!(1));
-    }
-
-    #[test]
-    fn a_carried_pair_held_again_merges_into_one_pair_with_the_later_reads() {
-        let link = || link_in(LinkState::Linked, ObjectKind::Person, "per_1", "003A");
-        // Planned by an earlier pass: both records read then, a patch waiting.
-        let mut carried = WorkPair::new(link());
-        carried.crm = Some(crm("003A", at(9, 0), json!({"n": "carried"})));
-        carried.prm = Some(prm("per_1", 3, at(9, 0), json!({"n": "carried"})));
-        carried.crm_patch.insert("Phone".into(), json!("1"));
-        carried.link.snapshot.insert("phone".into(), json!("1"));
-        carried.created = Some(Side::Crm);
-        // Held again by this pass: the PRM record read again in a newer version, the
-        // Salesforce record not read.
-        let mut again = WorkPair::new(link());
-        again.prm = Some(prm("per_1", 4, at(10, 0), json!({"n": "again"})));
-        let mut other = WorkPair::new(link_in(
-            LinkState::Linked,
-            ObjectKind::Person,
-            "per_2",
-            "003B",
-        ));
-        other.crm_patch.insert("Phone".into(), json!("2"));
-        let mut pairs = vec![again];
-        let left = merge_carried(&mut pairs, vec![carried, other]);
-
-        assert_eq!(pairs.len(), 1);
-        let merged = &pairs[0];
-        assert_eq!(merged.prm.as_ref().unwrap().fields["n"], json!("again"));
-        assert_eq!(merged.crm.as_ref().unwrap().fields["n"], json!("carried"));
-        assert_eq!(merged.created, Some(Side::Crm));
-        // Planned again from the stored link, not from the carried plan.
-        assert!(merged.crm_patch.is_empty());
-        assert!(merged.link.snapshot.is_empty());
-        // A carried pair this pass does not hold stays carried, planned.
-        assert_eq!(left.len(), 1);
-        assert_eq!(left[0].link.prm_id, "per_2");
-        assert_eq!(left[0].crm_patch["Phone"], json!("2"));
-    }
-
-    #[test]
-    fn of_two_reads_of_one_record_the_later_wins_unless_the_earlier_is_newer() {
-        let early = || Some(prm("per_1", 3, at(9, 0), json!({"n": 1})));
-        let same = Some(prm("per_1", 3, at(9, 0), json!({"n": 2})));
-        assert_eq!(later_read(early(), same).unwrap().fields["n"], json!(2));
-        let older = Some(prm("per_1", 2, at(8, 0), json!({"n": 3})));
-        assert_eq!(later_read(early(), older).unwrap().fields["n"], json!(1));
-        assert_eq!(later_read(early(), None).unwrap().fields["n"], json!(1));
-        assert!(later_read::<PrmRecord>(None, None).is_none());
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! Writes: the Salesforce updates in Collections of 200 (one call, after checking the API
 //! reserve), then the PRM updates with `If-Match` on the version read (a few in flight at
-//! once), then the links with their new snapshots in one store call. A run of many pages
-//! can leave the updates that would only part-fill a Collection to the next pass
-//! ([`Carry`]). Sync rules 4 (no echoes: only patches are sent), 10 (a failed write fails
+//! once), then the links with their new snapshots in one store call. A pass writes every
+//! update it planned: none is held for a later, fuller Collection, since Salesforce would
+//! take it over any edit made meanwhile. Sync rules 4 (no echoes: only patches are sent), 10 (a failed write fails
 //! its record alone, see failures.rs) and 11 (budget: Collections of 200, stop before the
 //! API reserve) of `docs/sync-rules.md`.
 //!
@@ -18,32 +18,8 @@ use prmsync_mapping::{Fields, LogCode};
 use serde_json::{json, Value};
 
 use super::pair::{pair_version, restore_snapshot_keys};
-use super::{prm_concurrency, record_failure_of, Carry, Pass, PassError, WorkPair};
+use super::{prm_concurrency, record_failure_of, Pass, PassError, WorkPair};
 use crate::store::{Link, LinkState, StoreError};
-
-/// Salesforce Collections take 200 records.
-const COLLECTION: usize = 200;
-
-/// Takes out the pairs whose Salesforce update would only part-fill the last Collection,
-/// with everything they still have to write.
-pub(super) fn carry_partial_collection(pairs: &mut Vec<WorkPair>) -> Carry {
-    let updates = pairs.iter().filter(|i| !i.crm_patch.is_empty()).count();
-    let mut left = updates % COLLECTION;
-    if left == 0 {
-        return Carry::default();
-    }
-    let mut carried = Vec::with_capacity(left);
-    let mut i = pairs.len();
-    while left > 0 && i > 0 {
-        i -= 1;
-        if !pairs[i].crm_patch.is_empty() {
-            carried.push(pairs.swap_remove(i));
-            left -= 1;
-        }
-    }
-    carried.reverse();
-    Carry(carried)
-}
 
 /// The positions of ids already seen earlier in `ids`: a second write of one record in one
 /// call (Salesforce fails every copy of a duplicated Id with `DUPLICATE_VALUE`). No I/O.
@@ -321,43 +297,6 @@ impl<'a> Pass<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pass::testkit::link_in;
-    use crate::store::LinkState;
-    use prmsync_mapping::ObjectKind;
-    use serde_json::json;
-
-    fn pairs(n: usize, with_crm_update: impl Fn(usize) -> bool) -> Vec<WorkPair> {
-        (0..n)
-            .map(|i| {
-                let id = i.to_string();
-                let mut p = WorkPair::new(link_in(
-                    LinkState::Linked,
-                    ObjectKind::Organization,
-                    &id,
-                    &id,
-                ));
-                if with_crm_update(i) {
-                    p.crm_patch.insert("Phone".into(), json!(id));
-                }
-                p
-            })
-            .collect()
-    }
-
-    #[test]
-    fn the_updates_that_part_fill_the_last_collection_are_carried_in_order() {
-        let mut work = pairs(2 * COLLECTION + 10, |i| i % 2 == 0);
-        let carry = carry_partial_collection(&mut work);
-        // 205 Salesforce updates: the last 5 wait for the next pass.
-        assert_eq!(carry.len(), 5);
-        let carried: Vec<&str> = carry.0.iter().map(|p| p.link.prm_id.as_str()).collect();
-        assert_eq!(carried, vec!["400", "402", "404", "406", "408"]);
-        assert_eq!(
-            work.iter().filter(|p| !p.crm_patch.is_empty()).count(),
-            COLLECTION
-        );
-        assert_eq!(work.len(), 2 * COLLECTION + 5);
-    }
 
     #[test]
     fn only_the_second_and_later_writes_of_one_id_are_repeats() {
@@ -366,12 +305,5 @@ mod tests {
             vec![2, 4, 5]
         );
         assert!(repeated(["001A", "001B"]).is_empty());
-    }
-
-    #[test]
-    fn full_collections_carry_nothing() {
-        let mut work = pairs(COLLECTION + 3, |i| i < COLLECTION);
-        assert!(carry_partial_collection(&mut work).is_empty());
-        assert_eq!(work.len(), COLLECTION + 3);
     }
 }
