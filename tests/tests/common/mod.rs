@@ -295,6 +295,11 @@ pub trait CrmHooks: Send + Sync {
 pub trait PrmHooks: Send + Sync {
     /// The records a change read of `collection` hands the engine.
     fn change_read(&self, _collection: &str, _records: &[PrmRecord]) {}
+    /// Before records are read by id (`fetch`).
+    fn before_fetch(&self, _collection: &str, _ids: &[String]) {}
+    /// Before an update of record `id` guarded by `version` is sent (to edit the record in
+    /// the simulator first, so that `If-Match` fails as in a real race).
+    fn before_update(&self, _collection: &str, _id: &str, _version: i64) {}
     /// After a write call: an error here replaces its answer (a crash after the write).
     fn after_write(&self) -> Option<PortError> {
         None
@@ -456,6 +461,7 @@ impl Prm for HookedPrm {
         Ok(out)
     }
     async fn fetch(&self, c: &str, ids: &[String]) -> Result<Vec<PrmRecord>, PortError> {
+        self.hooks.before_fetch(c, ids);
         self.inner.fetch(c, ids).await
     }
     async fn people_by_email(&self, e: &str) -> Result<Vec<PrmRecord>, PortError> {
@@ -486,6 +492,7 @@ impl Prm for HookedPrm {
         v: i64,
         p: Fields,
     ) -> Result<Result<PrmRecord, RecordFailure>, PortError> {
+        self.hooks.before_update(c, id, v);
         let out = self.inner.update(c, id, v, p).await;
         self.written(out)
     }

@@ -19,6 +19,7 @@ use prmsync_mapping::LogCode;
 use serde_json::json;
 
 use super::pair::{restore_snapshot_keys, SideRecord};
+use super::race::PRM_UPDATE_ATTEMPTS;
 use super::{Pass, PassError, WorkPair};
 use crate::ports::{FailureClass, PortError, RecordFailure, System};
 use crate::retry::{FailedRecord, SetupFailure};
@@ -75,7 +76,8 @@ pub struct Rejection {
 pub enum FailureReport {
     /// An error entry: see [`Rejection`].
     Rejected(Rejection),
-    /// The PRM record changed while it was synced (`If-Match`): read again next run.
+    /// The PRM record changed while it was synced (`If-Match`), and again each time it was
+    /// read and merged anew within the pass (race.rs): read again next run.
     ChangedMeanwhile,
     /// The PRM record no longer exists.
     PrmRecordGone,
@@ -271,6 +273,9 @@ impl<'a> Pass<'a> {
         failure: &RecordFailure,
     ) -> Result<(), PassError> {
         restore_snapshot_keys(pair, side);
+        if side == Side::Crm {
+            pair.crm_failed = true;
+        }
         let (c, p) = (pair.link.crm_id.clone(), pair.link.prm_id.clone());
         let (after, report) = classify_failure(side, WriteAction::Update, failure.class);
         match after {
@@ -296,7 +301,7 @@ impl<'a> Pass<'a> {
                 Some(&c),
                 Some(&p),
                 format!(
-                    "PRM {kind} {p} changed while it was being synced ({}); it is synced again on the next run",
+                    "PRM {kind} {p} changed while it was being synced, before each of {PRM_UPDATE_ATTEMPTS} attempts to update it ({}); it is synced again on the next run",
                     failure.message
                 ),
                 json!({"code": failure.code}),

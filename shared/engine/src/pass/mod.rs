@@ -9,7 +9,9 @@
 //!    Salesforce records by upsert on the PRM Id field; each link saved right away;
 //! 2. the merge of every linked pair (including the ones just created, which writes the PRM
 //!    Id, Record Status, `crm_id` and parents back);
-//! 3. Salesforce updates in Collections, then PRM updates with `If-Match`;
+//! 3. Salesforce updates in Collections, then PRM updates with `If-Match` (one refused for
+//!    its version is read, merged and sent again; a Salesforce write that merge finds
+//!    follows in one more Collection);
 //! 4. the links with their new snapshots.
 //!
 //! One file per phase, in the order `Pass::run` calls them. Each phase's decision is a
@@ -28,7 +30,9 @@
 //! - `cycles.rs`: parents that would close a loop are held back and logged
 //!   (`parent_cycles`);
 //! - `write.rs`: batched writes and the links; `failures.rs`: what a failed write does
-//!   (`classify_failure`); `log.rs`: Integration Log entries and dry-run writes.
+//!   (`classify_failure`); `race.rs`: a PRM update refused for its version is read, merged
+//!   and sent again within the pass (`merge_again`); `log.rs`: Integration Log entries and
+//!   dry-run writes.
 
 use std::collections::HashMap;
 
@@ -47,6 +51,7 @@ mod log;
 mod matching;
 mod pair;
 pub mod plan;
+mod race;
 pub mod references;
 #[cfg(test)]
 mod testkit;

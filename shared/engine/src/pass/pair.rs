@@ -14,6 +14,7 @@ use prmsync_mapping::config::Side;
 use prmsync_mapping::{CrmRecord, Fields, PrmRecord};
 use serde_json::Value;
 
+use super::plan::PlanFinding;
 use super::{Pass, PassError};
 use crate::store::Link;
 
@@ -44,6 +45,14 @@ pub struct WorkPair {
     pub(super) rejected: bool,
     /// The pair was merged in this pass (not skipped as rejected before, nor out of sync).
     pub(super) planned: bool,
+    /// The Salesforce write of this pass failed (or was held back for the API reserve).
+    pub(super) crm_failed: bool,
+    /// The PRM update met a version conflict and the pair was merged again with the PRM
+    /// record read anew (race.rs): `crm_patch` now holds only what that merge still has to
+    /// write to Salesforce, the first Salesforce write being done.
+    pub(super) raced: bool,
+    /// The findings of this pass's merges already logged, so a merge again logs only new ones.
+    pub(super) reported: Vec<PlanFinding>,
 }
 
 impl WorkPair {
@@ -63,6 +72,9 @@ impl WorkPair {
             marks_deleted: false,
             rejected: false,
             planned: false,
+            crm_failed: false,
+            raced: false,
+            reported: Vec::new(),
         }
     }
 }

@@ -388,6 +388,30 @@ fn plan_setup_values(
     }
 }
 
+/// Takes a plan into the pair in work: its patches, snapshot, versions and flags. Returns
+/// the findings not logged for this pair yet in this pass (a merge again after a version
+/// conflict finds again what the first merge found), which are remembered as logged. No I/O.
+pub(super) fn take_plan(pair: &mut WorkPair, plan: PairPlan) -> Vec<PlanFinding> {
+    pair.crm_patch.extend(plan.crm_patch);
+    pair.prm_patch.extend(plan.prm_patch);
+    pair.crm_snapshot_keys.extend(plan.crm_snapshot_keys);
+    pair.prm_snapshot_keys.extend(plan.prm_snapshot_keys);
+    pair.link.snapshot = plan.snapshot;
+    pair.link.crm_modstamp = plan.crm_modstamp;
+    pair.link.prm_version = plan.prm_version;
+    pair.link.retry = plan.retry;
+    pair.dirty |= plan.link_changed;
+    pair.rejected |= plan.rejected;
+    pair.planned = true;
+    let new: Vec<PlanFinding> = plan
+        .findings
+        .into_iter()
+        .filter(|f| !pair.reported.contains(f))
+        .collect();
+    pair.reported.extend(new.iter().cloned());
+    new
+}
+
 impl<'a> Pass<'a> {
     /// Plans every pair in work. A pair whose last write was rejected for its data waits
     /// until either record changes (a full run, or `sync-record`, tries it again).
@@ -465,22 +489,15 @@ impl<'a> Pass<'a> {
         let Some(plan) = plan_pair(rules, &pair.link, pair.crm.as_ref(), pair.prm.as_ref()) else {
             return;
         };
-        let crm_id = pair.link.crm_id.clone();
-        let prm_id = pair.link.prm_id.clone();
-        for finding in plan.findings {
-            self.report_finding(&crm_id, &prm_id, finding);
+        let findings = take_plan(pair, plan);
+        self.report_findings(pair, findings);
+    }
+
+    /// Logs the findings of a merge of `pair`.
+    pub(super) fn report_findings(&mut self, pair: &WorkPair, findings: Vec<PlanFinding>) {
+        for finding in findings {
+            self.report_finding(&pair.link.crm_id, &pair.link.prm_id, finding);
         }
-        pair.crm_patch.extend(plan.crm_patch);
-        pair.prm_patch.extend(plan.prm_patch);
-        pair.crm_snapshot_keys.extend(plan.crm_snapshot_keys);
-        pair.prm_snapshot_keys.extend(plan.prm_snapshot_keys);
-        pair.link.snapshot = plan.snapshot;
-        pair.link.crm_modstamp = plan.crm_modstamp;
-        pair.link.prm_version = plan.prm_version;
-        pair.link.retry = plan.retry;
-        pair.dirty |= plan.link_changed;
-        pair.rejected |= plan.rejected;
-        pair.planned = true;
     }
 
     fn report_finding(&mut self, crm_id: &str, prm_id: &str, finding: PlanFinding) {

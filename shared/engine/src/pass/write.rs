@@ -1,8 +1,9 @@
 //! Writes: the Salesforce updates in Collections of 200 (one call, after checking the API
 //! reserve), then the PRM updates with `If-Match` on the version read (a few in flight at
-//! once), then the links with their new snapshots in one store call. A pass writes every
-//! update it planned: none is held for a later, fuller Collection, since Salesforce would
-//! take it over any edit made meanwhile. Sync rules 4 (no echoes: only patches are sent), 10 (a failed write fails
+//! once; one refused for its version is read, merged and sent again, see race.rs), then
+//! the links with their new snapshots in one store call. A pass writes every update it
+//! planned: none is held for a later, fuller Collection, since Salesforce would take it
+//! over any edit made meanwhile. Sync rules 4 (no echoes: only patches are sent), 10 (a failed write fails
 //! its record alone, see failures.rs) and 11 (budget: Collections of 200, stop before the
 //! API reserve) of `docs/sync-rules.md`.
 //!
@@ -18,7 +19,10 @@ use prmsync_mapping::{Fields, LogCode};
 use serde_json::{json, Value};
 
 use super::pair::{pair_version, restore_snapshot_keys};
+use super::plan::PlanRules;
+use super::race::{drop_pending_crm_write, fresh_record, merge_again, read_again};
 use super::{prm_concurrency, record_failure_of, Pass, PassError, WorkPair};
+use crate::ports::{FailureClass, RecordFailure};
 use crate::store::{Link, LinkState, StoreError};
 
 /// The positions of ids already seen earlier in `ids`: a second write of one record in one
@@ -75,6 +79,16 @@ impl<'a> Pass<'a> {
         let indices: Vec<usize> = (0..pairs.len())
             .filter(|&i| !pairs[i].crm_patch.is_empty())
             .collect();
+        self.write_crm_rows(pairs, indices).await
+    }
+
+    /// The Salesforce updates of the pairs at `indices`, in one Collection call (after
+    /// checking the API reserve).
+    async fn write_crm_rows(
+        &mut self,
+        pairs: &mut [WorkPair],
+        indices: Vec<usize>,
+    ) -> Result<(), PassError> {
         let indices = self.defer_repeated(Side::Crm, pairs, indices);
         if indices.is_empty() {
             return Ok(());
@@ -97,6 +111,7 @@ impl<'a> Pass<'a> {
                 // Nothing was written: keep the old snapshot so the next run writes again.
                 pairs[i].link.snapshot = pairs[i].old_snapshot.clone();
                 pairs[i].link.retry = true;
+                pairs[i].crm_failed = true;
             }
             return Ok(());
         }
@@ -189,6 +204,34 @@ impl<'a> Pass<'a> {
             }
             return Ok(());
         }
+        // A PRM update refused for its version is read, merged and sent again (race.rs).
+        let mut todo = indices;
+        let mut attempts = 1;
+        while !todo.is_empty() {
+            let raced = self.send_prm_updates(pairs, &todo, attempts).await?;
+            todo = self.merge_raced_again(pairs, raced).await?;
+            attempts += 1;
+        }
+        // The PRM edits those merges found for Salesforce: one more Collection, as the
+        // Salesforce writes of the pass came first (see race.rs).
+        let again: Vec<usize> = (0..pairs.len())
+            .filter(|&i| pairs[i].raced && !pairs[i].crm_patch.is_empty())
+            .collect();
+        if again.is_empty() {
+            return Ok(());
+        }
+        self.write_crm_rows(pairs, again).await
+    }
+
+    /// Sends the PRM updates of the pairs at `indices` (attempt `attempts` of each), a few
+    /// in flight at once. Returns the pairs whose update was refused for its version and is
+    /// to be tried again ([`read_again`]); every other outcome is settled here.
+    async fn send_prm_updates(
+        &mut self,
+        pairs: &mut [WorkPair],
+        indices: &[usize],
+        attempts: u32,
+    ) -> Result<Vec<usize>, PassError> {
         let collection = self.spec.prm_collection();
         let prm = self.ctx.prm.clone();
         let calls: Vec<(usize, String, i64, Fields)> = indices
@@ -212,43 +255,114 @@ impl<'a> Pass<'a> {
             .buffered(prm_concurrency(self.ctx))
             .collect()
             .await;
+        let mut raced = Vec::new();
         for (i, result) in results {
             let result = match result {
                 Ok(r) => r,
                 Err(e) => Err(record_failure_of(e)?),
             };
             match result {
-                Ok(updated) => {
-                    if pairs[i].created.is_none() {
-                        self.out.counts.updated.prm += 1;
-                        let (c, p) = (pairs[i].link.crm_id.clone(), pairs[i].link.prm_id.clone());
-                        let fields: Vec<String> = pairs[i].prm_patch.keys().cloned().collect();
-                        self.log(
-                            LogCode::RecordUpdated,
-                            Some(&c),
-                            Some(&p),
-                            format!(
-                                "Updated PRM {} {p} from {} {c}: {}",
-                                self.spec.kind,
-                                self.spec.crm_object(),
-                                fields.join(", ")
-                            ),
-                            json!({"fields": pairs[i].prm_patch}),
-                        );
-                    }
-                    pairs[i].link.prm_version = Some(updated.version);
-                    pairs[i].dirty = true;
+                Ok(updated) => self.prm_updated(&mut pairs[i], updated.version),
+                Err(failure)
+                    if failure.class == FailureClass::VersionConflict && read_again(attempts) =>
+                {
+                    raced.push(i)
                 }
-                Err(failure) => self.update_failed(Side::Prm, &mut pairs[i], &failure)?,
+                Err(failure) => {
+                    if matches!(
+                        failure.class,
+                        FailureClass::VersionConflict | FailureClass::Gone
+                    ) {
+                        // The PRM record in hand is outdated or gone.
+                        drop_pending_crm_write(&mut pairs[i]);
+                    }
+                    self.update_failed(Side::Prm, &mut pairs[i], &failure)?
+                }
             }
         }
-        Ok(())
+        Ok(raced)
+    }
+
+    /// A PRM update that went through: logged, and its version kept in the link.
+    fn prm_updated(&mut self, pair: &mut WorkPair, version: i64) {
+        if pair.created.is_none() {
+            self.out.counts.updated.prm += 1;
+            let (c, p) = (pair.link.crm_id.clone(), pair.link.prm_id.clone());
+            let fields: Vec<String> = pair.prm_patch.keys().cloned().collect();
+            self.log(
+                LogCode::RecordUpdated,
+                Some(&c),
+                Some(&p),
+                format!(
+                    "Updated PRM {} {p} from {} {c}: {}",
+                    self.spec.kind,
+                    self.spec.crm_object(),
+                    fields.join(", ")
+                ),
+                json!({"fields": pair.prm_patch}),
+            );
+        }
+        pair.link.prm_version = Some(version);
+        pair.dirty = true;
+    }
+
+    /// Reads the PRM records of `raced` again (one call) and merges each pair again
+    /// ([`merge_again`]), logging what the merge found. Returns the pairs with a PRM update
+    /// to send again; a record gone meanwhile follows the "PRM record gone" path.
+    async fn merge_raced_again(
+        &mut self,
+        pairs: &mut [WorkPair],
+        raced: Vec<usize>,
+    ) -> Result<Vec<usize>, PassError> {
+        if raced.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<String> = raced
+            .iter()
+            .map(|&i| pairs[i].link.prm_id.clone())
+            .collect();
+        let fetched = match self.ctx.prm.fetch(self.spec.prm_collection(), &ids).await {
+            Ok(records) => records,
+            Err(e) => {
+                let failure = record_failure_of(e)?;
+                for &i in &raced {
+                    drop_pending_crm_write(&mut pairs[i]);
+                    self.update_failed(Side::Prm, &mut pairs[i], &failure)?;
+                }
+                return Ok(Vec::new());
+            }
+        };
+        let mut again = Vec::new();
+        for i in raced {
+            let Some(fresh) = fresh_record(&pairs[i].link.prm_id, &fetched) else {
+                drop_pending_crm_write(&mut pairs[i]);
+                let gone = RecordFailure {
+                    class: FailureClass::Gone,
+                    code: "deleted".into(),
+                    message: "deleted while it was being synced".into(),
+                    fields: Vec::new(),
+                };
+                self.update_failed(Side::Prm, &mut pairs[i], &gone)?;
+                continue;
+            };
+            let rules = PlanRules {
+                mapping: &self.ctx.mapping,
+                spec: &self.spec,
+                org_links: &self.org_links,
+            };
+            let findings = merge_again(rules, &mut pairs[i], fresh);
+            self.report_findings(&pairs[i], findings);
+            if !pairs[i].prm_patch.is_empty() {
+                again.push(i);
+            }
+        }
+        Ok(again)
     }
 
     pub(super) async fn save_links(&mut self, pairs: &mut [WorkPair]) -> Result<(), PassError> {
         let mut to_save = Vec::new();
         for (i, pair) in pairs.iter_mut().enumerate() {
-            let wrote = !pair.crm_patch.is_empty() || !pair.prm_patch.is_empty();
+            let wrote = pair.raced || !pair.crm_patch.is_empty() || !pair.prm_patch.is_empty();
             if !wrote
                 && pair.created.is_none()
                 && pair.link.state == LinkState::Linked
