@@ -749,6 +749,7 @@ fn status_shows_where_an_unfinished_run_stands() {
         invocations: 2,
         planned,
         then: Vec::new(),
+        allow_mass_change: false,
     };
     // GIVEN organizations planned (3 chunks queued, 1 done) and people still planning
     {

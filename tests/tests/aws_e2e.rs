@@ -110,6 +110,7 @@ async fn full_sync_and_workers_on_aws_reach_the_one_machine_state() {
                 mode: RunMode::Incremental,
                 dry_run: false,
                 run_id: None,
+                allow_mass_change: false,
             },
         )
         .await;

@@ -350,6 +350,7 @@ async fn an_opportunity_is_imported_once_whatever_repeats_or_fails() {
                 mode: RunMode::Full,
                 dry_run: false,
                 run_id: None,
+                allow_mass_change: false,
             },
         )
         .await;

@@ -39,7 +39,10 @@ impl CrmHooks for EditDuringRun {
 #[tokio::test]
 async fn a_salesforce_edit_made_during_a_long_run_is_never_overwritten_by_a_held_update() {
     // GIVEN 450 linked Accounts read in pages of 200
-    let h = Harness::with_query_page(MappingConfig::default(), 200).await;
+    // (every Account changes: the mass-change breaker is off for this run)
+    let mut mapping = MappingConfig::default();
+    mapping.sync.mass_change_percent = 100;
+    let h = Harness::with_query_page(mapping, 200).await;
     let accounts: Vec<String> = (0..450)
         .map(|i| h.account(&format!("Co {i:03}"), Some("Active Partner"), json!({})))
         .collect();

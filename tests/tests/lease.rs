@@ -94,6 +94,7 @@ fn options() -> RunOptions {
         mode: RunMode::Incremental,
         dry_run: false,
         run_id: None,
+        allow_mass_change: false,
     }
 }
 

@@ -28,6 +28,7 @@ async fn a_run_finding_the_lease_held_does_nothing_and_says_so() {
             mode: RunMode::Incremental,
             dry_run: false,
             run_id: None,
+            allow_mass_change: false,
         },
     )
     .await;

@@ -352,6 +352,7 @@ impl Bench {
                     mode,
                     dry_run: false,
                     run_id: None,
+                    allow_mass_change: false,
                 },
             )
             .await;

@@ -27,6 +27,11 @@ pub struct SyncArgs {
     /// Work out and print the writes without making them.
     #[arg(long)]
     pub dry_run: bool,
+    /// Let a run through that the mass-change breaker held (it would change or blank more
+    /// than `[sync] mass_change_percent` of one side's linked records): check the
+    /// `mass_change_held` entry first.
+    #[arg(long)]
+    pub allow_mass_change: bool,
     /// Print exactly one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -61,6 +66,7 @@ pub async fn run(args: SyncArgs) -> Result<ExitCode> {
             },
             dry_run: args.dry_run,
             run_id: Some(run_id.clone()),
+            allow_mass_change: args.allow_mass_change,
         };
         reports.push(run_integration(&conn.ctx, integration, options).await);
     }
@@ -230,21 +236,25 @@ async fn invoke_full_sync(args: &SyncArgs) -> Result<ExitCode> {
             };
             vec![(
                 function("PRMSYNC_FULL_SYNC_FUNCTION", "FullSyncFunction")?,
-                json!({"integration": integration, "mode": mode, "dry_run": args.dry_run}),
+                json!({"integration": integration, "mode": mode, "dry_run": args.dry_run,
+                    "allow_mass_change": args.allow_mass_change}),
             )]
         }
         crate::IntegrationArg::Deals => vec![(
             function("PRMSYNC_DEAL_IMPORT_FUNCTION", "DealImportFunction")?,
-            json!({"integration": "deals", "mode": mode, "dry_run": args.dry_run}),
+            json!({"integration": "deals", "mode": mode, "dry_run": args.dry_run,
+                "allow_mass_change": args.allow_mass_change}),
         )],
         crate::IntegrationArg::All => vec![
             (
                 function("PRMSYNC_FULL_SYNC_FUNCTION", "FullSyncFunction")?,
-                json!({"integration": "all", "mode": mode, "dry_run": args.dry_run}),
+                json!({"integration": "all", "mode": mode, "dry_run": args.dry_run,
+                    "allow_mass_change": args.allow_mass_change}),
             ),
             (
                 function("PRMSYNC_DEAL_IMPORT_FUNCTION", "DealImportFunction")?,
-                json!({"integration": "deals", "mode": mode, "dry_run": args.dry_run}),
+                json!({"integration": "deals", "mode": mode, "dry_run": args.dry_run,
+                "allow_mass_change": args.allow_mass_change}),
             ),
         ],
     };

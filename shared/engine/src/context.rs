@@ -20,6 +20,8 @@ pub struct RunOptions {
     pub dry_run: bool,
     /// The run id to use (several integrations of one `sync` share it); a new one if None.
     pub run_id: Option<String>,
+    /// The operator lets a mass change through the breaker ([`crate::breaker`]).
+    pub allow_mass_change: bool,
 }
 
 /// Everything a run needs, built once per process.

@@ -23,6 +23,7 @@
 //!   them, and the worker that finishes the last chunk closes the run.
 //! - `store_contract` (feature `testing`): the tests every [`Store`] implementation passes.
 
+pub mod breaker;
 pub mod check;
 pub mod chunk;
 pub mod context;

@@ -62,6 +62,13 @@ pub struct PrmChanges {
 }
 
 impl PrmChanges {
+    /// The changed records kept whole, and how many changed records are not.
+    pub fn held_records(&self) -> (Vec<&PrmRecord>, usize) {
+        let held: Vec<&PrmRecord> = self.held.values().collect();
+        let rest = self.ids.len().saturating_sub(held.len());
+        (held, rest)
+    }
+
     /// Reads every PRM change since `since` (all when None); keeps the first `hold`
     /// records whole.
     pub async fn read(

@@ -32,9 +32,11 @@ mod sender;
 
 use sender::Sender;
 
+use crate::breaker::{Gate, Read, ReadAhead};
 use crate::chunk::{Chunk, CHUNK_SIZE};
 use crate::context::{people_of_pending, reserve_message, RunMode, SyncContext};
 use crate::error::EngineError;
+use crate::frame::Window;
 use crate::frame::{read_window, FrameKind, RunFrame};
 use crate::objects::ObjectSpec;
 use crate::pairing::PrmChanges;
@@ -119,6 +121,8 @@ pub struct PlanRequest {
     /// Integrations to plan once this run has closed (an `all` run plans people once its
     /// organizations are linked).
     pub then: Vec<Integration>,
+    /// The operator lets a mass change through the breaker ([`crate::breaker`]).
+    pub allow_mass_change: bool,
 }
 
 impl PlanRequest {
@@ -130,6 +134,7 @@ impl PlanRequest {
             limit: InvocationLimit::UNLIMITED,
             continue_run: None,
             then: Vec::new(),
+            allow_mass_change: false,
         }
     }
 }
@@ -275,6 +280,7 @@ async fn start_or_resume(
         invocations: 1,
         planned: false,
         then: request.then.clone(),
+        allow_mass_change: request.allow_mass_change,
     }))
 }
 
@@ -348,22 +354,28 @@ async fn plan_locked(
     let mut pages = 0u32;
     // A continuation reads on from the page its run had reached.
     let mut next: Option<String> = cp.crm.page.clone();
+    // Pages the mass-change breaker read ahead, taken from here.
+    let mut ahead = ReadAhead::default();
     while !cp.crm.done {
         if request.limit.spent(pages) {
             return hand_over(ctx, frame, &cp, dry_run, report).await;
         }
         // The same read as a one-machine run's: REST pages of 2,000, or a Bulk API query
         // job's result sets when that takes fewer calls.
-        let read = ctx
-            .crm
-            .sweep_page(
-                spec.crm_object(),
-                &fields,
-                cp.crm.from.since,
-                next.as_deref(),
-                &scope,
-            )
-            .await;
+        let read = match ahead.page(&next) {
+            Some(page) => Ok(page),
+            None => {
+                ctx.crm
+                    .sweep_page(
+                        spec.crm_object(),
+                        &fields,
+                        cp.crm.from.since,
+                        next.as_deref(),
+                        &scope,
+                    )
+                    .await
+            }
+        };
         let page = match read {
             Ok(page) => page,
             Err(e)
@@ -387,6 +399,40 @@ async fn plan_locked(
                     .during(format!("reading changed {} records", spec.crm_object())))
             }
         };
+        if pages == 0 && cp.invocations == 1 && cp.chunks == 0 && !dry_run {
+            // Before the run queues anything: the mass-change breaker, on what the run
+            // has read so far (the same rule as a one-machine run's).
+            let gate = Gate {
+                prm_changes: prm.ids.len(),
+                crm_first_page: page.records.len(),
+                crm_more_pages: page.next.is_some(),
+                retries: retries.len() + ctx.store.links_to_retry(kind).await?.len(),
+            };
+            let window = Window {
+                mode: cp.mode,
+                crm_cursor: cp.crm.newest,
+                prm_cursor: cp.prm.newest,
+                crm_since: cp.crm.from.since,
+                prm_since: cp.prm.from.since,
+                expired: None,
+            };
+            let (held, prm_unread) = prm.held_records();
+            let read = Read {
+                crm: &page,
+                prm: held,
+                prm_unread,
+            };
+            ahead = crate::sweep::mass_change_check(
+                ctx,
+                integration,
+                &cp.run_id,
+                &window,
+                gate,
+                read,
+                request.allow_mass_change,
+            )
+            .await?;
+        }
         pages += 1;
         cp.crm.newest = cp
             .crm

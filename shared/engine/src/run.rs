@@ -15,6 +15,7 @@ use crate::pass::{run_pass, PassInput};
 use crate::report::{Counts, RunReport, RunStatus};
 use crate::retry::keep_failed;
 use crate::store::LogEntry;
+use crate::sweep::SweepWrites;
 
 pub use crate::context::RunMode;
 
@@ -115,7 +116,14 @@ async fn run_object(
         )];
         return Ok((mode, Counts::default(), Vec::new(), Some(message), log));
     }
-    let out = crate::sweep::sweep(ctx, integration, run_id, options.dry_run, &window).await?;
+    let writes = if options.dry_run {
+        SweepWrites::DryRun
+    } else {
+        SweepWrites::Make {
+            allow_mass_change: options.allow_mass_change,
+        }
+    };
+    let out = crate::sweep::sweep(ctx, integration, run_id, writes, &window).await?;
     if !options.dry_run && out.stopped.is_none() {
         // Checkpoint: the cursors move only once every record read is done. Without any
         // record read, the cursor starts from the run's start so the next run is

@@ -185,6 +185,10 @@ pub struct PlanCheckpoint {
     /// its organizations are linked, as a one-machine run does).
     #[serde(default)]
     pub then: Vec<Integration>,
+    /// The operator let a mass change through the breaker: the runs in `then` are let
+    /// through too.
+    #[serde(default)]
+    pub allow_mass_change: bool,
 }
 
 /// One side of a [`PlanCheckpoint`].

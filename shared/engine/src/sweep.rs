@@ -28,17 +28,20 @@
 //!
 //! [`Crm::sweep_page`]: crate::ports::Crm::sweep_page
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use prmsync_mapping::{CrmRecord, Integration, ObjectKind, PrmRecord};
 
+use crate::breaker::{crm_page, judge, survey, Gate, Read, ReadAhead, Survey};
 use crate::context::{people_of_pending, SyncContext};
 use crate::error::{During, EngineError};
 use crate::frame::Window;
 use crate::objects::ObjectSpec;
 use crate::pairing::{pair_page, PrmChanges};
 use crate::pass::{run_pass, PassInput};
+use crate::ports::ChangePage;
 use crate::report::{Counts, PlannedWrite};
 use crate::retry::keep_failed;
 use crate::store::{LinkState, LogEntry, StoreError};
@@ -68,6 +71,10 @@ struct Sweep<'a> {
     spec: ObjectSpec,
     run_id: &'a str,
     dry_run: bool,
+    /// Planning for the mass-change breaker: no log entry is written either.
+    quiet: bool,
+    /// Salesforce pages the breaker read ahead: taken from here, not read again.
+    ahead: Cow<'a, ReadAhead>,
     full: bool,
     prm: PrmChanges,
     /// Salesforce records this run has synced (pending people, pages): skipped by the
@@ -75,7 +82,6 @@ struct Sweep<'a> {
     done_crm: HashSet<String>,
     /// Entries held back by passes until the last one shows whether they still apply.
     held: Vec<LogEntry>,
-    /// Pairs whose Salesforce update waits for a full Collection.
     /// The write of the last pass's log entries, running beside the next pass.
     log_write: Option<tokio::task::JoinHandle<Result<(), crate::store::StoreError>>>,
     /// Links marked for a retry when the run began and not touched by a pass since, by
@@ -89,14 +95,93 @@ struct Sweep<'a> {
     out: SweepOutcome,
 }
 
+/// What a sweep does with its plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SweepWrites {
+    /// Writes, after the mass-change breaker ([`crate::breaker`]) let it (or the
+    /// operator allowed a mass change).
+    Make { allow_mass_change: bool },
+    /// A dry run: the planned writes are reported, and the log entries written.
+    DryRun,
+    /// The breaker's plan: planned writes only, nothing written, not even a log entry.
+    PlanOnly,
+}
+
+/// The writes a run would make, without making them or logging: what the mass-change
+/// breaker counts. Salesforce's pages come from `ahead` as far as it read them.
+pub(crate) async fn plan_only(
+    ctx: &SyncContext,
+    integration: Integration,
+    run_id: &str,
+    window: &Window,
+    ahead: &ReadAhead,
+) -> Result<SweepOutcome, EngineError> {
+    Box::pin(sweep_with(
+        ctx,
+        integration,
+        run_id,
+        SweepWrites::PlanOnly,
+        window,
+        Cow::Borrowed(ahead),
+    ))
+    .await
+}
+
+/// The mass-change breaker for a run about to write, one machine's or a planner's
+/// ([`crate::breaker`]): Ok with the Salesforce pages it read ahead for the run to take,
+/// or the error the run stops with. Plans the run without writing only when the counts
+/// and the records read cannot rule a trip out.
+pub(crate) async fn mass_change_check(
+    ctx: &SyncContext,
+    integration: Integration,
+    run_id: &str,
+    window: &Window,
+    gate: Gate,
+    read: Read<'_>,
+    allow: bool,
+) -> Result<ReadAhead, EngineError> {
+    match survey(ctx, integration, window, gate, read, allow).await? {
+        Survey::Clear(ahead) => Ok(ahead),
+        Survey::Plan {
+            ahead,
+            linked,
+            allowed,
+        } => {
+            let plan = plan_only(ctx, integration, run_id, window, &ahead).await?;
+            judge(ctx, integration, run_id, &plan.planned, linked, allowed).await?;
+            Ok(ahead)
+        }
+    }
+}
+
 /// Runs the pass of `integration` over everything that changed in `window`, page by page.
 pub(crate) async fn sweep(
     ctx: &SyncContext,
     integration: Integration,
     run_id: &str,
-    dry_run: bool,
+    writes: SweepWrites,
     window: &Window,
 ) -> Result<SweepOutcome, EngineError> {
+    sweep_with(
+        ctx,
+        integration,
+        run_id,
+        writes,
+        window,
+        Cow::Owned(ReadAhead::default()),
+    )
+    .await
+}
+
+async fn sweep_with<'a>(
+    ctx: &'a SyncContext,
+    integration: Integration,
+    run_id: &'a str,
+    writes: SweepWrites,
+    window: &Window,
+    ahead: Cow<'a, ReadAhead>,
+) -> Result<SweepOutcome, EngineError> {
+    let dry_run = !matches!(writes, SweepWrites::Make { .. });
     let spec = ObjectSpec::new(integration.object(), &ctx.mapping);
     let prm = PrmChanges::read(
         ctx,
@@ -110,6 +195,8 @@ pub(crate) async fn sweep(
         spec,
         run_id,
         dry_run,
+        quiet: writes == SweepWrites::PlanOnly,
+        ahead,
         full: window.mode == crate::context::RunMode::Full,
         prm,
         done_crm: HashSet::new(),
@@ -137,7 +224,7 @@ pub(crate) async fn sweep(
     // PRM records that could not be read sync no further: each gets its entry, and the
     // rest of their pages syncs.
     let malformed = s.prm.rejected_entries(run_id, &s.spec);
-    if !malformed.is_empty() {
+    if !malformed.is_empty() && !s.quiet {
         s.out.counts.errors += malformed.len() as u64;
         crate::store::record_log(ctx.store.as_ref(), &malformed)
             .await
@@ -147,9 +234,37 @@ pub(crate) async fn sweep(
         s.retry_crm.insert(l.crm_id);
         s.retry_prm.insert(l.prm_id);
     }
+    // The first page of Salesforce's changes, read before anything is written: with the
+    // PRM's changes it tells the mass-change breaker whether the run could trip it.
+    let first = crm_page(ctx, &s.spec, &s.ahead, window.crm_since, None).await?;
+    if let SweepWrites::Make { allow_mass_change } = writes {
+        let gate = Gate {
+            prm_changes: s.prm.ids.len(),
+            crm_first_page: first.records.len(),
+            crm_more_pages: first.next.is_some(),
+            retries: s.due_crm.len() + s.due_prm.len() + s.retry_crm.len(),
+        };
+        let (prm, prm_unread) = s.prm.held_records();
+        let read = Read {
+            crm: &first,
+            prm,
+            prm_unread,
+        };
+        let ahead = mass_change_check(
+            ctx,
+            integration,
+            run_id,
+            window,
+            gate,
+            read,
+            allow_mass_change,
+        )
+        .await?;
+        s.ahead = Cow::Owned(ahead);
+    }
     let pending = s.pending_people().await?;
     if s.out.stopped.is_none() {
-        s.salesforce_pages(window.crm_since).await?;
+        s.salesforce_pages(window.crm_since, first).await?;
     }
     if s.out.stopped.is_none() {
         s.prm_leftovers().await?;
@@ -158,7 +273,7 @@ pub(crate) async fn sweep(
         s.retries().await?;
     }
     s.log_written().await?;
-    if s.out.stopped.is_some() && !s.held.is_empty() {
+    if s.out.stopped.is_some() && !s.held.is_empty() && !s.quiet {
         // The run stopped before it could tell which references a later page resolves:
         // say what is unresolved now (the links stay marked for a retry).
         let held = std::mem::take(&mut s.held);
@@ -217,7 +332,7 @@ impl Sweep<'_> {
         // The pass's entries are written while the next pass runs; one write at a time.
         self.log_written().await?;
         let store = self.ctx.store.clone();
-        let entries = out.log;
+        let entries = if self.quiet { Vec::new() } else { out.log };
         self.log_write = Some(tokio::spawn(async move {
             crate::store::record_log(store.as_ref(), &entries).await
         }));
@@ -288,22 +403,17 @@ impl Sweep<'_> {
         Ok(pending.into_iter().map(|(p, _)| p).collect())
     }
 
-    /// Reads Salesforce's changes page by page and syncs each page with its PRM partners.
-    async fn salesforce_pages(&mut self, since: Option<DateTime<Utc>>) -> Result<(), EngineError> {
-        let fields = self.spec.crm_fields();
-        let scope = self.spec.scope();
-        let object = self.spec.crm_object();
-        let ctx = self.ctx;
-        let read = |token: Option<String>| {
-            let (fields, scope) = (&fields, &scope);
-            async move {
-                ctx.crm
-                    .sweep_page(object, fields, since, token.as_deref(), scope)
-                    .await
-                    .during(|| format!("reading changed {object} records"))
-            }
-        };
-        let mut page = read(None).await?;
+    /// Syncs Salesforce's changes page by page, from the `first` page read, each page
+    /// with its PRM partners.
+    async fn salesforce_pages(
+        &mut self,
+        since: Option<DateTime<Utc>>,
+        first: ChangePage<CrmRecord>,
+    ) -> Result<(), EngineError> {
+        let (ctx, spec) = (self.ctx, self.spec.clone());
+        let ahead = std::mem::take(&mut self.ahead);
+        let read = |token: Option<String>| crm_page(ctx, &spec, &ahead, since, token);
+        let mut page = first;
         loop {
             self.out.crm_newest = self
                 .out
@@ -487,6 +597,9 @@ impl Sweep<'_> {
                     .is_some_and(|p| still.contains(p) || self.dry_run)
             })
             .collect();
+        if self.quiet {
+            return Ok(());
+        }
         crate::store::record_log(self.ctx.store.as_ref(), &due)
             .await
             .during(|| "could not write the Integration Log".into())

@@ -13,11 +13,13 @@ pub struct RunRequest {
     pub dry_run: bool,
     /// Set on a continuation: the run it carries on (from that run's checkpoint).
     pub continue_run: Option<String>,
+    /// The operator lets a mass change through the breaker.
+    pub allow_mass_change: bool,
 }
 
 /// A payload that cannot be read.
 #[derive(Debug, thiserror::Error, PartialEq)]
-#[error("invalid payload: {0}; send {{\"integration\": \"organizations|people|deals|all\", \"mode\": \"incremental|full\", \"dry_run\": false}} (or nothing for all, incremental)")]
+#[error("invalid payload: {0}; send {{\"integration\": \"organizations|people|deals|all\", \"mode\": \"incremental|full\", \"dry_run\": false, \"allow_mass_change\": false}} (or nothing for all, incremental)")]
 pub struct PayloadError(pub String);
 
 #[derive(Deserialize)]
@@ -27,6 +29,7 @@ struct Manual {
     mode: Option<String>,
     dry_run: Option<bool>,
     continue_run: Option<String>,
+    allow_mass_change: Option<bool>,
 }
 
 /// Reads a payload: empty, an EventBridge scheduled event (all, incremental), or a manual
@@ -37,6 +40,7 @@ pub fn parse(payload: &Value, allowed: &[Integration]) -> Result<RunRequest, Pay
         mode: RunMode::Incremental,
         dry_run: false,
         continue_run: None,
+        allow_mass_change: false,
     };
     match payload {
         Value::Null => return Ok(all),
@@ -75,6 +79,7 @@ pub fn parse(payload: &Value, allowed: &[Integration]) -> Result<RunRequest, Pay
         mode,
         dry_run: manual.dry_run.unwrap_or(false),
         continue_run: manual.continue_run.filter(|r| !r.is_empty()),
+        allow_mass_change: manual.allow_mass_change.unwrap_or(false),
     })
 }
 

@@ -163,6 +163,11 @@ pub struct SyncSettings {
     /// Attempts of such a record before it is parked (tried again only when it changes
     /// or on demand).
     pub retry_attempts: u32,
+    /// The mass-change breaker: a run that would change or blank more than this share of
+    /// one side's linked records (and at least `mass_change_min_records` of them) stops
+    /// before writing and waits for the operator; 100 turns it off.
+    pub mass_change_percent: u8,
+    pub mass_change_min_records: u32,
 }
 
 impl Default for SyncSettings {
@@ -177,6 +182,8 @@ impl Default for SyncSettings {
             prm_concurrency: 16,
             retry_delay_seconds: 30,
             retry_attempts: 5,
+            mass_change_percent: 20,
+            mass_change_min_records: 50,
         }
     }
 }
@@ -343,6 +350,24 @@ impl MappingConfig {
                 ),
                 "use a value from 0 to 900 (seconds; the work queue delays a message by at most \
                  15 minutes)",
+            ));
+        }
+        if !(1..=100).contains(&raw.sync.mass_change_percent) {
+            return Err(invalid(
+                src.find("mass_change_percent").unwrap_or(0),
+                format!(
+                    "mass_change_percent = {} is not a share of the linked records",
+                    raw.sync.mass_change_percent
+                ),
+                "use a value from 1 to 100 (20 stops a run that would change more than a fifth \
+                 of one side's linked records; 100 turns the breaker off)",
+            ));
+        }
+        if raw.sync.mass_change_min_records == 0 {
+            return Err(invalid(
+                src.find("mass_change_min_records").unwrap_or(0),
+                "mass_change_min_records = 0 would stop runs that change a single record".into(),
+                "use 1 or more (50 by default: small orgs are not stopped for a handful of edits)",
             ));
         }
         if raw.sync.api_reserve_percent > 90 {

@@ -133,6 +133,7 @@ impl Harness {
             mode: RunMode::Incremental,
             dry_run: false,
             run_id: None,
+            allow_mass_change: false,
         };
         run_integration(&self.ctx(), Integration::Deals, options).await
     }
@@ -148,6 +149,7 @@ impl Harness {
                 mode,
                 dry_run: false,
                 run_id: None,
+                allow_mass_change: false,
             };
             out.push(run_integration(ctx, i, options).await);
         }

@@ -254,6 +254,7 @@ pub async fn sync(
                 mode,
                 dry_run: false,
                 run_id: None,
+                allow_mass_change: false,
             },
         )
         .await;

@@ -356,6 +356,9 @@ pub struct ClosedRun {
     pub report: RunReport,
     pub then: Vec<Integration>,
     pub mode: RunMode,
+    /// The operator let a mass change through the breaker for this run and those in
+    /// `then`.
+    pub allow_mass_change: bool,
 }
 
 /// Closes a planned run (once, whoever calls it): takes its checkpoint, adds up its
@@ -395,6 +398,7 @@ pub async fn close_run(
         report,
         then: cp.then.clone(),
         mode: cp.mode,
+        allow_mass_change: cp.allow_mass_change,
     }))
 }
 

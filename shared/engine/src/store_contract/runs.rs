@@ -80,6 +80,7 @@ pub async fn checkpoints(store: &dyn Store) {
         invocations: 1,
         planned: false,
         then: Vec::new(),
+        allow_mass_change: true,
     };
     store.set_checkpoint(i, Some(&cp)).await.expect("set");
     assert_eq!(
@@ -248,6 +249,7 @@ pub async fn take_checkpoint(store: &dyn Store) {
         invocations: 3,
         planned: true,
         then: vec![Integration::People],
+        allow_mass_change: false,
     };
     store.set_checkpoint(i, Some(&cp)).await.expect("set");
     assert_eq!(

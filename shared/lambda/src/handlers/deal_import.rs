@@ -17,6 +17,7 @@ pub async fn handle(deps: &Deps, payload: Value) -> Result<Value, PayloadError> 
             mode: request.mode,
             dry_run: request.dry_run,
             run_id: None,
+            allow_mass_change: request.allow_mass_change,
         },
     )
     .await;

@@ -105,7 +105,10 @@ pub async fn handle_within(
             // No time left for this one: a fresh invocation starts it (the whole `all`
             // run, when it is its first integration, so that people still follow).
             let target = if chained { "all" } else { name };
-            let next = json!({"integration": target, "mode": request.mode.as_str()});
+            let mut next = json!({"integration": target, "mode": request.mode.as_str()});
+            if request.allow_mass_change {
+                next["allow_mass_change"] = json!(true);
+            }
             let status = relaunch(deps, integration, &next).await?;
             out.insert(name.into(), json!({"status": status}));
             continue;
@@ -122,6 +125,7 @@ pub async fn handle_within(
             limit,
             continue_run: request.continue_run.clone(),
             then,
+            allow_mass_change: request.allow_mass_change,
         };
         let report = plan_run(ctx, queue, &plan)
             .await

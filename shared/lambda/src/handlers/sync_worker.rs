@@ -112,7 +112,11 @@ async fn start_next(deps: &Deps, closed: &ClosedRun) {
         errors = closed.report.counts.errors
     );
     for integration in &closed.then {
-        let payload = json!({"integration": integration.as_str(), "mode": closed.mode.as_str()});
+        let mut payload =
+            json!({"integration": integration.as_str(), "mode": closed.mode.as_str()});
+        if closed.allow_mass_change {
+            payload["allow_mass_change"] = json!(true);
+        }
         match &deps.relaunch {
             Some(planner) => {
                 if let Err(e) = planner.relaunch(&payload).await {
