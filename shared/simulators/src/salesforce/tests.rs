@@ -718,7 +718,11 @@ async fn a_case_insensitive_external_id_matches_and_refuses_values_differing_onl
         .unwrap()
         .clone();
     assert_eq!(
-        (&field["externalId"], &field["unique"], &field["caseSensitive"]),
+        (
+            &field["externalId"],
+            &field["unique"],
+            &field["caseSensitive"]
+        ),
         (&json!(true), &json!(true), &json!(false))
     );
     // "ABC" upserted after "abc" updates the record holding "abc"
