@@ -107,8 +107,15 @@ fn id_field_problem(spec: &ObjectSpec, info: &FieldInfo) -> Option<String> {
     } else {
         &info.label
     };
+    let duplicates = if info.unique {
+        String::new()
+    } else {
+        format!(
+            " (Salesforce refuses Unique while two {object}s hold the same value: clear one first)"
+        )
+    };
     Some(format!(
-        "{object} field {name} is not {missing}: it holds the PRM {kind} id that every upsert matches on, and without these PRM ids differing only in case (\"abc1\" and \"ABC1\") would update the same {object}; in Setup > Object Manager > {object} > Fields & Relationships > {label}, edit the field and tick {ticks} (Salesforce refuses while two {object}s hold the same value: clear one first), then run again",
+        "{object} field {name} is not {missing}: it holds the PRM {kind} id that upserts match on, and must be an External ID, Unique and case-sensitive, or PRM ids differing only in case (\"abc1\" and \"ABC1\") would update the same {object}. In Setup > Object Manager > {object} > Fields & Relationships > {label}, edit the field and tick {ticks}{duplicates}, then run again",
         missing = missing.join("/"),
         ticks = ticks.join(" and "),
     ))
