@@ -233,6 +233,16 @@ pub async fn connect(target: &Target) -> Result<Connection> {
     Ok(Connection { ctx, sandbox: None })
 }
 
+/// The Salesforce client of the connection file `config_path` (and the environment), for
+/// `mapping`: what a check against Salesforce's describe needs, without the PRM's settings.
+pub fn salesforce_client(config_path: &Path, mapping: &MappingConfig) -> Result<SalesforceClient> {
+    let config = read_config(config_path)?;
+    let connection = connection_of(&config)?;
+    Ok(SalesforceClient::new(
+        connection.salesforce_config(mapping)?,
+    )?)
+}
+
 /// The connection of a real target: each setting from its environment variable, else from
 /// the config file (the login URL, the JWT audience and the PRM API URL can be in either).
 /// What is missing or contradictory is reported by [`prmsync_connect`], naming the variable.

@@ -826,3 +826,122 @@ fn status_shows_where_an_unfinished_run_stands() {
         "{people_line}"
     );
 }
+
+/// Account's or Contact's PRM Id as a hand-made field might be: External ID and Unique, but
+/// matching values ignoring case.
+fn case_insensitive_prm_id() -> prmsync_simulators::salesforce::FieldDef {
+    use prmsync_simulators::salesforce::{FieldDef, FieldType};
+    FieldDef::new("PRM_Id__c", FieldType::String)
+        .label("PRM Id")
+        .external_id()
+}
+
+#[test]
+fn mapping_check_against_the_sandbox_names_a_case_insensitive_prm_id_field_and_sync_stops_on_it() {
+    use prmsync_simulators::sandbox::Sandbox;
+
+    // GIVEN the sandbox as seeded: its PRM Id fields are right
+    let dir = tempfile::tempdir().unwrap();
+    let ok = prmsync(dir.path(), &["mapping", "check", "--sandbox"]);
+    let stdout = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        ok.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(stdout.contains("the built-in mapping: valid"), "{stdout}");
+    for object in ["Account", "Contact", "Opportunity"] {
+        assert!(stdout.contains(&format!("{object}: fits")), "{stdout}");
+    }
+
+    // WHEN its Account PRM Id field matches values ignoring case
+    let data = dir.path().join(".prmsync").join("sandbox").join("data");
+    let sandbox = Sandbox::load_or_seed(&data).unwrap();
+    sandbox
+        .salesforce
+        .add_field("Account", case_insensitive_prm_id());
+    sandbox.save(&data).unwrap();
+
+    // THEN the check names the object, the field, what is missing and the fix, and exits
+    // with the setup status
+    let out = prmsync(dir.path(), &["mapping", "check", "--sandbox"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{stdout}");
+    assert!(
+        stdout.contains("Account field PRM_Id__c is not Case-sensitive")
+            && stdout
+                .contains("Setup > Object Manager > Account > Fields & Relationships > PRM Id")
+            && stdout.contains("Treat \"ABC\" and \"abc\" as different values (case sensitive)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Contact: fits"), "{stdout}");
+    // and the first sync stops on it before writing anything
+    let sync = prmsync(dir.path(), &["sync", "--sandbox", "--json"]);
+    assert_eq!(
+        sync.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&sync.stderr)
+    );
+    let summary = json_of(&sync);
+    let orgs = &summary["integrations"]["organizations"];
+    assert_eq!(orgs["status"], "failed", "{summary}");
+    assert!(
+        orgs["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("Account field PRM_Id__c is not Case-sensitive")),
+        "{summary}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mapping_check_against_a_connection_file_needs_no_prm_settings() {
+    use prmsync_simulators::salesforce::{SalesforceSim, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET};
+
+    // GIVEN a Salesforce org whose Contact PRM Id field is neither Unique nor
+    // case-sensitive, and a connection file naming no mapping
+    let sf = SalesforceSim::new();
+    sf.add_field("Contact", case_insensitive_prm_id().not_unique());
+    let url = sf.start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("prmsync.toml"), "").unwrap();
+
+    // WHEN the built-in mapping is checked against it
+    let cwd = dir.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_prmsync"))
+            .args(["mapping", "check", "--config", "prmsync.toml"])
+            .current_dir(&cwd)
+            .env("SALESFORCE_LOGIN_URL", &url)
+            .env("SALESFORCE_CLIENT_ID", DEFAULT_CLIENT_ID)
+            .env("SALESFORCE_CLIENT_SECRET", DEFAULT_CLIENT_SECRET)
+            .env_remove("SALESFORCE_USERNAME")
+            .env_remove("SALESFORCE_JWT_KEY_FILE")
+            .env_remove("PRM_API_URL")
+            .env_remove("PRM_API_TOKEN")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+
+    // THEN it names what Contact's field lacks
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("the mapping of prmsync.toml: valid"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Account: fits"), "{stdout}");
+    assert!(
+        stdout.contains("Contact field PRM_Id__c is not Unique/Case-sensitive")
+            && stdout
+                .contains("Setup > Object Manager > Contact > Fields & Relationships > PRM Id"),
+        "{stdout}"
+    );
+}

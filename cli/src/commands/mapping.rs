@@ -3,23 +3,47 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Result};
+use std::sync::Arc;
+
+use anyhow::{anyhow, bail, Result};
 use clap::Subcommand;
+use prmsync_engine::check::mapping_problems;
+use prmsync_engine::objects::ObjectSpec;
+use prmsync_engine::Crm;
 use prmsync_mapping::config::DEFAULT_MAPPING;
-use prmsync_mapping::MappingConfig;
+use prmsync_mapping::{MappingConfig, ObjectKind};
+
+use crate::Target;
 
 #[derive(Subcommand, Debug)]
 pub enum MappingCommand {
     /// Print the built-in mapping file, to copy and edit.
     Default,
-    /// Check a mapping file and say what is wrong with it.
+    /// Check a mapping file and say what is wrong with it; with --config or --sandbox, also
+    /// against the Salesforce org's describe (fields, picklist values, and the PRM Id fields
+    /// being External ID, Unique and case-sensitive), as the first full run does.
     Check {
-        /// The mapping file.
+        /// The mapping file (with --config, the one the connection file names when absent).
         #[arg(
-            required_unless_present_any = ["aws", "location"],
+            required_unless_present_any = ["aws", "location", "config", "sandbox"],
             conflicts_with_all = ["aws", "location"]
         )]
         file: Option<PathBuf>,
+        /// Also check the mapping against the Salesforce org of this connection file (and
+        /// the SALESFORCE_* environment variables); no PRM settings are needed.
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["aws", "location", "sandbox"])]
+        config: Option<PathBuf>,
+        /// Also check the mapping against the sandbox's simulated Salesforce org.
+        #[arg(long, conflicts_with_all = ["aws", "location"])]
+        sandbox: bool,
+        /// Where the sandbox keeps its data (with --sandbox).
+        #[arg(
+            long,
+            value_name = "DIR",
+            default_value = ".prmsync",
+            env = "PRMSYNC_STATE_DIR"
+        )]
+        state_dir: PathBuf,
         /// Check the AWS deployment's mapping file: the S3 object in PRMSYNC_MAPPING_FILE
         /// (the stack output MappingLocation), or the one given with --location.
         #[arg(long)]
@@ -38,21 +62,92 @@ pub async fn run(command: MappingCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         MappingCommand::Check {
-            file: Some(file), ..
-        } => {
-            let m = crate::connect::read_mapping(&file)?;
-            report(&file.display().to_string(), &m);
-            Ok(ExitCode::SUCCESS)
-        }
-        MappingCommand::Check {
-            file: None,
+            file,
+            config,
+            sandbox,
+            state_dir,
             location,
             ..
         } => {
-            let (origin, m) = deployed(location).await?;
+            if config.is_some() || sandbox {
+                let target = Target {
+                    sandbox,
+                    config,
+                    aws: false,
+                    state_dir,
+                };
+                return check_against_salesforce(&target, file).await;
+            }
+            let (origin, m) = match file {
+                Some(file) => (
+                    file.display().to_string(),
+                    crate::connect::read_mapping(&file)?,
+                ),
+                None => deployed(location).await?,
+            };
             report(&origin, &m);
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// Checks the mapping (`file`, else the connection's) against the describe of the
+/// target's Salesforce org: every problem a first full run would stop on, by object.
+async fn check_against_salesforce(target: &Target, file: Option<PathBuf>) -> Result<ExitCode> {
+    let (origin, m) = match &file {
+        Some(file) => (
+            file.display().to_string(),
+            crate::connect::read_mapping(file)?,
+        ),
+        None => match &target.config {
+            Some(config) => (
+                format!("the mapping of {}", config.display()),
+                crate::connect::load_mapping(target)?,
+            ),
+            None => ("the built-in mapping".to_string(), MappingConfig::default()),
+        },
+    };
+    report(&origin, &m);
+    let (crm, org): (Arc<dyn Crm>, &str) = match &target.config {
+        Some(config) => (
+            Arc::new(crate::connect::salesforce_client(config, &m)?),
+            "Salesforce",
+        ),
+        None => (
+            crate::connect::connect(target).await?.ctx.crm,
+            "the sandbox's Salesforce",
+        ),
+    };
+    let mut problems = 0;
+    for kind in [
+        ObjectKind::Organization,
+        ObjectKind::Person,
+        ObjectKind::Deal,
+    ] {
+        let spec = ObjectSpec::new(kind, &m);
+        let object = spec.crm_object();
+        let described = crm
+            .describe(object)
+            .await
+            .map_err(|e| anyhow!("describing {object} in {org}: {e}"))?;
+        let found = mapping_problems(&spec, &described);
+        if found.is_empty() {
+            println!("{object}: fits {org}");
+        } else {
+            println!(
+                "{object}: the mapping does not fit {org}:\n  - {}",
+                found.join("\n  - ")
+            );
+            problems += found.len();
+        }
+    }
+    if problems == 0 {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!(
+            "{problems} problem(s) to fix in Salesforce or in the mapping file: a full run stops on them"
+        );
+        Ok(ExitCode::from(crate::exit::SETUP))
     }
 }
 

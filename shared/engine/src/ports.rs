@@ -128,14 +128,27 @@ impl ChangeFrom {
 }
 
 /// A field as Salesforce describes it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct FieldInfo {
     pub name: String,
+    /// The label shown in Setup (Object Manager > Fields & Relationships).
+    #[serde(default)]
+    pub label: String,
     pub field_type: String,
     pub updateable: bool,
     pub createable: bool,
     pub picklist_values: Vec<String>,
     pub restricted_picklist: bool,
+    /// The External ID attribute: the field can key an upsert.
+    #[serde(default)]
+    pub external_id: bool,
+    /// The Unique attribute: no two records hold the same value.
+    #[serde(default)]
+    pub unique: bool,
+    /// Unique with "Treat "ABC" and "abc" as different values": values differing only in
+    /// case are different values, for uniqueness and for upsert matching.
+    #[serde(default)]
+    pub case_sensitive: bool,
 }
 
 /// The PRM's settings a deal import needs (`GET /v1/settings`).

@@ -101,7 +101,7 @@ catalogue! {
     RecordRetried => "record_retried", Warning, "Nothing to do unless it repeats: the record failed for a passing reason (the message says which) and is tried again on its own after the delay named; the rest of its chunk synced.";
     RecordParked => "record_parked", Error, "The record failed every attempt for a passing reason (the message gives the last one). It is tried again when it changes on either side, on the next full run, or now with `prmsync sync-record <id>`; if the failure names a lock or an outage, check that it has cleared first.";
     ApiLimitHold => "api_limit_hold", Warning, "Salesforce refused calls for the org's daily API limit: workers write nothing until the time named, and their chunks wait in the queue without losing a change. Nothing to do unless it happens often: then raise the org's allocation or lower the sync's share (api_reserve_percent).";
-    MappingInvalid => "mapping_invalid", Error, "Correct the mapping file as the message says; `prmsync mapping check FILE` validates it, and the next full run checks it against Salesforce.";
+    MappingInvalid => "mapping_invalid", Error, "Correct the mapping file as the message says; `prmsync mapping check FILE` validates it, `prmsync mapping check FILE --config prmsync.toml` checks it against Salesforce as the next full run does.";
     DealImported => "deal_imported", Info, "";
     DealRejectedByPrm => "deal_rejected_by_prm", Error, "The PRM refused the deal (422): correct the Opportunity fields named in the message in Salesforce, or map them to values the PRM accepts in the mapping file's deal fields.";
     DealNoAccount => "deal_no_account", Error, "In Salesforce, set the Opportunity's Account to the customer's Account.";

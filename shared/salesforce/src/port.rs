@@ -362,10 +362,14 @@ impl Crm for SalesforceClient {
             .map(|f| FieldInfo {
                 picklist_values: f.active_values().map(str::to_string).collect(),
                 name: f.name,
+                label: f.label,
                 field_type: f.field_type,
                 updateable: f.updateable,
                 createable: f.createable,
                 restricted_picklist: f.restricted_picklist,
+                external_id: f.external_id,
+                unique: f.unique,
+                case_sensitive: f.case_sensitive,
             })
             .collect())
     }

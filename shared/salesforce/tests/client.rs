@@ -695,7 +695,20 @@ async fn get_describe_and_deleted() {
     let d = c.describe("Account").await.unwrap();
     let ext = d.field("prm_id__c").unwrap();
     assert!(ext.external_id && ext.unique && ext.nillable);
+    assert!(!ext.case_sensitive);
     assert_eq!(ext.length, 255);
+    // the engine's view of the describe carries the flags and the label
+    let fields = prmsync_engine::ports::Crm::describe(&c, "Account")
+        .await
+        .unwrap();
+    let id = fields.iter().find(|f| f.name == "PRM_Id__c").unwrap();
+    assert!(id.external_id && id.unique && !id.case_sensitive);
+    assert_eq!(id.label, "PRM Id");
+    let status = fields
+        .iter()
+        .find(|f| f.name == "PRM_Organization_Status__c")
+        .unwrap();
+    assert!(!status.external_id && !status.unique && !status.case_sensitive);
     let status = d.field("PRM_Organization_Status__c").unwrap();
     assert_eq!(status.field_type, "picklist");
     assert!(status.restricted_picklist);

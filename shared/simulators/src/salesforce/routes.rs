@@ -14,7 +14,7 @@ use serde_json::{json, Map, Value};
 
 use super::bulk::BulkRoute;
 use super::error::{ApiError, RecordError, WriteFail};
-use super::schema::ObjectDef;
+use super::schema::{FieldDef, ObjectDef};
 use super::soql::{self, Select};
 use super::store::{Record, RECYCLE_BIN_DAYS};
 use super::time::{format_datetime, parse_datetime};
@@ -741,7 +741,10 @@ impl Inner {
         }
         // A record named twice in one request fails in every copy; the others go on.
         let duplicates = match (&op, &ext) {
-            (_, Some((_, field))) => duplicate_external_ids(&typed, field),
+            (_, Some((obj, field))) => match obj.field(field) {
+                Some(def) => duplicate_external_ids(&typed, def),
+                None => Vec::new(),
+            },
             (CollectionOp::Update, None) => duplicate_ids(&typed),
             _ => Vec::new(),
         };
@@ -965,12 +968,18 @@ fn duplicate_ids(records: &[(String, &Record)]) -> Vec<usize> {
     dups
 }
 
-/// Indexes of records whose external id value appears more than once in the request.
-fn duplicate_external_ids(records: &[(String, &Record)], field: &str) -> Vec<usize> {
+/// Indexes of records whose external id value appears more than once in the request
+/// (ignoring case unless the field is case-sensitive).
+fn duplicate_external_ids(records: &[(String, &Record)], field: &FieldDef) -> Vec<usize> {
     let mut seen: HashMap<String, Vec<usize>> = HashMap::new();
     for (i, (_, rec)) in records.iter().enumerate() {
-        if let Some(v) = external_value(rec, field) {
-            seen.entry(v.to_lowercase()).or_default().push(i);
+        if let Some(v) = external_value(rec, &field.name) {
+            let key = if field.case_sensitive {
+                v
+            } else {
+                v.to_lowercase()
+            };
+            seen.entry(key).or_default().push(i);
         }
     }
     let mut dups: Vec<usize> = seen

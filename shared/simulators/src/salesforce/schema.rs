@@ -148,10 +148,29 @@ impl FieldDef {
         self
     }
 
-    /// External ID + unique, case-insensitive.
+    /// External ID + Unique, case-insensitive (Salesforce's "Treat "ABC" and "abc" as
+    /// duplicate values"): upserts and lookups match values ignoring case.
     pub fn external_id(mut self) -> Self {
         self.external_id = true;
         self.unique = true;
+        self
+    }
+
+    /// Unique and case-sensitive (Salesforce's "Treat "ABC" and "abc" as different
+    /// values"): values differing only in case are different values, for uniqueness and
+    /// for upserts. Salesforce offers case sensitivity on Unique fields only, so this makes
+    /// the field Unique too.
+    pub fn case_sensitive(mut self) -> Self {
+        self.unique = true;
+        self.case_sensitive = true;
+        self
+    }
+
+    /// Not Unique (nor case-sensitive): an External ID alone, which Salesforce matches
+    /// ignoring case and lets two records share.
+    pub fn not_unique(mut self) -> Self {
+        self.unique = false;
+        self.case_sensitive = false;
         self
     }
 
@@ -325,7 +344,8 @@ fn prm_common(obj: ObjectDef) -> ObjectDef {
         .with(
             FieldDef::new("PRM_Id__c", FieldType::String)
                 .label("PRM Id")
-                .external_id(),
+                .external_id()
+                .case_sensitive(),
         )
 }
 
@@ -423,7 +443,8 @@ impl Schema {
             .with(
                 FieldDef::new("PRM_Deal_Id__c", T::String)
                     .label("PRM Deal Id")
-                    .external_id(),
+                    .external_id()
+                    .case_sensitive(),
             )
             .with(
                 FieldDef::new("PRM_Registration_Status__c", T::Picklist)
@@ -502,9 +523,13 @@ mod tests {
         assert!(status
             .picklist_values
             .contains(&"Active Partner (Deleted)".to_string()));
-        assert!(account.field("PRM_Id__c").unwrap().external_id);
+        for object in ["Account", "Contact"] {
+            let id = schema.object(object).unwrap().field("PRM_Id__c").unwrap();
+            assert!(id.external_id && id.unique && id.case_sensitive, "{object}");
+        }
         let opp = schema.object("Opportunity").unwrap();
-        assert!(opp.field("PRM_Deal_Id__c").unwrap().unique);
+        let deal_id = opp.field("PRM_Deal_Id__c").unwrap();
+        assert!(deal_id.external_id && deal_id.unique && deal_id.case_sensitive);
         assert_eq!(schema.object_for_id("006000").unwrap().name, "Opportunity");
     }
 }

@@ -1151,6 +1151,17 @@ mod tests {
         v.as_object().cloned().unwrap()
     }
 
+    /// Account's PRM Id as External ID + Unique, case-insensitive.
+    fn case_insensitive_prm_id(s: &mut Store) {
+        let account = s.schema.object_mut("Account").unwrap();
+        account.add_field(
+            FieldDef::new("PRM_Id__c", FieldType::String)
+                .label("PRM Id")
+                .external_id(),
+        );
+        s.reindex();
+    }
+
     fn record_code(r: Result<impl std::fmt::Debug, WriteFail>) -> String {
         match r {
             Err(WriteFail::Record(e)) => e.status_code,
@@ -1206,7 +1217,15 @@ mod tests {
         s.create("Account", &rec(json!({"Name": "A", "PRM_Id__c": "abc"})))
             .unwrap();
         assert_eq!(
-            record_code(s.create("Account", &rec(json!({"Name": "B", "PRM_Id__c": "ABC"})))),
+            record_code(s.create("Account", &rec(json!({"Name": "B", "PRM_Id__c": "abc"})))),
+            "DUPLICATE_VALUE"
+        );
+        // the default PRM Id is case-sensitive: "ABC" is another value
+        s.create("Account", &rec(json!({"Name": "B", "PRM_Id__c": "ABC"})))
+            .unwrap();
+        case_insensitive_prm_id(&mut s);
+        assert_eq!(
+            record_code(s.create("Account", &rec(json!({"Name": "B", "PRM_Id__c": "aBc"})))),
             "DUPLICATE_VALUE"
         );
         let id = s
@@ -1265,8 +1284,22 @@ mod tests {
     }
 
     #[test]
-    fn upsert_matches_ignoring_case() {
+    fn upsert_matches_ignoring_case_unless_case_sensitive() {
         let mut s = Store::default();
+        // the default PRM Id is case-sensitive: "ORG-1" is not "Org-1"
+        let (id, created) = s
+            .upsert("Account", "PRM_Id__c", "Org-1", &rec(json!({"Name": "A"})))
+            .unwrap();
+        assert!(created);
+        let (other, created) = s
+            .upsert("Account", "PRM_Id__c", "ORG-1", &rec(json!({"Name": "B"})))
+            .unwrap();
+        assert!(created);
+        assert_ne!(id, other);
+        assert_eq!(s.get("Account", &id).unwrap()["Name"], json!("A"));
+
+        let mut s = Store::default();
+        case_insensitive_prm_id(&mut s);
         let (id, created) = s
             .upsert("Account", "PRM_Id__c", "Org-1", &rec(json!({"Name": "A"})))
             .unwrap();

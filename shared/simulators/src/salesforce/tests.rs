@@ -92,6 +92,17 @@ impl Client {
     }
 }
 
+/// Makes Account's PRM Id field External ID + Unique but case-insensitive (Salesforce's
+/// "Treat "ABC" and "abc" as duplicate values"), unlike the default org's.
+fn case_insensitive_prm_id(sim: &SalesforceSim) {
+    sim.add_field(
+        "Account",
+        FieldDef::new("PRM_Id__c", FieldType::String)
+            .label("PRM Id")
+            .external_id(),
+    );
+}
+
 fn b64url(bytes: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::new();
@@ -357,6 +368,7 @@ async fn single_record_crud_upsert_and_describe() {
     assert_eq!(err[0]["fields"][0], "PRM_Organization_Status__c");
 
     // Upsert: 201 created, 200 updated (case-insensitive match), 300 when ambiguous.
+    case_insensitive_prm_id(&c.sim);
     let path = format!("{V}/sobjects/Account/PRM_Id__c/org-7");
     let (status, up) = c
         .send_json(reqwest::Method::PATCH, &path, json!({"Name": "Seven"}))
@@ -415,6 +427,7 @@ async fn single_record_crud_upsert_and_describe() {
 #[tokio::test]
 async fn collections_create_update_upsert() {
     let c = Client::new().await;
+    case_insensitive_prm_id(&c.sim);
     let path = format!("{V}/composite/sobjects");
     let (status, results) = c
         .send_json(
@@ -578,7 +591,9 @@ async fn a_record_named_twice_in_one_collection_fails_in_every_copy() {
     assert_eq!(results[2]["errors"][0]["statusCode"], "DUPLICATE_VALUE");
     assert_eq!(c.sim.get("Account", &b).unwrap()["Name"], "B1");
 
-    // Upsert: an external id value twice (ignoring case) fails in both copies.
+    // Upsert: an external id value twice (ignoring case, the field being case-insensitive)
+    // fails in both copies.
+    case_insensitive_prm_id(&c.sim);
     let (_, results) = c
         .send_json(
             reqwest::Method::PATCH,
@@ -603,6 +618,172 @@ async fn a_record_named_twice_in_one_collection_fails_in_every_copy() {
     }
     assert_eq!(results[1]["created"], true);
     assert_eq!(c.sim.records("Account").len(), 3);
+}
+
+#[tokio::test]
+async fn a_case_sensitive_external_id_tells_values_differing_only_in_case_apart() {
+    let c = Client::new().await;
+    // The default org's PRM Id is External ID, Unique and case-sensitive, and says so.
+    let (_, describe) = c.get(&format!("{V}/sobjects/Account/describe")).await;
+    let field = describe["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "PRM_Id__c")
+        .unwrap()
+        .clone();
+    assert_eq!(field["externalId"], true);
+    assert_eq!(field["unique"], true);
+    assert_eq!(field["caseSensitive"], true);
+
+    // Upsert of "abc" then "ABC": two records, neither touching the other.
+    let (status, lower) = c
+        .send_json(
+            reqwest::Method::PATCH,
+            &format!("{V}/sobjects/Account/PRM_Id__c/abc"),
+            json!({"Name": "Lower"}),
+        )
+        .await;
+    assert_eq!((status, lower["created"].clone()), (201, json!(true)));
+    let (status, upper) = c
+        .send_json(
+            reqwest::Method::PATCH,
+            &format!("{V}/sobjects/Account/PRM_Id__c/ABC"),
+            json!({"Name": "Upper"}),
+        )
+        .await;
+    assert_eq!((status, upper["created"].clone()), (201, json!(true)));
+    assert_ne!(lower["id"], upper["id"]);
+    let lower_id = lower["id"].as_str().unwrap();
+    assert_eq!(c.sim.get("Account", lower_id).unwrap()["Name"], "Lower");
+    // a lookup matches exactly
+    let (status, rec) = c.get(&format!("{V}/sobjects/Account/PRM_Id__c/ABC")).await;
+    assert_eq!(status, 200);
+    assert_eq!(rec["Name"], "Upper");
+    assert_eq!(
+        c.get(&format!("{V}/sobjects/Account/PRM_Id__c/Abc"))
+            .await
+            .0,
+        404
+    );
+
+    // One collection with "p1" and "P1": two records, no duplicate.
+    let path = format!("{V}/composite/sobjects");
+    let (_, results) = c
+        .send_json(
+            reqwest::Method::PATCH,
+            &format!("{path}/Account/PRM_Id__c"),
+            json!({"allOrNone": false, "records": [
+                {"attributes": {"type": "Account"}, "PRM_Id__c": "p1", "Name": "One"},
+                {"attributes": {"type": "Account"}, "PRM_Id__c": "P1", "Name": "Uno"}
+            ]}),
+        )
+        .await;
+    assert_eq!(results[0]["created"], true, "{results}");
+    assert_eq!(results[1]["created"], true, "{results}");
+    assert_eq!(c.sim.records("Account").len(), 4);
+
+    // Unique: the same value, same case, is refused on create and on update.
+    let (status, err) = c
+        .send_json(
+            reqwest::Method::POST,
+            &format!("{V}/sobjects/Account"),
+            json!({"Name": "Again", "PRM_Id__c": "abc"}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(err[0]["errorCode"], "DUPLICATE_VALUE");
+    let upper_id = upper["id"].as_str().unwrap();
+    let (status, err) = c
+        .send_json(
+            reqwest::Method::PATCH,
+            &format!("{V}/sobjects/Account/{upper_id}"),
+            json!({"PRM_Id__c": "abc"}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(err[0]["errorCode"], "DUPLICATE_VALUE");
+}
+
+#[tokio::test]
+async fn a_case_insensitive_external_id_matches_and_refuses_values_differing_only_in_case() {
+    let c = Client::new().await;
+    case_insensitive_prm_id(&c.sim);
+    let (_, describe) = c.get(&format!("{V}/sobjects/Account/describe")).await;
+    let field = describe["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "PRM_Id__c")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (
+            &field["externalId"],
+            &field["unique"],
+            &field["caseSensitive"]
+        ),
+        (&json!(true), &json!(true), &json!(false))
+    );
+    // "ABC" upserted after "abc" updates the record holding "abc"
+    let (_, first) = c
+        .send_json(
+            reqwest::Method::PATCH,
+            &format!("{V}/sobjects/Account/PRM_Id__c/abc"),
+            json!({"Name": "First"}),
+        )
+        .await;
+    let (status, second) = c
+        .send_json(
+            reqwest::Method::PATCH,
+            &format!("{V}/sobjects/Account/PRM_Id__c/ABC"),
+            json!({"Name": "Second"}),
+        )
+        .await;
+    assert_eq!((status, second["created"].clone()), (200, json!(false)));
+    assert_eq!(first["id"], second["id"]);
+    assert_eq!(c.sim.records("Account").len(), 1);
+    assert_eq!(
+        c.sim.get("Account", first["id"].as_str().unwrap()).unwrap()["Name"],
+        "Second"
+    );
+    // Unique ignoring case: "Abc" is a duplicate of "abc"
+    let (status, err) = c
+        .send_json(
+            reqwest::Method::POST,
+            &format!("{V}/sobjects/Account"),
+            json!({"Name": "Third", "PRM_Id__c": "Abc"}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(err[0]["errorCode"], "DUPLICATE_VALUE");
+
+    // An External ID that is not Unique: values may repeat, upserts match ignoring case,
+    // and a value held twice is ambiguous (300).
+    c.sim.add_field(
+        "Account",
+        FieldDef::new("PRM_Id__c", FieldType::String)
+            .label("PRM Id")
+            .external_id()
+            .not_unique(),
+    );
+    let (status, _) = c
+        .send_json(
+            reqwest::Method::POST,
+            &format!("{V}/sobjects/Account"),
+            json!({"Name": "Third", "PRM_Id__c": "Abc"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (status, urls) = c
+        .send_json(
+            reqwest::Method::PATCH,
+            &format!("{V}/sobjects/Account/PRM_Id__c/aBC"),
+            json!({"Name": "Which?"}),
+        )
+        .await;
+    assert_eq!(status, 300);
+    assert_eq!(urls.as_array().unwrap().len(), 2);
 }
 
 #[tokio::test]
