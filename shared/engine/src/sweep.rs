@@ -110,7 +110,7 @@ pub(crate) async fn sweep(
         spec,
         run_id,
         dry_run,
-        full: window.mode == crate::context::RunMode::Full,
+        full: window.mode.reads_all(),
         prm,
         done_crm: HashSet::new(),
         held: Vec::new(),
