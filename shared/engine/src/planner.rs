@@ -232,7 +232,9 @@ async fn start_or_resume(
             if !drain_or_wait(ctx, &cp, report).await? {
                 return Ok(None);
             }
-        } else if !(mode.reads_all() && !cp.mode.reads_all()) || request.continue_run.is_some() {
+        } else if !mode.reads_all() || cp.mode.reads_all() || request.continue_run.is_some() {
+            // A run that reads everything asked for while an incremental one is unplanned
+            // starts over (it covers more); otherwise the stored run carries on.
             cp.invocations += 1;
             frame.run_id = cp.run_id.clone();
             return Ok(Some(cp));
