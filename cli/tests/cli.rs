@@ -902,6 +902,13 @@ fn reconcile_runs_now_reports_drift_per_object_and_a_dry_run_writes_nothing() {
         "{lines:?}"
     );
 
+    // the Sync Manager shows the setting and when everything was last read
+    let status = json_of(&prmsync(dir.path(), &["status", "--sandbox", "--json"]));
+    for row in status["integrations"].as_array().unwrap() {
+        assert_eq!(row["reconcile"]["setting"], "daily", "{row}");
+        assert!(row["reconcile"]["last"].is_string(), "{row}");
+    }
+
     // the scheduled sync stays incremental: the last reconcile is not a day old
     let next = json_of(&prmsync(dir.path(), &["sync", "--sandbox", "--json"]));
     assert_eq!(next["mode"], "incremental", "{next}");
