@@ -48,6 +48,13 @@ pub fn print_sync(summary: &Value, reports: &[RunReport]) {
         if let Some(m) = &r.message {
             println!("  {m}");
         }
+        if r.mode == prmsync_engine::RunMode::Reconcile {
+            println!(
+                "  reconcile: drift {} ({} pairs out of step or records not created or linked since the incremental runs)",
+                r.counts.drift,
+                if dry { "would repair" } else { "repaired" }
+            );
+        }
         if dry {
             for w in &r.planned {
                 println!(

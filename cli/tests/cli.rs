@@ -945,3 +945,107 @@ async fn mapping_check_against_a_connection_file_needs_no_prm_settings() {
         "{stdout}"
     );
 }
+
+#[test]
+fn reconcile_runs_now_reports_drift_per_object_and_a_dry_run_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(prmsync(dir.path(), &["sync", "--sandbox", "--json"])
+        .status
+        .success());
+
+    // a dry run: every integration reconciled, its drift counted, nothing written
+    let dry = prmsync(
+        dir.path(),
+        &["reconcile", "--sandbox", "--json", "--dry-run"],
+    );
+    assert!(
+        dry.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+    let s = json_of(&dry);
+    assert_eq!(
+        (&s["mode"], &s["dry_run"]),
+        (&Value::from("reconcile"), &Value::from(true))
+    );
+    for name in ["organizations", "people", "deals"] {
+        let i = &s["integrations"][name];
+        assert_eq!(i["mode"], "reconcile", "{name}: {s}");
+        assert!(i["drift"].is_u64(), "{name}.drift: {s}");
+        assert!(i["planned"].is_array(), "{name}.planned: {s}");
+    }
+
+    // for real, one integration
+    let out = prmsync(
+        dir.path(),
+        &[
+            "reconcile",
+            "--sandbox",
+            "--json",
+            "--integration",
+            "organizations",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = json_of(&out);
+    assert_eq!(s["dry_run"], false);
+    let names: Vec<&String> = s["integrations"].as_object().unwrap().keys().collect();
+    assert_eq!(names, vec!["organizations"]);
+    assert!(s["integrations"]["organizations"]["drift"].is_u64(), "{s}");
+    let log = prmsync(
+        dir.path(),
+        &[
+            "log",
+            "--sandbox",
+            "--json",
+            "--code",
+            "reconcile_drift",
+            "--integration",
+            "organizations",
+        ],
+    );
+    let lines: Vec<Value> = String::from_utf8_lossy(&log.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        lines.len(),
+        2,
+        "one entry per reconcile, the dry one included: {lines:?}"
+    );
+    assert!(
+        lines.iter().all(|l| l["code"] == "reconcile_drift"),
+        "{lines:?}"
+    );
+
+    // the Sync Manager shows the setting and when everything was last read
+    let status = json_of(&prmsync(dir.path(), &["status", "--sandbox", "--json"]));
+    for row in status["integrations"].as_array().unwrap() {
+        assert_eq!(row["reconcile"]["setting"], "daily", "{row}");
+        assert!(row["reconcile"]["last"].is_string(), "{row}");
+    }
+
+    // the scheduled sync stays incremental: the last reconcile is not a day old
+    let next = json_of(&prmsync(dir.path(), &["sync", "--sandbox", "--json"]));
+    assert_eq!(next["mode"], "incremental", "{next}");
+    assert!(next["integrations"]["organizations"].get("drift").is_none());
+
+    // the table says what drift is
+    let text = prmsync(
+        dir.path(),
+        &[
+            "reconcile",
+            "--sandbox",
+            "--integration",
+            "people",
+            "--dry-run",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&text.stdout);
+    assert!(stdout.starts_with("reconcile run"), "{stdout}");
+    assert!(stdout.contains("reconcile: drift "), "{stdout}");
+}

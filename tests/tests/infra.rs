@@ -301,6 +301,35 @@ fn release_binaries_start_and_name_what_is_missing() {
 }
 
 #[test]
+fn a_daily_reconcile_is_scheduled_for_every_integration() {
+    // GIVEN the template as committed
+    let template = template_text();
+    let full_sync = resource(&template, "FullSyncFunction");
+    let deal_import = resource(&template, "DealImportFunction");
+
+    // THEN full-sync reconciles `all` (organizations, then people) once a day and
+    // deal-import reconciles deals once a day, each beside its hourly run
+    for (function, input) in [
+        (
+            full_sync,
+            r#"Input: '{"integration":"all","mode":"reconcile"}'"#,
+        ),
+        (
+            deal_import,
+            r#"Input: '{"integration":"deals","mode":"reconcile"}'"#,
+        ),
+    ] {
+        assert_eq!(function.matches(input).count(), 1, "{function}");
+        let at = function.find(input).unwrap();
+        let event = &function[function[..at].rfind("Type: Schedule").unwrap()..at];
+        assert!(event.contains("Schedule: cron("), "a daily cron: {event}");
+        assert!(event.contains(" * * ? *)"), "every day: {event}");
+        assert!(function.contains("Schedule: rate(1 hour)"), "{function}");
+    }
+    assert_eq!(template.matches(r#""mode":"reconcile""#).count(), 2);
+}
+
+#[test]
 fn each_integration_has_one_owner_and_people_follow_organizations() {
     // GIVEN the template as committed
     let template = template_text();
@@ -320,8 +349,8 @@ fn each_integration_has_one_owner_and_people_follow_organizations() {
     );
     assert_eq!(
         template.matches(r#""integration":"deals""#).count(),
-        1,
-        "deals are scheduled once, by deal-import"
+        deal_import.matches(r#""integration":"deals""#).count(),
+        "deals are scheduled by deal-import only"
     );
     // and the worker that closes an organizations run may start its people run: it knows
     // the planner and may invoke it, and that function only

@@ -4,6 +4,7 @@ pub mod bench;
 pub mod links;
 pub mod log;
 pub mod mapping;
+pub mod reconcile;
 pub mod sandbox;
 pub mod status;
 pub mod sync;

@@ -45,6 +45,11 @@ pub async fn run(target: Target, as_json: bool) -> Result<ExitCode> {
                 "crm": store.cursor(integration, CRM_SIDE).await?,
                 "prm": store.cursor(integration, PRM_SIDE).await?,
             },
+            "reconcile": {
+                "setting": mapping.sync.reconcile,
+                // The start of the last run that read everything (reconcile or full).
+                "last": store.cursor(integration, prmsync_engine::frame::READ_ALL_MARK).await?,
+            },
             "unacknowledged_errors": unacked,
             "links": links,
             "run_in_progress": in_progress,
@@ -95,7 +100,10 @@ pub async fn run(target: Target, as_json: bool) -> Result<ExitCode> {
             );
         }
     }
-    println!("schedule: {}", mapping.sync.schedule);
+    println!(
+        "schedule: {}; reconcile: {}",
+        mapping.sync.schedule, mapping.sync.reconcile
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -38,8 +38,20 @@ pub struct SyncArgs {
 }
 
 pub async fn run(args: SyncArgs) -> Result<ExitCode> {
+    run_as(args, None).await
+}
+
+/// Runs the integrations of `args` in `forced` mode (`prmsync reconcile`), or else full
+/// with `--full`, or else as scheduled: incremental, or a reconcile when one is due
+/// (`[sync] reconcile`, [`prmsync_engine::reconcile::scheduled_mode`]).
+pub async fn run_as(args: SyncArgs, forced: Option<RunMode>) -> Result<ExitCode> {
     if args.target.aws {
-        return invoke_full_sync(&args).await;
+        let mode = forced.unwrap_or(if args.full {
+            RunMode::Full
+        } else {
+            RunMode::Incremental
+        });
+        return invoke_full_sync(&args, mode).await;
     }
     let integrations = super::integrations(args.integration);
     let started = Instant::now();
@@ -58,12 +70,15 @@ pub async fn run(args: SyncArgs) -> Result<ExitCode> {
         if let Some(bar) = &progress {
             bar.set_message(format!("syncing {integration}…"));
         }
+        let mode = match forced {
+            Some(mode) => mode,
+            None if args.full => RunMode::Full,
+            None => prmsync_engine::reconcile::scheduled_mode(&conn.ctx, integration)
+                .await
+                .unwrap_or(RunMode::Incremental),
+        };
         let options = RunOptions {
-            mode: if args.full {
-                RunMode::Full
-            } else {
-                RunMode::Incremental
-            },
+            mode,
             dry_run: args.dry_run,
             run_id: Some(run_id.clone()),
             allow_mass_change: args.allow_mass_change,
@@ -106,10 +121,9 @@ pub fn summary(
     conn: &crate::connect::Connection,
     duration_ms: u64,
 ) -> Value {
-    let mode = if reports
-        .iter()
-        .any(|r| r.mode == prmsync_engine::RunMode::Full)
-    {
+    let mode = if reports.iter().any(|r| r.mode == RunMode::Reconcile) {
+        "reconcile"
+    } else if reports.iter().any(|r| r.mode == RunMode::Full) {
         "full"
     } else {
         "incremental"
@@ -129,6 +143,11 @@ pub fn summary(
         });
         if let Some(m) = &r.message {
             entry["message"] = json!(m);
+        }
+        entry["mode"] = json!(r.mode);
+        if r.mode == RunMode::Reconcile {
+            // What the incremental runs had missed (or, dry, what would be repaired).
+            entry["drift"] = json!(c.drift);
         }
         if dry_run {
             entry["planned"] = json!(r.planned);
@@ -214,18 +233,18 @@ pub async fn sync_record(
 /// `PRMSYNC_FULL_SYNC_FUNCTION`) for organizations and people, deal-import (named by
 /// `PRMSYNC_DEAL_IMPORT_FUNCTION`) for deals; both are stack outputs.
 #[cfg(not(feature = "aws"))]
-async fn invoke_full_sync(_args: &SyncArgs) -> Result<ExitCode> {
+async fn invoke_full_sync(_args: &SyncArgs, _mode: RunMode) -> Result<ExitCode> {
     anyhow::bail!("{}", crate::connect::NO_AWS)
 }
 
 #[cfg(feature = "aws")]
-async fn invoke_full_sync(args: &SyncArgs) -> Result<ExitCode> {
+async fn invoke_full_sync(args: &SyncArgs, mode: RunMode) -> Result<ExitCode> {
     let function = |var: &str, output: &str| {
         std::env::var(var).map_err(|_| {
             anyhow::anyhow!("{var} is not set: give the {output} name from the stack outputs")
         })
     };
-    let mode = if args.full { "full" } else { "incremental" };
+    let mode = mode.as_str();
     // Deals are deal-import's alone; full-sync plans organizations, then people.
     let calls: Vec<(String, Value)> = match args.integration {
         crate::IntegrationArg::Organizations | crate::IntegrationArg::People => {

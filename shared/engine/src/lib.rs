@@ -19,6 +19,7 @@
 //! - [`check`]: the mapping checked against Salesforce's describe before a full run.
 //! - [`frame`]: the frame of every run (pause flag, lease, run record, cursors, log).
 //! - [`run`] and [`sweep`]: a one-machine run, page by page.
+//! - [`reconcile`]: when a scheduled run is a reconcile (everything re-read, drift repaired).
 //! - [`planner`] and [`worker`]: a run on AWS: the planner queues chunks, workers sync
 //!   them, and the worker that finishes the last chunk closes the run.
 //! - `store_contract` (feature `testing`): the tests every [`Store`] implementation passes.
@@ -34,6 +35,7 @@ pub mod pairing;
 pub mod pass;
 pub mod planner;
 pub mod ports;
+pub mod reconcile;
 pub mod report;
 pub mod retry;
 pub mod run;

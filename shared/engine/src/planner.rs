@@ -237,9 +237,9 @@ async fn start_or_resume(
             if !drain_or_wait(ctx, &cp, report).await? {
                 return Ok(None);
             }
-        } else if !(mode == RunMode::Full && cp.mode != RunMode::Full)
-            || request.continue_run.is_some()
-        {
+        } else if !mode.reads_all() || cp.mode.reads_all() || request.continue_run.is_some() {
+            // A run that reads everything asked for while an incremental one is unplanned
+            // starts over (it covers more); otherwise the stored run carries on.
             cp.invocations += 1;
             frame.run_id = cp.run_id.clone();
             return Ok(Some(cp));
@@ -344,7 +344,7 @@ async fn plan_locked(
         queue,
         run_id: cp.run_id.clone(),
         integration,
-        full: cp.mode == RunMode::Full,
+        full: cp.mode.reads_all(),
         retrying: retries.iter().map(|e| e.id.clone()).collect(),
         taken_by: HashMap::new(),
         queued_crm,
@@ -460,7 +460,7 @@ async fn plan_locked(
     sender.send(chunks, &mut cp, report).await?;
     cp.prm.done = true;
     // The retry set and the people of newly linked organizations: references only.
-    let full = cp.mode == RunMode::Full;
+    let full = cp.mode.reads_all();
     let (crm_ids, prm_ids, pending_orgs) = extras(ctx, kind, full, &retries).await?;
     let crm_ids: Vec<String> = crm_ids
         .into_iter()

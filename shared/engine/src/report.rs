@@ -19,6 +19,15 @@ pub struct Counts {
     pub conflicts: u64,
     pub unchanged: u64,
     pub errors: u64,
+    /// Linked pairs the run wrote to (either side) plus records it created or linked: on
+    /// a reconcile, the drift it repaired, that is what the incremental runs missed. Only
+    /// a reconcile reports it (other runs close with 0).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub drift: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Counts {
@@ -32,6 +41,7 @@ impl Counts {
         self.conflicts += other.conflicts;
         self.unchanged += other.unchanged;
         self.errors += other.errors;
+        self.drift += other.drift;
     }
 
     pub fn writes(&self) -> u64 {
@@ -82,6 +92,10 @@ pub enum RunMode {
     Full,
     /// One record named by id (`prmsync sync-record`, the webhook): no cursor moves.
     Record,
+    /// Every selected record on both sides, as a full run, on a schedule (`[sync]
+    /// reconcile`) or by `prmsync reconcile`: it repairs what the incremental runs missed
+    /// and reports it as drift. The cursors never move back.
+    Reconcile,
 }
 
 impl RunMode {
@@ -90,13 +104,20 @@ impl RunMode {
             RunMode::Incremental => "incremental",
             RunMode::Full => "full",
             RunMode::Record => "record",
+            RunMode::Reconcile => "reconcile",
         }
+    }
+
+    /// A run that reads every selected record on both sides (full or reconcile).
+    pub fn reads_all(self) -> bool {
+        matches!(self, RunMode::Full | RunMode::Reconcile)
     }
 
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "incremental" => Some(RunMode::Incremental),
             "full" => Some(RunMode::Full),
+            "reconcile" => Some(RunMode::Reconcile),
             _ => None,
         }
     }
@@ -197,5 +218,30 @@ mod tests {
             assert_eq!(json, serde_json::json!(status.as_str()));
         }
         assert_eq!(RunStatus::parse("done"), None);
+    }
+
+    #[test]
+    fn a_reconcile_reads_back_what_it_writes_and_reads_everything() {
+        let mode = RunMode::Reconcile;
+        assert_eq!(RunMode::parse(mode.as_str()), Some(mode));
+        assert_eq!(
+            serde_json::to_value(mode).unwrap(),
+            serde_json::json!("reconcile")
+        );
+        assert!(mode.reads_all() && RunMode::Full.reads_all());
+        assert!(!RunMode::Incremental.reads_all() && !RunMode::Record.reads_all());
+    }
+
+    #[test]
+    fn drift_adds_up_and_is_left_out_of_the_json_when_zero() {
+        let mut c = Counts::default();
+        assert!(serde_json::to_value(&c).unwrap().get("drift").is_none());
+        c.add(&Counts {
+            drift: 2,
+            ..Counts::default()
+        });
+        assert_eq!(serde_json::to_value(&c).unwrap()["drift"], 2);
+        let back: Counts = serde_json::from_str(r#"{"created":{"crm":0,"prm":0},"updated":{"crm":0,"prm":0},"deleted_marked":0,"disconnected":0,"conflicts":0,"unchanged":0,"errors":0}"#).unwrap();
+        assert_eq!(back.drift, 0);
     }
 }

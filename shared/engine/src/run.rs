@@ -9,7 +9,7 @@ use crate::context::{
     entry, fetch_by_ids, integration_of, reserve_message, RunOptions, SyncContext,
 };
 use crate::error::{During, EngineError};
-use crate::frame::{move_cursors, read_window, FrameKind, RunFrame};
+use crate::frame::{mark_read_all, move_cursors, read_window, FrameKind, RunFrame};
 use crate::objects::ObjectSpec;
 use crate::pass::{run_pass, PassInput};
 use crate::report::{Counts, RunReport, RunStatus};
@@ -128,18 +128,22 @@ async fn run_object(
         // Checkpoint: the cursors move only once every record read is done. Without any
         // record read, the cursor starts from the run's start so the next run is
         // incremental.
-        let crm = out
-            .crm_newest
-            .or(window.crm_cursor)
-            .unwrap_or(frame.started_at);
-        let prm = out
-            .prm_newest
-            .or(window.prm_cursor)
-            .unwrap_or(frame.started_at);
+        // A reconcile never moves a cursor back (its newest record may be older than
+        // the cursor, when the newest one left the scope).
+        let to_be = |newest: Option<_>, cursor: Option<_>| {
+            if mode == RunMode::Reconcile {
+                newest.max(cursor)
+            } else {
+                newest.or(cursor)
+            }
+        };
+        let crm = to_be(out.crm_newest, window.crm_cursor).unwrap_or(frame.started_at);
+        let prm = to_be(out.prm_newest, window.prm_cursor).unwrap_or(frame.started_at);
         // Only while the lease is ours: a run that lost it leaves the cursors to the run
         // that holds it.
         frame.check_lease().await?;
         move_cursors(ctx, integration, crm, prm).await?;
+        mark_read_all(ctx, integration, mode, frame.started_at).await?;
     }
     Ok((mode, out.counts, out.planned, out.stopped, Vec::new()))
 }

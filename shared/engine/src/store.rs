@@ -463,14 +463,16 @@ impl<
 }
 
 /// Appends entries to the Integration Log and emits each as a structured log event
-/// (`run_id`, `integration`, `level`, `code`, `crm_id`, `prm_id`, `message`), which the
-/// Lambda functions print as JSON lines for CloudWatch Logs Insights.
+/// (`run_id`, `integration`, `level`, `code`, `crm_id`, `prm_id`, `message`, and `drift`
+/// on a reconcile's `reconcile_drift` and `run_finished` entries), which the Lambda
+/// functions print as JSON lines for CloudWatch Logs Insights.
 pub async fn record_log(log: &dyn IntegrationLog, entries: &[LogEntry]) -> Result<(), StoreError> {
     for e in entries {
         let (crm_id, prm_id) = (
             e.crm_id.as_deref().unwrap_or(""),
             e.prm_id.as_deref().unwrap_or(""),
         );
+        let drift = e.details.get("drift").and_then(serde_json::Value::as_u64);
         match e.level {
             prmsync_mapping::Level::Error => tracing::error!(
                 run_id = e.run_id.as_str(),
@@ -478,6 +480,7 @@ pub async fn record_log(log: &dyn IntegrationLog, entries: &[LogEntry]) -> Resul
                 code = e.code.as_str(),
                 crm_id,
                 prm_id,
+                drift,
                 "{}",
                 e.message
             ),
@@ -487,6 +490,7 @@ pub async fn record_log(log: &dyn IntegrationLog, entries: &[LogEntry]) -> Resul
                 code = e.code.as_str(),
                 crm_id,
                 prm_id,
+                drift,
                 "{}",
                 e.message
             ),
@@ -496,6 +500,7 @@ pub async fn record_log(log: &dyn IntegrationLog, entries: &[LogEntry]) -> Resul
                 code = e.code.as_str(),
                 crm_id,
                 prm_id,
+                drift,
                 "{}",
                 e.message
             ),

@@ -197,7 +197,7 @@ async fn sweep_with<'a>(
         dry_run,
         quiet: writes == SweepWrites::PlanOnly,
         ahead,
-        full: window.mode == crate::context::RunMode::Full,
+        full: window.mode.reads_all(),
         prm,
         done_crm: HashSet::new(),
         held: Vec::new(),

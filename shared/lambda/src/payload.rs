@@ -19,7 +19,7 @@ pub struct RunRequest {
 
 /// A payload that cannot be read.
 #[derive(Debug, thiserror::Error, PartialEq)]
-#[error("invalid payload: {0}; send {{\"integration\": \"organizations|people|deals|all\", \"mode\": \"incremental|full\", \"dry_run\": false, \"allow_mass_change\": false}} (or nothing for all, incremental)")]
+#[error("invalid payload: {0}; send {{\"integration\": \"organizations|people|deals|all\", \"mode\": \"incremental|full|reconcile\", \"dry_run\": false, \"allow_mass_change\": false}} (or nothing for all, incremental)")]
 pub struct PayloadError(pub String);
 
 #[derive(Deserialize)]
@@ -72,6 +72,7 @@ pub fn parse(payload: &Value, allowed: &[Integration]) -> Result<RunRequest, Pay
     let mode = match manual.mode.as_deref() {
         None | Some("incremental") => RunMode::Incremental,
         Some("full") => RunMode::Full,
+        Some("reconcile") => RunMode::Reconcile,
         Some(other) => return Err(PayloadError(format!("unknown mode `{other}`"))),
     };
     Ok(RunRequest {
@@ -109,6 +110,19 @@ mod tests {
             (r.integrations, r.mode, r.dry_run),
             (vec![Integration::People], RunMode::Full, true)
         );
+    }
+
+    #[test]
+    fn the_daily_reconcile_payload_asks_for_a_reconcile_of_all() {
+        let r = parse(&json!({"integration": "all", "mode": "reconcile"}), ALL).unwrap();
+        assert_eq!(
+            (r.integrations.len(), r.mode, r.dry_run),
+            (3, RunMode::Reconcile, false)
+        );
+        let e = parse(&json!({"mode": "sometimes"}), ALL)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("reconcile"), "{e}");
     }
 
     #[test]

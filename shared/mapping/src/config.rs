@@ -168,6 +168,23 @@ pub struct SyncSettings {
     /// before writing and waits for the operator; 100 turns it off.
     pub mass_change_percent: u8,
     pub mass_change_min_records: u32,
+    /// How often a reconcile re-reads both sides of every linked record and repairs what
+    /// drifted: `daily` or `off` ([`SyncSettings::reconcile_every`]).
+    pub reconcile: String,
+}
+
+/// The values `[sync] reconcile` takes.
+pub const RECONCILE_VALUES: &[&str] = &["daily", "off"];
+
+impl SyncSettings {
+    /// How long after the last run that read everything a reconcile is due: a day for
+    /// `daily`, None for `off` (only `prmsync reconcile` runs one).
+    pub fn reconcile_every_hours(&self) -> Option<u32> {
+        match self.reconcile.as_str() {
+            "daily" => Some(24),
+            _ => None,
+        }
+    }
 }
 
 impl Default for SyncSettings {
@@ -184,6 +201,7 @@ impl Default for SyncSettings {
             retry_attempts: 5,
             mass_change_percent: 20,
             mass_change_min_records: 50,
+            reconcile: "daily".into(),
         }
     }
 }
@@ -368,6 +386,27 @@ impl MappingConfig {
                 src.find("mass_change_min_records").unwrap_or(0),
                 "mass_change_min_records = 0 would stop runs that change a single record".into(),
                 "use 1 or more (50 by default: small orgs are not stopped for a handful of edits)",
+            ));
+        }
+        if !RECONCILE_VALUES.contains(&raw.sync.reconcile.as_str()) {
+            // The `reconcile = ...` line of `[sync]` (not a comment that names it).
+            let at = src
+                .match_indices("reconcile")
+                .map(|(i, _)| i)
+                .find(|&i| {
+                    let line_start = src[..i].rfind('\n').map_or(0, |n| n + 1);
+                    src[line_start..i].trim().is_empty()
+                        && src[i + "reconcile".len()..].trim_start().starts_with('=')
+                })
+                .unwrap_or(0);
+            return Err(invalid(
+                at,
+                format!(
+                    "reconcile = \"{}\" is not a schedule prmsync knows",
+                    raw.sync.reconcile
+                ),
+                "use reconcile = \"daily\" (re-read both sides of every linked record once a day \
+                 and repair what drifted) or reconcile = \"off\" (only `prmsync reconcile` runs one)",
             ));
         }
         if raw.sync.api_reserve_percent > 90 {
@@ -637,6 +676,25 @@ mod tests {
         let ok = MappingConfig::parse("[sync]\nprm_concurrency = 4\n", "m.toml").unwrap();
         assert_eq!(ok.sync.prm_concurrency, 4);
         assert_eq!(MappingConfig::default().sync.prm_concurrency, 16);
+    }
+
+    #[test]
+    fn reconcile_is_daily_or_off_and_anything_else_names_its_line() {
+        assert_eq!(MappingConfig::default().sync.reconcile, "daily");
+        assert_eq!(
+            MappingConfig::default().sync.reconcile_every_hours(),
+            Some(24)
+        );
+        let off = MappingConfig::parse("[sync]\nreconcile = \"off\"\n", "m.toml").unwrap();
+        assert_eq!(off.sync.reconcile_every_hours(), None);
+        let src = "[sync]\n# reconcile once a day\noverlap_seconds = 60\nreconcile = \"hourly\"\n";
+        let text = MappingConfig::parse(src, "m.toml").unwrap_err().to_string();
+        assert!(text.contains("line 4"), "{text}");
+        assert!(text.contains("\"hourly\""), "{text}");
+        assert!(
+            text.contains("\"daily\"") && text.contains("\"off\""),
+            "{text}"
+        );
     }
 
     #[test]

@@ -272,8 +272,9 @@ impl RunFrame {
     /// (run-failed when the report failed), saves the run record, and lets the lease go.
     /// A report whose log cannot be written ends failed.
     pub async fn close(&self, ctx: &SyncContext, report: &mut RunReport, mut log: Vec<LogEntry>) {
+        keep_drift_of_reconcile(report);
         if self.kind == FrameKind::Run {
-            log.push(finished_entry(&self.run_id, report));
+            log.extend(finished_entries(&self.run_id, report));
         }
         if let Err(e) = crate::store::record_log(ctx.store.as_ref(), &log).await {
             report.fail(&EngineError::from(e).during("could not write the Integration Log"));
@@ -285,6 +286,55 @@ impl RunFrame {
         }
         self.release(ctx).await;
     }
+}
+
+/// Only a reconcile reports drift: other runs close with 0 (see `Counts::drift`).
+fn keep_drift_of_reconcile(report: &mut RunReport) {
+    if report.mode != RunMode::Reconcile {
+        report.counts.drift = 0;
+    }
+}
+
+/// The entries that end a run: a reconcile's drift entry ([`drift_entry`]), then
+/// run-finished with its counts, or run-failed.
+pub(crate) fn finished_entries(run_id: &str, report: &RunReport) -> Vec<LogEntry> {
+    let mut out = Vec::new();
+    if report.mode == RunMode::Reconcile && report.status != RunStatus::Failed {
+        out.push(drift_entry(run_id, report));
+    }
+    out.push(finished_entry(run_id, report));
+    out
+}
+
+/// A reconcile's `reconcile_drift` entry for its object: the pairs it repaired and the
+/// records it created or linked (what the incremental runs missed). Info when there was
+/// none, a warning otherwise.
+pub fn drift_entry(run_id: &str, report: &RunReport) -> LogEntry {
+    let integration = report.integration;
+    let drift = report.counts.drift;
+    let object = integration.object();
+    let message = if drift == 0 {
+        format!(
+            "reconcile of {integration}{}: no drift, every linked {object} was in step",
+            if report.dry_run { " (dry run)" } else { "" }
+        )
+    } else {
+        format!(
+            "reconcile of {integration}: {drift} {object} records {} drifted since the incremental runs (pairs out of step, or records not created or linked)",
+            if report.dry_run { "would be repaired: they" } else { "repaired: they had" }
+        )
+    };
+    let mut e = entry(
+        run_id,
+        integration,
+        LogCode::ReconcileDrift,
+        message,
+        json!({"drift": drift, "object": object.as_str(), "dry_run": report.dry_run}),
+    );
+    if drift == 0 {
+        e.level = prmsync_mapping::Level::Info;
+    }
+    e
 }
 
 /// The entry that ends a run: run-finished with its counts, or run-failed.
@@ -316,8 +366,17 @@ pub(crate) fn finished_entry(run_id: &str, report: &RunReport) -> LogEntry {
             c.conflicts,
             c.errors
         ),
-        json!(c),
+        finished_details(report),
     )
+}
+
+/// The counts of a run-finished entry; a reconcile's carry its drift, 0 included.
+fn finished_details(report: &RunReport) -> Value {
+    let mut details = json!(report.counts);
+    if report.mode == RunMode::Reconcile {
+        details["drift"] = json!(report.counts.drift);
+    }
+    details
 }
 
 /// Closes a planned run whose chunks are all done (or held in the retry set): the
@@ -330,6 +389,11 @@ pub(crate) async fn close_planned(
     prm_cursor: DateTime<Utc>,
 ) -> Result<RunReport, StoreError> {
     move_cursors(ctx, record.integration, crm_cursor, prm_cursor).await?;
+    mark_read_all(ctx, record.integration, record.mode, record.started_at).await?;
+    let mut record = record;
+    if record.mode != RunMode::Reconcile {
+        record.counts.drift = 0;
+    }
     let report = RunReport {
         run_id: record.run_id.clone(),
         integration: record.integration,
@@ -344,7 +408,7 @@ pub(crate) async fn close_planned(
     ctx.store.save_run(&record).await?;
     crate::store::record_log(
         ctx.store.as_ref(),
-        &[finished_entry(&record.run_id, &report)],
+        &finished_entries(&record.run_id, &report),
     )
     .await?;
     Ok(report)
@@ -406,6 +470,27 @@ pub async fn close_run(
 /// it read none (changes made while the workers drained it are read by the next run).
 fn cursor_to_be(newest: Option<DateTime<Utc>>, cp: &PlanCheckpoint) -> DateTime<Utc> {
     newest.unwrap_or(cp.started_at)
+}
+
+/// The name under which the start of an integration's last run that read everything
+/// (full or reconcile) is kept with its cursors: when the next reconcile is due.
+pub const READ_ALL_MARK: &str = "reconcile";
+
+/// Remembers when a run that read everything started ([`READ_ALL_MARK`]), once it
+/// succeeded: a full run repairs drift as a reconcile does, so the next reconcile is due a
+/// day after either.
+pub(crate) async fn mark_read_all(
+    ctx: &SyncContext,
+    integration: Integration,
+    mode: RunMode,
+    started_at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    if !mode.reads_all() {
+        return Ok(());
+    }
+    ctx.store
+        .set_cursor(integration, READ_ALL_MARK, started_at)
+        .await
 }
 
 /// The cursors move: only once every change read is done or held in the retry set.

@@ -57,9 +57,10 @@ pub fn window_mode(
             expired: Vec::new(),
         };
     };
-    if requested == RunMode::Full {
+    if requested.reads_all() {
+        // A full run or a reconcile reads everything anyway.
         return WindowMode {
-            mode: RunMode::Full,
+            mode: requested,
             expired: Vec::new(),
         };
     }
@@ -163,12 +164,12 @@ pub(crate) async fn read_window(
     if let Some(e) = &expired {
         tracing::warn!(run_id, integration = integration.as_str(), "{}", e.message);
     }
-    if mode == RunMode::Full {
+    if mode.reads_all() {
         crate::check::check_mapping(ctx, spec).await?;
     }
     let overlap = Duration::seconds(i64::from(ctx.mapping.sync.overlap_seconds));
     let (crm_since, prm_since) = match mode {
-        RunMode::Full => (None, None),
+        RunMode::Full | RunMode::Reconcile => (None, None),
         RunMode::Incremental | RunMode::Record => (
             crm_cursor.map(|c| c - overlap),
             prm_cursor.map(|c| c - overlap),
@@ -254,6 +255,15 @@ mod tests {
         let d = window_mode(RunMode::Full, days_ago(40), days_ago(40), now());
         assert_eq!(d.mode, RunMode::Full);
         assert!(d.expired.is_empty());
+    }
+
+    #[test]
+    fn a_reconcile_reads_everything_but_a_first_run_is_full() {
+        let d = window_mode(RunMode::Reconcile, days_ago(40), days_ago(1), now());
+        assert_eq!(d.mode, RunMode::Reconcile);
+        assert!(d.expired.is_empty());
+        let d = window_mode(RunMode::Reconcile, None, days_ago(1), now());
+        assert_eq!(d.mode, RunMode::Full);
     }
 
     #[test]

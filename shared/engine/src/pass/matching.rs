@@ -326,6 +326,7 @@ impl<'a> Pass<'a> {
             pair.crm = Some(crm);
             pair.prm = Some(prm);
             pair.dirty = true;
+            pair.matched = true;
             out.push(pair);
         }
         Ok(out)

@@ -211,6 +211,8 @@ impl<'a> Pass<'a> {
         self.write_crm_updates(&mut pairs).await?;
         self.write_prm_updates(&mut pairs).await?;
         self.save_links(&mut pairs).await?;
+        // Records created on either side are drift too (see `Counts::drift`).
+        self.out.counts.drift += self.out.counts.created.crm + self.out.counts.created.prm;
         self.save_rejections().await
     }
 }

@@ -53,6 +53,8 @@ pub struct WorkPair {
     pub(super) raced: bool,
     /// The findings of this pass's merges already logged, so a merge again logs only new ones.
     pub(super) reported: Vec<PlanFinding>,
+    /// The pair was linked by a match in this pass (not linked before).
+    pub(super) matched: bool,
 }
 
 impl WorkPair {
@@ -75,6 +77,7 @@ impl WorkPair {
             crm_failed: false,
             raced: false,
             reported: Vec::new(),
+            matched: false,
         }
     }
 }

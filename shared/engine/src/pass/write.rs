@@ -370,6 +370,11 @@ impl<'a> Pass<'a> {
             {
                 self.out.counts.unchanged += 1;
             }
+            // Drift (reported by a reconcile): a pair linked before this pass that had to
+            // be written, or linked by a match now; created records are added in `run`.
+            if pair.created.is_none() && (wrote || pair.marks_deleted || pair.matched) {
+                self.out.counts.drift += 1;
+            }
             if pair.rejected {
                 let version = pair_version(pair.link.crm_modstamp, pair.link.prm_version);
                 self.rejected

@@ -157,6 +157,7 @@ pub async fn runs(store: &dyn Store) {
     let mut done = r2.clone();
     done.status = RunStatus::Succeeded;
     done.dry_run = true;
+    done.mode = RunMode::Reconcile;
     done.finished_at = Some(micros(now));
     done.counts = Counts {
         created: PerSide { crm: 3, prm: 1 },
@@ -166,6 +167,7 @@ pub async fn runs(store: &dyn Store) {
         conflicts: 4,
         unchanged: 900,
         errors: 6,
+        drift: 3,
     };
     store.save_run(&done).await.expect("update run");
     assert_eq!(
@@ -389,6 +391,7 @@ pub async fn run_chunks(store: &dyn Store) {
         conflicts: 2,
         unchanged: 187,
         errors: 1,
+        drift: 2,
     };
     let other = Counts {
         unchanged: 5,

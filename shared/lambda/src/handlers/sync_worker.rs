@@ -108,8 +108,11 @@ async fn start_next(deps: &Deps, closed: &ClosedRun) {
         code = "run_finished",
         run_id = closed.report.run_id.as_str(),
         integration = closed.report.integration.as_str(),
+        mode = closed.report.mode.as_str(),
         writes = closed.report.counts.writes(),
-        errors = closed.report.counts.errors
+        errors = closed.report.counts.errors,
+        drift = (closed.report.mode == prmsync_engine::RunMode::Reconcile)
+            .then_some(closed.report.counts.drift)
     );
     for integration in &closed.then {
         let mut payload =

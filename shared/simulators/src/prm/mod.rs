@@ -210,6 +210,23 @@ impl PrmSim {
         self.with_store(|s| s.patch(collection, id, None, &body, Mode::Direct))
     }
 
+    /// Applies a partial update like [`PrmSim::update`] (the version moves) whose
+    /// `updated_at` is `at`, in the past: a late commit, whose change time is older than
+    /// the changes read since, so that a change list read from a later cursor misses it.
+    ///
+    /// # Panics
+    /// When the record is unknown, deleted or the patch invalid.
+    pub fn update_late(
+        &self,
+        collection: Collection,
+        id: &str,
+        patch: Value,
+        at: chrono::DateTime<chrono::Utc>,
+    ) {
+        self.update(collection, id, patch);
+        self.with_store(|s| s.backdate(collection, id, at));
+    }
+
     /// Sets one field of a record to any JSON value without validation, as a faulty PRM
     /// would serve it (a `updated_at` that is not a timestamp, a `crm_id` that is a
     /// number): for tests of malformed records. The record keeps its place in the list

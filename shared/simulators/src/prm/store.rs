@@ -533,6 +533,21 @@ impl Store {
         true
     }
 
+    /// Sets a record's `updated_at` (its list order follows) without touching its data or
+    /// version. Returns false when the record is unknown.
+    pub fn backdate(&mut self, c: Collection, id: &str, at: DateTime<Utc>) -> bool {
+        let table = self.table_mut(c);
+        let Some(rec) = table.records.get_mut(id) else {
+            return false;
+        };
+        let before = rec.updated_at;
+        rec.updated_at = at;
+        rec.data.insert("updated_at".into(), json!(format_ts(at)));
+        table.order.remove(&(before, id.to_string()));
+        table.order.insert((at, id.to_string()));
+        true
+    }
+
     /// One page of a list, ordered by `(updated_at, id)`, and the cursor of the next page.
     ///
     /// Filters backed by an index (`ids`, `crm_id`, `email`, `organization_id`) start from

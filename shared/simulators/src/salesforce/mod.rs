@@ -208,6 +208,13 @@ impl SalesforceSim {
         self.lock().store.update_raw(object, id, fields);
     }
 
+    /// Updates a record without validation and without moving SystemModstamp or
+    /// LastModifiedDate: a value that changes as a formula field's does, which a change
+    /// read by SystemModstamp never sees. Unknown records are ignored.
+    pub fn update_silently(&self, object: &str, id: &str, fields: Map<String, Value>) {
+        self.lock().store.update_silently(object, id, fields);
+    }
+
     /// A record by Id (15 or 18 characters), deleted ones included.
     pub fn get(&self, object: &str, id: &str) -> Option<Map<String, Value>> {
         self.lock().store.get(object, id).cloned()

@@ -501,6 +501,18 @@ impl Store {
     /// Applies `changes` to a row and bumps its modification stamps.
     fn write_row(&mut self, object: &str, pos: usize, changes: Record) {
         let stamp = self.stamp();
+        self.write_row_stamped(object, pos, changes, Some(stamp));
+    }
+
+    /// Writes `changes` into a row; with `stamp` None, LastModifiedDate and
+    /// SystemModstamp stay as they were (a formula field recalculated).
+    fn write_row_stamped(
+        &mut self,
+        object: &str,
+        pos: usize,
+        changes: Record,
+        stamp: Option<String>,
+    ) {
         let Some(table) = self.tables.get_mut(object) else {
             return;
         };
@@ -529,8 +541,10 @@ impl Store {
         table.unindex_fields(pos, Some(&touched));
         let row = &mut table.rows[pos];
         row.extend(changes);
-        row.insert("LastModifiedDate".into(), stamp.clone().into());
-        row.insert("SystemModstamp".into(), stamp.into());
+        if let Some(stamp) = stamp {
+            row.insert("LastModifiedDate".into(), stamp.clone().into());
+            row.insert("SystemModstamp".into(), stamp.into());
+        }
         table.index_fields(pos, Some(&touched));
     }
 
@@ -587,6 +601,28 @@ impl Store {
             .collect();
         let name = obj.name.clone();
         self.write_row(&name, pos, changes);
+        true
+    }
+
+    /// Updates without validation and without moving LastModifiedDate or SystemModstamp,
+    /// as a formula field's value changes when a field it reads does. `false` when the
+    /// record is unknown.
+    pub fn update_silently(&mut self, object: &str, id: &str, fields: Record) -> bool {
+        let Some(obj) = self.schema.object(object) else {
+            return false;
+        };
+        let Some(pos) = self.tables.get(&obj.name).and_then(|t| t.pos(id)) else {
+            return false;
+        };
+        let changes = fields
+            .into_iter()
+            .map(|(k, v)| match obj.field(&k) {
+                Some(def) => (def.name.clone(), normalize_raw(def, v)),
+                None => (k, v),
+            })
+            .collect();
+        let name = obj.name.clone();
+        self.write_row_stamped(&name, pos, changes, None);
         true
     }
 

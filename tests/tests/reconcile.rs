@@ -1,0 +1,492 @@
+//! End-to-end: the reconcile (sync rule 13). Changes the cursors cannot see — a Salesforce
+//! value that changed without moving SystemModstamp (a formula field), a PRM change whose
+//! `updated_at` is older than the cursor window (a late commit) — are missed by the
+//! incremental runs; a reconcile reads both sides of everything, repairs them, reports the
+//! drift per object in its report, its run record and the Integration Log, and never
+//! moves a cursor back. On one machine and through the planner and workers.
+
+mod common;
+
+use chrono::{DateTime, Duration, Utc};
+use common::*;
+use prmsync_engine::frame::READ_ALL_MARK;
+use prmsync_engine::reconcile::scheduled_mode;
+use prmsync_engine::store::{Cursors, Runs};
+use prmsync_engine::{run_integration, RunMode, RunOptions, RunReport};
+use prmsync_mapping::{Integration, Level, LogCode, MappingConfig};
+use prmsync_simulators::prm::Collection;
+use serde_json::json;
+
+const BOTH: [Integration; 2] = [Integration::Organizations, Integration::People];
+
+/// Two linked Accounts with a Contact each, past the overlap window of the cursors.
+struct Linked {
+    /// The Account and Contact whose values change silently in Salesforce.
+    acc_a: String,
+    con_a: String,
+    /// The PRM organization and person that change late in the PRM.
+    org_b: String,
+    person_b: String,
+    acc_b: String,
+    con_b: String,
+    org_a: String,
+    person_a: String,
+}
+
+async fn linked(h: &Harness) -> Linked {
+    let acc_a = h.account(
+        "Contoso",
+        Some("Active Partner"),
+        json!({"Phone": "+1 555 0100"}),
+    );
+    let acc_b = h.account(
+        "Fabrikam",
+        Some("Active Partner"),
+        json!({"Phone": "+1 555 0200"}),
+    );
+    let acc_z = h.account(
+        "Northwind",
+        Some("Active Partner"),
+        json!({"Phone": "+1 555 0300"}),
+    );
+    let con_a = h.contact(&acc_a, "Ada", "Lovelace", "ada@contoso.example");
+    let con_b = h.contact(&acc_b, "Bob", "Builder", "bob@fabrikam.example");
+    let con_z = h.contact(&acc_z, "Zed", "Zero", "zed@northwind.example");
+    assert_succeeded(&h.sync().await);
+    // The echoes of the first run's writes, then an hour later an ordinary change read
+    // by an incremental run: the cursors are now well past the linked records.
+    assert_succeeded(&h.sync().await);
+    h.sf.advance_clock(Duration::hours(1));
+    h.sf.update("Account", &acc_z, obj(json!({"Phone": "+1 555 0301"})));
+    h.sf.update("Contact", &con_z, obj(json!({"Title": "Buyer"})));
+    assert_succeeded(&h.sync().await);
+    let org = |acc: &str| h.sf_str("Account", acc, "PRM_Id__c").unwrap();
+    let person = |con: &str| h.sf_str("Contact", con, "PRM_Id__c").unwrap();
+    Linked {
+        org_a: org(&acc_a),
+        org_b: org(&acc_b),
+        person_a: person(&con_a),
+        person_b: person(&con_b),
+        acc_a,
+        acc_b,
+        con_a,
+        con_b,
+    }
+}
+
+/// The drift the cursors miss: a Salesforce change of each object that does not move
+/// SystemModstamp, and a PRM change of each object committed with an `updated_at` an hour
+/// old.
+fn drift(h: &Harness, l: &Linked) {
+    h.sf.update_silently("Account", &l.acc_a, obj(json!({"Phone": "+1 555 0199"})));
+    h.sf.update_silently("Contact", &l.con_a, obj(json!({"Title": "Countess"})));
+    let late = Utc::now() - Duration::hours(1);
+    h.prm.update_late(
+        Collection::Organizations,
+        &l.org_b,
+        json!({"phone": "+1 555 0299"}),
+        late,
+    );
+    h.prm.update_late(
+        Collection::People,
+        &l.person_b,
+        json!({"title": "Foreman"}),
+        late,
+    );
+}
+
+/// Nothing of the drift has reached the other side.
+fn assert_not_repaired(h: &Harness, l: &Linked) {
+    assert_eq!(
+        h.prm_get(Collection::Organizations, &l.org_a)["phone"],
+        "+1 555 0100"
+    );
+    assert!(h.prm_get(Collection::People, &l.person_a)["title"].is_null());
+    assert_eq!(
+        h.sf_str("Account", &l.acc_b, "Phone").as_deref(),
+        Some("+1 555 0200")
+    );
+    assert_eq!(h.sf_str("Contact", &l.con_b, "Title"), None);
+}
+
+/// Every drifted value is on both sides.
+fn assert_repaired(h: &Harness, l: &Linked) {
+    assert_eq!(
+        h.prm_get(Collection::Organizations, &l.org_a)["phone"],
+        "+1 555 0199"
+    );
+    assert_eq!(
+        h.prm_get(Collection::People, &l.person_a)["title"],
+        "Countess"
+    );
+    assert_eq!(
+        h.sf_str("Account", &l.acc_b, "Phone").as_deref(),
+        Some("+1 555 0299")
+    );
+    assert_eq!(
+        h.sf_str("Contact", &l.con_b, "Title").as_deref(),
+        Some("Foreman")
+    );
+}
+
+async fn cursors(h: &Harness) -> Vec<Option<DateTime<Utc>>> {
+    let mut out = Vec::new();
+    for i in BOTH {
+        for side in ["crm", "prm"] {
+            out.push(h.store.cursor(i, side).await.unwrap());
+        }
+    }
+    out
+}
+
+async fn marks(h: &Harness) -> Vec<Option<DateTime<Utc>>> {
+    let mut out = Vec::new();
+    for i in BOTH {
+        out.push(h.store.cursor(i, READ_ALL_MARK).await.unwrap());
+    }
+    out
+}
+
+async fn reconcile(h: &Harness, dry_run: bool) -> Vec<RunReport> {
+    let mut out = Vec::new();
+    for i in BOTH {
+        let options = RunOptions {
+            mode: RunMode::Reconcile,
+            dry_run,
+            run_id: None,
+            allow_mass_change: false,
+        };
+        out.push(run_integration(&h.ctx(), i, options).await);
+    }
+    out
+}
+
+/// The `reconcile_drift` entries, one per object, each with its drift.
+async fn drift_entries(h: &Harness) -> Vec<(Integration, Level, u64)> {
+    let mut out: Vec<_> = h
+        .log(LogCode::ReconcileDrift)
+        .await
+        .into_iter()
+        .map(|e| {
+            assert!(!e.fix.is_empty());
+            (e.integration, e.level, e.details["drift"].as_u64().unwrap())
+        })
+        .collect();
+    out.sort_by_key(|(i, _, _)| i.as_str());
+    out
+}
+
+#[tokio::test]
+async fn a_reconcile_repairs_what_the_incremental_runs_missed_and_reports_the_drift() {
+    // GIVEN linked records, and per object a Salesforce value changed without moving
+    // SystemModstamp and a PRM value committed late
+    let h = Harness::new().await;
+    let l = linked(&h).await;
+    drift(&h, &l);
+
+    // WHEN an incremental run comes, THEN it misses them
+    let incremental = h.sync().await;
+    assert_succeeded(&incremental);
+    assert!(incremental.iter().all(|r| r.mode == RunMode::Incremental));
+    assert_eq!(total(&incremental, |c| c.writes()), 0);
+    assert_eq!(
+        total(&incremental, |c| c.drift),
+        0,
+        "only a reconcile reports drift"
+    );
+    assert_not_repaired(&h, &l);
+
+    // WHEN a reconcile runs
+    let before = cursors(&h).await;
+    let reports = reconcile(&h, false).await;
+
+    // THEN it repairs all four, and reports a drift of 2 per object
+    assert_succeeded(&reports);
+    assert_repaired(&h, &l);
+    for r in &reports {
+        assert_eq!(r.mode, RunMode::Reconcile, "{}", r.integration);
+        assert_eq!(r.counts.drift, 2, "{}: {:?}", r.integration, r.counts);
+        assert_eq!(r.counts.updated.crm, 1, "{}", r.integration);
+        assert_eq!(r.counts.updated.prm, 1, "{}", r.integration);
+        // AND the run history keeps it as a reconcile with its drift
+        let run = h.store.last_run(r.integration).await.unwrap().unwrap();
+        assert_eq!((run.mode, run.counts.drift), (RunMode::Reconcile, 2));
+    }
+    // AND the Integration Log has one warning per object saying so, and its run-finished
+    // entries carry the drift
+    assert_eq!(
+        drift_entries(&h).await,
+        vec![
+            (Integration::Organizations, Level::Warning, 2),
+            (Integration::People, Level::Warning, 2),
+        ]
+    );
+    let finished = h.log(LogCode::RunFinished).await;
+    let reconciled: Vec<_> = finished
+        .iter()
+        .filter(|e| e.message.starts_with("reconcile run"))
+        .collect();
+    assert_eq!(reconciled.len(), 2, "{finished:?}");
+    assert!(reconciled.iter().all(|e| e.details["drift"] == 2));
+    // AND no cursor moved back
+    let after = cursors(&h).await;
+    for (b, a) in before.iter().zip(&after) {
+        assert!(a >= b, "a cursor moved back: {before:?} -> {after:?}");
+    }
+
+    // WHEN the next incremental run comes, THEN it finds everything in step
+    let next = h.sync().await;
+    assert_succeeded(&next);
+    assert_repaired(&h, &l);
+}
+
+#[tokio::test]
+async fn a_reconcile_without_drift_reports_zero_and_writes_nothing() {
+    // GIVEN linked records in step
+    let h = Harness::new().await;
+    let _l = linked(&h).await;
+    let state_before = state(&h);
+    let prm_writes = h.prm.api_calls().writes();
+    let sf_calls = h.sf.api_calls();
+
+    // WHEN a reconcile runs
+    let reports = reconcile(&h, false).await;
+
+    // THEN it reports no drift, writes nothing, and logs an info per object
+    assert_succeeded(&reports);
+    for r in &reports {
+        assert_eq!(r.mode, RunMode::Reconcile);
+        assert_eq!(r.counts.drift, 0);
+        assert_eq!(r.counts.writes(), 0, "{:?}", r.counts);
+        assert!(r.counts.unchanged > 0);
+    }
+    assert_eq!(state(&h), state_before);
+    assert_eq!(h.prm.api_calls().writes(), prm_writes);
+    let sf_after = h.sf.api_calls();
+    for kind in ["composite_update", "composite_create", "composite_upsert"] {
+        assert_eq!(sf_after.kind(kind), sf_calls.kind(kind), "{kind}");
+    }
+    assert_eq!(
+        drift_entries(&h).await,
+        vec![
+            (Integration::Organizations, Level::Info, 0),
+            (Integration::People, Level::Info, 0),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_dry_run_reconcile_reports_what_it_would_repair_and_writes_nothing() {
+    // GIVEN drift the incremental runs missed
+    let h = Harness::new().await;
+    let l = linked(&h).await;
+    drift(&h, &l);
+    assert_succeeded(&h.sync().await);
+    let state_before = state(&h);
+    let cursors_before = cursors(&h).await;
+    let marks_before = marks(&h).await;
+
+    // WHEN a reconcile runs dry
+    let reports = reconcile(&h, true).await;
+
+    // THEN it counts the drift and plans the four repairs, and changes nothing
+    assert_succeeded(&reports);
+    for r in &reports {
+        assert!(r.dry_run);
+        assert_eq!(r.counts.drift, 2, "{}: {:?}", r.integration, r.counts);
+        assert_eq!(r.planned.len(), 2, "{}: {:?}", r.integration, r.planned);
+    }
+    let planned: Vec<_> = reports.iter().flat_map(|r| &r.planned).collect();
+    let ids: Vec<&str> = planned.iter().filter_map(|w| w.id.as_deref()).collect();
+    for id in [&l.org_a, &l.person_a, &l.acc_b, &l.con_b] {
+        assert!(ids.contains(&id.as_str()), "{id} not planned: {planned:?}");
+    }
+    assert_eq!(state(&h), state_before);
+    assert_not_repaired(&h, &l);
+    assert_eq!(cursors(&h).await, cursors_before);
+    let entries = drift_entries(&h).await;
+    assert_eq!(entries.len(), 2);
+    assert!(entries
+        .iter()
+        .all(|(_, level, d)| *level == Level::Warning && *d == 2));
+    // AND a dry run is no reconcile: the time of the last one stays
+    assert_eq!(marks(&h).await, marks_before);
+
+    // WHEN the reconcile runs for real, THEN it repairs the same drift
+    let reports = reconcile(&h, false).await;
+    assert_succeeded(&reports);
+    assert!(reports.iter().all(|r| r.counts.drift == 2));
+    assert_repaired(&h, &l);
+}
+
+#[tokio::test]
+async fn through_the_planner_and_workers_a_reconcile_repairs_what_the_incremental_run_missed() {
+    // GIVEN linked records, and drift the cursors miss
+    let h = Harness::new().await;
+    let l = linked(&h).await;
+    drift(&h, &l);
+    let ctx = h.ctx();
+
+    // WHEN the deployment's hourly run comes, THEN it misses the drift
+    let hourly = h.lambda_sync(&ctx, RunMode::Incremental).await;
+    assert_eq!(hourly.closed.len(), 2, "{:?}", hourly.plans);
+    assert_not_repaired(&h, &l);
+
+    // WHEN its daily reconcile comes ({"integration":"all","mode":"reconcile"})
+    let before = cursors(&h).await;
+    let daily = h.lambda_sync(&ctx, RunMode::Reconcile).await;
+
+    // THEN organizations, then people, are reconciled and repaired, with a drift of 2 each
+    let closed: Vec<_> = daily
+        .closed
+        .iter()
+        .map(|c| (c.report.integration, c.report.mode, c.report.counts.drift))
+        .collect();
+    assert_eq!(
+        closed,
+        vec![
+            (Integration::Organizations, RunMode::Reconcile, 2),
+            (Integration::People, RunMode::Reconcile, 2),
+        ]
+    );
+    assert_repaired(&h, &l);
+    assert_eq!(
+        drift_entries(&h).await,
+        vec![
+            (Integration::Organizations, Level::Warning, 2),
+            (Integration::People, Level::Warning, 2),
+        ]
+    );
+    for i in BOTH {
+        let run = h.store.last_run(i).await.unwrap().unwrap();
+        assert_eq!((run.mode, run.counts.drift), (RunMode::Reconcile, 2));
+    }
+    let after = cursors(&h).await;
+    for (b, a) in before.iter().zip(&after) {
+        assert!(a >= b, "a cursor moved back: {before:?} -> {after:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_scheduled_run_reconciles_a_day_after_the_last_run_that_read_everything() {
+    // GIVEN an integration whose first (full) run just finished
+    let h = Harness::new().await;
+    let ctx = h.ctx();
+    for i in BOTH {
+        assert_eq!(
+            scheduled_mode(&ctx, i).await.unwrap(),
+            RunMode::Incremental,
+            "never ran"
+        );
+    }
+    let _l = linked(&h).await;
+
+    // THEN the next scheduled run is incremental: the full run counts as a reconcile
+    for i in BOTH {
+        assert!(h.store.cursor(i, READ_ALL_MARK).await.unwrap().is_some());
+        assert_eq!(scheduled_mode(&ctx, i).await.unwrap(), RunMode::Incremental);
+    }
+
+    // WHEN a day has passed since
+    for i in BOTH {
+        h.store
+            .set_cursor(i, READ_ALL_MARK, Utc::now() - Duration::hours(25))
+            .await
+            .unwrap();
+    }
+
+    // THEN the scheduled run is a reconcile, and after it the next one is incremental
+    for i in BOTH {
+        assert_eq!(scheduled_mode(&ctx, i).await.unwrap(), RunMode::Reconcile);
+    }
+    let reports = reconcile(&h, false).await;
+    assert_succeeded(&reports);
+    for i in BOTH {
+        assert_eq!(scheduled_mode(&ctx, i).await.unwrap(), RunMode::Incremental);
+    }
+
+    // AND with `[sync] reconcile = "off"` no scheduled run reconciles
+    let mut mapping = MappingConfig::default();
+    mapping.sync.reconcile = "off".into();
+    let mut off = h.ctx();
+    off.mapping = std::sync::Arc::new(mapping);
+    for i in BOTH {
+        h.store
+            .set_cursor(i, READ_ALL_MARK, Utc::now() - Duration::days(9))
+            .await
+            .unwrap();
+        assert_eq!(scheduled_mode(&off, i).await.unwrap(), RunMode::Incremental);
+    }
+}
+
+/// The JSON log lines of a run, as the Lambda functions print them.
+#[derive(Clone, Default)]
+struct Lines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Lines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Lines {
+    type Writer = Lines;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+impl Lines {
+    fn json(&self) -> Vec<serde_json::Value> {
+        String::from_utf8(self.0.lock().unwrap().clone())
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn the_json_log_lines_of_a_reconcile_carry_its_drift_per_object() {
+    // GIVEN drift the incremental runs missed, and the Lambda's JSON log lines
+    let h = Harness::new().await;
+    let l = linked(&h).await;
+    drift(&h, &l);
+    let lines = Lines::default();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_span_list(false)
+        .with_writer(lines.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    // WHEN a reconcile runs
+    assert_succeeded(&reconcile(&h, false).await);
+
+    // THEN its end, per object, is a run_finished line and a reconcile_drift line with the
+    // drift as a field of its own
+    let json = lines.json();
+    for i in BOTH {
+        for (code, level) in [("run_finished", "INFO"), ("reconcile_drift", "WARN")] {
+            let line = json
+                .iter()
+                .find(|j| j["code"] == code && j["integration"] == i.as_str())
+                .unwrap_or_else(|| panic!("no {code} line for {i}: {json:?}"));
+            assert_eq!(line["drift"], 2, "{line}");
+            assert_eq!(line["level"], level, "{line}");
+        }
+    }
+    // AND the lines of other entries carry no drift
+    assert!(json
+        .iter()
+        .filter(|j| j["code"] == "run_started")
+        .all(|j| j.get("drift").is_none()));
+}
