@@ -1,71 +1,17 @@
-//! End-to-end: a decimal Salesforce rounds to its field's scale does not come back as a
-//! change.
+//! End-to-end: a decimal Salesforce rounds to its field's scale (the simulator rounds as
+//! Salesforce saves it) does not come back as a change, and a number field mapped without
+//! the scale Salesforce keeps stops the first full run with the fix.
 
 mod common;
 
-use std::sync::Arc;
-
-use async_trait::async_trait;
 use common::*;
 use prmsync_engine::RunMode;
-use prmsync_mapping::Fields;
 use prmsync_simulators::prm::Collection;
 use prmsync_simulators::salesforce::{FieldDef, FieldType};
-use serde_json::{json, Value};
+use serde_json::json;
 
 const FIELD: &str = "Discount__c";
 const SCALE: usize = 2;
-
-/// What Salesforce stores for a number sent to a field of `scale` decimal places: the
-/// decimal it was sent as (the JSON text), rounded half away from zero.
-fn salesforce_round(v: f64, scale: usize) -> f64 {
-    let text = format!("{v}");
-    let (whole, fraction) = text.split_once('.').unwrap_or((&text, ""));
-    if fraction.len() <= scale {
-        return v;
-    }
-    let negative = whole.starts_with('-');
-    let kept: i128 = format!("{}{}", whole.trim_start_matches('-'), &fraction[..scale])
-        .parse()
-        .unwrap();
-    let n = kept + i128::from(fraction.as_bytes()[scale] >= b'5');
-    let unit = 10i128.pow(scale as u32);
-    format!(
-        "{}{}.{:0>w$}",
-        if negative { "-" } else { "" },
-        n / unit,
-        n % unit,
-        w = scale
-    )
-    .parse()
-    .unwrap()
-}
-
-fn round_body(fields: &mut Fields) {
-    if let Some(Value::Number(n)) = fields.get(FIELD) {
-        if let Some(f) = n.as_f64() {
-            fields.insert(FIELD.into(), json!(salesforce_round(f, SCALE)));
-        }
-    }
-}
-
-/// Salesforce as it treats a number field of scale 2 (the simulator keeps what it is sent).
-struct Rounding;
-
-#[async_trait]
-impl CrmHooks for Rounding {
-    fn write_body(&self, body: &mut Fields) {
-        round_body(body);
-    }
-}
-
-#[test]
-fn the_model_of_salesforce_rounds_the_decimal_it_is_sent() {
-    assert_eq!(salesforce_round(12.345, 2), 12.35);
-    assert_eq!(salesforce_round(-12.345, 2), -12.35);
-    assert_eq!(salesforce_round(12.344, 2), 12.34);
-    assert_eq!(salesforce_round(12.3, 2), 12.3);
-}
 
 #[tokio::test]
 async fn a_decimal_salesforce_rounds_is_written_once() {
@@ -77,15 +23,16 @@ async fn a_decimal_salesforce_rounds_is_written_once() {
     );
     let mapping = prmsync_mapping::MappingConfig::parse(&src, "mapping.toml").unwrap();
     let h = Harness::with_mapping(mapping).await;
-    h.sf.add_field("Account", FieldDef::new(FIELD, FieldType::Double));
+    // Salesforce keeps 2 places of this field: it rounds what it is sent when it saves it.
+    h.sf.add_field(
+        "Account",
+        FieldDef::new(FIELD, FieldType::Double).scale(SCALE as u32),
+    );
     let org = h.prm.insert(
         Collection::Organizations,
         json!({"kind": "partner", "status": "active", "name": "Rounded", "custom": {"discount": 10}}),
     );
-    let ctx = h.ctx_with(
-        HookedCrm::wrap(h.crm_client.clone(), Arc::new(Rounding)),
-        h.prm_client.clone(),
-    );
+    let ctx = h.ctx();
     assert_succeeded(&h.sync_ctx(&ctx, RunMode::Incremental).await);
     let acc = h.prm_get(Collection::Organizations, &org)["crm_id"]
         .as_str()
@@ -116,4 +63,33 @@ async fn a_decimal_salesforce_rounds_is_written_once() {
         h.prm_get(Collection::Organizations, &org)["custom"]["discount"],
         json!(12.345)
     );
+}
+
+#[tokio::test]
+async fn a_full_run_stops_on_a_number_field_mapped_without_the_scale_salesforce_keeps() {
+    // GIVEN the same field mapped without its scale
+    let src = format!(
+        "{}\n[[organizations.fields]]\nprm = \"custom.discount\"\ncrm = \"{FIELD}\"\ntype = \"number\"\n",
+        prmsync_mapping::config::DEFAULT_MAPPING
+    );
+    let mapping = prmsync_mapping::MappingConfig::parse(&src, "mapping.toml").unwrap();
+    let h = Harness::with_mapping(mapping).await;
+    h.sf.add_field(
+        "Account",
+        FieldDef::new(FIELD, FieldType::Double).scale(SCALE as u32),
+    );
+    h.org("partner", "active", "Rounded");
+
+    // WHEN the first (full) run goes
+    let reports = h.sync().await;
+
+    // THEN it stops before writing, naming the field and the fix
+    let orgs = &reports[0];
+    assert_eq!(orgs.status, prmsync_engine::RunStatus::Failed);
+    let m = orgs.message.as_deref().unwrap();
+    assert!(
+        m.contains("Account.Discount__c keeps 2 decimal places in Salesforce, but its mapping has no scale: set scale = 2"),
+        "{m}"
+    );
+    assert!(h.sf_records("Account").is_empty());
 }

@@ -27,6 +27,27 @@ pub async fn check_mapping(ctx: &SyncContext, spec: &ObjectSpec) -> Result<(), E
     }
 }
 
+/// A number field whose mapping does not round to the scale Salesforce keeps: a value
+/// with more places would come back rounded and look like a change once. No I/O.
+fn scale_problem(
+    object: &str,
+    name: &str,
+    f: &prmsync_mapping::config::FieldMapping,
+    info: &FieldInfo,
+) -> Option<String> {
+    let kept = info.scale?;
+    if f.field_type != prmsync_mapping::config::FieldType::Number || f.scale == Some(kept) {
+        return None;
+    }
+    let mapped = match f.scale {
+        Some(s) => format!("scale = {s}"),
+        None => "no scale".to_string(),
+    };
+    Some(format!(
+        "{object}.{name} keeps {kept} decimal places in Salesforce, but its mapping has {mapped}: set scale = {kept} on it (with type = \"number\"), so values are rounded as Salesforce stores them and do not come back as a change"
+    ))
+}
+
 /// Every mismatch between the mapping of `spec` and the described fields.
 pub fn mapping_problems(spec: &ObjectSpec, described: &[FieldInfo]) -> Vec<String> {
     let object = spec.crm_object();
@@ -54,6 +75,9 @@ pub fn mapping_problems(spec: &ObjectSpec, described: &[FieldInfo]) -> Vec<Strin
             problems.push(format!(
                 "{object}.{name} is read-only for the integration user, but the mapping writes it: set direction = \"to_prm\" or grant edit access"
             ));
+        }
+        if let Some(problem) = scale_problem(object, name, f, info) {
+            problems.push(problem);
         }
         if info.restricted_picklist {
             for crm_value in f.values.keys() {
@@ -155,6 +179,29 @@ mod tests {
 
     fn spec(kind: ObjectKind) -> ObjectSpec {
         ObjectSpec::new(kind, &MappingConfig::default())
+    }
+
+    #[test]
+    fn a_number_field_mapped_without_the_scale_salesforce_keeps_is_named_with_the_fix() {
+        let spec = spec(ObjectKind::Deal);
+        let mut fields = described(&spec, true, true, true);
+        let amount = fields.iter_mut().find(|f| f.name == "Amount").unwrap();
+        amount.field_type = "currency".into();
+        amount.scale = Some(2);
+        // The built-in mapping rounds Amount to 2 places: it fits.
+        assert_eq!(mapping_problems(&spec, &fields), Vec::<String>::new());
+        // Salesforce keeping 3 places: named, with the fix.
+        fields
+            .iter_mut()
+            .find(|f| f.name == "Amount")
+            .unwrap()
+            .scale = Some(3);
+        let problems = mapping_problems(&spec, &fields);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].starts_with("Opportunity.Amount keeps 3 decimal places in Salesforce, but its mapping has scale = 2: set scale = 3"),
+            "{problems:?}"
+        );
     }
 
     #[test]

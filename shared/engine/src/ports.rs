@@ -149,6 +149,10 @@ pub struct FieldInfo {
     /// case are different values, for uniqueness and for upsert matching.
     #[serde(default)]
     pub case_sensitive: bool,
+    /// Decimal places a number field keeps (None for other types): Salesforce rounds a
+    /// value with more when it saves it.
+    #[serde(default)]
+    pub scale: Option<u32>,
 }
 
 /// The PRM's settings a deal import needs (`GET /v1/settings`).

@@ -360,6 +360,7 @@ impl Crm for SalesforceClient {
         Ok(d.fields
             .into_iter()
             .map(|f| FieldInfo {
+                scale: f.scale_kept(),
                 picklist_values: f.active_values().map(str::to_string).collect(),
                 name: f.name,
                 label: f.label,

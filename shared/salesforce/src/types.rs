@@ -323,9 +323,18 @@ pub struct FieldDescribe {
     pub picklist_values: Vec<PicklistValue>,
     #[serde(default)]
     pub restricted_picklist: bool,
+    /// Decimal places of a number field (`double`, `currency`, `percent`).
+    #[serde(default)]
+    pub scale: Option<u32>,
 }
 
 impl FieldDescribe {
+    /// The decimal places a number field keeps; None for other types.
+    pub fn scale_kept(&self) -> Option<u32> {
+        self.scale
+            .filter(|_| matches!(self.field_type.as_str(), "double" | "currency" | "percent"))
+    }
+
     /// Active picklist values.
     pub fn active_values(&self) -> impl Iterator<Item = &str> {
         self.picklist_values

@@ -104,6 +104,10 @@ pub struct FieldDef {
     pub reference_to: Vec<String>,
     /// Value set on create when the field is not given.
     pub default_value: Option<Value>,
+    /// Decimal places a number field keeps: a value with more is rounded (half away from
+    /// zero) when it is saved, as Salesforce does. None for other types.
+    #[serde(default)]
+    pub scale: Option<u32>,
 }
 
 impl FieldDef {
@@ -130,7 +134,14 @@ impl FieldDef {
             } else {
                 None
             },
+            scale: None,
         }
+    }
+
+    /// The decimal places a number field keeps (its scale in Setup).
+    pub fn scale(mut self, scale: u32) -> Self {
+        self.scale = Some(scale);
+        self
     }
 
     pub fn label(mut self, label: &str) -> Self {
@@ -204,7 +215,7 @@ impl FieldDef {
             .iter()
             .map(|v| json!({"value": v, "label": v, "active": true, "defaultValue": false}))
             .collect();
-        json!({
+        let mut described = json!({
             "name": self.name,
             "label": self.label,
             "type": self.field_type.api_name(),
@@ -221,7 +232,12 @@ impl FieldDef {
             "picklistValues": picklist,
             "referenceTo": self.reference_to,
             "defaultedOnCreate": self.default_value.is_some(),
-        })
+        });
+        if let (Some(scale), Value::Object(m)) = (self.scale, &mut described) {
+            m.insert("scale".into(), json!(scale));
+            m.insert("precision".into(), json!(18));
+        }
+        described
     }
 }
 
@@ -420,7 +436,7 @@ impl Schema {
                     .required()
                     .picklist(&OPPORTUNITY_STAGES, true),
             )
-            .with(FieldDef::new("Amount", T::Currency))
+            .with(FieldDef::new("Amount", T::Currency).scale(2))
             .with(FieldDef::new("CloseDate", T::Date).required())
             .with(
                 FieldDef::new("CurrencyIsoCode", T::Picklist)

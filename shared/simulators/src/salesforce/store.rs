@@ -1063,6 +1063,45 @@ fn parse_error(def: &FieldDef, v: &Value) -> WriteFail {
 }
 
 /// JSON value -> stored value for the field's type.
+/// A number as a field of `def.scale` decimal places stores it: rounded half away from
+/// zero in decimal (12.345 keeps 12.35 at scale 2), as Salesforce saves a value with more
+/// places than the field keeps.
+fn round_to_scale(def: &FieldDef, v: Value) -> Value {
+    let (Some(scale), Some(x)) = (def.scale, v.as_f64()) else {
+        return v;
+    };
+    if v.is_i64() || v.is_u64() {
+        return v;
+    }
+    let text = format!("{}", x.abs());
+    let (int, frac) = text.split_once('.').unwrap_or((&text, ""));
+    let scale = scale as usize;
+    if frac.len() <= scale {
+        return v;
+    }
+    let mut digits: Vec<u8> = format!("{int}{}", &frac[..scale]).into_bytes();
+    if frac.as_bytes()[scale] >= b'5' {
+        let mut i = digits.len();
+        loop {
+            if i == 0 {
+                digits.insert(0, b'1');
+                break;
+            }
+            i -= 1;
+            if digits[i] == b'9' {
+                digits[i] = b'0';
+            } else {
+                digits[i] += 1;
+                break;
+            }
+        }
+    }
+    let mut rounded = String::from_utf8(digits).unwrap_or_default();
+    rounded.insert(rounded.len() - scale, '.');
+    let value: f64 = rounded.parse().unwrap_or(x.abs());
+    serde_json::Number::from_f64(value.copysign(x)).map_or(v, Value::Number)
+}
+
 fn coerce(def: &FieldDef, v: &Value) -> Result<Value, WriteFail> {
     let t = def.field_type;
     if v.is_null() {
@@ -1100,14 +1139,14 @@ fn coerce(def: &FieldDef, v: &Value) -> Result<Value, WriteFail> {
             _ => Err(parse_error(def, v)),
         },
         _ if t.is_number() => match v {
-            Value::Number(_) => Ok(v.clone()),
+            Value::Number(_) => Ok(round_to_scale(def, v.clone())),
             Value::String(s) if s.trim().is_empty() => Ok(Value::Null),
             Value::String(s) => s
                 .trim()
                 .parse::<f64>()
                 .ok()
                 .and_then(serde_json::Number::from_f64)
-                .map(Value::Number)
+                .map(|n| round_to_scale(def, Value::Number(n)))
                 .ok_or_else(|| parse_error(def, v)),
             _ => Err(parse_error(def, v)),
         },
@@ -1176,6 +1215,32 @@ fn validate_value(def: &FieldDef, v: &Value) -> Result<(), RecordError> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod rounding_tests {
+    use super::*;
+
+    #[test]
+    fn a_number_is_saved_rounded_to_its_field_scale_half_away_from_zero() {
+        let def = FieldDef::new("Discount__c", FieldType::Double).scale(2);
+        let r = |x: f64| round_to_scale(&def, serde_json::json!(x)).as_f64().unwrap();
+        assert_eq!(r(12.345), 12.35);
+        assert_eq!(r(-12.345), -12.35);
+        assert_eq!(r(12.344), 12.34);
+        assert_eq!(r(9.999), 10.0);
+        assert_eq!(r(12.3), 12.3);
+        let whole = FieldDef::new("Seats__c", FieldType::Double).scale(0);
+        assert_eq!(
+            round_to_scale(&whole, serde_json::json!(2.5)).as_f64(),
+            Some(3.0)
+        );
+        let free = FieldDef::new("Ratio__c", FieldType::Double);
+        assert_eq!(
+            round_to_scale(&free, serde_json::json!(1.23456)).as_f64(),
+            Some(1.23456)
+        );
+    }
 }
 
 #[cfg(test)]
