@@ -331,6 +331,12 @@ pub(crate) async fn survey(
     if allow {
         return Ok(Survey::Clear(ahead));
     }
+    let limits = Limits::of(&ctx.mapping);
+    // Below the minimum the breaker lets through whatever the links: no need to count
+    // them (a scan of the links on DynamoDB).
+    if limits.percent >= 100 || !may_trip(limits.allowed(0), &gate) {
+        return Ok(Survey::Clear(ahead));
+    }
     let kind = integration.object();
     let linked = ctx
         .store
@@ -339,7 +345,6 @@ pub(crate) async fn survey(
         .get(LinkState::Linked.as_str())
         .copied()
         .unwrap_or(0);
-    let limits = Limits::of(&ctx.mapping);
     let allowed = limits.allowed(linked);
     if linked == 0 || limits.percent >= 100 || !may_trip(allowed, &gate) {
         return Ok(Survey::Clear(ahead));
