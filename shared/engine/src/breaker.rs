@@ -20,8 +20,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use prmsync_mapping::config::Direction;
-use prmsync_mapping::transform::{read_crm_cow, read_prm_cow};
-use prmsync_mapping::{CrmRecord, Integration, LogCode, MappingConfig, PrmRecord};
+use prmsync_mapping::transform::read_crm_cow;
+use prmsync_mapping::{CrmRecord, Integration, LogCode, MappingConfig};
 use serde_json::{json, Value};
 
 use crate::context::{entry, SyncContext};
@@ -59,9 +59,9 @@ impl Limits {
     }
 }
 
-/// Salesforce records the breaker reads ahead at most, to count what a run could change
-/// without planning it; a run reading more plans itself first.
-pub const READ_AHEAD_RECORDS: usize = 20_000;
+/// Salesforce records the breaker keeps of the pages it reads to count what a run could
+/// change: the run takes them instead of reading them again, and reads the others again.
+pub const READ_AHEAD_RECORDS: usize = 10_000;
 
 /// Salesforce pages the breaker read ahead, by the token that names them (None for the
 /// first): the run (and its plan) take them from here instead of reading them again.
@@ -122,12 +122,11 @@ pub fn may_trip(allowed: u64, gate: &Gate) -> bool {
     gate.crm_more_pages || bound as u64 > allowed
 }
 
-/// The changes a run holds before its first write: Salesforce's first page, and the PRM
-/// changes kept whole (`prm_unread` more were only indexed).
+/// The changes a run holds before its first write: Salesforce's first page, and how many
+/// linked PRM records changed since their link's version.
 pub(crate) struct Read<'a> {
     pub crm: &'a ChangePage<CrmRecord>,
-    pub prm: Vec<&'a PrmRecord>,
-    pub prm_unread: usize,
+    pub prm_changed: usize,
 }
 
 /// Of these Salesforce records, those that could write to the PRM: linked (`link_of`),
@@ -151,29 +150,6 @@ pub fn crm_changed<'l, 'r>(
                             Err(_) => true,
                         }
                 })
-            })
-        })
-        .count()
-}
-
-/// Of these PRM records, those that could write to Salesforce: linked, deleted (the
-/// Record Status follows) or with a value that flows to Salesforce differing from the
-/// link's snapshot. No I/O.
-pub fn prm_changed<'l>(
-    spec: &ObjectSpec,
-    link_of: impl Fn(&str) -> Option<&'l Link>,
-    records: &[&PrmRecord],
-) -> usize {
-    records
-        .iter()
-        .filter(|r| {
-            link_of(&r.id).is_some_and(|l| {
-                r.deleted
-                    || spec.fields.iter().any(|f| {
-                        f.fixed.is_none()
-                            && matches!(f.direction, Direction::Both | Direction::ToCrm)
-                            && l.snapshot.get(&f.key()) != Some(read_prm_cow(f, &r.fields).as_ref())
-                    })
             })
         })
         .count()
@@ -315,10 +291,11 @@ pub(crate) enum Survey {
 }
 
 /// The breaker's first two steps for a run about to write, each only when the one before
-/// cannot rule a trip out: the counts read ([`may_trip`]); then the records read
-/// (Salesforce's pages read ahead up to [`READ_AHEAD_RECORDS`]) against their links'
-/// snapshots, so that the sync's own writes read back do not count ([`crm_changed`],
-/// [`prm_changed`]). `allow` is the operator's `--allow-mass-change`.
+/// cannot rule a trip out: the counts read ([`may_trip`]); then what could really change:
+/// the linked PRM records whose version is not their link's, and Salesforce's changed
+/// records read page by page against their links' snapshots ([`crm_changed`]), so that
+/// the sync's own writes read back do not count. The pages read are kept for the run up to
+/// [`READ_AHEAD_RECORDS`]. `allow` is the operator's `--allow-mass-change`.
 pub(crate) async fn survey(
     ctx: &SyncContext,
     integration: Integration,
@@ -349,46 +326,54 @@ pub(crate) async fn survey(
     if linked == 0 || limits.percent >= 100 || !may_trip(allowed, &gate) {
         return Ok(Survey::Clear(ahead));
     }
-    // The records in hand, and Salesforce's next pages up to the read-ahead limit.
+    // Salesforce's changes page by page, each counted against its links' snapshots (a
+    // store read): the sync's own writes read back do not count. The first pages, up to
+    // READ_AHEAD_RECORDS, are kept for the run; it reads the others again.
     let spec = ObjectSpec::new(kind, &ctx.mapping);
+    let bound = |crm: usize| (crm + read.prm_changed + gate.retries) as u64;
+    let mut crm = count_crm_changed(ctx, &spec, &read.crm.records).await?;
+    let mut kept = read.crm.records.len();
     ahead.pages.insert(None, read.crm.clone());
     let mut next = read.crm.next.clone();
-    let mut records = read.crm.records.len();
-    while let Some(token) = next.clone() {
-        if records >= READ_AHEAD_RECORDS {
+    while let Some(token) = next.take() {
+        if bound(crm) > allowed {
             break;
         }
         let page = crm_page(ctx, &spec, &ahead, window.crm_since, Some(token.clone())).await?;
-        records += page.records.len();
+        crm += count_crm_changed(ctx, &spec, &page.records).await?;
         next = page.next.clone();
-        ahead.pages.insert(Some(token), page);
-    }
-    if next.is_none() {
-        // Every changed Salesforce record is in hand: count those that differ from their
-        // links' snapshots (a store read, no call).
-        let crm: Vec<&CrmRecord> = ahead.pages.values().flat_map(|p| &p.records).collect();
-        let crm_ids: Vec<String> = crm.iter().map(|r| r.id.clone()).collect();
-        let prm_ids: Vec<String> = read.prm.iter().map(|r| r.id.clone()).collect();
-        let links = ctx.store.find_links(kind, &crm_ids, &prm_ids).await?;
-        let live = links.iter().filter(|l| l.state == LinkState::Linked);
-        let by_crm: HashMap<&str, &Link> = live.clone().map(|l| (l.crm_id.as_str(), l)).collect();
-        let by_prm: HashMap<&str, &Link> = live.map(|l| (l.prm_id.as_str(), l)).collect();
-        let changed = Gate {
-            prm_changes: prm_changed(&spec, |id| by_prm.get(id).copied(), &read.prm)
-                + read.prm_unread,
-            crm_first_page: crm_changed(&spec, |id| by_crm.get(id).copied(), crm),
-            crm_more_pages: false,
-            ..gate
-        };
-        if !may_trip(allowed, &changed) {
-            return Ok(Survey::Clear(ahead));
+        if kept + page.records.len() <= READ_AHEAD_RECORDS {
+            kept += page.records.len();
+            ahead.pages.insert(Some(token), page);
         }
+    }
+    if bound(crm) <= allowed {
+        return Ok(Survey::Clear(ahead));
     }
     Ok(Survey::Plan {
         ahead,
         linked,
         allowed,
     })
+}
+
+/// [`crm_changed`] of a page of records, against their links (a store read).
+async fn count_crm_changed(
+    ctx: &SyncContext,
+    spec: &ObjectSpec,
+    records: &[CrmRecord],
+) -> Result<usize, EngineError> {
+    if records.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
+    let links = ctx.store.find_links(spec.kind, &ids, &[]).await?;
+    let by_crm: HashMap<&str, &Link> = links
+        .iter()
+        .filter(|l| l.state == LinkState::Linked)
+        .map(|l| (l.crm_id.as_str(), l))
+        .collect();
+    Ok(crm_changed(spec, |id| by_crm.get(id).copied(), records))
 }
 
 /// The breaker's last step, on the run's plan made without writing: Ok to go on; else the
@@ -555,22 +540,8 @@ mod tests {
         }
     }
 
-    fn organization(id: &str, phone: Option<&str>, deleted: bool) -> PrmRecord {
-        let Value::Object(fields) = json!({"name": "Co", "phone": phone}) else {
-            panic!()
-        };
-        PrmRecord {
-            id: id.into(),
-            version: 2,
-            updated_at: chrono::Utc::now(),
-            deleted,
-            crm_id: None,
-            fields,
-        }
-    }
-
     #[test]
-    fn only_linked_records_differing_from_their_snapshot_could_change_the_other_side() {
+    fn only_linked_salesforce_records_differing_from_their_snapshot_could_change_the_prm() {
         let mapping = MappingConfig::default();
         let spec = ObjectSpec::new(prmsync_mapping::ObjectKind::Organization, &mapping);
         // Linked pairs whose snapshot holds what both sides hold: phone +1.
@@ -593,17 +564,6 @@ mod tests {
             account("001Z", None),
         ];
         assert_eq!(crm_changed(&spec, link_of, &crm), 1);
-        let (echo, changed, gone, new) = (
-            organization("org_1", Some("+1"), false),
-            organization("org_2", Some("+2"), false),
-            organization("org_3", Some("+1"), true),
-            organization("org_9", None, false),
-        );
-        assert_eq!(
-            prm_changed(&spec, link_of, &[&echo, &changed, &gone, &new]),
-            2,
-            "the changed one, and the deleted one whose Record Status follows"
-        );
     }
 
     #[test]

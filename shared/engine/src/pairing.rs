@@ -59,14 +59,16 @@ pub struct PrmChanges {
     /// Changed records the PRM sent that could not be read: left out of the index (the
     /// rest syncs without them) and logged by the run.
     pub rejected: Vec<Rejected>,
+    /// Linked records whose version is not their link's: changed since the sync last
+    /// wrote or read them (the sync's own writes read back are not), by position.
+    changed_linked: HashSet<u32>,
 }
 
 impl PrmChanges {
-    /// The changed records kept whole, and how many changed records are not.
-    pub fn held_records(&self) -> (Vec<&PrmRecord>, usize) {
-        let held: Vec<&PrmRecord> = self.held.values().collect();
-        let rest = self.ids.len().saturating_sub(held.len());
-        (held, rest)
+    /// Linked records changed since their link's version: the PRM changes that could
+    /// write to Salesforce (the sync's own writes read back are not counted).
+    pub fn linked_changed(&self) -> usize {
+        self.changed_linked.len()
     }
 
     /// Reads every PRM change since `since` (all when None); keeps the first `hold`
@@ -93,19 +95,23 @@ impl PrmChanges {
                     source,
                 })?;
             let ids: Vec<String> = page.records.iter().map(|r| r.id.clone()).collect();
-            let linked: HashSet<String> = if ids.is_empty() {
-                HashSet::new()
+            let linked: HashMap<String, Option<i64>> = if ids.is_empty() {
+                HashMap::new()
             } else {
                 ctx.store
                     .find_links(spec.kind, &[], &ids)
                     .await?
                     .into_iter()
-                    .map(|l| l.prm_id)
+                    .map(|l| (l.prm_id, l.prm_version))
                     .collect()
             };
             for r in page.records {
-                let is_linked = linked.contains(&r.id);
-                index.add(spec, r, is_linked);
+                let link_version = linked.get(&r.id).copied();
+                let changed = link_version.is_some_and(|v| r.deleted || v != Some(r.version));
+                let pos = index.add(spec, r, link_version.is_some());
+                if changed {
+                    index.changed_linked.insert(pos);
+                }
             }
             // A record that cannot be read does not hold the cursor back: like a record
             // whose data a write rejected, it is logged and read again once it changes
@@ -121,7 +127,7 @@ impl PrmChanges {
         }
     }
 
-    fn add(&mut self, spec: &ObjectSpec, r: PrmRecord, linked: bool) {
+    fn add(&mut self, spec: &ObjectSpec, r: PrmRecord, linked: bool) -> u32 {
         self.newest = self.newest.max(Some(r.updated_at));
         let (pos, fresh) = self.ids.insert_full(r.id.as_str().into());
         if fresh {
@@ -143,6 +149,7 @@ impl PrmChanges {
         if self.held.len() < self.hold || self.held.contains_key(&pos) {
             self.held.insert(pos, r);
         }
+        pos
     }
 
     /// The Integration Log entries of the records the read could not use: one each, with

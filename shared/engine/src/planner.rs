@@ -416,11 +416,9 @@ async fn plan_locked(
                 prm_since: cp.prm.from.since,
                 expired: None,
             };
-            let (held, prm_unread) = prm.held_records();
             let read = Read {
                 crm: &page,
-                prm: held,
-                prm_unread,
+                prm_changed: prm.linked_changed(),
             };
             ahead = crate::sweep::mass_change_check(
                 ctx,

@@ -244,11 +244,9 @@ async fn sweep_with<'a>(
             crm_more_pages: first.next.is_some(),
             retries: s.due_crm.len() + s.due_prm.len() + s.retry_crm.len(),
         };
-        let (prm, prm_unread) = s.prm.held_records();
         let read = Read {
             crm: &first,
-            prm,
-            prm_unread,
+            prm_changed: s.prm.linked_changed(),
         };
         let ahead = mass_change_check(
             ctx,
