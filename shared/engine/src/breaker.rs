@@ -9,9 +9,13 @@
 //! hold the PRM's changes and the first page of Salesforce's, before anything is written
 //! or queued.
 //!
-//! Planning a run costs its reads again, so it is done only when the run could trip the
-//! breaker at all ([`may_trip`]): a run reads fewer changed records than the breaker lets
-//! through on every ordinary hour, and then costs nothing more.
+//! What a run could change is found in three steps, each only when the one before cannot
+//! rule a trip out: the counts it read ([`may_trip`]: an ordinary hour reads fewer changes
+//! than the breaker lets through, and costs nothing more); the linked records that really
+//! changed, the sync's own writes read back left out (PRM versions against their links,
+//! Salesforce records against their snapshots, page by page, [`crm_changed`]); and last
+//! the run's plan, made as a dry run that writes and logs nothing ([`assess`]). The
+//! Salesforce pages read on the way are kept for the run up to [`READ_AHEAD_RECORDS`].
 //!
 //! Only updates of records linked before the run count: creates, and the first merge of a
 //! pair this run links, are how a first import looks.
