@@ -151,3 +151,88 @@ async fn the_planner_reads_everything_after_an_expired_cursor_too() {
     assert_eq!(disconnected, 1);
     assert_deleted_in_crm(&h, &person).await;
 }
+
+/// A Contact deleted in Salesforce and purged from the recycle bin (16 days later), with
+/// Salesforce cursors as old: no read returns it any more, not even as a delete.
+async fn purged_contact(h: &Harness) -> String {
+    let (con, person) = linked_contact(h).await;
+    h.sf.delete("Contact", &con);
+    // past the recycle bin: queryAll no longer returns it
+    h.sf.advance_clock(Duration::days(16));
+    age_cursor(h, "crm", 16).await;
+    person
+}
+
+#[tokio::test]
+async fn a_record_purged_from_the_recycle_bin_is_found_by_the_run_that_reads_everything() {
+    // GIVEN a linked Contact deleted and purged while the sync did not run
+    let h = Harness::new().await;
+    let person = purged_contact(&h).await;
+
+    // WHEN the next run comes (full: its cursor is older than the recycle bin)
+    let reports = h.sync().await;
+
+    // THEN the link is disconnected and the deletion logged, as for any delete
+    assert_succeeded(&reports);
+    assert_eq!(reports[1].mode, RunMode::Full);
+    assert_deleted_in_crm(&h, &person).await;
+    // and the run after it does not log it again
+    assert_succeeded(&h.sync().await);
+    assert_eq!(h.log(LogCode::DeletedInCrm).await.len(), 1);
+}
+
+#[tokio::test]
+async fn through_the_planner_and_workers_a_purged_record_is_found_by_a_full_run() {
+    // GIVEN the same purged Contact
+    let h = Harness::new().await;
+    let person = purged_contact(&h).await;
+
+    // WHEN the Lambda deployment runs (full: its cursor is older than the recycle bin)
+    let out = h.lambda_sync(&h.ctx(), RunMode::Incremental).await;
+
+    // THEN the workers disconnect its link and log the deletion
+    assert!(out.closed.len() >= 2, "{:?}", out.closed.len());
+    assert_deleted_in_crm(&h, &person).await;
+}
+
+/// A PRM person deleted while the sync did not run, whose tombstone expired (31 days), and
+/// PRM cursors as old: no read returns it any more. Returns its Contact.
+async fn person_gone_for_good(h: &Harness) -> String {
+    let (con, person) = linked_contact(h).await;
+    h.prm.delete(Collection::People, &person);
+    h.prm.expire_tombstone(Collection::People, &person);
+    assert!(h.prm.get(Collection::People, &person).is_none());
+    age_cursor(h, "prm", 31).await;
+    con
+}
+
+#[tokio::test]
+async fn a_prm_record_whose_tombstone_expired_is_marked_deleted_by_the_run_that_reads_everything() {
+    // GIVEN a linked person deleted in the PRM, its tombstone expired
+    let h = Harness::new().await;
+    let con = person_gone_for_good(&h).await;
+
+    // WHEN the next run comes (full: its PRM cursor is older than the tombstones)
+    let reports = h.sync().await;
+
+    // THEN the Contact is kept and marked deleted, as for any PRM delete
+    assert_succeeded(&reports);
+    assert_eq!(reports[1].mode, RunMode::Full);
+    assert_eq!(
+        h.sf_str("Contact", &con, "PRM_Record_Status__c").as_deref(),
+        Some("Contact (Deleted)")
+    );
+    assert_eq!(h.log(LogCode::DeletedInPrm).await.len(), 1);
+}
+
+#[tokio::test]
+async fn through_the_planner_and_workers_an_expired_tombstone_is_marked_deleted_too() {
+    let h = Harness::new().await;
+    let con = person_gone_for_good(&h).await;
+    h.lambda_sync(&h.ctx(), RunMode::Incremental).await;
+    assert_eq!(
+        h.sf_str("Contact", &con, "PRM_Record_Status__c").as_deref(),
+        Some("Contact (Deleted)")
+    );
+    assert_eq!(h.log(LogCode::DeletedInPrm).await.len(), 1);
+}

@@ -459,7 +459,19 @@ async fn plan_locked(
     cp.prm.done = true;
     // The retry set and the people of newly linked organizations: references only.
     let full = cp.mode.reads_all();
-    let (crm_ids, prm_ids, pending_orgs) = extras(ctx, kind, full, &retries).await?;
+    let (mut crm_ids, mut prm_ids, pending_orgs) = extras(ctx, kind, full, &retries).await?;
+    if full && !dry_run {
+        // A run that read everything also looks for the linked records it did not see:
+        // the workers take those gone without a trace as deletes.
+        for (p, c) in ctx.store.linked_ids(kind).await? {
+            if !sender.queued_crm.contains(&c) {
+                crm_ids.push(c);
+            }
+            if prm.position(&p).is_none() {
+                prm_ids.push(p);
+            }
+        }
+    }
     let crm_ids: Vec<String> = crm_ids
         .into_iter()
         .filter(|c| sender.queued_crm.insert(c.clone()))

@@ -137,6 +137,10 @@ pub trait Links: Send + Sync {
     /// Number of links per state.
     async fn count_links(&self, object: ObjectKind) -> Result<BTreeMap<String, u64>, StoreError>;
 
+    /// The (PRM id, Salesforce Id) of every live (`linked`) link of `object`: what a run
+    /// that read everything checks for records gone without a trace.
+    async fn linked_ids(&self, object: ObjectKind) -> Result<Vec<(String, String)>, StoreError>;
+
     /// Marks a pair whose children (an organization's people) must be read on the next
     /// pass of their integration: it was just linked or resumed, and its people may not
     /// have changed since long ago.

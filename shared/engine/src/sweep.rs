@@ -530,6 +530,22 @@ impl Sweep<'_> {
         Ok(())
     }
 
+    /// The Salesforce Ids and PRM ids of live links this run's reads did not return (it
+    /// read everything): gone without a trace, or out of the read's scope.
+    async fn unseen_linked(&self) -> Result<(Vec<String>, Vec<String>), EngineError> {
+        let mut crm = Vec::new();
+        let mut prm = Vec::new();
+        for (p, c) in self.ctx.store.linked_ids(self.spec.kind).await? {
+            if !self.done_crm.contains(&c) {
+                crm.push(c);
+            }
+            if self.prm.position(&p).is_none() {
+                prm.push(p);
+            }
+        }
+        Ok((crm, prm))
+    }
+
     /// The last pass: links marked for a retry before the run that no pass touched, and
     /// links whose reference pointed at a record not linked then (a later page may have
     /// linked it). Then the held entries of references still unresolved are written.
@@ -560,8 +576,16 @@ impl Sweep<'_> {
                     .is_none_or(|p| !self.prm.taken[p as usize])
             })
             .collect();
+        // A run that read everything also looks for the linked Salesforce records it did
+        // not see: purged ones come back as deletes (their links are disconnected).
+        let (mut due_crm, mut due_prm) = (due_crm, due_prm);
+        if self.full && !self.dry_run {
+            let (crm, prm) = self.unseen_linked().await?;
+            due_crm.extend(crm);
+            due_prm.extend(prm);
+        }
         let (crm, prm) =
-            crate::context::fetch_by_ids(self.ctx, &self.spec, &due_crm, &due_prm).await?;
+            crate::context::fetch_or_gone(self.ctx, &self.spec, &due_crm, &due_prm).await?;
         if (!retry.is_empty() || !crm.is_empty() || !prm.is_empty())
             && !self
                 .pass(PassInput {

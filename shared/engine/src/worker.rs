@@ -24,7 +24,7 @@ use prmsync_mapping::{CrmRecord, Integration, LogCode, ObjectKind, PrmRecord};
 use serde_json::json;
 
 use crate::chunk::{Chunk, ChunkRecords};
-use crate::context::{entry, fetch_by_ids, SyncContext};
+use crate::context::{entry, fetch_by_ids, fetch_or_gone, SyncContext};
 use crate::error::EngineError;
 use crate::objects::ObjectSpec;
 use crate::pass::{run_pass, PassInput};
@@ -120,7 +120,7 @@ async fn records(
         chunk.attempt == 0 && delivery.receive_count <= 1 && Utc::now() - r.read_at <= overlap
     });
     let Some(ChunkRecords { crm, prm, read_at }) = fresh.cloned() else {
-        return Ok(fetch_by_ids(ctx, spec, &chunk.crm_ids, &chunk.prm_ids).await?);
+        return fetch_or_gone(ctx, spec, &chunk.crm_ids, &chunk.prm_ids).await;
     };
     // A record whose link was saved since it was read (this chunk ran before, or another
     // chunk synced it) is read again: its copy would look like a change back.
@@ -154,7 +154,7 @@ async fn records(
         .filter(|i| !have_prm.contains(i.as_str()))
         .cloned()
         .collect();
-    let (more_crm, more_prm) = fetch_by_ids(ctx, spec, &crm_ids, &prm_ids).await?;
+    let (more_crm, more_prm) = fetch_or_gone(ctx, spec, &crm_ids, &prm_ids).await?;
     Ok((
         crm.into_iter().chain(more_crm).collect(),
         prm.into_iter().chain(more_prm).collect(),

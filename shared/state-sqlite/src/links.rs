@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use prmsync_engine::store::{Link, Links, Rejections, StoreError};
+use prmsync_engine::store::{Link, LinkState, Links, Rejections, StoreError};
 use prmsync_mapping::ObjectKind;
 use rusqlite::{params, params_from_iter, Connection};
 
@@ -108,6 +108,24 @@ impl Links for SqliteStore {
                 })
                 .map_err(backend)?;
             rows.collect::<Result<BTreeMap<_, _>, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn linked_ids(&self, object: ObjectKind) -> Result<Vec<(String, String)>, StoreError> {
+        self.call("linked_ids", move |conn| {
+            let mut stmt = conn
+                .prepare(
+                    "SELECT prm_id, crm_id FROM links WHERE object = ?1 AND state = ?2 \
+                     ORDER BY prm_id",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![object.as_str(), LinkState::Linked.as_str()], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })
+                .map_err(backend)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
         })
         .await
     }
@@ -279,7 +297,6 @@ fn save_link_on(conn: &Connection, mut link: Link) -> Result<Link, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use prmsync_engine::store::LinkState;
 
     #[tokio::test]
     async fn links_are_found_by_either_id_and_locked_optimistically() {

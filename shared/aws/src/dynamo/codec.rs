@@ -256,6 +256,13 @@ pub(super) struct LinkStateOnly {
     pub(super) state: LinkState,
 }
 
+/// The two ids of a link item.
+#[derive(Debug, Deserialize)]
+pub(super) struct LinkIdsOnly {
+    pub(super) prm_id: String,
+    pub(super) crm_id: String,
+}
+
 /// The key of an item.
 #[derive(Debug, Deserialize)]
 pub(super) struct KeyOnly {

@@ -5,12 +5,12 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
-use prmsync_engine::store::{Link, Links, Rejections, StoreError};
+use prmsync_engine::store::{Link, LinkState, Links, Rejections, StoreError};
 use prmsync_mapping::ObjectKind;
 
 use super::codec::{
-    claim_pk, crm_key, decode, decode_into, key, link_pk, nv, sv, to_item, ClaimItem, LinkItem,
-    LinkStateOnly, PendingItem, RejectionItem, CHECK_LAYOUT,
+    claim_pk, crm_key, decode, decode_into, key, link_pk, nv, sv, to_item, ClaimItem, LinkIdsOnly,
+    LinkItem, LinkStateOnly, PendingItem, RejectionItem, CHECK_LAYOUT,
 };
 use super::{
     build_err, dedupe, is_condition_failure, parallel, query_index, DynamoStore, Item, Table,
@@ -275,6 +275,33 @@ impl Links for DynamoStore {
             *counts.entry(link.state.as_str().to_string()).or_insert(0) += 1;
         }
         Ok(counts)
+    }
+
+    async fn linked_ids(&self, object: ObjectKind) -> Result<Vec<(String, String)>, StoreError> {
+        // As count_links: a scan of the links (a run that read everything calls it once).
+        let prefix = format!("LINK#{}#", object.as_str());
+        let mut out = Vec::new();
+        let mut items = self
+            .client
+            .scan()
+            .table_name(&self.state_table)
+            .filter_expression("begins_with(pk, :prefix) AND sk = :sk AND #state = :linked")
+            .projection_expression("pk, sk, prm_id, crm_id")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":prefix", sv(&prefix))
+            .expression_attribute_values(":sk", sv("LINK"))
+            .expression_attribute_values(":linked", sv(LinkState::Linked.as_str()))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send();
+        while let Some(item) = items.next().await {
+            let item = item.map_err(|e| self.aws(Table::State, "Scan", e))?;
+            let ids: LinkIdsOnly = decode(&self.state_table, item, "link", CHECK_LAYOUT)?;
+            out.push((ids.prm_id, ids.crm_id));
+        }
+        out.sort();
+        Ok(out)
     }
 
     async fn mark_children_pending(

@@ -472,3 +472,39 @@ pub async fn rejections(store: &dyn Store) {
         "no ids: empty map"
     );
 }
+
+/// The ids of live links: every linked one, none in another state.
+pub async fn linked_ids(store: &dyn Store) {
+    let person = ObjectKind::Person;
+    store
+        .save_link(&full_link(person, "ids_a", "003IDA"))
+        .await
+        .expect("save a");
+    store
+        .save_link(&full_link(person, "ids_b", "003IDB"))
+        .await
+        .expect("save b");
+    let mut gone = full_link(person, "ids_c", "003IDC");
+    gone.state = LinkState::Disconnected;
+    store.save_link(&gone).await.expect("save c");
+    let ids = store.linked_ids(person).await.expect("linked ids");
+    for want in [("ids_a", "003IDA"), ("ids_b", "003IDB")] {
+        assert!(
+            ids.iter().any(|(p, c)| (p.as_str(), c.as_str()) == want),
+            "{want:?} in {ids:?}"
+        );
+    }
+    assert!(
+        !ids.iter().any(|(p, _)| p == "ids_c"),
+        "a disconnected link is not live: {ids:?}"
+    );
+    assert!(
+        !store
+            .linked_ids(ObjectKind::Deal)
+            .await
+            .expect("deal ids")
+            .iter()
+            .any(|(p, _)| p.starts_with("ids_")),
+        "only the object asked for"
+    );
+}

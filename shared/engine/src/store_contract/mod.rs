@@ -24,7 +24,7 @@ use chrono::{DateTime, Duration, DurationRound, Utc};
 
 use crate::store::Store;
 
-pub use links::{children_pending, links, links_in_batches, rejections};
+pub use links::{children_pending, linked_ids, links, links_in_batches, rejections};
 pub use log::log;
 pub use runs::{checkpoints, cursors, run_chunks, runs, take_checkpoint};
 pub use state::{api_hold, leases, pauses, retry_set};
@@ -34,6 +34,7 @@ pub async fn all(store: &dyn Store) {
     links(store).await;
     links_in_batches(store).await;
     children_pending(store).await;
+    linked_ids(store).await;
     cursors(store).await;
     checkpoints(store).await;
     leases(store).await;

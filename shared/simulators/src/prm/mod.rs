@@ -245,6 +245,12 @@ impl PrmSim {
         let _ = self.with_store(|s| s.delete(collection, id));
     }
 
+    /// Removes a record's tombstone, as the PRM does 30 days after the delete: the record
+    /// is gone from every read. A live record is left alone.
+    pub fn expire_tombstone(&self, collection: Collection, id: &str) {
+        self.with_store(|s| s.expire_tombstone(collection, id));
+    }
+
     /// A record, tombstones included.
     pub fn get(&self, collection: Collection, id: &str) -> Option<Value> {
         self.with_store(|s| s.get(collection, id).map(|r| Value::Object(r.data.clone())))

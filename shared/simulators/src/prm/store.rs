@@ -497,6 +497,16 @@ impl Store {
     }
 
     /// `DELETE`: makes the record a tombstone. Deleting a tombstone changes nothing.
+    /// Removes a tombstone for good, as the PRM does 30 days after a delete: no read
+    /// returns the record any more, not even as deleted. A live record is left alone.
+    pub fn expire_tombstone(&mut self, c: Collection, id: &str) {
+        let table = self.table_mut(c);
+        if let Some(rec) = table.records.get(id).filter(|r| r.is_deleted()).cloned() {
+            table.unindex_record(id, &rec);
+            table.records.remove(id);
+        }
+    }
+
     pub fn delete(&mut self, c: Collection, id: &str) -> Result<(), SimError> {
         let existing = self
             .get(c, id)
