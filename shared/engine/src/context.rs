@@ -2,14 +2,12 @@
 //! modes, and the reads several use cases share (records by id, the people of newly
 //! linked organizations, the API reserve).
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::{Duration, Utc};
 use prmsync_mapping::{CrmRecord, Integration, LogCode, MappingConfig, ObjectKind, PrmRecord};
 use serde_json::Value;
 
-use crate::error::EngineError;
 use crate::objects::ObjectSpec;
 use crate::ports::{Crm, PortError, Prm};
 use crate::store::{LogEntry, Store};
@@ -86,74 +84,6 @@ pub(crate) async fn fetch_by_ids(
         ctx.prm.fetch(spec.prm_collection(), prm_ids).await?
     };
     Ok((crm, prm))
-}
-
-/// [`fetch_by_ids`], and for each linked record the read did not return at all a deleted
-/// one, so that its link follows the delete as for any other instead of waiting forever:
-/// a Salesforce record purged from the recycle bin (15 days, or emptied by hand), a PRM
-/// record whose tombstone expired (30 days).
-pub(crate) async fn fetch_or_gone(
-    ctx: &SyncContext,
-    spec: &ObjectSpec,
-    crm_ids: &[String],
-    prm_ids: &[String],
-) -> Result<(Vec<CrmRecord>, Vec<PrmRecord>), EngineError> {
-    let (mut crm, mut prm) = fetch_by_ids(ctx, spec, crm_ids, prm_ids).await?;
-    let missing = |asked: &[String], found: HashSet<&str>| -> Vec<String> {
-        asked
-            .iter()
-            .filter(|i| !found.contains(i.as_str()))
-            .cloned()
-            .collect()
-    };
-    let missing_crm = missing(crm_ids, crm.iter().map(|r| r.id.as_str()).collect());
-    let missing_prm = missing(prm_ids, prm.iter().map(|r| r.id.as_str()).collect());
-    if missing_crm.is_empty() && missing_prm.is_empty() {
-        return Ok((crm, prm));
-    }
-    let links = ctx
-        .store
-        .find_links(spec.kind, &missing_crm, &missing_prm)
-        .await?;
-    for l in links
-        .iter()
-        .filter(|l| l.state == crate::store::LinkState::Linked)
-    {
-        if missing_crm.contains(&l.crm_id) {
-            crm.push(purged_record(&l.crm_id));
-        }
-        if missing_prm.contains(&l.prm_id) {
-            prm.push(expired_tombstone(l));
-        }
-    }
-    Ok((crm, prm))
-}
-
-/// A PRM record of `link` that no read returns any more: deleted, its tombstone expired.
-/// A version past the link's, so it is not taken for a stale read. No I/O.
-pub fn expired_tombstone(link: &crate::store::Link) -> PrmRecord {
-    PrmRecord {
-        id: link.prm_id.clone(),
-        version: link.prm_version.unwrap_or(0) + 1,
-        updated_at: Utc::now(),
-        deleted: true,
-        crm_id: Some(link.crm_id.clone()),
-        fields: prmsync_mapping::Fields::new(),
-    }
-}
-
-/// A Salesforce record that no read returns any more: deleted, its delete no longer
-/// visible. No I/O.
-pub fn purged_record(id: &str) -> CrmRecord {
-    let mut fields = prmsync_mapping::Fields::new();
-    fields.insert("Id".into(), serde_json::json!(id));
-    CrmRecord {
-        id: id.to_string(),
-        fields,
-        modstamp: None,
-        deleted: true,
-        master_id: None,
-    }
 }
 
 /// The people of organizations linked since the last people run (`pending`, as (PRM id,

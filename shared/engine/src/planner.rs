@@ -463,14 +463,16 @@ async fn plan_locked(
     if full && !dry_run {
         // A run that read everything also looks for the linked records it did not see:
         // the workers take those gone without a trace as deletes.
-        for (p, c) in ctx.store.linked_ids(kind).await? {
-            if !sender.queued_crm.contains(&c) {
-                crm_ids.push(c);
-            }
-            if prm.position(&p).is_none() {
-                prm_ids.push(p);
-            }
-        }
+        let (crm, prm_gone) = crate::pass::gone::unseen_links(
+            ctx,
+            kind,
+            cp.started_at,
+            |c| sender.queued_crm.contains(c),
+            |p| prm.position(p).is_some(),
+        )
+        .await?;
+        crm_ids.extend(crm);
+        prm_ids.extend(prm_gone);
     }
     let crm_ids: Vec<String> = crm_ids
         .into_iter()

@@ -137,9 +137,14 @@ pub trait Links: Send + Sync {
     /// Number of links per state.
     async fn count_links(&self, object: ObjectKind) -> Result<BTreeMap<String, u64>, StoreError>;
 
-    /// The (PRM id, Salesforce Id) of every live (`linked`) link of `object`: what a run
-    /// that read everything checks for records gone without a trace.
-    async fn linked_ids(&self, object: ObjectKind) -> Result<Vec<(String, String)>, StoreError>;
+    /// The (PRM id, Salesforce Id) of every live (`linked`) link of `object` not saved since
+    /// `untouched_since`: what a run that read everything checks for records gone without
+    /// a trace (a link the run saved had its records in hand).
+    async fn linked_ids(
+        &self,
+        object: ObjectKind,
+        untouched_since: DateTime<Utc>,
+    ) -> Result<Vec<(String, String)>, StoreError>;
 
     /// Marks a pair whose children (an organization's people) must be read on the next
     /// pass of their integration: it was just linked or resumed, and its people may not

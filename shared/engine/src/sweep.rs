@@ -73,6 +73,8 @@ struct Sweep<'a> {
     dry_run: bool,
     /// Planning for the mass-change breaker: no log entry is written either.
     quiet: bool,
+    /// When the sweep began: links saved since had their records in hand.
+    started: DateTime<Utc>,
     /// Salesforce pages the breaker read ahead: taken from here, not read again.
     ahead: Cow<'a, ReadAhead>,
     full: bool,
@@ -196,6 +198,7 @@ async fn sweep_with<'a>(
         run_id,
         dry_run,
         quiet: writes == SweepWrites::PlanOnly,
+        started: Utc::now(),
         ahead,
         full: window.mode.reads_all(),
         prm,
@@ -530,20 +533,17 @@ impl Sweep<'_> {
         Ok(())
     }
 
-    /// The Salesforce Ids and PRM ids of live links this run's reads did not return (it
+    /// The Salesforce Ids and PRM ids of live links this run neither read nor saved (it
     /// read everything): gone without a trace, or out of the read's scope.
     async fn unseen_linked(&self) -> Result<(Vec<String>, Vec<String>), EngineError> {
-        let mut crm = Vec::new();
-        let mut prm = Vec::new();
-        for (p, c) in self.ctx.store.linked_ids(self.spec.kind).await? {
-            if !self.done_crm.contains(&c) {
-                crm.push(c);
-            }
-            if self.prm.position(&p).is_none() {
-                prm.push(p);
-            }
-        }
-        Ok((crm, prm))
+        Ok(crate::pass::gone::unseen_links(
+            self.ctx,
+            self.spec.kind,
+            self.started,
+            |c| self.done_crm.contains(c),
+            |p| self.prm.position(p).is_some(),
+        )
+        .await?)
     }
 
     /// The last pass: links marked for a retry before the run that no pass touched, and
@@ -585,7 +585,7 @@ impl Sweep<'_> {
             due_prm.extend(prm);
         }
         let (crm, prm) =
-            crate::context::fetch_or_gone(self.ctx, &self.spec, &due_crm, &due_prm).await?;
+            crate::pass::gone::fetch_or_gone(self.ctx, &self.spec, &due_crm, &due_prm).await?;
         if (!retry.is_empty() || !crm.is_empty() || !prm.is_empty())
             && !self
                 .pass(PassInput {

@@ -24,9 +24,10 @@ use prmsync_mapping::{CrmRecord, Integration, LogCode, ObjectKind, PrmRecord};
 use serde_json::json;
 
 use crate::chunk::{Chunk, ChunkRecords};
-use crate::context::{entry, fetch_by_ids, fetch_or_gone, SyncContext};
+use crate::context::{entry, fetch_by_ids, SyncContext};
 use crate::error::EngineError;
 use crate::objects::ObjectSpec;
+use crate::pass::gone::fetch_or_gone;
 use crate::pass::{run_pass, PassInput};
 use crate::ports::{FailureClass, Queue};
 use crate::report::Counts;
@@ -120,7 +121,7 @@ async fn records(
         chunk.attempt == 0 && delivery.receive_count <= 1 && Utc::now() - r.read_at <= overlap
     });
     let Some(ChunkRecords { crm, prm, read_at }) = fresh.cloned() else {
-        return fetch_or_gone(ctx, spec, &chunk.crm_ids, &chunk.prm_ids).await;
+        return Ok(fetch_or_gone(ctx, spec, &chunk.crm_ids, &chunk.prm_ids).await?);
     };
     // A record whose link was saved since it was read (this chunk ran before, or another
     // chunk synced it) is read again: its copy would look like a change back.

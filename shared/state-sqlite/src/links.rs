@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use prmsync_engine::store::{Link, LinkState, Links, Rejections, StoreError};
 use prmsync_mapping::ObjectKind;
 use rusqlite::{params, params_from_iter, Connection};
@@ -112,18 +113,24 @@ impl Links for SqliteStore {
         .await
     }
 
-    async fn linked_ids(&self, object: ObjectKind) -> Result<Vec<(String, String)>, StoreError> {
+    async fn linked_ids(
+        &self,
+        object: ObjectKind,
+        untouched_since: DateTime<Utc>,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let since = ts(untouched_since);
         self.call("linked_ids", move |conn| {
             let mut stmt = conn
                 .prepare(
                     "SELECT prm_id, crm_id FROM links WHERE object = ?1 AND state = ?2 \
-                     ORDER BY prm_id",
+                     AND updated_at < ?3 ORDER BY prm_id",
                 )
                 .map_err(backend)?;
             let rows = stmt
-                .query_map(params![object.as_str(), LinkState::Linked.as_str()], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-                })
+                .query_map(
+                    params![object.as_str(), LinkState::Linked.as_str(), since],
+                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+                )
                 .map_err(backend)?;
             rows.collect::<Result<Vec<_>, _>>().map_err(backend)
         })

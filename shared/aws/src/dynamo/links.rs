@@ -5,12 +5,13 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
+use chrono::{DateTime, Utc};
 use prmsync_engine::store::{Link, LinkState, Links, Rejections, StoreError};
 use prmsync_mapping::ObjectKind;
 
 use super::codec::{
-    claim_pk, crm_key, decode, decode_into, key, link_pk, nv, sv, to_item, ClaimItem, LinkIdsOnly,
-    LinkItem, LinkStateOnly, PendingItem, RejectionItem, CHECK_LAYOUT,
+    claim_pk, crm_key, decode, decode_into, key, link_pk, nv, sv, to_item, ts, ClaimItem,
+    LinkIdsOnly, LinkItem, LinkStateOnly, PendingItem, RejectionItem, CHECK_LAYOUT,
 };
 use super::{
     build_err, dedupe, is_condition_failure, parallel, query_index, DynamoStore, Item, Table,
@@ -277,7 +278,11 @@ impl Links for DynamoStore {
         Ok(counts)
     }
 
-    async fn linked_ids(&self, object: ObjectKind) -> Result<Vec<(String, String)>, StoreError> {
+    async fn linked_ids(
+        &self,
+        object: ObjectKind,
+        untouched_since: DateTime<Utc>,
+    ) -> Result<Vec<(String, String)>, StoreError> {
         // As count_links: a scan of the links (a run that read everything calls it once).
         let prefix = format!("LINK#{}#", object.as_str());
         let mut out = Vec::new();
@@ -285,12 +290,15 @@ impl Links for DynamoStore {
             .client
             .scan()
             .table_name(&self.state_table)
-            .filter_expression("begins_with(pk, :prefix) AND sk = :sk AND #state = :linked")
+            .filter_expression(
+                "begins_with(pk, :prefix) AND sk = :sk AND #state = :linked AND updated_at < :since",
+            )
             .projection_expression("pk, sk, prm_id, crm_id")
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":prefix", sv(&prefix))
             .expression_attribute_values(":sk", sv("LINK"))
             .expression_attribute_values(":linked", sv(LinkState::Linked.as_str()))
+            .expression_attribute_values(":since", sv(&ts(untouched_since)))
             .consistent_read(true)
             .into_paginator()
             .items()

@@ -487,7 +487,8 @@ pub async fn linked_ids(store: &dyn Store) {
     let mut gone = full_link(person, "ids_c", "003IDC");
     gone.state = LinkState::Disconnected;
     store.save_link(&gone).await.expect("save c");
-    let ids = store.linked_ids(person).await.expect("linked ids");
+    let later = Utc::now() + Duration::seconds(5);
+    let ids = store.linked_ids(person, later).await.expect("linked ids");
     for want in [("ids_a", "003IDA"), ("ids_b", "003IDB")] {
         assert!(
             ids.iter().any(|(p, c)| (p.as_str(), c.as_str()) == want),
@@ -498,9 +499,19 @@ pub async fn linked_ids(store: &dyn Store) {
         !ids.iter().any(|(p, _)| p == "ids_c"),
         "a disconnected link is not live: {ids:?}"
     );
+    let before = Utc::now() - Duration::hours(1);
     assert!(
         !store
-            .linked_ids(ObjectKind::Deal)
+            .linked_ids(person, before)
+            .await
+            .expect("untouched ids")
+            .iter()
+            .any(|(p, _)| p.starts_with("ids_")),
+        "links saved since the time asked for are left out"
+    );
+    assert!(
+        !store
+            .linked_ids(ObjectKind::Deal, later)
             .await
             .expect("deal ids")
             .iter()
