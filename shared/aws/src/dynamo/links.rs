@@ -298,7 +298,7 @@ impl Links for DynamoStore {
             .expression_attribute_values(":prefix", sv(&prefix))
             .expression_attribute_values(":sk", sv("LINK"))
             .expression_attribute_values(":linked", sv(LinkState::Linked.as_str()))
-            .expression_attribute_values(":since", sv(&ts(untouched_since)))
+            .expression_attribute_values(":since", sv(ts(untouched_since)))
             .consistent_read(true)
             .into_paginator()
             .items()
