@@ -4,9 +4,9 @@
 //! A run that reads everything looks up the live links whose records it did not see
 //! ([`unseen_links`]); a read by id of linked records that does not return one takes it as
 //! deleted ([`fetch_or_gone`]), so its link follows the delete as for any other instead of
-//! waiting forever; a pass of a run that reads everything holding one record of a live
-//! link reads the other the same way (`Pass::read_gone_sides`). Both deployments use
-//! all three.
+//! waiting forever. A pass of such a run holding one record of a live link reads the other
+//! the same way (`Pass::read_other_sides`, which also reads the record a mapping change
+//! needs). Both deployments use all three.
 
 use std::collections::HashSet;
 
@@ -102,5 +102,50 @@ pub fn purged_record(id: &str) -> CrmRecord {
         modstamp: None,
         deleted: true,
         master_id: None,
+    }
+}
+
+impl super::Pass<'_> {
+    /// Reads, in one call per side, the record each pair lacks when `missing` names that
+    /// side, through [`fetch_or_gone`]. `keep_deleted`: a record read as deleted (or gone)
+    /// joins its pair, for the lifecycle phase to follow; otherwise it is left out (the
+    /// lifecycle phase is over).
+    pub(super) async fn read_other_sides(
+        &mut self,
+        pairs: &mut [super::WorkPair],
+        missing: impl Fn(&super::WorkPair) -> Option<prmsync_mapping::config::Side>,
+        keep_deleted: bool,
+    ) -> Result<(), PassError> {
+        use prmsync_mapping::config::Side;
+        let (mut crm_ids, mut prm_ids) = (Vec::new(), Vec::new());
+        for pair in pairs.iter() {
+            match missing(pair) {
+                Some(Side::Crm) => crm_ids.push(pair.link.crm_id.clone()),
+                Some(Side::Prm) => prm_ids.push(pair.link.prm_id.clone()),
+                None => {}
+            }
+        }
+        if crm_ids.is_empty() && prm_ids.is_empty() {
+            return Ok(());
+        }
+        let (crm, prm) = fetch_or_gone(self.ctx, &self.spec, &crm_ids, &prm_ids).await?;
+        let mut crm: std::collections::HashMap<String, CrmRecord> = crm
+            .into_iter()
+            .filter(|r| keep_deleted || !r.deleted)
+            .map(|r| (r.id.clone(), r))
+            .collect();
+        let mut prm: std::collections::HashMap<String, PrmRecord> = prm
+            .into_iter()
+            .filter(|r| keep_deleted || !r.deleted)
+            .map(|r| (r.id.clone(), r))
+            .collect();
+        for pair in pairs.iter_mut() {
+            match missing(pair) {
+                Some(Side::Crm) => pair.crm = crm.remove(&pair.link.crm_id),
+                Some(Side::Prm) => pair.prm = prm.remove(&pair.link.prm_id),
+                None => {}
+            }
+        }
+        Ok(())
     }
 }

@@ -172,41 +172,6 @@ struct Pass<'a> {
 }
 
 impl<'a> Pass<'a> {
-    /// The other record of each live pair that holds one, read by id; a record no read
-    /// returns comes back deleted ([`gone::fetch_or_gone`]).
-    async fn read_gone_sides(&mut self, pairs: &mut [WorkPair]) -> Result<(), PassError> {
-        let live = |p: &&WorkPair| p.link.state == crate::store::LinkState::Linked;
-        let crm_ids: Vec<String> = pairs
-            .iter()
-            .filter(live)
-            .filter(|p| p.crm.is_none() && p.prm.is_some())
-            .map(|p| p.link.crm_id.clone())
-            .collect();
-        let prm_ids: Vec<String> = pairs
-            .iter()
-            .filter(live)
-            .filter(|p| p.prm.is_none() && p.crm.is_some())
-            .map(|p| p.link.prm_id.clone())
-            .collect();
-        if crm_ids.is_empty() && prm_ids.is_empty() {
-            return Ok(());
-        }
-        let (crm, prm) = gone::fetch_or_gone(self.ctx, &self.spec, &crm_ids, &prm_ids).await?;
-        let mut crm: HashMap<String, CrmRecord> =
-            crm.into_iter().map(|r| (r.id.clone(), r)).collect();
-        let mut prm: HashMap<String, PrmRecord> =
-            prm.into_iter().map(|r| (r.id.clone(), r)).collect();
-        for pair in pairs.iter_mut() {
-            if pair.crm.is_none() && pair.prm.is_some() {
-                pair.crm = crm.remove(&pair.link.crm_id);
-            }
-            if pair.prm.is_none() && pair.crm.is_some() {
-                pair.prm = prm.remove(&pair.link.prm_id);
-            }
-        }
-        Ok(())
-    }
-
     /// The phases of a pass, in the order that converges after a crash between any two.
     async fn run(&mut self, input: PassInput) -> Result<(), PassError> {
         let PassInput {
@@ -226,7 +191,17 @@ impl<'a> Pass<'a> {
         // A run that reads everything holding one record of a live link: the other is
         // gone without a trace, or out of the read's scope (gone.rs).
         if full {
-            self.read_gone_sides(&mut pairs).await?;
+            let live = |p: &WorkPair| p.link.state == crate::store::LinkState::Linked;
+            self.read_other_sides(
+                &mut pairs,
+                |p| match (&p.crm, &p.prm) {
+                    (None, Some(_)) if live(p) => Some(prmsync_mapping::config::Side::Crm),
+                    (Some(_), None) if live(p) => Some(prmsync_mapping::config::Side::Prm),
+                    _ => None,
+                },
+                true,
+            )
+            .await?;
         }
         // Lifecycle: deletes, merges and unflagging of linked records (lifecycle.rs). A
         // link that followed a merge takes the master's record if this pass read it.

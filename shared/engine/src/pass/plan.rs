@@ -8,7 +8,7 @@
 //! [`plan_pair`] decides, without any I/O; `Pass::plan_work_pair` applies its plan to the
 //! pair in work and logs what it found.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use prmsync_mapping::config::{MappingConfig, Side};
@@ -21,7 +21,6 @@ use serde_json::{json, Value};
 use super::pair::pair_versions_of;
 use super::references::OrgLinks;
 use super::{Pass, PassError, WorkPair};
-use crate::context::fetch_by_ids;
 use crate::objects::{keys, ObjectSpec};
 use crate::store::{Link, LinkState};
 
@@ -425,7 +424,20 @@ impl<'a> Pass<'a> {
                 .rejected_versions(self.spec.kind, "link", &pair_ids)
                 .await?
         };
-        self.read_unsettled_sides(pairs).await?;
+        // A field this link never settled is settled from both sides: the record not in
+        // hand is read first ([`side_to_read`]); one found deleted is left out, and the
+        // pair's unsettled fields wait.
+        let spec = self.spec.clone();
+        self.read_other_sides(
+            pairs,
+            |p| {
+                (!p.marks_deleted)
+                    .then(|| side_to_read(&spec, &p.link, p.crm.as_ref(), p.prm.as_ref()))
+                    .flatten()
+            },
+            false,
+        )
+        .await?;
         for pair in pairs.iter_mut() {
             if pair.created.is_none()
                 && rejected_pairs.get(&pair.link.prm_id) == Some(&pair_versions_of(pair))
@@ -433,43 +445,6 @@ impl<'a> Pass<'a> {
                 continue;
             }
             self.plan_work_pair(pair);
-        }
-        Ok(())
-    }
-
-    /// Reads, in one call per side, the other record of the pairs that hold one side and
-    /// have a field to settle ([`side_to_read`]). A record found deleted is left out: its
-    /// pair's unsettled fields wait.
-    async fn read_unsettled_sides(&mut self, pairs: &mut [WorkPair]) -> Result<(), PassError> {
-        let (mut crm_ids, mut prm_ids) = (Vec::new(), Vec::new());
-        for pair in pairs.iter().filter(|p| !p.marks_deleted) {
-            match side_to_read(&self.spec, &pair.link, pair.crm.as_ref(), pair.prm.as_ref()) {
-                Some(Side::Crm) => crm_ids.push(pair.link.crm_id.clone()),
-                Some(Side::Prm) => prm_ids.push(pair.link.prm_id.clone()),
-                None => {}
-            }
-        }
-        if crm_ids.is_empty() && prm_ids.is_empty() {
-            return Ok(());
-        }
-        let (crm, prm) = fetch_by_ids(self.ctx, &self.spec, &crm_ids, &prm_ids).await?;
-        let mut crm: HashMap<String, CrmRecord> = crm
-            .into_iter()
-            .filter(|r| !r.deleted)
-            .map(|r| (r.id.clone(), r))
-            .collect();
-        let mut prm: HashMap<String, PrmRecord> = prm
-            .into_iter()
-            .filter(|r| !r.deleted)
-            .map(|r| (r.id.clone(), r))
-            .collect();
-        for pair in pairs.iter_mut() {
-            if pair.crm.is_none() {
-                pair.crm = crm.remove(&pair.link.crm_id);
-            }
-            if pair.prm.is_none() {
-                pair.prm = prm.remove(&pair.link.prm_id);
-            }
         }
         Ok(())
     }
