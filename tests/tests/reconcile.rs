@@ -8,92 +8,14 @@
 mod common;
 
 use chrono::{DateTime, Duration, Utc};
+use common::drift::*;
 use common::*;
 use prmsync_engine::frame::READ_ALL_MARK;
 use prmsync_engine::reconcile::scheduled_mode;
 use prmsync_engine::store::{Cursors, Runs};
-use prmsync_engine::{run_integration, RunMode, RunOptions, RunReport};
+use prmsync_engine::RunMode;
 use prmsync_mapping::{Integration, Level, LogCode, MappingConfig};
 use prmsync_simulators::prm::Collection;
-use serde_json::json;
-
-const BOTH: [Integration; 2] = [Integration::Organizations, Integration::People];
-
-/// Two linked Accounts with a Contact each, past the overlap window of the cursors.
-struct Linked {
-    /// The Account and Contact whose values change silently in Salesforce.
-    acc_a: String,
-    con_a: String,
-    /// The PRM organization and person that change late in the PRM.
-    org_b: String,
-    person_b: String,
-    acc_b: String,
-    con_b: String,
-    org_a: String,
-    person_a: String,
-}
-
-async fn linked(h: &Harness) -> Linked {
-    let acc_a = h.account(
-        "Contoso",
-        Some("Active Partner"),
-        json!({"Phone": "+1 555 0100"}),
-    );
-    let acc_b = h.account(
-        "Fabrikam",
-        Some("Active Partner"),
-        json!({"Phone": "+1 555 0200"}),
-    );
-    let acc_z = h.account(
-        "Northwind",
-        Some("Active Partner"),
-        json!({"Phone": "+1 555 0300"}),
-    );
-    let con_a = h.contact(&acc_a, "Ada", "Lovelace", "ada@contoso.example");
-    let con_b = h.contact(&acc_b, "Bob", "Builder", "bob@fabrikam.example");
-    let con_z = h.contact(&acc_z, "Zed", "Zero", "zed@northwind.example");
-    assert_succeeded(&h.sync().await);
-    // The echoes of the first run's writes, then an hour later an ordinary change read
-    // by an incremental run: the cursors are now well past the linked records.
-    assert_succeeded(&h.sync().await);
-    h.sf.advance_clock(Duration::hours(1));
-    h.sf.update("Account", &acc_z, obj(json!({"Phone": "+1 555 0301"})));
-    h.sf.update("Contact", &con_z, obj(json!({"Title": "Buyer"})));
-    assert_succeeded(&h.sync().await);
-    let org = |acc: &str| h.sf_str("Account", acc, "PRM_Id__c").unwrap();
-    let person = |con: &str| h.sf_str("Contact", con, "PRM_Id__c").unwrap();
-    Linked {
-        org_a: org(&acc_a),
-        org_b: org(&acc_b),
-        person_a: person(&con_a),
-        person_b: person(&con_b),
-        acc_a,
-        acc_b,
-        con_a,
-        con_b,
-    }
-}
-
-/// The drift the cursors miss: a Salesforce change of each object that does not move
-/// SystemModstamp, and a PRM change of each object committed with an `updated_at` an hour
-/// old.
-fn drift(h: &Harness, l: &Linked) {
-    h.sf.update_silently("Account", &l.acc_a, obj(json!({"Phone": "+1 555 0199"})));
-    h.sf.update_silently("Contact", &l.con_a, obj(json!({"Title": "Countess"})));
-    let late = Utc::now() - Duration::hours(1);
-    h.prm.update_late(
-        Collection::Organizations,
-        &l.org_b,
-        json!({"phone": "+1 555 0299"}),
-        late,
-    );
-    h.prm.update_late(
-        Collection::People,
-        &l.person_b,
-        json!({"title": "Foreman"}),
-        late,
-    );
-}
 
 /// Nothing of the drift has reached the other side.
 fn assert_not_repaired(h: &Harness, l: &Linked) {
@@ -143,20 +65,6 @@ async fn marks(h: &Harness) -> Vec<Option<DateTime<Utc>>> {
     let mut out = Vec::new();
     for i in BOTH {
         out.push(h.store.cursor(i, READ_ALL_MARK).await.unwrap());
-    }
-    out
-}
-
-async fn reconcile(h: &Harness, dry_run: bool) -> Vec<RunReport> {
-    let mut out = Vec::new();
-    for i in BOTH {
-        let options = RunOptions {
-            mode: RunMode::Reconcile,
-            dry_run,
-            run_id: None,
-            allow_mass_change: false,
-        };
-        out.push(run_integration(&h.ctx(), i, options).await);
     }
     out
 }
@@ -417,76 +325,4 @@ async fn a_scheduled_run_reconciles_a_day_after_the_last_run_that_read_everythin
             .unwrap();
         assert_eq!(scheduled_mode(&off, i).await.unwrap(), RunMode::Incremental);
     }
-}
-
-/// The JSON log lines of a run, as the Lambda functions print them.
-#[derive(Clone, Default)]
-struct Lines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Lines {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Lines {
-    type Writer = Lines;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
-impl Lines {
-    fn json(&self) -> Vec<serde_json::Value> {
-        String::from_utf8(self.0.lock().unwrap().clone())
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-}
-
-#[tokio::test]
-async fn the_json_log_lines_of_a_reconcile_carry_its_drift_per_object() {
-    // GIVEN drift the incremental runs missed, and the Lambda's JSON log lines
-    let h = Harness::new().await;
-    let l = linked(&h).await;
-    drift(&h, &l);
-    let lines = Lines::default();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_current_span(false)
-        .with_span_list(false)
-        .with_writer(lines.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-
-    // WHEN a reconcile runs
-    assert_succeeded(&reconcile(&h, false).await);
-
-    // THEN its end, per object, is a run_finished line and a reconcile_drift line with the
-    // drift as a field of its own
-    let json = lines.json();
-    for i in BOTH {
-        for (code, level) in [("run_finished", "INFO"), ("reconcile_drift", "WARN")] {
-            let line = json
-                .iter()
-                .find(|j| j["code"] == code && j["integration"] == i.as_str())
-                .unwrap_or_else(|| panic!("no {code} line for {i}: {json:?}"));
-            assert_eq!(line["drift"], 2, "{line}");
-            assert_eq!(line["level"], level, "{line}");
-        }
-    }
-    // AND the lines of other entries carry no drift
-    assert!(json
-        .iter()
-        .filter(|j| j["code"] == "run_started")
-        .all(|j| j.get("drift").is_none()));
 }

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod aws;
+pub mod drift;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -586,28 +586,18 @@ impl Store {
 
     /// Updates without validation; bumps the stamps. `false` when the record is unknown.
     pub fn update_raw(&mut self, object: &str, id: &str, fields: Record) -> bool {
-        let Some(obj) = self.schema.object(object) else {
-            return false;
-        };
-        let Some(pos) = self.tables.get(&obj.name).and_then(|t| t.pos(id)) else {
-            return false;
-        };
-        let changes = fields
-            .into_iter()
-            .map(|(k, v)| match obj.field(&k) {
-                Some(def) => (def.name.clone(), normalize_raw(def, v)),
-                None => (k, v),
-            })
-            .collect();
-        let name = obj.name.clone();
-        self.write_row(&name, pos, changes);
-        true
+        self.update_unchecked(object, id, fields, true)
     }
 
     /// Updates without validation and without moving LastModifiedDate or SystemModstamp,
     /// as a formula field's value changes when a field it reads does. `false` when the
     /// record is unknown.
     pub fn update_silently(&mut self, object: &str, id: &str, fields: Record) -> bool {
+        self.update_unchecked(object, id, fields, false)
+    }
+
+    /// [`update_raw`](Self::update_raw), the stamps moved or not.
+    fn update_unchecked(&mut self, object: &str, id: &str, fields: Record, stamped: bool) -> bool {
         let Some(obj) = self.schema.object(object) else {
             return false;
         };
@@ -622,7 +612,8 @@ impl Store {
             })
             .collect();
         let name = obj.name.clone();
-        self.write_row_stamped(&name, pos, changes, None);
+        let stamp = stamped.then(|| self.stamp());
+        self.write_row_stamped(&name, pos, changes, stamp);
         true
     }
 
