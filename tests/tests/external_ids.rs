@@ -90,7 +90,7 @@ async fn the_lambda_planner_stops_on_a_case_insensitive_prm_id_field_and_queues_
     let accounts_before = h.sf_records("Account");
     let orgs_before = h.prm.list(Collection::Organizations);
     let queue = Arc::new(ListQueue::default());
-    let deps = h.deps(queue.clone(), None);
+    let deps = h.deps(queue.clone());
 
     // WHEN the full-sync function plans the first run
     let err = full_sync::handle(&deps, json!({"integration": "organizations"}))

@@ -1,5 +1,6 @@
 //! The Lambda handlers with real event shapes: scheduled and manual invocations, an SQS
-//! batch with a malformed body and a duplicate, and webhooks with good and bad signatures.
+//! batch with a malformed body and a duplicate;
+//! the webhook has its own tests (`webhook.rs`).
 //! The state is SQLite and the queue a list here; the DynamoDB and SQS adapters have their
 //! own tests against moto.
 
@@ -7,21 +8,16 @@ mod common;
 
 use std::sync::Arc;
 
-use aws_lambda_events::event::lambda_function_urls::LambdaFunctionUrlRequest;
 use aws_lambda_events::event::sqs::SqsEvent;
 use common::{Harness, ListQueue, Relaunches};
-use hmac::{Hmac, Mac};
 use prmsync_engine::chunk::Chunk;
 use prmsync_engine::planner::{plan_run, InvocationLimit, PlanRequest, PlanStatus};
 use prmsync_engine::RunMode;
-use prmsync_lambda::handlers::{deal_import, full_sync, prm_webhook, sync_worker};
+use prmsync_lambda::handlers::{deal_import, full_sync, sync_worker};
 use prmsync_lambda::Deps;
 use prmsync_mapping::{Integration, MappingConfig};
 use prmsync_simulators::prm::Collection;
 use serde_json::{json, Value};
-use sha2::Sha256;
-
-const WEBHOOK_SECRET: &str = "whsec-test";
 
 /// The harness, its Salesforce client reading queries in pages of `batch` records, with an
 /// Account and its Contact in Salesforce and an organization in the PRM; and the functions'
@@ -33,7 +29,7 @@ async fn seeded(batch: u32) -> (Harness, Arc<ListQueue>, Deps) {
     h.contact(&acc, "Wanda", "Worker", "w@queued.example");
     h.org("partner", "active", "From PRM");
     let queue = Arc::new(ListQueue::default());
-    let deps = h.deps(queue.clone(), Some(WEBHOOK_SECRET));
+    let deps = h.deps(queue.clone());
     (h, queue, deps)
 }
 
@@ -199,60 +195,6 @@ async fn manual_payloads_dry_run_and_bad_input() {
     assert!(deal_import::handle(&deps, json!({"integration": "people"}))
         .await
         .is_err());
-}
-
-fn webhook(body: &str, signature: Option<String>) -> LambdaFunctionUrlRequest {
-    let mut raw: Value = serde_json::from_str(include_str!(
-        "../../shared/lambda/tests/fixtures/webhook.json"
-    ))
-    .unwrap();
-    raw["body"] = json!(body);
-    match signature {
-        Some(s) => raw["headers"]["x-prm-signature"] = json!(s),
-        None => {
-            raw["headers"]
-                .as_object_mut()
-                .unwrap()
-                .remove("x-prm-signature");
-        }
-    }
-    serde_json::from_value(raw).unwrap()
-}
-
-fn sign(secret: &str, body: &str) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(body.as_bytes());
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
-}
-
-#[tokio::test]
-async fn webhooks_are_queued_only_when_signed() {
-    let (_h, queue, deps) = seeded(2000).await;
-    let body = r#"{"event_id": "ev-1", "type": "person.updated", "id": "per_000042", "occurred_at": "2026-11-22T10:00:00.000Z"}"#;
-    let ok = prm_webhook::handle(&deps, webhook(body, Some(sign(WEBHOOK_SECRET, body)))).await;
-    assert_eq!(ok.status_code, 202);
-    let queued = queue.0.lock().unwrap().clone();
-    assert_eq!(queued.len(), 1);
-    assert_eq!(queued[0].integration, Integration::People);
-    assert_eq!(queued[0].prm_ids, vec!["per_000042".to_string()]);
-
-    for bad in [
-        None,
-        Some(sign("wrong-secret", body)),
-        Some("sha256=zz".into()),
-        Some(sign(WEBHOOK_SECRET, "{}")),
-    ] {
-        let r = prm_webhook::handle(&deps, webhook(body, bad)).await;
-        assert_eq!(r.status_code, 401);
-    }
-    assert_eq!(queue.0.lock().unwrap().len(), 1, "bad calls change nothing");
-    let odd = r#"{"event_id": "ev-2", "type": "widget.updated", "id": "x"}"#;
-    assert_eq!(
-        prm_webhook::handle(&deps, webhook(odd, Some(sign(WEBHOOK_SECRET, odd))))
-            .await
-            .status_code,
-        400
-    );
 }
 
 #[tokio::test]

@@ -1,6 +1,9 @@
-//! The connection secret: Salesforce and PRM credentials, kept in Secrets Manager as JSON.
+//! The secrets, kept in Secrets Manager as JSON: the connection secret (Salesforce and PRM
+//! credentials, read by the syncing functions) and the webhook secret (the PRM's signing
+//! secrets, read by the webhook function alone).
 
 use prmsync_connect::Connection;
+use prmsync_prm::notification::WebhookSecrets;
 use serde::Deserialize;
 
 /// The JSON stored in the connection secret. `Debug` shows no secret value. The functions
@@ -81,21 +84,70 @@ impl ConnectionSecret {
         client: &aws_sdk_secretsmanager::Client,
         arn: &str,
     ) -> Result<Self, SecretError> {
-        let out = client
-            .get_secret_value()
-            .secret_id(arn)
-            .send()
-            .await
-            .map_err(|e| SecretError::Read {
-                arn: arn.to_string(),
-                message: aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string(),
-            })?;
-        let json = out.secret_string().ok_or_else(|| SecretError::Format {
+        Self::parse(arn, &secret_string(client, arn).await?)
+    }
+}
+
+/// The string value of secret `arn`.
+async fn secret_string(
+    client: &aws_sdk_secretsmanager::Client,
+    arn: &str,
+) -> Result<String, SecretError> {
+    let out = client
+        .get_secret_value()
+        .secret_id(arn)
+        .send()
+        .await
+        .map_err(|e| SecretError::Read {
+            arn: arn.to_string(),
+            message: aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string(),
+        })?;
+    out.secret_string()
+        .map(str::to_string)
+        .ok_or_else(|| SecretError::Format {
             arn: arn.to_string(),
             message: "the secret has no string value".into(),
-        })?;
-        Self::parse(arn, json)
-    }
+        })
+}
+
+/// The webhook secret's JSON: the secret the PRM signs with, and during a rotation the one
+/// it signed with before (see infra/README.md, "Rotating the webhook secret").
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WebhookSecretJson {
+    current: String,
+    #[serde(default)]
+    previous: Option<String>,
+}
+
+/// Why the webhook secret could not be used.
+#[derive(Debug, thiserror::Error)]
+#[error("webhook secret {arn} is not {{\"current\": \"...\", \"previous\": \"...\"}} ({message}); put the PRM's signing secret in `current` (and, while rotating, the old one in `previous`), see infra/README.md")]
+pub struct WebhookSecretError {
+    arn: String,
+    message: String,
+}
+
+/// Parses the webhook secret's JSON; None when `current` is blank (then every notification
+/// is refused). The error names the problem, never a value.
+pub fn parse_webhook_secret(
+    arn: &str,
+    json: &str,
+) -> Result<Option<WebhookSecrets>, WebhookSecretError> {
+    let s: WebhookSecretJson = serde_json::from_str(json).map_err(|e| WebhookSecretError {
+        arn: arn.to_string(),
+        message: e.to_string(),
+    })?;
+    Ok(WebhookSecrets::new(&s.current, s.previous.as_deref()))
+}
+
+/// Reads the webhook secret from Secrets Manager.
+pub async fn load_webhook_secret(
+    client: &aws_sdk_secretsmanager::Client,
+    arn: &str,
+) -> Result<Option<WebhookSecrets>, String> {
+    let json = secret_string(client, arn).await.map_err(|e| e.to_string())?;
+    parse_webhook_secret(arn, &json).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -120,6 +172,26 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(!err.contains("tok-456") && err.contains("arn:x"), "{err}");
+    }
+
+    #[test]
+    fn the_webhook_secret_holds_a_current_and_a_previous_secret_and_errors_show_neither() {
+        let s = parse_webhook_secret("arn:w", r#"{"current":"new-one","previous":"old-one"}"#)
+            .unwrap()
+            .unwrap();
+        assert_eq!(s, WebhookSecrets::new("new-one", Some("old-one")).unwrap());
+        assert_eq!(
+            parse_webhook_secret("arn:w", r#"{"current":"  "}"#).unwrap(),
+            None,
+            "a blank current secret refuses everything"
+        );
+        let err = parse_webhook_secret("arn:w", r#"{"curent":"new-one"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("arn:w") && err.contains("current") && !err.contains("new-one"),
+            "{err}"
+        );
     }
 
     #[test]

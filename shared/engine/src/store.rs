@@ -367,6 +367,25 @@ pub trait Pauses: Send + Sync {
     async fn api_hold(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
 }
 
+/// The PRM change notifications taken, by `event_id`: the PRM retries a notification that
+/// got no 2xx, so one event may arrive more than once, and a repeat within its window is
+/// answered and dropped.
+#[async_trait]
+pub trait Deliveries: Send + Sync {
+    /// Takes `event_id` until `until`, unless it is already taken and that window has not
+    /// passed at `now`: true when this is the first delivery (an atomic check-and-set, so
+    /// two deliveries at once see one `true`).
+    async fn take_delivery(
+        &self,
+        event_id: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// Lets `event_id` be taken again: its record could not be queued, so the PRM's retry
+    /// must not be dropped.
+    async fn release_delivery(&self, event_id: &str) -> Result<(), StoreError>;
+}
+
 /// A run of an integration as recorded.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
@@ -454,7 +473,16 @@ pub trait Rejections: Send + Sync {
 
 /// Everything the engine keeps.
 pub trait Store:
-    Links + Cursors + Leases + Pauses + Runs + IntegrationLog + Rejections + RunChunks + RetrySet
+    Links
+    + Cursors
+    + Leases
+    + Pauses
+    + Runs
+    + IntegrationLog
+    + Rejections
+    + RunChunks
+    + RetrySet
+    + Deliveries
 {
 }
 impl<
@@ -466,7 +494,8 @@ impl<
             + IntegrationLog
             + Rejections
             + RunChunks
-            + RetrySet,
+            + RetrySet
+            + Deliveries,
     > Store for T
 {
 }

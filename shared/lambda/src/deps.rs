@@ -5,23 +5,22 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use prmsync_aws::dynamo::DynamoStore;
 use prmsync_aws::mapping_source::{MappingLocation, MAPPING_ENV};
-use prmsync_aws::secrets::ConnectionSecret;
+use prmsync_aws::secrets::{load_webhook_secret, ConnectionSecret};
 use prmsync_aws::sqs::SqsQueue;
 use prmsync_connect::{sync_context, Connection};
 use prmsync_engine::ports::Queue;
 use prmsync_engine::SyncContext;
 use prmsync_mapping::MappingConfig;
 
+use crate::handlers::prm_webhook::{SecretsSource, WebhookDeps, WebhookKeys};
 use crate::relaunch::Relaunch;
+use prmsync_prm::notification::WebhookSecrets;
 
 /// Everything a handler needs.
 #[derive(Clone)]
 pub struct Deps {
     pub ctx: SyncContext,
     pub queue: Arc<dyn Queue>,
-    /// Shared secret of the PRM's webhook signatures (None when the secret has none, or an
-    /// empty one: then every notification is refused).
-    pub webhook_secret: Option<String>,
     /// How a planner that runs out of time continues (its own function, invoked again);
     /// None outside Lambda, where a run finishes in one invocation.
     pub relaunch: Option<Arc<dyn Relaunch>>,
@@ -109,8 +108,50 @@ impl Deps {
                 holder,
             ),
             queue: Arc::new(queue),
-            webhook_secret: connection.webhook_secret(),
             relaunch: relaunch(&aws),
+        })
+    }
+}
+
+/// The webhook secret in Secrets Manager, read again when a rotation may have happened.
+struct WebhookSecretSource {
+    client: aws_sdk_secretsmanager::Client,
+    arn: String,
+}
+
+#[async_trait::async_trait]
+impl SecretsSource for WebhookSecretSource {
+    async fn load(&self) -> Result<Option<WebhookSecrets>, String> {
+        load_webhook_secret(&self.client, &self.arn).await
+    }
+}
+
+impl WebhookDeps {
+    /// Reads `PRMSYNC_WEBHOOK_SECRET_ARN` (the webhook's own secret), `PRMSYNC_STATE_TABLE`
+    /// (the deliveries taken) and `PRMSYNC_QUEUE_URL`; nothing of the connection secret
+    /// or the mapping.
+    pub async fn from_env() -> Result<Self> {
+        let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .load()
+            .await;
+        let source = WebhookSecretSource {
+            client: aws_sdk_secretsmanager::Client::new(&aws),
+            arn: env("PRMSYNC_WEBHOOK_SECRET_ARN")?,
+        };
+        let keys = WebhookKeys::load(Arc::new(source))
+            .await
+            .map_err(anyhow::Error::msg)?;
+        let store = DynamoStore::new(
+            aws_sdk_dynamodb::Client::new(&aws),
+            env("PRMSYNC_STATE_TABLE")?,
+            // the webhook writes no log entries: its lines go to CloudWatch
+            String::new(),
+        );
+        let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&aws), env("PRMSYNC_QUEUE_URL")?);
+        Ok(Self {
+            keys,
+            deliveries: Arc::new(store),
+            queue: Arc::new(queue),
         })
     }
 }

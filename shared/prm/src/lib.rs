@@ -14,6 +14,7 @@ mod client;
 mod config;
 mod error;
 mod model;
+pub mod notification;
 pub mod port;
 mod retry;
 

@@ -98,6 +98,10 @@ CREATE TABLE IF NOT EXISTS api_hold (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     until TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS deliveries (
+    event_id TEXT PRIMARY KEY,
+    until TEXT NOT NULL
+);
 "#;
 
 /// Moves the runs of a database made before runs were keyed by run id and integration

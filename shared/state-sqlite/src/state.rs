@@ -1,9 +1,9 @@
 //! Run control: leases (table `leases`), pause flags (`pauses`), the API-limit hold
-//! (`api_hold`) and the retry set (`retries`).
+//! (`api_hold`), the retry set (`retries`) and the webhook deliveries taken (`deliveries`).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use prmsync_engine::store::{Leases, Pauses, RetryEntry, RetrySet, StoreError};
+use prmsync_engine::store::{Deliveries, Leases, Pauses, RetryEntry, RetrySet, StoreError};
 use prmsync_mapping::{Integration, ObjectKind};
 use rusqlite::{params, params_from_iter, OptionalExtension};
 
@@ -253,5 +253,49 @@ mod tests {
             .acquire_lease(Integration::People, "c", soon)
             .await
             .unwrap());
+    }
+}
+
+#[async_trait]
+impl Deliveries for SqliteStore {
+    async fn take_delivery(
+        &self,
+        event_id: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let event_id = event_id.to_string();
+        self.call("take_delivery", move |conn| {
+            // One statement: taken when new, or when the one kept has expired.
+            let changed = conn
+                .execute(
+                    "INSERT INTO deliveries (event_id, until) VALUES (?1, ?2) \
+                     ON CONFLICT (event_id) DO UPDATE SET until = excluded.until \
+                     WHERE deliveries.until < ?3",
+                    params![event_id, ts(until), ts(now)],
+                )
+                .map_err(backend)?;
+            // expired ones go with any take, so the table stays small
+            conn.execute(
+                "DELETE FROM deliveries WHERE until < ?1",
+                params![ts(now)],
+            )
+            .map_err(backend)?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
+    async fn release_delivery(&self, event_id: &str) -> Result<(), StoreError> {
+        let event_id = event_id.to_string();
+        self.call("release_delivery", move |conn| {
+            conn.execute(
+                "DELETE FROM deliveries WHERE event_id = ?1",
+                params![event_id],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
     }
 }

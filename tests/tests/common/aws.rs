@@ -102,7 +102,6 @@ impl Moto {
                 ..ctx
             },
             queue: Arc::new(SqsQueue::new(self.sqs.clone(), self.queue_url.clone())),
-            webhook_secret: None,
             relaunch: Some(invocations.clone()),
         };
         (deps, invocations)
@@ -202,6 +201,29 @@ impl Moto {
             .iter()
             .map(|m| m.body().unwrap_or_default().to_string())
             .collect()
+    }
+
+    /// Every message waiting in the work queue (received until a receive comes back empty,
+    /// so they stay invisible for the rest of the test).
+    pub async fn receive_all(&self) -> Vec<String> {
+        let mut bodies = Vec::new();
+        loop {
+            let got = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(10)
+                .visibility_timeout(300)
+                .send()
+                .await
+                .unwrap()
+                .messages
+                .unwrap_or_default();
+            if got.is_empty() {
+                return bodies;
+            }
+            bodies.extend(got.iter().map(|m| m.body().unwrap_or_default().to_string()));
+        }
     }
 
     /// Sends a message body to the work queue.

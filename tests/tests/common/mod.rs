@@ -100,14 +100,13 @@ impl Harness {
         )
     }
 
-    /// The Lambda functions' dependencies over [`Harness::ctx`]: `queue` as the work queue
-    /// and `webhook_secret` to check PRM webhook signatures with; no relaunch (set
-    /// `relaunch` to a [`Relaunches`] to keep the invocations a handler asks for).
-    pub fn deps(&self, queue: Arc<dyn Queue>, webhook_secret: Option<&str>) -> Deps {
+    /// The Lambda functions' dependencies over [`Harness::ctx`]: `queue` as the work queue;
+    /// no relaunch (set `relaunch` to a [`Relaunches`] to keep the invocations a handler
+    /// asks for).
+    pub fn deps(&self, queue: Arc<dyn Queue>) -> Deps {
         Deps {
             ctx: self.ctx(),
             queue,
-            webhook_secret: webhook_secret.map(str::to_string),
             relaunch: None,
         }
     }

@@ -25,7 +25,7 @@ pub const BY_OPEN: &str = "by_open";
 const EXPIRES_AT: &str = "expires_at";
 
 impl DynamoStore {
-    /// Creates both tables (keys, indexes, on-demand billing, TTL on the log table) unless
+    /// Creates both tables (keys, indexes, on-demand billing, TTL on `expires_at`) unless
     /// they exist, and waits until they are active. For tests and local use: deployments
     /// create them with the stack.
     pub async fn create_tables(&self) -> Result<(), StoreError> {
@@ -92,30 +92,36 @@ impl DynamoStore {
         self.wait_active(Table::State).await?;
         self.wait_active(Table::Log).await?;
 
-        let ttl = self
-            .client
-            .describe_time_to_live()
-            .table_name(&self.log_table)
-            .send()
-            .await
-            .map_err(|e| self.aws(Table::Log, "DescribeTimeToLive", e))?;
-        let on = ttl
-            .time_to_live_description()
-            .and_then(|d| d.time_to_live_status())
-            .is_some_and(|s| matches!(s, TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling));
-        if !on {
-            let spec = TimeToLiveSpecification::builder()
-                .attribute_name(EXPIRES_AT)
-                .enabled(true)
-                .build()
-                .map_err(build_err)?;
-            self.client
-                .update_time_to_live()
-                .table_name(&self.log_table)
-                .time_to_live_specification(spec)
+        // TTL: log entries expire after their retention, webhook deliveries after their
+        // window (the state table's other items carry no `expires_at`)
+        for (t, table) in [(Table::State, &self.state_table), (Table::Log, &self.log_table)] {
+            let ttl = self
+                .client
+                .describe_time_to_live()
+                .table_name(table)
                 .send()
                 .await
-                .map_err(|e| self.aws(Table::Log, "UpdateTimeToLive", e))?;
+                .map_err(|e| self.aws(t, "DescribeTimeToLive", e))?;
+            let on = ttl
+                .time_to_live_description()
+                .and_then(|d| d.time_to_live_status())
+                .is_some_and(|s| {
+                    matches!(s, TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)
+                });
+            if !on {
+                let spec = TimeToLiveSpecification::builder()
+                    .attribute_name(EXPIRES_AT)
+                    .enabled(true)
+                    .build()
+                    .map_err(build_err)?;
+                self.client
+                    .update_time_to_live()
+                    .table_name(table)
+                    .time_to_live_specification(spec)
+                    .send()
+                    .await
+                    .map_err(|e| self.aws(t, "UpdateTimeToLive", e))?;
+            }
         }
         Ok(())
     }

@@ -1,11 +1,12 @@
-//! Leases of integrations, pauses and the Salesforce API hold, and the retry set.
+//! Leases of integrations, pauses and the Salesforce API hold, the retry set, and the
+//! webhook deliveries taken.
 
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 use chrono::{DateTime, Utc};
-use prmsync_engine::store::{Leases, Pauses, RetryEntry, RetrySet, StoreError};
+use prmsync_engine::store::{Deliveries, Leases, Pauses, RetryEntry, RetrySet, StoreError};
 use prmsync_mapping::{Integration, ObjectKind};
 
 use super::codec::{
@@ -193,5 +194,54 @@ impl DynamoStore {
             "delete the item (the record syncs again when it changes)",
             RetryItem::into_entry,
         )
+    }
+}
+
+fn delivery_pk(event_id: &str) -> String {
+    format!("DELIVERY#{event_id}")
+}
+
+#[async_trait]
+impl Deliveries for DynamoStore {
+    async fn take_delivery(
+        &self,
+        event_id: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        // TTL removes an item within a day or two of `expires_at`, not at once: the
+        // condition takes an expired one as free.
+        let mut item = key(delivery_pk(event_id), "DELIVERY");
+        item.insert("until".into(), sv(ts(until)));
+        item.insert(
+            "expires_at".into(),
+            aws_sdk_dynamodb::types::AttributeValue::N(until.timestamp().to_string()),
+        );
+        let r = self
+            .client
+            .put_item()
+            .table_name(&self.state_table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk) OR #until < :now")
+            .expression_attribute_names("#until", "until")
+            .expression_attribute_values(":now", sv(ts(now)))
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(self.aws(Table::State, "PutItem", e)),
+        }
+    }
+
+    async fn release_delivery(&self, event_id: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.state_table)
+            .set_key(Some(key(delivery_pk(event_id), "DELIVERY")))
+            .send()
+            .await
+            .map_err(|e| self.aws(Table::State, "DeleteItem", e))?;
+        Ok(())
     }
 }

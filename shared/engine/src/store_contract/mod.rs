@@ -13,7 +13,7 @@
 //!
 //! By role, as the stores are: [`links`](links()) and what hangs off them (children
 //! pending, rejections), runs (cursors, plan checkpoints, runs, run chunks), state (leases,
-//! pauses, the API hold, the retry set) and the Integration [`log`](log()).
+//! pauses, the API hold, the retry set, webhook deliveries) and the Integration [`log`](log()).
 
 mod links;
 mod log;
@@ -27,7 +27,7 @@ use crate::store::Store;
 pub use links::{children_pending, linked_ids, links, links_in_batches, rejections};
 pub use log::log;
 pub use runs::{checkpoints, cursors, run_chunks, runs, take_checkpoint};
-pub use state::{api_hold, leases, pauses, retry_set};
+pub use state::{api_hold, deliveries, leases, pauses, retry_set};
 
 /// Every contract, one after another.
 pub async fn all(store: &dyn Store) {
@@ -46,6 +46,7 @@ pub async fn all(store: &dyn Store) {
     run_chunks(store).await;
     retry_set(store).await;
     api_hold(store).await;
+    deliveries(store).await;
 }
 
 /// `t` truncated to microseconds: what every store keeps of a time.

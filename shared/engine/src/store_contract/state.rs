@@ -262,3 +262,53 @@ pub async fn api_hold(store: &dyn Store) {
         "a later hold replaces an earlier one, and a past hold is still returned"
     );
 }
+
+/// Webhook deliveries: the first delivery of an event is taken, a repeat within its window
+/// is not, a released or expired one is taken again, and two at once take it once.
+pub async fn deliveries(store: &dyn Store) {
+    let now = micros(Utc::now());
+    let day = now + Duration::hours(24);
+    assert!(
+        store.take_delivery("ev-1", now, day).await.expect("take"),
+        "the first delivery is taken"
+    );
+    assert!(
+        !store
+            .take_delivery("ev-1", now + Duration::hours(23), day)
+            .await
+            .expect("take"),
+        "a repeat within the window is not taken"
+    );
+    assert!(
+        store.take_delivery("ev-2", now, day).await.expect("take"),
+        "deliveries are per event"
+    );
+    store.release_delivery("ev-1").await.expect("release");
+    assert!(
+        store.take_delivery("ev-1", now, day).await.expect("take"),
+        "a released delivery is taken again"
+    );
+    assert!(
+        store
+            .take_delivery("ev-2", day + Duration::seconds(1), day + Duration::hours(25))
+            .await
+            .expect("take"),
+        "a delivery whose window has passed is taken again (a store may keep it a while)"
+    );
+    store
+        .release_delivery("never-seen")
+        .await
+        .expect("releasing an unknown event is not an error");
+    let (a, b) = futures::join!(
+        store.take_delivery("ev-3", now, day),
+        store.take_delivery("ev-3", now, day)
+    );
+    assert_eq!(
+        [a.expect("take"), b.expect("take")]
+            .iter()
+            .filter(|t| **t)
+            .count(),
+        1,
+        "two deliveries at once take the event once"
+    );
+}

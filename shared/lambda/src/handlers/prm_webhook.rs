@@ -1,26 +1,119 @@
-//! `prm-webhook` (Function URL): checks the PRM's `X-PRM-Signature` (HMAC-SHA256 of the raw
-//! body with the shared secret) and queues the changed record for a worker. Unsigned or
-//! badly signed calls get 401 and change nothing.
+//! `prm-webhook` (Function URL): the PRM's change notifications, checked and queued.
+//!
+//! In order, each step answering before the next costs anything:
+//! 1. a body over [`MAX_BODY_BYTES`] gets 413 (before it is decoded or hashed);
+//! 2. an unsigned, malformed, stale (more than 5 minutes from this clock) or badly signed
+//!    request gets 401 (signature rule: `prmsync_prm::notification`);
+//! 3. a signed body that is not a notification gets 400;
+//! 4. an `event_id` already taken in the last 24 h gets 200 and nothing more (the PRM
+//!    retries what got no 2xx; a replay inside the 5 minutes lands here too);
+//! 5. otherwise the record is queued for a worker (202).
+//!
+//! The 401 and 413 answers say only what the status says; why, is in the function's log.
+//! The function holds only the webhook secrets, the deliveries table and the queue: no
+//! Salesforce or PRM credentials.
 
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use async_trait::async_trait;
 use aws_lambda_events::event::lambda_function_urls::{
     LambdaFunctionUrlRequest, LambdaFunctionUrlResponse,
 };
 use base64::Engine;
-use hmac::{Hmac, Mac};
+use chrono::{DateTime, Duration, Utc};
 use prmsync_engine::chunk::Chunk;
-use prmsync_mapping::Integration;
-use serde::Deserialize;
+use prmsync_engine::ports::Queue;
+use prmsync_engine::store::Deliveries;
+use prmsync_prm::notification::{
+    verify, Notification, Refusal, WebhookSecrets, MAX_BODY_BYTES, REPEAT_WINDOW_HOURS,
+    SIGNATURE_HEADER,
+};
 use serde_json::json;
-use sha2::Sha256;
+use tokio::sync::Mutex;
 
-use crate::Deps;
+/// Where the webhook secrets come from (the function's own secret on AWS).
+#[async_trait]
+pub trait SecretsSource: Send + Sync {
+    /// The current secrets, or an error naming the secret and the fix (never a value).
+    async fn load(&self) -> Result<Option<WebhookSecrets>, String>;
+}
 
-#[derive(Deserialize)]
-struct Notification {
-    event_id: String,
-    #[serde(rename = "type")]
-    kind: String,
-    id: String,
+/// Secrets that never change (tests, a one-machine listener).
+pub struct FixedSecrets(pub Option<WebhookSecrets>);
+
+#[async_trait]
+impl SecretsSource for FixedSecrets {
+    async fn load(&self) -> Result<Option<WebhookSecrets>, String> {
+        Ok(self.0.clone())
+    }
+}
+
+/// How long the secrets read are trusted before a signature that matches none of them
+/// re-reads them: a secret rotated while the function is warm is picked up within this,
+/// and a flood of bad signatures costs at most one read per this per instance.
+pub const SECRETS_REFRESH: StdDuration = StdDuration::from_secs(300);
+
+/// The secrets in use, read at cold start and re-read (at most every [`SECRETS_REFRESH`])
+/// when a signature matches none of them.
+pub struct WebhookKeys {
+    source: Arc<dyn SecretsSource>,
+    held: Mutex<(Option<WebhookSecrets>, std::time::Instant)>,
+    refresh: StdDuration,
+}
+
+impl WebhookKeys {
+    /// The secrets `source` gives now, re-read at most every [`SECRETS_REFRESH`].
+    pub async fn load(source: Arc<dyn SecretsSource>) -> Result<Self, String> {
+        Self::load_with(source, SECRETS_REFRESH).await
+    }
+
+    /// [`load`](Self::load), re-read at most every `refresh`.
+    pub async fn load_with(
+        source: Arc<dyn SecretsSource>,
+        refresh: StdDuration,
+    ) -> Result<Self, String> {
+        let secrets = source.load().await?;
+        Ok(Self {
+            source,
+            held: Mutex::new((secrets, std::time::Instant::now())),
+            refresh,
+        })
+    }
+
+    /// Secrets that never change.
+    pub fn fixed(secrets: Option<WebhookSecrets>) -> Self {
+        Self {
+            source: Arc::new(FixedSecrets(secrets.clone())),
+            held: Mutex::new((secrets, std::time::Instant::now())),
+            refresh: StdDuration::MAX,
+        }
+    }
+
+    async fn verify(&self, header: Option<&str>, body: &[u8], now: i64) -> Result<(), Refusal> {
+        let mut held = self.held.lock().await;
+        let first = verify(held.0.as_ref(), header, body, now);
+        if first != Err(Refusal::BadSignature) || held.1.elapsed() < self.refresh {
+            return first;
+        }
+        // A rotation may have happened since the last read.
+        held.1 = std::time::Instant::now();
+        match self.source.load().await {
+            Ok(fresh) => held.0 = fresh,
+            Err(e) => {
+                tracing::error!(code = "webhook_secret_unreadable", message = %e);
+                return first;
+            }
+        }
+        verify(held.0.as_ref(), header, body, now)
+    }
+}
+
+/// What the webhook function needs, and nothing more.
+pub struct WebhookDeps {
+    pub keys: WebhookKeys,
+    pub deliveries: Arc<dyn Deliveries>,
+    pub queue: Arc<dyn Queue>,
 }
 
 fn respond(status: i64, body: serde_json::Value) -> LambdaFunctionUrlResponse {
@@ -34,66 +127,100 @@ fn respond(status: i64, body: serde_json::Value) -> LambdaFunctionUrlResponse {
     r
 }
 
-/// Whether `signature` (`sha256=<hex>`) is the HMAC-SHA256 of `body` under `secret`,
-/// compared in constant time.
-pub fn signature_valid(secret: &str, body: &[u8], signature: &str) -> bool {
-    let Some(hex_sig) = signature.trim().strip_prefix("sha256=") else {
-        return false;
-    };
-    let Ok(expected) = hex::decode(hex_sig) else {
-        return false;
-    };
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
-    mac.update(body);
-    mac.verify_slice(&expected).is_ok()
+fn unauthorized() -> LambdaFunctionUrlResponse {
+    respond(401, json!({"error": "unauthorized"}))
 }
 
-pub async fn handle(deps: &Deps, request: LambdaFunctionUrlRequest) -> LambdaFunctionUrlResponse {
-    let raw = request.body.unwrap_or_default();
-    let body = if request.is_base64_encoded {
-        match base64::engine::general_purpose::STANDARD.decode(raw.as_bytes()) {
-            Ok(b) => b,
-            Err(_) => return respond(400, json!({"error": "body is not valid base64"})),
+fn too_large() -> LambdaFunctionUrlResponse {
+    respond(413, json!({"error": "payload too large"}))
+}
+
+/// The raw body, refusing one over the limit before decoding it.
+fn body_of(request: &LambdaFunctionUrlRequest) -> Result<Vec<u8>, LambdaFunctionUrlResponse> {
+    let raw = request.body.as_deref().unwrap_or_default();
+    if request.is_base64_encoded {
+        // base64 is 4 characters per 3 bytes
+        if raw.len() / 4 * 3 > MAX_BODY_BYTES + 3 {
+            return Err(too_large());
         }
+        let body = base64::engine::general_purpose::STANDARD
+            .decode(raw.as_bytes())
+            .map_err(|_| respond(400, json!({"error": "the body is not valid base64"})))?;
+        if body.len() > MAX_BODY_BYTES {
+            return Err(too_large());
+        }
+        Ok(body)
+    } else if raw.len() > MAX_BODY_BYTES {
+        Err(too_large())
     } else {
-        raw.into_bytes()
+        Ok(raw.as_bytes().to_vec())
+    }
+}
+
+pub async fn handle(
+    deps: &WebhookDeps,
+    request: LambdaFunctionUrlRequest,
+) -> LambdaFunctionUrlResponse {
+    handle_at(deps, request, Utc::now()).await
+}
+
+/// [`handle`] with this clock.
+pub async fn handle_at(
+    deps: &WebhookDeps,
+    request: LambdaFunctionUrlRequest,
+    now: DateTime<Utc>,
+) -> LambdaFunctionUrlResponse {
+    let body = match body_of(&request) {
+        Ok(b) => b,
+        Err(answer) => {
+            tracing::warn!(
+                code = "webhook_rejected",
+                reason = "too_large",
+                status = answer.status_code,
+                message = "the body is over the webhook's limit, or not base64"
+            );
+            return answer;
+        }
     };
-    let signature = request
+    let header = request
         .headers
-        .get("x-prm-signature")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    let valid = deps
-        .webhook_secret
-        .as_deref()
-        .is_some_and(|secret| signature_valid(secret, &body, signature));
-    if !valid {
+        .get(SIGNATURE_HEADER)
+        .and_then(|v| v.to_str().ok());
+    if let Err(refusal) = deps.keys.verify(header, &body, now.timestamp()).await {
         tracing::warn!(
             code = "webhook_rejected",
-            message = "missing or invalid X-PRM-Signature"
+            reason = refusal.kind(),
+            message = %refusal
         );
-        return respond(401, json!({"error": "missing or invalid signature"}));
+        return unauthorized();
     }
-    let note: Notification = match serde_json::from_slice(&body) {
+    let (note, integration) = match Notification::parse(&body) {
         Ok(n) => n,
         Err(e) => {
-            return respond(
-                400,
-                json!({"error": format!("not a PRM change notification: {e}")}),
-            )
+            tracing::warn!(code = "webhook_rejected", reason = "not_a_notification", message = %e);
+            return respond(400, json!({"error": e.to_string()}));
         }
     };
-    let integration = match note.kind.split('.').next() {
-        Some("organization") => Integration::Organizations,
-        Some("person") => Integration::People,
-        Some("deal") => Integration::Deals,
-        _ => {
-            return respond(
-                400,
-                json!({"error": format!("unknown notification type `{}`", note.kind)}),
-            )
+    let until = now + Duration::hours(REPEAT_WINDOW_HOURS);
+    match deps.deliveries.take_delivery(&note.event_id, now, until).await {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::info!(
+                code = "webhook_repeat",
+                event_id = note.event_id.as_str(),
+                prm_id = note.id.as_str(),
+                message = "this event was taken already: answered and dropped"
+            );
+            return respond(200, json!({"queued": false, "repeat": true}));
         }
-    };
+        Err(e) => {
+            tracing::error!(code = "webhook_store_failed", event_id = note.event_id.as_str(), message = %e);
+            return respond(
+                503,
+                json!({"error": "could not record the event; the PRM should retry"}),
+            );
+        }
+    }
     let chunk = Chunk::refs(
         &format!("webhook-{}", note.event_id),
         integration,
@@ -102,6 +229,15 @@ pub async fn handle(deps: &Deps, request: LambdaFunctionUrlRequest) -> LambdaFun
     );
     if let Err(e) = deps.queue.send(std::slice::from_ref(&chunk)).await {
         tracing::error!(code = "webhook_queue_failed", prm_id = note.id.as_str(), message = %e);
+        // the PRM's retry must be taken, not dropped as a repeat
+        if let Err(e) = deps.deliveries.release_delivery(&note.event_id).await {
+            tracing::error!(
+                code = "webhook_store_failed",
+                event_id = note.event_id.as_str(),
+                message = %e,
+                fix = "the PRM's retry of this event will be dropped; the next scheduled run syncs the record"
+            );
+        }
         return respond(
             503,
             json!({"error": "could not queue the change; the PRM should retry"}),

@@ -12,6 +12,7 @@
 
 mod error;
 mod faults;
+pub mod notify;
 mod query;
 mod routes;
 mod store;
@@ -68,6 +69,8 @@ struct Inner {
     store: Mutex<Store>,
     calls: Mutex<ApiCalls>,
     faults: Faults,
+    /// The secrets change notifications are signed with ([`PrmSim::enable_notifications`]).
+    webhook_secrets: Mutex<Vec<String>>,
 }
 
 /// A simulated PRM. Clones share the same state.
@@ -112,6 +115,7 @@ impl PrmSim {
                 store: Mutex::new(store),
                 calls: Mutex::new(ApiCalls::default()),
                 faults: Faults::default(),
+                webhook_secrets: Mutex::new(Vec::new()),
             }),
         }
     }

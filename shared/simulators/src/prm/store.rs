@@ -321,6 +321,9 @@ pub struct Store {
     /// While set, every write is stamped with this instant ([`Store::hold_clock`]).
     #[serde(default)]
     held_ts: Option<DateTime<Utc>>,
+    /// The change notifications not yet delivered, while notifications are on.
+    #[serde(skip)]
+    pub outbox: Option<Vec<crate::prm::notify::ChangeEvent>>,
 }
 
 impl Store {
@@ -369,6 +372,20 @@ impl Store {
         };
         self.last_ts = Some(ts);
         ts
+    }
+
+    /// Puts the notification of a change in the outbox (when notifications are on).
+    fn changed(&mut self, c: Collection, id: &str, what: &str, at: DateTime<Utc>) {
+        if c == Collection::Groups {
+            return;
+        }
+        if let Some(outbox) = self.outbox.as_mut() {
+            outbox.push(crate::prm::notify::ChangeEvent::new(
+                format!("{}.{what}", c.noun()),
+                id,
+                at,
+            ));
+        }
     }
 
     pub fn get(&self, c: Collection, id: &str) -> Option<&StoredRecord> {
@@ -422,6 +439,7 @@ impl Store {
         data.insert("deleted_at".into(), Value::Null);
         data.extend(fields);
         let value = Value::Object(data.clone());
+        self.changed(c, &id, "created", ts);
         self.table_mut(c).put(
             id,
             StoredRecord {
@@ -486,6 +504,7 @@ impl Store {
         data.insert("version".into(), json!(version + 1));
         data.insert("updated_at".into(), json!(format_ts(ts)));
         let value = Value::Object(data.clone());
+        self.changed(c, id, "updated", ts);
         self.table_mut(c).put(
             id.to_string(),
             StoredRecord {
@@ -517,6 +536,7 @@ impl Store {
         let version = existing.version();
         let ts = self.tick();
         let stamp = format_ts(ts);
+        self.changed(c, id, "deleted", ts);
         let table = self.table_mut(c);
         if let Some(rec) = table.records.get_mut(id) {
             let before = rec.updated_at;
