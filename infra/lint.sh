@@ -5,7 +5,9 @@
 #      error - unknown event type, invalid property, ... - is printed and fails the lint);
 #   3. run cfn-lint on the translated template; errors AND warnings fail the lint.
 #
-# Usage: infra/lint.sh [TEMPLATE]      (default: infra/template.yaml next to this script)
+# Usage: infra/lint.sh [TEMPLATE [TRANSLATED]]
+#   TEMPLATE    default: infra/template.yaml next to this script
+#   TRANSLATED  where to keep the translated CloudFormation JSON (for checks that read it)
 # No AWS credentials or network access are needed (apart from pip, the first time).
 set -euo pipefail
 
@@ -118,4 +120,7 @@ if (( status & 7 )); then
     exit 1
 fi
 
+if [[ -n "${2:-}" ]]; then
+    cp "$translated" "$2"
+fi
 echo "lint: $template: template OK"

@@ -95,35 +95,35 @@ fn the_template_lints_clean_after_sam_translation() {
 fn a_broken_template_fails_the_lint() {
     let dir = TempDir::new("broken");
 
-    // GIVEN a template referring to a table that does not exist
+    // GIVEN a template referring to a secret that does not exist
     let missing_ref = broken_copy(
         &dir.0,
         "missing-ref.yaml",
-        "PRMSYNC_LOG_TABLE: !Ref LogTable",
-        "PRMSYNC_LOG_TABLE: !Ref MissingLogTable",
+        "PRMSYNC_WEBHOOK_SECRET_ARN: !Ref WebhookSecret",
+        "PRMSYNC_WEBHOOK_SECRET_ARN: !Ref MissingWebhookSecret",
     );
     // WHEN it is linted
     let (output, text) = lint(&missing_ref, &dir.0);
     // THEN the lint fails and names the missing resource
     assert!(!output.status.success(), "the lint passed:\n{text}");
     assert!(
-        text.contains("MissingLogTable"),
+        text.contains("MissingWebhookSecret"),
         "the output does not name the missing resource:\n{text}"
     );
 
-    // GIVEN a template whose worker has an event type SAM does not know
+    // GIVEN a template whose deal import has an event type SAM does not know
     let bad_event = broken_copy(
         &dir.0,
         "bad-event-type.yaml",
-        "          Type: SQS\n",
-        "          Type: SQSQueue\n",
+        "          Type: Schedule\n          Properties:\n            Description: Hourly incremental deal",
+        "          Type: Scheduled\n          Properties:\n            Description: Hourly incremental deal",
     );
     // WHEN it is linted
     let (output, text) = lint(&bad_event, &dir.0);
     // THEN the SAM translation fails and names the event
     assert!(!output.status.success(), "the lint passed:\n{text}");
     assert!(
-        text.contains("SQSQueue") && text.contains("SAM translation failed"),
+        text.contains("Scheduled") && text.contains("SAM translation failed"),
         "the output does not name the bad event type:\n{text}"
     );
 }
@@ -200,30 +200,33 @@ fn the_syncing_functions_read_the_mapping_location_and_only_that_object() {
     let template = template_text();
 
     // THEN the parameter reaches full-sync, the worker and deal-import, not the webhook
-    for f in [
-        "FullSyncFunction",
-        "SyncWorkerFunction",
-        "DealImportFunction",
+    for (f, role) in [
+        ("FullSyncFunction", "FullSyncRole"),
+        ("SyncWorkerFunction", "SyncWorkerRole"),
+        ("DealImportFunction", "DealImportRole"),
     ] {
         let r = resource(&template, f);
         assert!(
             r.contains("PRMSYNC_MAPPING_FILE: !Ref MappingLocation"),
             "{f} does not get the mapping location"
         );
-        // with s3:GetObject on the one object, only when the location is an S3 object
+        // whose role has s3:GetObject on the one object, only when the location is an S3
+        // object
+        let r = resource(&template, role);
         let grant = r
             .find("- !If\n          - HasMappingObject")
-            .unwrap_or_else(|| panic!("{f} has no conditional mapping grant"));
+            .unwrap_or_else(|| panic!("{role} has no conditional mapping grant"));
         let statement = &r[grant..];
         assert!(
             statement.contains("Action: s3:GetObject")
                 && statement.contains("arn:${AWS::Partition}:s3:::${Object}")
                 && statement.contains("- !Ref AWS::NoValue"),
-            "{f}: {statement}"
+            "{role}: {statement}"
         );
     }
     let webhook = resource(&template, "PrmWebhookFunction");
     assert!(!webhook.contains("MappingLocation") && !webhook.contains("s3:"));
+    assert!(!resource(&template, "PrmWebhookRole").contains("s3:"));
     let globals = &template[template.find("\nGlobals:").expect("Globals")
         ..template.find("\nResources:").expect("Resources")];
     assert!(
@@ -292,10 +295,13 @@ fn release_binaries_start_and_name_what_is_missing() {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        assert!(
-            text.contains("PRMSYNC_SECRET_ARN is not set"),
-            "{f} printed: {text}"
-        );
+        // the webhook reads a secret of its own
+        let first = if f == "prm-webhook" {
+            "PRMSYNC_WEBHOOK_SECRET_ARN is not set"
+        } else {
+            "PRMSYNC_SECRET_ARN is not set"
+        };
+        assert!(text.contains(first), "{f} printed: {text}");
         assert!(!text.contains("panicked"), "{f} panicked: {text}");
     }
 }
@@ -330,6 +336,44 @@ fn a_daily_reconcile_is_scheduled_for_every_integration() {
 }
 
 #[test]
+fn the_public_webhook_is_bounded_and_holds_no_connection_credentials() {
+    // GIVEN the template as committed
+    let template = template_text();
+    let webhook = resource(&template, "PrmWebhookFunction");
+    let role = resource(&template, "PrmWebhookRole");
+
+    // THEN the webhook has reserved concurrency, its own secret and none of the connection
+    assert!(
+        webhook.contains("ReservedConcurrentExecutions: !Ref WebhookConcurrency"),
+        "{webhook}"
+    );
+    assert!(
+        number_after(
+            &template,
+            "WebhookConcurrency:\n    Type: Number\n    Default:"
+        ) <= 10
+    );
+    assert!(
+        webhook.contains("PRMSYNC_WEBHOOK_SECRET_ARN: !Ref WebhookSecret")
+            && !webhook.contains("ConnectionSecret"),
+        "{webhook}"
+    );
+    assert!(
+        role.contains("Resource: !Ref WebhookSecret") && !role.contains("ConnectionSecret"),
+        "{role}"
+    );
+    let globals = &template[template.find("\nGlobals:").expect("Globals")
+        ..template.find("\nResources:").expect("Resources")];
+    assert!(
+        !globals.contains("PRMSYNC_SECRET_ARN") && !globals.contains("PRMSYNC_LOG_TABLE"),
+        "the connection secret and the log table are given to the syncing functions only"
+    );
+    // and its deliveries expire with the state table's TTL
+    let state = resource(&template, "StateTable");
+    assert!(state.contains("AttributeName: expires_at"), "{state}");
+}
+
+#[test]
 fn each_integration_has_one_owner_and_people_follow_organizations() {
     // GIVEN the template as committed
     let template = template_text();
@@ -359,7 +403,7 @@ fn each_integration_has_one_owner_and_people_follow_organizations() {
         "{worker}"
     );
     let policy = resource(&template, "SyncWorkerPlanPolicy");
-    assert!(policy.contains("- !Ref SyncWorkerFunctionRole"), "{policy}");
+    assert!(policy.contains("- !Ref SyncWorkerRole"), "{policy}");
     assert!(policy.contains("Action: lambda:InvokeFunction"), "{policy}");
     assert!(
         policy.contains("Resource: !GetAtt FullSyncFunction.Arn"),

@@ -66,10 +66,37 @@ pub async fn mapping_from(location: &str, aws: &aws_config::SdkConfig) -> Result
     Ok(mapping)
 }
 
+/// What a syncing function (full-sync, sync-worker, deal-import) reads from its
+/// environment; the SAM template sets each.
+#[derive(Debug, Clone)]
+pub struct FunctionEnv {
+    /// `PRMSYNC_SECRET_ARN`: the connection secret.
+    pub secret_arn: String,
+    /// `PRMSYNC_STATE_TABLE`.
+    pub state_table: String,
+    /// `PRMSYNC_LOG_TABLE`.
+    pub log_table: String,
+    /// `PRMSYNC_QUEUE_URL`.
+    pub queue_url: String,
+    /// `PRMSYNC_MAPPING_FILE` (empty: the built-in mapping).
+    pub mapping: String,
+}
+
+impl FunctionEnv {
+    pub fn from_env() -> Result<Self> {
+        Ok(Self {
+            secret_arn: env("PRMSYNC_SECRET_ARN")?,
+            state_table: env("PRMSYNC_STATE_TABLE")?,
+            log_table: env("PRMSYNC_LOG_TABLE")?,
+            queue_url: env("PRMSYNC_QUEUE_URL")?,
+            mapping: std::env::var(MAPPING_ENV).unwrap_or_default(),
+        })
+    }
+}
+
 impl Deps {
-    /// Reads `PRMSYNC_STATE_TABLE`, `PRMSYNC_LOG_TABLE`, `PRMSYNC_QUEUE_URL`,
-    /// `PRMSYNC_SECRET_ARN` and `PRMSYNC_MAPPING_FILE`; AWS endpoints and credentials come
-    /// from the usual AWS variables.
+    /// Reads the [`FunctionEnv`]; AWS endpoints and credentials come from the usual AWS
+    /// variables.
     pub async fn from_env() -> Result<Self> {
         Self::from_env_with(|_| None).await
     }
@@ -80,23 +107,35 @@ impl Deps {
     pub async fn from_env_with(
         relaunch: impl FnOnce(&aws_config::SdkConfig) -> Option<Arc<dyn Relaunch>>,
     ) -> Result<Self> {
+        let settings = FunctionEnv::from_env()?;
         let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .load()
             .await;
-        let mapping = mapping_from_env(&aws).await?;
-        let secret_arn = env("PRMSYNC_SECRET_ARN")?;
+        let relaunch = relaunch(&aws);
+        Self::load(&aws, &settings, relaunch).await
+    }
+
+    /// The dependencies of a function with these settings: the mapping and the connection
+    /// secret read, the clients, tables and queue built over `aws`.
+    pub async fn load(
+        aws: &aws_config::SdkConfig,
+        settings: &FunctionEnv,
+        relaunch: Option<Arc<dyn Relaunch>>,
+    ) -> Result<Self> {
+        let mapping = mapping_from(&settings.mapping, aws).await?;
+        let secret_arn = &settings.secret_arn;
         let secret =
-            ConnectionSecret::load(&aws_sdk_secretsmanager::Client::new(&aws), &secret_arn).await?;
+            ConnectionSecret::load(&aws_sdk_secretsmanager::Client::new(aws), secret_arn).await?;
         let connection = Connection::from(secret);
         let (crm, prm) = connection
             .clients(&mapping)
             .with_context(|| format!("the connection secret {secret_arn} cannot be used"))?;
         let store = DynamoStore::new(
-            aws_sdk_dynamodb::Client::new(&aws),
-            env("PRMSYNC_STATE_TABLE")?,
-            env("PRMSYNC_LOG_TABLE")?,
+            aws_sdk_dynamodb::Client::new(aws),
+            settings.state_table.clone(),
+            settings.log_table.clone(),
         );
-        let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&aws), env("PRMSYNC_QUEUE_URL")?);
+        let queue = SqsQueue::new(aws_sdk_sqs::Client::new(aws), settings.queue_url.clone());
         let holder = std::env::var("AWS_LAMBDA_LOG_STREAM_NAME")
             .unwrap_or_else(|_| format!("local-{}", std::process::id()));
         Ok(Self {
@@ -108,7 +147,7 @@ impl Deps {
                 holder,
             ),
             queue: Arc::new(queue),
-            relaunch: relaunch(&aws),
+            relaunch,
         })
     }
 }
@@ -126,28 +165,53 @@ impl SecretsSource for WebhookSecretSource {
     }
 }
 
+/// What the webhook function reads from its environment.
+#[derive(Debug, Clone)]
+pub struct WebhookEnv {
+    /// `PRMSYNC_WEBHOOK_SECRET_ARN`: the webhook's own secret.
+    pub secret_arn: String,
+    /// `PRMSYNC_STATE_TABLE`: where the deliveries taken are kept.
+    pub state_table: String,
+    /// `PRMSYNC_QUEUE_URL`.
+    pub queue_url: String,
+}
+
+impl WebhookEnv {
+    pub fn from_env() -> Result<Self> {
+        Ok(Self {
+            secret_arn: env("PRMSYNC_WEBHOOK_SECRET_ARN")?,
+            state_table: env("PRMSYNC_STATE_TABLE")?,
+            queue_url: env("PRMSYNC_QUEUE_URL")?,
+        })
+    }
+}
+
 impl WebhookDeps {
-    /// Reads `PRMSYNC_WEBHOOK_SECRET_ARN` (the webhook's own secret), `PRMSYNC_STATE_TABLE`
-    /// (the deliveries taken) and `PRMSYNC_QUEUE_URL`; nothing of the connection secret
-    /// or the mapping.
+    /// Reads the [`WebhookEnv`]: nothing of the connection secret or the mapping.
     pub async fn from_env() -> Result<Self> {
+        let settings = WebhookEnv::from_env()?;
         let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .load()
             .await;
+        Self::load(&aws, &settings).await
+    }
+
+    /// The webhook's dependencies with these settings, over `aws`.
+    pub async fn load(aws: &aws_config::SdkConfig, settings: &WebhookEnv) -> Result<Self> {
         let source = WebhookSecretSource {
-            client: aws_sdk_secretsmanager::Client::new(&aws),
-            arn: env("PRMSYNC_WEBHOOK_SECRET_ARN")?,
+            client: aws_sdk_secretsmanager::Client::new(aws),
+            arn: settings.secret_arn.clone(),
         };
         let keys = WebhookKeys::load(Arc::new(source))
             .await
             .map_err(anyhow::Error::msg)?;
         let store = DynamoStore::new(
-            aws_sdk_dynamodb::Client::new(&aws),
-            env("PRMSYNC_STATE_TABLE")?,
-            // the webhook writes no log entries: its lines go to CloudWatch
+            aws_sdk_dynamodb::Client::new(aws),
+            settings.state_table.clone(),
+            // the webhook writes no Integration Log entries: its lines go to CloudWatch
             String::new(),
         );
-        let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&aws), env("PRMSYNC_QUEUE_URL")?);
+        let queue = SqsQueue::new(aws_sdk_sqs::Client::new(aws), settings.queue_url.clone());
         Ok(Self {
             keys,
             deliveries: Arc::new(store),

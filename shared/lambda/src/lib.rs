@@ -8,4 +8,4 @@ pub mod logging;
 pub mod payload;
 pub mod relaunch;
 
-pub use deps::Deps;
+pub use deps::{Deps, FunctionEnv, WebhookEnv};

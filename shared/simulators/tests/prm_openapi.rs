@@ -549,3 +549,50 @@ async fn prm_sim_error_answers_match_the_error_schema() {
     assert_eq!(s, 429);
     assert_matches(&doc, "Error", &v);
 }
+
+#[test]
+fn prm_sim_notifications_match_the_documented_webhook() {
+    let doc = spec();
+    let hook = &doc["webhooks"]["recordChanged"]["post"];
+    let header = hook["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "X-PRM-Signature")
+        .expect("the signature header is documented");
+    assert_eq!(
+        header["schema"]["pattern"], "^t=[0-9]+(,v1=[0-9a-f]{64})+$",
+        "the pattern this test checks by hand"
+    );
+    let sim = PrmSim::new(TOKEN);
+    sim.enable_notifications(&["current", "previous"]);
+    let org = sim.insert(
+        Collection::Organizations,
+        json!({"kind": "partner", "status": "active", "name": "Hooked"}),
+    );
+    sim.insert(
+        Collection::People,
+        json!({"organization_id": org, "kind": "contact", "first_name": "A", "last_name": "B"}),
+    );
+    sim.delete(Collection::Organizations, &org);
+    let sent = sim.take_notifications();
+    assert_eq!(sent.len(), 3);
+    for n in sent {
+        let body: Value = serde_json::from_str(&n.body).unwrap();
+        assert_matches(&doc, "ChangeEvent", &body);
+        let (t, rest) = n.signature.split_once(',').unwrap();
+        assert!(t.strip_prefix("t=").unwrap().parse::<i64>().is_ok(), "{t}");
+        let v1: Vec<&str> = rest.split(',').collect();
+        assert_eq!(v1.len(), 2, "one v1 per secret");
+        for v in v1 {
+            let hex = v.strip_prefix("v1=").unwrap();
+            assert!(
+                hex.len() == 64
+                    && hex
+                        .chars()
+                        .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()),
+                "{v}"
+            );
+        }
+    }
+}

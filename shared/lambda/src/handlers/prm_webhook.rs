@@ -135,23 +135,47 @@ fn too_large() -> LambdaFunctionUrlResponse {
     respond(413, json!({"error": "payload too large"}))
 }
 
+/// Why a body is refused before its signature is checked.
+enum BodyRefusal {
+    TooLarge,
+    NotBase64,
+}
+
+impl BodyRefusal {
+    fn answer(&self) -> LambdaFunctionUrlResponse {
+        match self {
+            BodyRefusal::TooLarge => too_large(),
+            BodyRefusal::NotBase64 => {
+                respond(400, json!({"error": "the body is not valid base64"}))
+            }
+        }
+    }
+
+    fn reason(&self) -> &'static str {
+        match self {
+            BodyRefusal::TooLarge => "too_large",
+            BodyRefusal::NotBase64 => "not_base64",
+        }
+    }
+}
+
 /// The raw body, refusing one over the limit before decoding it.
-fn body_of(request: &LambdaFunctionUrlRequest) -> Result<Vec<u8>, LambdaFunctionUrlResponse> {
+fn body_of(request: &LambdaFunctionUrlRequest) -> Result<Vec<u8>, BodyRefusal> {
     let raw = request.body.as_deref().unwrap_or_default();
     if request.is_base64_encoded {
         // base64 is 4 characters per 3 bytes
         if raw.len() / 4 * 3 > MAX_BODY_BYTES + 3 {
-            return Err(too_large());
+            return Err(BodyRefusal::TooLarge);
         }
         let body = base64::engine::general_purpose::STANDARD
             .decode(raw.as_bytes())
-            .map_err(|_| respond(400, json!({"error": "the body is not valid base64"})))?;
+            .map_err(|_| BodyRefusal::NotBase64)?;
         if body.len() > MAX_BODY_BYTES {
-            return Err(too_large());
+            return Err(BodyRefusal::TooLarge);
         }
         Ok(body)
     } else if raw.len() > MAX_BODY_BYTES {
-        Err(too_large())
+        Err(BodyRefusal::TooLarge)
     } else {
         Ok(raw.as_bytes().to_vec())
     }
@@ -172,14 +196,13 @@ pub async fn handle_at(
 ) -> LambdaFunctionUrlResponse {
     let body = match body_of(&request) {
         Ok(b) => b,
-        Err(answer) => {
+        Err(refusal) => {
             tracing::warn!(
                 code = "webhook_rejected",
-                reason = "too_large",
-                status = answer.status_code,
-                message = "the body is over the webhook's limit, or not base64"
+                reason = refusal.reason(),
+                message = "the body is over the webhook's 64 KiB limit, or not base64"
             );
-            return answer;
+            return refusal.answer();
         }
     };
     let header = request
@@ -202,7 +225,11 @@ pub async fn handle_at(
         }
     };
     let until = now + Duration::hours(REPEAT_WINDOW_HOURS);
-    match deps.deliveries.take_delivery(&note.event_id, now, until).await {
+    match deps
+        .deliveries
+        .take_delivery(&note.event_id, now, until)
+        .await
+    {
         Ok(true) => {}
         Ok(false) => {
             tracing::info!(
