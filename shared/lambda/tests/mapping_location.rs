@@ -3,7 +3,7 @@
 //! process's environment.
 
 use prmsync_lambda::deps::mapping_from_env;
-use prmsync_lambda::Deps;
+use prmsync_lambda::{Deps, FunctionEnv};
 use prmsync_mapping::config::{Direction, DEFAULT_MAPPING};
 
 /// The moto endpoint, or None (loudly) when a plain `cargo test` has none.
@@ -67,9 +67,15 @@ async fn cold_start_reads_the_mapping_object_and_refuses_a_missing_one() {
 
     // GIVEN the variable names an object that is not there
     let missing = format!("s3://{bucket}/missing.toml");
-    std::env::set_var("PRMSYNC_MAPPING_FILE", &missing);
-    // WHEN the function starts
-    let err = match Deps::from_env().await {
+    // WHEN the function starts with it
+    let settings = FunctionEnv {
+        secret_arn: "arn:aws:secretsmanager:us-east-1:123456789012:secret:never-read".into(),
+        state_table: "state".into(),
+        log_table: "log".into(),
+        queue_url: "http://127.0.0.1/queue".into(),
+        mapping: missing.clone(),
+    };
+    let err = match Deps::load(&aws, &settings, None).await {
         Ok(_) => panic!("a function started with a missing mapping object"),
         Err(e) => format!("{e:#}"),
     };
