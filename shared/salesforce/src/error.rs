@@ -182,6 +182,10 @@ pub enum SfError {
     #[error(transparent)]
     Insecure(#[from] prmsync_transport::InsecureUrl),
 
+    /// A query with a field or object name outside the API-name alphabet: never sent.
+    #[error(transparent)]
+    Query(#[from] crate::soql::SoqlError),
+
     /// The token response named an instance that is not Salesforce: the token is not sent.
     #[error(
         "the Salesforce token response named the instance {instance}, which is neither an \
@@ -218,9 +222,10 @@ impl SfError {
             SfError::LimitReserve { .. } => ErrorClass::Transient,
             SfError::Transport { .. } => ErrorClass::Transient,
             SfError::Decode { .. } => ErrorClass::Other,
-            SfError::Config(_) | SfError::Insecure(_) | SfError::UntrustedInstance { .. } => {
-                ErrorClass::Setup
-            }
+            SfError::Config(_)
+            | SfError::Insecure(_)
+            | SfError::UntrustedInstance { .. }
+            | SfError::Query(_) => ErrorClass::Setup,
             SfError::BulkJob(e) => e.class(),
         }
     }
