@@ -37,6 +37,13 @@ export PRMSYNC_REQUIRE_AWS=1
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 
+# The dependency tree's licences, bans and sources against deny.toml (offline checks only;
+# advisories need the network). cargo-deny is installed when missing (a clean machine).
+if ! cargo deny --version >/dev/null 2>&1; then
+    cargo install --locked --quiet cargo-deny
+fi
+cargo deny --offline check licenses bans sources
+
 # The Lambda binaries as they are deployed (release profile); tests/tests/infra.rs starts
 # each one and checks it fails fast, naming what is missing, outside Lambda.
 cargo build --release -p full-sync -p sync-worker -p deal-import -p prm-webhook

@@ -283,6 +283,42 @@ fn without_a_target_sync_says_how_to_start() {
 }
 
 #[test]
+fn a_config_file_with_plain_http_is_refused_naming_the_url_and_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("prmsync.toml"),
+        "[salesforce]\nlogin_url = \"http://acme.my.salesforce.com\"\n\n[prm]\napi_url = \"https://prm.example.com\"\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_prmsync"))
+        .args(["sync", "--config", "prmsync.toml", "--state-dir"])
+        .arg(dir.path().join(".prmsync"))
+        .current_dir(dir.path())
+        .env_remove("SALESFORCE_LOGIN_URL")
+        .env_remove("PRM_API_URL")
+        .env_remove("SALESFORCE_USERNAME")
+        .env_remove("SALESFORCE_JWT_KEY_FILE")
+        .env("SALESFORCE_CLIENT_ID", "id")
+        .env("SALESFORCE_CLIENT_SECRET", "s3cr3t-value")
+        .env("PRM_API_TOKEN", "t0ken-value")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("Salesforce login URL http://acme.my.salesforce.com")
+            && err.contains("unencrypted")
+            && err.contains("https://")
+            && err.contains("[salesforce] login_url"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("s3cr3t-value") && !err.contains("t0ken-value"),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_malformed_mapping_file_is_rejected_with_line_and_fix() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(

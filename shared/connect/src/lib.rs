@@ -24,6 +24,13 @@
 //!
 //! A setting that is empty or only whitespace counts as absent.
 //!
+//! # Transport
+//!
+//! The login URL and the PRM API URL must be `https://`; plain `http://` is accepted only on
+//! this machine (`localhost`, `127.0.0.0/8`, `::1`, where the simulators run), by the one
+//! rule of [`prmsync_transport::secure_url`]. The instance URL a Salesforce token names is
+//! checked by the Salesforce client before the token is sent there.
+//!
 //! # From the mapping
 //!
 //! The Salesforce API version (`[salesforce] api_version`) and the Bulk API query threshold
@@ -36,6 +43,7 @@ use prmsync_engine::{Crm, Prm, Store, SyncContext};
 use prmsync_mapping::MappingConfig;
 use prmsync_prm::{PrmClient, PrmConfig, PrmError};
 use prmsync_salesforce::{Auth, SalesforceClient, SalesforceConfig, SfError};
+use prmsync_transport::InsecureUrl;
 
 /// How long a run's lease lasts before another run may take it over, on one machine and on
 /// AWS alike. Longer than any Lambda invocation (15 minutes at most), so a live planner
@@ -47,7 +55,8 @@ pub const LEASE_TTL: chrono::Duration = chrono::Duration::minutes(30);
 /// secret (client id and secret, JWT key, PRM token, webhook secret).
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Connection {
-    /// `https://login.salesforce.com`, `https://test.salesforce.com` or the My Domain URL.
+    /// `https://login.salesforce.com`, `https://test.salesforce.com` or the My Domain URL
+    /// (plain `http://` only on this machine, for the simulator).
     pub salesforce_login_url: String,
     /// The connected app's consumer key.
     pub salesforce_client_id: String,
@@ -60,7 +69,7 @@ pub struct Connection {
     pub salesforce_jwt_key: Option<String>,
     /// The JWT `aud` claim; the login URL when absent.
     pub salesforce_jwt_audience: Option<String>,
-    /// The PRM API base URL.
+    /// The PRM API base URL, `https://` (plain `http://` only on this machine).
     pub prm_api_url: String,
     /// The PRM API token.
     pub prm_api_token: String,
@@ -162,6 +171,12 @@ pub enum ConnectError {
     JwtKeyWithoutUsername,
     #[error("the connection has a Salesforce username but neither a JWT key nor a client secret: set SALESFORCE_JWT_KEY_FILE (CLI) / salesforce_jwt_key (Lambda connection secret) for the JWT bearer flow, or SALESFORCE_CLIENT_SECRET / salesforce_client_secret for the client-credentials flow")]
     JwtUsernameWithoutKey,
+    #[error("{source}; set {} (CLI) / {} (Lambda connection secret)", .setting.cli(), .setting.secret())]
+    Insecure {
+        setting: Setting,
+        #[source]
+        source: InsecureUrl,
+    },
     #[error("{0}; check the Salesforce settings of the connection (SALESFORCE_* for the CLI, salesforce_* in the Lambda connection secret) and [salesforce] in the mapping file")]
     Salesforce(#[source] SfError),
     #[error("{0}; check PRM_API_URL (CLI) / prm_api_url (Lambda connection secret)")]
@@ -171,6 +186,14 @@ pub enum ConnectError {
 /// A value that is given: not absent, not empty, not only whitespace.
 fn given(v: &Option<String>) -> Option<&str> {
     v.as_deref().filter(|s| !s.trim().is_empty())
+}
+
+/// A URL setting that is given and secure by [`prmsync_transport::secure_url`].
+fn secure(v: &str, setting: Setting) -> Result<&str, ConnectError> {
+    let v = required(v, setting)?;
+    prmsync_transport::secure_url(setting.what(), v)
+        .map_err(|source| ConnectError::Insecure { setting, source })?;
+    Ok(v)
 }
 
 fn required(v: &str, setting: Setting) -> Result<&str, ConnectError> {
@@ -213,7 +236,7 @@ impl Connection {
         &self,
         mapping: &MappingConfig,
     ) -> Result<SalesforceConfig, ConnectError> {
-        let login_url = required(&self.salesforce_login_url, Setting::SalesforceLoginUrl)?;
+        let login_url = secure(&self.salesforce_login_url, Setting::SalesforceLoginUrl)?;
         let mut cfg = SalesforceConfig::new(login_url, self.auth()?);
         cfg.api_version = mapping.salesforce.api_version.clone();
         cfg.bulk_query_threshold = mapping.salesforce.bulk_query_threshold;
@@ -223,7 +246,7 @@ impl Connection {
 
     /// The PRM client's configuration (its default timeout and retries).
     pub fn prm_config(&self) -> Result<PrmConfig, ConnectError> {
-        let url = required(&self.prm_api_url, Setting::PrmApiUrl)?;
+        let url = secure(&self.prm_api_url, Setting::PrmApiUrl)?;
         let token = required(&self.prm_api_token, Setting::PrmApiToken)?;
         Ok(PrmConfig::new(url, token))
     }

@@ -258,7 +258,16 @@ fn invalid_urls_are_typed_errors_that_show_no_secret() {
         ..conn()
     };
     let (e, s) = err_of(c.clients(&MappingConfig::default()));
-    assert!(matches!(e, ConnectError::Salesforce(_)), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            ConnectError::Insecure {
+                setting: Setting::SalesforceLoginUrl,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
     assert!(s.contains("login_url") && !s.contains("very-secret"), "{s}");
 
     let c = Connection {
@@ -266,7 +275,16 @@ fn invalid_urls_are_typed_errors_that_show_no_secret() {
         ..conn()
     };
     let (e, s) = err_of(c.clients(&MappingConfig::default()));
-    assert!(matches!(e, ConnectError::Prm(_)), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            ConnectError::Insecure {
+                setting: Setting::PrmApiUrl,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
     assert!(s.contains("prm_api_url") && !s.contains("tok-456"), "{s}");
 
     let c = Connection {
@@ -277,6 +295,47 @@ fn invalid_urls_are_typed_errors_that_show_no_secret() {
     let (e, s) = err_of(c.clients(&MappingConfig::default()));
     assert!(matches!(e, ConnectError::Salesforce(_)), "{e:?}");
     assert!(!s.contains("not a key"), "{s}");
+}
+
+#[test]
+fn plain_http_is_refused_off_loopback_naming_the_setting_and_the_fix() {
+    for (c, setting, shown) in [
+        (
+            Connection {
+                salesforce_login_url: "http://login.salesforce.com".into(),
+                ..conn()
+            },
+            Setting::SalesforceLoginUrl,
+            "Salesforce login URL http://login.salesforce.com",
+        ),
+        (
+            Connection {
+                prm_api_url: "http://prm.example.com/api".into(),
+                ..conn()
+            },
+            Setting::PrmApiUrl,
+            "PRM API URL http://prm.example.com",
+        ),
+    ] {
+        let (e, s) = err_of(c.clients(&MappingConfig::default()));
+        assert!(
+            matches!(e, ConnectError::Insecure { setting: ref got, .. } if *got == setting),
+            "{e:?}"
+        );
+        assert!(s.contains(shown) && s.contains("unencrypted"), "{s}");
+        assert!(
+            s.contains(setting.cli()) && s.contains(setting.secret()),
+            "{s}"
+        );
+        assert!(!s.contains("very-secret") && !s.contains("tok-456"), "{s}");
+    }
+    // the simulators on this machine
+    let c = Connection {
+        salesforce_login_url: "http://127.0.0.1:4010".into(),
+        prm_api_url: "http://localhost:4020".into(),
+        ..conn()
+    };
+    c.clients(&MappingConfig::default()).unwrap();
 }
 
 #[test]

@@ -125,6 +125,33 @@ pub struct SetupFields {
     pub deal_id: String,
 }
 
+impl SetupFields {
+    /// Each setup field by its key in `[setup]`.
+    pub fn named(&self) -> [(&'static str, &str); 9] {
+        [
+            ("sync_flag", &self.sync_flag),
+            ("organization_status", &self.organization_status),
+            ("record_status", &self.record_status),
+            ("prm_id", &self.prm_id),
+            ("export_deal", &self.export_deal),
+            ("partner_email", &self.partner_email),
+            ("distributor_email", &self.distributor_email),
+            ("deal_owner_type", &self.deal_owner_type),
+            ("deal_id", &self.deal_id),
+        ]
+    }
+}
+
+/// Whether `name` is a Salesforce field API name: an ASCII letter, then ASCII letters,
+/// digits and underscores (`Industry`, `Tier__c`). Only such names reach a SOQL query.
+pub fn is_field_api_name(name: &str) -> bool {
+    name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+const FIELD_API_NAME_FIX: &str = "use the API name as shown in Setup > Object Manager > Fields \
+     (letters, digits, underscores, e.g. Industry or Tier__c)";
+
 impl Default for SetupFields {
     fn default() -> Self {
         Self {
@@ -419,6 +446,21 @@ impl MappingConfig {
                 "use a value from 0 to 90 (20 keeps a fifth of the daily allocation)",
             ));
         }
+        for (key, name) in raw.setup.named() {
+            if !is_field_api_name(name) {
+                // The `key = ...` line of `[setup]`.
+                let at = src
+                    .match_indices(key)
+                    .map(|(i, _)| i)
+                    .find(|&i| src[i + key.len()..].trim_start().starts_with('='))
+                    .unwrap_or(0);
+                return Err(invalid(
+                    at,
+                    format!("[setup] {key} = {name:?} is not a Salesforce field API name"),
+                    FIELD_API_NAME_FIX,
+                ));
+            }
+        }
         let setup_names: BTreeSet<&str> = [
             raw.setup.sync_flag.as_str(),
             raw.setup.record_status.as_str(),
@@ -568,13 +610,10 @@ fn validate_field(
         }
     }
     if let Some(c) = &f.crm {
-        let valid = !c.is_empty()
-            && c.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
-            && c.chars().next().is_some_and(|ch| ch.is_ascii_alphabetic());
-        if !valid {
+        if !is_field_api_name(c) {
             return Err((
                 format!("`{c}` is not a Salesforce field API name"),
-                "use the API name as shown in Setup > Object Manager > Fields (letters, digits, underscores, e.g. Industry or Tier__c)",
+                FIELD_API_NAME_FIX,
             ));
         }
         if setup_names.contains(c.as_str()) {
@@ -753,6 +792,38 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_salesforce_field_that_could_inject_soql_is_refused_naming_it() {
+        let src = "[[people.fields]]\nprm = \"title\"\ncrm = \"Name) FROM User--\"\n";
+        let err = MappingConfig::parse(src, "mapping.toml").unwrap_err();
+        match &err {
+            MappingError::Invalid { line, message, .. } => {
+                assert_eq!(*line, 1);
+                assert!(message.contains("`Name) FROM User--`"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let text = err.to_string();
+        assert!(
+            text.contains("mapping.toml") && text.contains("Setup > Object Manager"),
+            "{text}"
+        );
+        let src = "[setup]\nsync_flag = \"PRM_Sync__c\"\nprm_id = \"Id FROM Contact WHERE Name != null OR PRM_Id__c\"\n";
+        match MappingConfig::parse(src, "mapping.toml").unwrap_err() {
+            MappingError::Invalid { line, message, .. } => {
+                assert_eq!(line, 3);
+                assert!(
+                    message.contains("[setup] prm_id = \"Id FROM Contact"),
+                    "{message}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            is_field_api_name("PRM_Id__c") && !is_field_api_name("1st") && !is_field_api_name("")
+        );
     }
 
     #[test]

@@ -22,7 +22,8 @@ pub mod value;
 
 pub use codes::{Level, LogCode};
 pub use config::{
-    Direction, FieldMapping, FieldType, MappingConfig, MappingError, Side, WinnerRule,
+    is_field_api_name, Direction, FieldMapping, FieldType, MappingConfig, MappingError, Side,
+    WinnerRule,
 };
 pub use record::{CrmRecord, Fields, Integration, ObjectKind, PrmRecord};
 pub use sfid::normalise_id;

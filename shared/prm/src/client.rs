@@ -156,15 +156,7 @@ fn patch_applied(record: &PrmRecord, patch: &Map<String, Value>) -> bool {
 
 impl PrmClient {
     pub fn new(cfg: PrmConfig) -> Result<Self, PrmError> {
-        let base = Url::parse(cfg.base_url.trim()).map_err(|e| {
-            PrmError::Transport(format!("PRM_API_URL '{}' is not a URL ({e})", cfg.base_url))
-        })?;
-        if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
-            return Err(PrmError::Transport(format!(
-                "PRM_API_URL '{}' must be an http:// or https:// URL",
-                cfg.base_url
-            )));
-        }
+        let base = prmsync_transport::secure_url("PRM API URL", &cfg.base_url)?;
         let http = reqwest::Client::builder()
             .timeout(cfg.timeout)
             .user_agent(concat!("prmsync/", env!("CARGO_PKG_VERSION")))

@@ -5,7 +5,8 @@ use std::time::Duration;
 /// Where the PRM is and how to talk to it. `Debug` never shows the token.
 #[derive(Clone)]
 pub struct PrmConfig {
-    /// `PRM_API_URL`, e.g. `http://127.0.0.1:8181` (paths start `/v1` below it).
+    /// `PRM_API_URL`, e.g. `https://prm.example.com/api` (paths start `/v1` below it);
+    /// plain `http://` only on this machine, e.g. the simulator's `http://127.0.0.1:8181`.
     pub base_url: String,
     /// `PRM_API_TOKEN`, sent as `Authorization: Bearer <token>`.
     pub token: String,

@@ -34,6 +34,9 @@ pub enum PrmError {
     Server { status: u16, message: String },
     #[error("could not reach the PRM ({0}): check PRM_API_URL and the network")]
     Transport(String),
+    /// `PRM_API_URL` is plain `http://` away from this machine, or not a URL.
+    #[error(transparent)]
+    Insecure(#[from] prmsync_transport::InsecureUrl),
     #[error("the PRM sent a response that does not follow the API contract ({0}): check that PRM_API_URL points at a PRM API v1")]
     Decode(String),
 }

@@ -30,7 +30,7 @@ fn class(e: &PrmError) -> FailureClass {
         PrmError::VersionConflict => FailureClass::VersionConflict,
         PrmError::Validation { .. } => FailureClass::Data,
         e if e.is_transient() => FailureClass::Transient,
-        PrmError::Decode(_) => FailureClass::Setup,
+        PrmError::Decode(_) | PrmError::Insecure(_) => FailureClass::Setup,
         _ => FailureClass::Data,
     }
 }
@@ -46,6 +46,7 @@ fn code(e: &PrmError) -> &'static str {
         PrmError::Server { .. } => "internal",
         PrmError::Transport(_) => "transport",
         PrmError::Decode(_) => "decode",
+        PrmError::Insecure(_) => "insecure_url",
     }
 }
 

@@ -356,5 +356,24 @@ fn token_never_appears_in_debug_or_display() {
         assert!(!format!("{e:?}").contains(TOKEN));
     }
     assert!(errors[0].to_string().contains("PRM_API_TOKEN"));
-    assert!(PrmClient::new(PrmConfig::new("not a url", TOKEN)).is_err());
+    assert!(matches!(
+        PrmClient::new(PrmConfig::new("not a url", TOKEN)),
+        Err(PrmError::Insecure(_))
+    ));
+}
+
+#[test]
+fn plain_http_is_refused_away_from_loopback() {
+    let err = PrmClient::new(PrmConfig::new("http://prm.example.com/api", TOKEN)).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("PRM API URL http://prm.example.com")
+            && text.contains("unencrypted")
+            && text.contains("https://"),
+        "{text}"
+    );
+    assert!(!text.contains(TOKEN), "{text}");
+    assert!(PrmClient::new(PrmConfig::new("https://prm.example.com/api", TOKEN)).is_ok());
+    assert!(PrmClient::new(PrmConfig::new("http://127.0.0.1:8181", TOKEN)).is_ok());
+    assert!(PrmClient::new(PrmConfig::new("http://localhost:8181", TOKEN)).is_ok());
 }

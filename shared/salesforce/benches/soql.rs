@@ -69,7 +69,7 @@ fn bench_soql(c: &mut Criterion) {
         prm_id: "PRM_Id__c".into(),
     };
     let ids = ids();
-    let q = change_query("Account", &fields, since, &scope);
+    let q = change_query("Account", &fields, since, &scope).expect("API names");
     assert!(
         q.contains("SystemModstamp >= 2026-11-22T09:55:00.000Z"),
         "{q}"
@@ -92,7 +92,7 @@ fn bench_soql(c: &mut Criterion) {
             Soql::select(black_box(&fields))
                 .from("Account")
                 .where_(Cond::in_("Id", black_box(&ids).iter()))
-                .to_string()
+                .build()
         })
     });
     g.finish();

@@ -174,8 +174,9 @@ impl Authenticator {
     }
 }
 
-/// Parse a successful token response.
-pub(crate) fn parse_token(body: &[u8]) -> Result<Token, SfError> {
+/// Parse a successful token response from the login URL `login_url`, refusing an instance
+/// the token must not be sent to ([`check_instance`]).
+pub(crate) fn parse_token(body: &[u8], login_url: &str) -> Result<Token, SfError> {
     let t: TokenResponse =
         serde_json::from_slice(body).map_err(|e| SfError::decode("the token request", e))?;
     let instance_url = t.instance_url.trim_end_matches('/').to_string();
@@ -185,10 +186,55 @@ pub(crate) fn parse_token(body: &[u8]) -> Result<Token, SfError> {
             "instance_url is empty",
         ));
     }
+    check_instance(&instance_url, login_url)?;
     Ok(Token {
         access_token: t.access_token,
         instance_url,
     })
+}
+
+/// The domains of Salesforce instances (My Domain, sandboxes, Government Cloud Plus,
+/// Hyperforce in China, and the older instance names); an instance URL's host is one of
+/// them or below one.
+pub(crate) const SALESFORCE_DOMAINS: [&str; 8] = [
+    "salesforce.com",
+    "force.com",
+    "cloudforce.com",
+    "database.com",
+    "salesforce.mil",
+    "salesforce-setup.com",
+    "sfcrmproducts.cn",
+    "sfcrmapps.cn",
+];
+
+/// Whether the token may be sent to `instance_url`: an https:// Salesforce domain, the
+/// login host itself over https://, or this machine (the simulator), otherwise
+/// [`SfError::UntrustedInstance`].
+pub(crate) fn check_instance(instance_url: &str, login_url: &str) -> Result<(), SfError> {
+    let login_host = url::Url::parse(login_url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+        .unwrap_or_default();
+    let untrusted = |instance: String| SfError::UntrustedInstance {
+        instance,
+        login_host: login_host.clone(),
+    };
+    let Ok(url) = url::Url::parse(instance_url) else {
+        return Err(untrusted("(not a URL)".into()));
+    };
+    if prmsync_transport::is_loopback(&url) && matches!(url.scheme(), "http" | "https") {
+        return Ok(());
+    }
+    let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+    let salesforce = SALESFORCE_DOMAINS.iter().any(|d| {
+        host.strip_suffix(d)
+            .is_some_and(|rest| rest.is_empty() || rest.ends_with('.'))
+    });
+    if url.scheme() == "https" && !host.is_empty() && (salesforce || host == login_host) {
+        Ok(())
+    } else {
+        Err(untrusted(prmsync_transport::shown(&url)))
+    }
 }
 
 /// Build the error for a rejected token request (never includes the request).
@@ -204,5 +250,73 @@ pub(crate) fn token_error(status: u16, body: &[u8]) -> SfError {
             error: "unknown_error".into(),
             description: String::from_utf8_lossy(body).chars().take(200).collect(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOGIN: &str = "https://login.salesforce.com";
+
+    #[test]
+    fn salesforce_instances_are_trusted() {
+        for instance in [
+            "https://acme.my.salesforce.com",
+            "https://acme--uat.sandbox.my.salesforce.com/",
+            "https://na42.salesforce.com",
+            "https://acme.lightning.force.com",
+            "https://acme.cloudforce.com",
+            "https://acme.my.salesforce.mil",
+            "https://acme.my.sfcrmproducts.cn",
+            "https://ACME.MY.SALESFORCE.COM",
+        ] {
+            assert!(check_instance(instance, LOGIN).is_ok(), "{instance}");
+        }
+    }
+
+    #[test]
+    fn the_login_host_and_loopback_are_trusted() {
+        assert!(check_instance("https://sf.corp.example", "https://sf.corp.example").is_ok());
+        assert!(check_instance("http://127.0.0.1:4010", "http://127.0.0.1:4010").is_ok());
+        assert!(check_instance("http://localhost:4010", LOGIN).is_ok());
+        assert!(check_instance("http://[::1]:4010", LOGIN).is_ok());
+    }
+
+    #[test]
+    fn other_instances_are_refused_naming_the_host() {
+        for (instance, shown) in [
+            ("https://evil.example.com", "https://evil.example.com"),
+            (
+                "https://salesforce.com.evil.example",
+                "https://salesforce.com.evil.example",
+            ),
+            ("https://evilsalesforce.com", "https://evilsalesforce.com"),
+            (
+                "http://acme.my.salesforce.com",
+                "http://acme.my.salesforce.com",
+            ),
+            ("http://sf.corp.example", "http://sf.corp.example"),
+            ("https://10.0.0.8:443/x?y", "https://10.0.0.8"),
+        ] {
+            let err = check_instance(instance, "https://sf.corp.example").unwrap_err();
+            assert_eq!(err.class(), crate::ErrorClass::Setup);
+            let text = err.to_string();
+            assert!(text.contains(&format!("instance {shown},")), "{text}");
+            assert!(text.contains("did not send the access token"), "{text}");
+            assert!(text.contains("SALESFORCE_LOGIN_URL"), "{text}");
+        }
+        assert!(check_instance("not a url", LOGIN).is_err());
+    }
+
+    #[test]
+    fn a_token_for_an_untrusted_instance_is_not_kept() {
+        let body = br#"{"access_token":"tok","instance_url":"https://evil.example.com"}"#;
+        let err = parse_token(body, LOGIN).unwrap_err();
+        assert!(matches!(err, SfError::UntrustedInstance { .. }), "{err:?}");
+        assert!(!err.to_string().contains("tok\""));
+        let body = br#"{"access_token":"tok","instance_url":"https://acme.my.salesforce.com/"}"#;
+        let token = parse_token(body, LOGIN).unwrap();
+        assert_eq!(token.instance_url, "https://acme.my.salesforce.com");
     }
 }

@@ -178,6 +178,28 @@ pub enum SfError {
     #[error("Salesforce client configuration is invalid: {0}")]
     Config(String),
 
+    /// The login URL is plain `http://` away from this machine, or not a URL.
+    #[error(transparent)]
+    Insecure(#[from] prmsync_transport::InsecureUrl),
+
+    /// A query with a field or object name outside the API-name alphabet: never sent.
+    #[error(transparent)]
+    Query(#[from] crate::soql::SoqlError),
+
+    /// The token response named an instance that is not Salesforce: the token is not sent.
+    #[error(
+        "the Salesforce token response named the instance {instance}, which is neither an \
+         https:// Salesforce domain ({}) nor the login host {login_host}: prmsync did not \
+         send the access token there. Check that SALESFORCE_LOGIN_URL (or [salesforce] \
+         login_url) is your org's login URL: https://login.salesforce.com, \
+         https://test.salesforce.com or your My Domain URL",
+        crate::auth::SALESFORCE_DOMAINS.map(|d| format!("*.{d}")).join(", ")
+    )]
+    UntrustedInstance {
+        instance: String,
+        login_host: String,
+    },
+
     /// A Bulk API 2.0 query job failed, was aborted or did not finish in time.
     #[error(transparent)]
     BulkJob(#[from] crate::bulk::BulkJobError),
@@ -200,7 +222,10 @@ impl SfError {
             SfError::LimitReserve { .. } => ErrorClass::Transient,
             SfError::Transport { .. } => ErrorClass::Transient,
             SfError::Decode { .. } => ErrorClass::Other,
-            SfError::Config(_) => ErrorClass::Setup,
+            SfError::Config(_)
+            | SfError::Insecure(_)
+            | SfError::UntrustedInstance { .. }
+            | SfError::Query(_) => ErrorClass::Setup,
             SfError::BulkJob(e) => e.class(),
         }
     }

@@ -10,7 +10,7 @@ use prmsync_engine::ports::{
 use prmsync_mapping::{normalise_id, CrmRecord, Fields};
 
 use crate::bulk::{BulkQueryOptions, BulkResults};
-use crate::soql::{Cond, Dir, Op, Soql};
+use crate::soql::{Cond, Dir, Op, Soql, SoqlError};
 use crate::{ErrorClass, RecordResult, SObject, SalesforceClient, SfError};
 
 /// Values in one `IN (...)`: Ids are short; other values (emails) may be long, and the
@@ -38,6 +38,11 @@ fn port_error(e: SfError) -> PortError {
         },
         message: e.to_string(),
     }
+}
+
+/// A query the builder refused (a field or object name outside the API-name alphabet).
+fn soql_error(e: SoqlError) -> PortError {
+    port_error(SfError::Query(e))
 }
 
 /// A row as the engine's record. Salesforce answers with 18-character Ids; they are kept
@@ -82,13 +87,14 @@ fn outcome(r: RecordResult) -> WriteOutcome {
 }
 
 /// The SOQL of a change query (sync rule 2): SystemModstamp at or after the cursor, within
-/// the scope, oldest first with Id as tie-breaker.
+/// the scope, oldest first with Id as tie-breaker. A field or object name outside the
+/// API-name alphabet is refused, naming it.
 pub fn change_query(
     object: &str,
     fields: &[String],
     since: Option<DateTime<Utc>>,
     scope: &Scope,
-) -> String {
+) -> Result<String, SoqlError> {
     change_query_from(object, fields, &ChangeFrom { since, after: None }, scope)
 }
 
@@ -100,11 +106,11 @@ pub fn change_query_from(
     fields: &[String],
     from: &ChangeFrom,
     scope: &Scope,
-) -> String {
+) -> Result<String, SoqlError> {
     change_select(object, fields, from, scope)
         .order_by("SystemModstamp", Dir::Asc)
         .order_by("Id", Dir::Asc)
-        .to_string()
+        .build()
 }
 
 /// The change query without its order (a Bulk API query job: the order is restored on
@@ -228,7 +234,7 @@ impl Crm for SalesforceClient {
         let (rows, next) = match page {
             Some(url) => self.query_next_page(url).await,
             None => {
-                let soql = change_query_from(object, fields, from, scope);
+                let soql = change_query_from(object, fields, from, scope).map_err(soql_error)?;
                 self.query_first_page(&soql, true).await
             }
         }
@@ -255,7 +261,7 @@ impl Crm for SalesforceClient {
             let (rows, next) = self.query_next_page(url).await.map_err(port_error)?;
             return Ok(rest_page(rows, next));
         }
-        let soql = change_query(object, fields, since, scope);
+        let soql = change_query(object, fields, since, scope).map_err(soql_error)?;
         let (rows, next, total) = self
             .query_first_page_sized(&soql, true)
             .await
@@ -269,8 +275,9 @@ impl Crm for SalesforceClient {
         // A query job reads everything again, the first REST page too: its rows are
         // dropped here so no record is handed out twice.
         drop(rows);
-        let soql =
-            change_select(object, fields, &ChangeFrom { since, after: None }, scope).to_string();
+        let soql = change_select(object, fields, &ChangeFrom { since, after: None }, scope)
+            .build()
+            .map_err(soql_error)?;
         let describe = self.describe_cached(object).await.map_err(port_error)?;
         let results = self
             .bulk_query_start(&soql, true, &describe, &options)
@@ -294,7 +301,8 @@ impl Crm for SalesforceClient {
             let soql = Soql::select(fields)
                 .from(object)
                 .where_(Cond::in_(field, part.iter()))
-                .to_string();
+                .build()
+                .map_err(soql_error)?;
             let rows = self.query(&soql).await.map_err(port_error)?;
             out.extend(rows.into_iter().map(to_record));
         }
@@ -312,7 +320,8 @@ impl Crm for SalesforceClient {
             let soql = Soql::select(fields)
                 .from(object)
                 .where_(Cond::in_("Id", part.iter()))
-                .to_string();
+                .build()
+                .map_err(soql_error)?;
             let rows = self.query_all(&soql).await.map_err(port_error)?;
             out.extend(rows.into_iter().map(to_record));
         }
@@ -447,10 +456,35 @@ mod tests {
                 after: Some((at, "003' OR Id != '".into())),
             },
             &Scope::All,
-        );
+        )
+        .unwrap();
         assert_eq!(
             q,
             "SELECT Id FROM Contact WHERE (SystemModstamp >= 2026-11-22T10:00:00.000Z AND (SystemModstamp > 2026-11-22T10:00:00.000Z OR (SystemModstamp = 2026-11-22T10:00:00.000Z AND Id > '003\\' OR Id != \\''))) ORDER BY SystemModstamp ASC, Id ASC"
+        );
+    }
+
+    #[test]
+    fn change_query_refuses_a_name_outside_the_api_alphabet() {
+        let err = change_query(
+            "Contact",
+            &["Id".into(), "Name) FROM User--".into()],
+            None,
+            &Scope::All,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            SoqlError::Identifier {
+                name: "Name) FROM User--".into()
+            }
+        );
+        let port = soql_error(err);
+        assert_eq!(port.class, FailureClass::Setup);
+        assert!(
+            port.message.contains("Name) FROM User--"),
+            "{}",
+            port.message
         );
     }
 
@@ -467,7 +501,8 @@ mod tests {
                 flags: vec!["PRM_Sync__c".into()],
                 prm_id: "PRM_Id__c".into(),
             },
-        );
+        )
+        .unwrap();
         assert_eq!(
             q,
             "SELECT Id, Name FROM Account WHERE (SystemModstamp >= 2026-11-22T10:00:00.000Z AND (PRM_Sync__c = true OR PRM_Id__c != null)) ORDER BY SystemModstamp ASC, Id ASC"

@@ -11,7 +11,8 @@
 //!     .order_by("SystemModstamp", Dir::Asc)
 //!     .order_by("Id", Dir::Asc)
 //!     .limit(10)
-//!     .to_string();
+//!     .build()
+//!     .unwrap();
 //! assert_eq!(
 //!     q,
 //!     "SELECT Id, Name FROM Account WHERE (PRM_Sync__c = true AND Name != 'Bob\\'s') \
@@ -19,9 +20,10 @@
 //! );
 //! ```
 //!
-//! Field and object names are identifiers, not values: characters other than ASCII letters,
-//! digits, `_` and `.` are dropped from them so they can never inject SOQL (use
-//! [`is_identifier`] to validate names from configuration up front).
+//! Field and object names are identifiers, not values: a name with a character other than
+//! ASCII letters, digits, `_` and `.` (between names) is refused with
+//! [`SoqlError::Identifier`] naming it, so it can never inject SOQL (use [`is_identifier`]
+//! to validate names from configuration up front).
 
 use std::fmt::{self, Write as _};
 
@@ -77,12 +79,30 @@ pub fn is_identifier(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
         && !s.starts_with('.')
         && !s.ends_with('.')
+        && !s.contains("..")
 }
 
-fn ident(s: &str) -> String {
-    s.chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '.')
-        .collect()
+/// Why a query could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SoqlError {
+    /// A field or object name outside the API-name alphabet.
+    #[error(
+        "{name:?} is not a Salesforce API name (ASCII letters, digits and `_`, with `.` \
+         between relationship names, e.g. PRM_Id__c or Account.Name): fix the field or \
+         object name in the mapping file"
+    )]
+    Identifier { name: String },
+}
+
+/// `s` when it is a plain identifier ([`is_identifier`]), else the error naming it.
+fn ident(s: &str) -> Result<&str, SoqlError> {
+    if is_identifier(s) {
+        Ok(s)
+    } else {
+        Err(SoqlError::Identifier {
+            name: s.to_string(),
+        })
+    }
 }
 
 /// A SOQL value.
@@ -300,57 +320,67 @@ impl Cond {
     }
 }
 
-impl fmt::Display for Cond {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Cond {
+    /// The condition as SOQL; a field name outside the API-name alphabet is refused.
+    pub fn build(&self) -> Result<String, SoqlError> {
+        let mut out = String::new();
+        self.write(&mut out)?;
+        Ok(out)
+    }
+
+    fn write(&self, f: &mut String) -> Result<(), SoqlError> {
         match self {
             Cond::Cmp { field, op, value } => {
-                write!(f, "{} {} {}", ident(field), op.as_str(), value)
+                let _ = write!(f, "{} {} {}", ident(field)?, op.as_str(), value);
             }
             Cond::In {
                 field,
                 values,
                 negated,
             } => {
+                let field = ident(field)?;
                 if values.is_empty() {
-                    return f.write_str(if *negated { "Id != null" } else { "Id = null" });
+                    f.push_str(if *negated { "Id != null" } else { "Id = null" });
+                    return Ok(());
                 }
-                write!(
-                    f,
-                    "{} {}IN (",
-                    ident(field),
-                    if *negated { "NOT " } else { "" }
-                )?;
+                let _ = write!(f, "{field} {}IN (", if *negated { "NOT " } else { "" });
                 for (i, v) in values.iter().enumerate() {
                     if i > 0 {
-                        f.write_str(", ")?;
+                        f.push_str(", ");
                     }
-                    write!(f, "{v}")?;
+                    let _ = write!(f, "{v}");
                 }
-                f.write_str(")")
+                f.push(')');
             }
             Cond::Like {
                 field,
                 escaped_pattern,
-            } => write!(f, "{} LIKE '{}'", ident(field), escaped_pattern),
+            } => {
+                let _ = write!(f, "{} LIKE '{}'", ident(field)?, escaped_pattern);
+            }
             Cond::And(cs) | Cond::Or(cs) => {
                 let and = matches!(self, Cond::And(_));
                 if cs.is_empty() {
-                    return f.write_str(if and { "(Id != null)" } else { "(Id = null)" });
+                    f.push_str(if and { "(Id != null)" } else { "(Id = null)" });
+                    return Ok(());
                 }
-                f.write_str("(")?;
+                f.push('(');
                 for (i, c) in cs.iter().enumerate() {
                     if i > 0 {
-                        f.write_str(if and { " AND " } else { " OR " })?;
+                        f.push_str(if and { " AND " } else { " OR " });
                     }
-                    write!(f, "{c}")?;
+                    c.write(f)?;
                 }
-                f.write_str(")")
+                f.push(')');
             }
-            Cond::Not(c) => match c.as_ref() {
-                Cond::And(_) | Cond::Or(_) => write!(f, "(NOT {c})"),
-                _ => write!(f, "(NOT ({c}))"),
-            },
+            Cond::Not(c) => {
+                let group = matches!(c.as_ref(), Cond::And(_) | Cond::Or(_));
+                f.push_str(if group { "(NOT " } else { "(NOT (" });
+                c.write(f)?;
+                f.push_str(if group { ")" } else { "))" });
+            }
         }
+        Ok(())
     }
 }
 
@@ -402,48 +432,51 @@ impl Soql {
     }
 }
 
-impl fmt::Display for Soql {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SELECT ")?;
-        let mut seen: Vec<String> = Vec::new();
+impl Soql {
+    /// The statement as SOQL. Every field and object name must be an API name
+    /// ([`is_identifier`]): one with any other character is refused, naming it.
+    pub fn build(&self) -> Result<String, SoqlError> {
+        let mut f = String::from("SELECT ");
+        let mut seen: Vec<&str> = Vec::new();
         for field in &self.fields {
-            let field = ident(field);
-            if field.is_empty() || seen.iter().any(|s| s.eq_ignore_ascii_case(&field)) {
-                continue;
+            let field = ident(field)?;
+            if !seen.iter().any(|s| s.eq_ignore_ascii_case(field)) {
+                seen.push(field);
             }
-            seen.push(field);
         }
         if seen.is_empty() {
-            seen.push("Id".into());
+            seen.push("Id");
         }
-        f.write_str(&seen.join(", "))?;
-        write!(f, " FROM {}", ident(&self.object))?;
+        f.push_str(&seen.join(", "));
+        let _ = write!(f, " FROM {}", ident(&self.object)?);
         match self.conds.len() {
             0 => {}
-            1 => write!(f, " WHERE {}", self.conds[0])?,
-            _ => write!(f, " WHERE {}", Cond::And(self.conds.clone()))?,
+            1 => {
+                f.push_str(" WHERE ");
+                self.conds[0].write(&mut f)?;
+            }
+            _ => {
+                f.push_str(" WHERE ");
+                Cond::And(self.conds.clone()).write(&mut f)?;
+            }
         }
         if !self.order.is_empty() {
-            f.write_str(" ORDER BY ")?;
+            f.push_str(" ORDER BY ");
             for (i, (field, dir)) in self.order.iter().enumerate() {
                 if i > 0 {
-                    f.write_str(", ")?;
+                    f.push_str(", ");
                 }
-                write!(
-                    f,
-                    "{} {}",
-                    ident(field),
-                    match dir {
-                        Dir::Asc => "ASC",
-                        Dir::Desc => "DESC",
-                    }
-                )?;
+                let dir = match dir {
+                    Dir::Asc => "ASC",
+                    Dir::Desc => "DESC",
+                };
+                let _ = write!(f, "{} {dir}", ident(field)?);
             }
         }
         if let Some(n) = self.limit {
-            write!(f, " LIMIT {n}")?;
+            let _ = write!(f, " LIMIT {n}");
         }
-        Ok(())
+        Ok(f)
     }
 }
 
@@ -468,7 +501,8 @@ mod tests {
         let q = Soql::select(&["Id"])
             .from("Account")
             .where_(Cond::eq("Name", "' OR Name != '"))
-            .to_string();
+            .build()
+            .unwrap();
         assert_eq!(q, r"SELECT Id FROM Account WHERE Name = '\' OR Name != \''");
     }
 
@@ -488,7 +522,8 @@ mod tests {
             .order_by("SystemModstamp", Asc)
             .order_by("Id", Asc)
             .limit(2000)
-            .to_string();
+            .build()
+            .unwrap();
         assert_eq!(
             q,
             "SELECT Id, Name, SystemModstamp FROM Account WHERE (PRM_Sync__c = true AND \
@@ -502,57 +537,101 @@ mod tests {
     fn other_conditions() {
         let d = NaiveDate::from_ymd_opt(2026, 1, 2).unwrap();
         assert_eq!(
-            Cond::ge("CloseDate", d).to_string(),
+            Cond::ge("CloseDate", d).build().unwrap(),
             "CloseDate >= 2026-01-02"
         );
-        assert_eq!(Cond::le("Amount", 1.5).to_string(), "Amount <= 1.5");
-        assert_eq!(Cond::lt("N__c", 3).to_string(), "N__c < 3");
-        assert_eq!(Cond::ne("Email", Value::Null).to_string(), "Email != null");
+        assert_eq!(Cond::le("Amount", 1.5).build().unwrap(), "Amount <= 1.5");
+        assert_eq!(Cond::lt("N__c", 3).build().unwrap(), "N__c < 3");
         assert_eq!(
-            Cond::eq("Email", None::<String>).to_string(),
+            Cond::ne("Email", Value::Null).build().unwrap(),
+            "Email != null"
+        );
+        assert_eq!(
+            Cond::eq("Email", None::<String>).build().unwrap(),
             "Email = null"
         );
         assert_eq!(
-            Cond::in_("Id", ["a", "b'"]).to_string(),
+            Cond::in_("Id", ["a", "b'"]).build().unwrap(),
             r"Id IN ('a', 'b\'')"
         );
-        assert_eq!(Cond::not_in("Id", ["a"]).to_string(), "Id NOT IN ('a')");
         assert_eq!(
-            Cond::in_("Id", Vec::<String>::new()).to_string(),
+            Cond::not_in("Id", ["a"]).build().unwrap(),
+            "Id NOT IN ('a')"
+        );
+        assert_eq!(
+            Cond::in_("Id", Vec::<String>::new()).build().unwrap(),
             "Id = null"
         );
         assert_eq!(
-            Cond::not(Cond::eq("Name", "x")).to_string(),
+            Cond::not(Cond::eq("Name", "x")).build().unwrap(),
             "(NOT (Name = 'x'))"
         );
         assert_eq!(
-            Cond::not(Cond::or(vec![Cond::eq("A", 1), Cond::eq("B", 2)])).to_string(),
+            Cond::not(Cond::or(vec![Cond::eq("A", 1), Cond::eq("B", 2)]))
+                .build()
+                .unwrap(),
             "(NOT (A = 1 OR B = 2))"
         );
-        assert_eq!(Cond::like("Name", "Ter%").to_string(), "Name LIKE 'Ter%'");
         assert_eq!(
-            Cond::starts_with("Name", "50%'").to_string(),
+            Cond::like("Name", "Ter%").build().unwrap(),
+            "Name LIKE 'Ter%'"
+        );
+        assert_eq!(
+            Cond::starts_with("Name", "50%'").build().unwrap(),
             r"Name LIKE '50\%\'%'"
         );
         assert_eq!(
-            Cond::contains("Name", "a_b").to_string(),
+            Cond::contains("Name", "a_b").build().unwrap(),
             r"Name LIKE '%a\_b%'"
         );
-        assert_eq!(Cond::and(vec![]).to_string(), "(Id != null)");
+        assert_eq!(Cond::and(vec![]).build().unwrap(), "(Id != null)");
     }
 
     #[test]
     fn identifiers_cannot_inject() {
-        let q = Soql::select(&["Id", "Name FROM User --"])
-            .from("Account; DELETE")
-            .where_(Cond::eq("Name' OR '1'='1", 1))
+        let refused = |q: &Soql| match q.build() {
+            Err(SoqlError::Identifier { name }) => name,
+            other => panic!("expected a refused identifier, got {other:?}"),
+        };
+        let q = Soql::select(&["Id", "Name) FROM User--"]).from("Account");
+        assert_eq!(refused(&q), "Name) FROM User--");
+        let q = Soql::select(&["Id"]).from("Account; DELETE");
+        assert_eq!(refused(&q), "Account; DELETE");
+        let q = Soql::select(&["Id"])
+            .from("Account")
+            .where_(Cond::eq("Name' OR '1'='1", 1));
+        assert_eq!(refused(&q), "Name' OR '1'='1");
+        let q = Soql::select(&["Id"])
+            .from("Account")
+            .where_(Cond::not(Cond::in_("Id IN (SELECT", ["a"])));
+        assert_eq!(refused(&q), "Id IN (SELECT");
+        let q = Soql::select(&["Id"])
+            .from("Account")
+            .order_by("Name DESC, Id", Asc);
+        assert_eq!(refused(&q), "Name DESC, Id");
+        let q = Soql::select(&[""]).from("Account");
+        assert_eq!(refused(&q), "");
+        // the error names the identifier and the fix
+        let text = Soql::select(&["Name) FROM User--"])
+            .from("Account")
+            .build()
+            .unwrap_err()
             .to_string();
+        assert!(
+            text.contains("\"Name) FROM User--\"") && text.contains("mapping file"),
+            "{text}"
+        );
+        // nothing was dropped from a name: a valid one is kept as given
         assert_eq!(
-            q,
-            "SELECT Id, NameFROMUser FROM AccountDELETE WHERE NameOR11 = 1"
+            Soql::select(&["Account.PRM_Id__c"])
+                .from("Contact")
+                .build()
+                .unwrap(),
+            "SELECT Account.PRM_Id__c FROM Contact"
         );
         assert!(is_identifier("Account.PRM_Id__c"));
         assert!(!is_identifier("Name FROM"));
+        assert!(!is_identifier("Account..Name"));
         assert!(!is_identifier(""));
     }
 
@@ -591,7 +670,7 @@ mod tests {
     proptest! {
         #[test]
         fn any_string_round_trips_inside_its_literal(s in any::<String>()) {
-            let q = Cond::eq("Name", s.as_str()).to_string();
+            let q = Cond::eq("Name", s.as_str()).build().unwrap();
             let rest = q.strip_prefix("Name = ").unwrap();
             let (decoded, tail) = read_literal(rest).expect("well-formed literal");
             prop_assert_eq!(tail, "");
@@ -607,15 +686,15 @@ mod tests {
             ], 0..12)) {
             let s: String = parts.concat();
             for (q, prefix) in [
-                (Cond::eq("Name", s.as_str()).to_string(), "Name = "),
-                (Cond::starts_with("Name", &s).to_string(), "Name LIKE "),
-                (Cond::like("Name", &s).to_string(), "Name LIKE "),
+                (Cond::eq("Name", s.as_str()).build().unwrap(), "Name = "),
+                (Cond::starts_with("Name", &s).build().unwrap(), "Name LIKE "),
+                (Cond::like("Name", &s).build().unwrap(), "Name LIKE "),
             ] {
                 let rest = q.strip_prefix(prefix).unwrap();
                 let (_, tail) = read_literal(rest).expect("well-formed literal");
                 prop_assert!(tail.is_empty(), "broke out: {}", q);
             }
-            let q = Cond::in_("Id", [s.clone(), s.clone()]).to_string();
+            let q = Cond::in_("Id", [s.clone(), s.clone()]).build().unwrap();
             let rest = q.strip_prefix("Id IN (").unwrap();
             let (_, tail) = read_literal(rest).expect("first literal");
             let tail = tail.strip_prefix(", ").expect("separator");

@@ -807,8 +807,25 @@ fn config_errors() {
     );
     assert!(matches!(
         SalesforceClient::new(bad_url),
-        Err(SfError::Config(_))
+        Err(SfError::Insecure(_))
     ));
+    // Plain HTTP away from this machine would send the client secret unencrypted.
+    let plain = SalesforceConfig::new(
+        "http://login.salesforce.com",
+        Auth::ClientCredentials {
+            client_id: "c".into(),
+            client_secret: "s".into(),
+        },
+    );
+    let e = SalesforceClient::new(plain).unwrap_err();
+    assert_eq!(e.class(), ErrorClass::Setup);
+    let text = e.to_string();
+    assert!(
+        text.contains("Salesforce login URL http://login.salesforce.com")
+            && text.contains("unencrypted")
+            && text.contains("https://"),
+        "{text}"
+    );
     let empty = SalesforceConfig::new(
         "https://login.salesforce.com",
         Auth::ClientCredentials {
@@ -903,4 +920,29 @@ async fn concurrent_use_shares_one_token() {
         h.await.unwrap();
     }
     assert_eq!(c.calls().auth, 1);
+}
+
+#[tokio::test]
+async fn token_for_a_foreign_instance_is_never_sent() {
+    let server = MockServer::start().await;
+    // The token answer names an instance outside Salesforce (e.g. a tampered login URL).
+    Mock::given(method("POST"))
+        .and(path("/services/oauth2/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "access_token": "stolen-if-sent", "instance_url": "https://collector.example.net",
+            "token_type": "Bearer"
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let c = client(&server);
+    let err = c.limits().await.unwrap_err();
+    assert!(matches!(err, SfError::UntrustedInstance { .. }), "{err:?}");
+    assert_eq!(err.class(), ErrorClass::Setup);
+    assert!(
+        err.to_string().contains("https://collector.example.net"),
+        "{err}"
+    );
+    assert_eq!(c.instance_url(), None);
+    assert_eq!(c.calls().api(), 0);
 }

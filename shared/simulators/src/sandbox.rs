@@ -117,6 +117,22 @@ fn person_name(i: usize) -> (&'static str, &'static str) {
 }
 
 /// Both simulators of the sandbox.
+/// Creates `dir` and its missing parents readable by their owner only, and tightens `dir`
+/// when it exists with a looser mode.
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+    }
+    #[cfg(not(unix))]
+    std::fs::create_dir_all(dir)
+}
+
 #[derive(Clone)]
 pub struct Sandbox {
     pub salesforce: SalesforceSim,
@@ -149,9 +165,10 @@ impl Sandbox {
         Ok(sandbox)
     }
 
-    /// Keeps both systems' data in `dir`.
+    /// Keeps both systems' data in `dir`, a folder readable by its owner only (0700 on
+    /// Unix, its missing parents too; tightened when looser).
     pub fn save(&self, dir: &Path) -> std::io::Result<()> {
-        std::fs::create_dir_all(dir)?;
+        private_dir(dir)?;
         let (sf, prm) = Self::files(dir);
         self.salesforce.save(&sf)?;
         self.prm.save(&prm)
@@ -554,5 +571,32 @@ impl Sandbox {
             "Opportunity",
             obj(json!({"Name": "Internal deal", "StageName": "Prospecting", "CloseDate": "2026-12-31", "AccountId": customer, "PRM_Sync__c": true})),
         );
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn the_sandbox_folder_is_readable_by_its_owner_only() {
+        let root = tempfile::tempdir().unwrap();
+        let sandbox_dir = root.path().join("sandbox");
+        let data = sandbox_dir.join("data");
+        let sandbox = Sandbox::seeded();
+        sandbox.save(&data).unwrap();
+        assert_eq!((mode(&sandbox_dir), mode(&data)), (0o700, 0o700));
+
+        // a folder made looser earlier is tightened on the next save
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+        sandbox.save(&data).unwrap();
+        assert_eq!(mode(&data), 0o700);
+        assert!(Sandbox::load_or_seed(&data).is_ok());
     }
 }

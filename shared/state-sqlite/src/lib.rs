@@ -43,11 +43,67 @@ pub enum OpenError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot make the state database {path} readable by its owner only: {source}; check that you own the file and that the disk is writable")]
+    Private {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot open the state database {path}: {source}; check that no other program holds it and that the disk is writable")]
     Db {
         path: PathBuf,
         source: rusqlite::Error,
     },
+}
+
+/// Creates `dir` (and its missing parents) readable by its owner only, and tightens it
+/// when it exists with a looser mode.
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+        let mode = std::fs::metadata(dir)?.permissions().mode() & 0o777;
+        if mode != 0o700 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    std::fs::create_dir_all(dir)
+}
+
+/// Creates the database file with mode 0600 before SQLite opens it, whatever the umask
+/// (SQLite gives its `-wal`, `-shm` and journal files the database's mode), and tightens
+/// the database and any side file made looser earlier.
+fn private_files(db: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(db)?;
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut name = db.as_os_str().to_owned();
+            name.push(suffix);
+            let file = PathBuf::from(name);
+            match std::fs::metadata(&file) {
+                Ok(m) if m.permissions().mode() & 0o077 != 0 => {
+                    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = db;
+    Ok(())
 }
 
 /// SQLite-backed state. Store methods run their statements off the async worker threads
@@ -62,13 +118,19 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (or creates) `<dir>/state.db`.
+    /// Opens (or creates) `<dir>/state.db`. The folder and the database are readable by
+    /// their owner only (on Unix 0700 and 0600, tightened when made looser earlier), and
+    /// so are SQLite's `-wal`, `-shm` and journal files, which take the database's mode.
     pub fn open(dir: &Path) -> Result<Self, OpenError> {
-        std::fs::create_dir_all(dir).map_err(|source| OpenError::Dir {
+        private_dir(dir).map_err(|source| OpenError::Dir {
             path: dir.to_path_buf(),
             source,
         })?;
         let path = dir.join("state.db");
+        private_files(&path).map_err(|source| OpenError::Private {
+            path: path.clone(),
+            source,
+        })?;
         let conn = Connection::open(&path).map_err(|source| OpenError::Db {
             path: path.clone(),
             source,
@@ -199,6 +261,56 @@ mod tests {
         assert!(s.is_paused(Integration::Deals).await.unwrap());
         assert!(!s.is_paused(Integration::People).await.unwrap());
         assert_eq!(s.all_links(ObjectKind::Person).await.unwrap().len(), 1);
+    }
+
+    #[cfg(unix)]
+    fn mode(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    /// The folder, the database and SQLite's side files as an open store with a write
+    /// leaves them.
+    #[cfg(unix)]
+    async fn modes_after_a_write(dir: &Path) -> [u32; 4] {
+        let s = SqliteStore::open(dir).unwrap();
+        s.set_paused(Integration::Deals, true).await.unwrap();
+        let db = dir.join("state.db");
+        let side = |suffix: &str| PathBuf::from(format!("{}{suffix}", db.display()));
+        [
+            mode(dir),
+            mode(&db),
+            mode(&side("-wal")),
+            mode(&side("-shm")),
+        ]
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn the_state_is_readable_by_its_owner_only() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("state").join("nested");
+        assert_eq!(
+            modes_after_a_write(&dir).await,
+            [0o700, 0o600, 0o600, 0o600]
+        );
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_state_made_looser_earlier_is_tightened() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("state");
+        drop(SqliteStore::open(&dir).unwrap());
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let db = dir.join("state.db");
+        std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!((mode(&dir), mode(&db)), (0o755, 0o644));
+        assert_eq!(
+            modes_after_a_write(&dir).await,
+            [0o700, 0o600, 0o600, 0o600]
+        );
     }
 
     #[tokio::test]

@@ -123,17 +123,7 @@ impl SalesforceClient {
     /// no network call is made until the first request.
     pub fn new(cfg: SalesforceConfig) -> Result<Self, SfError> {
         let login_url = cfg.login_url.trim().trim_end_matches('/').to_string();
-        let parsed = url::Url::parse(&login_url).map_err(|_| {
-            SfError::Config(format!(
-                "login_url {login_url:?} is not a URL; use https://login.salesforce.com, \
-                 https://test.salesforce.com or your My Domain URL"
-            ))
-        })?;
-        if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(SfError::Config(format!(
-                "login_url {login_url:?} must start with https://"
-            )));
-        }
+        prmsync_transport::secure_url("Salesforce login URL", &login_url)?;
         let version = cfg.api_version.trim().trim_start_matches(['v', 'V']);
         if version.is_empty() || !version.chars().all(|c| c.is_ascii_digit() || c == '.') {
             return Err(SfError::Config(format!(

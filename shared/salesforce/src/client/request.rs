@@ -97,7 +97,7 @@ impl SalesforceClient {
                     let status = resp.status().as_u16();
                     match resp.bytes().await {
                         Ok(body) if (200..300).contains(&status) => {
-                            let t = parse_token(&body)?;
+                            let t = parse_token(&body, &self.inner.login_url)?;
                             *self
                                 .inner
                                 .instance
