@@ -200,6 +200,13 @@ pub enum SfError {
         login_host: String,
     },
 
+    /// An absolute URL (a `nextRecordsUrl`, a result locator) that is not on the instance
+    /// the token belongs to: the token is not sent there.
+    #[error(
+        "Salesforce answered with a link to {host}, which is not this org's instance          {instance}: prmsync did not send the access token there. This is not something a          Salesforce org does; check for a proxy rewriting the responses"
+    )]
+    ForeignUrl { host: String, instance: String },
+
     /// A Bulk API 2.0 query job failed, was aborted or did not finish in time.
     #[error(transparent)]
     BulkJob(#[from] crate::bulk::BulkJobError),
@@ -225,6 +232,7 @@ impl SfError {
             SfError::Config(_)
             | SfError::Insecure(_)
             | SfError::UntrustedInstance { .. }
+            | SfError::ForeignUrl { .. }
             | SfError::Query(_) => ErrorClass::Setup,
             SfError::BulkJob(e) => e.class(),
         }

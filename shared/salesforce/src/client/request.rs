@@ -122,7 +122,9 @@ impl SalesforceClient {
         }
     }
 
-    /// Send one REST request with token handling and retries. `path` is either a path on
+    /// Send one REST request with token handling and retries.
+    ///
+    /// An absolute `path` must be on the instance the token belongs to. `path` is either a path on
     /// the instance (`/services/data/...`) or an absolute URL. Returns 2xx responses (and
     /// 300, which Salesforce uses for ambiguous external IDs); everything else is `Err`.
     /// `Accept: application/json` is sent unless `headers` names another `Accept`.
@@ -146,6 +148,7 @@ impl SalesforceClient {
         loop {
             self.check_reserve()?;
             let url = if path.starts_with("http://") || path.starts_with("https://") {
+                same_origin(path, &token.instance_url)?;
                 path.to_string()
             } else {
                 format!("{}{}", token.instance_url, path)
@@ -240,5 +243,59 @@ fn transport_error(what: &str, e: &reqwest::Error) -> SfError {
     SfError::Transport {
         message,
         timeout: e.is_timeout(),
+    }
+}
+
+/// The origin (scheme, host, port) of `url`, as text.
+fn origin(url: &str) -> Option<String> {
+    let u = url::Url::parse(url).ok()?;
+    Some(format!(
+        "{}://{}:{}",
+        u.scheme(),
+        u.host_str()?.to_ascii_lowercase(),
+        u.port_or_known_default()?
+    ))
+}
+
+/// Refuses an absolute URL that is not on `instance_url`: the bearer token goes to the
+/// org's own instance only, whatever a response links to.
+fn same_origin(url: &str, instance_url: &str) -> Result<(), SfError> {
+    let target = origin(url);
+    if target.is_some() && target == origin(instance_url) {
+        return Ok(());
+    }
+    Err(SfError::ForeignUrl {
+        host: url::Url::parse(url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+            .unwrap_or_else(|| "an unreadable URL".into()),
+        instance: instance_url.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod origin_tests {
+    use super::*;
+
+    #[test]
+    fn the_token_goes_to_absolute_urls_on_its_own_instance_only() {
+        let instance = "https://acme.my.salesforce.com";
+        for ok in [
+            "https://acme.my.salesforce.com/services/data/v62.0/query/01g-2000",
+            "https://ACME.my.salesforce.com:443/x",
+        ] {
+            assert!(same_origin(ok, instance).is_ok(), "{ok}");
+        }
+        for bad in [
+            "https://evil.example/services/data",
+            "http://acme.my.salesforce.com/x",
+            "https://acme.my.salesforce.com:8443/x",
+            "https://acme.my.salesforce.com.evil.example/x",
+            "https://user@evil.example/x",
+        ] {
+            let err = same_origin(bad, instance).unwrap_err();
+            assert!(matches!(err, SfError::ForeignUrl { .. }), "{bad}");
+            assert_eq!(err.class(), ErrorClass::Setup);
+        }
     }
 }
