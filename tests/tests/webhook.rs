@@ -208,7 +208,9 @@ struct Rotating(Mutex<(String, Option<String>)>);
 
 #[async_trait]
 impl SecretsSource for Rotating {
-    async fn load(&self) -> Result<Option<WebhookSecrets>, String> {
+    async fn load(
+        &self,
+    ) -> Result<Option<WebhookSecrets>, prmsync_aws::secrets::WebhookSecretError> {
         let s = self.0.lock().unwrap().clone();
         Ok(WebhookSecrets::new(&s.0, s.1.as_deref()))
     }

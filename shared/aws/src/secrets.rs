@@ -3,7 +3,7 @@
 //! secrets, read by the webhook function alone).
 
 use prmsync_connect::Connection;
-use prmsync_prm::notification::WebhookSecrets;
+use prmsync_prm::notification::{json_error, WebhookSecrets};
 use serde::Deserialize;
 
 /// The JSON stored in the connection secret. `Debug` shows no secret value. The functions
@@ -60,12 +60,25 @@ impl From<ConnectionSecret> for Connection {
     }
 }
 
-/// Why the secret could not be used.
+/// A secret that could not be read from Secrets Manager.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretReadError {
+    #[error("cannot read secret {arn}: {message}; check {env} and the function's secretsmanager:GetSecretValue permission on it")]
+    Unreadable {
+        arn: String,
+        env: &'static str,
+        message: String,
+    },
+    #[error("secret {arn} has no string value: store its JSON as the secret string (see infra/README.md)")]
+    NoString { arn: String },
+}
+
+/// Why the connection secret could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
-    #[error("cannot read secret {arn}: {message}; check PRMSYNC_SECRET_ARN and the function's secretsmanager:GetSecretValue permission")]
-    Read { arn: String, message: String },
-    #[error("secret {arn} is not the connection JSON ({message}); store {{\"salesforce_login_url\", \"salesforce_client_id\", \"salesforce_client_secret\", \"prm_api_url\", \"prm_api_token\", \"prm_webhook_secret\"}} in it, or for the JWT bearer flow salesforce_username, salesforce_jwt_key and optionally salesforce_jwt_audience instead of salesforce_client_secret (see infra/README.md)")]
+    #[error(transparent)]
+    Read(#[from] SecretReadError),
+    #[error("secret {arn} is not the connection JSON ({message}); store {{\"salesforce_login_url\", \"salesforce_client_id\", \"salesforce_client_secret\", \"prm_api_url\", \"prm_api_token\"}} in it, or for the JWT bearer flow salesforce_username, salesforce_jwt_key and optionally salesforce_jwt_audience instead of salesforce_client_secret (see infra/README.md)")]
     Format { arn: String, message: String },
 }
 
@@ -74,8 +87,7 @@ impl ConnectionSecret {
     pub fn parse(arn: &str, json: &str) -> Result<Self, SecretError> {
         serde_json::from_str(json).map_err(|e| SecretError::Format {
             arn: arn.to_string(),
-            // serde's message names the field and position, not the value
-            message: e.to_string(),
+            message: json_error(&e),
         })
     }
 
@@ -84,29 +96,33 @@ impl ConnectionSecret {
         client: &aws_sdk_secretsmanager::Client,
         arn: &str,
     ) -> Result<Self, SecretError> {
-        Self::parse(arn, &secret_string(client, arn).await?)
+        Self::parse(
+            arn,
+            &secret_string(client, arn, "PRMSYNC_SECRET_ARN").await?,
+        )
     }
 }
 
-/// The string value of secret `arn`.
+/// The string value of secret `arn` (named by the variable `env`).
 async fn secret_string(
     client: &aws_sdk_secretsmanager::Client,
     arn: &str,
-) -> Result<String, SecretError> {
+    env: &'static str,
+) -> Result<String, SecretReadError> {
     let out = client
         .get_secret_value()
         .secret_id(arn)
         .send()
         .await
-        .map_err(|e| SecretError::Read {
+        .map_err(|e| SecretReadError::Unreadable {
             arn: arn.to_string(),
+            env,
             message: aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string(),
         })?;
     out.secret_string()
         .map(str::to_string)
-        .ok_or_else(|| SecretError::Format {
+        .ok_or_else(|| SecretReadError::NoString {
             arn: arn.to_string(),
-            message: "the secret has no string value".into(),
         })
 }
 
@@ -122,10 +138,11 @@ struct WebhookSecretJson {
 
 /// Why the webhook secret could not be used.
 #[derive(Debug, thiserror::Error)]
-#[error("webhook secret {arn} is not {{\"current\": \"...\", \"previous\": \"...\"}} ({message}); put the PRM's signing secret in `current` (and, while rotating, the old one in `previous`), see infra/README.md")]
-pub struct WebhookSecretError {
-    arn: String,
-    message: String,
+pub enum WebhookSecretError {
+    #[error(transparent)]
+    Read(#[from] SecretReadError),
+    #[error("webhook secret {arn} is not {{\"current\": \"...\", \"previous\": \"...\"}} ({message}); put the PRM's signing secret in `current` (and, while rotating, the old one in `previous`), see infra/README.md")]
+    Format { arn: String, message: String },
 }
 
 /// Parses the webhook secret's JSON; None when `current` is blank (then every notification
@@ -134,22 +151,21 @@ pub fn parse_webhook_secret(
     arn: &str,
     json: &str,
 ) -> Result<Option<WebhookSecrets>, WebhookSecretError> {
-    let s: WebhookSecretJson = serde_json::from_str(json).map_err(|e| WebhookSecretError {
-        arn: arn.to_string(),
-        message: e.to_string(),
-    })?;
+    let s: WebhookSecretJson =
+        serde_json::from_str(json).map_err(|e| WebhookSecretError::Format {
+            arn: arn.to_string(),
+            message: json_error(&e),
+        })?;
     Ok(WebhookSecrets::new(&s.current, s.previous.as_deref()))
 }
 
-/// Reads the webhook secret from Secrets Manager.
+/// Reads the webhook secret (named by `PRMSYNC_WEBHOOK_SECRET_ARN`) from Secrets Manager.
 pub async fn load_webhook_secret(
     client: &aws_sdk_secretsmanager::Client,
     arn: &str,
-) -> Result<Option<WebhookSecrets>, String> {
-    let json = secret_string(client, arn)
-        .await
-        .map_err(|e| e.to_string())?;
-    parse_webhook_secret(arn, &json).map_err(|e| e.to_string())
+) -> Result<Option<WebhookSecrets>, WebhookSecretError> {
+    let json = secret_string(client, arn, "PRMSYNC_WEBHOOK_SECRET_ARN").await?;
+    parse_webhook_secret(arn, &json)
 }
 
 #[cfg(test)]
@@ -187,6 +203,10 @@ mod tests {
             None,
             "a blank current secret refuses everything"
         );
+        let err = parse_webhook_secret("arn:w", r#"{"current":123456789}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("123456789"), "{err}");
         let err = parse_webhook_secret("arn:w", r#"{"curent":"new-one"}"#)
             .unwrap_err()
             .to_string();

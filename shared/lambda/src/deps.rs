@@ -5,7 +5,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use prmsync_aws::dynamo::DynamoStore;
 use prmsync_aws::mapping_source::{MappingLocation, MAPPING_ENV};
-use prmsync_aws::secrets::{load_webhook_secret, ConnectionSecret};
+use prmsync_aws::secrets::{load_webhook_secret, ConnectionSecret, WebhookSecretError};
 use prmsync_aws::sqs::SqsQueue;
 use prmsync_connect::{sync_context, Connection};
 use prmsync_engine::ports::Queue;
@@ -160,7 +160,7 @@ struct WebhookSecretSource {
 
 #[async_trait::async_trait]
 impl SecretsSource for WebhookSecretSource {
-    async fn load(&self) -> Result<Option<WebhookSecrets>, String> {
+    async fn load(&self) -> Result<Option<WebhookSecrets>, WebhookSecretError> {
         load_webhook_secret(&self.client, &self.arn).await
     }
 }
@@ -202,9 +202,7 @@ impl WebhookDeps {
             client: aws_sdk_secretsmanager::Client::new(aws),
             arn: settings.secret_arn.clone(),
         };
-        let keys = WebhookKeys::load(Arc::new(source))
-            .await
-            .map_err(anyhow::Error::msg)?;
+        let keys = WebhookKeys::load(Arc::new(source)).await?;
         let store = DynamoStore::new(
             aws_sdk_dynamodb::Client::new(aws),
             settings.state_table.clone(),

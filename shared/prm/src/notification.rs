@@ -1,6 +1,6 @@
 //! The PRM's change notifications (`docs/prm-api.yaml`, webhook `recordChanged`): the
 //! signature rule and the notification itself, as pure functions that every receiver shares
-//! (the prm-webhook function and a one-machine listener).
+//! (the prm-webhook function today).
 //!
 //! A notification is signed `X-PRM-Signature: t=<unix seconds>,v1=<hex>`, the hex being the
 //! HMAC-SHA256 of `<t>.<raw body>` with a shared secret. During a rotation the PRM sends one
@@ -92,24 +92,26 @@ impl Refusal {
 
 /// The parts of an `X-PRM-Signature` header.
 #[derive(Debug, PartialEq, Eq)]
-struct SignatureHeader {
+struct SignatureHeader<'a> {
+    /// `t` as sent (the signed text) and as a number.
+    t: &'a str,
     timestamp: i64,
     signatures: Vec<Vec<u8>>,
 }
 
-fn parse_header(header: &str) -> Result<SignatureHeader, Refusal> {
-    let mut timestamp = None;
+fn parse_header(header: &str) -> Result<SignatureHeader<'_>, Refusal> {
+    let mut timestamp: Option<(&str, i64)> = None;
     let mut signatures = Vec::new();
     for part in header.split(',') {
         let (key, value) = part.trim().split_once('=').ok_or(Refusal::Malformed)?;
         match key.trim() {
             "t" if timestamp.is_none() => {
-                timestamp = Some(
-                    value
-                        .trim()
-                        .parse::<i64>()
-                        .map_err(|_| Refusal::Malformed)?,
-                );
+                let t = value.trim();
+                // digits only (no sign), at most 12 of them
+                if t.is_empty() || t.len() > 12 || !t.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(Refusal::Malformed);
+                }
+                timestamp = Some((t, t.parse::<i64>().map_err(|_| Refusal::Malformed)?));
             }
             "t" => return Err(Refusal::Malformed),
             "v1" if signatures.len() < MAX_SIGNATURES => {
@@ -121,7 +123,8 @@ fn parse_header(header: &str) -> Result<SignatureHeader, Refusal> {
         }
     }
     match timestamp {
-        Some(timestamp) if !signatures.is_empty() => Ok(SignatureHeader {
+        Some((t, timestamp)) if !signatures.is_empty() => Ok(SignatureHeader {
+            t,
             timestamp,
             signatures,
         }),
@@ -129,9 +132,9 @@ fn parse_header(header: &str) -> Result<SignatureHeader, Refusal> {
     }
 }
 
-fn mac(secret: &str, timestamp: i64, body: &[u8]) -> Hmac<Sha256> {
+fn mac(secret: &str, t: &str, body: &[u8]) -> Hmac<Sha256> {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
-    mac.update(timestamp.to_string().as_bytes());
+    mac.update(t.as_bytes());
     mac.update(b".");
     mac.update(body);
     mac
@@ -158,11 +161,10 @@ pub fn verify(
     }
     let secrets = secrets.ok_or(Refusal::BadSignature)?;
     let matched = secrets.all().any(|secret| {
-        parsed.signatures.iter().any(|sig| {
-            mac(secret, parsed.timestamp, body)
-                .verify_slice(sig)
-                .is_ok()
-        })
+        parsed
+            .signatures
+            .iter()
+            .any(|sig| mac(secret, parsed.t, body).verify_slice(sig).is_ok())
     });
     if matched {
         Ok(())
@@ -176,7 +178,9 @@ pub fn verify(
 pub fn sign(secrets: &[&str], timestamp: i64, body: &[u8]) -> String {
     let mut header = format!("t={timestamp}");
     for secret in secrets {
-        let tag = mac(secret, timestamp, body).finalize().into_bytes();
+        let tag = mac(secret, &timestamp.to_string(), body)
+            .finalize()
+            .into_bytes();
         header.push_str(&format!(",v1={}", hex::encode(tag)));
     }
     header
@@ -206,16 +210,31 @@ pub enum NotificationError {
     UnknownType(String),
 }
 
+/// What is wrong with a JSON document, without any of its values: serde's message when it
+/// names only fields (`missing field`, `unknown field`), else the kind of error and where
+/// (its other messages can quote a value, e.g. ``invalid type: integer `123456` ``).
+pub fn json_error(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    if text.starts_with("missing field") || text.starts_with("unknown field") {
+        return text;
+    }
+    let kind = match e.classify() {
+        serde_json::error::Category::Io => "unreadable",
+        serde_json::error::Category::Syntax => "not valid JSON",
+        serde_json::error::Category::Data => "a value of the wrong type",
+        serde_json::error::Category::Eof => "cut short",
+    };
+    format!("{kind} at line {}, column {}", e.line(), e.column())
+}
+
 /// Longest `event_id` or record id taken (the PRM's are a few dozen characters).
 const MAX_ID_CHARS: usize = 200;
 
 impl Notification {
     /// Parses a (verified) body, and the integration its type belongs to.
     pub fn parse(body: &[u8]) -> Result<(Self, Integration), NotificationError> {
-        let note: Notification = serde_json::from_slice(body).map_err(|e| {
-            // serde's message names the field and position, never a value
-            NotificationError::NotANotification(e.to_string())
-        })?;
+        let note: Notification = serde_json::from_slice(body)
+            .map_err(|e| NotificationError::NotANotification(json_error(&e)))?;
         for (field, value) in [("event_id", &note.event_id), ("id", &note.id)] {
             if value.trim().is_empty() {
                 return Err(NotificationError::Empty { field });
@@ -328,6 +347,8 @@ mod tests {
             format!("t={NOW},v1=zz"),
             format!("t={NOW},t={NOW},v1={v1}"),
             format!("t={NOW};v1={v1}"),
+            format!("t=+{NOW},v1={v1}"),
+            format!("t=-5,v1={v1}"),
         ] {
             assert_eq!(
                 verify(Some(&s), Some(&bad), BODY, NOW),
@@ -373,6 +394,15 @@ mod tests {
             Notification::parse(b"not json"),
             Err(NotificationError::NotANotification(_))
         ));
+        // a value of the wrong type is described without the value
+        let err =
+            Notification::parse(br#"{"event_id":123456789,"type":"person.updated","id":"x"}"#)
+                .unwrap_err()
+                .to_string();
+        assert!(
+            !err.contains("123456789") && err.contains("line 1"),
+            "{err}"
+        );
         let long = format!(
             r#"{{"event_id":"e","type":"person.updated","id":"{}"}}"#,
             "x".repeat(500)

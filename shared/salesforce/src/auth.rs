@@ -208,7 +208,8 @@ pub(crate) const SALESFORCE_DOMAINS: [&str; 8] = [
 ];
 
 /// Whether the token may be sent to `instance_url`: an https:// Salesforce domain, the
-/// login host itself over https://, or this machine (the simulator), otherwise
+/// login host itself over https://, or this machine when the login is on this machine too
+/// (a simulator), otherwise
 /// [`SfError::UntrustedInstance`].
 pub(crate) fn check_instance(instance_url: &str, login_url: &str) -> Result<(), SfError> {
     let login_host = url::Url::parse(login_url)
@@ -222,7 +223,14 @@ pub(crate) fn check_instance(instance_url: &str, login_url: &str) -> Result<(), 
     let Ok(url) = url::Url::parse(instance_url) else {
         return Err(untrusted("(not a URL)".into()));
     };
-    if prmsync_transport::is_loopback(&url) && matches!(url.scheme(), "http" | "https") {
+    // a simulator on this machine: only when the login is on this machine too
+    let login_is_loopback = url::Url::parse(login_url)
+        .map(|u| prmsync_transport::is_loopback(&u))
+        .unwrap_or(false);
+    if login_is_loopback
+        && prmsync_transport::is_loopback(&url)
+        && matches!(url.scheme(), "http" | "https")
+    {
         return Ok(());
     }
     let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
@@ -279,8 +287,11 @@ mod tests {
     fn the_login_host_and_loopback_are_trusted() {
         assert!(check_instance("https://sf.corp.example", "https://sf.corp.example").is_ok());
         assert!(check_instance("http://127.0.0.1:4010", "http://127.0.0.1:4010").is_ok());
-        assert!(check_instance("http://localhost:4010", LOGIN).is_ok());
-        assert!(check_instance("http://[::1]:4010", LOGIN).is_ok());
+        assert!(check_instance("http://localhost:4010", "http://127.0.0.1:9").is_ok());
+        assert!(check_instance("http://[::1]:4010", "http://localhost:9").is_ok());
+        // a real login never sends the token to this machine
+        assert!(check_instance("http://localhost:4010", LOGIN).is_err());
+        assert!(check_instance("https://127.0.0.1:4010", LOGIN).is_err());
     }
 
     #[test]

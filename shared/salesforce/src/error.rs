@@ -203,7 +203,7 @@ pub enum SfError {
     /// An absolute URL (a `nextRecordsUrl`, a result locator) that is not on the instance
     /// the token belongs to: the token is not sent there.
     #[error(
-        "Salesforce answered with a link to {host}, which is not this org's instance          {instance}: prmsync did not send the access token there. This is not something a          Salesforce org does; check for a proxy rewriting the responses"
+        "Salesforce answered with a link to {host}, which is not this org's instance {instance}: prmsync did not send the access token there. This is not something a Salesforce org does; check for a proxy rewriting the responses"
     )]
     ForeignUrl { host: String, instance: String },
 

@@ -72,14 +72,10 @@ fn push_escaped(out: &mut String, c: char) {
     }
 }
 
-/// True when `s` is a plain SOQL identifier (`Name`, `PRM_Id__c`, `Account.Name`).
+/// True when `s` is a plain SOQL identifier (`Name`, `PRM_Id__c`, `Account.Name`): API
+/// names (the mapping's rule) joined by `.` between relationship names.
 pub fn is_identifier(s: &str) -> bool {
-    !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
-        && !s.starts_with('.')
-        && !s.ends_with('.')
-        && !s.contains("..")
+    s.split('.').all(prmsync_mapping::config::is_field_api_name)
 }
 
 /// Why a query could not be built.

@@ -116,9 +116,8 @@ fn person_name(i: usize) -> (&'static str, &'static str) {
     (FIRST[i % FIRST.len()], LAST[(i * 7 + 3) % LAST.len()])
 }
 
-/// Both simulators of the sandbox.
 /// Creates `dir` and its missing parents readable by their owner only, and tightens `dir`
-/// when it exists with a looser mode.
+/// when it exists with a looser mode (as the one-machine state store does with its folder).
 fn private_dir(dir: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     {
@@ -133,6 +132,7 @@ fn private_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)
 }
 
+/// Both simulators of the sandbox.
 #[derive(Clone)]
 pub struct Sandbox {
     pub salesforce: SalesforceSim,

@@ -229,17 +229,17 @@ impl Deliveries for SqliteStore {
     ) -> Result<bool, StoreError> {
         let event_id = event_id.to_string();
         self.call("take_delivery", move |conn| {
-            // One statement: taken when new, or when the one kept has expired.
+            // expired ones go first, so the table stays small and nothing fails after
+            // the take
+            conn.execute("DELETE FROM deliveries WHERE until < ?1", params![ts(now)])
+                .map_err(backend)?;
+            // one statement: taken when new (an expired one was just removed)
             let changed = conn
                 .execute(
                     "INSERT INTO deliveries (event_id, until) VALUES (?1, ?2) \
-                     ON CONFLICT (event_id) DO UPDATE SET until = excluded.until \
-                     WHERE deliveries.until < ?3",
-                    params![event_id, ts(until), ts(now)],
+                     ON CONFLICT (event_id) DO NOTHING",
+                    params![event_id, ts(until)],
                 )
-                .map_err(backend)?;
-            // expired ones go with any take, so the table stays small
-            conn.execute("DELETE FROM deliveries WHERE until < ?1", params![ts(now)])
                 .map_err(backend)?;
             Ok(changed == 1)
         })

@@ -22,6 +22,7 @@ use aws_lambda_events::event::lambda_function_urls::{
 };
 use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
+use prmsync_aws::secrets::WebhookSecretError;
 use prmsync_engine::chunk::Chunk;
 use prmsync_engine::ports::Queue;
 use prmsync_engine::store::Deliveries;
@@ -36,7 +37,7 @@ use tokio::sync::Mutex;
 #[async_trait]
 pub trait SecretsSource: Send + Sync {
     /// The current secrets, or an error naming the secret and the fix (never a value).
-    async fn load(&self) -> Result<Option<WebhookSecrets>, String>;
+    async fn load(&self) -> Result<Option<WebhookSecrets>, WebhookSecretError>;
 }
 
 /// Secrets that never change (tests, a one-machine listener).
@@ -44,7 +45,7 @@ pub struct FixedSecrets(pub Option<WebhookSecrets>);
 
 #[async_trait]
 impl SecretsSource for FixedSecrets {
-    async fn load(&self) -> Result<Option<WebhookSecrets>, String> {
+    async fn load(&self) -> Result<Option<WebhookSecrets>, WebhookSecretError> {
         Ok(self.0.clone())
     }
 }
@@ -64,7 +65,7 @@ pub struct WebhookKeys {
 
 impl WebhookKeys {
     /// The secrets `source` gives now, re-read at most every [`SECRETS_REFRESH`].
-    pub async fn load(source: Arc<dyn SecretsSource>) -> Result<Self, String> {
+    pub async fn load(source: Arc<dyn SecretsSource>) -> Result<Self, WebhookSecretError> {
         Self::load_with(source, SECRETS_REFRESH).await
     }
 
@@ -72,7 +73,7 @@ impl WebhookKeys {
     pub async fn load_with(
         source: Arc<dyn SecretsSource>,
         refresh: StdDuration,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, WebhookSecretError> {
         let secrets = source.load().await?;
         Ok(Self {
             source,
@@ -181,6 +182,19 @@ fn body_of(request: &LambdaFunctionUrlRequest) -> Result<Vec<u8>, BodyRefusal> {
     }
 }
 
+/// Lets an event be taken again (best effort: when this fails too, the PRM's retry is
+/// dropped as a repeat and the next scheduled run syncs the record).
+async fn release(deps: &WebhookDeps, event_id: &str) {
+    if let Err(e) = deps.deliveries.release_delivery(event_id).await {
+        tracing::error!(
+            code = "webhook_store_failed",
+            event_id,
+            message = %e,
+            fix = "the PRM's retry of this event will be dropped; the next scheduled run syncs the record"
+        );
+    }
+}
+
 pub async fn handle(
     deps: &WebhookDeps,
     request: LambdaFunctionUrlRequest,
@@ -242,6 +256,8 @@ pub async fn handle_at(
         }
         Err(e) => {
             tracing::error!(code = "webhook_store_failed", event_id = note.event_id.as_str(), message = %e);
+            // the put may have landed before the error: let the PRM's retry be taken
+            release(deps, &note.event_id).await;
             return respond(
                 503,
                 json!({"error": "could not record the event; the PRM should retry"}),
@@ -257,14 +273,7 @@ pub async fn handle_at(
     if let Err(e) = deps.queue.send(std::slice::from_ref(&chunk)).await {
         tracing::error!(code = "webhook_queue_failed", prm_id = note.id.as_str(), message = %e);
         // the PRM's retry must be taken, not dropped as a repeat
-        if let Err(e) = deps.deliveries.release_delivery(&note.event_id).await {
-            tracing::error!(
-                code = "webhook_store_failed",
-                event_id = note.event_id.as_str(),
-                message = %e,
-                fix = "the PRM's retry of this event will be dropped; the next scheduled run syncs the record"
-            );
-        }
+        release(deps, &note.event_id).await;
         return respond(
             503,
             json!({"error": "could not queue the change; the PRM should retry"}),
