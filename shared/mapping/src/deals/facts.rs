@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::codes::LogCode;
+use crate::mask::LogValues;
 
 /// The module a PRM group needs for its users to register deals.
 pub const DEAL_REGISTRATION_MODULE: &str = "deal_registration";
@@ -165,6 +166,67 @@ pub struct Rejection {
     pub message: String,
     pub fix: String,
     pub details: Value,
+}
+
+/// The keys of a rejection's details that hold a record's value (the others hold field
+/// names, codes, ids and the PRM's own settings).
+const VALUE_KEYS: &[&str] = &["value", "email"];
+
+impl Rejection {
+    /// The rejection as the logs show it ([`crate::mask`]): the Opportunity's values (its
+    /// name, emails, customer, mapped values) masked in the message, the fix and the
+    /// details, unless values are shown in full.
+    pub fn shown(self, values: LogValues, facts: &OpportunityFacts) -> Rejection {
+        if values == LogValues::Full {
+            return self;
+        }
+        let mut known: Vec<Value> = [
+            &facts.name,
+            &facts.account_name,
+            &facts.partner_email,
+            &facts.distributor_email,
+        ]
+        .into_iter()
+        .flatten()
+        .map(|s| Value::String(s.clone()))
+        .collect();
+        if let Some(c) = &facts.primary_contact {
+            known.extend(
+                [&c.first_name, &c.last_name, &c.email, &c.phone]
+                    .into_iter()
+                    .flatten()
+                    .map(|s| Value::String(s.clone())),
+            );
+        }
+        for f in &facts.fields {
+            // A value of the mapping's or the PRM's own lists is a name, not a record's value.
+            let vocabulary = |v: &str| {
+                f.mapped_values.iter().any(|m| m == v)
+                    || f.accepted.iter().flatten().any(|a| a == v)
+            };
+            match &f.crm_value {
+                Value::String(s) if vocabulary(s) => {}
+                v => known.push(v.clone()),
+            }
+            if let Err(raw) = &f.value {
+                known.push(Value::String(raw.clone()));
+            }
+        }
+        let mut details = self.details;
+        if let Value::Object(map) = &mut details {
+            for key in VALUE_KEYS {
+                if let Some(v) = map.get_mut(*key) {
+                    *v = values.value(v);
+                }
+            }
+        }
+        Rejection {
+            code: self.code,
+            message: values.remote(&self.message, &known),
+            fix: values.remote(&self.fix, &known),
+            details,
+        }
+    }
 }
 
 #[cfg(test)]
