@@ -133,11 +133,23 @@ fn mask_phone(s: &str) -> String {
     format!("***{last}")
 }
 
-/// The text values (at least 3 characters) inside `values`, longest first.
+/// An id (`003Sm0000000001AAA`, `per_01HZX5`): letters and digits (with `_` or `-`), both
+/// present, at least 8 characters. A record's ids are kept in messages.
+fn is_id(s: &str) -> bool {
+    s.len() >= 8
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        && s.chars().any(|c| c.is_ascii_digit())
+        && s.chars().any(|c| c.is_ascii_alphabetic())
+}
+
+/// The text values (at least 3 characters, ids left out) inside `values`, longest first.
 fn texts<'v>(values: impl IntoIterator<Item = &'v Value>) -> Vec<String> {
     fn collect(v: &Value, out: &mut Vec<String>) {
         match v {
-            Value::String(s) if s.trim().chars().count() >= 3 => out.push(s.trim().to_string()),
+            Value::String(s) if s.trim().chars().count() >= 3 && !is_id(s.trim()) => {
+                out.push(s.trim().to_string())
+            }
             Value::Array(items) => items.iter().for_each(|i| collect(i, out)),
             Value::Object(fields) => fields.values().for_each(|i| collect(i, out)),
             _ => {}
@@ -360,6 +372,15 @@ mod tests {
         assert_eq!(
             scrub("the owner Zebulon Quux cannot be reached at +1 555 0199 4321 or zed@pii-seed.example."),
             "the owner Z*** cannot be reached at ***21 or z***@pii-seed.example."
+        );
+    }
+
+    #[test]
+    fn the_ids_a_record_carries_are_kept_in_a_remote_message() {
+        let sent = json!({"AccountId": "001Sm0000000007AAA", "LastName": "Quux"});
+        assert_eq!(
+            LogValues::Masked.remote("Quux of account 001Sm0000000007AAA is locked", [&sent]),
+            "Q*** of account 001Sm0000000007AAA is locked"
         );
     }
 

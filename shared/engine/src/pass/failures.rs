@@ -293,9 +293,12 @@ impl<'a> Pass<'a> {
             AfterFailure::Rejected => pair.rejected = true,
         }
         let kind = self.spec.kind;
+        // What the pair carried: the values sent and both records as read.
         let sent = [
             Value::Object(pair.crm_patch.clone()),
             Value::Object(pair.prm_patch.clone()),
+            Value::Object(pair.crm.as_ref().map(|r| r.fields.clone()).unwrap_or_default()),
+            Value::Object(pair.prm.as_ref().map(|r| r.fields.clone()).unwrap_or_default()),
         ];
         let shown = self.shown_failure(failure, &sent);
         match report {
