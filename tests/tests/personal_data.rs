@@ -71,17 +71,14 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Lines {
 }
 
 impl Lines {
-    /// Installs a JSON subscriber (every level) for this thread.
+    /// Installs the Lambda functions' subscriber at its most verbose (`RUST_LOG=trace`)
+    /// for this thread.
     fn capture() -> (Lines, tracing::subscriber::DefaultGuard) {
         let lines = Lines::default();
-        let subscriber = tracing_subscriber::fmt()
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .with_span_list(false)
-            .with_max_level(tracing::Level::TRACE)
-            .with_writer(lines.clone())
-            .finish();
+        let subscriber = prmsync_lambda::logging::subscriber(
+            tracing_subscriber::EnvFilter::new("trace"),
+            lines.clone(),
+        );
         let guard = tracing::subscriber::set_default(subscriber);
         (lines, guard)
     }
