@@ -143,6 +143,24 @@ fn is_id(s: &str) -> bool {
         && s.chars().any(|c| c.is_ascii_alphabetic())
 }
 
+/// The text values (at least 3 characters, ids left out) inside `values`, longest first,
+/// for [`scrub_known`].
+pub fn known_values<'v>(values: impl IntoIterator<Item = &'v Value>) -> Vec<String> {
+    texts(values)
+}
+
+/// `text` with every one of the `known` values masked, and every email- or phone-shaped
+/// word: for messages prmsync writes itself, which quote names and lists of the mapping.
+pub fn scrub_known(text: &str, known: &[String]) -> String {
+    let mut out = text.to_string();
+    for s in known {
+        if out.contains(s.as_str()) {
+            out = out.replace(s.as_str(), &mask_text(s));
+        }
+    }
+    mask_shapes(&out)
+}
+
 /// The text values (at least 3 characters, ids left out) inside `values`, longest first.
 fn texts<'v>(values: impl IntoIterator<Item = &'v Value>) -> Vec<String> {
     fn collect(v: &Value, out: &mut Vec<String>) {
@@ -177,15 +195,8 @@ const ECHO_PHRASES: &[&str] = &[
 
 /// A remote message with the values it may echo masked (see the module documentation).
 pub fn scrub_message(message: &str, sent: &[String]) -> String {
-    let mut out = message.to_string();
-    for s in sent {
-        if out.contains(s.as_str()) {
-            out = out.replace(s.as_str(), &mask_text(s));
-        }
-    }
-    out = mask_after_phrases(&out);
-    out = mask_quoted(&out);
-    mask_shapes(&out)
+    let out = mask_after_phrases(&scrub_known(message, sent));
+    mask_shapes(&mask_quoted(&out))
 }
 
 fn mask_after_phrases(message: &str) -> String {

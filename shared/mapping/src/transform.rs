@@ -29,19 +29,6 @@ pub struct UnmappedValue {
     pub accepted: String,
 }
 
-impl UnmappedValue {
-    /// The error as the logs show it: the value masked unless values are shown in full.
-    pub fn describe(&self, values: crate::mask::LogValues) -> String {
-        format!(
-            "value `{}` of {} field `{}` has no mapping; mapped values: {}",
-            values.text(&self.value),
-            self.side,
-            self.field,
-            self.accepted
-        )
-    }
-}
-
 fn accepted(values: impl Iterator<Item = String>) -> String {
     let v: Vec<String> = values.collect();
     if v.is_empty() {

@@ -29,8 +29,10 @@ impl<'a> Pass<'a> {
             LogCode::UnmappedValue,
             crm_id,
             prm_id,
-            format!("{record}: {}", e.describe(self.values())),
-            json!({"field": e.field, "value": self.values().text(&e.value), "accepted": e.accepted}),
+            // A value of a field with a `values` table is the mapping's vocabulary, not a
+            // person's data: shown, so that the mapping can be fixed (docs/integration-log.md).
+            format!("{record}: {e}"),
+            json!({"field": e.field, "value": e.value, "accepted": e.accepted}),
         );
     }
 

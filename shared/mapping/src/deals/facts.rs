@@ -198,32 +198,38 @@ impl Rejection {
                     .map(|s| Value::String(s.clone())),
             );
         }
-        for f in &facts.fields {
-            // A value of the mapping's or the PRM's own lists is a name, not a record's value.
-            let vocabulary = |v: &str| {
-                f.mapped_values.iter().any(|m| m == v)
-                    || f.accepted.iter().flatten().any(|a| a == v)
-            };
-            match &f.crm_value {
-                Value::String(s) if vocabulary(s) => {}
-                v => known.push(v.clone()),
-            }
-            if let Err(raw) = &f.value {
-                known.push(Value::String(raw.clone()));
-            }
+        // A picklist's values (a field with a `values` table or the PRM's accepted values)
+        // are a vocabulary, not a person's data: shown, so that the mapping can be fixed.
+        for f in facts
+            .fields
+            .iter()
+            .filter(|f| f.mapped_values.is_empty() && f.accepted.is_none())
+        {
+            known.push(f.crm_value.clone());
         }
+        let picklist = matches!(
+            self.code,
+            LogCode::DealValueUnmapped
+                | LogCode::DealValueNotAccepted
+                | LogCode::DealOwnerTypeUnknown
+        );
         let mut details = self.details;
         if let Value::Object(map) = &mut details {
-            for key in VALUE_KEYS {
+            for key in VALUE_KEYS.iter().filter(|k| !(picklist && **k == "value")) {
                 if let Some(v) = map.get_mut(*key) {
                     *v = values.value(v);
                 }
             }
         }
+        // Known values only: a picklist value quoted in the message stays.
+        let scrub = |text: &str| {
+            let known = crate::mask::known_values(&known);
+            crate::mask::scrub_known(text, &known)
+        };
         Rejection {
             code: self.code,
-            message: values.remote(&self.message, &known),
-            fix: values.remote(&self.fix, &known),
+            message: scrub(&self.message),
+            fix: scrub(&self.fix),
             details,
         }
     }
