@@ -109,11 +109,13 @@ fn mapping(values: bool) -> MappingConfig {
 /// Where the runs go: the one-machine engine on SQLite, or the Lambda handlers on moto.
 enum Runner {
     Local,
-    Aws {
-        aws: Moto,
-        deps: Deps,
-        invocations: Arc<Invocations>,
-    },
+    Aws(Box<OnAws>),
+}
+
+struct OnAws {
+    aws: Moto,
+    deps: Deps,
+    invocations: Arc<Invocations>,
 }
 
 impl Runner {
@@ -122,11 +124,12 @@ impl Runner {
             Runner::Local => {
                 h.sync().await;
             }
-            Runner::Aws {
-                aws,
-                deps,
-                invocations,
-            } => {
+            Runner::Aws(on) => {
+                let OnAws {
+                    aws,
+                    deps,
+                    invocations,
+                } = on.as_ref();
                 full_sync::handle(deps, json!({"integration": "all"}))
                     .await
                     .unwrap();
@@ -140,8 +143,8 @@ impl Runner {
             Runner::Local => {
                 h.sync_deals().await;
             }
-            Runner::Aws { deps, .. } => {
-                deal_import::handle(deps, json!({})).await.unwrap();
+            Runner::Aws(on) => {
+                deal_import::handle(&on.deps, json!({})).await.unwrap();
             }
         }
     }
@@ -149,7 +152,7 @@ impl Runner {
     fn log(&self, h: &Harness) -> Arc<dyn IntegrationLog> {
         match self {
             Runner::Local => h.store.clone(),
-            Runner::Aws { aws, .. } => aws.store.clone(),
+            Runner::Aws(on) => on.aws.store.clone(),
         }
     }
 }
@@ -187,13 +190,17 @@ fn seed(h: &Harness) -> Seeded {
     let customer = h.account("Seed Customer Co", Some("Active Partner"), json!({}));
     let contact = h.sf.insert(
         "Contact",
-        obj(json!({"AccountId": customer, "FirstName": FIRST, "LastName": LAST,
-                   "Email": EMAIL, "Phone": PHONE})),
+        obj(
+            json!({"AccountId": customer, "FirstName": FIRST, "LastName": LAST,
+                   "Email": EMAIL, "Phone": PHONE}),
+        ),
     );
     let deal_contact = h.sf.insert(
         "Contact",
-        obj(json!({"AccountId": customer, "FirstName": FIRST, "LastName": format!("{LAST}-Deal"),
-                   "Email": BAD_EMAIL, "Phone": PHONE})),
+        obj(
+            json!({"AccountId": customer, "FirstName": FIRST, "LastName": format!("{LAST}-Deal"),
+                   "Email": BAD_EMAIL, "Phone": PHONE}),
+        ),
     );
     let opportunity = h.sf.insert(
         "Opportunity",
@@ -205,8 +212,10 @@ fn seed(h: &Harness) -> Seeded {
     );
     h.sf.insert(
         "OpportunityContactRole",
-        obj(json!({"OpportunityId": opportunity, "ContactId": deal_contact, "IsPrimary": true,
-                   "Role": "Decision Maker"})),
+        obj(
+            json!({"OpportunityId": opportunity, "ContactId": deal_contact, "IsPrimary": true,
+                   "Role": "Decision Maker"}),
+        ),
     );
     Seeded {
         contact,
@@ -266,7 +275,9 @@ async fn scenario(h: &Harness, runner: &Runner) -> Seeded {
             s.contact
         ),
     );
-    h.prm.faults().fail_nth(Some("people.update"), 1, 503, "internal");
+    h.prm
+        .faults()
+        .fail_nth(Some("people.update"), 1, 503, "internal");
     runner.sync(h).await;
     runner.sync(h).await;
     s
@@ -279,7 +290,11 @@ fn leaks(what: &str, text: &str) -> Vec<String> {
         .filter(|f| text.contains(*f))
         .map(|f| {
             let at = text.find(f).unwrap();
-            let from = text[..at].char_indices().rev().nth(80).map_or(0, |(i, _)| i);
+            let from = text[..at]
+                .char_indices()
+                .rev()
+                .nth(80)
+                .map_or(0, |(i, _)| i);
             let to = (at + f.len() + 80).min(text.len());
             let to = (to..=text.len())
                 .find(|&i| text.is_char_boundary(i))
@@ -300,7 +315,8 @@ async fn entries(log: &dyn IntegrationLog) -> Vec<LogEntry> {
 
 /// Asserts that the entries recorded what happened, with the values masked.
 fn assert_recorded(entries: &[LogEntry], s: &Seeded, store: &str) {
-    let of = |code: LogCode| -> Vec<&LogEntry> { entries.iter().filter(|e| e.code == code).collect() };
+    let of =
+        |code: LogCode| -> Vec<&LogEntry> { entries.iter().filter(|e| e.code == code).collect() };
     let codes: Vec<&str> = entries.iter().map(|e| e.code.as_str()).collect();
 
     // conflicts: the field names, and the values masked
@@ -344,7 +360,11 @@ fn assert_recorded(entries: &[LogEntry], s: &Seeded, store: &str) {
     assert_eq!(refused.len(), 1, "{store}: {codes:?}");
     let d = refused[0];
     assert_eq!(d.crm_id.as_deref(), Some(s.opportunity.as_str()));
-    assert_eq!(d.details["code"], "validation_failed", "{store}: {}", d.details);
+    assert_eq!(
+        d.details["code"], "validation_failed",
+        "{store}: {}",
+        d.details
+    );
     assert!(d.details.get("body").is_none(), "{store}: {}", d.details);
     let fields = d.details["fields"].to_string();
     assert!(
@@ -370,13 +390,25 @@ fn assert_recorded(entries: &[LogEntry], s: &Seeded, store: &str) {
         .iter()
         .map(|e| format!("{} {}", e.message, e.details))
         .collect();
-    let has = |needle: &[&str]| crm_errors.iter().any(|t| needle.iter().all(|n| t.contains(n)));
+    let has = |needle: &[&str]| {
+        crm_errors
+            .iter()
+            .any(|t| needle.iter().all(|n| t.contains(n)))
+    };
     assert!(
-        has(&["STRING_TOO_LONG", "BillingStreet", "data value too large: Z***"]),
+        has(&[
+            "STRING_TOO_LONG",
+            "BillingStreet",
+            "data value too large: Z***"
+        ]),
         "{store}: {crm_errors:?}"
     );
     assert!(
-        has(&["FIELD_CUSTOM_VALIDATION_EXCEPTION", "***77", "z***@pii-seed.example"]),
+        has(&[
+            "FIELD_CUSTOM_VALIDATION_EXCEPTION",
+            "***77",
+            "z***@pii-seed.example"
+        ]),
         "{store}: {crm_errors:?}"
     );
     assert!(
@@ -402,7 +434,10 @@ fn cli_log(state_dir: &Path) -> Option<String> {
         return None;
     }
     let mut out = String::new();
-    for args in [&["log", "--json", "--limit", "10000"][..], &["log", "--limit", "10000"]] {
+    for args in [
+        &["log", "--json", "--limit", "10000"][..],
+        &["log", "--limit", "10000"],
+    ] {
         let o = std::process::Command::new(&bin)
             .args(args)
             .arg("--state-dir")
@@ -410,11 +445,7 @@ fn cli_log(state_dir: &Path) -> Option<String> {
             .env_remove("PRMSYNC_STATE_DIR")
             .output()
             .unwrap();
-        assert!(
-            o.status.success(),
-            "{}",
-            String::from_utf8_lossy(&o.stderr)
-        );
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         out.push_str(&String::from_utf8_lossy(&o.stdout));
         out.push_str(&String::from_utf8_lossy(&o.stderr));
     }
@@ -437,10 +468,16 @@ async fn no_seeded_personal_data_or_secret_reaches_a_log_line_an_entry_or_the_ou
     // THEN the entries say what happened, with the values masked
     let local = entries(h.store.as_ref()).await;
     assert_recorded(&local, &s, "SQLite");
-    found.extend(leaks("the SQLite log", &serde_json::to_string(&local).unwrap()));
+    found.extend(leaks(
+        "the SQLite log",
+        &serde_json::to_string(&local).unwrap(),
+    ));
     // and `prmsync log` prints no value
     if let Some(out) = cli_log(dir.path()) {
-        assert!(out.contains("conflict") && out.contains("z***@pii-seed.example"), "{out}");
+        assert!(
+            out.contains("conflict") && out.contains("z***@pii-seed.example"),
+            "{out}"
+        );
         found.extend(leaks("`prmsync log`", &out));
     }
     // and a dry run's planned writes, as the CLI prints them, show no value
@@ -477,18 +514,18 @@ async fn no_seeded_personal_data_or_secret_reaches_a_log_line_an_entry_or_the_ou
         let h = Harness::with_secrets(mapping(false), 2000, PRM_TOKEN, SF_SECRET).await;
         let aws = Moto::new(3).await;
         let (deps, invocations) = aws.deps(h.ctx());
-        let runner = Runner::Aws {
+        let runner = Runner::Aws(Box::new(OnAws {
             aws,
             deps,
             invocations,
-        };
+        }));
         let s = scenario(&h, &runner).await;
         let remote = entries(runner.log(&h).as_ref()).await;
         assert_recorded(&remote, &s, "DynamoDB");
-        let Runner::Aws { aws, .. } = &runner else {
+        let Runner::Aws(on) = &runner else {
             unreachable!()
         };
-        let items = aws.log_items().await;
+        let items = on.aws.log_items().await;
         assert_eq!(items.len(), remote.len());
         found.extend(leaks("the DynamoDB log items", &format!("{items:?}")));
     }
@@ -496,20 +533,27 @@ async fn no_seeded_personal_data_or_secret_reaches_a_log_line_an_entry_or_the_ou
     // AND no JSON log line holds a value, though the lines tell of the conflicts
     let json = lines.json();
     assert!(
-        json.iter()
-            .any(|l| l["code"] == "conflict" && l["message"].as_str().is_some_and(|m| m.contains("z***@pii-seed.example"))),
+        json.iter().any(|l| l["code"] == "conflict"
+            && l["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("z***@pii-seed.example"))),
         "no conflict line: {json:?}"
     );
     assert!(json.iter().any(|l| l["code"] == "deal_rejected_by_prm"));
     // and of the PRM fault the client waited out
     assert!(
-        json.iter().any(|l| l["message"] == "PRM call failed, retrying"),
+        json.iter()
+            .any(|l| l["message"] == "PRM call failed, retrying"),
         "no retry line: {json:?}"
     );
     for l in &json {
         found.extend(leaks("a JSON log line", &l.to_string()));
     }
-    assert!(found.is_empty(), "personal data or secrets leaked:\n{}", found.join("\n"));
+    assert!(
+        found.is_empty(),
+        "personal data or secrets leaked:\n{}",
+        found.join("\n")
+    );
 }
 
 #[tokio::test]
@@ -530,7 +574,10 @@ async fn with_log_values_on_a_conflict_entry_shows_the_values_in_full() {
         .iter()
         .find(|e| e.details["field"] == "email")
         .unwrap_or_else(|| panic!("an email conflict: {conflicts:?}"));
-    assert_eq!(email.details["prm"], "zed.secretperson.prm@pii-seed.example");
+    assert_eq!(
+        email.details["prm"],
+        "zed.secretperson.prm@pii-seed.example"
+    );
     assert_eq!(email.details["crm"], "zed.secretperson.sf@pii-seed.example");
     assert!(email
         .message
@@ -541,7 +588,13 @@ async fn with_log_values_on_a_conflict_entry_shows_the_values_in_full() {
             .is_some_and(|m| m.contains("zed.secretperson.sf@pii-seed.example"))));
     // and still no secret anywhere
     let all = serde_json::to_string(&entries(h.store.as_ref()).await).unwrap()
-        + &lines.0.lock().unwrap().iter().map(|&b| b as char).collect::<String>();
+        + &lines
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|&b| b as char)
+            .collect::<String>();
     for secret in [PRM_TOKEN, SF_SECRET] {
         assert!(!all.contains(secret));
     }

@@ -82,9 +82,15 @@ mod tests {
             );
             written(&m)
         };
-        assert!(!meta(Level::TRACE, "aws_smithy_runtime::client::orchestrator"));
+        assert!(!meta(
+            Level::TRACE,
+            "aws_smithy_runtime::client::orchestrator"
+        ));
         assert!(!meta(Level::DEBUG, "hyper_util::client"));
-        assert!(meta(Level::INFO, "aws_smithy_runtime::client::orchestrator"));
+        assert!(meta(
+            Level::INFO,
+            "aws_smithy_runtime::client::orchestrator"
+        ));
         assert!(meta(Level::WARN, "reqwest::connect"));
         assert!(meta(Level::DEBUG, "prmsync_prm::client"));
     }

@@ -573,9 +573,7 @@ fn log_settings(
                 return Err((
                     at,
                     key.clone(),
-                    format!(
-                        "`[log] values = {other}` is not true or false",
-                    ),
+                    format!("`[log] values = {other}` is not true or false",),
                     LOG_VALUES_FIX,
                 ))
             }
@@ -884,9 +882,6 @@ mod tests {
         }
         let src = "[log]\nvalues = false\nshow = true\n";
         let text = MappingConfig::parse(src, "m.toml").unwrap_err().to_string();
-        assert!(
-            text.contains("line 3") && text.contains("`show`"),
-            "{text}"
-        );
+        assert!(text.contains("line 3") && text.contains("`show`"), "{text}");
     }
 }

@@ -23,9 +23,9 @@ pub mod transform;
 pub mod value;
 
 pub use codes::{Level, LogCode};
-pub use mask::LogValues;
 pub use config::{
     Direction, FieldMapping, FieldType, MappingConfig, MappingError, Side, WinnerRule,
 };
+pub use mask::LogValues;
 pub use record::{CrmRecord, Fields, Integration, ObjectKind, PrmRecord};
 pub use sfid::normalise_id;

@@ -205,9 +205,7 @@ fn mask_after_phrases(message: &str) -> String {
         let mut from = 0;
         while let Some(i) = out[from..].to_ascii_lowercase().find(phrase) {
             let start = from + i + phrase.len();
-            let end = out[start..]
-                .find(" (")
-                .map_or(out.len(), |e| start + e);
+            let end = out[start..].find(" (").map_or(out.len(), |e| start + e);
             let value = &out[start..end];
             let masked = if value.contains("***") {
                 value.to_string()

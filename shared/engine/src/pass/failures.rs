@@ -297,8 +297,18 @@ impl<'a> Pass<'a> {
         let sent = [
             Value::Object(pair.crm_patch.clone()),
             Value::Object(pair.prm_patch.clone()),
-            Value::Object(pair.crm.as_ref().map(|r| r.fields.clone()).unwrap_or_default()),
-            Value::Object(pair.prm.as_ref().map(|r| r.fields.clone()).unwrap_or_default()),
+            Value::Object(
+                pair.crm
+                    .as_ref()
+                    .map(|r| r.fields.clone())
+                    .unwrap_or_default(),
+            ),
+            Value::Object(
+                pair.prm
+                    .as_ref()
+                    .map(|r| r.fields.clone())
+                    .unwrap_or_default(),
+            ),
         ];
         let shown = self.shown_failure(failure, &sent);
         match report {

@@ -423,14 +423,20 @@ mod tests {
         facts.name = Some("Zebulon Quux renewal".into());
         let r = check_opportunity(&facts, OFF).unwrap_err().remove(0);
         assert_eq!(r.code, LogCode::DealDistributorModuleDisabled);
-        let shown = r
-            .clone()
-            .shown(crate::mask::LogValues::Masked, &facts);
+        let shown = r.clone().shown(crate::mask::LogValues::Masked, &facts);
         let text = format!("{} {} {}", shown.message, shown.fix, shown.details);
         assert!(!text.contains("dan@dist.example"), "{text}");
         assert!(!text.contains("Zebulon"), "{text}");
-        assert!(shown.message.contains("d***@dist.example"), "{}", shown.message);
-        assert!(shown.message.contains("Opportunity Z*** ("), "{}", shown.message);
+        assert!(
+            shown.message.contains("d***@dist.example"),
+            "{}",
+            shown.message
+        );
+        assert!(
+            shown.message.contains("Opportunity Z*** ("),
+            "{}",
+            shown.message
+        );
         assert!(shown.message.contains(OPP), "{}", shown.message);
         assert_eq!(shown.details["email"], json!("d***@dist.example"));
         assert!(shown.fix.contains("PRM_Deal_Owner_Type__c"));
