@@ -141,7 +141,10 @@ async fn stale_future_unsigned_wrong_secret_malformed_and_oversized_requests_are
         ("future", delivered(&future)),
         ("unsigned", request(&note.body, None)),
         ("wrong secret", delivered(&wrong_secret)),
-        ("old scheme", request(&note.body, Some(&format!("sha256={v1}")))),
+        (
+            "old scheme",
+            request(&note.body, Some(&format!("sha256={v1}"))),
+        ),
         ("garbled header", request(&note.body, Some("t=now,v1=zz"))),
         (
             "another body",
@@ -215,10 +218,7 @@ impl SecretsSource for Rotating {
 async fn a_rotated_secret_is_accepted_during_and_after_the_rotation() {
     let queue = Arc::new(ListQueue::default());
     // the function holds the new secret as current and the old one as previous
-    let deps = receiver(
-        queue.clone(),
-        WebhookSecrets::new(SECRET, Some(OLD_SECRET)),
-    );
+    let deps = receiver(queue.clone(), WebhookSecrets::new(SECRET, Some(OLD_SECRET)));
     for signing in [&[OLD_SECRET][..], &[SECRET, OLD_SECRET], &[SECRET]] {
         let (_prm, note) = prm_with_a_change(signing);
         let r = prm_webhook::handle(&deps, delivered(&note)).await;

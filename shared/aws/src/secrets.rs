@@ -146,7 +146,9 @@ pub async fn load_webhook_secret(
     client: &aws_sdk_secretsmanager::Client,
     arn: &str,
 ) -> Result<Option<WebhookSecrets>, String> {
-    let json = secret_string(client, arn).await.map_err(|e| e.to_string())?;
+    let json = secret_string(client, arn)
+        .await
+        .map_err(|e| e.to_string())?;
     parse_webhook_secret(arn, &json).map_err(|e| e.to_string())
 }
 

@@ -104,7 +104,12 @@ fn parse_header(header: &str) -> Result<SignatureHeader, Refusal> {
         let (key, value) = part.trim().split_once('=').ok_or(Refusal::Malformed)?;
         match key.trim() {
             "t" if timestamp.is_none() => {
-                timestamp = Some(value.trim().parse::<i64>().map_err(|_| Refusal::Malformed)?);
+                timestamp = Some(
+                    value
+                        .trim()
+                        .parse::<i64>()
+                        .map_err(|_| Refusal::Malformed)?,
+                );
             }
             "t" => return Err(Refusal::Malformed),
             "v1" if signatures.len() < MAX_SIGNATURES => {
@@ -153,10 +158,11 @@ pub fn verify(
     }
     let secrets = secrets.ok_or(Refusal::BadSignature)?;
     let matched = secrets.all().any(|secret| {
-        parsed
-            .signatures
-            .iter()
-            .any(|sig| mac(secret, parsed.timestamp, body).verify_slice(sig).is_ok())
+        parsed.signatures.iter().any(|sig| {
+            mac(secret, parsed.timestamp, body)
+                .verify_slice(sig)
+                .is_ok()
+        })
     });
     if matched {
         Ok(())
@@ -267,14 +273,21 @@ mod tests {
             Err(Refusal::BadSignature)
         );
         // the timestamp is signed: moving it breaks the signature
-        let h = sign(&["current-secret"], NOW, BODY).replacen(&format!("t={NOW}"), &format!("t={}", NOW + 1), 1);
+        let h = sign(&["current-secret"], NOW, BODY).replacen(
+            &format!("t={NOW}"),
+            &format!("t={}", NOW + 1),
+            1,
+        );
         assert_eq!(
             verify(Some(&s), Some(&h), BODY, NOW),
             Err(Refusal::BadSignature)
         );
         // no secrets configured: nothing is accepted
         let h = sign(&["current-secret"], NOW, BODY);
-        assert_eq!(verify(None, Some(&h), BODY, NOW), Err(Refusal::BadSignature));
+        assert_eq!(
+            verify(None, Some(&h), BODY, NOW),
+            Err(Refusal::BadSignature)
+        );
     }
 
     #[test]
@@ -300,7 +313,10 @@ mod tests {
     fn unsigned_and_malformed_headers_are_refused() {
         let s = secrets();
         assert_eq!(verify(Some(&s), None, BODY, NOW), Err(Refusal::Unsigned));
-        assert_eq!(verify(Some(&s), Some("  "), BODY, NOW), Err(Refusal::Unsigned));
+        assert_eq!(
+            verify(Some(&s), Some("  "), BODY, NOW),
+            Err(Refusal::Unsigned)
+        );
         let good = sign(&["current-secret"], NOW, BODY);
         let v1 = good.split_once(",v1=").unwrap().1;
         for bad in [

@@ -219,6 +219,47 @@ impl RetrySet for SqliteStore {
     }
 }
 
+#[async_trait]
+impl Deliveries for SqliteStore {
+    async fn take_delivery(
+        &self,
+        event_id: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let event_id = event_id.to_string();
+        self.call("take_delivery", move |conn| {
+            // One statement: taken when new, or when the one kept has expired.
+            let changed = conn
+                .execute(
+                    "INSERT INTO deliveries (event_id, until) VALUES (?1, ?2) \
+                     ON CONFLICT (event_id) DO UPDATE SET until = excluded.until \
+                     WHERE deliveries.until < ?3",
+                    params![event_id, ts(until), ts(now)],
+                )
+                .map_err(backend)?;
+            // expired ones go with any take, so the table stays small
+            conn.execute("DELETE FROM deliveries WHERE until < ?1", params![ts(now)])
+                .map_err(backend)?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
+    async fn release_delivery(&self, event_id: &str) -> Result<(), StoreError> {
+        let event_id = event_id.to_string();
+        self.call("release_delivery", move |conn| {
+            conn.execute(
+                "DELETE FROM deliveries WHERE event_id = ?1",
+                params![event_id],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -253,49 +294,5 @@ mod tests {
             .acquire_lease(Integration::People, "c", soon)
             .await
             .unwrap());
-    }
-}
-
-#[async_trait]
-impl Deliveries for SqliteStore {
-    async fn take_delivery(
-        &self,
-        event_id: &str,
-        now: DateTime<Utc>,
-        until: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        let event_id = event_id.to_string();
-        self.call("take_delivery", move |conn| {
-            // One statement: taken when new, or when the one kept has expired.
-            let changed = conn
-                .execute(
-                    "INSERT INTO deliveries (event_id, until) VALUES (?1, ?2) \
-                     ON CONFLICT (event_id) DO UPDATE SET until = excluded.until \
-                     WHERE deliveries.until < ?3",
-                    params![event_id, ts(until), ts(now)],
-                )
-                .map_err(backend)?;
-            // expired ones go with any take, so the table stays small
-            conn.execute(
-                "DELETE FROM deliveries WHERE until < ?1",
-                params![ts(now)],
-            )
-            .map_err(backend)?;
-            Ok(changed == 1)
-        })
-        .await
-    }
-
-    async fn release_delivery(&self, event_id: &str) -> Result<(), StoreError> {
-        let event_id = event_id.to_string();
-        self.call("release_delivery", move |conn| {
-            conn.execute(
-                "DELETE FROM deliveries WHERE event_id = ?1",
-                params![event_id],
-            )
-            .map_err(backend)?;
-            Ok(())
-        })
-        .await
     }
 }

@@ -94,7 +94,10 @@ impl DynamoStore {
 
         // TTL: log entries expire after their retention, webhook deliveries after their
         // window (the state table's other items carry no `expires_at`)
-        for (t, table) in [(Table::State, &self.state_table), (Table::Log, &self.log_table)] {
+        for (t, table) in [
+            (Table::State, &self.state_table),
+            (Table::Log, &self.log_table),
+        ] {
             let ttl = self
                 .client
                 .describe_time_to_live()

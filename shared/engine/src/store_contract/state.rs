@@ -290,7 +290,11 @@ pub async fn deliveries(store: &dyn Store) {
     );
     assert!(
         store
-            .take_delivery("ev-2", day + Duration::seconds(1), day + Duration::hours(25))
+            .take_delivery(
+                "ev-2",
+                day + Duration::seconds(1),
+                day + Duration::hours(25)
+            )
             .await
             .expect("take"),
         "a delivery whose window has passed is taken again (a store may keep it a while)"

@@ -136,6 +136,8 @@ fn too_large() -> LambdaFunctionUrlResponse {
 }
 
 /// The raw body, refusing one over the limit before decoding it.
+// The refusal is the answer itself, built once per refused request: its size costs nothing.
+#[allow(clippy::result_large_err)]
 fn body_of(request: &LambdaFunctionUrlRequest) -> Result<Vec<u8>, LambdaFunctionUrlResponse> {
     let raw = request.body.as_deref().unwrap_or_default();
     if request.is_base64_encoded {
@@ -202,7 +204,11 @@ pub async fn handle_at(
         }
     };
     let until = now + Duration::hours(REPEAT_WINDOW_HOURS);
-    match deps.deliveries.take_delivery(&note.event_id, now, until).await {
+    match deps
+        .deliveries
+        .take_delivery(&note.event_id, now, until)
+        .await
+    {
         Ok(true) => {}
         Ok(false) => {
             tracing::info!(

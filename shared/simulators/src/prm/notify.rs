@@ -165,7 +165,9 @@ mod tests {
         let ids: std::collections::BTreeSet<_> = sent.iter().map(|n| &n.event.event_id).collect();
         assert_eq!(ids.len(), 3, "one event id per change");
         let n = &sent[0];
-        let t: i64 = n.signature[2..n.signature.find(',').unwrap()].parse().unwrap();
+        let t: i64 = n.signature[2..n.signature.find(',').unwrap()]
+            .parse()
+            .unwrap();
         assert!((Utc::now().timestamp() - t).abs() < 60);
         assert_eq!(n.signature.matches(",v1=").count(), 2);
         assert_eq!(
