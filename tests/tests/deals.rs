@@ -204,8 +204,12 @@ async fn each_rule_rejects_with_its_code_and_creates_nothing() {
         assert!(w.h.sf_str("Opportunity", opp, "PRM_Deal_Id__c").is_none());
     }
     let entry = &w.h.log(LogCode::DealUserInactive).await[0];
+    // the email masked (docs/integration-log.md), the user's status and id in full
     assert!(
-        entry.message.contains("bob@partner.example") && entry.message.contains("pending"),
+        entry.message.contains("b***@partner.example")
+            && !entry.message.contains("bob@")
+            && entry.message.contains("pending")
+            && entry.message.contains("PRM_Partner_Email__c"),
         "{}",
         entry.message
     );
@@ -444,11 +448,14 @@ async fn a_deal_the_prm_rejects_is_logged_with_its_message() {
         vec!["deal_rejected_by_prm".to_string()]
     );
     let e = &w.h.log(LogCode::DealRejectedByPrm).await[0];
+    // the Opportunity's name masked, its Id in full; the deal sent is not kept
     assert!(
-        e.message.contains("Refused") && e.message.contains(&opp),
+        e.message.contains("Opportunity R*** (") && e.message.contains(&opp),
         "{}",
         e.message
     );
+    assert!(e.details.get("body").is_none(), "{}", e.details);
+    assert_eq!(e.details["code"], "validation_failed");
     assert!(w.deals_for(&opp).is_empty());
     // corrected (here: the PRM accepts it now) and changed: imported
     w.h.sf

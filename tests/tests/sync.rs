@@ -182,12 +182,16 @@ async fn changes_flow_both_ways_and_conflicts_follow_the_rule() {
     );
     let conflicts = h.log(LogCode::Conflict).await;
     assert_eq!(conflicts.len(), 1);
-    assert_eq!(conflicts[0].details["prm"], "Tailspin PRM");
-    assert_eq!(conflicts[0].details["crm"], "Tailspin SF");
+    // the field and the winner named, both values masked (docs/integration-log.md)
+    assert_eq!(conflicts[0].details["field"], "name");
+    assert_eq!(conflicts[0].details["prm"], "T***");
+    assert_eq!(conflicts[0].details["crm"], "T***");
     assert_eq!(conflicts[0].details["winner"], "prm");
     assert!(
-        conflicts[0].message.contains("Tailspin SF")
-            && conflicts[0].message.contains("Tailspin PRM")
+        conflicts[0].message.contains("`Name` = \"T***\"")
+            && !conflicts[0].message.contains("Tailspin"),
+        "{}",
+        conflicts[0].message
     );
 }
 

@@ -89,6 +89,12 @@ pub async fn run_as(args: SyncArgs, forced: Option<RunMode>) -> Result<ExitCode>
         bar.finish_and_clear();
     }
     conn.save()?;
+    // A dry run's planned writes are printed with their values as the mapping's `[log]
+    // values` says (masked by default).
+    let values = conn.ctx.mapping.log.values();
+    for r in &mut reports {
+        r.planned = r.planned.iter().map(|w| w.shown(values)).collect();
+    }
     let summary = summary(
         &run_id,
         args.dry_run,
@@ -173,8 +179,10 @@ pub async fn sync_record(
 ) -> Result<ExitCode> {
     let r = super::links::parse_ref(&record)?;
     let conn = connect(&target).await?;
-    let report = prmsync_engine::sync_record(&conn.ctx, &r, dry_run).await;
+    let mut report = prmsync_engine::sync_record(&conn.ctx, &r, dry_run).await;
     conn.save()?;
+    let values = conn.ctx.mapping.log.values();
+    report.planned = report.planned.iter().map(|w| w.shown(values)).collect();
     let entries = {
         conn.ctx
             .store

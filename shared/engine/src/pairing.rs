@@ -12,7 +12,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 
 use chrono::{DateTime, Utc};
 use indexmap::IndexSet;
-use prmsync_mapping::{CrmRecord, LogCode, ObjectKind, PrmRecord};
+use prmsync_mapping::{CrmRecord, LogCode, LogValues, ObjectKind, PrmRecord};
 
 use crate::context::{entry, integration_of, SyncContext};
 use crate::objects::ObjectSpec;
@@ -153,9 +153,21 @@ impl PrmChanges {
     }
 
     /// The Integration Log entries of the records the read could not use: one each, with
-    /// its id when readable, the problem and the fix.
-    pub fn rejected_entries(&self, run_id: &str, spec: &ObjectSpec) -> Vec<LogEntry> {
-        malformed_entries(run_id, spec.kind, spec.prm_collection(), &self.rejected)
+    /// its id when readable, the problem (with the values it quotes shown as `values`
+    /// says) and the fix.
+    pub fn rejected_entries(
+        &self,
+        run_id: &str,
+        spec: &ObjectSpec,
+        values: LogValues,
+    ) -> Vec<LogEntry> {
+        malformed_entries(
+            run_id,
+            spec.kind,
+            spec.prm_collection(),
+            &self.rejected,
+            values,
+        )
     }
 
     pub fn position(&self, id: &str) -> Option<u32> {
@@ -225,10 +237,12 @@ pub fn malformed_entries(
     kind: ObjectKind,
     collection: &str,
     rejected: &[Rejected],
+    values: LogValues,
 ) -> Vec<LogEntry> {
     rejected
         .iter()
         .map(|r| {
+            let problem = values.remote(&r.problem, []);
             let what = match &r.id {
                 Some(id) => format!("PRM {collection} record {id}"),
                 None => format!("a PRM {collection} record without a readable id"),
@@ -237,12 +251,12 @@ pub fn malformed_entries(
                 run_id,
                 integration_of(kind),
                 LogCode::PrmRecordMalformed,
-                format!("{what} could not be read and was not synced: {}", r.problem),
+                format!("{what} could not be read and was not synced: {problem}"),
                 serde_json::json!({
                     "collection": collection,
                     "id": r.id,
                     "updated_at": r.updated_at,
-                    "problem": r.problem,
+                    "problem": problem,
                 }),
             );
             e.object = Some(kind);

@@ -327,7 +327,7 @@ async fn plan_locked(
         cp.prm.newest = cp.prm.newest.max(prm.newest);
         // PRM records that could not be read are logged once per run (a continuation
         // reads them again); the rest of their pages is queued.
-        let malformed = prm.rejected_entries(&cp.run_id, &spec);
+        let malformed = prm.rejected_entries(&cp.run_id, &spec, ctx.mapping.log.values());
         crate::store::record_log(ctx.store.as_ref(), &malformed).await?;
     }
     let mut queued_crm: HashSet<String> = HashSet::new();

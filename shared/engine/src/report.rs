@@ -64,6 +64,21 @@ pub struct PlannedWrite {
     pub fields: serde_json::Map<String, serde_json::Value>,
 }
 
+impl PlannedWrite {
+    /// The write as output shows it: its values masked unless `[log] values` shows them
+    /// in full ([`prmsync_mapping::mask`]); field names and ids are kept.
+    pub fn shown(&self, values: prmsync_mapping::LogValues) -> PlannedWrite {
+        PlannedWrite {
+            fields: self
+                .fields
+                .iter()
+                .map(|(k, v)| (k.clone(), values.value(v)))
+                .collect(),
+            ..self.clone()
+        }
+    }
+}
+
 /// The outcome of one integration's run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunReport {

@@ -421,7 +421,8 @@ pub struct LogEntry {
     pub link: Option<String>,
     pub message: String,
     pub fix: String,
-    /// The raw remote error or the values involved.
+    /// The remote error (code, fields, message scrubbed) or the values involved, masked
+    /// unless `[log] values` shows them in full (`prmsync_mapping::mask`).
     pub details: Value,
     pub acknowledged: bool,
 }

@@ -226,7 +226,9 @@ async fn sweep_with<'a>(
     s.out.prm_newest = s.prm.newest;
     // PRM records that could not be read sync no further: each gets its entry, and the
     // rest of their pages syncs.
-    let malformed = s.prm.rejected_entries(run_id, &s.spec);
+    let malformed = s
+        .prm
+        .rejected_entries(run_id, &s.spec, ctx.mapping.log.values());
     if !malformed.is_empty() && !s.quiet {
         s.out.counts.errors += malformed.len() as u64;
         crate::store::record_log(ctx.store.as_ref(), &malformed)

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
+use crate::mask::LogValues;
 use crate::record::ObjectKind;
 
 /// The built-in mapping, which works with the sandbox and with an org set up as in
@@ -251,6 +252,26 @@ impl Default for SalesforceSettings {
     }
 }
 
+/// What the logs show of record values (`[log]`; `docs/integration-log.md`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// Show record values in full in log lines, Integration Log entries, error messages
+    /// and CLI output; false (the default) shows them masked ([`crate::mask`]).
+    pub values: bool,
+}
+
+impl LogSettings {
+    /// How values are shown.
+    pub fn values(&self) -> LogValues {
+        if self.values {
+            LogValues::Full
+        } else {
+            LogValues::Masked
+        }
+    }
+}
+
 /// The field mappings of one object pair.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ObjectMapping {
@@ -264,6 +285,8 @@ pub struct MappingConfig {
     pub salesforce: SalesforceSettings,
     pub setup: SetupFields,
     pub sync: SyncSettings,
+    #[serde(default)]
+    pub log: LogSettings,
     pub organizations: ObjectMapping,
     pub people: ObjectMapping,
     pub deals: ObjectMapping,
@@ -296,6 +319,8 @@ struct RawFile {
     setup: SetupFields,
     #[serde(default)]
     sync: SyncSettings,
+    /// Checked on its own ([`log_settings`]) so that a mistake names its line and fix.
+    log: Option<Spanned<toml::Value>>,
     organizations: Option<RawObject>,
     people: Option<RawObject>,
     deals: Option<RawObject>,
@@ -461,6 +486,14 @@ impl MappingConfig {
                 ));
             }
         }
+        let log = log_settings(raw.log).map_err(|(at, key, message, fix)| {
+            // The line of the key inside `[log]` (the table's span may start at its header).
+            let key_at = src
+                .find("[log]")
+                .and_then(|start| src[start..].find(key.as_str()).map(|k| start + k))
+                .unwrap_or(at);
+            invalid(key_at, message, fix)
+        })?;
         let setup_names: BTreeSet<&str> = [
             raw.setup.sync_flag.as_str(),
             raw.setup.record_status.as_str(),
@@ -529,6 +562,7 @@ impl MappingConfig {
             salesforce: raw.salesforce,
             setup: raw.setup,
             sync: raw.sync,
+            log,
             organizations,
             people,
             deals,
@@ -551,6 +585,52 @@ impl MappingConfig {
 }
 
 type FieldProblem = (String, &'static str);
+
+const LOG_VALUES_FIX: &str = "write `values = false` (the default: record values are masked in \
+     logs, Integration Log entries and CLI output) or `values = true` (values in full, for an \
+     operator who needs them) under `[log]`";
+
+/// The `[log]` table: `values`, a boolean. A problem comes with its offset and fix.
+#[allow(clippy::type_complexity)]
+fn log_settings(
+    raw: Option<Spanned<toml::Value>>,
+) -> Result<LogSettings, (usize, String, String, &'static str)> {
+    let Some(raw) = raw else {
+        return Ok(LogSettings::default());
+    };
+    let at = raw.span().start;
+    let toml::Value::Table(table) = raw.into_inner() else {
+        return Err((
+            at,
+            "log".into(),
+            "`log` is not a table".into(),
+            "write it as a `[log]` section",
+        ));
+    };
+    let mut settings = LogSettings::default();
+    for (key, value) in table {
+        match (key.as_str(), value) {
+            ("values", toml::Value::Boolean(b)) => settings.values = b,
+            ("values", other) => {
+                return Err((
+                    at,
+                    key.clone(),
+                    format!("`[log] values = {other}` is not true or false",),
+                    LOG_VALUES_FIX,
+                ))
+            }
+            (other, _) => {
+                return Err((
+                    at,
+                    other.to_string(),
+                    format!("`[log]` has no setting `{other}`"),
+                    LOG_VALUES_FIX,
+                ))
+            }
+        }
+    }
+    Ok(settings)
+}
 
 fn validate_field(
     object: ObjectKind,
@@ -847,5 +927,32 @@ mod tests {
         let m = MappingConfig::parse(src, "m").unwrap();
         assert_eq!(m.organizations.fields.len(), 2);
         assert_eq!(m.organizations.fields[1].key(), "crm:Type");
+    }
+
+    #[test]
+    fn log_values_are_masked_unless_the_log_section_says_otherwise() {
+        let m = MappingConfig::parse("[sync]\noverlap_seconds = 60\n", "m").unwrap();
+        assert_eq!(m.log.values(), LogValues::Masked);
+        assert_eq!(MappingConfig::default().log.values(), LogValues::Masked);
+        let m = MappingConfig::parse("[log]\nvalues = true\n", "m").unwrap();
+        assert_eq!(m.log.values(), LogValues::Full);
+    }
+
+    #[test]
+    fn a_log_setting_that_is_not_a_boolean_or_unknown_names_its_line_and_fix() {
+        let src = "[sync]\noverlap_seconds = 60\n\n[log]\nvalues = \"yes\"\n";
+        match MappingConfig::parse(src, "m.toml").unwrap_err() {
+            MappingError::Invalid {
+                line, message, fix, ..
+            } => {
+                assert_eq!(line, 5);
+                assert!(message.contains("values"), "{message}");
+                assert!(fix.contains("values = true"), "{fix}");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let src = "[log]\nvalues = false\nshow = true\n";
+        let text = MappingConfig::parse(src, "m.toml").unwrap_err().to_string();
+        assert!(text.contains("line 3") && text.contains("`show`"), "{text}");
     }
 }

@@ -8,11 +8,13 @@
 //! - [`rules`]: selection, Record Status, matching keys and the other sync rules by name.
 //! - [`deals`]: the conditions an Opportunity must meet to be imported as a deal.
 //! - [`sfid`]: Salesforce Ids, their 15- and 18-character forms.
+//! - [`mask`]: how record values appear in logs and messages (masked unless `[log] values`).
 //! - [`codes`]: the catalogue of Integration Log codes with their messages and fixes.
 
 pub mod codes;
 pub mod config;
 pub mod deals;
+pub mod mask;
 pub mod merge;
 pub mod record;
 pub mod rules;
@@ -25,5 +27,6 @@ pub use config::{
     is_field_api_name, Direction, FieldMapping, FieldType, MappingConfig, MappingError, Side,
     WinnerRule,
 };
+pub use mask::LogValues;
 pub use record::{CrmRecord, Fields, Integration, ObjectKind, PrmRecord};
 pub use sfid::normalise_id;

@@ -109,7 +109,9 @@ async fn list_records(
         tracing::warn!(
             collection = %c,
             id = m.id.as_deref().unwrap_or("?"),
-            problem = %m.problem,
+            // The adapter does not know `[log] values`: the values a problem quotes are
+            // masked here; the Integration Log entry follows the setting.
+            problem = %prmsync_mapping::mask::scrub_message(&m.problem, &[]),
             "a PRM record could not be read; left out"
         );
     }

@@ -36,6 +36,9 @@ pub struct Moto {
     pub queue_url: String,
     pub dlq_url: String,
     pub store: Arc<DynamoStore>,
+    /// The DynamoDB client and the log table's name, to read its items as stored.
+    pub dynamo: aws_sdk_dynamodb::Client,
+    pub log_table: String,
 }
 
 impl Moto {
@@ -46,11 +49,9 @@ impl Moto {
             .load()
             .await;
         let suffix = uuid::Uuid::new_v4().simple().to_string();
-        let store = DynamoStore::new(
-            aws_sdk_dynamodb::Client::new(&config),
-            format!("state-{suffix}"),
-            format!("log-{suffix}"),
-        );
+        let dynamo = aws_sdk_dynamodb::Client::new(&config);
+        let log_table = format!("log-{suffix}");
+        let store = DynamoStore::new(dynamo.clone(), format!("state-{suffix}"), log_table.clone());
         store.create_tables().await.unwrap();
         let sqs = aws_sdk_sqs::Client::new(&config);
         let dlq_url = sqs
@@ -89,6 +90,8 @@ impl Moto {
             queue_url,
             dlq_url,
             store: Arc::new(store),
+            dynamo,
+            log_table,
         }
     }
 
@@ -137,6 +140,29 @@ impl Moto {
                 }
             }
             delivered.extend(bodies);
+        }
+    }
+
+    /// Every item of the log table as stored (a raw Scan, every page).
+    pub async fn log_items(
+        &self,
+    ) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .dynamo
+                .scan()
+                .table_name(&self.log_table)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .unwrap();
+            items.extend(page.items.unwrap_or_default());
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return items,
+            }
         }
     }
 

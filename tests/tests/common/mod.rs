@@ -62,22 +62,33 @@ impl Harness {
     /// A harness whose Salesforce client reads queries in pages of `batch` records
     /// (200 to 2,000).
     pub async fn with_query_page(mapping: MappingConfig, batch: u32) -> Self {
-        let sf = SalesforceSim::new();
-        let prm = PrmSim::new(TOKEN);
+        Self::with_secrets(mapping, batch, TOKEN, "sandbox-secret").await
+    }
+
+    /// A harness whose PRM takes `prm_token` and whose Salesforce connected app has
+    /// `client_secret` (the clients use them).
+    pub async fn with_secrets(
+        mapping: MappingConfig,
+        batch: u32,
+        prm_token: &str,
+        client_secret: &str,
+    ) -> Self {
+        let sf = SalesforceSim::new().with_credentials("sandbox-client", client_secret);
+        let prm = PrmSim::new(prm_token);
         let sf_url = sf.start().await.unwrap();
         let prm_url = prm.start().await.unwrap();
         let mut cfg = SalesforceConfig::new(
             sf_url,
             Auth::ClientCredentials {
                 client_id: "sandbox-client".into(),
-                client_secret: "sandbox-secret".into(),
+                client_secret: client_secret.into(),
             },
         );
         cfg.retry_base = Duration::from_millis(5);
         cfg.retry_max = Duration::from_millis(20);
         cfg.query_batch_size = batch;
         let crm_client = Arc::new(SalesforceClient::new(cfg).unwrap());
-        let prm_client = Arc::new(PrmClient::new(PrmConfig::new(prm_url, TOKEN)).unwrap());
+        let prm_client = Arc::new(PrmClient::new(PrmConfig::new(prm_url, prm_token)).unwrap());
         Self {
             sf,
             prm,

@@ -69,7 +69,7 @@ impl<'a> Pass<'a> {
                     self.rejected
                         .push(("crm", opp.id.clone(), crm_version(&opp)));
                     for r in rejections {
-                        self.log_rejection(&opp, r);
+                        self.log_rejection(&opp, r.shown(self.values(), &f));
                     }
                 }
             }
@@ -115,7 +115,7 @@ impl<'a> Pass<'a> {
                         }
                     }
                     link.snapshot.insert(keys::CRM_ID.into(), json!(opp.id));
-                    let name = text(&opp, "Name").unwrap_or_default();
+                    let name = self.values().text(&text(&opp, "Name").unwrap_or_default());
                     self.log(
                         LogCode::DealImported,
                         Some(&opp.id),
@@ -143,16 +143,26 @@ impl<'a> Pass<'a> {
                         self.rejected
                             .push(("crm", opp.id.clone(), crm_version(&opp)));
                     }
-                    let name = text(&opp, "Name").unwrap_or_default();
+                    // The deal sent is not kept: its customer is personal data. The PRM's
+                    // code and the fields it names are, with the values they echo masked.
+                    let values = self.values();
+                    let sent = [Value::Object(body), Value::Object(opp.fields.clone())];
+                    let name = values.text(&text(&opp, "Name").unwrap_or_default());
+                    let fields: Vec<String> = failure
+                        .fields
+                        .iter()
+                        .map(|f| values.remote(f, &sent))
+                        .collect();
                     self.log(
                         LogCode::DealRejectedByPrm,
                         Some(&opp.id),
                         None,
                         format!(
                             "The PRM rejected the deal for Opportunity {name} ({}): {}",
-                            opp.id, failure.message
+                            opp.id,
+                            values.remote(&failure.message, &sent)
                         ),
-                        json!({"code": failure.code, "fields": failure.fields, "body": body}),
+                        json!({"code": failure.code, "fields": fields}),
                     );
                 }
             }

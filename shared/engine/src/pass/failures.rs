@@ -16,7 +16,7 @@
 
 use prmsync_mapping::config::Side;
 use prmsync_mapping::LogCode;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::pair::{restore_snapshot_keys, SideRecord};
 use super::race::PRM_UPDATE_ATTEMPTS;
@@ -260,7 +260,8 @@ impl<'a> Pass<'a> {
             self.hold_for_setup(target, failure, crm_id, prm_id);
             return Ok(());
         }
-        self.report_failure(target, failure, crm_id, prm_id, WriteAction::Create)
+        let failure = self.shown_failure(failure, [&Value::Object(source.fields().clone())]);
+        self.report_failure(target, &failure, crm_id, prm_id, WriteAction::Create)
     }
 
     /// A failed update of a linked pair on `side`: the snapshot keeps what that side still
@@ -292,9 +293,27 @@ impl<'a> Pass<'a> {
             AfterFailure::Rejected => pair.rejected = true,
         }
         let kind = self.spec.kind;
+        // What the pair carried: the values sent and both records as read.
+        let sent = [
+            Value::Object(pair.crm_patch.clone()),
+            Value::Object(pair.prm_patch.clone()),
+            Value::Object(
+                pair.crm
+                    .as_ref()
+                    .map(|r| r.fields.clone())
+                    .unwrap_or_default(),
+            ),
+            Value::Object(
+                pair.prm
+                    .as_ref()
+                    .map(|r| r.fields.clone())
+                    .unwrap_or_default(),
+            ),
+        ];
+        let shown = self.shown_failure(failure, &sent);
         match report {
             FailureReport::Rejected(_) => {
-                self.report_failure(side, failure, Some(&c), Some(&p), WriteAction::Update)?
+                self.report_failure(side, &shown, Some(&c), Some(&p), WriteAction::Update)?
             }
             FailureReport::ChangedMeanwhile => self.log(
                 LogCode::TransientError,
@@ -302,7 +321,7 @@ impl<'a> Pass<'a> {
                 Some(&p),
                 format!(
                     "PRM {kind} {p} changed while it was being synced, before each of {PRM_UPDATE_ATTEMPTS} attempts to update it ({}); it is synced again on the next run",
-                    failure.message
+                    shown.message
                 ),
                 json!({"code": failure.code}),
             ),
@@ -313,12 +332,31 @@ impl<'a> Pass<'a> {
                 Some(&p),
                 format!(
                     "PRM {kind} {p} no longer exists ({}); the link was disconnected",
-                    failure.message
+                    shown.message
                 ),
                 json!({"code": failure.code}),
             ),
         }
         Ok(())
+    }
+
+    /// A record's failure as the logs show it: the values its message and fields may echo
+    /// masked ([`prmsync_mapping::LogValues::remote`]); `sent` are the values the record carried.
+    fn shown_failure<'v>(
+        &self,
+        failure: &RecordFailure,
+        sent: impl IntoIterator<Item = &'v Value> + Clone,
+    ) -> RecordFailure {
+        let values = self.values();
+        RecordFailure {
+            message: values.remote(&failure.message, sent.clone()),
+            fields: failure
+                .fields
+                .iter()
+                .map(|f| values.remote(f, sent.clone()))
+                .collect(),
+            ..failure.clone()
+        }
     }
 
     /// Holds a record whose write the setup refused: no entry of its own, one

@@ -6,7 +6,7 @@
 use chrono::Utc;
 use prmsync_mapping::config::Side;
 use prmsync_mapping::transform::UnmappedValue;
-use prmsync_mapping::{Fields, LogCode};
+use prmsync_mapping::{Fields, LogCode, LogValues};
 use serde_json::{json, Value};
 
 use super::Pass;
@@ -29,6 +29,8 @@ impl<'a> Pass<'a> {
             LogCode::UnmappedValue,
             crm_id,
             prm_id,
+            // A value of a field with a `values` table is the mapping's vocabulary, not a
+            // person's data: shown, so that the mapping can be fixed (docs/integration-log.md).
             format!("{record}: {e}"),
             json!({"field": e.field, "value": e.value, "accepted": e.accepted}),
         );
@@ -46,6 +48,11 @@ impl<'a> Pass<'a> {
             json!({"used": usage.map(|u| u.used), "max": usage.map(|u| u.max)}),
         );
         Some(message)
+    }
+
+    /// How record values appear in this pass's entries (`[log] values` of the mapping).
+    pub(super) fn values(&self) -> LogValues {
+        self.ctx.mapping.log.values()
     }
 
     pub(super) fn log(

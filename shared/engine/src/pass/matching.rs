@@ -262,7 +262,7 @@ impl<'a> Pass<'a> {
                         prm_candidates.len(),
                         prm_candidates.join(", ")
                     ),
-                    json!({"key": key, "crm_candidates": crm_candidates, "prm_candidates": prm_candidates}),
+                    json!({"key": self.values().value(&json!(key)), "crm_candidates": crm_candidates, "prm_candidates": prm_candidates}),
                 );
             }
             Ambiguous::Prm {
@@ -283,7 +283,7 @@ impl<'a> Pass<'a> {
                         crm_candidates.len(),
                         crm_candidates.join(", ")
                     ),
-                    json!({"key": key, "crm_candidates": crm_candidates, "prm_candidates": prm_candidates}),
+                    json!({"key": self.values().value(&json!(key)), "crm_candidates": crm_candidates, "prm_candidates": prm_candidates}),
                 );
             }
         }

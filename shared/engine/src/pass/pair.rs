@@ -88,6 +88,8 @@ pub trait SideRecord: Sized {
     const SIDE: Side;
     /// The record's own id on its side.
     fn id(&self) -> &str;
+    /// The record's fields (for masking the values a remote error may echo).
+    fn fields(&self) -> &prmsync_mapping::Fields;
     /// This side's id in a link.
     fn id_in(link: &Link) -> &str;
     /// The version a rejection of the record is remembered by.
@@ -106,6 +108,10 @@ impl SideRecord for CrmRecord {
 
     fn id(&self) -> &str {
         &self.id
+    }
+
+    fn fields(&self) -> &prmsync_mapping::Fields {
+        &self.fields
     }
 
     fn id_in(link: &Link) -> &str {
@@ -139,6 +145,10 @@ impl SideRecord for PrmRecord {
 
     fn id(&self) -> &str {
         &self.id
+    }
+
+    fn fields(&self) -> &prmsync_mapping::Fields {
+        &self.fields
     }
 
     fn id_in(link: &Link) -> &str {

@@ -485,6 +485,7 @@ impl<'a> Pass<'a> {
                 conflict: c,
             } => {
                 self.out.counts.conflicts += 1;
+                let values = self.values();
                 self.log(
                     LogCode::Conflict,
                     Some(crm_id),
@@ -493,12 +494,12 @@ impl<'a> Pass<'a> {
                         "{} changed on both sides: PRM `{}` = {}, Salesforce `{}` = {}; the {} value was kept",
                         key,
                         prm_field,
-                        c.prm,
+                        values.show(&c.prm),
                         crm_field,
-                        c.crm,
+                        values.show(&c.crm),
                         if c.winner == prmsync_mapping::config::Side::Prm { "PRM" } else { "Salesforce" }
                     ),
-                    json!({"field": key, "prm": c.prm, "crm": c.crm, "winner": c.winner.as_str()}),
+                    json!({"field": key, "prm": values.value(&c.prm), "crm": values.value(&c.crm), "winner": c.winner.as_str()}),
                 );
             }
             PlanFinding::ReferenceNotLinked {

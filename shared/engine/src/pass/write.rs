@@ -141,7 +141,7 @@ impl<'a> Pass<'a> {
                                 self.spec.kind,
                                 fields.join(", ")
                             ),
-                            json!({"fields": pairs[i].crm_patch}),
+                            json!({"fields": self.values().value(&json!(pairs[i].crm_patch))}),
                         );
                     }
                     if pairs[i].marks_deleted {
@@ -299,7 +299,7 @@ impl<'a> Pass<'a> {
                     self.spec.crm_object(),
                     fields.join(", ")
                 ),
-                json!({"fields": pair.prm_patch}),
+                json!({"fields": self.values().value(&json!(pair.prm_patch))}),
             );
         }
         pair.link.prm_version = Some(version);

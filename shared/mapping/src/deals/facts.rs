@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::codes::LogCode;
+use crate::mask::LogValues;
 
 /// The module a PRM group needs for its users to register deals.
 pub const DEAL_REGISTRATION_MODULE: &str = "deal_registration";
@@ -165,6 +166,73 @@ pub struct Rejection {
     pub message: String,
     pub fix: String,
     pub details: Value,
+}
+
+/// The keys of a rejection's details that hold a record's value (the others hold field
+/// names, codes, ids and the PRM's own settings).
+const VALUE_KEYS: &[&str] = &["value", "email"];
+
+impl Rejection {
+    /// The rejection as the logs show it ([`crate::mask`]): the Opportunity's values (its
+    /// name, emails, customer, mapped values) masked in the message, the fix and the
+    /// details, unless values are shown in full.
+    pub fn shown(self, values: LogValues, facts: &OpportunityFacts) -> Rejection {
+        if values == LogValues::Full {
+            return self;
+        }
+        let mut known: Vec<Value> = [
+            &facts.name,
+            &facts.account_name,
+            &facts.partner_email,
+            &facts.distributor_email,
+        ]
+        .into_iter()
+        .flatten()
+        .map(|s| Value::String(s.clone()))
+        .collect();
+        if let Some(c) = &facts.primary_contact {
+            known.extend(
+                [&c.first_name, &c.last_name, &c.email, &c.phone]
+                    .into_iter()
+                    .flatten()
+                    .map(|s| Value::String(s.clone())),
+            );
+        }
+        // A picklist's values (a field with a `values` table or the PRM's accepted values)
+        // are a vocabulary, not a person's data: shown, so that the mapping can be fixed.
+        for f in facts
+            .fields
+            .iter()
+            .filter(|f| f.mapped_values.is_empty() && f.accepted.is_none())
+        {
+            known.push(f.crm_value.clone());
+        }
+        let picklist = matches!(
+            self.code,
+            LogCode::DealValueUnmapped
+                | LogCode::DealValueNotAccepted
+                | LogCode::DealOwnerTypeUnknown
+        );
+        let mut details = self.details;
+        if let Value::Object(map) = &mut details {
+            for key in VALUE_KEYS.iter().filter(|k| !(picklist && **k == "value")) {
+                if let Some(v) = map.get_mut(*key) {
+                    *v = values.value(v);
+                }
+            }
+        }
+        // Known values only: a picklist value quoted in the message stays.
+        let scrub = |text: &str| {
+            let known = crate::mask::known_values(&known);
+            crate::mask::scrub_known(text, &known)
+        };
+        Rejection {
+            code: self.code,
+            message: scrub(&self.message),
+            fix: scrub(&self.fix),
+            details,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -418,6 +418,32 @@ mod tests {
     }
 
     #[test]
+    fn a_rejection_as_logged_masks_the_opportunitys_values_and_keeps_field_names() {
+        let mut facts = valid_distributor();
+        facts.name = Some("Zebulon Quux renewal".into());
+        let r = check_opportunity(&facts, OFF).unwrap_err().remove(0);
+        assert_eq!(r.code, LogCode::DealDistributorModuleDisabled);
+        let shown = r.clone().shown(crate::mask::LogValues::Masked, &facts);
+        let text = format!("{} {} {}", shown.message, shown.fix, shown.details);
+        assert!(!text.contains("dan@dist.example"), "{text}");
+        assert!(!text.contains("Zebulon"), "{text}");
+        assert!(
+            shown.message.contains("d***@dist.example"),
+            "{}",
+            shown.message
+        );
+        assert!(
+            shown.message.contains("Opportunity Z*** ("),
+            "{}",
+            shown.message
+        );
+        assert!(shown.message.contains(OPP), "{}", shown.message);
+        assert_eq!(shown.details["email"], json!("d***@dist.example"));
+        assert!(shown.fix.contains("PRM_Deal_Owner_Type__c"));
+        assert_eq!(r.clone().shown(crate::mask::LogValues::Full, &facts), r);
+    }
+
+    #[test]
     fn module_off_ignores_the_distributor_email_of_a_partner_owned_deal() {
         // A Partner-Owned deal naming a distributor who would be rejected with the module on
         // (a partner user, not a distributor)...
