@@ -113,6 +113,8 @@ enum Command {
     },
     /// The Integration Log: what happened, what failed and how to fix it.
     Log(commands::log::LogArgs),
+    /// The Sync Manager and the Integration Log as web pages (loopback by default).
+    Console(commands::console::ConsoleArgs),
     /// The sandbox: simulated Salesforce and PRM with sample data.
     Sandbox {
         #[command(subcommand)]
@@ -166,6 +168,7 @@ fn main() -> ExitCode {
                 target,
             } => commands::status::pause(target, integration, false).await,
             Command::Log(args) => commands::log::run(args).await,
+            Command::Console(args) => commands::console::run(args).await,
             Command::SyncRecord {
                 record,
                 target,

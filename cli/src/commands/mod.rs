@@ -1,6 +1,7 @@
 //! One module per command.
 
 pub mod bench;
+pub mod console;
 pub mod links;
 pub mod log;
 pub mod mapping;

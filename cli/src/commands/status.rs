@@ -7,9 +7,7 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use prmsync_engine::context::{CRM_SIDE, PRM_SIDE};
-use prmsync_engine::store::{LogFilter, Store};
-use prmsync_mapping::{Integration, Level};
+use prmsync_mapping::Integration;
 use serde_json::{json, Value};
 
 use crate::connect::{load_mapping, open_store};
@@ -18,43 +16,7 @@ use crate::{IntegrationArg, Target};
 pub async fn run(target: Target, as_json: bool) -> Result<ExitCode> {
     let store = open_store(&target).await?;
     let mapping = load_mapping(&target)?;
-    let mut rows = Vec::new();
-    for integration in Integration::ALL {
-        let paused = store.is_paused(integration).await?;
-        let last = store.last_run(integration).await?;
-        let unacked = store
-            .entries(&LogFilter {
-                integration: Some(integration),
-                min_level: Some(Level::Error),
-                unacknowledged: true,
-                ..Default::default()
-            })
-            .await?
-            .len();
-        let links = store.count_links(integration.object()).await?;
-        let in_progress = run_in_progress(store.as_ref(), integration).await?;
-        rows.push(json!({
-            "integration": integration.as_str(),
-            "state": if paused { "paused" } else { "active" },
-            "schedule": mapping.sync.schedule,
-            "last_run": last.map(|r| json!({
-                "run_id": r.run_id, "started_at": r.started_at, "finished_at": r.finished_at,
-                "mode": r.mode, "status": r.status, "counts": r.counts,
-            })),
-            "cursor": {
-                "crm": store.cursor(integration, CRM_SIDE).await?,
-                "prm": store.cursor(integration, PRM_SIDE).await?,
-            },
-            "reconcile": {
-                "setting": mapping.sync.reconcile,
-                // The start of the last run that read everything (reconcile or full).
-                "last": store.cursor(integration, prmsync_engine::frame::READ_ALL_MARK).await?,
-            },
-            "unacknowledged_errors": unacked,
-            "links": links,
-            "run_in_progress": in_progress,
-        }));
-    }
+    let rows = prmsync_console::status::rows(store.as_ref(), &mapping).await?;
     if as_json {
         println!("{}", json!({"integrations": rows}));
         return Ok(ExitCode::SUCCESS);
@@ -105,30 +67,6 @@ pub async fn run(target: Target, as_json: bool) -> Result<ExitCode> {
         mapping.sync.schedule, mapping.sync.reconcile
     );
     Ok(ExitCode::SUCCESS)
-}
-
-/// The unfinished run of an integration (its planner checkpoint), with its chunks done
-/// once every chunk is queued; null when there is none.
-async fn run_in_progress(store: &dyn Store, integration: Integration) -> Result<Value> {
-    let Some(cp) = store.checkpoint(integration).await? else {
-        return Ok(Value::Null);
-    };
-    let chunks_done = if cp.planned {
-        let chunks = store.run_chunks(integration, &cp.run_id).await?;
-        Some(chunks.iter().filter(|c| c.done).count() as u64)
-    } else {
-        None
-    };
-    Ok(json!({
-        "run_id": cp.run_id,
-        "mode": cp.mode,
-        "started_at": cp.started_at,
-        "planned": cp.planned,
-        "chunks_queued": cp.chunks,
-        "chunks_done": chunks_done,
-        "records_queued": cp.records,
-        "invocations": cp.invocations,
-    }))
 }
 
 /// One line of a run in progress: its chunks done of queued once planned, otherwise that

@@ -1,0 +1,401 @@
+//! The web console: the Sync Manager and the Integration Log as pages, over the same store
+//! and engine as the CLI (`prmsync console`).
+//!
+//! Server-rendered HTML (no build step; one small script follows runs in progress). It
+//! listens on loopback unless an access token is set, and every state-changing request is
+//! a POST carrying the console's CSRF token ([`security`]). No secret is ever rendered:
+//! the pages show the store's records (links, runs, cursors, log entries), never the
+//! connection.
+
+mod pages;
+pub mod runs;
+pub mod security;
+pub mod status;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use prmsync_engine::report::RunMode;
+use prmsync_engine::store::{LogFilter, Store};
+use prmsync_mapping::{Integration, Level, LogCode, MappingConfig};
+use serde::Deserialize;
+
+pub use runs::{Runner, StartedRuns};
+pub use security::{check_listen, ListenError, TOKEN_ENV};
+
+/// Entries per page of the Integration Log.
+pub const PAGE_SIZE: usize = 50;
+
+/// What the console serves from.
+#[derive(Clone)]
+pub struct Console {
+    pub store: Arc<dyn Store>,
+    pub mapping: Arc<MappingConfig>,
+    pub runner: Arc<dyn Runner>,
+    /// Where the console's data comes from, shown in the header ("sandbox", a config
+    /// file's name, "AWS"): never a URL with credentials.
+    pub source: String,
+    /// The access token (None on loopback without one).
+    pub token: Option<String>,
+    csrf: String,
+    started: StartedRuns,
+}
+
+impl Console {
+    pub fn new(
+        store: Arc<dyn Store>,
+        mapping: Arc<MappingConfig>,
+        runner: Arc<dyn Runner>,
+        source: &str,
+        token: Option<String>,
+    ) -> Self {
+        Self {
+            store,
+            mapping,
+            runner,
+            source: source.to_string(),
+            token: token.filter(|t| !t.trim().is_empty()),
+            csrf: security::random_token(),
+            started: StartedRuns::default(),
+        }
+    }
+
+    /// The console's routes.
+    pub fn router(self) -> Router {
+        Router::new()
+            .route("/", get(sync_manager))
+            .route("/actions", post(actions))
+            .route("/runs.json", get(runs_json))
+            .route("/log", get(log_page))
+            .route("/log/ack", post(acknowledge))
+            .layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                require_token,
+            ))
+            .with_state(self)
+    }
+
+    /// Binds `addr` (refusing an address other machines can reach unless an access token
+    /// is set); [`Bound::serve`] then serves the pages.
+    pub async fn bind(self, addr: SocketAddr) -> Result<Bound, ConsoleError> {
+        check_listen(addr, self.token.as_deref())?;
+        let bind_error = |e: std::io::Error| ConsoleError::Bind {
+            addr,
+            message: e.to_string(),
+        };
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(bind_error)?;
+        let local = listener.local_addr().map_err(bind_error)?;
+        Ok(Bound {
+            console: self,
+            listener,
+            local,
+        })
+    }
+}
+
+/// A console bound to its address.
+pub struct Bound {
+    console: Console,
+    listener: tokio::net::TcpListener,
+    local: SocketAddr,
+}
+
+impl Bound {
+    /// The address it listens on (the port chosen when port 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// Serves until `shutdown` resolves.
+    pub async fn serve(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ConsoleError> {
+        tracing::info!(code = "console_listening", address = %self.local);
+        let addr = self.local;
+        axum::serve(self.listener, self.console.router())
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(|e| ConsoleError::Bind {
+                addr,
+                message: e.to_string(),
+            })
+    }
+}
+
+/// Why the console could not serve.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsoleError {
+    #[error(transparent)]
+    Listen(#[from] ListenError),
+    #[error("cannot listen on {addr}: {message}; pick another address with --listen")]
+    Bind { addr: SocketAddr, message: String },
+}
+
+/// Every request carries the access token when the console has one.
+async fn require_token(
+    State(c): State<Console>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let Some(expected) = c.token.as_deref() else {
+        return next.run(request).await;
+    };
+    // the first visit may carry it in the address; it then moves to a cookie
+    if let Some(given) = request
+        .uri()
+        .query()
+        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("token=")))
+    {
+        if security::same_secret(given, expected) {
+            let path = request.uri().path().to_string();
+            let mut r = Redirect::to(&path).into_response();
+            r.headers_mut().insert(
+                header::SET_COOKIE,
+                format!(
+                    "{}={expected}; HttpOnly; SameSite=Strict; Path=/",
+                    security::TOKEN_COOKIE
+                )
+                .parse()
+                .expect("a valid cookie"),
+            );
+            return r;
+        }
+    }
+    let headers = request.headers();
+    let text = |h: header::HeaderName| headers.get(h).and_then(|v| v.to_str().ok());
+    match security::request_token(text(header::AUTHORIZATION), text(header::COOKIE)) {
+        Some(given) if security::same_secret(given, expected) => next.run(request).await,
+        _ => (
+            StatusCode::UNAUTHORIZED,
+            "this console needs its access token: open it with ?token=<PRMSYNC_CONSOLE_TOKEN>",
+        )
+            .into_response(),
+    }
+}
+
+fn store_failure(e: impl std::fmt::Display) -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        pages::error_page(&format!("the state store could not be read: {e}")),
+    )
+        .into_response()
+}
+
+async fn sync_manager(State(c): State<Console>) -> Response {
+    match status::rows(c.store.as_ref(), &c.mapping).await {
+        Ok(rows) => pages::sync_manager(&c, &rows, &c.started.all()).into_response(),
+        Err(e) => store_failure(e),
+    }
+}
+
+/// A posted form's fields, in order (a checked box per selected row repeats its name).
+struct Fields(Vec<(String, String)>);
+
+impl Fields {
+    fn parse(body: &[u8]) -> Self {
+        Fields(url::form_urlencoded::parse(body).into_owned().collect())
+    }
+
+    fn one(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn all(&self, name: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    /// The Integration Log filter the form carries along.
+    fn query(&self) -> LogQuery {
+        let get = |n: &str| self.one(n).map(str::to_string);
+        LogQuery {
+            integration: get("integration"),
+            level: get("level"),
+            code: get("code"),
+            record: get("record"),
+            run: get("run"),
+            open: get("open"),
+            page: None,
+        }
+    }
+}
+
+fn csrf_ok(c: &Console, given: Option<&str>) -> bool {
+    given.is_some_and(|g| security::same_secret(g, &c.csrf))
+}
+
+fn forbidden() -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        pages::error_page(
+            "this form is stale or did not come from the console: reload the page and try again",
+        ),
+    )
+        .into_response()
+}
+
+async fn actions(State(c): State<Console>, body: axum::body::Bytes) -> Response {
+    let form = Fields::parse(&body);
+    if !csrf_ok(&c, form.one("csrf")) {
+        return forbidden();
+    }
+    let selected: Vec<Integration> = form
+        .all("integration")
+        .iter()
+        .filter_map(|s| Integration::parse(s.trim()))
+        .collect();
+    if selected.is_empty() {
+        return (
+            StatusCode::BAD_REQUEST,
+            pages::error_page("select at least one integration, then choose an action"),
+        )
+            .into_response();
+    }
+    for i in selected {
+        let done = match form.one("action").unwrap_or_default() {
+            "run" => {
+                c.started.start(c.runner.clone(), i, RunMode::Incremental);
+                Ok(())
+            }
+            "full" => {
+                c.started.start(c.runner.clone(), i, RunMode::Full);
+                Ok(())
+            }
+            "pause" => c.store.set_paused(i, true).await,
+            "resume" => c.store.set_paused(i, false).await,
+            other => {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    pages::error_page(&format!(
+                        "unknown action `{other}`: use Run Now, Run Full Sync Now, Pause or Resume"
+                    )),
+                )
+                    .into_response()
+            }
+        };
+        if let Err(e) = done {
+            return store_failure(e);
+        }
+    }
+    Redirect::to("/").into_response()
+}
+
+/// The runs started here, with the errors each has logged so far.
+async fn runs_json(State(c): State<Console>) -> Response {
+    let mut out = BTreeMap::new();
+    for (name, run) in c.started.all() {
+        let errors = match c
+            .store
+            .entries(&LogFilter {
+                run_id: Some(run.run_id.clone()),
+                min_level: Some(Level::Error),
+                ..Default::default()
+            })
+            .await
+        {
+            Ok(e) => e.len(),
+            Err(e) => return store_failure(e),
+        };
+        out.insert(
+            name,
+            serde_json::json!({
+                "run_id": run.run_id,
+                "mode": run.mode,
+                "started_at": run.started_at,
+                "finished_at": run.finished_at,
+                "status": run.report.as_ref().map(|r| r.status),
+                "counts": run.report.as_ref().map(|r| &r.counts),
+                "message": run.report.as_ref().and_then(|r| r.message.clone()),
+                "errors_so_far": errors,
+            }),
+        );
+    }
+    Json(out).into_response()
+}
+
+/// The Integration Log's filters, from the address.
+#[derive(Debug, Default, Deserialize, Clone)]
+pub struct LogQuery {
+    pub integration: Option<String>,
+    pub level: Option<String>,
+    pub code: Option<String>,
+    pub record: Option<String>,
+    pub run: Option<String>,
+    /// Only entries not acknowledged (`open=1`).
+    pub open: Option<String>,
+    pub page: Option<usize>,
+}
+
+impl LogQuery {
+    fn filter(&self) -> LogFilter {
+        fn some(v: &Option<String>) -> Option<&str> {
+            v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+        }
+        LogFilter {
+            integration: some(&self.integration).and_then(Integration::parse),
+            min_level: some(&self.level).and_then(Level::parse),
+            code: some(&self.code).and_then(LogCode::parse),
+            run_id: some(&self.run).map(str::to_string),
+            record_id: some(&self.record).map(str::to_string),
+            unacknowledged: some(&self.open).is_some(),
+            ..Default::default()
+        }
+    }
+}
+
+async fn log_page(State(c): State<Console>, Query(q): Query<LogQuery>) -> Response {
+    let entries = match c.store.entries(&q.filter()).await {
+        Ok(e) => e,
+        Err(e) => return store_failure(e),
+    };
+    let open = match c
+        .store
+        .entries(&LogFilter {
+            min_level: Some(Level::Warning),
+            unacknowledged: true,
+            ..Default::default()
+        })
+        .await
+    {
+        Ok(e) => e,
+        Err(e) => return store_failure(e),
+    };
+    pages::log_page(&c, &q, &entries, &open).into_response()
+}
+
+async fn acknowledge(State(c): State<Console>, body: axum::body::Bytes) -> Response {
+    let form = Fields::parse(&body);
+    if !csrf_ok(&c, form.one("csrf")) {
+        return forbidden();
+    }
+    let query = form.query();
+    let ids: Vec<String> = if form.one("all").is_some() {
+        match c.store.entries(&query.filter()).await {
+            Ok(e) => e.into_iter().map(|e| e.id).collect(),
+            Err(e) => return store_failure(e),
+        }
+    } else {
+        form.all("id")
+    };
+    if !ids.is_empty() {
+        if let Err(e) = c.store.acknowledge(Some(&ids)).await {
+            return store_failure(e);
+        }
+    }
+    Redirect::to(&format!("/log{}", pages::query_string(&query))).into_response()
+}

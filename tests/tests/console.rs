@@ -1,0 +1,326 @@
+//! The web console (`prmsync console`) over the sandbox, driven over HTTP: the Sync
+//! Manager lists the three integrations and runs one from the page, following it to its
+//! counts; the Integration Log shows the deal rejections with their fixes and
+//! acknowledging one takes it off the open count; a paused integration shows as paused and
+//! its next run is skipped; a POST without the CSRF token is 403 and changes nothing; and
+//! a console on an address other machines can reach needs its access token.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use prmsync_console::runs::EngineRunner;
+use prmsync_console::{Console, ListenError};
+use prmsync_engine::store::Store;
+use prmsync_mapping::{Integration, MappingConfig};
+use prmsync_simulators::sandbox::{Sandbox, PRM_TOKEN, SF_CLIENT_ID, SF_CLIENT_SECRET};
+use prmsync_state_sqlite::SqliteStore;
+use serde_json::Value;
+
+struct Served {
+    base: String,
+    store: Arc<dyn Store>,
+    http: reqwest::Client,
+    _sandbox: Sandbox,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+/// The sandbox's console on a free loopback port, with this access token.
+async fn served(token: Option<&str>) -> Served {
+    let sandbox = Sandbox::seeded();
+    let connection = prmsync_connect::Connection {
+        salesforce_login_url: sandbox.salesforce.start().await.unwrap(),
+        salesforce_client_id: SF_CLIENT_ID.into(),
+        salesforce_client_secret: Some(SF_CLIENT_SECRET.into()),
+        salesforce_username: None,
+        salesforce_jwt_key: None,
+        salesforce_jwt_audience: None,
+        prm_api_url: sandbox.prm.start().await.unwrap(),
+        prm_api_token: PRM_TOKEN.into(),
+        prm_webhook_secret: None,
+    };
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory());
+    let mapping = MappingConfig::default();
+    let ctx = connection
+        .sync_context(mapping.clone(), store.clone(), "console-test")
+        .unwrap();
+    let console = Console::new(
+        store.clone(),
+        Arc::new(mapping),
+        Arc::new(EngineRunner(ctx)),
+        "sandbox",
+        token.map(str::to_string),
+    );
+    let bound = console.bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let base = format!("http://{}", bound.local_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(bound.serve(async {
+        let _ = stopped.await;
+    }));
+    Served {
+        base,
+        store,
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        _sandbox: sandbox,
+        _stop: stop,
+    }
+}
+
+impl Served {
+    async fn get(&self, path: &str) -> (u16, String) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+
+    async fn post(&self, path: &str, form: &[(&str, &str)]) -> u16 {
+        self.http
+            .post(format!("{}{path}", self.base))
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
+    /// The CSRF token in the page's forms.
+    async fn csrf(&self) -> String {
+        let (_, page) = self.get("/").await;
+        let at = page
+            .find(r#"name="csrf" value=""#)
+            .expect("a form with its token")
+            + 19;
+        page[at..at + 64].to_string()
+    }
+
+    /// Follows a run started from the page until it ends (at most 90 s).
+    async fn finished_run(&self, integration: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let (_, body) = self.get("/runs.json").await;
+            let runs: Value = serde_json::from_str(&body).unwrap();
+            if !runs[integration]["finished_at"].is_null() {
+                return runs[integration].clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the {integration} run did not end: {runs}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The open warnings and errors the Integration Log page counts.
+    async fn open_count(&self) -> u64 {
+        let (_, page) = self.get("/log").await;
+        let at = page.find("by reason (").expect("the open count") + 11;
+        page[at..].split(')').next().unwrap().parse().unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sync_manager_runs_deals_and_the_log_shows_their_rejections_with_fixes() {
+    let s = served(None).await;
+    let (status, page) = s.get("/").await;
+    assert_eq!(status, 200);
+    for i in ["organizations", "people", "deals"] {
+        assert!(page.contains(&format!(r#"data-integration="{i}""#)), "{i}");
+    }
+    // organizations and people first, so the deals find their partners
+    let csrf = s.csrf().await;
+    for i in ["organizations", "people"] {
+        assert_eq!(
+            s.post(
+                "/actions",
+                &[("csrf", &csrf), ("action", "run"), ("integration", i)]
+            )
+            .await,
+            303
+        );
+        assert_eq!(s.finished_run(i).await["status"], "succeeded");
+    }
+    // WHEN Run Full Sync Now is chosen for deals
+    assert_eq!(
+        s.post(
+            "/actions",
+            &[
+                ("csrf", &csrf),
+                ("action", "full"),
+                ("integration", "deals")
+            ]
+        )
+        .await,
+        303
+    );
+    let run = s.finished_run("deals").await;
+    // THEN the run ends with its counts, which the page shows
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["mode"], "full");
+    let imported = run["counts"]["created"]["prm"].as_u64().unwrap();
+    assert!(imported > 0, "{run}");
+    let (_, page) = s.get("/").await;
+    assert!(
+        page.contains(&format!(
+            "succeeded: created 0 in Salesforce, {imported} in the PRM"
+        )),
+        "{page}"
+    );
+    // and the Integration Log shows the deals refused, each with its fix
+    let (_, log) = s.get("/log?integration=deals&level=error").await;
+    assert!(log.contains("deal_no_primary_contact"), "{log}");
+    assert!(log.contains("Fix: </strong>In Salesforce, add a Contact Role to the Opportunity"));
+    // acknowledging one takes it off the open count
+    let before = s.open_count().await;
+    assert!(before > 0);
+    let open = s
+        .store
+        .entries(&prmsync_engine::store::LogFilter {
+            integration: Some(Integration::Deals),
+            unacknowledged: true,
+            min_level: Some(prmsync_mapping::Level::Error),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        s.post("/log/ack", &[("csrf", &csrf), ("id", &open[0].id)])
+            .await,
+        303
+    );
+    assert_eq!(s.open_count().await, before - 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_integration_shows_as_paused_and_its_next_run_is_skipped() {
+    let s = served(None).await;
+    let csrf = s.csrf().await;
+    assert_eq!(
+        s.post(
+            "/actions",
+            &[
+                ("csrf", &csrf),
+                ("action", "pause"),
+                ("integration", "deals")
+            ]
+        )
+        .await,
+        303
+    );
+    let (_, page) = s.get("/").await;
+    let row = &page[page.find(r#"data-integration="deals""#).unwrap()..];
+    assert!(
+        row[..row.find("</tr>").unwrap()].contains(r#"data-field="state">paused"#),
+        "{row}"
+    );
+    assert!(s.store.is_paused(Integration::Deals).await.unwrap());
+    s.post(
+        "/actions",
+        &[("csrf", &csrf), ("action", "run"), ("integration", "deals")],
+    )
+    .await;
+    assert_eq!(s.finished_run("deals").await["status"], "skipped_paused");
+    // resumed, it runs
+    s.post(
+        "/actions",
+        &[
+            ("csrf", &csrf),
+            ("action", "resume"),
+            ("integration", "deals"),
+        ],
+    )
+    .await;
+    assert!(!s.store.is_paused(Integration::Deals).await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_without_the_csrf_token_is_403_and_changes_nothing() {
+    let s = served(None).await;
+    for form in [
+        &[("action", "pause"), ("integration", "deals")][..],
+        &[
+            (
+                "csrf",
+                "0000000000000000000000000000000000000000000000000000000000000000",
+            ),
+            ("action", "pause"),
+            ("integration", "deals"),
+        ],
+    ] {
+        assert_eq!(s.post("/actions", form).await, 403);
+    }
+    assert_eq!(s.post("/log/ack", &[("all", "1")]).await, 403);
+    assert!(!s.store.is_paused(Integration::Deals).await.unwrap());
+    // a GET changes nothing either: there is no GET route for an action
+    assert_eq!(
+        s.get("/actions?action=pause&integration=deals").await.0,
+        405
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_console_other_machines_can_reach_needs_its_token() {
+    // without a token, an address other than loopback is refused before binding
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory());
+    let h = common_runner();
+    let console = Console::new(
+        store,
+        Arc::new(MappingConfig::default()),
+        h,
+        "sandbox",
+        None,
+    );
+    let addr = "0.0.0.0:0".parse().unwrap();
+    match console.bind(addr).await {
+        Err(prmsync_console::ConsoleError::Listen(ListenError::NeedsToken { .. })) => {}
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("the console listened on 0.0.0.0 without a token"),
+    }
+
+    // with one, every request carries it
+    let token = "a-long-console-token-for-tests";
+    let s = served(Some(token)).await;
+    assert_eq!(s.get("/").await.0, 401);
+    assert_eq!(s.get("/log").await.0, 401);
+    let with_header = s
+        .http
+        .get(format!("{}/", s.base))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(with_header.status().as_u16(), 200);
+    let page = with_header.text().await.unwrap();
+    // and no secret is rendered
+    for secret in [token, SF_CLIENT_SECRET, PRM_TOKEN] {
+        assert!(!page.contains(secret), "the page shows a secret");
+    }
+    // the first visit may carry it in the address: it moves to a cookie
+    let first = s.get(&format!("/?token={token}")).await;
+    assert_eq!(first.0, 303);
+    let wrong = s.get("/?token=not-the-token-at-all").await;
+    assert_eq!(wrong.0, 401);
+}
+
+/// A runner for a console that never runs anything.
+fn common_runner() -> Arc<dyn prmsync_console::Runner> {
+    struct Never;
+    #[async_trait::async_trait]
+    impl prmsync_console::Runner for Never {
+        async fn run(
+            &self,
+            _: Integration,
+            _: prmsync_engine::report::RunMode,
+            _: String,
+        ) -> prmsync_engine::report::RunReport {
+            unreachable!("nothing runs in this test")
+        }
+    }
+    Arc::new(Never)
+}
