@@ -18,15 +18,13 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use aws_lambda_events::event::lambda_function_urls::LambdaFunctionUrlRequest;
-use aws_lambda_events::event::sqs::SqsEvent;
 use aws_smithy_runtime_api::client::http::{
     http_client_fn, HttpClient, HttpConnector, HttpConnectorFuture, SharedHttpConnector,
 };
 use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
-use prmsync_aws::dynamo::DynamoStore;
 use prmsync_engine::planner::InvocationLimit;
 use prmsync_lambda::handlers::prm_webhook::{self, WebhookDeps};
-use prmsync_lambda::handlers::{deal_import, full_sync, sync_worker};
+use prmsync_lambda::handlers::{deal_import, full_sync};
 use prmsync_lambda::relaunch::Relaunch;
 use prmsync_lambda::{Deps, FunctionEnv, WebhookEnv};
 use prmsync_simulators::prm::Collection;
@@ -208,7 +206,7 @@ struct World {
     deal_import: Deps,
     webhook: WebhookDeps,
     webhook_secret: String,
-    sqs: aws_sdk_sqs::Client,
+    moto: common::aws::Moto,
     queue_url: String,
     env: FunctionEnv,
     webhook_env: WebhookEnv,
@@ -222,24 +220,12 @@ async fn world() -> World {
     let mut names = Names::default();
 
     // the stack's resources, on moto
-    let (state, log) = (format!("state-{sfx}"), format!("log-{sfx}"));
-    DynamoStore::new(
-        aws_sdk_dynamodb::Client::new(&plain),
-        state.clone(),
-        log.clone(),
-    )
-    .create_tables()
-    .await
-    .unwrap();
-    let sqs = aws_sdk_sqs::Client::new(&plain);
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(format!("work-{sfx}"))
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
+    let moto = common::aws::Moto::new(5).await;
+    let (state, log, queue_url) = (
+        moto.state_table.clone(),
+        moto.log_table.clone(),
+        moto.queue_url.clone(),
+    );
     let sandbox = Sandbox::seeded();
     let sf_url = sandbox.salesforce.start().await.unwrap();
     let prm_url = sandbox.prm.start().await.unwrap();
@@ -367,7 +353,7 @@ async fn world() -> World {
         deal_import,
         webhook,
         webhook_secret: "whsec-lp".into(),
-        sqs,
+        moto,
         queue_url,
         env,
         webhook_env,
@@ -375,9 +361,8 @@ async fn world() -> World {
 }
 
 impl World {
-    /// Works the queue as Lambda's event source does (batches of ten; done messages
-    /// deleted, reported failures made visible again), running the full-sync invocations
-    /// asked for once it is empty, until nothing is left.
+    /// Works the queue as Lambda's event source does (the kit's worker batches), running
+    /// the full-sync invocations asked for once it is empty, until nothing is left.
     async fn drain(&self) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
         loop {
@@ -385,61 +370,18 @@ impl World {
                 std::time::Instant::now() < deadline,
                 "the queue did not drain"
             );
-            let messages = self
-                .sqs
-                .receive_message()
-                .queue_url(&self.queue_url)
-                .max_number_of_messages(10)
-                .visibility_timeout(60)
-                .send()
-                .await
-                .unwrap()
-                .messages
-                .unwrap_or_default();
-            if messages.is_empty() {
-                let next: Vec<Value> = [&self.full_sync_invoked, &self.worker_invoked]
-                    .iter()
-                    .flat_map(|i| std::mem::take(&mut *i.payloads.lock().unwrap()))
-                    .collect();
-                if next.is_empty() {
-                    return;
-                }
-                for payload in next {
-                    full_sync::handle(&self.full_sync, payload).await.unwrap();
-                }
+            if !self.moto.worker_batch(&self.worker).await.is_empty() {
                 continue;
             }
-            let records: Vec<Value> = messages
+            let next: Vec<Value> = [&self.full_sync_invoked, &self.worker_invoked]
                 .iter()
-                .map(|m| json!({"messageId": m.message_id(), "receiptHandle": m.receipt_handle(), "body": m.body(), "eventSource": "aws:sqs", "attributes": {"ApproximateReceiveCount": "1"}}))
+                .flat_map(|i| std::mem::take(&mut *i.payloads.lock().unwrap()))
                 .collect();
-            let event: SqsEvent = serde_json::from_value(json!({ "Records": records })).unwrap();
-            let response = sync_worker::handle(&self.worker, event).await;
-            let failed: BTreeSet<String> = response
-                .batch_item_failures
-                .iter()
-                .map(|f| f.item_identifier.clone())
-                .collect();
-            for m in &messages {
-                let receipt = m.receipt_handle().unwrap();
-                if failed.contains(m.message_id().unwrap()) {
-                    self.sqs
-                        .change_message_visibility()
-                        .queue_url(&self.queue_url)
-                        .receipt_handle(receipt)
-                        .visibility_timeout(0)
-                        .send()
-                        .await
-                        .unwrap();
-                } else {
-                    self.sqs
-                        .delete_message()
-                        .queue_url(&self.queue_url)
-                        .receipt_handle(receipt)
-                        .send()
-                        .await
-                        .unwrap();
-                }
+            if next.is_empty() {
+                return;
+            }
+            for payload in next {
+                full_sync::handle(&self.full_sync, payload).await.unwrap();
             }
         }
     }
@@ -480,20 +422,10 @@ async fn calls_made() -> (World, BTreeMap<&'static str, BTreeSet<Grant>>) {
     // the deal import, with the sandbox's rejections, and every Opportunity's write-back
     // locked through its attempts (the deals wait in the retry set)
     let sf = &w._sandbox.salesforce;
-    for (n, opp) in sf.records("Opportunity").iter().enumerate() {
-        let id = opp["Id"].as_str().unwrap();
-        if n == 0 {
-            // and one refused for the org's setup (held, and logged once per run)
-            sf.faults().fail_record_write(
-                id,
-                "INVALID_FIELD_FOR_INSERT_UPDATE",
-                "Unable to create/update fields: PRM_Deal_Id__c",
-            );
-            continue;
-        }
+    for opp in sf.records("Opportunity") {
         for _ in 0..5 {
             sf.faults().fail_record_write(
-                id,
+                opp["Id"].as_str().unwrap(),
                 "UNABLE_TO_LOCK_ROW",
                 "unable to obtain exclusive access",
             );
@@ -506,6 +438,27 @@ async fn calls_made() -> (World, BTreeMap<&'static str, BTreeSet<Grant>>) {
     .await
     .unwrap();
     assert_eq!(deals["status"], "succeeded", "{deals}");
+    // the deals held are tried again and refused for the org's setup: the import stops
+    // with the setup class, having logged the refusal once
+    sf.faults().clear();
+    for opp in sf.records("Opportunity") {
+        sf.faults().fail_record_write(
+            opp["Id"].as_str().unwrap(),
+            "INVALID_FIELD_FOR_INSERT_UPDATE",
+            "Unable to create/update fields: PRM_Deal_Id__c",
+        );
+    }
+    let refused = deal_import::handle(
+        &w.deal_import,
+        json!({"integration": "deals", "mode": "incremental"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (refused["status"].as_str(), refused["failure"].as_str()),
+        (Some("failed"), Some("setup")),
+        "{refused}"
+    );
     // edits on both sides, a passing Salesforce failure on the next write, then the
     // hourly run and the workers
     sf.faults().clear();

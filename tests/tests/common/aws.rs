@@ -36,8 +36,9 @@ pub struct Moto {
     pub queue_url: String,
     pub dlq_url: String,
     pub store: Arc<DynamoStore>,
-    /// The DynamoDB client and the log table's name, to read its items as stored.
+    /// The DynamoDB client and the tables' names, to read their items as stored.
     pub dynamo: aws_sdk_dynamodb::Client,
+    pub state_table: String,
     pub log_table: String,
 }
 
@@ -51,7 +52,8 @@ impl Moto {
         let suffix = uuid::Uuid::new_v4().simple().to_string();
         let dynamo = aws_sdk_dynamodb::Client::new(&config);
         let log_table = format!("log-{suffix}");
-        let store = DynamoStore::new(dynamo.clone(), format!("state-{suffix}"), log_table.clone());
+        let state_table = format!("state-{suffix}");
+        let store = DynamoStore::new(dynamo.clone(), state_table.clone(), log_table.clone());
         store.create_tables().await.unwrap();
         let sqs = aws_sdk_sqs::Client::new(&config);
         let dlq_url = sqs
@@ -91,6 +93,7 @@ impl Moto {
             dlq_url,
             store: Arc::new(store),
             dynamo,
+            state_table,
             log_table,
         }
     }
