@@ -40,7 +40,7 @@ cargo clippy --workspace --all-targets --all-features -- -D warnings
 # The dependency tree's licences, bans and sources against deny.toml (offline checks only;
 # advisories need the network). cargo-deny is installed when missing (a clean machine).
 if ! cargo deny --version >/dev/null 2>&1; then
-    cargo install --locked --quiet cargo-deny
+    cargo install --locked --quiet cargo-deny@0.20.2
 fi
 cargo deny --offline check licenses bans sources
 
