@@ -2,7 +2,8 @@
 //! Manager lists the three integrations and runs one from the page, following it to its
 //! counts; the Integration Log shows the deal rejections with their fixes and
 //! acknowledging one takes it off the open count; a paused integration shows as paused and
-//! its next run is skipped; a POST without the CSRF token is 403 and changes nothing; and
+//! its next run is skipped; a record's page shows its link and history, and syncs or
+//! unlinks it; a POST without the CSRF token is 403 and changes nothing; and
 //! a console on an address other machines can reach needs its access token.
 
 use std::sync::Arc;
@@ -198,6 +199,81 @@ async fn the_sync_manager_runs_deals_and_the_log_shows_their_rejections_with_fix
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_page_shows_its_link_and_history_and_syncs_or_unlinks_it() {
+    let s = served(None).await;
+    let csrf = s.csrf().await;
+    s.post(
+        "/actions",
+        &[
+            ("csrf", &csrf),
+            ("action", "run"),
+            ("integration", "organizations"),
+        ],
+    )
+    .await;
+    assert_eq!(s.finished_run("organizations").await["status"], "succeeded");
+    // an organization the run linked, found by its PRM reference and by its Salesforce Id
+    let org = s
+        ._sandbox
+        .prm
+        .list(prmsync_simulators::prm::Collection::Organizations)
+        .into_iter()
+        .find(|o| o["crm_id"].is_string() && o["deleted_at"].is_null())
+        .expect("a linked organization");
+    let (prm_id, crm_id) = (
+        org["id"].as_str().unwrap().to_string(),
+        org["crm_id"].as_str().unwrap().to_string(),
+    );
+    let reference = format!("prm:organization:{prm_id}");
+    for id in [reference.as_str(), crm_id.as_str()] {
+        let (status, page) = s.get(&format!("/record?id={id}")).await;
+        assert_eq!(status, 200);
+        assert!(
+            page.contains(&format!(r#"data-field="crm-id">{crm_id}"#))
+                && page.contains(&format!(r#"data-field="prm-id">{prm_id}"#)),
+            "{page}"
+        );
+        // the snapshot's values are masked as the log's are
+        assert!(!page.contains(org["name"].as_str().unwrap()), "{page}");
+    }
+    // Sync Now reports what happened
+    let r = s
+        .http
+        .post(format!("{}/record/sync", s.base))
+        .form(&[("csrf", csrf.as_str()), ("id", reference.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    let back = r.headers()["location"].to_str().unwrap().to_string();
+    let (_, page) = s.get(&back).await;
+    assert!(
+        page.contains(
+            r#"data-field="done">Sync Now: succeeded; created 0 in Salesforce, 0 in the PRM"#
+        ),
+        "{page}"
+    );
+    // Unlink removes the link
+    assert_eq!(
+        s.post("/record/unlink", &[("csrf", &csrf), ("id", &reference)])
+            .await,
+        303
+    );
+    let (_, page) = s.get(&format!("/record?id={reference}")).await;
+    assert!(page.contains(r#"data-field="no-link""#), "{page}");
+    assert!(s
+        .store
+        .find_links(prmsync_mapping::ObjectKind::Organization, &[], &[prm_id])
+        .await
+        .unwrap()
+        .is_empty());
+    // and a text that names no record says why
+    let (status, page) = s.get("/record?id=hello").await;
+    assert_eq!(status, 400);
+    assert!(page.contains("neither a Salesforce Id"), "{page}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_integration_shows_as_paused_and_its_next_run_is_skipped() {
     let s = served(None).await;
     let csrf = s.csrf().await;
@@ -318,6 +394,13 @@ fn common_runner() -> Arc<dyn prmsync_console::Runner> {
             _: Integration,
             _: prmsync_engine::report::RunMode,
             _: String,
+        ) -> prmsync_engine::report::RunReport {
+            unreachable!("nothing runs in this test")
+        }
+
+        async fn sync_record(
+            &self,
+            _: &prmsync_engine::RecordRef,
         ) -> prmsync_engine::report::RunReport {
             unreachable!("nothing runs in this test")
         }

@@ -2,11 +2,9 @@
 
 use std::process::ExitCode;
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{bail, Result};
 use prmsync_engine::store::Links;
 use prmsync_engine::Link;
-use prmsync_mapping::sfid::canonical_id;
-use prmsync_mapping::ObjectKind;
 
 use crate::connect::open_store;
 use crate::Target;
@@ -14,35 +12,9 @@ use crate::Target;
 pub use prmsync_engine::RecordRef;
 
 /// Reads a record named on the command line: `prm:<organization|person|deal>:<id>` or a
-/// Salesforce Id (its object from the key prefix: 001 Account, 003 Contact, 006 Opportunity).
+/// Salesforce Id (the engine's rule, [`RecordRef::parse`]).
 pub fn parse_ref(s: &str) -> Result<RecordRef> {
-    if let Some(rest) = s.strip_prefix("prm:") {
-        let (kind, id) = rest
-            .split_once(':')
-            .ok_or_else(|| anyhow!("`{s}` is not a PRM reference: write prm:organization:<id>, prm:person:<id> or prm:deal:<id>"))?;
-        let kind = ObjectKind::parse(kind).ok_or_else(|| {
-            anyhow!("unknown PRM object `{kind}` in `{s}`: use organization, person or deal")
-        })?;
-        if id.is_empty() {
-            bail!("`{s}` has no id after the object");
-        }
-        return Ok(RecordRef::Prm(kind, id.to_string()));
-    }
-    let valid = (s.len() == 15 || s.len() == 18) && s.chars().all(|c| c.is_ascii_alphanumeric());
-    if !valid {
-        bail!("`{s}` is neither a Salesforce Id (15 or 18 letters and digits) nor a PRM reference (prm:organization:<id>)");
-    }
-    let kind = match &s[..3] {
-        "001" => ObjectKind::Organization,
-        "003" => ObjectKind::Person,
-        "006" => ObjectKind::Deal,
-        p => bail!("`{s}` starts with {p}, which is not an Account (001), Contact (003) or Opportunity (006)"),
-    };
-    // The 15-character form is the same record: links and look-ups use the 18-character one.
-    let id = canonical_id(s).ok_or_else(|| {
-        anyhow!("`{s}` is not a Salesforce Id: its last 3 characters cannot be the case check of the first 15 (copy the Id again, or give its 15-character form)")
-    })?;
-    Ok(RecordRef::Crm(kind, id))
+    Ok(RecordRef::parse(s)?)
 }
 
 async fn find(store: &dyn Links, r: &RecordRef) -> Result<Option<Link>> {
@@ -107,6 +79,7 @@ pub async fn relink(target: Target, prm: String, crm: String) -> Result<ExitCode
 #[cfg(test)]
 mod tests {
     use super::*;
+    use prmsync_mapping::ObjectKind;
 
     #[test]
     fn references() {

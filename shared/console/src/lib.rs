@@ -23,6 +23,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use prmsync_engine::report::RunMode;
 use prmsync_engine::store::{LogFilter, Store};
+use prmsync_engine::RecordRef;
 use prmsync_mapping::{Integration, Level, LogCode, MappingConfig};
 use serde::Deserialize;
 
@@ -74,6 +75,9 @@ impl Console {
             .route("/runs.json", get(runs_json))
             .route("/log", get(log_page))
             .route("/log/ack", post(acknowledge))
+            .route("/record", get(record_page))
+            .route("/record/sync", post(record_sync))
+            .route("/record/unlink", post(record_unlink))
             .layer(axum::middleware::from_fn_with_state(
                 self.clone(),
                 require_token,
@@ -398,4 +402,122 @@ async fn acknowledge(State(c): State<Console>, body: axum::body::Bytes) -> Respo
         }
     }
     Redirect::to(&format!("/log{}", pages::query_string(&query))).into_response()
+}
+
+/// A record asked for by its Salesforce Id or PRM reference.
+#[derive(Debug, Default, Deserialize)]
+pub struct RecordQuery {
+    pub id: Option<String>,
+    /// What the last action on the page did (shown once).
+    pub done: Option<String>,
+}
+
+/// The link of a record, if it has one.
+async fn link_of(
+    store: &dyn Store,
+    r: &RecordRef,
+) -> Result<Option<prmsync_engine::Link>, prmsync_engine::store::StoreError> {
+    let links = match r {
+        RecordRef::Prm(k, id) => store.find_links(*k, &[], std::slice::from_ref(id)).await?,
+        RecordRef::Crm(k, id) => store.find_links(*k, std::slice::from_ref(id), &[]).await?,
+    };
+    Ok(links.into_iter().next())
+}
+
+async fn record_page(State(c): State<Console>, Query(q): Query<RecordQuery>) -> Response {
+    let Some(text) = q.id.as_deref().map(str::trim).filter(|t| !t.is_empty()) else {
+        return pages::record_search(&c, None).into_response();
+    };
+    let r = match RecordRef::parse(text) {
+        Ok(r) => r,
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                pages::record_search(&c, Some(&e.to_string())),
+            )
+                .into_response()
+        }
+    };
+    let link = match link_of(c.store.as_ref(), &r).await {
+        Ok(l) => l,
+        Err(e) => return store_failure(e),
+    };
+    // the record's history: entries naming either of its ids
+    let mut ids = vec![match &r {
+        RecordRef::Crm(_, id) | RecordRef::Prm(_, id) => id.clone(),
+    }];
+    if let Some(l) = &link {
+        ids = vec![l.crm_id.clone(), l.prm_id.clone()];
+    }
+    let mut history = Vec::new();
+    for id in ids {
+        match c
+            .store
+            .entries(&LogFilter {
+                record_id: Some(id),
+                limit: Some(PAGE_SIZE),
+                ..Default::default()
+            })
+            .await
+        {
+            Ok(e) => history.extend(e),
+            Err(e) => return store_failure(e),
+        }
+    }
+    history.sort_by_key(|e| std::cmp::Reverse(e.time));
+    history.dedup_by(|a, b| a.id == b.id);
+    pages::record_page(&c, &r, link.as_ref(), &history, q.done.as_deref()).into_response()
+}
+
+fn record_address(r: &RecordRef, done: &str) -> String {
+    let mut q = url::form_urlencoded::Serializer::new(String::new());
+    q.append_pair("id", &r.text()).append_pair("done", done);
+    format!("/record?{}", q.finish())
+}
+
+/// The record a posted form names, or the answer to give.
+fn posted_record(c: &Console, form: &Fields) -> Result<RecordRef, Box<Response>> {
+    if !csrf_ok(c, form.one("csrf")) {
+        return Err(Box::new(forbidden()));
+    }
+    RecordRef::parse(form.one("id").unwrap_or_default()).map_err(|e| {
+        Box::new((StatusCode::BAD_REQUEST, pages::error_page(&e.to_string())).into_response())
+    })
+}
+
+async fn record_sync(State(c): State<Console>, body: axum::body::Bytes) -> Response {
+    let r = match posted_record(&c, &Fields::parse(&body)) {
+        Ok(r) => r,
+        Err(answer) => return *answer,
+    };
+    let report = c.runner.sync_record(&r).await;
+    let status = serde_json::to_value(report.status)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    let counts = serde_json::to_value(&report.counts).unwrap_or_default();
+    let mut done = format!("Sync Now: {status}; {}", pages::counts_line(&counts));
+    if let Some(m) = &report.message {
+        done.push_str(&format!(" ({m})"));
+    }
+    Redirect::to(&record_address(&r, &done)).into_response()
+}
+
+async fn record_unlink(State(c): State<Console>, body: axum::body::Bytes) -> Response {
+    let r = match posted_record(&c, &Fields::parse(&body)) {
+        Ok(r) => r,
+        Err(answer) => return *answer,
+    };
+    let done = match link_of(c.store.as_ref(), &r).await {
+        Ok(Some(link)) => match c.store.delete_link(link.object, &link.prm_id).await {
+            Ok(_) => format!(
+                "Unlinked from Salesforce {}: the next full run links them again by their ids, or matches anew",
+                link.crm_id
+            ),
+            Err(e) => return store_failure(e),
+        },
+        Ok(None) => "No link to remove".to_string(),
+        Err(e) => return store_failure(e),
+    };
+    Redirect::to(&record_address(&r, &done)).into_response()
 }

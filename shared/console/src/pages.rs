@@ -41,7 +41,8 @@ fn layout(title: &str, source: &str, body: Markup) -> Markup {
                     strong { "prmsync" }
                     nav aria-label="Pages" {
                         a href="/" { "Sync Manager" } " · "
-                        a href="/log" { "Integration Log" }
+                        a href="/log" { "Integration Log" } " · "
+                        a href="/record" { "Find a record" }
                     }
                     span { "Data: " (source) }
                 }
@@ -293,10 +294,12 @@ pub fn log_page(c: &Console, q: &LogQuery, entries: &[LogEntry], open: &[LogEntr
                             td { (e.integration.as_str()) }
                             td {
                                 @if let Some(id) = &e.crm_id {
-                                    @if let Some(link) = &e.link { a href=(link) rel="noreferrer" { "Salesforce " (id) } } @else { "Salesforce " (id) }
+                                    a href={"/record?id=" (id)} { "Salesforce " (id) }
+                                    @if let Some(link) = &e.link { " (" a href=(link) rel="noreferrer" { "open in Salesforce" } ")" }
                                     br;
                                 }
-                                @if let Some(id) = &e.prm_id { "PRM " (id) }
+                                @if let (Some(id), Some(object)) = (&e.prm_id, e.object) { a href={"/record?id=prm:" (object.as_str()) ":" (id)} { "PRM " (id) } }
+                                @else if let Some(id) = &e.prm_id { "PRM " (id) }
                             }
                             td {
                                 p.message { (e.message) }
@@ -327,4 +330,77 @@ fn page_link(q: &LogQuery, page: usize) -> String {
     } else {
         format!("{base}&page={page}")
     }
+}
+
+/// The record search form (with why the last search failed).
+pub fn record_search(c: &Console, problem: Option<&str>) -> Markup {
+    let body = html! {
+        @if let Some(p) = problem { p role="alert" { (p) } }
+        (search_form(""))
+    };
+    layout("Find a record", &c.source, body)
+}
+
+fn search_form(value: &str) -> Markup {
+    html! {
+        form method="get" action="/record" role="search" {
+            label { "Salesforce Id or PRM reference (prm:organization:<id>) "
+                input name="id" value=(value) size="40"; }
+            " " button type="submit" { "Find" }
+        }
+    }
+}
+
+/// A record: its link with the snapshot of its mapped values (masked unless `[log] values`
+/// is on), its log history, and Sync Now and Unlink.
+pub fn record_page(
+    c: &Console,
+    r: &prmsync_engine::RecordRef,
+    link: Option<&prmsync_engine::Link>,
+    history: &[LogEntry],
+    done: Option<&str>,
+) -> Markup {
+    let shown = c.mapping.log.values();
+    let body = html! {
+        (search_form(&r.text()))
+        @if let Some(d) = done { p role="status" data-field="done" { (d) } }
+        @match link {
+            Some(l) => {
+                h2 { "Link" }
+                table {
+                    caption { "The link and the values last written to both sides" }
+                    tbody {
+                        tr { th scope="row" { "Object" } td { (l.object.as_str()) } }
+                        tr { th scope="row" { "Salesforce" } td data-field="crm-id" { (l.crm_id) } }
+                        tr { th scope="row" { "PRM" } td data-field="prm-id" { (l.prm_id) } }
+                        tr { th scope="row" { "State" } td { (format!("{:?}", l.state).to_lowercase()) } }
+                        tr { th scope="row" { "Last saved" } td { (short_time(&l.updated_at.to_rfc3339())) } }
+                        @for (field, value) in &l.snapshot {
+                            tr { th scope="row" { (field) } td { (shown.show(value)) } }
+                        }
+                    }
+                }
+            }
+            None => { p data-field="no-link" { "No link: this record is not linked to one on the other side." } }
+        }
+        form method="post" action="/record/sync" {
+            input type="hidden" name="csrf" value=(c.csrf);
+            input type="hidden" name="id" value=(r.text());
+            button type="submit" { "Sync Now" }
+        }
+        @if link.is_some() {
+            form method="post" action="/record/unlink" {
+                input type="hidden" name="csrf" value=(c.csrf);
+                input type="hidden" name="id" value=(r.text());
+                button type="submit" { "Unlink" }
+            }
+        }
+        h2 { "History (" (history.len()) ")" }
+        ul {
+            @for e in history {
+                li data-code=(e.code.as_str()) { (short_time(&e.time.to_rfc3339())) " · " (e.code.as_str()) " · " (e.message) }
+            }
+        }
+    };
+    layout("Record", &c.source, body)
 }

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use prmsync_engine::report::{RunMode, RunReport};
+use prmsync_engine::RecordRef;
 use prmsync_mapping::Integration;
 use serde::Serialize;
 
@@ -15,6 +16,8 @@ use serde::Serialize;
 pub trait Runner: Send + Sync {
     /// Runs `integration` in `mode` under `run_id` and reports how it ended.
     async fn run(&self, integration: Integration, mode: RunMode, run_id: String) -> RunReport;
+    /// Syncs one record now ("Sync Now" on its page).
+    async fn sync_record(&self, record: &RecordRef) -> RunReport;
 }
 
 /// Runs an integration with the engine, in this process (the one-machine deployment).
@@ -34,6 +37,10 @@ impl Runner for EngineRunner {
             },
         )
         .await
+    }
+
+    async fn sync_record(&self, record: &RecordRef) -> RunReport {
+        prmsync_engine::sync_record(&self.0, record, false).await
     }
 }
 

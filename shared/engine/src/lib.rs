@@ -49,5 +49,5 @@ pub use context::{RunMode, RunOptions, SyncContext};
 pub use error::EngineError;
 pub use ports::{Crm, FailureClass, PortError, Prm, RecordFailure};
 pub use report::{Counts, RunReport, RunStatus};
-pub use run::{run_integration, sync_record, RecordRef};
+pub use run::{run_integration, sync_record, RecordRef, RecordRefError};
 pub use store::{Link, LinkState, LogEntry, LogFilter, RunRecord, Store};

@@ -157,6 +157,72 @@ pub enum RecordRef {
     Prm(ObjectKind, String),
 }
 
+/// Why a text does not name a record.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordRefError {
+    #[error("`{0}` is not a PRM reference: write prm:organization:<id>, prm:person:<id> or prm:deal:<id>")]
+    NotPrmReference(String),
+    #[error("unknown PRM object `{kind}` in `{text}`: use organization, person or deal")]
+    UnknownObject { kind: String, text: String },
+    #[error("`{0}` has no id after the object")]
+    NoId(String),
+    #[error("`{0}` is neither a Salesforce Id (15 or 18 letters and digits) nor a PRM reference (prm:organization:<id>)")]
+    Neither(String),
+    #[error("`{text}` starts with {prefix}, which is not an Account (001), Contact (003) or Opportunity (006)")]
+    UnknownPrefix { text: String, prefix: String },
+    #[error("`{0}` is not a Salesforce Id: its last 3 characters cannot be the case check of the first 15 (copy the Id again, or give its 15-character form)")]
+    BadChecksum(String),
+}
+
+impl RecordRef {
+    /// Reads `prm:<organization|person|deal>:<id>` or a Salesforce Id (its object from the
+    /// key prefix: 001 Account, 003 Contact, 006 Opportunity; a 15-character Id becomes the
+    /// 18-character one that links use).
+    pub fn parse(s: &str) -> Result<Self, RecordRefError> {
+        let s = s.trim();
+        if let Some(rest) = s.strip_prefix("prm:") {
+            let (kind, id) = rest
+                .split_once(':')
+                .ok_or_else(|| RecordRefError::NotPrmReference(s.to_string()))?;
+            let kind = ObjectKind::parse(kind).ok_or_else(|| RecordRefError::UnknownObject {
+                kind: kind.to_string(),
+                text: s.to_string(),
+            })?;
+            if id.is_empty() {
+                return Err(RecordRefError::NoId(s.to_string()));
+            }
+            return Ok(RecordRef::Prm(kind, id.to_string()));
+        }
+        let valid =
+            (s.len() == 15 || s.len() == 18) && s.chars().all(|c| c.is_ascii_alphanumeric());
+        if !valid {
+            return Err(RecordRefError::Neither(s.to_string()));
+        }
+        let kind = match &s[..3] {
+            "001" => ObjectKind::Organization,
+            "003" => ObjectKind::Person,
+            "006" => ObjectKind::Deal,
+            p => {
+                return Err(RecordRefError::UnknownPrefix {
+                    text: s.to_string(),
+                    prefix: p.to_string(),
+                })
+            }
+        };
+        let id = prmsync_mapping::sfid::canonical_id(s)
+            .ok_or_else(|| RecordRefError::BadChecksum(s.to_string()))?;
+        Ok(RecordRef::Crm(kind, id))
+    }
+
+    /// The text [`parse`](Self::parse) reads back.
+    pub fn text(&self) -> String {
+        match self {
+            RecordRef::Crm(_, id) => id.clone(),
+            RecordRef::Prm(kind, id) => format!("prm:{}:{id}", kind.as_str()),
+        }
+    }
+}
+
 /// Syncs one record now ("sync-record"): reads it and its linked counterpart, runs the
 /// pass on just them (rejected before or not), and records the run like any other. The
 /// cursors do not move.
