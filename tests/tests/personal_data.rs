@@ -13,6 +13,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use common::aws::{endpoint, Invocations, Moto};
+use common::log_lines::Lines;
 use common::*;
 use prmsync_engine::store::IntegrationLog;
 use prmsync_engine::store::LogEntry;
@@ -23,7 +24,7 @@ use prmsync_mapping::config::DEFAULT_MAPPING;
 use prmsync_mapping::{Integration, LogCode, MappingConfig};
 use prmsync_simulators::prm::Collection;
 use prmsync_state_sqlite::SqliteStore;
-use serde_json::{json, Value};
+use serde_json::json;
 
 const PRM_TOKEN: &str = "prm-token-S3CR3T-7781";
 const SF_SECRET: &str = "sf-client-secret-S3CR3T-4410";
@@ -46,51 +47,6 @@ const FORBIDDEN: &[&str] = &[
     SF_SECRET,
     "S3CR3T",
 ];
-
-/// The JSON log lines of the test's thread, as the Lambda functions print them.
-#[derive(Clone, Default)]
-struct Lines(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Lines {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Lines {
-    type Writer = Lines;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
-impl Lines {
-    /// Installs the Lambda functions' subscriber at its most verbose (`RUST_LOG=trace`)
-    /// for this thread.
-    fn capture() -> (Lines, tracing::subscriber::DefaultGuard) {
-        let lines = Lines::default();
-        let subscriber = prmsync_lambda::logging::subscriber(
-            tracing_subscriber::EnvFilter::new("trace"),
-            lines.clone(),
-        );
-        let guard = tracing::subscriber::set_default(subscriber);
-        (lines, guard)
-    }
-
-    fn json(&self) -> Vec<Value> {
-        String::from_utf8(self.0.lock().unwrap().clone())
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-}
 
 /// The built-in mapping with the PRM winning conflicts (so the conflict run writes to
 /// Salesforce, where a fault waits) and `[log] values` as given.
@@ -587,14 +543,7 @@ async fn with_log_values_on_a_conflict_entry_shows_the_values_in_full() {
             .as_str()
             .is_some_and(|m| m.contains("zed.secretperson.sf@pii-seed.example"))));
     // and still no secret anywhere
-    let all = serde_json::to_string(&entries(h.store.as_ref()).await).unwrap()
-        + &lines
-            .0
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|&b| b as char)
-            .collect::<String>();
+    let all = serde_json::to_string(&entries(h.store.as_ref()).await).unwrap() + &lines.text();
     for secret in [PRM_TOKEN, SF_SECRET] {
         assert!(!all.contains(secret));
     }

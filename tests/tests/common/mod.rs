@@ -5,6 +5,7 @@
 
 pub mod aws;
 pub mod drift;
+pub mod log_lines;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
