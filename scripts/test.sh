@@ -28,6 +28,16 @@ while True:
             sys.exit("moto did not start: see /tmp/prmsync-moto.log")
         time.sleep(0.1)
 PY
+# The console's browser test drives Debian's Chromium through chromedriver.
+if ! command -v chromedriver >/dev/null 2>&1 || ! [ -x /usr/bin/chromium ]; then
+    as_root=""
+    [ "$(id -u)" = 0 ] || as_root="sudo"
+    export DEBIAN_FRONTEND=noninteractive
+    $as_root apt-get install -y -qq chromium chromium-driver >/dev/null \
+        || { $as_root apt-get update -qq && $as_root apt-get install -y -qq chromium chromium-driver >/dev/null; }
+fi
+
+export PRMSYNC_REQUIRE_BROWSER=1
 export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
 # Tests that need AWS fail instead of skipping when the endpoint is missing.

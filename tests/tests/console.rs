@@ -6,125 +6,16 @@
 //! unlinks it; a POST without the CSRF token is 403 and changes nothing; and
 //! a console on an address other machines can reach needs its access token.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+mod common;
 
-use prmsync_console::runs::EngineRunner;
+use std::sync::Arc;
+
+use common::console::served;
 use prmsync_console::{Console, ListenError};
 use prmsync_engine::store::Store;
 use prmsync_mapping::{Integration, MappingConfig};
-use prmsync_simulators::sandbox::{Sandbox, PRM_TOKEN, SF_CLIENT_ID, SF_CLIENT_SECRET};
+use prmsync_simulators::sandbox::{PRM_TOKEN, SF_CLIENT_SECRET};
 use prmsync_state_sqlite::SqliteStore;
-use serde_json::Value;
-
-struct Served {
-    base: String,
-    store: Arc<dyn Store>,
-    http: reqwest::Client,
-    _sandbox: Sandbox,
-    _stop: tokio::sync::oneshot::Sender<()>,
-}
-
-/// The sandbox's console on a free loopback port, with this access token.
-async fn served(token: Option<&str>) -> Served {
-    let sandbox = Sandbox::seeded();
-    let connection = prmsync_connect::Connection {
-        salesforce_login_url: sandbox.salesforce.start().await.unwrap(),
-        salesforce_client_id: SF_CLIENT_ID.into(),
-        salesforce_client_secret: Some(SF_CLIENT_SECRET.into()),
-        salesforce_username: None,
-        salesforce_jwt_key: None,
-        salesforce_jwt_audience: None,
-        prm_api_url: sandbox.prm.start().await.unwrap(),
-        prm_api_token: PRM_TOKEN.into(),
-        prm_webhook_secret: None,
-    };
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory());
-    let mapping = MappingConfig::default();
-    let ctx = connection
-        .sync_context(mapping.clone(), store.clone(), "console-test")
-        .unwrap();
-    let console = Console::new(
-        store.clone(),
-        Arc::new(mapping),
-        Arc::new(EngineRunner(ctx)),
-        "sandbox",
-        token.map(str::to_string),
-    );
-    let bound = console.bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let base = format!("http://{}", bound.local_addr());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(bound.serve(async {
-        let _ = stopped.await;
-    }));
-    Served {
-        base,
-        store,
-        http: reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap(),
-        _sandbox: sandbox,
-        _stop: stop,
-    }
-}
-
-impl Served {
-    async fn get(&self, path: &str) -> (u16, String) {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .unwrap();
-        (r.status().as_u16(), r.text().await.unwrap())
-    }
-
-    async fn post(&self, path: &str, form: &[(&str, &str)]) -> u16 {
-        self.http
-            .post(format!("{}{path}", self.base))
-            .form(form)
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16()
-    }
-
-    /// The CSRF token in the page's forms.
-    async fn csrf(&self) -> String {
-        let (_, page) = self.get("/").await;
-        let at = page
-            .find(r#"name="csrf" value=""#)
-            .expect("a form with its token")
-            + 19;
-        page[at..at + 64].to_string()
-    }
-
-    /// Follows a run started from the page until it ends (at most 90 s).
-    async fn finished_run(&self, integration: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(90);
-        loop {
-            let (_, body) = self.get("/runs.json").await;
-            let runs: Value = serde_json::from_str(&body).unwrap();
-            if !runs[integration]["finished_at"].is_null() {
-                return runs[integration].clone();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the {integration} run did not end: {runs}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// The open warnings and errors the Integration Log page counts.
-    async fn open_count(&self) -> u64 {
-        let (_, page) = self.get("/log").await;
-        let at = page.find("by reason (").expect("the open count") + 11;
-        page[at..].split(')').next().unwrap().parse().unwrap()
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sync_manager_runs_deals_and_the_log_shows_their_rejections_with_fixes() {

@@ -128,6 +128,7 @@ const FOLLOW_RUNS: &str = r#"
     var c=r.counts||{};var n=function(a,b){return (c[a]&&b?c[a][b]:c[a])||0;};
     return r.status+": created "+n("created","crm")+" in Salesforce, "+n("created","prm")+" in the PRM; updated "+n("updated","crm")+"/"+n("updated","prm")+"; "+n("unchanged")+" unchanged; "+n("conflicts")+" conflicts; "+n("errors")+" errors";
   }
+  var followed=false;
   function poll(){
     fetch("/runs.json",{credentials:"same-origin"}).then(function(r){return r.json();}).then(function(runs){
       var going=false;
@@ -136,7 +137,8 @@ const FOLLOW_RUNS: &str = r#"
         if(cell){cell.textContent=line(runs[k]);}
         if(!runs[k].finished_at){going=true;}
       });
-      if(going){setTimeout(poll,1000);}
+      if(going){followed=true;setTimeout(poll,1000);}
+      else if(followed){location.reload();}
     });
   }
   poll();

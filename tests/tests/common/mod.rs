@@ -4,6 +4,8 @@
 #![allow(dead_code)]
 
 pub mod aws;
+pub mod browser;
+pub mod console;
 pub mod drift;
 pub mod log_lines;
 
