@@ -10,7 +10,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::console::served;
+use common::console::{served, served_on};
 use prmsync_console::{Console, ListenError};
 use prmsync_engine::store::Store;
 use prmsync_mapping::{Integration, MappingConfig};
@@ -162,6 +162,65 @@ async fn a_record_page_shows_its_link_and_history_and_syncs_or_unlinks_it() {
     let (status, page) = s.get("/record?id=hello").await;
     assert_eq!(status, 400);
     assert!(page.contains("neither a Salesforce Id"), "{page}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pages_read_and_change_the_aws_deployments_tables() {
+    if common::aws::endpoint().is_none() {
+        return;
+    }
+    // the console over the DynamoDB tables (moto), as `--aws` reads them
+    let moto = common::aws::Moto::new(5).await;
+    let s = served_on(moto.store.clone(), None).await;
+    let (status, page) = s.get("/").await;
+    assert_eq!(status, 200);
+    for i in ["organizations", "people", "deals"] {
+        assert!(page.contains(&format!(r#"data-integration="{i}""#)), "{i}");
+    }
+    let csrf = s.csrf().await;
+    for (i, action) in [
+        ("organizations", "run"),
+        ("people", "run"),
+        ("deals", "full"),
+    ] {
+        s.post(
+            "/actions",
+            &[("csrf", &csrf), ("action", action), ("integration", i)],
+        )
+        .await;
+        assert_eq!(s.finished_run(i).await["status"], "succeeded");
+    }
+    // the log is read from the log table, grouped and acknowledged there
+    let (_, log) = s.get("/log?integration=deals&level=error").await;
+    assert!(log.contains("deal_no_primary_contact"), "{log}");
+    let before = s.open_count().await;
+    let open = s
+        .store
+        .entries(&prmsync_engine::store::LogFilter {
+            integration: Some(Integration::Deals),
+            unacknowledged: true,
+            min_level: Some(prmsync_mapping::Level::Error),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        s.post("/log/ack", &[("csrf", &csrf), ("id", &open[0].id)])
+            .await,
+        303
+    );
+    assert_eq!(s.open_count().await, before - 1);
+    // and pausing writes the pause flag to the state table
+    s.post(
+        "/actions",
+        &[
+            ("csrf", &csrf),
+            ("action", "pause"),
+            ("integration", "people"),
+        ],
+    )
+    .await;
+    assert!(s.store.is_paused(Integration::People).await.unwrap());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

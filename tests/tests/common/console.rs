@@ -19,8 +19,15 @@ pub struct Served {
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
-/// The sandbox's console on a free loopback port, with this access token.
+/// The sandbox's console on a free loopback port, with this access token, over a SQLite
+/// state.
 pub async fn served(token: Option<&str>) -> Served {
+    served_on(Arc::new(SqliteStore::in_memory()), token).await
+}
+
+/// The sandbox's console over `store` (the DynamoDB tables on moto, for the AWS
+/// deployment's state).
+pub async fn served_on(store: Arc<dyn Store>, token: Option<&str>) -> Served {
     let sandbox = Sandbox::seeded();
     let connection = prmsync_connect::Connection {
         salesforce_login_url: sandbox.salesforce.start().await.unwrap(),
@@ -33,7 +40,6 @@ pub async fn served(token: Option<&str>) -> Served {
         prm_api_token: PRM_TOKEN.into(),
         prm_webhook_secret: None,
     };
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory());
     let mapping = MappingConfig::default();
     let ctx = connection
         .sync_context(mapping.clone(), store.clone(), "console-test")
