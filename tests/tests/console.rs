@@ -71,21 +71,7 @@ async fn the_sync_manager_runs_deals_and_the_log_shows_their_rejections_with_fix
     // acknowledging one takes it off the open count
     let before = s.open_count().await;
     assert!(before > 0);
-    let open = s
-        .store
-        .entries(&prmsync_engine::store::LogFilter {
-            integration: Some(Integration::Deals),
-            unacknowledged: true,
-            min_level: Some(prmsync_mapping::Level::Error),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    assert_eq!(
-        s.post("/log/ack", &[("csrf", &csrf), ("id", &open[0].id)])
-            .await,
-        303
-    );
+    assert_eq!(s.acknowledge_an_open_deal_error(&csrf).await, 303);
     assert_eq!(s.open_count().await, before - 1);
 }
 
@@ -194,21 +180,7 @@ async fn the_pages_read_and_change_the_aws_deployments_tables() {
     let (_, log) = s.get("/log?integration=deals&level=error").await;
     assert!(log.contains("deal_no_primary_contact"), "{log}");
     let before = s.open_count().await;
-    let open = s
-        .store
-        .entries(&prmsync_engine::store::LogFilter {
-            integration: Some(Integration::Deals),
-            unacknowledged: true,
-            min_level: Some(prmsync_mapping::Level::Error),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    assert_eq!(
-        s.post("/log/ack", &[("csrf", &csrf), ("id", &open[0].id)])
-            .await,
-        303
-    );
+    assert_eq!(s.acknowledge_an_open_deal_error(&csrf).await, 303);
     assert_eq!(s.open_count().await, before - 1);
     // and pausing writes the pause flag to the state table
     s.post(

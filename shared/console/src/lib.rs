@@ -491,10 +491,7 @@ async fn record_sync(State(c): State<Console>, body: axum::body::Bytes) -> Respo
         Err(answer) => return *answer,
     };
     let report = c.runner.sync_record(&r).await;
-    let status = serde_json::to_value(report.status)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default();
+    let status = report.status.as_str();
     let counts = serde_json::to_value(&report.counts).unwrap_or_default();
     let mut done = format!("Sync Now: {status}; {}", pages::counts_line(&counts));
     if let Some(m) = &report.message {

@@ -108,14 +108,7 @@ fn started_line(run: &StartedRun) -> String {
         None => format!("running ({:?})", run.mode).to_lowercase(),
         Some(r) => {
             let counts = serde_json::to_value(&r.counts).unwrap_or_default();
-            format!(
-                "{}: {}",
-                serde_json::to_value(r.status)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default(),
-                counts_line(&counts)
-            )
+            format!("{}: {}", r.status.as_str(), counts_line(&counts))
         }
     }
 }

@@ -124,4 +124,20 @@ impl Served {
         let at = page.find("by reason (").expect("the open count") + 11;
         page[at..].split(')').next().unwrap().parse().unwrap()
     }
+
+    /// Acknowledges the newest open deal error through the page's form; the status.
+    pub async fn acknowledge_an_open_deal_error(&self, csrf: &str) -> u16 {
+        let open = self
+            .store
+            .entries(&prmsync_engine::store::LogFilter {
+                integration: Some(prmsync_mapping::Integration::Deals),
+                unacknowledged: true,
+                min_level: Some(prmsync_mapping::Level::Error),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let id = &open.first().expect("an open deal error").id;
+        self.post("/log/ack", &[("csrf", csrf), ("id", id)]).await
+    }
 }
