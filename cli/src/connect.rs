@@ -111,6 +111,14 @@ pub async fn open_store(target: &Target) -> Result<Arc<dyn Store>> {
     Ok(Arc::new(SqliteStore::open(&dir)?))
 }
 
+/// The operator's AWS configuration (credentials, region, `AWS_ENDPOINT_URL`).
+#[cfg(feature = "aws")]
+pub async fn aws_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await
+}
+
 /// Reads the mapping named by the config file, or the built-in one.
 pub fn load_mapping(target: &Target) -> Result<MappingConfig> {
     let Some(config_path) = &target.config else {

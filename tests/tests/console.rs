@@ -151,6 +151,136 @@ async fn a_record_page_shows_its_link_and_history_and_syncs_or_unlinks_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_page_reads_both_records_beside_the_snapshot_finds_people_by_email_and_relinks() {
+    let s = served(None).await;
+    let csrf = s.csrf().await;
+    for i in ["organizations", "people"] {
+        s.post(
+            "/actions",
+            &[("csrf", &csrf), ("action", "run"), ("integration", i)],
+        )
+        .await;
+        assert_eq!(s.finished_run(i).await["status"], "succeeded");
+    }
+    let person = s
+        ._sandbox
+        .prm
+        .list(prmsync_simulators::prm::Collection::People)
+        .into_iter()
+        .find(|p| p["crm_id"].is_string() && p["deleted_at"].is_null() && p["email"].is_string())
+        .expect("a linked person with an email");
+    let (prm_id, crm_id) = (
+        person["id"].as_str().unwrap().to_string(),
+        person["crm_id"].as_str().unwrap().to_string(),
+    );
+    // an edit in Salesforce since the last run: the page shows it beside the snapshot
+    let mut edit = serde_json::Map::new();
+    edit.insert("Title".into(), "Chief Edited Officer".into());
+    s._sandbox.salesforce.update("Contact", &crm_id, edit);
+    let (status, page) = s.get(&format!("/record?id=prm:person:{prm_id}")).await;
+    assert_eq!(status, 200);
+    assert!(page.contains(r#"data-field="fields""#), "{page}");
+    let row = |key: &str| {
+        let at = page
+            .find(&format!(r#"data-key="{key}""#))
+            .unwrap_or_else(|| panic!("a row for {key}: {page}"));
+        page[at..at + page[at..].find("</tr>").unwrap()].to_string()
+    };
+    assert!(
+        row("title").contains("differs: the next run merges it"),
+        "{}",
+        row("title")
+    );
+    assert!(row("last_name").contains("in step"), "{}", row("last_name"));
+    // values are masked as the log's are: the edit itself is not on the page
+    assert!(!page.contains("Chief Edited Officer"), "{page}");
+
+    // found by email: one person on each side, linked: a list of both
+    let email = person["email"].as_str().unwrap();
+    let (status, found) = s
+        .get(&format!("/record?id={}", email.replace('@', "%40")))
+        .await;
+    assert_eq!(status, 200, "{found}");
+    assert!(
+        found.contains(&format!("?id={crm_id}"))
+            && found.contains(&format!("?id=prm%3Aperson%3A{prm_id}")),
+        "{found}"
+    );
+    let (status, none) = s.get("/record?id=nobody%40nowhere.example").await;
+    assert_eq!(status, 200);
+    assert!(
+        none.contains("no Contact or PRM person has this email"),
+        "{none}"
+    );
+    let (status, bad) = s.get("/record?id=not%40an%40email").await;
+    assert_eq!(status, 400);
+    assert!(bad.contains("is not an email address"), "{bad}");
+
+    // Relink: the PRM person to another Contact; the old link goes, the new one waits
+    // for the next run's first-link merge
+    let other = s
+        ._sandbox
+        .salesforce
+        .records("Contact")
+        .into_iter()
+        .filter_map(|c| c["Id"].as_str().map(str::to_string))
+        .find(|id| *id != crm_id)
+        .expect("another Contact");
+    let (status, done) = s
+        .post_to(
+            "/record/relink",
+            &[
+                ("csrf", &csrf),
+                ("id", &format!("prm:person:{prm_id}")),
+                ("other", &other),
+            ],
+        )
+        .await;
+    assert_eq!(status, 303);
+    assert!(
+        done.contains(&format!("Relinked person {prm_id} to Salesforce {other}")),
+        "{done}"
+    );
+    let links = s
+        .store
+        .find_links(prmsync_mapping::ObjectKind::Person, &[], &[prm_id.clone()])
+        .await
+        .unwrap();
+    assert_eq!(links.len(), 1);
+    assert_eq!(
+        (links[0].crm_id.as_str(), links[0].retry),
+        (other.as_str(), true)
+    );
+    assert!(s
+        .store
+        .find_links(prmsync_mapping::ObjectKind::Person, &[crm_id.clone()], &[])
+        .await
+        .unwrap()
+        .is_empty());
+    // a relink across kinds is refused and changes nothing
+    let (_, refused) = s
+        .post_to(
+            "/record/relink",
+            &[
+                ("csrf", &csrf),
+                ("id", &format!("prm:person:{prm_id}")),
+                ("other", "001Sm0000000001IAA"),
+            ],
+        )
+        .await;
+    assert!(
+        refused.contains("link records of the same kind"),
+        "{refused}"
+    );
+    let after = s
+        .store
+        .find_links(prmsync_mapping::ObjectKind::Person, &[], &[prm_id])
+        .await
+        .unwrap();
+    assert_eq!(after[0].crm_id, other);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pages_read_and_change_the_aws_deployments_tables() {
     if common::aws::endpoint().is_none() {
         return;
@@ -320,10 +450,7 @@ fn common_runner() -> Arc<dyn prmsync_console::Runner> {
             unreachable!("nothing runs in this test")
         }
 
-        async fn sync_record(
-            &self,
-            _: &prmsync_engine::RecordRef,
-        ) -> prmsync_engine::report::RunReport {
+        async fn sync_record(&self, _: &prmsync_engine::RecordRef) -> prmsync_console::RecordSync {
             unreachable!("nothing runs in this test")
         }
     }

@@ -26,6 +26,11 @@ pub async fn run(args: ConsoleArgs) -> Result<ExitCode> {
     let token = std::env::var(TOKEN_ENV).ok();
     // refused before anything is opened
     prmsync_console::check_listen(args.listen, token.as_deref())?;
+    if args.target.aws {
+        let console = aws_console(&args, token).await?;
+        serve(console, args.listen).await?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let connection = connect(&args.target).await?;
     let source = if args.target.sandbox {
         "sandbox".to_string()
@@ -44,7 +49,13 @@ pub async fn run(args: ConsoleArgs) -> Result<ExitCode> {
         &source,
         token,
     );
-    let bound = console.bind(args.listen).await?;
+    serve(console, args.listen).await?;
+    connection.save()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(console: Console, listen: SocketAddr) -> Result<()> {
+    let bound = console.bind(listen).await?;
     eprintln!(
         "prmsync console on http://{}/ (Ctrl-C stops it)",
         bound.local_addr()
@@ -54,7 +65,30 @@ pub async fn run(args: ConsoleArgs) -> Result<ExitCode> {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await
-        .context("the console stopped")?;
-    connection.save()?;
-    Ok(ExitCode::SUCCESS)
+        .context("the console stopped")
+}
+
+/// The console over the AWS deployment: its DynamoDB tables, Run Now through its
+/// functions and Sync Now through its work queue, with the operator's own credentials.
+#[cfg(feature = "aws")]
+async fn aws_console(args: &ConsoleArgs, token: Option<String>) -> Result<Console> {
+    use prmsync_aws::deployment::Deployment;
+    use prmsync_console::deployment::DeploymentRunner;
+
+    let store = crate::connect::open_store(&args.target).await?;
+    let mapping = super::mapping::deployed_or_default().await?;
+    let aws = crate::connect::aws_config().await;
+    let runner = DeploymentRunner::new(Deployment::from_env(&aws), store.clone());
+    Ok(Console::new(
+        store,
+        Arc::new(mapping),
+        Arc::new(runner),
+        "AWS",
+        token,
+    ))
+}
+
+#[cfg(not(feature = "aws"))]
+async fn aws_console(_args: &ConsoleArgs, _token: Option<String>) -> Result<Console> {
+    anyhow::bail!("{}", crate::connect::NO_AWS)
 }

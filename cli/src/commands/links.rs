@@ -3,8 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::{bail, Result};
-use prmsync_engine::store::Links;
-use prmsync_engine::Link;
+use prmsync_engine::relink;
 
 use crate::connect::open_store;
 use crate::Target;
@@ -17,20 +16,11 @@ pub fn parse_ref(s: &str) -> Result<RecordRef> {
     Ok(RecordRef::parse(s)?)
 }
 
-async fn find(store: &dyn Links, r: &RecordRef) -> Result<Option<Link>> {
-    let links = match r {
-        RecordRef::Prm(k, id) => store.find_links(*k, &[], std::slice::from_ref(id)).await?,
-        RecordRef::Crm(k, id) => store.find_links(*k, std::slice::from_ref(id), &[]).await?,
-    };
-    Ok(links.into_iter().next())
-}
-
 pub async fn unlink(target: Target, record: String) -> Result<ExitCode> {
     let r = parse_ref(&record)?;
     let store = open_store(&target).await?;
-    match find(store.as_ref(), &r).await? {
+    match relink::unlink(store.as_ref(), &r).await? {
         Some(link) => {
-            store.delete_link(link.object, &link.prm_id).await?;
             println!(
                 "unlinked {} {} from Salesforce {}; the next `prmsync sync --full` links them again by their ids, or matches anew",
                 link.object, link.prm_id, link.crm_id
@@ -44,35 +34,20 @@ pub async fn unlink(target: Target, record: String) -> Result<ExitCode> {
 }
 
 pub async fn relink(target: Target, prm: String, crm: String) -> Result<ExitCode> {
-    let (RecordRef::Prm(kind, prm_id), RecordRef::Crm(crm_kind, crm_id)) =
-        (parse_ref(&prm)?, parse_ref(&crm)?)
-    else {
-        bail!("relink takes a PRM reference then a Salesforce Id: prmsync relink prm:organization:<id> 001…");
-    };
-    if kind != crm_kind {
-        bail!(
-            "{prm} is a {kind} but {crm} is a Salesforce {}: link records of the same kind",
-            crm_kind.crm_object()
+    let (prm, crm) = (parse_ref(&prm)?, parse_ref(&crm)?);
+    let store = open_store(&target).await?;
+    let done = relink::relink(store.as_ref(), &prm, &crm).await?;
+    for old in &done.removed {
+        println!(
+            "removed the old link {} {} ↔ {}",
+            old.object, old.prm_id, old.crm_id
         );
     }
-    let store = open_store(&target).await?;
-    for r in [
-        RecordRef::Prm(kind, prm_id.clone()),
-        RecordRef::Crm(kind, crm_id.clone()),
-    ] {
-        if let Some(old) = find(store.as_ref(), &r).await? {
-            store.delete_link(old.object, &old.prm_id).await?;
-            println!(
-                "removed the old link {} {} ↔ {}",
-                old.object, old.prm_id, old.crm_id
-            );
-        }
-    }
-    let mut link = Link::new(kind, &prm_id, &crm_id);
-    // Both records are read on the next run and merged as a first link.
-    link.retry = true;
-    store.save_link(&link).await?;
-    println!("linked {kind} {prm_id} ↔ Salesforce {crm_id}; the next `prmsync sync` merges them (first-link rule)");
+    let link = &done.link;
+    println!(
+        "linked {} {} ↔ Salesforce {}; the next `prmsync sync` merges them (first-link rule)",
+        link.object, link.prm_id, link.crm_id
+    );
     Ok(ExitCode::SUCCESS)
 }
 

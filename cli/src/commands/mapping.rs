@@ -160,6 +160,18 @@ fn report(origin: &str, m: &MappingConfig) {
     );
 }
 
+/// The mapping the deployment's functions use: from `PRMSYNC_MAPPING_FILE` when it names
+/// S3, else the built-in one (a stack deployed without MappingLocation).
+#[cfg(feature = "aws")]
+pub async fn deployed_or_default() -> Result<MappingConfig> {
+    use prmsync_aws::mapping_source::{MappingLocation, MAPPING_ENV};
+    let given = std::env::var(MAPPING_ENV).unwrap_or_default();
+    match MappingLocation::parse(&given)? {
+        Some(MappingLocation::S3 { .. }) => Ok(deployed(Some(given)).await?.1),
+        _ => Ok(MappingConfig::default()),
+    }
+}
+
 #[cfg(not(feature = "aws"))]
 async fn deployed(_location: Option<String>) -> Result<(String, MappingConfig)> {
     bail!("{}", crate::connect::NO_AWS)

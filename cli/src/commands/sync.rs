@@ -178,6 +178,9 @@ pub async fn sync_record(
     as_json: bool,
 ) -> Result<ExitCode> {
     let r = super::links::parse_ref(&record)?;
+    if target.aws {
+        return queue_record(&target, &r, dry_run, as_json).await;
+    }
     let conn = connect(&target).await?;
     let mut report = prmsync_engine::sync_record(&conn.ctx, &r, dry_run).await;
     conn.save()?;
@@ -247,71 +250,65 @@ async fn invoke_full_sync(_args: &SyncArgs, _mode: RunMode) -> Result<ExitCode> 
 
 #[cfg(feature = "aws")]
 async fn invoke_full_sync(args: &SyncArgs, mode: RunMode) -> Result<ExitCode> {
-    let function = |var: &str, output: &str| {
-        std::env::var(var).map_err(|_| {
-            anyhow::anyhow!("{var} is not set: give the {output} name from the stack outputs")
-        })
+    use prmsync_aws::deployment::{Deployment, RunAsk};
+    let deployment = Deployment::from_env(&crate::connect::aws_config().await);
+    let ask = RunAsk {
+        mode,
+        dry_run: args.dry_run,
+        allow_mass_change: args.allow_mass_change,
+        run_id: None,
     };
-    let mode = mode.as_str();
-    // Deals are deal-import's alone; full-sync plans organizations, then people.
-    let calls: Vec<(String, Value)> = match args.integration {
-        crate::IntegrationArg::Organizations | crate::IntegrationArg::People => {
-            let integration = if matches!(args.integration, crate::IntegrationArg::People) {
-                "people"
-            } else {
-                "organizations"
-            };
-            vec![(
-                function("PRMSYNC_FULL_SYNC_FUNCTION", "FullSyncFunction")?,
-                json!({"integration": integration, "mode": mode, "dry_run": args.dry_run,
-                    "allow_mass_change": args.allow_mass_change}),
-            )]
-        }
-        crate::IntegrationArg::Deals => vec![(
-            function("PRMSYNC_DEAL_IMPORT_FUNCTION", "DealImportFunction")?,
-            json!({"integration": "deals", "mode": mode, "dry_run": args.dry_run,
-                "allow_mass_change": args.allow_mass_change}),
-        )],
-        crate::IntegrationArg::All => vec![
-            (
-                function("PRMSYNC_FULL_SYNC_FUNCTION", "FullSyncFunction")?,
-                json!({"integration": "all", "mode": mode, "dry_run": args.dry_run,
-                    "allow_mass_change": args.allow_mass_change}),
-            ),
-            (
-                function("PRMSYNC_DEAL_IMPORT_FUNCTION", "DealImportFunction")?,
-                json!({"integration": "deals", "mode": mode, "dry_run": args.dry_run,
-                "allow_mass_change": args.allow_mass_change}),
-            ),
-        ],
+    let integration = match args.integration {
+        crate::IntegrationArg::All => None,
+        crate::IntegrationArg::Organizations => Some(prmsync_mapping::Integration::Organizations),
+        crate::IntegrationArg::People => Some(prmsync_mapping::Integration::People),
+        crate::IntegrationArg::Deals => Some(prmsync_mapping::Integration::Deals),
     };
-    let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .load()
-        .await;
-    let client = aws_sdk_lambda::Client::new(&aws);
-    for (function, payload) in calls {
-        let out = client
-            .invoke()
-            .function_name(&function)
-            .payload(aws_sdk_lambda::primitives::Blob::new(serde_json::to_vec(
-                &payload,
-            )?))
-            .send()
-            .await
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "invoking {function}: {}",
-                    aws_sdk_lambda::error::DisplayErrorContext(e)
-                )
-            })?;
-        let body = out
-            .payload()
-            .map(|p| String::from_utf8_lossy(p.as_ref()).to_string())
-            .unwrap_or_default();
-        if let Some(err) = out.function_error() {
-            anyhow::bail!("{function} failed ({err}): {body}");
-        }
-        println!("{body}");
+    for (_, answer) in deployment.run(integration, &ask).await? {
+        println!("{answer}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `prmsync sync-record --aws`: puts the record on the deployment's work queue
+/// (`PRMSYNC_QUEUE_URL`); a worker syncs it within seconds, and its outcome is in the
+/// Integration Log under the run id printed.
+#[cfg(not(feature = "aws"))]
+async fn queue_record(
+    _target: &Target,
+    _record: &prmsync_engine::RecordRef,
+    _dry_run: bool,
+    _as_json: bool,
+) -> Result<ExitCode> {
+    anyhow::bail!("{}", crate::connect::NO_AWS)
+}
+
+#[cfg(feature = "aws")]
+async fn queue_record(
+    target: &Target,
+    record: &prmsync_engine::RecordRef,
+    dry_run: bool,
+    as_json: bool,
+) -> Result<ExitCode> {
+    if target.sandbox || target.config.is_some() {
+        anyhow::bail!("--aws queues the record on the deployment; drop --sandbox and --config");
+    }
+    if dry_run {
+        anyhow::bail!("--dry-run works out the writes on this machine, which --aws does not: drop --aws (and give --config) to see them, or drop --dry-run to queue the record");
+    }
+    let deployment =
+        prmsync_aws::deployment::Deployment::from_env(&crate::connect::aws_config().await);
+    let run_id = deployment.queue_record(record).await?;
+    if as_json {
+        println!(
+            "{}",
+            json!({"record": record.text(), "queued": true, "run_id": run_id})
+        );
+    } else {
+        println!(
+            "{}: queued for the workers (run {run_id}); `prmsync log --aws --run {run_id}` shows what they did",
+            record.text()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -7,6 +7,8 @@
 //! the pages show the store's records (links, runs, cursors, log entries), never the
 //! connection.
 
+#[cfg(feature = "aws")]
+pub mod deployment;
 mod pages;
 pub mod runs;
 pub mod security;
@@ -23,11 +25,11 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use prmsync_engine::report::RunMode;
 use prmsync_engine::store::{LogFilter, Store};
-use prmsync_engine::RecordRef;
+use prmsync_engine::{relink, RecordRef};
 use prmsync_mapping::{Integration, Level, LogCode, MappingConfig};
 use serde::Deserialize;
 
-pub use runs::{Runner, StartedRuns};
+pub use runs::{RecordSync, Runner, StartedRuns};
 pub use security::{check_listen, ListenError, TOKEN_ENV};
 
 /// Entries per page of the Integration Log.
@@ -78,6 +80,7 @@ impl Console {
             .route("/record", get(record_page))
             .route("/record/sync", post(record_sync))
             .route("/record/unlink", post(record_unlink))
+            .route("/record/relink", post(record_relink))
             .layer(axum::middleware::from_fn_with_state(
                 self.clone(),
                 require_token,
@@ -412,33 +415,24 @@ pub struct RecordQuery {
     pub done: Option<String>,
 }
 
-/// The link of a record, if it has one.
-async fn link_of(
-    store: &dyn Store,
-    r: &RecordRef,
-) -> Result<Option<prmsync_engine::Link>, prmsync_engine::store::StoreError> {
-    let links = match r {
-        RecordRef::Prm(k, id) => store.find_links(*k, &[], std::slice::from_ref(id)).await?,
-        RecordRef::Crm(k, id) => store.find_links(*k, std::slice::from_ref(id), &[]).await?,
-    };
-    Ok(links.into_iter().next())
-}
-
 async fn record_page(State(c): State<Console>, Query(q): Query<RecordQuery>) -> Response {
     let Some(text) = q.id.as_deref().map(str::trim).filter(|t| !t.is_empty()) else {
-        return pages::record_search(&c, None).into_response();
+        return pages::record_search(&c, None, &[]).into_response();
     };
+    if text.contains('@') {
+        return email_search(&c, text).await;
+    }
     let r = match RecordRef::parse(text) {
         Ok(r) => r,
         Err(e) => {
             return (
                 StatusCode::BAD_REQUEST,
-                pages::record_search(&c, Some(&e.to_string())),
+                pages::record_search(&c, Some(&e.to_string()), &[]),
             )
                 .into_response()
         }
     };
-    let link = match link_of(c.store.as_ref(), &r).await {
+    let link = match relink::find_link(c.store.as_ref(), &r).await {
         Ok(l) => l,
         Err(e) => return store_failure(e),
     };
@@ -466,12 +460,67 @@ async fn record_page(State(c): State<Console>, Query(q): Query<RecordQuery>) -> 
     }
     history.sort_by_key(|e| std::cmp::Reverse(e.time));
     history.dedup_by(|a, b| a.id == b.id);
-    pages::record_page(&c, &r, link.as_ref(), &history, q.done.as_deref()).into_response()
+    let pair = c.runner.read_pair(&r).await;
+    pages::record_page(
+        &c,
+        &pages::RecordView {
+            record: &r,
+            link: link.as_ref(),
+            pair: pair.as_ref(),
+            history: &history,
+            done: q.done.as_deref(),
+        },
+    )
+    .into_response()
 }
 
-fn record_address(r: &RecordRef, done: &str) -> String {
+/// People found by email on either side: one goes straight to its page.
+async fn email_search(c: &Console, text: &str) -> Response {
+    let email = match prmsync_engine::inspect::email(text) {
+        Ok(e) => e,
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                pages::record_search(c, Some(&e.to_string()), &[]),
+            )
+                .into_response()
+        }
+    };
+    match c.runner.people_by_email(email).await {
+        None => (
+            StatusCode::BAD_REQUEST,
+            pages::record_search(
+                c,
+                Some("searching by email reads Salesforce and the PRM, which this console does not connect to (--aws): search by a Salesforce Id or prm:person:<id>"),
+                &[],
+            ),
+        )
+            .into_response(),
+        Some(Err(e)) => (
+            StatusCode::BAD_GATEWAY,
+            pages::record_search(c, Some(&format!("the search failed: {e}")), &[]),
+        )
+            .into_response(),
+        Some(Ok(found)) if found.len() == 1 => {
+            Redirect::to(&record_address(&found[0], None)).into_response()
+        }
+        Some(Ok(found)) if found.is_empty() => pages::record_search(
+            c,
+            Some("no Contact or PRM person has this email"),
+            &[],
+        )
+        .into_response(),
+        Some(Ok(found)) => pages::record_search(c, None, &found).into_response(),
+    }
+}
+
+/// The address of a record's page, with what the last action did.
+pub(crate) fn record_address(r: &RecordRef, done: Option<&str>) -> String {
     let mut q = url::form_urlencoded::Serializer::new(String::new());
-    q.append_pair("id", &r.text()).append_pair("done", done);
+    q.append_pair("id", &r.text());
+    if let Some(done) = done {
+        q.append_pair("done", done);
+    }
     format!("/record?{}", q.finish())
 }
 
@@ -490,14 +539,25 @@ async fn record_sync(State(c): State<Console>, body: axum::body::Bytes) -> Respo
         Ok(r) => r,
         Err(answer) => return *answer,
     };
-    let report = c.runner.sync_record(&r).await;
-    let status = report.status.as_str();
-    let counts = serde_json::to_value(&report.counts).unwrap_or_default();
-    let mut done = format!("Sync Now: {status}; {}", pages::counts_line(&counts));
-    if let Some(m) = &report.message {
-        done.push_str(&format!(" ({m})"));
-    }
-    Redirect::to(&record_address(&r, &done)).into_response()
+    let done = match c.runner.sync_record(&r).await {
+        RecordSync::Done(report) => {
+            let counts = serde_json::to_value(&report.counts).unwrap_or_default();
+            let mut done = format!(
+                "Sync Now: {}; {}",
+                report.status.as_str(),
+                pages::counts_line(&counts)
+            );
+            if let Some(m) = &report.message {
+                done.push_str(&format!(" ({m})"));
+            }
+            done
+        }
+        RecordSync::Queued { run_id } => format!(
+            "Sync Now: queued for the workers as run {run_id}; its outcome appears in the history below once a worker has synced it (reload)"
+        ),
+        RecordSync::Failed(e) => format!("Sync Now failed: {e}"),
+    };
+    Redirect::to(&record_address(&r, Some(&done))).into_response()
 }
 
 async fn record_unlink(State(c): State<Console>, body: axum::body::Bytes) -> Response {
@@ -505,16 +565,90 @@ async fn record_unlink(State(c): State<Console>, body: axum::body::Bytes) -> Res
         Ok(r) => r,
         Err(answer) => return *answer,
     };
-    let done = match link_of(c.store.as_ref(), &r).await {
-        Ok(Some(link)) => match c.store.delete_link(link.object, &link.prm_id).await {
-            Ok(_) => format!(
-                "Unlinked from Salesforce {}: the next full run links them again by their ids, or matches anew",
-                link.crm_id
-            ),
-            Err(e) => return store_failure(e),
-        },
+    let done = match relink::unlink(c.store.as_ref(), &r).await {
+        Ok(Some(link)) => format!(
+            "Unlinked from Salesforce {}: the next full run links them again by their ids, or matches anew",
+            link.crm_id
+        ),
         Ok(None) => "No link to remove".to_string(),
         Err(e) => return store_failure(e),
     };
-    Redirect::to(&record_address(&r, &done)).into_response()
+    Redirect::to(&record_address(&r, Some(&done))).into_response()
+}
+
+/// The record on the other side a relink form names: a Salesforce Id, a PRM reference, or
+/// for a Salesforce record the bare PRM id of the same kind.
+fn other_side(this: &RecordRef, text: &str) -> Result<RecordRef, prmsync_engine::RecordRefError> {
+    let text = text.trim();
+    match this {
+        RecordRef::Crm(kind, _) if !text.starts_with("prm:") && !text.is_empty() => {
+            match RecordRef::parse(text) {
+                Ok(r @ RecordRef::Crm(..)) => Ok(r),
+                _ => Ok(RecordRef::Prm(*kind, text.to_string())),
+            }
+        }
+        _ => RecordRef::parse(text),
+    }
+}
+
+async fn record_relink(State(c): State<Console>, body: axum::body::Bytes) -> Response {
+    let form = Fields::parse(&body);
+    let r = match posted_record(&c, &form) {
+        Ok(r) => r,
+        Err(answer) => return *answer,
+    };
+    let done = match other_side(&r, form.one("other").unwrap_or_default()) {
+        Err(e) => format!("Relink: {e}"),
+        Ok(other) => {
+            let (prm, crm) = match &r {
+                RecordRef::Prm(..) => (&r, &other),
+                RecordRef::Crm(..) => (&other, &r),
+            };
+            match relink::relink(c.store.as_ref(), prm, crm).await {
+                Ok(done) => format!(
+                    "Relinked {} {} to Salesforce {}{}: the next run reads both and merges them (first-link rule)",
+                    done.link.object,
+                    done.link.prm_id,
+                    done.link.crm_id,
+                    if done.removed.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({} old link(s) removed)", done.removed.len())
+                    }
+                ),
+                Err(relink::RelinkError::Store(e)) => return store_failure(e),
+                Err(e) => format!("Relink: {e}"),
+            }
+        }
+    };
+    Redirect::to(&record_address(&r, Some(&done))).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prmsync_mapping::ObjectKind;
+
+    #[test]
+    fn a_relink_form_takes_the_other_side_in_the_operators_words() {
+        let account = RecordRef::Crm(ObjectKind::Organization, "001Sm0000000001IAA".into());
+        assert_eq!(
+            other_side(&account, " org_9 "),
+            Ok(RecordRef::Prm(ObjectKind::Organization, "org_9".into()))
+        );
+        assert_eq!(
+            other_side(&account, "prm:organization:org_9"),
+            Ok(RecordRef::Prm(ObjectKind::Organization, "org_9".into()))
+        );
+        let org = RecordRef::Prm(ObjectKind::Organization, "org_9".into());
+        assert_eq!(
+            other_side(&org, "001Sm0000000001"),
+            Ok(RecordRef::Crm(
+                ObjectKind::Organization,
+                "001Sm0000000001IAA".into()
+            ))
+        );
+        assert!(other_side(&org, "").is_err());
+        assert!(other_side(&account, "").is_err());
+    }
 }

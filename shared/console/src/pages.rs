@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use maud::{html, Markup, PreEscaped, DOCTYPE};
+use prmsync_engine::inspect::PairView;
 use prmsync_engine::store::LogEntry;
 use serde_json::Value;
 
@@ -19,6 +20,7 @@ th,td{border:1px solid #888;padding:.35rem .5rem;text-align:left;vertical-align:
 th{background:#e8ecf4}
 .paused{color:#8a4b00;font-weight:bold}
 .error{color:#a00000}
+.actions form{display:inline-block;margin:.3rem .6rem .3rem 0}
 button{padding:.4rem .8rem;margin-right:.4rem;font-size:1rem}
 :focus{outline:3px solid #f5a623;outline-offset:2px}
 .skip{position:absolute;left:-999px}.skip:focus{left:1rem;top:1rem;background:#fff;color:#000;padding:.3rem}
@@ -328,74 +330,187 @@ fn page_link(q: &LogQuery, page: usize) -> String {
 }
 
 /// The record search form (with why the last search failed).
-pub fn record_search(c: &Console, problem: Option<&str>) -> Markup {
+pub fn record_search(
+    c: &Console,
+    problem: Option<&str>,
+    found: &[prmsync_engine::RecordRef],
+) -> Markup {
     let body = html! {
         @if let Some(p) = problem { p role="alert" { (p) } }
         (search_form(""))
+        @if !found.is_empty() {
+            h2 { "Found (" (found.len()) ")" }
+            ul data-field="found" {
+                @for r in found {
+                    li { a href=(crate::record_address(r, None)) { (side_name(r)) " " (r.text()) } }
+                }
+            }
+        }
     };
     layout("Find a record", &c.source, body)
+}
+
+fn side_name(r: &prmsync_engine::RecordRef) -> &'static str {
+    match r {
+        prmsync_engine::RecordRef::Crm(k, _) => k.crm_object(),
+        prmsync_engine::RecordRef::Prm(..) => "PRM",
+    }
 }
 
 fn search_form(value: &str) -> Markup {
     html! {
         form method="get" action="/record" role="search" {
-            label { "Salesforce Id or PRM reference (prm:organization:<id>) "
+            label { "Salesforce Id, PRM reference (prm:organization:<id>) or email "
                 input name="id" value=(value) size="40"; }
             " " button type="submit" { "Find" }
         }
     }
 }
 
-/// A record: its link with the snapshot of its mapped values (masked unless `[log] values`
-/// is on), its log history, and Sync Now and Unlink.
-pub fn record_page(
-    c: &Console,
-    r: &prmsync_engine::RecordRef,
-    link: Option<&prmsync_engine::Link>,
-    history: &[LogEntry],
-    done: Option<&str>,
-) -> Markup {
+/// What the record page shows.
+pub struct RecordView<'a> {
+    pub record: &'a prmsync_engine::RecordRef,
+    pub link: Option<&'a prmsync_engine::Link>,
+    /// Both records read now; None where the console cannot read them.
+    pub pair: Option<&'a Result<PairView, String>>,
+    pub history: &'a [LogEntry],
+    pub done: Option<&'a str>,
+}
+
+fn side_state(name: &str, state: Option<&prmsync_engine::inspect::SideState>) -> Markup {
+    html! {
+        tr {
+            th scope="row" { (name) }
+            @match state {
+                Some(s) => {
+                    td { (s.id) @if s.deleted { " (deleted)" } " · changed "
+                        (s.changed_at.map(|t| short_time(&t.to_rfc3339())).unwrap_or_else(|| "-".into())) }
+                }
+                None => { td { "not found" } }
+            }
+        }
+    }
+}
+
+/// A record: its link, both records' mapped values read now beside the snapshot (values
+/// masked unless `[log] values` is on), its log history, and Sync Now, Unlink and Relink.
+pub fn record_page(c: &Console, v: &RecordView<'_>) -> Markup {
     let shown = c.mapping.log.values();
+    let show = |value: &Option<Value>| match value {
+        Some(value) => shown.show(value).to_string(),
+        None => "-".to_string(),
+    };
+    let r = v.record;
     let body = html! {
         (search_form(&r.text()))
-        @if let Some(d) = done { p role="status" data-field="done" { (d) } }
-        @match link {
+        @if let Some(d) = v.done { p role="status" data-field="done" { (d) } }
+        @match v.link {
             Some(l) => {
                 h2 { "Link" }
                 table {
-                    caption { "The link and the values last written to both sides" }
+                    caption { "The link between the two records" }
                     tbody {
                         tr { th scope="row" { "Object" } td { (l.object.as_str()) } }
                         tr { th scope="row" { "Salesforce" } td data-field="crm-id" { (l.crm_id) } }
                         tr { th scope="row" { "PRM" } td data-field="prm-id" { (l.prm_id) } }
                         tr { th scope="row" { "State" } td { (format!("{:?}", l.state).to_lowercase()) } }
                         tr { th scope="row" { "Last saved" } td { (short_time(&l.updated_at.to_rfc3339())) } }
-                        @for (field, value) in &l.snapshot {
-                            tr { th scope="row" { (field) } td { (shown.show(value)) } }
-                        }
                     }
                 }
             }
             None => { p data-field="no-link" { "No link: this record is not linked to one on the other side." } }
         }
-        form method="post" action="/record/sync" {
-            input type="hidden" name="csrf" value=(c.csrf);
-            input type="hidden" name="id" value=(r.text());
-            button type="submit" { "Sync Now" }
-        }
-        @if link.is_some() {
-            form method="post" action="/record/unlink" {
-                input type="hidden" name="csrf" value=(c.csrf);
-                input type="hidden" name="id" value=(r.text());
-                button type="submit" { "Unlink" }
+        h2 { "Values" }
+        @match v.pair {
+            Some(Ok(pair)) => {
+                table data-field="values" {
+                    caption { "Each mapped field read now on both sides, beside the value last written to both (the snapshot)" }
+                    tbody {
+                        (side_state("Salesforce record", pair.crm.as_ref()))
+                        (side_state("PRM record", pair.prm.as_ref()))
+                    }
+                }
+                table data-field="fields" {
+                    thead { tr {
+                        th scope="col" { "Field" } th scope="col" { "Salesforce" } th scope="col" { "PRM" }
+                        th scope="col" { "Last written" } th scope="col" { "Direction" } th scope="col" { "State" }
+                    } }
+                    tbody {
+                        @for f in &pair.fields {
+                            tr data-key=(f.key) {
+                                th scope="row" { (f.key) }
+                                td { small { (f.crm_field.as_deref().unwrap_or("-")) } br; (show(&f.crm)) }
+                                td { small { (f.prm_field.as_deref().unwrap_or("-")) } br; (show(&f.prm)) }
+                                td { (show(&f.snapshot)) }
+                                td { (format!("{:?}", f.direction).to_lowercase()) }
+                                td data-field="state" class=[f.differs().then_some("error")] {
+                                    @if f.differs() { "differs: the next run merges it" }
+                                    @else if f.changed_since_snapshot(&f.crm) { "changed in Salesforce since the last write" }
+                                    @else if f.changed_since_snapshot(&f.prm) { "changed in the PRM since the last write" }
+                                    @else { "in step" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            Some(Err(e)) => { p role="alert" { "The records could not be read now: " (e) } (snapshot_table(v.link, &shown)) }
+            None => {
+                p data-field="no-live" { "Live values are not read from this console (on AWS it holds no Salesforce or PRM connection): the values below are the ones last written to both sides." }
+                (snapshot_table(v.link, &shown))
             }
         }
-        h2 { "History (" (history.len()) ")" }
+        div.actions {
+            form method="post" action="/record/sync" {
+                input type="hidden" name="csrf" value=(c.csrf);
+                input type="hidden" name="id" value=(r.text());
+                button type="submit" { "Sync Now" }
+            }
+            @if v.link.is_some() {
+                form method="post" action="/record/unlink" {
+                    input type="hidden" name="csrf" value=(c.csrf);
+                    input type="hidden" name="id" value=(r.text());
+                    button type="submit" { "Unlink" }
+                }
+            }
+            form method="post" action="/record/relink" {
+                input type="hidden" name="csrf" value=(c.csrf);
+                input type="hidden" name="id" value=(r.text());
+                label {
+                    @match r {
+                        prmsync_engine::RecordRef::Prm(..) => { "Link to the Salesforce record (Id) " }
+                        prmsync_engine::RecordRef::Crm(..) => { "Link to the PRM record (id or prm:<object>:<id>) " }
+                    }
+                    input name="other" size="24" required;
+                }
+                " " button type="submit" { "Relink" }
+            }
+        }
+        h2 { "History (" (v.history.len()) ")" }
         ul {
-            @for e in history {
+            @for e in v.history {
                 li data-code=(e.code.as_str()) { (short_time(&e.time.to_rfc3339())) " · " (e.code.as_str()) " · " (e.message) }
             }
         }
     };
     layout("Record", &c.source, body)
+}
+
+/// The snapshot alone (the values last written), where the records are not read now.
+fn snapshot_table(
+    link: Option<&prmsync_engine::Link>,
+    shown: &prmsync_mapping::LogValues,
+) -> Markup {
+    html! {
+        @if let Some(l) = link {
+            table data-field="snapshot" {
+                caption { "The values last written to both sides" }
+                tbody {
+                    @for (field, value) in &l.snapshot {
+                        tr { th scope="row" { (field) } td { (shown.show(value)) } }
+                    }
+                }
+            }
+        }
+    }
 }

@@ -1,23 +1,47 @@
 //! Runs started from the console: each runs in the background, and the page follows it
-//! (status, errors so far, then its counts) until it is done.
+//! (status, errors so far, then its counts) until it is done. A [`Runner`] is how the
+//! console reaches a deployment: the engine in this process ([`EngineRunner`]) or, with
+//! the `aws` feature, the AWS functions and work queue (`crate::deployment`).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use prmsync_engine::inspect::PairView;
 use prmsync_engine::report::{RunMode, RunReport};
 use prmsync_engine::RecordRef;
 use prmsync_mapping::Integration;
 use serde::Serialize;
 
-/// How the console starts a run of one integration (the engine on one machine).
+/// What the console asks of a deployment: runs, one record synced now, and (where the
+/// console holds the connection) both records of a pair read live.
 #[async_trait]
 pub trait Runner: Send + Sync {
     /// Runs `integration` in `mode` under `run_id` and reports how it ended.
     async fn run(&self, integration: Integration, mode: RunMode, run_id: String) -> RunReport;
     /// Syncs one record now ("Sync Now" on its page).
-    async fn sync_record(&self, record: &RecordRef) -> RunReport;
+    async fn sync_record(&self, record: &RecordRef) -> RecordSync;
+    /// Both records of `record`'s pair, read now; None where this console cannot read
+    /// them (on AWS it holds no Salesforce or PRM connection).
+    async fn read_pair(&self, _record: &RecordRef) -> Option<Result<PairView, String>> {
+        None
+    }
+    /// People with this email on either side; None where this console cannot search.
+    async fn people_by_email(&self, _email: &str) -> Option<Result<Vec<RecordRef>, String>> {
+        None
+    }
+}
+
+/// What "Sync Now" did.
+#[derive(Debug, Clone)]
+pub enum RecordSync {
+    /// Synced here: the run's report.
+    Done(RunReport),
+    /// Put on the deployment's work queue: a worker syncs it under this run id.
+    Queued { run_id: String },
+    /// It could not be queued.
+    Failed(String),
 }
 
 /// Runs an integration with the engine, in this process (the one-machine deployment).
@@ -39,8 +63,24 @@ impl Runner for EngineRunner {
         .await
     }
 
-    async fn sync_record(&self, record: &RecordRef) -> RunReport {
-        prmsync_engine::sync_record(&self.0, record, false).await
+    async fn sync_record(&self, record: &RecordRef) -> RecordSync {
+        RecordSync::Done(prmsync_engine::sync_record(&self.0, record, false).await)
+    }
+
+    async fn read_pair(&self, record: &RecordRef) -> Option<Result<PairView, String>> {
+        Some(
+            prmsync_engine::inspect::read_pair(&self.0, record)
+                .await
+                .map_err(|e| e.to_string()),
+        )
+    }
+
+    async fn people_by_email(&self, email: &str) -> Option<Result<Vec<RecordRef>, String>> {
+        Some(
+            prmsync_engine::inspect::people_by_email(&self.0, email)
+                .await
+                .map_err(|e| e.to_string()),
+        )
     }
 }
 

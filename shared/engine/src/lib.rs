@@ -20,6 +20,9 @@
 //! - [`frame`]: the frame of every run (pause flag, lease, run record, cursors, log).
 //! - [`run`] and [`sweep`]: a one-machine run, page by page.
 //! - [`reconcile`]: when a scheduled run is a reconcile (everything re-read, drift repaired).
+//! - [`relink`]: links repaired by hand (unlink, relink), for the CLI and the console.
+//! - [`inspect`]: one record as the operator sees it: both sides read live beside the
+//!   link's snapshot, and people found by email.
 //! - [`planner`] and [`worker`]: a run on AWS: the planner queues chunks, workers sync
 //!   them, and the worker that finishes the last chunk closes the run.
 //! - `store_contract` (feature `testing`): the tests every [`Store`] implementation passes.
@@ -30,12 +33,14 @@ pub mod chunk;
 pub mod context;
 pub mod error;
 pub mod frame;
+pub mod inspect;
 pub mod objects;
 pub mod pairing;
 pub mod pass;
 pub mod planner;
 pub mod ports;
 pub mod reconcile;
+pub mod relink;
 pub mod report;
 pub mod retry;
 pub mod run;

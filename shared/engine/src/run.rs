@@ -214,6 +214,24 @@ impl RecordRef {
         Ok(RecordRef::Crm(kind, id))
     }
 
+    /// The kind of record named.
+    pub fn kind(&self) -> ObjectKind {
+        match self {
+            RecordRef::Crm(k, _) | RecordRef::Prm(k, _) => *k,
+        }
+    }
+
+    /// A queue message naming this record alone (a PRM notification, `sync-record --aws`,
+    /// the console's Sync Now on AWS): a worker reads it and its linked partner fresh and
+    /// syncs them as a chunk, so a repeated or late message does no harm.
+    pub fn chunk(&self, run_id: &str) -> crate::chunk::Chunk {
+        let (crm_ids, prm_ids) = match self {
+            RecordRef::Crm(_, id) => (vec![id.clone()], Vec::new()),
+            RecordRef::Prm(_, id) => (Vec::new(), vec![id.clone()]),
+        };
+        crate::chunk::Chunk::refs(run_id, integration_of(self.kind()), crm_ids, prm_ids)
+    }
+
     /// The text [`parse`](Self::parse) reads back.
     pub fn text(&self) -> String {
         match self {

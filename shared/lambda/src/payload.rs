@@ -15,11 +15,14 @@ pub struct RunRequest {
     pub continue_run: Option<String>,
     /// The operator lets a mass change through the breaker.
     pub allow_mass_change: bool,
+    /// The run id to use, from a caller that follows the run in the store (the console's
+    /// Run Now); a new one when absent.
+    pub run_id: Option<String>,
 }
 
 /// A payload that cannot be read.
 #[derive(Debug, thiserror::Error, PartialEq)]
-#[error("invalid payload: {0}; send {{\"integration\": \"organizations|people|deals|all\", \"mode\": \"incremental|full|reconcile\", \"dry_run\": false, \"allow_mass_change\": false}} (or nothing for all, incremental)")]
+#[error("invalid payload: {0}; send {{\"integration\": \"organizations|people|deals|all\", \"mode\": \"incremental|full|reconcile\", \"dry_run\": false, \"allow_mass_change\": false, \"run_id\": optional}} (or nothing for all, incremental)")]
 pub struct PayloadError(pub String);
 
 #[derive(Deserialize)]
@@ -30,6 +33,7 @@ struct Manual {
     dry_run: Option<bool>,
     continue_run: Option<String>,
     allow_mass_change: Option<bool>,
+    run_id: Option<String>,
 }
 
 /// Reads a payload: empty, an EventBridge scheduled event (all, incremental), or a manual
@@ -41,6 +45,7 @@ pub fn parse(payload: &Value, allowed: &[Integration]) -> Result<RunRequest, Pay
         dry_run: false,
         continue_run: None,
         allow_mass_change: false,
+        run_id: None,
     };
     match payload {
         Value::Null => return Ok(all),
@@ -81,7 +86,24 @@ pub fn parse(payload: &Value, allowed: &[Integration]) -> Result<RunRequest, Pay
         dry_run: manual.dry_run.unwrap_or(false),
         continue_run: manual.continue_run.filter(|r| !r.is_empty()),
         allow_mass_change: manual.allow_mass_change.unwrap_or(false),
+        run_id: match manual.run_id {
+            Some(id) if !is_run_id(&id) => {
+                return Err(PayloadError(format!(
+                    "`run_id` must be 1 to 64 letters, digits, `-` or `_` (got {} characters)",
+                    id.chars().count()
+                )))
+            }
+            id => id,
+        },
     })
+}
+
+/// A run id a caller may choose: it becomes part of store keys and log entries.
+fn is_run_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 #[cfg(test)]
@@ -138,5 +160,20 @@ mod tests {
             .contains("integraton"));
         assert!(parse(&json!([1]), ALL).is_err());
         assert!(parse(&json!({"integration": "people"}), &[Integration::Deals]).is_err());
+    }
+
+    #[test]
+    fn a_caller_may_name_the_run_it_follows() {
+        let r = parse(
+            &json!({"integration": "deals", "run_id": "console-1a2b"}),
+            ALL,
+        )
+        .unwrap();
+        assert_eq!(r.run_id.as_deref(), Some("console-1a2b"));
+        assert_eq!(parse(&json!({}), ALL).unwrap().run_id, None);
+        for bad in ["", "a b", "RUN#1", &"x".repeat(65)] {
+            let e = parse(&json!({"run_id": bad}), ALL).unwrap_err().to_string();
+            assert!(e.contains("run_id"), "{bad:?}: {e}");
+        }
     }
 }

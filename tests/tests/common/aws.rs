@@ -169,6 +169,25 @@ impl Moto {
         }
     }
 
+    /// The queue worked in the background, as Lambda's event source works it, with the
+    /// full-sync invocations the workers ask for, until the [`Workers`] is dropped.
+    pub fn workers(self: &Arc<Self>, deps: Arc<Deps>, invocations: Arc<Invocations>) -> Workers {
+        let moto = self.clone();
+        Workers(tokio::spawn(async move {
+            loop {
+                let got = moto.worker_batch(&deps).await;
+                let next = std::mem::take(&mut *invocations.0.lock().unwrap());
+                for payload in next {
+                    full_sync::handle(&deps, payload).await.unwrap();
+                }
+                if got.is_empty() {
+                    // an empty receive: poll again shortly, as the event source does
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }))
+    }
+
     /// One sync-worker invocation over a batch of up to ten messages, with their receive
     /// counts: done messages are deleted, reported failures made visible again. Returns
     /// the bodies delivered.
@@ -294,6 +313,15 @@ impl Moto {
             .attributes
             .unwrap()[&QueueAttributeName::ApproximateNumberOfMessagesDelayed]
             .clone()
+    }
+}
+
+/// Workers started by [`Moto::workers`]; they stop when this is dropped.
+pub struct Workers(tokio::task::JoinHandle<()>);
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -28,6 +28,19 @@ pub async fn served(token: Option<&str>) -> Served {
 /// The sandbox's console over `store` (the DynamoDB tables on moto, for the AWS
 /// deployment's state).
 pub async fn served_on(store: Arc<dyn Store>, token: Option<&str>) -> Served {
+    let (sandbox, ctx) = sandbox_context(store.clone()).await;
+    let console = Console::new(
+        store.clone(),
+        ctx.mapping.clone(),
+        Arc::new(EngineRunner(ctx)),
+        "sandbox",
+        token.map(str::to_string),
+    );
+    serve(console, store, sandbox).await
+}
+
+/// The seeded sandbox's simulators, started, and a context over them and `store`.
+pub async fn sandbox_context(store: Arc<dyn Store>) -> (Sandbox, prmsync_engine::SyncContext) {
     let sandbox = Sandbox::seeded();
     let connection = prmsync_connect::Connection {
         salesforce_login_url: sandbox.salesforce.start().await.unwrap(),
@@ -40,17 +53,14 @@ pub async fn served_on(store: Arc<dyn Store>, token: Option<&str>) -> Served {
         prm_api_token: PRM_TOKEN.into(),
         prm_webhook_secret: None,
     };
-    let mapping = MappingConfig::default();
     let ctx = connection
-        .sync_context(mapping.clone(), store.clone(), "console-test")
+        .sync_context(MappingConfig::default(), store, "console-test")
         .unwrap();
-    let console = Console::new(
-        store.clone(),
-        Arc::new(mapping),
-        Arc::new(EngineRunner(ctx)),
-        "sandbox",
-        token.map(str::to_string),
-    );
+    (sandbox, ctx)
+}
+
+/// `console` on a free loopback port until the [`Served`] is dropped.
+pub async fn serve(console: Console, store: Arc<dyn Store>, sandbox: Sandbox) -> Served {
     let bound = console.bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let base = format!("http://{}", bound.local_addr());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -89,6 +99,27 @@ impl Served {
             .unwrap()
             .status()
             .as_u16()
+    }
+
+    /// Posts a form and returns the status and where it redirects to (decoded).
+    pub async fn post_to(&self, path: &str, form: &[(&str, &str)]) -> (u16, String) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        let location = r
+            .headers()
+            .get("location")
+            .and_then(|l| l.to_str().ok())
+            .unwrap_or_default();
+        let query = location.split_once('?').map_or("", |(_, q)| q);
+        let decoded: Vec<String> = url::form_urlencoded::parse(query.as_bytes())
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        (r.status().as_u16(), decoded.join("&"))
     }
 
     /// The CSRF token in the page's forms.

@@ -7,6 +7,7 @@ pub mod aws;
 pub mod browser;
 pub mod console;
 pub mod drift;
+pub mod lambda_api;
 pub mod log_lines;
 
 use std::collections::HashMap;

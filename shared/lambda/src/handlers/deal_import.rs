@@ -16,7 +16,7 @@ pub async fn handle(deps: &Deps, payload: Value) -> Result<Value, PayloadError> 
         RunOptions {
             mode: request.mode,
             dry_run: request.dry_run,
-            run_id: None,
+            run_id: request.run_id.clone(),
             allow_mass_change: request.allow_mass_change,
         },
     )

@@ -75,7 +75,10 @@ pub async fn handle_within(
     limit: InvocationLimit,
 ) -> Result<Value, FullSyncError> {
     let request = parse(&payload, INTEGRATIONS)?;
-    let run_id = uuid::Uuid::new_v4().to_string();
+    let run_id = request
+        .run_id
+        .clone()
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let ctx = &deps.ctx;
     let queue = (!request.dry_run).then_some(deps.queue.as_ref());
     let mut out = Map::new();

@@ -23,9 +23,9 @@ use aws_lambda_events::event::lambda_function_urls::{
 use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
 use prmsync_aws::secrets::WebhookSecretError;
-use prmsync_engine::chunk::Chunk;
 use prmsync_engine::ports::Queue;
 use prmsync_engine::store::Deliveries;
+use prmsync_engine::RecordRef;
 use prmsync_prm::notification::{
     verify, Notification, Refusal, WebhookSecrets, MAX_BODY_BYTES, REPEAT_WINDOW_HOURS,
     SIGNATURE_HEADER,
@@ -264,12 +264,8 @@ pub async fn handle_at(
             );
         }
     }
-    let chunk = Chunk::refs(
-        &format!("webhook-{}", note.event_id),
-        integration,
-        Vec::new(),
-        vec![note.id.clone()],
-    );
+    let chunk = RecordRef::Prm(integration.object(), note.id.clone())
+        .chunk(&format!("webhook-{}", note.event_id));
     if let Err(e) = deps.queue.send(std::slice::from_ref(&chunk)).await {
         tracing::error!(code = "webhook_queue_failed", prm_id = note.id.as_str(), message = %e);
         // the PRM's retry must be taken, not dropped as a repeat
