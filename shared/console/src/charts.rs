@@ -24,6 +24,8 @@ const PLOT: Plot = Plot {
     width: WIDTH - 52.0,
     height: HEIGHT - 30.0,
 };
+/// A chart and its caption side by side with the others, as wide as the image.
+const FIGURE_STYLE: &str = "margin:0;max-width:420px";
 const WRITTEN_COLOUR: &str = "#0b3d91";
 const ERROR_COLOUR: &str = "#a00000";
 const USAGE_COLOUR: &str = "#2f6f3e";
@@ -216,7 +218,7 @@ pub fn runs_chart(integration: Integration, runs: &[RunRecord]) -> Markup {
         .zip(oldest_first.last())
         .map(|(a, b)| (short_when(a.started_at), short_when(b.started_at)));
     html! {
-        figure data-integration=(integration.as_str()) {
+        figure data-integration=(integration.as_str()) style=(FIGURE_STYLE) {
             (svg(&id, &summary, top, dates, html! {
                 @for group in &bars {
                     (rect(&group[0], WRITTEN_COLOUR))
@@ -261,7 +263,7 @@ pub fn usage_chart(usage: &[(DateTime<Utc>, ApiUsage)]) -> Markup {
         .zip(usage.last())
         .map(|((a, _), (b, _))| (short_when(*a), short_when(*b)));
     html! {
-        figure data-chart-kind="api-usage" {
+        figure data-chart-kind="api-usage" style=(FIGURE_STYLE) {
             (svg("api-usage", &summary, top, dates, html! {
                 @for group in &bars { (rect(&group[0], USAGE_COLOUR)) }
                 @if allocation > 0 {

@@ -121,7 +121,9 @@ const FOLLOW_RUNS: &str = r#"
     var c=r.counts||{};var n=function(a,b){return (c[a]&&b?c[a][b]:c[a])||0;};
     return r.status+": created "+n("created","crm")+" in Salesforce, "+n("created","prm")+" in the PRM; updated "+n("updated","crm")+"/"+n("updated","prm")+"; "+n("unchanged")+" unchanged; "+n("conflicts")+" conflicts; "+n("errors")+" errors";
   }
-  var followed=false;
+  // A run shown running when the page was drawn is followed, even if it ends before the
+  // first poll: the page is drawn again with its result.
+  var followed=Array.prototype.some.call(document.querySelectorAll("td[id^='run-']"),function(c){return c.textContent.indexOf("running")===0;});
   function poll(){
     fetch("/runs.json",{credentials:"same-origin"}).then(function(r){return r.json();}).then(function(runs){
       var going=false;
