@@ -10,12 +10,20 @@ mod common;
 
 use std::sync::Arc;
 
-use common::console::{served, served_on};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use common::console::{served, served_on, served_with, Engine};
+use common::CrmHooks;
 use prmsync_console::{Console, ListenError};
 use prmsync_engine::store::Store;
+use prmsync_engine::RunStatus;
 use prmsync_mapping::{Integration, MappingConfig};
 use prmsync_simulators::sandbox::{PRM_TOKEN, SF_CLIENT_SECRET};
 use prmsync_state_sqlite::SqliteStore;
+use serde_json::{json, Value};
+use tokio::sync::Semaphore;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sync_manager_runs_deals_and_the_log_shows_their_rejections_with_fixes() {
@@ -243,7 +251,11 @@ async fn a_record_page_reads_both_records_beside_the_snapshot_finds_people_by_em
     );
     let links = s
         .store
-        .find_links(prmsync_mapping::ObjectKind::Person, &[], &[prm_id.clone()])
+        .find_links(
+            prmsync_mapping::ObjectKind::Person,
+            &[],
+            std::slice::from_ref(&prm_id),
+        )
         .await
         .unwrap();
     assert_eq!(links.len(), 1);
@@ -253,7 +265,11 @@ async fn a_record_page_reads_both_records_beside_the_snapshot_finds_people_by_em
     );
     assert!(s
         .store
-        .find_links(prmsync_mapping::ObjectKind::Person, &[crm_id.clone()], &[])
+        .find_links(
+            prmsync_mapping::ObjectKind::Person,
+            std::slice::from_ref(&crm_id),
+            &[]
+        )
         .await
         .unwrap()
         .is_empty());
@@ -455,4 +471,167 @@ fn common_runner() -> Arc<dyn prmsync_console::Runner> {
         }
     }
     Arc::new(Never)
+}
+
+/// Salesforce whose change reads after the first wait until the test opens the gate: a
+/// run syncs its first page of records, then waits for its second.
+struct SecondPageGate {
+    reads: AtomicUsize,
+    gate: Semaphore,
+}
+
+#[async_trait]
+impl CrmHooks for SecondPageGate {
+    async fn before_change_read(&self) {
+        if self.reads.fetch_add(1, Ordering::SeqCst) > 0 {
+            drop(self.gate.acquire().await.expect("the gate stays open"));
+        }
+    }
+}
+
+/// Runs organizations from the page over `store` with two pages of Salesforce changes,
+/// the second held back: `/runs.json` shows the records done so far (as the run's record
+/// in the store has them) while the run waits, then its final counts; and the Sync
+/// Manager charts the run and the API usage it saw.
+async fn a_run_shows_its_records_done_while_it_runs(store: Arc<dyn Store>) {
+    let gate = Arc::new(SecondPageGate {
+        reads: AtomicUsize::new(0),
+        gate: Semaphore::new(0),
+    });
+    let mut mapping = MappingConfig::default();
+    // The breaker lets every change through (it would read the pages ahead).
+    mapping.sync.mass_change_percent = 100;
+    let s = served_with(
+        store,
+        None,
+        Engine {
+            crm_hooks: Some(gate.clone()),
+            query_batch_size: Some(200),
+            mapping: Some(mapping),
+        },
+    )
+    .await;
+    // GIVEN 250 more Accounts flagged for the PRM: with the sandbox's, two pages of 200
+    for n in 0..250 {
+        let fields = json!({
+            "Name": format!("Progress {n} Ltd"),
+            "PRM_Sync__c": true,
+            "PRM_Organization_Status__c": "Active Partner",
+        });
+        s._sandbox
+            .salesforce
+            .insert("Account", fields.as_object().unwrap().clone());
+    }
+    let flagged = s
+        ._sandbox
+        .salesforce
+        .records("Account")
+        .iter()
+        .filter(|a| a["PRM_Sync__c"] == true)
+        .count() as u64;
+    assert!((201..=400).contains(&flagged), "two pages: {flagged}");
+    // WHEN organizations runs from the page
+    let csrf = s.csrf().await;
+    s.post(
+        "/actions",
+        &[
+            ("csrf", &csrf),
+            ("action", "run"),
+            ("integration", "organizations"),
+        ],
+    )
+    .await;
+    // THEN while it waits for its second page, /runs.json shows it running with the
+    // records of its first page done
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let running = loop {
+        let (_, body) = s.get("/runs.json").await;
+        let runs: Value = serde_json::from_str(&body).unwrap();
+        let run = &runs["organizations"];
+        assert!(
+            run["finished_at"].is_null(),
+            "the run ended before its second page was let through: {runs}"
+        );
+        if run["records_done"].as_u64().unwrap_or(0) > 0 {
+            break run.clone();
+        }
+        assert!(Instant::now() < deadline, "no progress shown: {runs}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let done = running["records_done"].as_u64().unwrap();
+    let record = s
+        .store
+        .last_run(Integration::Organizations)
+        .await
+        .unwrap()
+        .expect("the run's record");
+    assert_eq!(record.run_id, running["run_id"].as_str().unwrap());
+    assert_eq!(record.status, RunStatus::Running);
+    assert_eq!(record.finished_at, None);
+    assert_eq!(
+        record.counts.records_done(),
+        done,
+        "what the store has: {record:?}"
+    );
+    assert!(
+        done <= 2 * 200,
+        "one page of 200 done (each written at most both ways): {done}"
+    );
+    assert_eq!(
+        gate.reads.load(Ordering::SeqCst),
+        2,
+        "the second page waits"
+    );
+    // and once the second page is let through, the run ends with every record done
+    gate.gate.add_permits(Semaphore::MAX_PERMITS / 2);
+    let finished = s.finished_run("organizations").await;
+    assert_eq!(finished["status"], "succeeded", "{finished}");
+    let total = finished["records_done"].as_u64().unwrap();
+    assert!(total > done && total >= flagged, "{finished}");
+    let record = s
+        .store
+        .last_run(Integration::Organizations)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.status, RunStatus::Succeeded);
+    assert_eq!(record.counts.records_done(), total);
+    // the Sync Manager charts the run, and the API usage it saw last
+    let usage = record
+        .api_usage
+        .expect("the run record keeps Salesforce's API usage");
+    assert!(usage.used > 0 && usage.max >= usage.used, "{usage:?}");
+    let (_, page) = s.get("/").await;
+    assert!(
+        page.contains(&format!(
+            "organizations: 1 run in the last 7 days wrote {} records in all",
+            record.counts.writes()
+        )),
+        "{page}"
+    );
+    assert!(
+        page.contains(r#"data-chart="runs-organizations""#),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!(
+            "Salesforce API usage: {} of the daily allocation of {} calls",
+            usage.used, usage.max
+        )),
+        "{page}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_from_the_page_shows_its_records_done_as_it_goes() {
+    a_run_shows_its_records_done_while_it_runs(Arc::new(SqliteStore::in_memory())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_from_the_page_shows_its_records_done_as_it_goes_on_aws() {
+    if common::aws::endpoint().is_none() {
+        return;
+    }
+    let moto = common::aws::Moto::new(5).await;
+    a_run_shows_its_records_done_while_it_runs(moto.store.clone()).await;
 }

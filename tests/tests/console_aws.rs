@@ -26,7 +26,7 @@ async fn run_now_invokes_the_functions_and_follows_the_run_until_the_workers_clo
     }
     let moto = Arc::new(Moto::new(5).await);
     let store: Arc<dyn Store> = moto.store.clone();
-    let (sandbox, ctx) = common::console::sandbox_context(store.clone()).await;
+    let (sandbox, ctx) = common::console::sandbox_context(store.clone(), Default::default()).await;
     let mapping = ctx.mapping.clone();
     let (deps, invocations) = moto.deps(ctx);
     let deps = Arc::new(deps);

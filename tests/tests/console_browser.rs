@@ -1,7 +1,7 @@
 //! The web console in a real browser (headless Chromium through chromedriver; the test
 //! command installs Debian's `chromium` and `chromium-driver`), over the sandbox: the Sync
 //! Manager lists the three integrations; Run Full Sync Now on deals is followed on the
-//! page to its counts; the Integration Log shows the deal rejections with their fixes and
+//! page to its counts, and the page charts the runs and the API usage; the Integration Log shows the deal rejections with their fixes and
 //! acknowledging one takes it off the open count; a record's page reports what Sync Now
 //! did; a paused integration shows as paused and its next run is skipped. With
 //! `PRMSYNC_UPDATE_SCREENSHOTS=1` the pages' screenshots are written to docs/screenshots/.
@@ -54,6 +54,24 @@ async fn an_operator_runs_reads_acknowledges_syncs_and_pauses_in_a_browser() {
         result.starts_with("succeeded: created 0 in Salesforce, ")
             && !result.contains(", 0 in the PRM"),
         "{result}"
+    );
+    // and, drawn again once the run ended, shows its result from the store and charts
+    // each integration's runs and the API usage
+    b.wait_text("tr[data-integration=deals] td[data-field=result]", |t| {
+        t.starts_with("succeeded")
+    })
+    .await;
+    let deals = b.text("figure[data-integration=deals] figcaption").await;
+    assert!(
+        deals.starts_with("deals: 1 run in the last 7 days wrote 2 records in all"),
+        "{deals}"
+    );
+    assert_eq!(b.all("figure svg[role=img]").await.len(), 4);
+    let usage = b.text("figure[data-chart-kind=api-usage] figcaption").await;
+    assert!(
+        usage.starts_with("Salesforce API usage: ")
+            && usage.contains(" of the daily allocation of "),
+        "{usage}"
     );
     keep(&b, "sync-manager-after-runs").await;
 

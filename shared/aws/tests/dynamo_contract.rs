@@ -69,6 +69,7 @@ contract!(
     checkpoints,
     take_checkpoint,
     runs,
+    runs_since,
     run_chunks,
     retry_set,
     api_hold,

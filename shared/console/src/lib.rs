@@ -7,6 +7,7 @@
 //! the pages show the store's records (links, runs, cursors, log entries), never the
 //! connection.
 
+pub mod charts;
 #[cfg(feature = "aws")]
 pub mod deployment;
 mod pages;
@@ -24,7 +25,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use prmsync_engine::report::RunMode;
-use prmsync_engine::store::{LogFilter, Store};
+use prmsync_engine::store::{LogFilter, RunRecord, Store, StoreError, RUNS_LISTED};
 use prmsync_engine::{relink, RecordRef};
 use prmsync_mapping::{Integration, Level, LogCode, MappingConfig};
 use serde::Deserialize;
@@ -198,10 +199,24 @@ fn store_failure(e: impl std::fmt::Display) -> Response {
 }
 
 async fn sync_manager(State(c): State<Console>) -> Response {
-    match status::rows(c.store.as_ref(), &c.mapping).await {
-        Ok(rows) => pages::sync_manager(&c, &rows, &c.started.all()).into_response(),
+    let rows = match status::rows(c.store.as_ref(), &c.mapping).await {
+        Ok(rows) => rows,
+        Err(e) => return store_failure(e),
+    };
+    match history(c.store.as_ref()).await {
+        Ok(history) => pages::sync_manager(&c, &rows, &c.started.all(), &history).into_response(),
         Err(e) => store_failure(e),
     }
+}
+
+/// Each integration's runs of the charts' days, newest first.
+async fn history(store: &dyn Store) -> Result<Vec<(Integration, Vec<RunRecord>)>, StoreError> {
+    let since = chrono::Utc::now() - chrono::Duration::days(charts::DAYS);
+    let mut out = Vec::new();
+    for i in Integration::ALL {
+        out.push((i, store.runs_since(i, since, RUNS_LISTED).await?));
+    }
+    Ok(out)
 }
 
 /// A posted form's fields, in order (a checked box per selected row repeats its name).
@@ -302,10 +317,20 @@ async fn actions(State(c): State<Console>, body: axum::body::Bytes) -> Response 
     Redirect::to("/").into_response()
 }
 
-/// The runs started here, with the errors each has logged so far.
+/// The runs started here, with the errors each has logged so far and, while one runs,
+/// the records it has done so far (from its run record, saved as it advances).
 async fn runs_json(State(c): State<Console>) -> Response {
     let mut out = BTreeMap::new();
     for (name, run) in c.started.all() {
+        let records_done = match &run.report {
+            Some(r) => r.counts.records_done(),
+            None => match c.store.last_run(run.integration).await {
+                Ok(last) => last
+                    .filter(|r| r.run_id == run.run_id)
+                    .map_or(0, |r| r.counts.records_done()),
+                Err(e) => return store_failure(e),
+            },
+        };
         let errors = match c
             .store
             .entries(&LogFilter {
@@ -329,6 +354,7 @@ async fn runs_json(State(c): State<Console>) -> Response {
                 "counts": run.report.as_ref().map(|r| &r.counts),
                 "message": run.report.as_ref().and_then(|r| r.message.clone()),
                 "errors_so_far": errors,
+                "records_done": records_done,
             }),
         );
     }

@@ -119,11 +119,13 @@ fn started_line(run: &StartedRun) -> String {
 const FOLLOW_RUNS: &str = r#"
 (function(){
   function line(r){
-    if(!r.finished_at){return "running: "+r.errors_so_far+" errors so far";}
+    if(!r.finished_at){return "running: "+(r.records_done||0)+" records done, "+r.errors_so_far+" errors so far";}
     var c=r.counts||{};var n=function(a,b){return (c[a]&&b?c[a][b]:c[a])||0;};
     return r.status+": created "+n("created","crm")+" in Salesforce, "+n("created","prm")+" in the PRM; updated "+n("updated","crm")+"/"+n("updated","prm")+"; "+n("unchanged")+" unchanged; "+n("conflicts")+" conflicts; "+n("errors")+" errors";
   }
-  var followed=false;
+  // A run shown running when the page was drawn is followed, even if it ends before the
+  // first poll: the page is drawn again with its result.
+  var followed=Array.prototype.some.call(document.querySelectorAll("td[id^='run-']"),function(c){return c.textContent.indexOf("running")===0;});
   function poll(){
     fetch("/runs.json",{credentials:"same-origin"}).then(function(r){return r.json();}).then(function(runs){
       var going=false;
@@ -144,6 +146,10 @@ pub fn sync_manager(
     c: &Console,
     rows: &[Value],
     started: &BTreeMap<&'static str, StartedRun>,
+    history: &[(
+        prmsync_mapping::Integration,
+        Vec<prmsync_engine::store::RunRecord>,
+    )],
 ) -> Markup {
     let body = html! {
         form method="post" action="/actions" {
@@ -186,6 +192,7 @@ pub fn sync_manager(
             button type="submit" name="action" value="pause" { "Pause" }
             button type="submit" name="action" value="resume" { "Resume" }
         }
+        (crate::charts::section(history))
         script { (PreEscaped(FOLLOW_RUNS)) }
     };
     layout("Sync Manager", &c.source, body)

@@ -123,7 +123,7 @@ async fn run_object(
             allow_mass_change: options.allow_mass_change,
         }
     };
-    let out = crate::sweep::sweep(ctx, integration, run_id, writes, &window).await?;
+    let out = crate::sweep::sweep(ctx, integration, frame, writes, &window).await?;
     if !options.dry_run && out.stopped.is_none() {
         // Checkpoint: the cursors move only once every record read is done. Without any
         // record read, the cursor starts from the run's start so the next run is

@@ -396,13 +396,32 @@ pub struct RunRecord {
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
     pub status: crate::report::RunStatus,
+    /// What the run has done: its counts so far while it runs (saved as it advances),
+    /// then its final counts.
     pub counts: crate::report::Counts,
+    /// Salesforce's daily API usage as last seen when the record was saved (the
+    /// `Sforce-Limit-Info` header of the run's last call): None when no call reported it.
+    /// Records saved before it was kept read back without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_usage: Option<crate::ports::ApiUsage>,
 }
+
+/// The most run records [`Runs::runs_since`] returns for one integration.
+pub const RUNS_LISTED: usize = 500;
 
 #[async_trait]
 pub trait Runs: Send + Sync {
+    /// Saves a run record, replacing the one of the same run id and integration.
     async fn save_run(&self, run: &RunRecord) -> Result<(), StoreError>;
     async fn last_run(&self, integration: Integration) -> Result<Option<RunRecord>, StoreError>;
+    /// The runs of `integration` started at or after `since`, newest first, at most
+    /// `limit` of them (never more than [`RUNS_LISTED`]).
+    async fn runs_since(
+        &self,
+        integration: Integration,
+        since: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<RunRecord>, StoreError>;
 }
 
 /// One Integration Log entry (`docs/integration-log.md`).

@@ -35,9 +35,10 @@ use chrono::{DateTime, Utc};
 use prmsync_mapping::{CrmRecord, Integration, ObjectKind, PrmRecord};
 
 use crate::breaker::{crm_page, judge, survey, Gate, Read, ReadAhead, Survey};
+use crate::context::RunMode;
 use crate::context::{people_of_pending, SyncContext};
 use crate::error::{During, EngineError};
-use crate::frame::Window;
+use crate::frame::{RunFrame, Window};
 use crate::objects::ObjectSpec;
 use crate::pairing::{pair_page, PrmChanges};
 use crate::pass::{run_pass, PassInput};
@@ -95,6 +96,9 @@ struct Sweep<'a> {
     due_crm: Vec<String>,
     due_prm: Vec<String>,
     out: SweepOutcome,
+    /// The run whose record shows the counts so far after each pass (none when planning).
+    progress: Option<&'a RunFrame>,
+    mode: RunMode,
 }
 
 /// What a sweep does with its plan.
@@ -125,6 +129,7 @@ pub(crate) async fn plan_only(
         SweepWrites::PlanOnly,
         window,
         Cow::Borrowed(ahead),
+        None,
     ))
     .await
 }
@@ -157,20 +162,22 @@ pub(crate) async fn mass_change_check(
 }
 
 /// Runs the pass of `integration` over everything that changed in `window`, page by page.
+/// `frame`'s run record shows the counts so far after each pass.
 pub(crate) async fn sweep(
     ctx: &SyncContext,
     integration: Integration,
-    run_id: &str,
+    frame: &RunFrame,
     writes: SweepWrites,
     window: &Window,
 ) -> Result<SweepOutcome, EngineError> {
     sweep_with(
         ctx,
         integration,
-        run_id,
+        &frame.run_id,
         writes,
         window,
         Cow::Owned(ReadAhead::default()),
+        Some(frame),
     )
     .await
 }
@@ -182,6 +189,7 @@ async fn sweep_with<'a>(
     writes: SweepWrites,
     window: &Window,
     ahead: Cow<'a, ReadAhead>,
+    progress: Option<&'a RunFrame>,
 ) -> Result<SweepOutcome, EngineError> {
     let dry_run = !matches!(writes, SweepWrites::Make { .. });
     let spec = ObjectSpec::new(integration.object(), &ctx.mapping);
@@ -211,6 +219,8 @@ async fn sweep_with<'a>(
         due_crm: Vec::new(),
         due_prm: Vec::new(),
         out: SweepOutcome::default(),
+        progress: progress.filter(|_| writes != SweepWrites::PlanOnly),
+        mode: window.mode,
     };
     // On one machine runs are as far apart as their schedule: every record of the retry
     // set that is not parked is due.
@@ -330,6 +340,9 @@ impl Sweep<'_> {
             .await?;
         }
         self.out.counts.add(&out.counts);
+        if let Some(frame) = self.progress {
+            frame.progress(self.ctx, self.mode, &self.out.counts).await;
+        }
         self.out.planned.extend(out.planned);
         self.held.extend(out.held_back_entries);
         // The pass's entries are written while the next pass runs; one write at a time.

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use prmsync_engine::report::Counts;
 use prmsync_engine::store::{
-    ChunkRecord, Cursors, PlanCheckpoint, RunChunks, RunRecord, Runs, StoreError,
+    ChunkRecord, Cursors, PlanCheckpoint, RunChunks, RunRecord, Runs, StoreError, RUNS_LISTED,
 };
 use prmsync_mapping::Integration;
 use rusqlite::{params, OptionalExtension};
@@ -164,6 +164,34 @@ impl Runs for SqliteStore {
                 .map_err(backend)?;
             row.map(|(run_id, record)| read_run(integration, &run_id, &record))
                 .transpose()
+        })
+        .await
+    }
+
+    async fn runs_since(
+        &self,
+        integration: Integration,
+        since: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<RunRecord>, StoreError> {
+        let limit = limit.min(RUNS_LISTED) as i64;
+        self.call("runs_since", move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT run_id, record FROM runs WHERE integration = ?1 AND started_at >= ?2 \
+                     ORDER BY started_at DESC LIMIT ?3",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![integration.as_str(), ts(since), limit], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })
+                .map_err(backend)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(backend)?;
+            rows.iter()
+                .map(|(run_id, record)| read_run(integration, run_id, record))
+                .collect()
         })
         .await
     }

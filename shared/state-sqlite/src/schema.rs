@@ -176,6 +176,7 @@ mod tests {
                 finished_at: None,
                 status: prmsync_engine::RunStatus::Succeeded,
                 counts,
+                api_usage: None,
             }
         };
         // GIVEN a database of the earlier layout, where the last integration's record of a

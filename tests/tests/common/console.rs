@@ -6,10 +6,15 @@ use std::time::{Duration, Instant};
 use prmsync_console::runs::EngineRunner;
 use prmsync_console::Console;
 use prmsync_engine::store::Store;
+use prmsync_engine::Crm;
 use prmsync_mapping::MappingConfig;
+use prmsync_prm::PrmClient;
+use prmsync_salesforce::SalesforceClient;
 use prmsync_simulators::sandbox::{Sandbox, PRM_TOKEN, SF_CLIENT_ID, SF_CLIENT_SECRET};
 use prmsync_state_sqlite::SqliteStore;
 use serde_json::Value;
+
+use super::{CrmHooks, HookedCrm};
 
 pub struct Served {
     pub base: String,
@@ -28,7 +33,23 @@ pub async fn served(token: Option<&str>) -> Served {
 /// The sandbox's console over `store` (the DynamoDB tables on moto, for the AWS
 /// deployment's state).
 pub async fn served_on(store: Arc<dyn Store>, token: Option<&str>) -> Served {
-    let (sandbox, ctx) = sandbox_context(store.clone()).await;
+    served_with(store, token, Engine::default()).await
+}
+
+/// What a test changes about the engine behind the console.
+#[derive(Default)]
+pub struct Engine {
+    /// Salesforce as these hooks change it.
+    pub crm_hooks: Option<Arc<dyn CrmHooks>>,
+    /// Records per page of a Salesforce query (200 to 2,000; 2,000 when None).
+    pub query_batch_size: Option<u32>,
+    /// The mapping (the default one when None).
+    pub mapping: Option<MappingConfig>,
+}
+
+/// The sandbox's console over `store`, its engine changed as `engine` says.
+pub async fn served_with(store: Arc<dyn Store>, token: Option<&str>, engine: Engine) -> Served {
+    let (sandbox, ctx) = sandbox_context(store.clone(), engine).await;
     let console = Console::new(
         store.clone(),
         ctx.mapping.clone(),
@@ -39,8 +60,12 @@ pub async fn served_on(store: Arc<dyn Store>, token: Option<&str>) -> Served {
     serve(console, store, sandbox).await
 }
 
-/// The seeded sandbox's simulators, started, and a context over them and `store`.
-pub async fn sandbox_context(store: Arc<dyn Store>) -> (Sandbox, prmsync_engine::SyncContext) {
+/// The seeded sandbox's simulators, started, and a context over them and `store`, its
+/// engine changed as `engine` says.
+pub async fn sandbox_context(
+    store: Arc<dyn Store>,
+    engine: Engine,
+) -> (Sandbox, prmsync_engine::SyncContext) {
     let sandbox = Sandbox::seeded();
     let connection = prmsync_connect::Connection {
         salesforce_login_url: sandbox.salesforce.start().await.unwrap(),
@@ -53,9 +78,17 @@ pub async fn sandbox_context(store: Arc<dyn Store>) -> (Sandbox, prmsync_engine:
         prm_api_token: PRM_TOKEN.into(),
         prm_webhook_secret: None,
     };
-    let ctx = connection
-        .sync_context(MappingConfig::default(), store, "console-test")
-        .unwrap();
+    let mapping = engine.mapping.unwrap_or_default();
+    let mut sf = connection.salesforce_config(&mapping).unwrap();
+    if let Some(n) = engine.query_batch_size {
+        sf.query_batch_size = n;
+    }
+    let mut crm: Arc<dyn Crm> = Arc::new(SalesforceClient::new(sf).unwrap());
+    if let Some(hooks) = engine.crm_hooks {
+        crm = HookedCrm::wrap(crm, hooks);
+    }
+    let prm = Arc::new(PrmClient::new(connection.prm_config().unwrap()).unwrap());
+    let ctx = prmsync_connect::sync_context(crm, prm, store, mapping, "console-test");
     (sandbox, ctx)
 }
 
@@ -132,9 +165,9 @@ impl Served {
         page[at..at + 64].to_string()
     }
 
-    /// Follows a run started from the page until it ends (at most 90 s).
+    /// Follows a run started from the page until it ends (at most 4 minutes: moto serves one request at a time, and the suite runs beside it).
     pub async fn finished_run(&self, integration: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(90);
+        let deadline = Instant::now() + Duration::from_secs(240);
         loop {
             let (_, body) = self.get("/runs.json").await;
             let runs: Value = serde_json::from_str(&body).unwrap();

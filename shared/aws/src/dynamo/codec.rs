@@ -640,6 +640,41 @@ mod tests {
     }
 
     #[test]
+    fn a_run_item_saved_before_api_usage_was_kept_reads_back_without_it() {
+        let record = RunRecord {
+            run_id: "run-1".into(),
+            integration: Integration::Deals,
+            mode: prmsync_engine::RunMode::Incremental,
+            dry_run: false,
+            started_at: DateTime::parse_from_rfc3339("2026-12-01T10:00:00Z")
+                .expect("time")
+                .with_timezone(&Utc),
+            finished_at: None,
+            status: prmsync_engine::RunStatus::Running,
+            counts: Default::default(),
+            api_usage: Some(prmsync_engine::ports::ApiUsage { used: 1, max: 2 }),
+        };
+        let item = |record: &RunRecord| {
+            to_item(&RunItem {
+                pk: "RUN#deals".into(),
+                sk: "2026-12-01T10:00:00.000000Z#run-1".into(),
+                record: record.clone(),
+            })
+            .expect("encode")
+        };
+        let mut old = item(&record);
+        let Some(AttributeValue::M(map)) = old.get_mut("record") else {
+            panic!("the record is a map: {old:?}")
+        };
+        assert!(map.remove("api_usage").is_some(), "api_usage is kept");
+        let read = decode::<RunItem>(TABLE, old, "run record", CHECK_LAYOUT).expect("decode");
+        assert_eq!(read.record.api_usage, None);
+        assert_eq!(read.record.run_id, "run-1");
+        let read = decode::<RunItem>(TABLE, item(&record), "run record", CHECK_LAYOUT);
+        assert_eq!(read.expect("decode").record, record, "round trip");
+    }
+
+    #[test]
     fn a_link_item_with_an_unknown_state_is_corrupt_without_quoting_the_value() {
         let mut item = link_item();
         item.insert("state".into(), AttributeValue::S("Jane Roe".into()));

@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 use prmsync_engine::report::Counts;
 use prmsync_engine::store::{
-    ChunkRecord, Cursors, PlanCheckpoint, RunChunks, RunRecord, Runs, StoreError,
+    ChunkRecord, Cursors, PlanCheckpoint, RunChunks, RunRecord, Runs, StoreError, RUNS_LISTED,
 };
 use prmsync_mapping::Integration;
 
@@ -220,6 +220,46 @@ impl Runs for DynamoStore {
                     .map(|r| r.record)
             })
             .transpose()
+    }
+
+    /// A Query of the integration's run items (`RUN#<integration>`) whose sort key (the
+    /// start time, then the run id) is at or after `since`, newest first.
+    async fn runs_since(
+        &self,
+        integration: Integration,
+        since: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<RunRecord>, StoreError> {
+        let limit = limit.min(RUNS_LISTED);
+        let mut out = Vec::new();
+        let mut start: Option<Item> = None;
+        while out.len() < limit {
+            let resp = self
+                .client
+                .query()
+                .table_name(&self.state_table)
+                .key_condition_expression("pk = :pk AND sk >= :since")
+                .expression_attribute_values(":pk", sv(format!("RUN#{}", integration.as_str())))
+                .expression_attribute_values(":since", sv(ts(since)))
+                .scan_index_forward(false)
+                .limit((limit - out.len()) as i32)
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| self.aws(Table::State, "Query", e))?;
+            for i in resp.items.unwrap_or_default() {
+                out.push(
+                    decode::<RunItem>(&self.state_table, i, "run record", CHECK_LAYOUT)?.record,
+                );
+            }
+            match resp.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => break,
+            }
+        }
+        out.truncate(limit);
+        Ok(out)
     }
 }
 

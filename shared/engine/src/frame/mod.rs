@@ -139,7 +139,7 @@ impl RunFrame {
     pub async fn begin(&self, ctx: &SyncContext) {
         let _ = ctx
             .store
-            .save_run(&self.record(RunStatus::Running, Counts::default()))
+            .save_run(&self.record(ctx, RunStatus::Running, Counts::default()))
             .await;
         let m = format!(
             "{} run of {} started{}",
@@ -202,7 +202,8 @@ impl RunFrame {
         }
     }
 
-    fn record(&self, status: RunStatus, counts: Counts) -> RunRecord {
+    /// The run record as it stands, with Salesforce's API usage last seen.
+    fn record(&self, ctx: &SyncContext, status: RunStatus, counts: Counts) -> RunRecord {
         RunRecord {
             run_id: self.run_id.clone(),
             integration: self.integration,
@@ -212,6 +213,28 @@ impl RunFrame {
             finished_at: (status != RunStatus::Running).then(Utc::now),
             status,
             counts,
+            api_usage: ctx.crm.usage(),
+        }
+    }
+
+    /// Saves the run's counts so far to its run record, still running (`mode` as its
+    /// read window decided), so that the Sync Manager shows how far it has gone. A run
+    /// reports after each pass of records (at most a page of them); a record that cannot
+    /// be saved is left for the next report or the end of the run.
+    pub async fn progress(&self, ctx: &SyncContext, mode: RunMode, counts: &Counts) {
+        if self.kind != FrameKind::Run {
+            return;
+        }
+        let mut counts = counts.clone();
+        keep_drift_of(mode, &mut counts);
+        let mut record = self.record(ctx, RunStatus::Running, counts);
+        record.mode = mode;
+        if let Err(e) = ctx.store.save_run(&record).await {
+            tracing::warn!(
+                run_id = self.run_id.as_str(),
+                integration = self.integration.as_str(),
+                "could not save the run's progress: {e}"
+            );
         }
     }
 
@@ -280,7 +303,7 @@ impl RunFrame {
             report.fail(&EngineError::from(e).during("could not write the Integration Log"));
         }
         if self.kind == FrameKind::Run {
-            let mut record = self.record(report.status, report.counts.clone());
+            let mut record = self.record(ctx, report.status, report.counts.clone());
             record.mode = report.mode;
             let _ = ctx.store.save_run(&record).await;
         }
@@ -290,8 +313,12 @@ impl RunFrame {
 
 /// Only a reconcile reports drift: other runs close with 0 (see `Counts::drift`).
 fn keep_drift_of_reconcile(report: &mut RunReport) {
-    if report.mode != RunMode::Reconcile {
-        report.counts.drift = 0;
+    keep_drift_of(report.mode, &mut report.counts);
+}
+
+fn keep_drift_of(mode: RunMode, counts: &mut Counts) {
+    if mode != RunMode::Reconcile {
+        counts.drift = 0;
     }
 }
 
@@ -391,9 +418,7 @@ pub(crate) async fn close_planned(
     move_cursors(ctx, record.integration, crm_cursor, prm_cursor).await?;
     mark_read_all(ctx, record.integration, record.mode, record.started_at).await?;
     let mut record = record;
-    if record.mode != RunMode::Reconcile {
-        record.counts.drift = 0;
-    }
+    keep_drift_of(record.mode, &mut record.counts);
     let report = RunReport {
         run_id: record.run_id.clone(),
         integration: record.integration,
@@ -449,6 +474,7 @@ pub async fn close_run(
         finished_at: Some(Utc::now()),
         status: RunStatus::Succeeded,
         counts,
+        api_usage: ctx.crm.usage(),
     };
     let report = close_planned(
         ctx,

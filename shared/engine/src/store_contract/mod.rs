@@ -26,7 +26,7 @@ use crate::store::Store;
 
 pub use links::{children_pending, linked_ids, links, links_in_batches, rejections};
 pub use log::log;
-pub use runs::{checkpoints, cursors, run_chunks, runs, take_checkpoint};
+pub use runs::{checkpoints, cursors, run_chunks, runs, runs_since, take_checkpoint};
 pub use state::{api_hold, deliveries, leases, pauses, retry_set};
 
 /// Every contract, one after another.
@@ -40,6 +40,7 @@ pub async fn all(store: &dyn Store) {
     leases(store).await;
     pauses(store).await;
     runs(store).await;
+    runs_since(store).await;
     log(store).await;
     rejections(store).await;
     take_checkpoint(store).await;

@@ -5,7 +5,7 @@ use chrono::{DateTime, Duration, Utc};
 use prmsync_mapping::Integration;
 
 use super::{micros, s};
-use crate::ports::ChangeFrom;
+use crate::ports::{ApiUsage, ChangeFrom};
 use crate::report::{Counts, PerSide, RunStatus};
 use crate::store::{ChunkRecord, PlanCheckpoint, RunRecord, SideProgress, Store};
 use crate::RunMode;
@@ -123,6 +123,7 @@ fn run(run_id: &str, integration: Integration, started_at: DateTime<Utc>) -> Run
         finished_at: None,
         status: RunStatus::Running,
         counts: Counts::default(),
+        api_usage: None,
     }
 }
 
@@ -159,6 +160,10 @@ pub async fn runs(store: &dyn Store) {
     done.dry_run = true;
     done.mode = RunMode::Reconcile;
     done.finished_at = Some(micros(now));
+    done.api_usage = Some(ApiUsage {
+        used: 4_321,
+        max: 15_000,
+    });
     done.counts = Counts {
         created: PerSide { crm: 3, prm: 1 },
         updated: PerSide { crm: 2, prm: 5 },
@@ -216,6 +221,64 @@ pub async fn runs(store: &dyn Store) {
             r.integration
         );
     }
+}
+
+/// Listing the runs since a time: an integration's own, started at or after it, newest
+/// first, at most as many as asked, each whole (its API usage too). Uses `People`, ten
+/// days ahead (no other contract saves runs then).
+pub async fn runs_since(store: &dyn Store) {
+    let i = Integration::People;
+    let base = micros(Utc::now() + Duration::days(10));
+    let since = base - Duration::hours(24);
+    assert_eq!(
+        store.runs_since(i, since, 10).await.expect("runs since"),
+        Vec::new(),
+        "no run at first"
+    );
+    // Older than `since`, another integration's, then five runs from `since` on.
+    store
+        .save_run(&run("run-s-old", i, since - Duration::microseconds(1)))
+        .await
+        .expect("save");
+    store
+        .save_run(&run("run-s-deals", Integration::Deals, base))
+        .await
+        .expect("save");
+    let mut saved = Vec::new();
+    for n in 0..5 {
+        let mut r = run(&format!("run-s-{n}"), i, since + Duration::hours(4 * n));
+        r.status = RunStatus::Succeeded;
+        r.finished_at = Some(r.started_at + Duration::minutes(1));
+        r.counts.updated.crm = n as u64;
+        r.counts.errors = 1;
+        r.api_usage = Some(ApiUsage {
+            used: 100 * (n as u64 + 1),
+            max: 15_000,
+        });
+        store.save_run(&r).await.expect("save");
+        saved.push(r);
+    }
+    saved.reverse();
+    assert_eq!(
+        store.runs_since(i, since, 10).await.expect("runs since"),
+        saved,
+        "the runs started at or after `since`, newest first, whole; not older ones, not \
+         another integration's"
+    );
+    assert_eq!(
+        store.runs_since(i, since, 2).await.expect("runs since"),
+        saved[..2].to_vec(),
+        "at most `limit` runs: the newest"
+    );
+    // A run saved again as it advances is listed once, as saved last.
+    let mut going = saved[0].clone();
+    going.status = RunStatus::Running;
+    going.finished_at = None;
+    going.counts.unchanged = 7;
+    store.save_run(&going).await.expect("update");
+    let listed = store.runs_since(i, since, 10).await.expect("runs since");
+    assert_eq!(listed.len(), 5, "one record per run: {listed:?}");
+    assert_eq!(listed[0], going, "a run's record is as saved last");
 }
 
 /// Taking a checkpoint: only with its own run id, whole, once. Uses `Deals`.
