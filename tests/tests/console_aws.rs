@@ -31,7 +31,6 @@ async fn run_now_invokes_the_functions_and_follows_the_run_until_the_workers_clo
     let (deps, invocations) = moto.deps(ctx);
     let deps = Arc::new(deps);
     let lambda = LambdaApi::serve(deps.clone()).await;
-    let _workers = moto.workers(deps.clone(), invocations);
     let deployment = Deployment::new(
         lambda.client().await,
         moto.sqs.clone(),
@@ -42,6 +41,17 @@ async fn run_now_invokes_the_functions_and_follows_the_run_until_the_workers_clo
     let mut runner = DeploymentRunner::new(deployment, store.clone());
     runner.poll = Duration::from_millis(100);
     let console = Console::new(store.clone(), mapping, Arc::new(runner), "AWS", None);
+    // 250 more flagged Accounts: the run is two chunks of at most 200
+    for n in 0..250 {
+        let fields = serde_json::json!({
+            "Name": format!("Chunked {n} Ltd"),
+            "PRM_Sync__c": true,
+            "PRM_Organization_Status__c": "Active Partner",
+        });
+        sandbox
+            .salesforce
+            .insert("Account", fields.as_object().unwrap().clone());
+    }
     let s = common::console::serve(console, store.clone(), sandbox).await;
     let csrf = s.csrf().await;
 
@@ -55,6 +65,30 @@ async fn run_now_invokes_the_functions_and_follows_the_run_until_the_workers_clo
         ],
     )
     .await;
+    // the planner queued the chunks; one worker finishes the first: the page shows the
+    // run going with the records of that chunk done
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let running = loop {
+        let (_, body) = s.get("/runs.json").await;
+        let runs: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let run = runs["organizations"].clone();
+        assert!(run["finished_at"].is_null(), "no worker ran yet: {runs}");
+        if !moto.worker_batch_of(&deps, 1).await.is_empty() {
+            let (_, body) = s.get("/runs.json").await;
+            let runs: serde_json::Value = serde_json::from_str(&body).unwrap();
+            break runs["organizations"].clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the planner queued nothing: {runs}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(running["finished_at"].is_null(), "{running}");
+    let done = running["records_done"].as_u64().unwrap();
+    assert!((1..=400).contains(&done), "one chunk's records: {running}");
+    // the rest by the workers, as Lambda's event source would
+    let _workers = moto.workers(deps.clone(), invocations);
     let run = s.finished_run("organizations").await;
     assert_eq!(run["status"], "succeeded", "{run}");
     let invoked = lambda.invoked();
@@ -76,7 +110,8 @@ async fn run_now_invokes_the_functions_and_follows_the_run_until_the_workers_clo
     assert_eq!(record.run_id, run["run_id"].as_str().unwrap());
     let created = run["counts"]["created"]["prm"].as_u64().unwrap()
         + run["counts"]["created"]["crm"].as_u64().unwrap();
-    assert!(created > 0, "{run}");
+    assert!(created > 250, "{run}");
+    assert!(run["records_done"].as_u64().unwrap() > done, "{run}");
     assert_eq!(
         serde_json::to_value(&record.counts).unwrap(),
         run["counts"],

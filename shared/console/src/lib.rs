@@ -324,10 +324,8 @@ async fn runs_json(State(c): State<Console>) -> Response {
     for (name, run) in c.started.all() {
         let records_done = match &run.report {
             Some(r) => r.counts.records_done(),
-            None => match c.store.last_run(run.integration).await {
-                Ok(last) => last
-                    .filter(|r| r.run_id == run.run_id)
-                    .map_or(0, |r| r.counts.records_done()),
+            None => match records_done_so_far(c.store.as_ref(), &run).await {
+                Ok(n) => n,
                 Err(e) => return store_failure(e),
             },
         };
@@ -359,6 +357,25 @@ async fn runs_json(State(c): State<Console>) -> Response {
         );
     }
     Json(out).into_response()
+}
+
+/// The records a running run has done so far: its run record's counts (a one-machine
+/// run saves them after each page), or on AWS the counts of the chunks the workers have
+/// finished (the run record is summed only when the last chunk closes it).
+async fn records_done_so_far(store: &dyn Store, run: &runs::StartedRun) -> Result<u64, StoreError> {
+    let saved = store
+        .last_run(run.integration)
+        .await?
+        .filter(|r| r.run_id == run.run_id)
+        .map_or(0, |r| r.counts.records_done());
+    let chunks: u64 = store
+        .run_chunks(run.integration, &run.run_id)
+        .await?
+        .iter()
+        .filter(|c| c.done)
+        .map(|c| c.counts.records_done())
+        .sum();
+    Ok(saved.max(chunks))
 }
 
 /// The Integration Log's filters, from the address.

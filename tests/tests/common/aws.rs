@@ -192,11 +192,16 @@ impl Moto {
     /// counts: done messages are deleted, reported failures made visible again. Returns
     /// the bodies delivered.
     pub async fn worker_batch(&self, deps: &Deps) -> Vec<String> {
+        self.worker_batch_of(deps, 10).await
+    }
+
+    /// [`worker_batch`](Self::worker_batch) over at most `max` messages.
+    pub async fn worker_batch_of(&self, deps: &Deps, max: i32) -> Vec<String> {
         let messages = self
             .sqs
             .receive_message()
             .queue_url(&self.queue_url)
-            .max_number_of_messages(10)
+            .max_number_of_messages(max)
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
             .send()
             .await
