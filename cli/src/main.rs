@@ -3,7 +3,6 @@
 
 mod commands;
 mod connect;
-mod duration;
 mod exit;
 mod output;
 

@@ -635,3 +635,62 @@ async fn a_run_from_the_page_shows_its_records_done_as_it_goes_on_aws() {
     let moto = common::aws::Moto::new(5).await;
     a_run_shows_its_records_done_while_it_runs(moto.store.clone()).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_is_filtered_by_time() {
+    let s = served(None).await;
+    let entry = |id: &str, age: chrono::Duration| prmsync_engine::LogEntry {
+        id: id.into(),
+        time: chrono::Utc::now() - age,
+        run_id: "run-time".into(),
+        integration: Integration::Deals,
+        level: prmsync_mapping::Level::Error,
+        code: prmsync_mapping::LogCode::DealNoPrimaryContact,
+        object: None,
+        crm_id: Some(format!("006{id}")),
+        prm_id: None,
+        link: None,
+        message: format!("entry {id}"),
+        fix: "a fix".into(),
+        details: Value::Null,
+        acknowledged: false,
+    };
+    s.store
+        .append(&[
+            entry("recent", chrono::Duration::minutes(10)),
+            entry("yesterday", chrono::Duration::hours(30)),
+            entry("lastmonth", chrono::Duration::days(20)),
+        ])
+        .await
+        .unwrap();
+    let shown = |page: &str| {
+        ["recent", "yesterday", "lastmonth"]
+            .into_iter()
+            .filter(|id| page.contains(&format!("entry {id}")))
+            .collect::<Vec<_>>()
+    };
+    let (_, all) = s.get("/log?run=run-time").await;
+    assert_eq!(shown(&all), ["recent", "yesterday", "lastmonth"]);
+    let (_, day) = s.get("/log?run=run-time&since=24h").await;
+    assert_eq!(shown(&day), ["recent"]);
+    let (_, week) = s.get("/log?run=run-time&since=7d").await;
+    assert_eq!(shown(&week), ["recent", "yesterday"]);
+    assert!(week.contains(r#"<option value="7d" selected>"#), "{week}");
+    // acknowledging all that match acknowledges only those of the time asked for
+    let csrf = s.csrf().await;
+    s.post(
+        "/log/ack",
+        &[
+            ("csrf", &csrf),
+            ("all", "1"),
+            ("run", "run-time"),
+            ("since", "24h"),
+        ],
+    )
+    .await;
+    let (_, open) = s.get("/log?run=run-time&open=1").await;
+    assert_eq!(shown(&open), ["yesterday", "lastmonth"]);
+    let (status, bad) = s.get("/log?since=soon").await;
+    assert_eq!(status, 400);
+    assert!(bad.contains("30m, 2h or 7d"), "{bad}");
+}

@@ -116,7 +116,7 @@ pub async fn run(args: LogArgs) -> Result<ExitCode> {
             .since
             .as_deref()
             .map(|s| {
-                crate::duration::parse(s)
+                prmsync_mapping::duration::parse(s)
                     .map(|d| Utc::now() - d)
                     .map_err(|e| anyhow!(e))
             })

@@ -252,6 +252,7 @@ impl Fields {
             record: get("record"),
             run: get("run"),
             open: get("open"),
+            since: get("since"),
             page: None,
         }
     }
@@ -388,15 +389,43 @@ pub struct LogQuery {
     pub run: Option<String>,
     /// Only entries not acknowledged (`open=1`).
     pub open: Option<String>,
+    /// Only entries of the last `since` (`1h`, `24h`, `7d`...).
+    pub since: Option<String>,
     pub page: Option<usize>,
 }
 
 impl LogQuery {
-    fn filter(&self) -> LogFilter {
+    /// The filter's fields by name, as the address and the forms carry them.
+    pub fn pairs(&self) -> [(&'static str, &Option<String>); 7] {
+        [
+            ("integration", &self.integration),
+            ("level", &self.level),
+            ("code", &self.code),
+            ("record", &self.record),
+            ("run", &self.run),
+            ("open", &self.open),
+            ("since", &self.since),
+        ]
+    }
+
+    /// The store's filter, or what is wrong with the time asked for.
+    fn filter(&self) -> Result<LogFilter, String> {
         fn some(v: &Option<String>) -> Option<&str> {
             v.as_deref().map(str::trim).filter(|s| !s.is_empty())
         }
-        LogFilter {
+        let since = match some(&self.since) {
+            None => None,
+            Some(text) => {
+                let d = prmsync_mapping::duration::parse(text)?;
+                Some(
+                    chrono::Utc::now()
+                        .checked_sub_signed(d)
+                        .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC),
+                )
+            }
+        };
+        Ok(LogFilter {
+            since,
             integration: some(&self.integration).and_then(Integration::parse),
             min_level: some(&self.level).and_then(Level::parse),
             code: some(&self.code).and_then(LogCode::parse),
@@ -404,12 +433,22 @@ impl LogQuery {
             record_id: some(&self.record).map(str::to_string),
             unacknowledged: some(&self.open).is_some(),
             ..Default::default()
-        }
+        })
     }
 }
 
 async fn log_page(State(c): State<Console>, Query(q): Query<LogQuery>) -> Response {
-    let entries = match c.store.entries(&q.filter()).await {
+    let filter = match q.filter() {
+        Ok(f) => f,
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                pages::error_page(&format!("the time filter: {e}")),
+            )
+                .into_response()
+        }
+    };
+    let entries = match c.store.entries(&filter).await {
         Ok(e) => e,
         Err(e) => return store_failure(e),
     };
@@ -435,7 +474,16 @@ async fn acknowledge(State(c): State<Console>, body: axum::body::Bytes) -> Respo
     }
     let query = form.query();
     let ids: Vec<String> = if form.one("all").is_some() {
-        match c.store.entries(&query.filter()).await {
+        let Ok(filter) = query.filter() else {
+            return (
+                StatusCode::BAD_REQUEST,
+                pages::error_page(
+                    "the time filter cannot be read: go back to the log and filter again",
+                ),
+            )
+                .into_response();
+        };
+        match c.store.entries(&filter).await {
             Ok(e) => e.into_iter().map(|e| e.id).collect(),
             Err(e) => return store_failure(e),
         }

@@ -199,16 +199,17 @@ pub fn sync_manager(
 }
 
 /// `?integration=..&...` of a filter (empty when none).
+/// The time filter's choices (any other `since=` given in the address is kept).
+const SINCE: &[(&str, &str)] = &[
+    ("1h", "last hour"),
+    ("24h", "last 24 hours"),
+    ("7d", "last 7 days"),
+    ("30d", "last 30 days"),
+];
+
 pub fn query_string(q: &LogQuery) -> String {
     let mut parts = url::form_urlencoded::Serializer::new(String::new());
-    for (k, v) in [
-        ("integration", &q.integration),
-        ("level", &q.level),
-        ("code", &q.code),
-        ("record", &q.record),
-        ("run", &q.run),
-        ("open", &q.open),
-    ] {
+    for (k, v) in q.pairs() {
         if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
             parts.append_pair(k, v);
         }
@@ -223,7 +224,7 @@ pub fn query_string(q: &LogQuery) -> String {
 
 fn filter_hidden(q: &LogQuery) -> Markup {
     html! {
-        @for (k, v) in [("integration", &q.integration), ("level", &q.level), ("code", &q.code), ("record", &q.record), ("run", &q.run), ("open", &q.open)] {
+        @for (k, v) in q.pairs() {
             @if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) { input type="hidden" name=(k) value=(v); }
         }
     }
@@ -269,6 +270,16 @@ pub fn log_page(c: &Console, q: &LogQuery, entries: &[LogEntry], open: &[LogEntr
             label { "Record " input name="record" value=(q.record.clone().unwrap_or_default()) size="20"; }
             " "
             label { "Run " input name="run" value=(q.run.clone().unwrap_or_default()) size="20"; }
+            " "
+            label { "Time " select name="since" {
+                option value="" { "any time" }
+                @for (v, text) in SINCE {
+                    option value=(v) selected[q.since.as_deref() == Some(*v)] { (text) }
+                }
+                @if let Some(other) = q.since.as_deref().filter(|s| !s.is_empty() && !SINCE.iter().any(|(v, _)| v == s)) {
+                    option value=(other) selected { "last " (other) }
+                }
+            } }
             " "
             label { input type="checkbox" name="open" value="1" checked[q.open.is_some()]; " open only" }
             " "

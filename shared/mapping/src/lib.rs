@@ -14,6 +14,7 @@
 pub mod codes;
 pub mod config;
 pub mod deals;
+pub mod duration;
 pub mod mask;
 pub mod merge;
 pub mod record;

@@ -1,4 +1,5 @@
-//! Durations given on the command line (`--since 2h`).
+//! Durations as an operator writes them (`prmsync log --since 2h`, the console's log
+//! filter).
 
 use chrono::Duration;
 
@@ -11,18 +12,18 @@ pub fn parse(s: &str) -> Result<Duration, String> {
         format!("`{s}` is not a duration: write a number and a unit, like 30m, 2h or 7d")
     })?;
     let d = match unit {
-        "s" => Duration::seconds(n),
-        "m" => Duration::minutes(n),
-        "h" | "" => Duration::hours(n),
-        "d" => Duration::days(n),
-        "w" => Duration::weeks(n),
+        "s" => Duration::try_seconds(n),
+        "m" => Duration::try_minutes(n),
+        "h" | "" => Duration::try_hours(n),
+        "d" => Duration::try_days(n),
+        "w" => Duration::try_weeks(n),
         other => {
             return Err(format!(
                 "unknown unit `{other}` in `{s}`: use s, m, h, d or w"
             ))
         }
     };
-    Ok(d)
+    d.ok_or_else(|| format!("`{s}` is too long a duration: give at most a few years, like 52w"))
 }
 
 #[cfg(test)]
@@ -33,5 +34,8 @@ mod tests {
         assert_eq!(super::parse("7d").unwrap(), chrono::Duration::days(7));
         assert!(super::parse("soon").unwrap_err().contains("30m"));
         assert!(super::parse("3y").unwrap_err().contains("unit"));
+        assert!(super::parse("9223372036854775807w")
+            .unwrap_err()
+            .contains("too long"));
     }
 }
