@@ -240,6 +240,7 @@ impl Connection {
         let mut cfg = SalesforceConfig::new(login_url, self.auth()?);
         cfg.api_version = mapping.salesforce.api_version.clone();
         cfg.bulk_query_threshold = mapping.salesforce.bulk_query_threshold;
+        cfg.client_name = mapping.salesforce.client_name.clone();
         cfg.jwt_audience = given(&self.salesforce_jwt_audience).map(str::to_string);
         Ok(cfg)
     }

@@ -8,6 +8,8 @@
 //! - [`report`]: what a run did (counts, status, failure class).
 //! - [`store`]: links, cursors, leases, runs, chunks, the retry set and the Integration Log.
 //! - [`context`]: the [`SyncContext`] every use case runs with, and shared reads.
+//! - [`change_events`]: Salesforce change events (Change Data Capture on AWS): the
+//!   records a batch names, read fresh and synced as chunks; prmsync's own dropped.
 //! - [`retry`]: the retry set, for both deployments: records whose write failed for a
 //!   passing reason, retried alone, parked after their last attempt.
 //! - [`pairing`]: which records of the two sides sync together (links, named ids, match
@@ -28,6 +30,7 @@
 //! - `store_contract` (feature `testing`): the tests every [`Store`] implementation passes.
 
 pub mod breaker;
+pub mod change_events;
 pub mod check;
 pub mod chunk;
 pub mod context;

@@ -241,15 +241,31 @@ pub struct SalesforceSettings {
     /// A change read of more records than this uses a Bulk API 2.0 query job when that
     /// takes fewer API calls than REST query pages; 0 = never.
     pub bulk_query_threshold: u64,
+    /// The client name every Salesforce call carries (`Sforce-Call-Options: client=...`):
+    /// Change Data Capture names it in `changeOrigin`, so prmsync's own writes are known
+    /// and their change events dropped.
+    pub client_name: String,
 }
+
+/// The client name prmsync's calls carry when the mapping names none.
+pub const DEFAULT_CLIENT_NAME: &str = "prmsync";
 
 impl Default for SalesforceSettings {
     fn default() -> Self {
         Self {
             api_version: "62.0".into(),
             bulk_query_threshold: 10_000,
+            client_name: DEFAULT_CLIENT_NAME.into(),
         }
     }
+}
+
+/// A client name Salesforce takes in `Sforce-Call-Options` and writes back in
+/// `changeOrigin` unchanged: 1 to 40 letters, digits, `_` or `-`.
+pub fn is_client_name(s: &str) -> bool {
+    (1..=40).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 /// What the logs show of record values (`[log]`; `docs/integration-log.md`).
@@ -389,6 +405,17 @@ impl MappingConfig {
             message,
             fix: fix.to_string(),
         };
+        if !is_client_name(&raw.salesforce.client_name) {
+            return Err(invalid(
+                src.find("client_name").unwrap_or(0),
+                format!(
+                    "client_name = {:?} is not a Salesforce client name",
+                    raw.salesforce.client_name
+                ),
+                "use 1 to 40 letters, digits, `_` or `-` (the default is prmsync): it names \
+                 prmsync's calls in Change Data Capture events",
+            ));
+        }
         if !(1..=64).contains(&raw.sync.prm_concurrency) {
             return Err(invalid(
                 src.find("prm_concurrency").unwrap_or(0),

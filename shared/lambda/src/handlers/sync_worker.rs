@@ -5,9 +5,14 @@
 //! failed (`ReportBatchItemFailures`): after the queue's maxReceiveCount a malformed
 //! message rests in the dead-letter queue; it never fails its neighbours. A chunk that
 //! closes its run starts the integrations planned after it (an `all` run's people).
+//!
+//! Salesforce change events (Change Data Capture through Event Relay and an EventBridge
+//! rule, `docs/salesforce-setup.md`) arrive on the same queue: the records a batch of them
+//! names are read fresh and synced as chunks ([`prmsync_engine::change_events`]).
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::StreamExt;
+use prmsync_engine::change_events;
 use prmsync_engine::chunk::Chunk;
 use prmsync_engine::context::entry;
 use prmsync_engine::store::record_log;
@@ -30,15 +35,33 @@ fn receive_count(message: &SqsMessage) -> u32 {
 }
 
 pub async fn handle(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
-    let results: Vec<(String, bool)> = futures::stream::iter(
-        event
-            .records
+    // Salesforce change events are gathered across the batch (one read per object);
+    // everything else is a chunk.
+    let mut changes = Vec::new();
+    let mut messages = Vec::new();
+    for message in event.records {
+        let body = message.body.as_deref().unwrap_or_default();
+        match change_events::parse(body) {
+            Some(Ok(e)) => changes.push((message, e)),
+            Some(Err(e)) => {
+                let id = message.message_id.clone().unwrap_or_default();
+                tracing::error!(code = "change_event_malformed", message_id = id.as_str(), "{e}");
+                messages.push(message);
+            }
+            None => messages.push(message),
+        }
+    }
+    let mut results: Vec<(String, bool)> = futures::stream::iter(
+        messages
             .into_iter()
             .map(|message| async move { work(deps, message).await }),
     )
     .buffer_unordered(CONCURRENCY)
     .collect()
     .await;
+    if !changes.is_empty() {
+        results.extend(work_changes(deps, changes).await);
+    }
     let mut response = SqsBatchResponse::default();
     for (id, ok) in results {
         if !ok {
@@ -46,6 +69,91 @@ pub async fn handle(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
         }
     }
     response
+}
+
+/// Syncs the records a batch of change events names, read fresh (one read per object and
+/// side per 200 records), as chunks: prmsync's own changes are dropped before any call,
+/// an overflow runs its object soon. A message is reported failed only when a chunk with
+/// its records could not be recorded.
+async fn work_changes(
+    deps: &Deps,
+    changes: Vec<(SqsMessage, change_events::ChangeEvent)>,
+) -> Vec<(String, bool)> {
+    let ids: Vec<String> = changes
+        .iter()
+        .map(|(m, _)| m.message_id.clone().unwrap_or_default())
+        .collect();
+    let receive = changes
+        .iter()
+        .map(|(m, _)| receive_count(m))
+        .max()
+        .unwrap_or(1);
+    let events: Vec<(usize, change_events::ChangeEvent)> = changes
+        .into_iter()
+        .enumerate()
+        .map(|(i, (_, e))| (i, e))
+        .collect();
+    let batch = change_events::gather(&events, &deps.ctx.mapping.salesforce.client_name);
+    let run_id = format!("changes-{}", ids.first().map(String::as_str).unwrap_or("batch"));
+    let mut failed = std::collections::BTreeSet::new();
+    for (chunk, from) in change_events::chunks(&batch, &run_id) {
+        let outcome = work_chunk(
+            &deps.ctx,
+            deps.queue.as_ref(),
+            &chunk,
+            Delivery {
+                receive_count: receive,
+            },
+        )
+        .await;
+        if let Err(e) = outcome {
+            tracing::error!(code = "chunk_not_recorded", run_id = run_id.as_str(), "{e}; the change events are delivered again");
+            failed.extend(from);
+        }
+    }
+    for kind in &batch.overflow {
+        run_soon(deps, *kind).await;
+    }
+    tracing::info!(
+        code = "change_events_worked",
+        run_id = run_id.as_str(),
+        events = ids.len(),
+        echoes = batch.echoes,
+        records = batch.records.values().map(|(r, _)| r.len()).sum::<usize>(),
+        overflow = batch.overflow.len(),
+        other_objects = batch.other_objects,
+        bad_ids = batch.bad_ids
+    );
+    ids.into_iter()
+        .enumerate()
+        .map(|(i, id)| (id, !failed.contains(&i)))
+        .collect()
+}
+
+/// An overflow event names no record: organizations and people are planned now by the
+/// planner function (an incremental run reads what changed); deals wait for deal-import's
+/// next scheduled run, which reads them the same way.
+async fn run_soon(deps: &Deps, kind: prmsync_mapping::ObjectKind) {
+    let integration = prmsync_engine::context::integration_of(kind);
+    let planned = matches!(
+        integration,
+        prmsync_mapping::Integration::Organizations | prmsync_mapping::Integration::People
+    );
+    match (&deps.relaunch, planned) {
+        (Some(planner), true) => {
+            let payload = json!({"integration": integration.as_str(), "mode": "incremental"});
+            match planner.relaunch(&payload).await {
+                Ok(()) => tracing::info!(code = "change_overflow_planned", integration = integration.as_str()),
+                Err(e) => tracing::error!(code = "plan_not_started", integration = integration.as_str(), "{e}"),
+            }
+        }
+        _ => tracing::warn!(
+            code = "change_overflow_scheduled",
+            integration = integration.as_str(),
+            "too many {} changes for change events: the next scheduled run reads them",
+            kind.crm_object()
+        ),
+    }
 }
 
 /// Works one message; false when it must be delivered again.

@@ -61,6 +61,9 @@ pub struct SalesforceConfig {
     pub bulk_query_threshold: u64,
     /// Polling and result paging of those jobs.
     pub bulk_query: crate::BulkQueryOptions,
+    /// Sent on every call as `Sforce-Call-Options: client=<name>`; Change Data Capture
+    /// names it in `changeOrigin`.
+    pub client_name: String,
 }
 
 impl SalesforceConfig {
@@ -80,6 +83,7 @@ impl SalesforceConfig {
             jwt_audience: None,
             bulk_query_threshold: 10_000,
             bulk_query: crate::BulkQueryOptions::default(),
+            client_name: "prmsync".into(),
         }
     }
 }
@@ -129,6 +133,12 @@ impl SalesforceClient {
             return Err(SfError::Config(format!(
                 "api_version {:?} is not a version like 62.0",
                 cfg.api_version
+            )));
+        }
+        if !prmsync_mapping::config::is_client_name(&cfg.client_name) {
+            return Err(SfError::Config(format!(
+                "client_name {:?} is not a Salesforce client name: use 1 to 40 letters, digits, `_` or `-`",
+                cfg.client_name
             )));
         }
         let data_prefix = format!("/services/data/v{version}");

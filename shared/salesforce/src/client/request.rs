@@ -161,6 +161,10 @@ impl SalesforceClient {
             if !own_accept {
                 rb = rb.header(ACCEPT, "application/json");
             }
+            rb = rb.header(
+                "Sforce-Call-Options",
+                format!("client={}", self.inner.cfg.client_name),
+            );
             if !query.is_empty() {
                 rb = rb.query(query);
             }

@@ -18,6 +18,7 @@
 
 mod auth;
 mod bulk;
+pub mod cdc;
 mod error;
 mod faults;
 mod routes;
@@ -240,6 +241,47 @@ impl SalesforceSim {
     /// its Contacts and Opportunities (for Accounts) move to the master.
     pub fn merge(&self, object: &str, master_id: &str, loser_id: &str) {
         let _ = self.lock().store.merge(object, master_id, loser_id);
+    }
+
+    /// Turns on Change Data Capture for these objects (`Account`, `Contact`,
+    /// `Opportunity`): every committed write publishes a change event
+    /// ([`take_change_events`](Self::take_change_events)).
+    pub fn enable_change_events(&self, objects: &[&str]) {
+        self.lock().store.changes.enable(objects);
+    }
+
+    /// The change events published since the last call, as Event Relay puts them on the
+    /// EventBridge partner event bus (faults set by
+    /// [`set_change_event_faults`](Self::set_change_event_faults) applied).
+    pub fn take_change_events(&self) -> Vec<Value> {
+        self.lock().store.changes.take()
+    }
+
+    /// Loses, repeats or reorders the next change events taken.
+    pub fn set_change_event_faults(&self, faults: cdc::ChangeEventFaults) {
+        self.lock().store.changes.set_faults(faults);
+    }
+
+    /// Publishes a gap event (`GAP_<change_type>`, e.g. `UPDATE`) for these records: they
+    /// changed, with no field values in the event.
+    pub fn publish_gap_event(&self, object: &str, ids: &[String], change_type: &str) {
+        let mut inner = self.lock();
+        let now = inner.store.now().timestamp_millis();
+        inner.store.changes.gap(object, ids, change_type, now);
+    }
+
+    /// Publishes an overflow event (`GAP_OVERFLOW`) for an object.
+    pub fn publish_overflow_event(&self, object: &str) {
+        let mut inner = self.lock();
+        let now = inner.store.now().timestamp_millis();
+        inner.store.changes.overflow(object, now);
+    }
+
+    /// Takes a record out of the recycle bin (IsDeleted = false), as a user's undelete.
+    pub fn undelete(&self, object: &str, id: &str) {
+        let mut fields = Map::new();
+        fields.insert("IsDeleted".into(), false.into());
+        self.lock().store.update_raw(object, id, fields);
     }
 
     /// Adds (or replaces) a field of an object, e.g. a custom field.

@@ -196,8 +196,12 @@ async fn dispatch(
                 headers: &headers,
                 body: &body,
             };
-            sim.handle(route, &req)
-                .unwrap_or_else(IntoResponse::into_response)
+            let response = sim
+                .handle(route, &req)
+                .unwrap_or_else(IntoResponse::into_response);
+            // writes made outside the API (the tests' own) are a user's in the UI
+            sim.lock().store.changes.set_origin(String::new());
+            response
         }
     };
     let usage = {
@@ -298,6 +302,9 @@ impl SalesforceSim {
 
     fn handle(&self, route: Route, req: &Req<'_>) -> Result<Response, ApiError> {
         let mut inner = self.lock();
+        // what this request writes is published with its client's changeOrigin
+        let origin = super::cdc::api_origin(&req.version, header(req.headers, "sforce-call-options"));
+        inner.store.changes.set_origin(origin);
         match route {
             Route::Limits => {
                 let remaining = inner.daily_limit.saturating_sub(inner.calls.total);

@@ -286,6 +286,9 @@ pub struct Store {
     held_stamp: Option<DateTime<Utc>>,
     #[serde(skip)]
     undo: Option<Vec<Undo>>,
+    /// Change Data Capture: the objects that publish change events, and the events.
+    #[serde(default)]
+    pub(crate) changes: super::cdc::ChangeEvents,
 }
 
 impl Default for Store {
@@ -306,6 +309,7 @@ impl Store {
             default_owner: None,
             held_stamp: None,
             undo: None,
+            changes: Default::default(),
         };
         if store.schema.object("User").is_some() {
             let mut user = Record::new();
@@ -424,13 +428,16 @@ impl Store {
 
     pub fn begin(&mut self) {
         self.undo = Some(Vec::new());
+        self.changes.begin();
     }
 
     pub fn commit(&mut self) {
         self.undo = None;
+        self.changes.commit();
     }
 
     pub fn rollback(&mut self) {
+        self.changes.rollback();
         let Some(log) = self.undo.take() else { return };
         for entry in log.into_iter().rev() {
             match entry {
@@ -540,6 +547,25 @@ impl Store {
             .collect();
         table.unindex_fields(pos, Some(&touched));
         let row = &mut table.rows[pos];
+        if stamp.is_some() && self.changes.enabled(object) {
+            let was_deleted = is_deleted(row);
+            let change_type = match changes.get("IsDeleted").and_then(Value::as_bool) {
+                Some(true) if !was_deleted => "DELETE",
+                Some(false) if was_deleted => "UNDELETE",
+                _ => "UPDATE",
+            };
+            let id = id_of(row);
+            let commit_ms = self
+                .held_stamp
+                .unwrap_or_else(|| self.last_stamp.unwrap_or_else(Utc::now))
+                .timestamp_millis();
+            self.changes
+                .record(object, &id, change_type, &changes, commit_ms);
+        }
+        let Some(table) = self.tables.get_mut(object) else {
+            return;
+        };
+        let row = &mut table.rows[pos];
         row.extend(changes);
         if let Some(stamp) = stamp {
             row.insert("LastModifiedDate".into(), stamp.clone().into());
@@ -642,6 +668,19 @@ impl Store {
         rec.insert("SystemModstamp".into(), stamp.into());
         if obj.has_master_record_id {
             rec.entry("MasterRecordId").or_insert(Value::Null);
+        }
+        if self.changes.enabled(&obj.name) {
+            let commit_ms = self
+                .held_stamp
+                .unwrap_or_else(|| self.last_stamp.unwrap_or_else(Utc::now))
+                .timestamp_millis();
+            let fields: Record = rec
+                .iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            self.changes
+                .record(&obj.name, &id, "CREATE", &fields, commit_ms);
         }
         self.push_row(&obj.name, rec);
         id
