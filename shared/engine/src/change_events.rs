@@ -165,7 +165,11 @@ pub fn gather(events: &[(usize, ChangeEvent)], client: &str) -> ChangeBatch {
 /// each: one read of each side per chunk.
 pub fn chunks(batch: &ChangeBatch, run_id: &str) -> Vec<(Chunk, BTreeSet<usize>)> {
     let mut out = Vec::new();
-    for kind in [ObjectKind::Organization, ObjectKind::Person, ObjectKind::Deal] {
+    for kind in [
+        ObjectKind::Organization,
+        ObjectKind::Person,
+        ObjectKind::Deal,
+    ] {
         let Some((ids, messages)) = batch.records.get(&kind) else {
             continue;
         };
@@ -214,13 +218,21 @@ mod tests {
         assert!(parse(r#"{"run_id":"r","integration":"organizations"}"#).is_none());
         assert!(parse("not json").is_none());
         let bad = json!({"detail-type": "AccountChangeEvent", "detail": {}}).to_string();
-        assert_eq!(parse(&bad), Some(Err(MalformedChangeEvent("detail.payload"))));
+        assert_eq!(
+            parse(&bad),
+            Some(Err(MalformedChangeEvent("detail.payload")))
+        );
     }
 
     #[test]
     fn own_writes_are_dropped_and_the_rest_gathered_once_per_record() {
         let events: Vec<(usize, ChangeEvent)> = [
-            event("Account", &[ACCOUNT_1], "UPDATE", "com/salesforce/api/rest/62.0;client=prmsync"),
+            event(
+                "Account",
+                &[ACCOUNT_1],
+                "UPDATE",
+                "com/salesforce/api/rest/62.0;client=prmsync",
+            ),
             event("Account", &[ACCOUNT_2, "001Sm0000000001"], "UPDATE", ""),
             event("Account", &[ACCOUNT_1], "GAP_UPDATE", ""),
             event("Contact", &["003Sm0000000001IAA"], "DELETE", "x;client=Web"),
@@ -250,7 +262,10 @@ mod tests {
 
     #[test]
     fn only_the_echoes_of_this_client_are_dropped() {
-        assert_eq!(origin_client("com/salesforce/api/rest/62.0;client=prmsync"), Some("prmsync"));
+        assert_eq!(
+            origin_client("com/salesforce/api/rest/62.0;client=prmsync"),
+            Some("prmsync")
+        );
         assert_eq!(origin_client("com/salesforce/api/rest/62.0"), None);
         assert_eq!(origin_client(""), None);
         let e = ChangeEvent {

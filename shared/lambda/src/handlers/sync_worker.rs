@@ -45,7 +45,11 @@ pub async fn handle(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
             Some(Ok(e)) => changes.push((message, e)),
             Some(Err(e)) => {
                 let id = message.message_id.clone().unwrap_or_default();
-                tracing::error!(code = "change_event_malformed", message_id = id.as_str(), "{e}");
+                tracing::error!(
+                    code = "change_event_malformed",
+                    message_id = id.as_str(),
+                    "{e}"
+                );
                 messages.push(message);
             }
             None => messages.push(message),
@@ -94,7 +98,10 @@ async fn work_changes(
         .map(|(i, (_, e))| (i, e))
         .collect();
     let batch = change_events::gather(&events, &deps.ctx.mapping.salesforce.client_name);
-    let run_id = format!("changes-{}", ids.first().map(String::as_str).unwrap_or("batch"));
+    let run_id = format!(
+        "changes-{}",
+        ids.first().map(String::as_str).unwrap_or("batch")
+    );
     let mut failed = std::collections::BTreeSet::new();
     for (chunk, from) in change_events::chunks(&batch, &run_id) {
         let outcome = work_chunk(
@@ -107,7 +114,11 @@ async fn work_changes(
         )
         .await;
         if let Err(e) = outcome {
-            tracing::error!(code = "chunk_not_recorded", run_id = run_id.as_str(), "{e}; the change events are delivered again");
+            tracing::error!(
+                code = "chunk_not_recorded",
+                run_id = run_id.as_str(),
+                "{e}; the change events are delivered again"
+            );
             failed.extend(from);
         }
     }
@@ -143,8 +154,15 @@ async fn run_soon(deps: &Deps, kind: prmsync_mapping::ObjectKind) {
         (Some(planner), true) => {
             let payload = json!({"integration": integration.as_str(), "mode": "incremental"});
             match planner.relaunch(&payload).await {
-                Ok(()) => tracing::info!(code = "change_overflow_planned", integration = integration.as_str()),
-                Err(e) => tracing::error!(code = "plan_not_started", integration = integration.as_str(), "{e}"),
+                Ok(()) => tracing::info!(
+                    code = "change_overflow_planned",
+                    integration = integration.as_str()
+                ),
+                Err(e) => tracing::error!(
+                    code = "plan_not_started",
+                    integration = integration.as_str(),
+                    "{e}"
+                ),
             }
         }
         _ => tracing::warn!(

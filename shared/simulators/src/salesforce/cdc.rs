@@ -307,17 +307,38 @@ mod tests {
         c.set_origin(api_origin("62.0", Some("client=prmsync")));
         c.begin();
         for id in ["001A", "001B"] {
-            c.record("Account", id, "UPDATE", &fields(json!({"Rating": "Hot"})), 1);
+            c.record(
+                "Account",
+                id,
+                "UPDATE",
+                &fields(json!({"Rating": "Hot"})),
+                1,
+            );
         }
-        c.record("Account", "001C", "UPDATE", &fields(json!({"Rating": null})), 1);
-        c.record("Contact", "003A", "UPDATE", &fields(json!({"Title": "x"})), 1);
+        c.record(
+            "Account",
+            "001C",
+            "UPDATE",
+            &fields(json!({"Rating": null})),
+            1,
+        );
+        c.record(
+            "Contact",
+            "003A",
+            "UPDATE",
+            &fields(json!({"Title": "x"})),
+            1,
+        );
         assert!(c.take().is_empty(), "nothing before the commit");
         c.commit();
         let events = c.take();
         assert_eq!(events.len(), 2, "{events:#?}");
         let h = &events[0]["detail"]["payload"]["ChangeEventHeader"];
         assert_eq!(h["recordIds"], json!(["001A", "001B"]));
-        assert_eq!(h["changeOrigin"], "com/salesforce/api/rest/62.0;client=prmsync");
+        assert_eq!(
+            h["changeOrigin"],
+            "com/salesforce/api/rest/62.0;client=prmsync"
+        );
         assert_eq!(h["changedFields"], json!(["Rating"]));
         assert_eq!(events[0]["detail"]["payload"]["Rating"], "Hot");
         assert_eq!(events[0]["detail-type"], "AccountChangeEvent");
@@ -325,9 +346,18 @@ mod tests {
         assert_eq!(h["nulledFields"], json!(["Rating"]));
 
         c.begin();
-        c.record("Account", "001D", "CREATE", &fields(json!({"Name": "D"})), 2);
+        c.record(
+            "Account",
+            "001D",
+            "CREATE",
+            &fields(json!({"Name": "D"})),
+            2,
+        );
         c.rollback();
-        assert!(c.take().is_empty(), "a rolled back transaction publishes nothing");
+        assert!(
+            c.take().is_empty(),
+            "a rolled back transaction publishes nothing"
+        );
     }
 
     #[test]
@@ -347,7 +377,13 @@ mod tests {
             .iter()
             .map(|e| e["detail"]["payload"]["ChangeEventHeader"]["recordIds"][0].clone())
             .collect();
-        assert_eq!(ids, [json!("2"), json!("3"), json!("2")].into_iter().rev().collect::<Vec<_>>());
+        assert_eq!(
+            ids,
+            [json!("2"), json!("3"), json!("2")]
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+        );
         c.gap("Account", &["9".into()], "UPDATE", 3);
         c.overflow("Account", 3);
         let events = c.take();

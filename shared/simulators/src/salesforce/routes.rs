@@ -303,7 +303,8 @@ impl SalesforceSim {
     fn handle(&self, route: Route, req: &Req<'_>) -> Result<Response, ApiError> {
         let mut inner = self.lock();
         // what this request writes is published with its client's changeOrigin
-        let origin = super::cdc::api_origin(&req.version, header(req.headers, "sforce-call-options"));
+        let origin =
+            super::cdc::api_origin(&req.version, header(req.headers, "sforce-call-options"));
         inner.store.changes.set_origin(origin);
         match route {
             Route::Limits => {
