@@ -411,3 +411,49 @@ fn each_integration_has_one_owner_and_people_follow_organizations() {
     );
     assert!(!policy.contains("Resource: \"*\""), "{policy}");
 }
+
+#[test]
+fn salesforce_change_events_reach_the_work_queue_from_their_rule_only_when_asked_for() {
+    // GIVEN the template as committed
+    let template = template_text();
+    let parameter = resource(&template, "SalesforceEventSource");
+    let bus = resource(&template, "ChangeEventBus");
+    let rule = resource(&template, "ChangeEventRule");
+    let policy = resource(&template, "ChangeEventQueuePolicy");
+
+    // THEN it is off unless the Event Relay's partner event source is given
+    assert!(parameter.contains("Default: \"\""), "{parameter}");
+    assert!(template.contains(
+        "HasChangeEvents: !Not [!Equals [!Ref SalesforceEventSource, \"\"]]"
+    ));
+    for r in [bus, rule, policy] {
+        assert!(r.contains("Condition: HasChangeEvents"), "{r}");
+    }
+    // the partner event bus is named after its source
+    assert!(
+        bus.contains("Name: !Ref SalesforceEventSource")
+            && bus.contains("EventSourceName: !Ref SalesforceEventSource"),
+        "{bus}"
+    );
+    // the three change events, whole, to the work queue; undeliverable ones rest with the
+    // work queue's dead letters
+    assert!(
+        rule.contains(
+            "detail-type: [AccountChangeEvent, ContactChangeEvent, OpportunityChangeEvent]"
+        ),
+        "{rule}"
+    );
+    assert!(rule.contains("Arn: !GetAtt WorkQueue.Arn"), "{rule}");
+    assert!(!rule.contains("InputTransformer") && !rule.contains("InputPath"), "{rule}");
+    assert!(
+        rule.contains("DeadLetterConfig:\n            Arn: !GetAtt WorkDeadLetterQueue.Arn"),
+        "{rule}"
+    );
+    // and only that rule may send to the queues
+    assert!(
+        policy.contains("Service: events.amazonaws.com")
+            && policy.contains("Action: sqs:SendMessage")
+            && policy.contains("aws:SourceArn: !GetAtt ChangeEventRule.Arn"),
+        "{policy}"
+    );
+}
