@@ -423,9 +423,7 @@ fn salesforce_change_events_reach_the_work_queue_from_their_rule_only_when_asked
 
     // THEN it is off unless the Event Relay's partner event source is given
     assert!(parameter.contains("Default: \"\""), "{parameter}");
-    assert!(template.contains(
-        "HasChangeEvents: !Not [!Equals [!Ref SalesforceEventSource, \"\"]]"
-    ));
+    assert!(template.contains("HasChangeEvents: !Not [!Equals [!Ref SalesforceEventSource, \"\"]]"));
     for r in [bus, rule, policy] {
         assert!(r.contains("Condition: HasChangeEvents"), "{r}");
     }
@@ -444,7 +442,10 @@ fn salesforce_change_events_reach_the_work_queue_from_their_rule_only_when_asked
         "{rule}"
     );
     assert!(rule.contains("Arn: !GetAtt WorkQueue.Arn"), "{rule}");
-    assert!(!rule.contains("InputTransformer") && !rule.contains("InputPath"), "{rule}");
+    assert!(
+        !rule.contains("InputTransformer") && !rule.contains("InputPath"),
+        "{rule}"
+    );
     assert!(
         rule.contains("DeadLetterConfig:\n            Arn: !GetAtt WorkDeadLetterQueue.Arn"),
         "{rule}"
