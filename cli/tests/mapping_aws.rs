@@ -2,6 +2,10 @@
 //! by `./scripts/test.sh`), checked exactly as `prmsync mapping check FILE` checks a file.
 #![cfg(feature = "aws")]
 
+mod common;
+
+use common::{endpoint, text};
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -10,21 +14,6 @@ const BAD_DIRECTION: &str =
     "[[people.fields]]\nprm = \"email\"\ncrm = \"Email\"\ndirection = \"upwards\"\n";
 /// A valid mapping in which Salesforce owns the organizations' websites.
 const WEBSITE_TO_PRM: &str = "[[organizations.fields]]\nprm = \"name\"\ncrm = \"Name\"\n\n[[organizations.fields]]\nprm = \"website\"\ncrm = \"Website\"\ndirection = \"to_prm\"\n";
-
-/// The moto endpoint, or None (loudly) when a plain `cargo test` has none.
-fn endpoint() -> Option<String> {
-    match std::env::var("AWS_ENDPOINT_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var("PRMSYNC_REQUIRE_AWS").is_ok() => {
-            panic!("AWS_ENDPOINT_URL is not set: run ./scripts/test.sh, which starts moto")
-        }
-        _ => {
-            use std::io::Write;
-            let _ = writeln!(std::io::stderr(), "WARNING: `mapping check --aws` tests did NOT run: AWS_ENDPOINT_URL is not set (./scripts/test.sh starts moto)");
-            None
-        }
-    }
-}
 
 /// A fresh bucket holding `objects`.
 async fn bucket_with(objects: &[(&str, &str)]) -> String {
@@ -62,13 +51,9 @@ fn check(dir: &Path, args: &[&str], location: Option<&str>) -> Output {
     cmd.output().expect("prmsync runs")
 }
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
 #[tokio::test]
 async fn a_valid_deployed_mapping_passes_with_the_file_report() {
-    if endpoint().is_none() {
+    if endpoint("`mapping check --aws`").is_none() {
         return;
     }
     let bucket = bucket_with(&[("prmsync/mapping.toml", WEBSITE_TO_PRM)]).await;
@@ -99,7 +84,7 @@ async fn a_valid_deployed_mapping_passes_with_the_file_report() {
 
 #[tokio::test]
 async fn an_invalid_or_missing_deployed_mapping_fails_with_the_fix() {
-    if endpoint().is_none() {
+    if endpoint("`mapping check --aws`").is_none() {
         return;
     }
     let bucket = bucket_with(&[("mapping.toml", BAD_DIRECTION)]).await;

@@ -3,21 +3,11 @@
 //! the operator's own credentials; a missing queue or a dry run is refused with the fix.
 #![cfg(feature = "aws")]
 
-use std::process::{Command, Output};
+mod common;
 
-fn endpoint() -> Option<String> {
-    match std::env::var("AWS_ENDPOINT_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var("PRMSYNC_REQUIRE_AWS").is_ok() => {
-            panic!("AWS_ENDPOINT_URL is not set: run ./scripts/test.sh, which starts moto")
-        }
-        _ => {
-            use std::io::Write;
-            let _ = writeln!(std::io::stderr(), "WARNING: `sync-record --aws` tests did NOT run: AWS_ENDPOINT_URL is not set (./scripts/test.sh starts moto)");
-            None
-        }
-    }
-}
+use common::{endpoint, text};
+
+use std::process::{Command, Output};
 
 fn sync_record(args: &[&str], queue_url: Option<&str>) -> Output {
     let dir = tempfile::tempdir().unwrap();
@@ -30,13 +20,9 @@ fn sync_record(args: &[&str], queue_url: Option<&str>) -> Output {
     cmd.output().expect("prmsync runs")
 }
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
 #[tokio::test]
 async fn a_record_is_queued_for_the_workers_by_its_18_character_id() {
-    if endpoint().is_none() {
+    if endpoint("`sync-record --aws`").is_none() {
         return;
     }
     let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
@@ -103,7 +89,7 @@ async fn a_record_is_queued_for_the_workers_by_its_18_character_id() {
 
 #[tokio::test]
 async fn without_the_queue_or_with_a_dry_run_nothing_is_queued_and_the_fix_is_named() {
-    if endpoint().is_none() {
+    if endpoint("`sync-record --aws`").is_none() {
         return;
     }
     let out = sync_record(&["--aws", "001Sm0000000001IAA"], None);

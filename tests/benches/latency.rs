@@ -184,54 +184,41 @@ async fn main() {
     sf.take_change_events();
     let deps = Arc::new(deps);
 
-    // 1. Salesforce change events
-    let stop = Arc::new(AtomicBool::new(false));
-    let batches = Arc::new(AtomicU64::new(0));
-    let worker = workers(aws.clone(), deps.clone(), stop.clone(), batches.clone());
-    let relay = {
-        let (sf, aws, stop) = (sf.clone(), aws.clone(), stop.clone());
-        tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
+    // 1. Salesforce change events: the relay sends each event to the queue as the rule does
+    let relay_cdc = {
+        let (sf, aws) = (sf.clone(), aws.clone());
+        move || {
+            let (sf, aws) = (sf.clone(), aws.clone());
+            async move {
                 for e in sf.take_change_events() {
                     aws.send(&e.to_string()).await;
                 }
-                tokio::time::sleep(Duration::from_millis(10)).await;
             }
-        })
-    };
-    sf.reset_api_calls();
-    let mut cdc = Figures {
-        path: "Salesforce change events",
-        latencies: Vec::new(),
-        sf_calls: 0,
-        sf_reads: 0,
-        batches: 0,
-    };
-    for round in 0..CHANGES / AT_ONCE {
-        let picked: Vec<&(String, String)> = (0..AT_ONCE)
-            .map(|k| &orgs[(round * AT_ONCE + k) % ACCOUNTS])
-            .collect();
-        let names: Vec<String> = (0..AT_ONCE).map(|k| format!("CDC {round}-{k}")).collect();
-        let started = Instant::now();
-        for ((account, _), name) in picked.iter().zip(&names) {
-            sf.update("Account", account, obj(json!({ "Name": name })));
         }
-        cdc.latencies.extend(
-            observe(started, AT_ONCE, |i| {
-                prm.get(Collection::Organizations, &picked[i].1)
-                    .is_some_and(|o| o["name"] == names[i].as_str())
-            })
-            .await,
-        );
-    }
-    stop.store(true, Ordering::Relaxed);
-    let _ = tokio::join!(worker, relay);
-    cdc.sf_calls = sf.api_calls().total;
-    cdc.sf_reads = sf_reads(&sf);
-    cdc.batches = batches.load(Ordering::Relaxed);
-    cdc.print();
+    };
+    let rename_in_salesforce = |(account, _): &(String, String), name: &str| {
+        sf.update("Account", account, obj(json!({ "Name": name })));
+    };
+    let in_the_prm = |(_, org): &(String, String), name: &str| {
+        prm.get(Collection::Organizations, org)
+            .is_some_and(|o| o["name"] == name)
+    };
+    measure(
+        "Salesforce change events",
+        &Bench {
+            sf: &sf,
+            aws: &aws,
+            deps: &deps,
+            orgs: &orgs,
+        },
+        relay_cdc,
+        rename_in_salesforce,
+        in_the_prm,
+    )
+    .await
+    .print();
 
-    // 2. PRM webhook
+    // 2. PRM webhook: the relay delivers each signed notification to the function
     prm.enable_notifications(&[SECRET]);
     prm.take_notifications();
     let receiver = Arc::new(WebhookDeps {
@@ -242,52 +229,98 @@ async fn main() {
             aws.queue_url.clone(),
         )),
     });
-    let stop = Arc::new(AtomicBool::new(false));
-    let batches = Arc::new(AtomicU64::new(0));
-    let worker = workers(aws.clone(), deps.clone(), stop.clone(), batches.clone());
-    let relay = {
-        let (prm, receiver, stop) = (prm.clone(), receiver.clone(), stop.clone());
-        tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
+    let relay_hook = {
+        let prm = prm.clone();
+        move || {
+            let (prm, receiver) = (prm.clone(), receiver.clone());
+            async move {
                 for n in prm.take_notifications() {
                     let answer =
                         prm_webhook::handle(&receiver, webhook_request(&n.body, &n.signature))
                             .await;
                     assert_eq!(answer.status_code, 202, "{:?}", answer.body);
                 }
+            }
+        }
+    };
+    let rename_in_the_prm = |(_, org): &(String, String), name: &str| {
+        prm.update(Collection::Organizations, org, json!({ "name": name }));
+    };
+    let in_salesforce = |(account, _): &(String, String), name: &str| {
+        sf.get("Account", account)
+            .is_some_and(|a| a["Name"] == name)
+    };
+    measure(
+        "PRM webhook",
+        &Bench {
+            sf: &sf,
+            aws: &aws,
+            deps: &deps,
+            orgs: &orgs,
+        },
+        relay_hook,
+        rename_in_the_prm,
+        in_salesforce,
+    )
+    .await
+    .print();
+}
+
+struct Bench<'a> {
+    sf: &'a SalesforceSim,
+    aws: &'a Arc<Moto>,
+    deps: &'a Arc<Deps>,
+    /// The linked pairs: (Account Id, PRM organization id).
+    orgs: &'a [(String, String)],
+}
+
+/// Makes [`CHANGES`] changes, [`AT_ONCE`] at a time, with `change`, while `relay` carries
+/// the notices of change to the queue and the worker works it; the time until `arrived`.
+async fn measure<R, F>(
+    path: &'static str,
+    b: &Bench<'_>,
+    relay: R,
+    change: impl Fn(&(String, String), &str),
+    arrived: impl Fn(&(String, String), &str) -> bool,
+) -> Figures
+where
+    R: Fn() -> F + Send + 'static,
+    F: std::future::Future<Output = ()> + Send,
+{
+    let stop = Arc::new(AtomicBool::new(false));
+    let batches = Arc::new(AtomicU64::new(0));
+    let worker = workers(b.aws.clone(), b.deps.clone(), stop.clone(), batches.clone());
+    let relay = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                relay().await;
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         })
     };
-    sf.reset_api_calls();
-    let mut hook = Figures {
-        path: "PRM webhook",
-        latencies: Vec::new(),
-        sf_calls: 0,
-        sf_reads: 0,
-        batches: 0,
-    };
+    b.sf.reset_api_calls();
+    let mut latencies = Vec::new();
     for round in 0..CHANGES / AT_ONCE {
         let picked: Vec<&(String, String)> = (0..AT_ONCE)
-            .map(|k| &orgs[(round * AT_ONCE + k) % ACCOUNTS])
+            .map(|k| &b.orgs[(round * AT_ONCE + k) % b.orgs.len()])
             .collect();
-        let names: Vec<String> = (0..AT_ONCE).map(|k| format!("Hook {round}-{k}")).collect();
+        let names: Vec<String> = (0..AT_ONCE)
+            .map(|k| format!("{path} {round}-{k}"))
+            .collect();
         let started = Instant::now();
-        for ((_, org), name) in picked.iter().zip(&names) {
-            prm.update(Collection::Organizations, org, json!({ "name": name }));
+        for (pair, name) in picked.iter().zip(&names) {
+            change(pair, name);
         }
-        hook.latencies.extend(
-            observe(started, AT_ONCE, |i| {
-                sf.get("Account", &picked[i].0)
-                    .is_some_and(|a| a["Name"] == names[i].as_str())
-            })
-            .await,
-        );
+        latencies.extend(observe(started, AT_ONCE, |i| arrived(picked[i], &names[i])).await);
     }
     stop.store(true, Ordering::Relaxed);
     let _ = tokio::join!(worker, relay);
-    hook.sf_calls = sf.api_calls().total;
-    hook.sf_reads = sf_reads(&sf);
-    hook.batches = batches.load(Ordering::Relaxed);
-    hook.print();
+    Figures {
+        path,
+        latencies,
+        sf_calls: b.sf.api_calls().total,
+        sf_reads: sf_reads(b.sf),
+        batches: batches.load(Ordering::Relaxed),
+    }
 }
