@@ -347,6 +347,35 @@ pub trait Prm: Send + Sync {
         patch: Fields,
     ) -> Result<Result<PrmRecord, RecordFailure>, PortError>;
 
+    /// Creates records (idempotency key, body): one result per item, in order, each as
+    /// [`create`](Self::create) gives it. A PRM that offers batch writes takes them in
+    /// batches; otherwise one request each, `concurrency` at a time ([`one_by_one`]).
+    async fn create_many(
+        &self,
+        collection: &str,
+        items: Vec<(String, Fields)>,
+        concurrency: usize,
+    ) -> Vec<Result<Result<PrmRecord, RecordFailure>, PortError>> {
+        one_by_one(items, concurrency, |(key, body)| async move {
+            self.create(collection, &key, body).await
+        })
+        .await
+    }
+
+    /// Updates records (id, version, patch): one result per item, in order, each as
+    /// [`update`](Self::update) gives it; in batches where the PRM offers them.
+    async fn update_many(
+        &self,
+        collection: &str,
+        items: Vec<(String, i64, Fields)>,
+        concurrency: usize,
+    ) -> Vec<Result<Result<PrmRecord, RecordFailure>, PortError>> {
+        one_by_one(items, concurrency, |(id, version, patch)| async move {
+            self.update(collection, &id, version, patch).await
+        })
+        .await
+    }
+
     /// The settings deal import follows.
     async fn settings(&self) -> Result<PrmSettings, PortError>;
 
@@ -355,6 +384,19 @@ pub trait Prm: Send + Sync {
 
     /// API calls made so far by this client.
     fn calls(&self) -> u64;
+}
+
+/// Writes one request per item, `concurrency` at a time, the results in the items' order.
+pub async fn one_by_one<I, F, Fut>(items: Vec<I>, concurrency: usize, write: F) -> Vec<Fut::Output>
+where
+    F: Fn(I) -> Fut,
+    Fut: std::future::Future,
+{
+    use futures::StreamExt;
+    futures::stream::iter(items.into_iter().map(write))
+        .buffered(concurrency.max(1))
+        .collect()
+        .await
 }
 
 /// Where planned work goes: SQS in AWS, a list in tests.

@@ -26,6 +26,56 @@ pub struct PrmClient {
     max_retries: u32,
     page_size: u32,
     calls: AtomicU64,
+    /// The largest batch the PRM takes, from its settings, read once.
+    batch_max: tokio::sync::OnceCell<Option<usize>>,
+}
+
+/// One write of a batch (`POST /v1/{collection}/batch`).
+#[derive(Debug, Clone, Copy)]
+pub enum BatchWrite<'a> {
+    Create {
+        idempotency_key: &'a str,
+        record: &'a Map<String, Value>,
+    },
+    Update {
+        id: &'a str,
+        if_match: i64,
+        record: &'a Map<String, Value>,
+    },
+}
+
+impl BatchWrite<'_> {
+    fn item(&self) -> Value {
+        match self {
+            BatchWrite::Create {
+                idempotency_key,
+                record,
+            } => {
+                serde_json::json!({"op": "create", "idempotency_key": idempotency_key, "record": record})
+            }
+            BatchWrite::Update {
+                id,
+                if_match,
+                record,
+            } => {
+                serde_json::json!({"op": "update", "id": id, "if_match": if_match, "record": record})
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct BatchReply {
+    results: Vec<BatchResult>,
+}
+
+#[derive(Deserialize)]
+struct BatchResult {
+    status: u16,
+    #[serde(default)]
+    record: Option<Value>,
+    #[serde(default)]
+    error: Option<Value>,
 }
 
 impl std::fmt::Debug for PrmClient {
@@ -169,6 +219,7 @@ impl PrmClient {
             max_retries: cfg.max_retries,
             page_size: cfg.page_size.clamp(1, 1000),
             calls: AtomicU64::new(0),
+            batch_max: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -489,6 +540,85 @@ impl PrmClient {
         let reply = self
             .send(Method::GET, self.url(&["settings"]), &[], None)
             .await?;
-        decode("settings", &reply.body)
+        let settings: Settings = decode("settings", &reply.body)?;
+        let max = settings.batch.map(|b| b.max).filter(|m| *m > 0);
+        let _ = self.batch_max.set(max);
+        Ok(settings)
+    }
+
+    /// The largest batch the PRM takes (its settings, read once per client), or None when
+    /// it offers no batches.
+    pub async fn batch_max(&self) -> Result<Option<usize>, PrmError> {
+        if let Some(max) = self.batch_max.get() {
+            return Ok(*max);
+        }
+        self.settings().await?;
+        Ok(self.batch_max.get().copied().flatten())
+    }
+
+    /// Sends `writes` as one batch: one result per write, in order, each as the single
+    /// operation would give it. Items are independent; a batch sent again after a lost
+    /// answer is safe (a create replays its key; an update that went through answers 412,
+    /// and the record is then read to see whether it carries the change).
+    pub async fn batch(
+        &self,
+        c: Collection,
+        writes: &[BatchWrite<'_>],
+    ) -> Result<Vec<Result<PrmRecord, PrmError>>, PrmError> {
+        let mut body = Map::new();
+        body.insert(
+            "items".into(),
+            Value::Array(writes.iter().map(BatchWrite::item).collect()),
+        );
+        let mut ambiguous = false;
+        let reply = self
+            .execute(
+                Method::POST,
+                self.url(&[c.path(), "batch"]),
+                &[],
+                Some(&body),
+                &mut ambiguous,
+            )
+            .await?;
+        let reply: BatchReply = decode("batch", &reply.body)?;
+        if reply.results.len() != writes.len() {
+            return Err(PrmError::Decode(format!(
+                "the batch of {} writes answered {} results",
+                writes.len(),
+                reply.results.len()
+            )));
+        }
+        let mut out = Vec::with_capacity(writes.len());
+        for (write, result) in writes.iter().zip(reply.results) {
+            let one = match (result.status, result.record) {
+                (200 | 201, Some(rec)) => PrmRecord::from_json(rec),
+                (status, _) => {
+                    let error = serde_json::json!({ "error": result.error.unwrap_or(Value::Null) });
+                    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+                    Err(error_from(
+                        status,
+                        &HeaderMap::new(),
+                        error.to_string().as_bytes(),
+                    ))
+                }
+            };
+            let one = match (one, write) {
+                // sent again after a lost answer: the update may be the one that went through
+                (
+                    Err(PrmError::VersionConflict),
+                    BatchWrite::Update {
+                        id,
+                        if_match,
+                        record,
+                    },
+                ) if ambiguous => match self.get(c, id).await? {
+                    Some(r) if r.version == if_match + 1 && patch_applied(&r, record) => Ok(r),
+                    _ => Err(PrmError::VersionConflict),
+                },
+                (one, _) => one,
+            };
+            out.push(one);
+        }
+        Ok(out)
     }
 }

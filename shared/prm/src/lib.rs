@@ -18,7 +18,7 @@ pub mod notification;
 pub mod port;
 mod retry;
 
-pub use client::{ListPage, PrmClient};
+pub use client::{BatchWrite, ListPage, PrmClient};
 pub use config::PrmConfig;
 pub use error::{FieldError, PrmError};
 pub use model::{

@@ -218,6 +218,15 @@ pub struct Settings {
     pub organization_fields: Vec<FieldSpec>,
     #[serde(default)]
     pub person_fields: Vec<FieldSpec>,
+    /// Batch writes, when the PRM offers them (`"batch": {"max": 200}`).
+    #[serde(default)]
+    pub batch: Option<BatchSettings>,
+}
+
+/// How large a batch the PRM takes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchSettings {
+    pub max: usize,
 }
 
 impl Settings {

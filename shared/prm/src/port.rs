@@ -3,12 +3,12 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use prmsync_engine::ports::{
-    ChangeFrom, ChangePage, FailureClass, PortError, Prm, PrmFieldSpec, PrmGroup, PrmSettings,
-    RecordFailure, Rejected, System,
+    one_by_one, ChangeFrom, ChangePage, FailureClass, PortError, Prm, PrmFieldSpec, PrmGroup,
+    PrmSettings, RecordFailure, Rejected, System,
 };
 use prmsync_mapping::{Fields, PrmRecord as EngineRecord};
 
-use crate::{Collection, ListQuery, Malformed, PrmClient, PrmError, PrmRecord};
+use crate::{BatchWrite, Collection, ListQuery, Malformed, PrmClient, PrmError, PrmRecord};
 
 fn collection(name: &str) -> Result<Collection, PortError> {
     match name {
@@ -263,6 +263,47 @@ impl Prm for PrmClient {
         record_result(PrmClient::update(self, c, id, version, &patch).await)
     }
 
+    async fn create_many(
+        &self,
+        collection_name: &str,
+        items: Vec<(String, Fields)>,
+        concurrency: usize,
+    ) -> Vec<Result<Result<EngineRecord, RecordFailure>, PortError>> {
+        let c = match collection(collection_name) {
+            Ok(c) => c,
+            Err(e) => return items.iter().map(|_| Err(e.clone())).collect(),
+        };
+        let writes: Vec<BatchWrite<'_>> = items
+            .iter()
+            .map(|(key, body)| BatchWrite::Create {
+                idempotency_key: key,
+                record: body,
+            })
+            .collect();
+        self.write_many(c, &writes, concurrency).await
+    }
+
+    async fn update_many(
+        &self,
+        collection_name: &str,
+        items: Vec<(String, i64, Fields)>,
+        concurrency: usize,
+    ) -> Vec<Result<Result<EngineRecord, RecordFailure>, PortError>> {
+        let c = match collection(collection_name) {
+            Ok(c) => c,
+            Err(e) => return items.iter().map(|_| Err(e.clone())).collect(),
+        };
+        let writes: Vec<BatchWrite<'_>> = items
+            .iter()
+            .map(|(id, version, patch)| BatchWrite::Update {
+                id,
+                if_match: *version,
+                record: patch,
+            })
+            .collect();
+        self.write_many(c, &writes, concurrency).await
+    }
+
     async fn settings(&self) -> Result<PrmSettings, PortError> {
         let s = PrmClient::settings(self).await.map_err(port_error)?;
         Ok(PrmSettings {
@@ -297,5 +338,55 @@ impl Prm for PrmClient {
 
     fn calls(&self) -> u64 {
         PrmClient::calls(self)
+    }
+}
+
+impl PrmClient {
+    /// `writes` in batches where the PRM offers them (of at most its `max`, `concurrency`
+    /// batches at a time), else one request each: one result per write, in order. A batch
+    /// refused as a whole gives each of its writes that error.
+    async fn write_many(
+        &self,
+        c: Collection,
+        writes: &[BatchWrite<'_>],
+        concurrency: usize,
+    ) -> Vec<Result<Result<EngineRecord, RecordFailure>, PortError>> {
+        let max = match self.batch_max().await {
+            Ok(Some(max)) => max,
+            // no batches (or the settings could not be read now): one request per write
+            _ => {
+                let each: Vec<usize> = (0..writes.len()).collect();
+                return one_by_one(each, concurrency, |i| async move {
+                    record_result(match writes[i] {
+                        BatchWrite::Create {
+                            idempotency_key,
+                            record,
+                        } => PrmClient::create(self, c, idempotency_key, record).await,
+                        BatchWrite::Update {
+                            id,
+                            if_match,
+                            record,
+                        } => PrmClient::update(self, c, id, if_match, record).await,
+                    })
+                })
+                .await;
+            }
+        };
+        let spans: Vec<(usize, usize)> = (0..writes.len())
+            .step_by(max)
+            .map(|start| (start, (start + max).min(writes.len())))
+            .collect();
+        let answers = one_by_one(spans, concurrency, |(start, end)| async move {
+            (end - start, self.batch(c, &writes[start..end]).await)
+        })
+        .await;
+        let mut out = Vec::with_capacity(writes.len());
+        for (len, answer) in answers {
+            match answer {
+                Ok(results) => out.extend(results.into_iter().map(record_result)),
+                Err(e) => out.extend((0..len).map(|_| record_result(Err(e.clone())))),
+            }
+        }
+        out
     }
 }

@@ -171,6 +171,7 @@ struct World {
 
 async fn world() -> World {
     let sim = PrmSim::new(TOKEN);
+    sim.set_batches(Some(200));
     let group = sim.insert(
         Collection::Groups,
         json!({"kind": "partner", "name": "Gold", "modules": ["deal_registration"]}),
@@ -284,6 +285,30 @@ impl World {
                 if_match(Collection::Deals),
                 Some(json!({"customer": {"phone": "+33 1"}})),
             ),
+            "batchOrganizations" => (
+                concrete,
+                Vec::new(),
+                Some(json!({"items": [
+                    {"op": "create", "idempotency_key": "batch-org", "record": {"name": "Batch Co", "kind": "partner"}},
+                    {"op": "update", "id": self.org, "if_match": 1, "record": {"city": "Nice"}},
+                    {"op": "update", "id": "org_unknown", "if_match": 1, "record": {"city": "Nice"}}
+                ]})),
+            ),
+            "batchPeople" => (
+                concrete,
+                Vec::new(),
+                Some(json!({"items": [
+                    {"op": "create", "idempotency_key": "batch-person", "record": {"organization_id": self.org, "first_name": "Cy", "last_name": "Ng"}},
+                    {"op": "create", "idempotency_key": "batch-bad", "record": {"first_name": "No org"}}
+                ]})),
+            ),
+            "batchDeals" => (
+                concrete,
+                Vec::new(),
+                Some(json!({"items": [
+                    {"op": "create", "idempotency_key": "batch-deal", "record": {"name": "D3", "stage": "Proposal"}}
+                ]})),
+            ),
             _ => (concrete, Vec::new(), None),
         }
     }
@@ -319,6 +344,9 @@ fn prm_openapi_file_documents_the_whole_contract() {
         "/v1/groups",
         "/v1/groups/{id}",
         "/v1/settings",
+        "/v1/organizations/batch",
+        "/v1/people/batch",
+        "/v1/deals/batch",
     ]
     .into_iter()
     .collect();
@@ -377,7 +405,7 @@ async fn prm_sim_answers_every_documented_operation_as_documented() {
             }
         }
     }
-    assert_eq!(ops.len(), 18);
+    assert_eq!(ops.len(), 21);
     for (method, path, op) in ops {
         let op_id = op["operationId"].as_str().unwrap();
         let documented: BTreeSet<&str> = op["responses"]

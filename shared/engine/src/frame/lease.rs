@@ -358,6 +358,28 @@ impl Prm for GuardedPrm {
         self.lease.check(System::Prm).await?;
         self.inner.update(collection, id, version, patch).await
     }
+    async fn create_many(
+        &self,
+        collection: &str,
+        items: Vec<(String, Fields)>,
+        concurrency: usize,
+    ) -> Vec<Result<Result<PrmRecord, RecordFailure>, PortError>> {
+        if let Err(e) = self.lease.check(System::Prm).await {
+            return items.iter().map(|_| Err(e.clone())).collect();
+        }
+        self.inner.create_many(collection, items, concurrency).await
+    }
+    async fn update_many(
+        &self,
+        collection: &str,
+        items: Vec<(String, i64, Fields)>,
+        concurrency: usize,
+    ) -> Vec<Result<Result<PrmRecord, RecordFailure>, PortError>> {
+        if let Err(e) = self.lease.check(System::Prm).await {
+            return items.iter().map(|_| Err(e.clone())).collect();
+        }
+        self.inner.update_many(collection, items, concurrency).await
+    }
     async fn settings(&self) -> Result<PrmSettings, PortError> {
         self.inner.settings().await
     }

@@ -9,7 +9,6 @@
 //! create per record vs. one batched upsert that may also update), and so does what
 //! comes back (the PRM's record vs. an id and whether it was created).
 
-use futures::StreamExt;
 use prmsync_mapping::config::Side;
 use prmsync_mapping::{CrmRecord, Fields, LogCode, ObjectKind, PrmRecord};
 use serde_json::{json, Value};
@@ -63,19 +62,21 @@ impl<'a> Pass<'a> {
             return Ok(Vec::new());
         }
         let collection = self.spec.prm_collection();
-        let prm = self.ctx.prm.clone();
-        let results: Vec<_> =
-            futures::stream::iter(bodies.into_iter().map(|(crm, body, snapshot)| {
-                let prm = prm.clone();
-                async move {
-                    let key = crm.id.clone();
-                    let r = prm.create(collection, &key, body).await;
-                    (crm, snapshot, r)
-                }
-            }))
-            .buffered(prm_concurrency(self.ctx))
-            .collect()
+        // The Salesforce Id as Idempotency-Key: a retried create returns the first record.
+        let (sources, writes): (Vec<_>, Vec<_>) = bodies
+            .into_iter()
+            .map(|(crm, body, snapshot)| ((crm.clone(), snapshot), (crm.id, body)))
+            .unzip();
+        let answers = self
+            .ctx
+            .prm
+            .create_many(collection, writes, prm_concurrency(self.ctx))
             .await;
+        let results: Vec<_> = sources
+            .into_iter()
+            .zip(answers)
+            .map(|((crm, snapshot), r)| (crm, snapshot, r))
+            .collect();
         let mut pairs = Vec::new();
         let mut stop = None;
         for (crm, snapshot, result) in results {

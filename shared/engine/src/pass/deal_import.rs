@@ -6,7 +6,6 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use futures::StreamExt;
 use prmsync_mapping::config::Direction;
 use prmsync_mapping::deals::{
     check_opportunity, ContactFacts, DistributorSettings, GroupFacts, MappedField,
@@ -87,18 +86,21 @@ impl<'a> Pass<'a> {
             }
             return Ok(Vec::new());
         }
-        let prm = self.ctx.prm.clone();
-        let results: Vec<_> = futures::stream::iter(to_create.into_iter().map(|(opp, body)| {
-            let prm = prm.clone();
-            async move {
-                // The Opportunity Id as Idempotency-Key: never imported twice.
-                let r = prm.create("deals", &opp.id, body.clone()).await;
-                (opp, body, r)
-            }
-        }))
-        .buffered(prm_concurrency(self.ctx))
-        .collect()
-        .await;
+        // The Opportunity Id as Idempotency-Key: never imported twice.
+        let writes: Vec<(String, prmsync_mapping::Fields)> = to_create
+            .iter()
+            .map(|(opp, body)| (opp.id.clone(), body.clone()))
+            .collect();
+        let answers = self
+            .ctx
+            .prm
+            .create_many("deals", writes, prm_concurrency(self.ctx))
+            .await;
+        let results: Vec<_> = to_create
+            .into_iter()
+            .zip(answers)
+            .map(|((opp, body), r)| (opp, body, r))
+            .collect();
         let mut items = Vec::new();
         for (opp, body, result) in results {
             match result? {

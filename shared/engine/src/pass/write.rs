@@ -13,7 +13,6 @@
 use std::collections::HashSet;
 
 use chrono::Utc;
-use futures::StreamExt;
 use prmsync_mapping::config::Side;
 use prmsync_mapping::{Fields, LogCode};
 use serde_json::{json, Value};
@@ -233,7 +232,6 @@ impl<'a> Pass<'a> {
         attempts: u32,
     ) -> Result<Vec<usize>, PassError> {
         let collection = self.spec.prm_collection();
-        let prm = self.ctx.prm.clone();
         let calls: Vec<(usize, String, i64, Fields)> = indices
             .iter()
             .map(|&i| {
@@ -247,14 +245,16 @@ impl<'a> Pass<'a> {
                 (i, pair.link.prm_id.clone(), version, pair.prm_patch.clone())
             })
             .collect();
-        let results: Vec<_> =
-            futures::stream::iter(calls.into_iter().map(|(i, id, version, patch)| {
-                let prm = prm.clone();
-                async move { (i, prm.update(collection, &id, version, patch).await) }
-            }))
-            .buffered(prm_concurrency(self.ctx))
-            .collect()
+        let (order, writes): (Vec<usize>, Vec<_>) = calls
+            .into_iter()
+            .map(|(i, id, version, patch)| (i, (id, version, patch)))
+            .unzip();
+        let answers = self
+            .ctx
+            .prm
+            .update_many(collection, writes, prm_concurrency(self.ctx))
             .await;
+        let results: Vec<_> = order.into_iter().zip(answers).collect();
         let mut raced = Vec::new();
         for (i, result) in results {
             let result = match result {

@@ -175,6 +175,12 @@ impl PrmSim {
         self.with_store(|s| serde_json::to_value(&s.settings).unwrap_or(Value::Null))
     }
 
+    /// Offers batch writes of up to `max` items (`POST /v1/{collection}/batch`), advertised
+    /// in the settings as `"batch": {"max": max}`; None withdraws them.
+    pub fn set_batches(&self, max: Option<usize>) {
+        self.with_store(|s| s.settings.batch = max.map(|max| store::BatchSettings { max }));
+    }
+
     /// Creates a record directly (not counted as an API call) and returns its id.
     /// Validated like the API, except that `registration_status` and a chosen `id` are allowed.
     ///

@@ -26,6 +26,7 @@ pub(crate) fn router(sim: PrmSim) -> Router {
         .route(
             "/v1/:collection/:id",
             get(get_one)
+                .post(batch)
                 .patch(patch_one)
                 .delete(delete_one)
                 .fallback(method_not_allowed),
@@ -274,4 +275,99 @@ async fn delete_one(
         "delete",
         StatusCode::NO_CONTENT.into_response(),
     )
+}
+
+/// `POST /v1/{collection}/batch`: up to `max` creates and updates, each applied (or refused)
+/// on its own, one result per item in order; the batch is never rolled back.
+async fn batch(
+    State(sim): State<PrmSim>,
+    Path((segment, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Answer {
+    if id != "batch" {
+        return Err(method_not_allowed().await);
+    }
+    let coll = begin(&sim, &headers, &segment, "batch").await?;
+    let c = writable(coll, &segment)?;
+    let Some(max) = sim.with_store(|s| s.settings.batch.map(|b| b.max)) else {
+        return Err(not_found_path());
+    };
+    let items = match serde_json::from_slice::<Value>(&body) {
+        Ok(Value::Object(mut m)) => match m.remove("items") {
+            Some(Value::Array(items)) if !items.is_empty() => items,
+            _ => {
+                return Err(
+                    SimError::field("items", format!("must be a list of 1 to {max} items")).into(),
+                )
+            }
+        },
+        _ => return Err(SimError::field("body", "must be a JSON object with `items`").into()),
+    };
+    if items.len() > max {
+        return Err(SimError::new(
+            413,
+            "payload_too_large",
+            format!("{} items; a batch takes at most {max}", items.len()),
+        )
+        .into());
+    }
+    let results: Vec<Value> = items
+        .iter()
+        .map(|item| match batch_item(&sim, c, item) {
+            Ok((status, rec)) => json!({"status": status, "record": rec}),
+            Err(e) => json!({"status": e.status, "error": e.body()["error"]}),
+        })
+        .collect();
+    finish(
+        &sim,
+        &segment,
+        "batch",
+        Json(json!({ "results": results })).into_response(),
+    )
+}
+
+/// One item of a batch: its status and record, or its error (as the single operation's).
+fn batch_item(sim: &PrmSim, c: Collection, item: &Value) -> Result<(u16, Value), SimError> {
+    let record = match item.get("record") {
+        Some(Value::Object(m)) => m.clone(),
+        _ => return Err(SimError::field("record", "must be a JSON object")),
+    };
+    match item.get("op").and_then(Value::as_str) {
+        Some("create") => {
+            let key = item
+                .get("idempotency_key")
+                .and_then(Value::as_str)
+                .map(str::trim)
+                .unwrap_or_default();
+            if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY {
+                return Err(SimError::field(
+                    "idempotency_key",
+                    format!("is required: 1 to {MAX_IDEMPOTENCY_KEY} characters"),
+                ));
+            }
+            let (replayed, rec) = sim.with_store(|s| s.create_idempotent(c, key, &record))?;
+            Ok((if replayed { 200 } else { 201 }, rec))
+        }
+        Some("update") => {
+            let id = item.get("id").and_then(Value::as_str).unwrap_or_default();
+            match sim.with_store(|s| s.liveness(c, id)) {
+                None => return Err(SimError::not_found(c.noun(), id)),
+                Some(false) => return Err(SimError::deleted(id)),
+                Some(true) => {}
+            }
+            let version = item
+                .get("if_match")
+                .and_then(Value::as_i64)
+                .ok_or_else(|| {
+                    SimError::field(
+                        "if_match",
+                        "is required: the version the change is based on",
+                    )
+                })?;
+            let rec = sim.with_store(|s| s.patch(c, id, Some(version), &record, Mode::Api))?;
+            Ok((200, rec))
+        }
+        _ => Err(SimError::field("op", "must be create or update")),
+    }
 }

@@ -108,6 +108,15 @@ pub struct Settings {
     pub deal_fields: Vec<FieldSpec>,
     pub organization_fields: Vec<FieldSpec>,
     pub person_fields: Vec<FieldSpec>,
+    /// Batch writes (`POST /v1/{collection}/batch`), when this PRM offers them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<BatchSettings>,
+}
+
+/// `"batch": {"max": 200}` in the settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchSettings {
+    pub max: usize,
 }
 
 impl Default for Settings {
@@ -151,6 +160,7 @@ impl Default for Settings {
                     Some(&["active", "pending", "inactive", "disabled"]),
                 ),
             ],
+            batch: None,
         }
     }
 }
