@@ -86,7 +86,7 @@ fn watch_logs_its_first_cycle_and_stops_on_ctrl_c_keeping_the_sandbox() {
     assert!(
         lines
             .iter()
-            .any(|l| l == "prmsync watch stopped after 1 cycles and 0 notified records"),
+            .any(|l| l == "prmsync watch stopped: 1 cycle, 0 notified records"),
         "{lines:?}"
     );
 

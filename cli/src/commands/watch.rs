@@ -133,9 +133,11 @@ pub async fn run(args: WatchArgs) -> Result<ExitCode> {
         let _ = server.await;
     }
     conn.save()?;
+    let count = |n: u64, one: &str| format!("{n} {one}{}", if n == 1 { "" } else { "s" });
     eprintln!(
-        "prmsync watch stopped after {} cycles and {} notified records",
-        summary.cycles, summary.records
+        "prmsync watch stopped: {}, {}",
+        count(summary.cycles, "cycle"),
+        count(summary.records, "notified record")
     );
     Ok(ExitCode::SUCCESS)
 }
