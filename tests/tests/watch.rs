@@ -229,6 +229,8 @@ async fn a_signed_notification_is_synced_at_once_its_replay_is_a_repeat_and_a_ba
     let (listener, local) = receiver::bind("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
+    let refusals = Arc::new(Mutex::new(Vec::<String>::new()));
+    let refused = refusals.clone();
     let (server_stop, server_stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(receiver::serve(
         listener,
@@ -236,6 +238,7 @@ async fn a_signed_notification_is_synced_at_once_its_replay_is_a_repeat_and_a_ba
             secrets: WebhookSecrets::new(SECRET, None),
             deliveries: w.store.clone(),
             records: running.records.clone(),
+            log: Some(Arc::new(move |line| refused.lock().unwrap().push(line))),
         },
         async {
             let _ = server_stopped.await;
@@ -344,6 +347,17 @@ async fn a_signed_notification_is_synced_at_once_its_replay_is_a_repeat_and_a_ba
         writes_before + 1
     );
 
+    // each answer but the two taken was logged, saying why
+    let logged = refusals.lock().unwrap().clone();
+    assert_eq!(logged.len(), 2, "{logged:?}");
+    assert!(
+        logged[0].starts_with("notification answered 200 (repeat):"),
+        "{logged:?}"
+    );
+    assert!(
+        logged[1].starts_with("notification answered 401 (bad_signature):"),
+        "{logged:?}"
+    );
     let _ = server_stop.send(());
     server.await.unwrap().unwrap();
     let (summary, _) = running.stop().await;

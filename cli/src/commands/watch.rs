@@ -95,6 +95,7 @@ pub async fn run(args: WatchArgs) -> Result<ExitCode> {
                 secrets: Some(secrets),
                 deliveries: conn.ctx.store.clone(),
                 records: records_tx,
+                log: Some(std::sync::Arc::new(|line| eprintln!("{line}"))),
             };
             server = Some(tokio::spawn(receiver::serve(
                 listener,

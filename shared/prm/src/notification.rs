@@ -292,6 +292,35 @@ impl Answer {
         }
     }
 
+    /// A short name for logs and metrics: `accepted`, `repeat`, `not_a_notification`, the
+    /// refusal's kind (`unsigned`, `malformed`, `stale`, `bad_signature`), `too_large` or
+    /// `unavailable`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Answer::Accepted { .. } => "accepted",
+            Answer::Repeat => "repeat",
+            Answer::NotANotification(_) => "not_a_notification",
+            Answer::Unauthorized(refusal) => refusal.kind(),
+            Answer::TooLarge => "too_large",
+            Answer::Unavailable(_) => "unavailable",
+        }
+    }
+
+    /// What the answer means, for the receiver's log (never a header, the body or a
+    /// secret).
+    pub fn explained(&self) -> String {
+        match self {
+            Answer::Accepted { integration, id } => format!("{integration} {id} taken"),
+            Answer::Repeat => {
+                format!("an event taken in the last {REPEAT_WINDOW_HOURS} h: answered and dropped")
+            }
+            Answer::NotANotification(e) => e.to_string(),
+            Answer::Unauthorized(refusal) => refusal.to_string(),
+            Answer::TooLarge => format!("the body is over the {MAX_BODY_BYTES}-byte limit"),
+            Answer::Unavailable(why) => why.to_string(),
+        }
+    }
+
     /// The JSON body. The 401 and 413 answers say only what the status says: why is for
     /// the receiver's log.
     pub fn body(&self) -> serde_json::Value {
@@ -559,6 +588,10 @@ mod tests {
             .unwrap()
             .contains("widget.updated"));
         assert_eq!(Answer::Repeat.status(), 200);
+        assert_eq!(Answer::Unauthorized(Refusal::Unsigned).reason(), "unsigned");
+        assert!(Answer::Unauthorized(Refusal::BadSignature)
+            .explained()
+            .contains("share the webhook secret"));
         assert_eq!(Answer::Unavailable(NOT_QUEUED).status(), 503);
         let accepted = Answer::Accepted {
             integration: Integration::Deals,

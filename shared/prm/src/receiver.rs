@@ -28,23 +28,31 @@ pub struct Receiver {
     pub secrets: Option<WebhookSecrets>,
     pub deliveries: Arc<dyn Deliveries>,
     pub records: mpsc::Sender<RecordRef>,
+    /// Where a line goes for each notification not taken (refused, repeated, or not
+    /// handed on); those taken are logged by the loop that syncs them.
+    pub log: Option<Arc<dyn Fn(String) + Send + Sync>>,
 }
 
 impl Receiver {
-    /// The answer to one request at `now`: checked, taken once, handed on.
+    /// The answer to one request at `now`: checked, taken once, handed on; logged unless
+    /// taken.
     pub async fn receive(&self, header: Option<&str>, body: &[u8], now: DateTime<Utc>) -> Answer {
-        let (note, integration) = match notification::check(
-            self.secrets.as_ref(),
-            header,
-            body,
-            now.timestamp(),
-        ) {
-            Ok(n) => n,
-            Err(refused) => {
-                tracing::warn!(code = "webhook_rejected", answer = refused.status(), message = ?refused);
-                return refused;
+        let answer = self.answer(header, body, now).await;
+        if !matches!(answer, Answer::Accepted { .. }) {
+            tracing::warn!(code = "webhook_rejected", reason = answer.reason(), message = %answer.explained());
+            if let Some(log) = &self.log {
+                log(refused_line(&answer));
             }
-        };
+        }
+        answer
+    }
+
+    async fn answer(&self, header: Option<&str>, body: &[u8], now: DateTime<Utc>) -> Answer {
+        let (note, integration) =
+            match notification::check(self.secrets.as_ref(), header, body, now.timestamp()) {
+                Ok(n) => n,
+                Err(refused) => return refused,
+            };
         if let Err(a) = notification::take(self.deliveries.as_ref(), &note, now).await {
             return a;
         }
@@ -69,6 +77,17 @@ impl Receiver {
             .layer(DefaultBodyLimit::disable())
             .with_state(self)
     }
+}
+
+/// The line a notification not taken logs: `notification answered 401 (bad_signature): no
+/// v1 signature matches ...`.
+pub fn refused_line(answer: &Answer) -> String {
+    format!(
+        "notification answered {} ({}): {}",
+        answer.status(),
+        answer.reason(),
+        answer.explained()
+    )
 }
 
 async fn handle(State(receiver): State<Receiver>, headers: HeaderMap, body: Body) -> Response {

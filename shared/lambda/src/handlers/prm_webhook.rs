@@ -222,21 +222,11 @@ pub async fn handle_at(
     let (note, integration) = match deps.keys.check(header, &body, now.timestamp()).await {
         Ok(n) => n,
         Err(refused) => {
-            match &refused {
-                Answer::Unauthorized(refusal) => tracing::warn!(
-                    code = "webhook_rejected",
-                    reason = refusal.kind(),
-                    message = %refusal
-                ),
-                Answer::NotANotification(e) => {
-                    tracing::warn!(code = "webhook_rejected", reason = "not_a_notification", message = %e)
-                }
-                _ => tracing::warn!(
-                    code = "webhook_rejected",
-                    reason = "too_large",
-                    message = "the body is over the webhook's 64 KiB limit"
-                ),
-            }
+            tracing::warn!(
+                code = "webhook_rejected",
+                reason = refused.reason(),
+                message = %refused.explained()
+            );
             return answer(&refused);
         }
     };
