@@ -1,6 +1,6 @@
 //! `prmsync watch` as an operator runs it: it starts on the sandbox, logs its first cycle,
-//! stops on Ctrl-C (SIGINT) with exit 0 and keeps the sandbox; a bad `--interval` is
-//! refused naming the flag. (`tests/tests/watch.rs` drives the loop in-process.)
+//! refuses a stale notification and syncs a signed one at once, stops on Ctrl-C (SIGINT)
+//! with exit 0 and keeps the sandbox; a bad `--interval` is refused naming the flag. (`tests/tests/watch.rs` drives the loop in-process.)
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -64,6 +64,47 @@ fn watch_logs_its_first_cycle_and_stops_on_ctrl_c_keeping_the_sandbox() {
         "{cycle}"
     );
 
+    // The PRM's notifications reach the loop through the binary's receiver: a stale
+    // signature is refused, a signed one is synced at once (an hour before the next cycle).
+    let address = lines[0]
+        .split("PRM notifications on http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .expect("the listening address")
+        .to_string();
+    let body = r#"{"event_id":"evt_cli_1","type":"organization.updated","id":"org_not_there"}"#;
+    assert_eq!(post(&address, body, "t=1,v1=00"), 401);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let signed = prmsync_prm::notification::sign(
+        &[prmsync_simulators::sandbox::PRM_WEBHOOK_SECRET],
+        now,
+        body.as_bytes(),
+    );
+    assert_eq!(post(&address, body, &signed), 202);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !lines
+        .iter()
+        .any(|l: &String| l.starts_with("notified prm:organization:org_not_there (organizations):"))
+    {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => lines.push(line),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("the notified record was not synced within 30 s: {lines:?}");
+            }
+        }
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("notification answered 401 (stale):")),
+        "{lines:?}"
+    );
+
     // Ctrl-C
     #[allow(unsafe_code)]
     // SAFETY: a signal to the child this test started, by its pid.
@@ -86,7 +127,7 @@ fn watch_logs_its_first_cycle_and_stops_on_ctrl_c_keeping_the_sandbox() {
     assert!(
         lines
             .iter()
-            .any(|l| l == "prmsync watch stopped: 1 cycle, 0 notified records"),
+            .any(|l| l == "prmsync watch stopped: 1 cycle, 1 notified record"),
         "{lines:?}"
     );
 
@@ -108,6 +149,25 @@ fn watch_logs_its_first_cycle_and_stops_on_ctrl_c_keeping_the_sandbox() {
             "{name}: {i}"
         );
     }
+}
+
+/// POSTs `body` with `signature` to the receiver at `address`; the status answered.
+fn post(address: &str, body: &str, signature: &str) -> u16 {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "POST / HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nX-PRM-Signature: {signature}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer: {answer}"))
 }
 
 #[test]
