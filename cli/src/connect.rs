@@ -66,6 +66,9 @@ pub struct Connection {
     pub ctx: SyncContext,
     /// The sandbox and the folder its data is kept in, saved after the command.
     pub sandbox: Option<(Sandbox, PathBuf)>,
+    /// The PRM's webhook signing secret (`PRM_WEBHOOK_SECRET`; the sandbox has its own),
+    /// for `prmsync watch --webhook-listen`.
+    pub webhook_secret: Option<String>,
 }
 
 impl Connection {
@@ -211,6 +214,7 @@ pub async fn connect(target: &Target) -> Result<Connection> {
             salesforce_client_secret: Some(sandbox::SF_CLIENT_SECRET.into()),
             prm_api_url: prm_url,
             prm_api_token: sandbox::PRM_TOKEN.into(),
+            prm_webhook_secret: Some(sandbox::PRM_WEBHOOK_SECRET.into()),
             ..Default::default()
         };
         let mut sf_config = connection.salesforce_config(&mapping)?;
@@ -223,6 +227,7 @@ pub async fn connect(target: &Target) -> Result<Connection> {
         return Ok(Connection {
             ctx,
             sandbox: Some((sandbox, data_dir)),
+            webhook_secret: connection.webhook_secret(),
         });
     }
     if !has_real_target(target) {
@@ -238,7 +243,11 @@ pub async fn connect(target: &Target) -> Result<Connection> {
     };
     let connection = connection_of(&config)?;
     let ctx = connection.sync_context(mapping, store, holder)?;
-    Ok(Connection { ctx, sandbox: None })
+    Ok(Connection {
+        ctx,
+        sandbox: None,
+        webhook_secret: connection.webhook_secret(),
+    })
 }
 
 /// The Salesforce client of the connection file `config_path` (and the environment), for
@@ -276,7 +285,7 @@ fn connection_of(config: &ConfigFile) -> Result<prmsync_connect::Connection> {
             .or(config.prm.api_url.clone())
             .unwrap_or_default(),
         prm_api_token: env("PRM_API_TOKEN").unwrap_or_default(),
-        // the CLI receives no webhooks
-        prm_webhook_secret: None,
+        // `prmsync watch --webhook-listen` checks the PRM's notifications with it
+        prm_webhook_secret: env("PRM_WEBHOOK_SECRET"),
     })
 }

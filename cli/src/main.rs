@@ -58,6 +58,9 @@ pub enum IntegrationArg {
 enum Command {
     /// Run a sync now (incremental by default; the first run of an integration is full).
     Sync(commands::sync::SyncArgs),
+    /// Keep syncing: an incremental run every interval, and (with --webhook-listen) each
+    /// record the PRM notifies synced at once, until Ctrl-C.
+    Watch(commands::watch::WatchArgs),
     /// Reconcile now: re-read both sides of every linked record, repair what drifted and
     /// report the drift per object (`[sync] reconcile` runs one daily on its own).
     Reconcile(commands::reconcile::ReconcileArgs),
@@ -156,6 +159,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Sync(args) => commands::sync::run(args).await,
+            Command::Watch(args) => commands::watch::run(args).await,
             Command::Reconcile(args) => commands::reconcile::run(args).await,
             Command::Status { target, json } => commands::status::run(target, json).await,
             Command::Pause {

@@ -9,6 +9,7 @@ pub mod reconcile;
 pub mod sandbox;
 pub mod status;
 pub mod sync;
+pub mod watch;
 
 use prmsync_mapping::Integration;
 

@@ -25,6 +25,7 @@
 //! - [`relink`]: links repaired by hand (unlink, relink), for the CLI and the console.
 //! - [`inspect`]: one record as the operator sees it: both sides read live beside the
 //!   link's snapshot, and people found by email.
+//! - [`watch`]: `prmsync watch`, a run every interval and notified records between.
 //! - [`planner`] and [`worker`]: a run on AWS: the planner queues chunks, workers sync
 //!   them, and the worker that finishes the last chunk closes the run.
 //! - `store_contract` (feature `testing`): the tests every [`Store`] implementation passes.
@@ -51,6 +52,7 @@ pub mod store;
 #[cfg(feature = "testing")]
 pub mod store_contract;
 pub mod sweep;
+pub mod watch;
 pub mod worker;
 
 pub use context::{RunMode, RunOptions, SyncContext};

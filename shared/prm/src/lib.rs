@@ -16,6 +16,7 @@ mod error;
 mod model;
 pub mod notification;
 pub mod port;
+pub mod receiver;
 mod retry;
 
 pub use client::{BatchWrite, ListPage, PrmClient};

@@ -255,6 +255,148 @@ impl Notification {
     }
 }
 
+/// What a receiver answers a notification: the same rule for the prm-webhook function and
+/// for `prmsync watch`. Each step answers before the next costs anything: a body over
+/// [`MAX_BODY_BYTES`] gets 413; an unsigned, malformed, stale or badly signed request 401;
+/// a signed body that is not a notification 400; an `event_id` taken in the last
+/// [`REPEAT_WINDOW_HOURS`] 200 and nothing more; a record handed on (queued, or synced on
+/// this machine) 202; a store or hand-off that failed 503, so the PRM retries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    Accepted {
+        integration: Integration,
+        id: String,
+    },
+    Repeat,
+    NotANotification(NotificationError),
+    Unauthorized(Refusal),
+    TooLarge,
+    Unavailable(&'static str),
+}
+
+/// The 503 answer when the event could not be recorded.
+pub const NOT_RECORDED: &str = "could not record the event; the PRM should retry";
+/// The 503 answer when the record could not be handed on.
+pub const NOT_QUEUED: &str = "could not queue the change; the PRM should retry";
+
+impl Answer {
+    /// The HTTP status.
+    pub fn status(&self) -> u16 {
+        match self {
+            Answer::Accepted { .. } => 202,
+            Answer::Repeat => 200,
+            Answer::NotANotification(_) => 400,
+            Answer::Unauthorized(_) => 401,
+            Answer::TooLarge => 413,
+            Answer::Unavailable(_) => 503,
+        }
+    }
+
+    /// A short name for logs and metrics: `accepted`, `repeat`, `not_a_notification`, the
+    /// refusal's kind (`unsigned`, `malformed`, `stale`, `bad_signature`), `too_large` or
+    /// `unavailable`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Answer::Accepted { .. } => "accepted",
+            Answer::Repeat => "repeat",
+            Answer::NotANotification(_) => "not_a_notification",
+            Answer::Unauthorized(refusal) => refusal.kind(),
+            Answer::TooLarge => "too_large",
+            Answer::Unavailable(_) => "unavailable",
+        }
+    }
+
+    /// What the answer means, for the receiver's log (never a header, the body or a
+    /// secret).
+    pub fn explained(&self) -> String {
+        match self {
+            Answer::Accepted { integration, id } => format!("{integration} {id} taken"),
+            Answer::Repeat => {
+                format!("an event taken in the last {REPEAT_WINDOW_HOURS} h: answered and dropped")
+            }
+            Answer::NotANotification(e) => e.to_string(),
+            Answer::Unauthorized(refusal) => refusal.to_string(),
+            Answer::TooLarge => format!("the body is over the {MAX_BODY_BYTES}-byte limit"),
+            Answer::Unavailable(why) => why.to_string(),
+        }
+    }
+
+    /// The JSON body. The 401 and 413 answers say only what the status says: why is for
+    /// the receiver's log.
+    pub fn body(&self) -> serde_json::Value {
+        use serde_json::json;
+        match self {
+            Answer::Accepted { integration, id } => {
+                json!({"queued": true, "integration": integration.as_str(), "id": id})
+            }
+            Answer::Repeat => json!({"queued": false, "repeat": true}),
+            Answer::NotANotification(e) => json!({"error": e.to_string()}),
+            Answer::Unauthorized(_) => json!({"error": "unauthorized"}),
+            Answer::TooLarge => json!({"error": "payload too large"}),
+            Answer::Unavailable(why) => json!({"error": why}),
+        }
+    }
+}
+
+/// The checks that need nothing but the request, the secrets and the clock, in order:
+/// size (413), signature (401), notification (400). The notification and its integration
+/// when all pass.
+pub fn check(
+    secrets: Option<&WebhookSecrets>,
+    header: Option<&str>,
+    body: &[u8],
+    now: i64,
+) -> Result<(Notification, Integration), Answer> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(Answer::TooLarge);
+    }
+    verify(secrets, header, body, now).map_err(Answer::Unauthorized)?;
+    Notification::parse(body).map_err(Answer::NotANotification)
+}
+
+/// Takes a checked notification's `event_id` for [`REPEAT_WINDOW_HOURS`]: `Err(Repeat)`
+/// when it was taken already, `Err(Unavailable)` when the store failed (the event is
+/// released, so the PRM's retry is taken).
+pub async fn take(
+    deliveries: &dyn prmsync_engine::store::Deliveries,
+    note: &Notification,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), Answer> {
+    let until = now + chrono::Duration::hours(REPEAT_WINDOW_HOURS);
+    match deliveries.take_delivery(&note.event_id, now, until).await {
+        Ok(true) => Ok(()),
+        Ok(false) => {
+            tracing::info!(
+                code = "webhook_repeat",
+                event_id = note.event_id.as_str(),
+                prm_id = note.id.as_str(),
+                message = "this event was taken already: answered and dropped"
+            );
+            Err(Answer::Repeat)
+        }
+        Err(e) => {
+            tracing::error!(code = "webhook_store_failed", event_id = note.event_id.as_str(), message = %e);
+            // the put may have landed before the error: let the PRM's retry be taken
+            release(deliveries, &note.event_id).await;
+            Err(Answer::Unavailable(NOT_RECORDED))
+        }
+    }
+}
+
+/// Lets an event be taken again, after its record could not be handed on (best effort:
+/// when this fails too, the PRM's retry is dropped as a repeat and the next run syncs the
+/// record).
+pub async fn release(deliveries: &dyn prmsync_engine::store::Deliveries, event_id: &str) {
+    if let Err(e) = deliveries.release_delivery(event_id).await {
+        tracing::error!(
+            code = "webhook_store_failed",
+            event_id,
+            message = %e,
+            fix = "the PRM's retry of this event will be dropped; the next scheduled run syncs the record"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -411,5 +553,56 @@ mod tests {
             Notification::parse(long.as_bytes()),
             Err(NotificationError::NotANotification(_))
         ));
+    }
+
+    #[test]
+    fn a_request_is_checked_for_size_then_signature_then_notification() {
+        let s = secrets();
+        let h = sign(&["current-secret"], NOW, BODY);
+        let (n, i) = check(Some(&s), Some(&h), BODY, NOW).unwrap();
+        assert_eq!((n.id.as_str(), i), ("per_1", Integration::People));
+        // too large is answered before the signature is looked at
+        let big = vec![b' '; MAX_BODY_BYTES + 1];
+        let answer = check(Some(&s), None, &big, NOW).unwrap_err();
+        assert_eq!(
+            (answer.status(), answer.body()),
+            (413, serde_json::json!({"error": "payload too large"}))
+        );
+        let answer = check(Some(&s), Some(&sign(&["wrong"], NOW, BODY)), BODY, NOW).unwrap_err();
+        assert_eq!(answer, Answer::Unauthorized(Refusal::BadSignature));
+        assert_eq!(
+            (answer.status(), answer.body()),
+            (401, serde_json::json!({"error": "unauthorized"}))
+        );
+        let body = br#"{"event_id":"e","type":"widget.updated","id":"x"}"#;
+        let answer = check(
+            Some(&s),
+            Some(&sign(&["current-secret"], NOW, body)),
+            body,
+            NOW,
+        )
+        .unwrap_err();
+        assert_eq!(answer.status(), 400);
+        assert!(answer.body()["error"]
+            .as_str()
+            .unwrap()
+            .contains("widget.updated"));
+        assert_eq!(Answer::Repeat.status(), 200);
+        assert_eq!(Answer::Unauthorized(Refusal::Unsigned).reason(), "unsigned");
+        assert!(Answer::Unauthorized(Refusal::BadSignature)
+            .explained()
+            .contains("share the webhook secret"));
+        assert_eq!(Answer::Unavailable(NOT_QUEUED).status(), 503);
+        let accepted = Answer::Accepted {
+            integration: Integration::Deals,
+            id: "d1".into(),
+        };
+        assert_eq!(
+            (accepted.status(), accepted.body()),
+            (
+                202,
+                serde_json::json!({"queued": true, "integration": "deals", "id": "d1"})
+            )
+        );
     }
 }

@@ -17,6 +17,9 @@ use crate::salesforce::SalesforceSim;
 pub const SF_CLIENT_ID: &str = "sandbox-client";
 pub const SF_CLIENT_SECRET: &str = "sandbox-secret";
 pub const PRM_TOKEN: &str = "sandbox-token";
+/// The secret the sandbox PRM signs its change notifications with (`prmsync watch
+/// --sandbox` checks them with it).
+pub const PRM_WEBHOOK_SECRET: &str = "sandbox-webhook-secret";
 
 const COMPANIES: &[&str] = &[
     "Northwind",

@@ -9,6 +9,9 @@
 //!    retries what got no 2xx; a replay inside the 5 minutes lands here too);
 //! 5. otherwise the record is queued for a worker (202).
 //!
+//! The answers are `prmsync_prm::notification`'s ([`notification::check`],
+//! [`notification::take`], [`Answer`]), shared with `prmsync watch`'s local receiver.
+//!
 //! The 401 and 413 answers say only what the status says; why, is in the function's log.
 //! The function holds only the webhook secrets, the deliveries table and the queue: no
 //! Salesforce or PRM credentials.
@@ -21,13 +24,14 @@ use aws_lambda_events::event::lambda_function_urls::{
     LambdaFunctionUrlRequest, LambdaFunctionUrlResponse,
 };
 use base64::Engine;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use prmsync_aws::secrets::WebhookSecretError;
 use prmsync_engine::ports::Queue;
 use prmsync_engine::store::Deliveries;
 use prmsync_engine::RecordRef;
+use prmsync_mapping::Integration;
 use prmsync_prm::notification::{
-    verify, Notification, Refusal, WebhookSecrets, MAX_BODY_BYTES, REPEAT_WINDOW_HOURS,
+    self, Answer, Notification, Refusal, WebhookSecrets, MAX_BODY_BYTES, NOT_QUEUED,
     SIGNATURE_HEADER,
 };
 use serde_json::json;
@@ -91,10 +95,19 @@ impl WebhookKeys {
         }
     }
 
-    async fn verify(&self, header: Option<&str>, body: &[u8], now: i64) -> Result<(), Refusal> {
+    /// The shared checks ([`notification::check`]) with the secrets held, and once more
+    /// with the secrets re-read when no signature matched and the last read is old enough.
+    async fn check(
+        &self,
+        header: Option<&str>,
+        body: &[u8],
+        now: i64,
+    ) -> Result<(Notification, Integration), Answer> {
         let mut held = self.held.lock().await;
-        let first = verify(held.0.as_ref(), header, body, now);
-        if first != Err(Refusal::BadSignature) || held.1.elapsed() < self.refresh {
+        let first = notification::check(held.0.as_ref(), header, body, now);
+        if !matches!(first, Err(Answer::Unauthorized(Refusal::BadSignature)))
+            || held.1.elapsed() < self.refresh
+        {
             return first;
         }
         // A rotation may have happened since the last read.
@@ -106,7 +119,7 @@ impl WebhookKeys {
                 return first;
             }
         }
-        verify(held.0.as_ref(), header, body, now)
+        notification::check(held.0.as_ref(), header, body, now)
     }
 }
 
@@ -128,14 +141,6 @@ fn respond(status: i64, body: serde_json::Value) -> LambdaFunctionUrlResponse {
     r
 }
 
-fn unauthorized() -> LambdaFunctionUrlResponse {
-    respond(401, json!({"error": "unauthorized"}))
-}
-
-fn too_large() -> LambdaFunctionUrlResponse {
-    respond(413, json!({"error": "payload too large"}))
-}
-
 /// Why a body is refused before its signature is checked.
 enum BodyRefusal {
     TooLarge,
@@ -145,7 +150,7 @@ enum BodyRefusal {
 impl BodyRefusal {
     fn answer(&self) -> LambdaFunctionUrlResponse {
         match self {
-            BodyRefusal::TooLarge => too_large(),
+            BodyRefusal::TooLarge => answer(&Answer::TooLarge),
             BodyRefusal::NotBase64 => {
                 respond(400, json!({"error": "the body is not valid base64"}))
             }
@@ -182,24 +187,15 @@ fn body_of(request: &LambdaFunctionUrlRequest) -> Result<Vec<u8>, BodyRefusal> {
     }
 }
 
-/// Lets an event be taken again (best effort: when this fails too, the PRM's retry is
-/// dropped as a repeat and the next scheduled run syncs the record).
-async fn release(deps: &WebhookDeps, event_id: &str) {
-    if let Err(e) = deps.deliveries.release_delivery(event_id).await {
-        tracing::error!(
-            code = "webhook_store_failed",
-            event_id,
-            message = %e,
-            fix = "the PRM's retry of this event will be dropped; the next scheduled run syncs the record"
-        );
-    }
-}
-
 pub async fn handle(
     deps: &WebhookDeps,
     request: LambdaFunctionUrlRequest,
 ) -> LambdaFunctionUrlResponse {
     handle_at(deps, request, Utc::now()).await
+}
+
+fn answer(a: &Answer) -> LambdaFunctionUrlResponse {
+    respond(i64::from(a.status()), a.body())
 }
 
 /// [`handle`] with this clock.
@@ -223,57 +219,27 @@ pub async fn handle_at(
         .headers
         .get(SIGNATURE_HEADER)
         .and_then(|v| v.to_str().ok());
-    if let Err(refusal) = deps.keys.verify(header, &body, now.timestamp()).await {
-        tracing::warn!(
-            code = "webhook_rejected",
-            reason = refusal.kind(),
-            message = %refusal
-        );
-        return unauthorized();
-    }
-    let (note, integration) = match Notification::parse(&body) {
+    let (note, integration) = match deps.keys.check(header, &body, now.timestamp()).await {
         Ok(n) => n,
-        Err(e) => {
-            tracing::warn!(code = "webhook_rejected", reason = "not_a_notification", message = %e);
-            return respond(400, json!({"error": e.to_string()}));
+        Err(refused) => {
+            tracing::warn!(
+                code = "webhook_rejected",
+                reason = refused.reason(),
+                message = %refused.explained()
+            );
+            return answer(&refused);
         }
     };
-    let until = now + Duration::hours(REPEAT_WINDOW_HOURS);
-    match deps
-        .deliveries
-        .take_delivery(&note.event_id, now, until)
-        .await
-    {
-        Ok(true) => {}
-        Ok(false) => {
-            tracing::info!(
-                code = "webhook_repeat",
-                event_id = note.event_id.as_str(),
-                prm_id = note.id.as_str(),
-                message = "this event was taken already: answered and dropped"
-            );
-            return respond(200, json!({"queued": false, "repeat": true}));
-        }
-        Err(e) => {
-            tracing::error!(code = "webhook_store_failed", event_id = note.event_id.as_str(), message = %e);
-            // the put may have landed before the error: let the PRM's retry be taken
-            release(deps, &note.event_id).await;
-            return respond(
-                503,
-                json!({"error": "could not record the event; the PRM should retry"}),
-            );
-        }
+    if let Err(a) = notification::take(deps.deliveries.as_ref(), &note, now).await {
+        return answer(&a);
     }
     let chunk = RecordRef::Prm(integration.object(), note.id.clone())
         .chunk(&format!("webhook-{}", note.event_id));
     if let Err(e) = deps.queue.send(std::slice::from_ref(&chunk)).await {
         tracing::error!(code = "webhook_queue_failed", prm_id = note.id.as_str(), message = %e);
         // the PRM's retry must be taken, not dropped as a repeat
-        release(deps, &note.event_id).await;
-        return respond(
-            503,
-            json!({"error": "could not queue the change; the PRM should retry"}),
-        );
+        notification::release(deps.deliveries.as_ref(), &note.event_id).await;
+        return answer(&Answer::Unavailable(NOT_QUEUED));
     }
     tracing::info!(
         run_id = chunk.run_id.as_str(),
@@ -281,8 +247,8 @@ pub async fn handle_at(
         prm_id = note.id.as_str(),
         code = "webhook_queued"
     );
-    respond(
-        202,
-        json!({"queued": true, "integration": integration.as_str(), "id": note.id}),
-    )
+    answer(&Answer::Accepted {
+        integration,
+        id: note.id,
+    })
 }
