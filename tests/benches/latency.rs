@@ -11,6 +11,9 @@
 //!   the worker (polled as Lambda's event source polls SQS) syncs it to the PRM.
 //! - **PRM webhook**: an organization renamed in the PRM; its signed notification handled
 //!   by the prm-webhook function, queued, synced to Salesforce by the worker.
+//! - **`prmsync watch`** (one machine, SQLite): an Account renamed in Salesforce, synced at
+//!   the next cycle (10 s, the shortest interval); an organization renamed in the PRM and
+//!   notified, synced at once.
 //!
 //! Salesforce's own publishing delay and Event Relay's and EventBridge's delivery are not
 //! simulated (in AWS they add well under a second); the queue polling is included.
@@ -66,16 +69,23 @@ impl Figures {
                 ((self.latencies.len() as f64 * q).ceil() as usize).clamp(1, self.latencies.len());
             self.latencies[i - 1].as_secs_f64() * 1000.0
         };
+        let batches = if self.batches == 0 {
+            String::new()
+        } else {
+            format!(
+                "  reads/worker batch {:.2} ({} batches)",
+                self.sf_reads as f64 / self.batches as f64,
+                self.batches
+            )
+        };
         println!(
-            "{:<26} changes {:>4}  p50 {:>6.0} ms  p95 {:>6.0} ms  max {:>6.0} ms  Salesforce calls/change {:.2}  reads/worker batch {:.2} ({} batches)",
+            "{:<26} changes {:>4}  p50 {:>6.0} ms  p95 {:>6.0} ms  max {:>6.0} ms  Salesforce calls/change {:.2}{batches}",
             self.path,
             self.latencies.len(),
             at(0.50),
             at(0.95),
             at(1.0),
             self.sf_calls as f64 / self.latencies.len() as f64,
-            self.sf_reads as f64 / self.batches.max(1) as f64,
-            self.batches
         );
     }
 }
@@ -264,6 +274,134 @@ async fn main() {
     )
     .await
     .print();
+
+    watch_paths().await;
+}
+
+/// `prmsync watch` on one machine (SQLite): a Salesforce edit waits for the next cycle
+/// (every 10 s, the shortest interval watch takes); a record the PRM notifies is synced at
+/// once (handed to the loop as its local receiver hands it on).
+async fn watch_paths() {
+    use prmsync_engine::watch::{watch, WatchOptions};
+    use prmsync_engine::RecordRef;
+    use prmsync_mapping::{Integration, ObjectKind};
+
+    let sf = SalesforceSim::new();
+    let prm = PrmSim::new("t");
+    for i in 0..ACCOUNTS {
+        sf.insert("Account", obj(json!({"Name": format!("Watched {i}"), "PRM_Sync__c": true, "PRM_Organization_Status__c": "Active Partner"})));
+    }
+    let crm = Arc::new(
+        SalesforceClient::new(SalesforceConfig::new(
+            sf.start().await.unwrap(),
+            Auth::ClientCredentials {
+                client_id: "sandbox-client".into(),
+                client_secret: "sandbox-secret".into(),
+            },
+        ))
+        .unwrap(),
+    );
+    let prm_client =
+        Arc::new(PrmClient::new(PrmConfig::new(prm.start().await.unwrap(), "t")).unwrap());
+    let store = Arc::new(prmsync_state_sqlite::SqliteStore::in_memory());
+    let ctx =
+        prmsync_connect::sync_context(crm, prm_client, store, MappingConfig::default(), "bench");
+    let (notes, notified) = tokio::sync::mpsc::channel(1000);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let options = WatchOptions {
+        interval: Duration::from_secs(10),
+        integrations: vec![Integration::Organizations],
+    };
+    let looped = {
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            watch(
+                &ctx,
+                &options,
+                notified,
+                async {
+                    let _ = stopped.await;
+                },
+                |_| {},
+            )
+            .await
+        })
+    };
+    // the first cycle links the records
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while prm.list(Collection::Organizations).len() < ACCOUNTS {
+        assert!(
+            Instant::now() < deadline,
+            "the first cycle did not import the Accounts"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let orgs: Vec<(String, String)> = loop {
+        let orgs: Vec<(String, String)> = prm
+            .list(Collection::Organizations)
+            .iter()
+            .filter_map(|o| {
+                Some((
+                    o["crm_id"].as_str()?.to_string(),
+                    o["id"].as_str()?.to_string(),
+                ))
+            })
+            .collect();
+        if orgs.len() == ACCOUNTS {
+            break orgs;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    for (path, from_salesforce) in [
+        ("watch: Salesforce edit", true),
+        ("watch: PRM notification", false),
+    ] {
+        sf.reset_api_calls();
+        let mut latencies = Vec::new();
+        for round in 0..CHANGES / AT_ONCE {
+            let picked: Vec<&(String, String)> = (0..AT_ONCE)
+                .map(|k| &orgs[(round * AT_ONCE + k) % ACCOUNTS])
+                .collect();
+            let names: Vec<String> = (0..AT_ONCE)
+                .map(|k| format!("{path} {round}-{k}"))
+                .collect();
+            let started = Instant::now();
+            for ((account, org), name) in picked.iter().zip(&names) {
+                if from_salesforce {
+                    sf.update("Account", account, obj(json!({ "Name": name })));
+                } else {
+                    prm.update(Collection::Organizations, org, json!({ "name": name }));
+                    notes
+                        .send(RecordRef::Prm(ObjectKind::Organization, org.clone()))
+                        .await
+                        .unwrap();
+                }
+            }
+            latencies.extend(
+                observe(started, AT_ONCE, |i| {
+                    let (account, org) = picked[i];
+                    if from_salesforce {
+                        prm.get(Collection::Organizations, org)
+                            .is_some_and(|o| o["name"] == names[i].as_str())
+                    } else {
+                        sf.get("Account", account)
+                            .is_some_and(|a| a["Name"] == names[i].as_str())
+                    }
+                })
+                .await,
+            );
+        }
+        Figures {
+            path,
+            latencies,
+            sf_calls: sf.api_calls().total,
+            sf_reads: sf_reads(&sf),
+            batches: 0,
+        }
+        .print();
+    }
+    let _ = stop.send(());
+    let _ = looped.await;
 }
 
 struct Bench<'a> {

@@ -46,6 +46,10 @@ pub struct BenchArgs {
     /// Flagged Opportunities (imported as deals).
     #[arg(long, default_value_t = 0)]
     pub opportunities: u64,
+    /// The simulated PRM offers batch writes of this many records (`"batch": {"max": N}` in
+    /// its settings); 0 = a PRM without batches, written record by record.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub prm_batch_max: usize,
     /// One JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -163,6 +167,8 @@ impl Simulators {
                 &args.contacts.to_string(),
                 "--opportunities",
                 &args.opportunities.to_string(),
+                "--prm-batch-max",
+                &args.prm_batch_max.to_string(),
             ])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -219,6 +225,7 @@ impl Simulators {
 async fn serve_simulators(args: &BenchArgs) -> Result<ExitCode> {
     let sf = SalesforceSim::new();
     let prm = PrmSim::new("bench");
+    prm.set_batches((args.prm_batch_max > 0).then_some(args.prm_batch_max));
     let sf_url = sf
         .start()
         .await
