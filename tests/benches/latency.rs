@@ -146,24 +146,8 @@ async fn main() {
         eprintln!("latency: start moto and set AWS_ENDPOINT_URL (./scripts/test.sh shows how)");
         std::process::exit(2);
     }
-    let sf = SalesforceSim::new();
+    let (sf, prm, crm, prm_client) = systems("Account").await;
     sf.enable_change_events(&["Account", "Contact", "Opportunity"]);
-    let prm = PrmSim::new("t");
-    for i in 0..ACCOUNTS {
-        sf.insert("Account", obj(json!({"Name": format!("Account {i}"), "PRM_Sync__c": true, "PRM_Organization_Status__c": "Active Partner"})));
-    }
-    let crm = Arc::new(
-        SalesforceClient::new(SalesforceConfig::new(
-            sf.start().await.unwrap(),
-            Auth::ClientCredentials {
-                client_id: "sandbox-client".into(),
-                client_secret: "sandbox-secret".into(),
-            },
-        ))
-        .unwrap(),
-    );
-    let prm_client =
-        Arc::new(PrmClient::new(PrmConfig::new(prm.start().await.unwrap(), "t")).unwrap());
     let aws = Arc::new(Moto::new(5).await);
     let ctx = prmsync_connect::sync_context(
         crm,
@@ -286,23 +270,7 @@ async fn watch_paths() {
     use prmsync_engine::RecordRef;
     use prmsync_mapping::{Integration, ObjectKind};
 
-    let sf = SalesforceSim::new();
-    let prm = PrmSim::new("t");
-    for i in 0..ACCOUNTS {
-        sf.insert("Account", obj(json!({"Name": format!("Watched {i}"), "PRM_Sync__c": true, "PRM_Organization_Status__c": "Active Partner"})));
-    }
-    let crm = Arc::new(
-        SalesforceClient::new(SalesforceConfig::new(
-            sf.start().await.unwrap(),
-            Auth::ClientCredentials {
-                client_id: "sandbox-client".into(),
-                client_secret: "sandbox-secret".into(),
-            },
-        ))
-        .unwrap(),
-    );
-    let prm_client =
-        Arc::new(PrmClient::new(PrmConfig::new(prm.start().await.unwrap(), "t")).unwrap());
+    let (sf, prm, crm, prm_client) = systems("Watched").await;
     let store = Arc::new(prmsync_state_sqlite::SqliteStore::in_memory());
     let ctx =
         prmsync_connect::sync_context(crm, prm_client, store, MappingConfig::default(), "bench");
@@ -402,6 +370,29 @@ async fn watch_paths() {
     }
     let _ = stop.send(());
     let _ = looped.await;
+}
+
+/// Both simulators started, with [`ACCOUNTS`] flagged Accounts named `<name> <n>`, and
+/// the clients that reach them.
+async fn systems(name: &str) -> (SalesforceSim, PrmSim, Arc<SalesforceClient>, Arc<PrmClient>) {
+    let sf = SalesforceSim::new();
+    let prm = PrmSim::new("t");
+    for i in 0..ACCOUNTS {
+        sf.insert("Account", obj(json!({"Name": format!("{name} {i}"), "PRM_Sync__c": true, "PRM_Organization_Status__c": "Active Partner"})));
+    }
+    let crm = Arc::new(
+        SalesforceClient::new(SalesforceConfig::new(
+            sf.start().await.unwrap(),
+            Auth::ClientCredentials {
+                client_id: "sandbox-client".into(),
+                client_secret: "sandbox-secret".into(),
+            },
+        ))
+        .unwrap(),
+    );
+    let prm_client =
+        Arc::new(PrmClient::new(PrmConfig::new(prm.start().await.unwrap(), "t")).unwrap());
+    (sf, prm, crm, prm_client)
 }
 
 struct Bench<'a> {
