@@ -65,7 +65,10 @@ impl<'a> Pass<'a> {
         // The Salesforce Id as Idempotency-Key: a retried create returns the first record.
         let (sources, writes): (Vec<_>, Vec<_>) = bodies
             .into_iter()
-            .map(|(crm, body, snapshot)| ((crm.clone(), snapshot), (crm.id, body)))
+            .map(|(crm, body, snapshot)| {
+                let key = crm.id.clone();
+                ((crm, snapshot), (key, body))
+            })
             .unzip();
         let answers = self
             .ctx

@@ -146,31 +146,52 @@ async fn work_changes(
 /// next scheduled run, which reads them the same way.
 async fn run_soon(deps: &Deps, kind: prmsync_mapping::ObjectKind) {
     let integration = prmsync_engine::context::integration_of(kind);
-    let planned = matches!(
-        integration,
-        prmsync_mapping::Integration::Organizations | prmsync_mapping::Integration::People
+    if super::full_sync::INTEGRATIONS.contains(&integration) {
+        let payload = json!({"integration": integration.as_str(), "mode": "incremental"});
+        if plan(deps, integration, &payload).await {
+            tracing::info!(
+                code = "change_overflow_planned",
+                integration = integration.as_str()
+            );
+        }
+        return;
+    }
+    tracing::warn!(
+        code = "change_overflow_scheduled",
+        integration = integration.as_str(),
+        "too many {} changes for change events: the next scheduled run reads them",
+        kind.crm_object()
     );
-    match (&deps.relaunch, planned) {
-        (Some(planner), true) => {
-            let payload = json!({"integration": integration.as_str(), "mode": "incremental"});
-            match planner.relaunch(&payload).await {
-                Ok(()) => tracing::info!(
-                    code = "change_overflow_planned",
-                    integration = integration.as_str()
-                ),
-                Err(e) => tracing::error!(
+}
+
+/// Asks the planner function for a run of `integration` (`payload`); true when invoked.
+/// Without a planner (outside Lambda) or when the invocation fails, the next scheduled
+/// run plans it.
+async fn plan(
+    deps: &Deps,
+    integration: prmsync_mapping::Integration,
+    payload: &serde_json::Value,
+) -> bool {
+    match &deps.relaunch {
+        Some(planner) => match planner.relaunch(payload).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(
                     code = "plan_not_started",
                     integration = integration.as_str(),
                     "{e}"
-                ),
+                );
+                false
             }
+        },
+        None => {
+            tracing::warn!(
+                code = "plan_not_started",
+                integration = integration.as_str(),
+                "no planner function to invoke (PRMSYNC_FULL_SYNC_FUNCTION); the next scheduled run plans it"
+            );
+            false
         }
-        _ => tracing::warn!(
-            code = "change_overflow_scheduled",
-            integration = integration.as_str(),
-            "too many {} changes for change events: the next scheduled run reads them",
-            kind.crm_object()
-        ),
     }
 }
 
@@ -246,17 +267,6 @@ async fn start_next(deps: &Deps, closed: &ClosedRun) {
         if closed.allow_mass_change {
             payload["allow_mass_change"] = json!(true);
         }
-        match &deps.relaunch {
-            Some(planner) => {
-                if let Err(e) = planner.relaunch(&payload).await {
-                    tracing::error!(code = "plan_not_started", integration = integration.as_str(), "{e}");
-                }
-            }
-            None => tracing::warn!(
-                code = "plan_not_started",
-                integration = integration.as_str(),
-                "no planner function to invoke (PRMSYNC_FULL_SYNC_FUNCTION); the next scheduled run plans it"
-            ),
-        }
+        plan(deps, *integration, &payload).await;
     }
 }
