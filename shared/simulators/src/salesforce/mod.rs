@@ -21,6 +21,7 @@ mod bulk;
 pub mod cdc;
 mod error;
 mod faults;
+mod ingest;
 mod routes;
 mod schema;
 mod soql;
@@ -39,6 +40,9 @@ pub use auth::OAuthError;
 pub use bulk::DEFAULT_MAX_RECORDS as BULK_DEFAULT_MAX_RECORDS;
 pub use error::{ApiError, RecordError, WriteFail};
 pub use faults::Faults;
+pub use ingest::{
+    error_text as bulk_ingest_error_text, MAX_UPLOAD_BYTES as BULK_INGEST_MAX_UPLOAD,
+};
 pub use schema::{FieldDef, FieldType, ObjectDef, Schema};
 pub use soql::{parse as parse_soql, Query, SoqlError};
 
@@ -89,6 +93,7 @@ pub(crate) struct Inner {
     locators: HashMap<String, u64>,
     next_locator: u64,
     bulk: bulk::BulkJobs,
+    ingest: ingest::IngestJobs,
 }
 
 /// What [`SalesforceSim::save`] writes.
@@ -141,6 +146,7 @@ impl SalesforceSim {
                 locators: HashMap::new(),
                 next_locator: 0,
                 bulk: bulk::BulkJobs::default(),
+                ingest: ingest::IngestJobs::default(),
             })),
             faults: Faults::default(),
         }

@@ -14,6 +14,7 @@ use serde_json::{json, Map, Value};
 
 use super::bulk::BulkRoute;
 use super::error::{ApiError, RecordError, WriteFail};
+use super::ingest::IngestRoute;
 use super::schema::{FieldDef, ObjectDef};
 use super::soql::{self, Select};
 use super::store::{Record, RECYCLE_BIN_DAYS};
@@ -68,6 +69,7 @@ enum Route {
     CollectionUpdate,
     CollectionUpsert(String, String),
     Bulk(BulkRoute),
+    Ingest(IngestRoute),
     Unknown,
 }
 
@@ -93,6 +95,9 @@ impl Route {
             ("PATCH", ["composite", "sobjects", _, _]) => {
                 Route::CollectionUpsert(owned(2), owned(3))
             }
+            (_, ["jobs", "ingest", ..]) => {
+                IngestRoute::parse(method, &s).map_or(Route::Unknown, Route::Ingest)
+            }
             (_, ["jobs", ..]) => BulkRoute::parse(method, &s).map_or(Route::Unknown, Route::Bulk),
             _ => Route::Unknown,
         }
@@ -116,6 +121,7 @@ impl Route {
             Route::CollectionUpdate => "composite_update",
             Route::CollectionUpsert(..) => "composite_upsert",
             Route::Bulk(b) => b.kind(),
+            Route::Ingest(i) => i.kind(),
             Route::Unknown => "unknown",
         }
     }
@@ -145,6 +151,10 @@ impl Req<'_> {
         url::form_urlencoded::parse(self.uri.query().unwrap_or("").as_bytes())
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.into_owned())
+    }
+
+    pub(super) fn body(&self) -> &[u8] {
+        self.body
     }
 
     pub(super) fn json(&self) -> Result<Value, ApiError> {
@@ -352,22 +362,23 @@ impl SalesforceSim {
                 inner.collection(req, CollectionOp::Upsert { object, field }, &self.faults)
             }
             Route::Bulk(bulk) => inner.bulk(bulk, req),
+            Route::Ingest(ingest) => inner.ingest(ingest, req, &self.faults),
             Route::Unknown => Err(ApiError::not_found()),
         }
     }
 }
 
 #[derive(Debug)]
-enum CollectionOp {
+pub(super) enum CollectionOp {
     Create,
     Update,
     Upsert { object: String, field: String },
 }
 
 /// Outcome of one record in a collection.
-struct Outcome {
-    id: Option<String>,
-    result: Result<Option<bool>, RecordError>,
+pub(super) struct Outcome {
+    pub(super) id: Option<String>,
+    pub(super) result: Result<Option<bool>, RecordError>,
 }
 
 impl Inner {
@@ -747,15 +758,7 @@ impl Inner {
             }
             typed.push((obj.name.clone(), rec));
         }
-        // A record named twice in one request fails in every copy; the others go on.
-        let duplicates = match (&op, &ext) {
-            (_, Some((obj, field))) => match obj.field(field) {
-                Some(def) => duplicate_external_ids(&typed, def),
-                None => Vec::new(),
-            },
-            (CollectionOp::Update, None) => duplicate_ids(&typed),
-            _ => Vec::new(),
-        };
+        let duplicates = duplicates(&op, ext.as_ref(), &typed);
 
         self.store.begin();
         let mut outcomes = Vec::with_capacity(typed.len());
@@ -822,7 +825,7 @@ impl Inner {
 
     /// One record of a collection. `Err` only for request-level errors (the whole request
     /// fails and nothing is written).
-    fn write_collection_record(
+    pub(super) fn write_collection_record(
         &mut self,
         op: &CollectionOp,
         object: &str,
@@ -941,6 +944,23 @@ fn page_body(total: usize, next: Option<String>, records: Vec<Value>) -> Value {
     }
     body.insert("records".into(), Value::Array(records));
     Value::Object(body)
+}
+
+/// The positions of records named twice in one request (or one chunk of an ingest job):
+/// each copy fails, the others go on.
+pub(super) fn duplicates(
+    op: &CollectionOp,
+    ext: Option<&(ObjectDef, String)>,
+    typed: &[(String, &Record)],
+) -> Vec<usize> {
+    match (op, ext) {
+        (_, Some((obj, field))) => match obj.field(field) {
+            Some(def) => duplicate_external_ids(typed, def),
+            None => Vec::new(),
+        },
+        (CollectionOp::Update, None) => duplicate_ids(typed),
+        _ => Vec::new(),
+    }
 }
 
 /// The external id value of a record (field name matched ignoring case).

@@ -1381,3 +1381,228 @@ async fn held_clock_gives_one_system_modstamp_and_query_pages_through_the_ties()
     seen.sort();
     assert_eq!(seen, want);
 }
+
+impl Client {
+    async fn ingest_create(&self, body: Value) -> (u16, Value) {
+        self.send_json(reqwest::Method::POST, &format!("{V}/jobs/ingest"), body)
+            .await
+    }
+
+    async fn ingest_upload(&self, id: &str, csv: &str) -> u16 {
+        self.req(
+            reqwest::Method::PUT,
+            &format!("{V}/jobs/ingest/{id}/batches"),
+        )
+        .header("Content-Type", "text/csv")
+        .body(csv.to_string())
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+    }
+
+    async fn ingest_state(&self, id: &str, state: &str) -> (u16, Value) {
+        self.send_json(
+            reqwest::Method::PATCH,
+            &format!("{V}/jobs/ingest/{id}"),
+            json!({ "state": state }),
+        )
+        .await
+    }
+
+    async fn ingest_csv(&self, id: &str, set: &str) -> Vec<Vec<Option<String>>> {
+        let resp = self
+            .req(reqwest::Method::GET, &format!("{V}/jobs/ingest/{id}/{set}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        parse_csv(&resp.text().await.unwrap())
+    }
+
+    /// Opens a job, uploads `csv` and closes it; returns the job id.
+    async fn ingest_job(&self, body: Value, csv: &str) -> String {
+        let (status, job) = self.ingest_create(body).await;
+        assert_eq!(status, 200, "{job}");
+        assert_eq!(job["state"], "Open");
+        let id = job["id"].as_str().unwrap().to_string();
+        assert_eq!(self.ingest_upload(&id, csv).await, 201);
+        let (status, closed) = self.ingest_state(&id, "UploadComplete").await;
+        assert_eq!(status, 200, "{closed}");
+        id
+    }
+}
+
+fn cells(rows: &[&[&str]]) -> Vec<Vec<Option<String>>> {
+    rows.iter()
+        .map(|r| {
+            r.iter()
+                .map(|c| (!c.is_empty()).then(|| c.to_string()))
+                .collect()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn an_ingest_upsert_writes_rows_and_answers_each_in_its_result_set() {
+    let c = Client::new().await;
+    let existing = c.sim.insert(
+        "Account",
+        obj(json!({"Name": "Old", "PRM_Id__c": "org-1", "Phone": "555"})),
+    );
+    c.sim.set_bulk_ingest_polls(2);
+    let long = "x".repeat(300);
+    let csv = format!(
+        "PRM_Id__c,Name,Phone\norg-1,Renamed,#N/A\norg-2,\"New, \"\"quoted\"\"\",\norg-3,{long},1\n"
+    );
+    let id = c
+        .ingest_job(
+            json!({"object": "Account", "operation": "upsert", "externalIdFieldName": "PRM_Id__c",
+                   "contentType": "CSV", "lineEnding": "LF", "columnDelimiter": "COMMA"}),
+            &csv,
+        )
+        .await;
+    // Nothing is written before the job is processed.
+    assert_eq!(c.sim.get("Account", &existing).unwrap()["Name"], "Old");
+    let (_, info) = c.get(&format!("{V}/jobs/ingest/{id}")).await;
+    assert_eq!(info["state"], "InProgress");
+    let (_, info) = c.get(&format!("{V}/jobs/ingest/{id}")).await;
+    assert_eq!(info["state"], "JobComplete");
+    assert_eq!(info["numberRecordsProcessed"], 3);
+    assert_eq!(info["numberRecordsFailed"], 1);
+    assert_eq!(info["jobType"], "V2Ingest");
+
+    let renamed = c.sim.get("Account", &existing).unwrap();
+    assert_eq!(renamed["Name"], "Renamed");
+    assert_eq!(renamed["Phone"], Value::Null, "#N/A sets null");
+    let ok = c.ingest_csv(&id, "successfulResults").await;
+    assert_eq!(
+        ok[0],
+        cells(&[&["sf__Id", "sf__Created", "PRM_Id__c", "Name", "Phone"]])[0]
+    );
+    assert_eq!(ok[1][0].as_deref(), Some(existing.as_str()));
+    assert_eq!(ok[1][1].as_deref(), Some("false"));
+    assert_eq!(ok[2][1].as_deref(), Some("true"));
+    assert_eq!(ok[2][3].as_deref(), Some("New, \"quoted\""));
+    let created = ok[2][0].clone().unwrap();
+    assert_eq!(created.len(), 18);
+    assert_eq!(
+        c.sim.get("Account", &created).unwrap()["Name"],
+        "New, \"quoted\""
+    );
+    let failed = c.ingest_csv(&id, "failedResults").await;
+    assert_eq!(failed.len(), 2);
+    let error = failed[1][1].as_deref().unwrap();
+    assert!(
+        error.starts_with("STRING_TOO_LONG:") && error.ends_with(":Name --"),
+        "{error}"
+    );
+    assert_eq!(failed[1][2].as_deref(), Some("org-3"));
+    let none = c.ingest_csv(&id, "unprocessedrecords").await;
+    assert_eq!(none, cells(&[&["PRM_Id__c", "Name", "Phone"]]));
+    assert_eq!(c.sim.api_calls().kind("bulk_ingest_info"), 2);
+}
+
+#[tokio::test]
+async fn an_ingest_update_refuses_an_id_twice_in_a_chunk_and_answers_with_18_characters() {
+    let c = Client::new().await;
+    let a = c.sim.insert("Account", obj(json!({"Name": "A"})));
+    let b = c.sim.insert("Account", obj(json!({"Name": "B"})));
+    let locked = c.sim.insert("Account", obj(json!({"Name": "L"})));
+    c.sim.faults().fail_record_write(
+        &locked,
+        "UNABLE_TO_LOCK_ROW",
+        "unable to obtain exclusive access to this record",
+    );
+    let csv = format!("Id,Name\n{},A2\n{b},B2\n{b},B3\n{locked},L2\n", &a[..15]);
+    let id = c
+        .ingest_job(json!({"object": "Account", "operation": "update"}), &csv)
+        .await;
+    let (_, info) = c.get(&format!("{V}/jobs/ingest/{id}")).await;
+    assert_eq!(info["state"], "JobComplete");
+    assert_eq!(info["numberRecordsFailed"], 3);
+    assert_eq!(c.sim.get("Account", &a).unwrap()["Name"], "A2");
+    assert_eq!(c.sim.get("Account", &b).unwrap()["Name"], "B");
+    let ok = c.ingest_csv(&id, "successfulResults").await;
+    assert_eq!(ok.len(), 2);
+    assert_eq!(ok[1][0].as_deref(), Some(a.as_str()), "the 18-character Id");
+    assert_eq!(ok[1][2].as_deref(), Some(&a[..15]), "the row as uploaded");
+    let failed = c.ingest_csv(&id, "failedResults").await;
+    let codes: Vec<&str> = failed[1..]
+        .iter()
+        .map(|r| r[1].as_deref().unwrap().split(':').next().unwrap())
+        .collect();
+    assert_eq!(
+        codes,
+        ["DUPLICATE_VALUE", "DUPLICATE_VALUE", "UNABLE_TO_LOCK_ROW"]
+    );
+}
+
+#[tokio::test]
+async fn an_ingest_job_fails_whole_on_bad_data_or_on_demand_and_lists_what_it_left() {
+    let c = Client::new().await;
+    let body = json!({"object": "Account", "operation": "insert"});
+    // An unknown column fails the job, nothing written.
+    let id = c.ingest_job(body.clone(), "Name,Nope__c\nA,1\n").await;
+    let (_, info) = c.get(&format!("{V}/jobs/ingest/{id}")).await;
+    assert_eq!(info["state"], "Failed");
+    assert_eq!(
+        info["errorMessage"],
+        "InvalidBatch : Field name not found : Nope__c"
+    );
+    assert_eq!(c.sim.records("Account").len(), 0);
+    // A ragged row fails the job at close.
+    let id = c.ingest_job(body.clone(), "Name,Phone\nA,1\nB\n").await;
+    let (_, info) = c.get(&format!("{V}/jobs/ingest/{id}")).await;
+    assert_eq!(info["state"], "Failed");
+    assert!(info["errorMessage"]
+        .as_str()
+        .unwrap()
+        .starts_with("InvalidBatch : Failed to parse CSV"));
+    // Two uploads.
+    let (_, job) = c.ingest_create(body.clone()).await;
+    let two = job["id"].as_str().unwrap();
+    assert_eq!(c.ingest_upload(two, "Name\nA\n").await, 201);
+    assert_eq!(c.ingest_upload(two, "Name\nB\n").await, 201);
+    let (_, info) = c.ingest_state(two, "UploadComplete").await;
+    assert!(info["errorMessage"]
+        .as_str()
+        .unwrap()
+        .contains("Found multiple contents for job"));
+    // Too large.
+    c.sim.set_bulk_ingest_max_upload(10);
+    let (_, job) = c.ingest_create(body.clone()).await;
+    assert_eq!(
+        c.ingest_upload(job["id"].as_str().unwrap(), "Name\nA long name\n")
+            .await,
+        413
+    );
+    c.sim.set_bulk_ingest_max_upload(BULK_INGEST_MAX_UPLOAD);
+    // A job that fails after its first row: one success, the rest unprocessed.
+    c.sim
+        .fail_next_bulk_ingest("InternalServerError : retry later", 1);
+    let id = c
+        .ingest_job(body.clone(), "Name\nFirst\nSecond\nThird\n")
+        .await;
+    let (_, info) = c.get(&format!("{V}/jobs/ingest/{id}")).await;
+    assert_eq!(info["state"], "Failed");
+    assert_eq!(info["numberRecordsProcessed"], 1);
+    assert_eq!(c.ingest_csv(&id, "successfulResults").await.len(), 2);
+    assert_eq!(
+        c.ingest_csv(&id, "unprocessedrecords").await,
+        cells(&[&["Name"], &["Second"], &["Third"]])
+    );
+    // Aborted before close: results are empty, the job can be deleted.
+    let (_, job) = c.ingest_create(body).await;
+    let open = job["id"].as_str().unwrap();
+    let (status, info) = c.ingest_state(open, "Aborted").await;
+    assert_eq!((status, info["state"].as_str()), (200, Some("Aborted")));
+    let (status, _) = c.ingest_state(open, "UploadComplete").await;
+    assert_eq!(status, 400);
+    let (status, _, _) = c
+        .send(c.req(reqwest::Method::DELETE, &format!("{V}/jobs/ingest/{open}")))
+        .await;
+    assert_eq!(status, 204);
+    assert_eq!(c.sim.records("Account").len(), 1);
+}
