@@ -17,7 +17,11 @@ use serde_json::json;
 /// Two Accounts with Contacts in Salesforce, two organizations with people in the PRM, and
 /// one pair linked already with a change on each side.
 async fn seeded() -> (Harness, String, String) {
-    let h = Harness::new().await;
+    seeded_with(Harness::new().await).await
+}
+
+/// [`seeded`] on a harness made as the test wants it.
+async fn seeded_with(h: Harness) -> (Harness, String, String) {
     let linked = h.account("Linked Co", Some("Active Partner"), json!({"Phone": "1"}));
     assert_succeeded(&h.sync().await);
     let linked_org = seed_the_rest(&h, &linked);
@@ -104,8 +108,22 @@ fn assert_converged(h: &Harness, linked: &str, linked_org: &str, context: &str) 
 
 #[tokio::test]
 async fn a_crash_after_any_write_converges_on_the_next_run() {
+    crash_after_each_write(0).await;
+}
+
+/// Salesforce writes of more than one record go by Bulk API 2.0 ingest jobs: a crash
+/// after a job closed and before its results were recorded converges too.
+#[tokio::test]
+async fn a_crash_after_any_ingest_job_converges_on_the_next_run() {
+    crash_after_each_write(1).await;
+}
+
+/// A run crashed right after each of its writes in turn (`ingest_threshold` as
+/// `[salesforce] bulk_ingest_threshold`, 0 = Collections only), then run again.
+async fn crash_after_each_write(ingest_threshold: u64) {
+    let harness = || Harness::with_ingest_threshold(ingest_threshold);
     // How many writes a clean run makes.
-    let (h, linked, linked_org) = seeded().await;
+    let (h, linked, linked_org) = seeded_with(harness().await).await;
     let crash = Crash::new(u64::MAX);
     let ctx = h.crashing_ctx(&crash);
     assert_succeeded(&h.sync_ctx(&ctx, RunMode::Incremental).await);
@@ -116,8 +134,15 @@ async fn a_crash_after_any_write_converges_on_the_next_run() {
         "the scenario makes writes on both sides: {writes}"
     );
 
+    if ingest_threshold > 0 {
+        assert!(
+            h.sf.api_calls().kind("bulk_ingest_create") > 0,
+            "the clean run wrote through ingest jobs"
+        );
+    }
+
     for n in 1..=writes {
-        let (h, linked, linked_org) = seeded().await;
+        let (h, linked, linked_org) = seeded_with(harness().await).await;
         let crash = Crash::new(n);
         let ctx = h.crashing_ctx(&crash);
         let crashed = h.sync_ctx(&ctx, RunMode::Incremental).await;

@@ -230,7 +230,7 @@ impl Connection {
     }
 
     /// The Salesforce client's configuration: the connection's login URL, sign-in and JWT
-    /// audience, the mapping's API version and Bulk API query threshold, the client's
+    /// audience, the mapping's API version and Bulk API query and ingest thresholds, the client's
     /// defaults otherwise.
     pub fn salesforce_config(
         &self,
@@ -240,6 +240,7 @@ impl Connection {
         let mut cfg = SalesforceConfig::new(login_url, self.auth()?);
         cfg.api_version = mapping.salesforce.api_version.clone();
         cfg.bulk_query_threshold = mapping.salesforce.bulk_query_threshold;
+        cfg.bulk_ingest_threshold = mapping.salesforce.bulk_ingest_threshold;
         cfg.client_name = mapping.salesforce.client_name.clone();
         cfg.jwt_audience = given(&self.salesforce_jwt_audience).map(str::to_string);
         Ok(cfg)

@@ -208,13 +208,16 @@ fn the_mappings_salesforce_settings_are_applied() {
     let mut mapping = MappingConfig::default();
     mapping.salesforce.api_version = "61.0".into();
     mapping.salesforce.bulk_query_threshold = 0;
+    mapping.salesforce.bulk_ingest_threshold = 0;
     let (crm, _) = conn().clients(&mapping).unwrap();
     assert_eq!(crm.config().api_version, "61.0");
     assert_eq!(crm.config().bulk_query_threshold, 0);
+    assert_eq!(crm.config().bulk_ingest_threshold, 0);
     // the defaults otherwise
     let (crm, _) = conn().clients(&MappingConfig::default()).unwrap();
     assert_eq!(crm.config().api_version, "62.0");
     assert_eq!(crm.config().bulk_query_threshold, 10_000);
+    assert_eq!(crm.config().bulk_ingest_threshold, 5_000);
     assert_eq!(crm.config().api_reserve_percent, None);
 }
 

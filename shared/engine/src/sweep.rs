@@ -54,6 +54,19 @@ pub const PRM_BATCH: usize = 1_000;
 /// Organizations whose people one pass reads on an incremental people run.
 const PENDING_BATCH: usize = 200;
 
+/// Salesforce records per pass of a page of `page` records: [`CRM_BATCH`], or the whole
+/// page (a Bulk API query result set, up to 10,000 records) when it holds more than the
+/// ingest threshold (`[salesforce] bulk_ingest_threshold`, 0 = never): its Salesforce
+/// writes then go by one ingest job of about four calls instead of a Collection per 200
+/// records. No I/O.
+pub fn pass_size(page: usize, ingest_threshold: u64) -> usize {
+    if ingest_threshold > 0 && page as u64 > ingest_threshold {
+        page
+    } else {
+        CRM_BATCH
+    }
+}
+
 /// What a sweep did.
 #[derive(Debug, Default)]
 pub struct SweepOutcome {
@@ -461,13 +474,16 @@ impl Sweep<'_> {
         }
     }
 
-    /// Syncs a page of Salesforce records with their PRM partners, in passes of at most
-    /// [`CRM_BATCH`] (a Bulk API result set holds up to 10,000 records). False once a pass
-    /// stopped the run.
+    /// Syncs a page of Salesforce records with their PRM partners, in passes of
+    /// [`pass_size`]. False once a pass stopped the run.
     async fn sync_page(&mut self, records: Vec<CrmRecord>) -> Result<bool, EngineError> {
+        let size = pass_size(
+            records.len(),
+            self.ctx.mapping.salesforce.bulk_ingest_threshold,
+        );
         let mut records = records.into_iter().peekable();
         while records.peek().is_some() {
-            let crm: Vec<CrmRecord> = records.by_ref().take(CRM_BATCH).collect();
+            let crm: Vec<CrmRecord> = records.by_ref().take(size).collect();
             let (prm, claimed) = self.partners(&crm).await?;
             let input = PassInput {
                 crm,
@@ -640,5 +656,18 @@ impl Sweep<'_> {
         crate::store::record_log(self.ctx.store.as_ref(), &due)
             .await
             .during(|| "could not write the Integration Log".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_is_one_pass_when_its_writes_may_go_by_an_ingest_job() {
+        assert_eq!(pass_size(10_000, 5_000), 10_000);
+        assert_eq!(pass_size(5_000, 5_000), CRM_BATCH);
+        assert_eq!(pass_size(2_000, 5_000), CRM_BATCH);
+        assert_eq!(pass_size(10_000, 0), CRM_BATCH, "0 = never");
     }
 }

@@ -83,7 +83,7 @@ pub enum BulkJobError {
     /// The job did not finish within [`BulkQueryOptions::deadline`]; prmsync asked Salesforce
     /// to abort it.
     #[error(
-        "Salesforce Bulk API 2.0 query job {job_id} was still {state} after {waited_secs} s, \
+        "Salesforce Bulk API 2.0 job {job_id} was still {state} after {waited_secs} s, \
          so prmsync stopped waiting and asked Salesforce to abort it. Fix: the org's bulk \
          queue is busy or the query is slow; run again later, add a selective WHERE filter, or \
          allow more time (BulkQueryOptions::deadline)"
@@ -114,19 +114,23 @@ impl BulkJobError {
     }
 }
 
-/// The job info fields the client reads.
+/// The job info fields the client reads (query and ingest jobs).
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct JobInfo {
-    id: String,
+pub(crate) struct JobInfo {
+    pub(crate) id: String,
     #[serde(default)]
-    state: String,
+    pub(crate) state: String,
     #[serde(default)]
-    object: String,
+    pub(crate) object: String,
     #[serde(default)]
-    error_message: Option<String>,
+    pub(crate) error_message: Option<String>,
     #[serde(default)]
-    column_delimiter: Option<String>,
+    pub(crate) column_delimiter: Option<String>,
+    #[serde(default)]
+    pub(crate) number_records_processed: u64,
+    #[serde(default)]
+    pub(crate) number_records_failed: u64,
 }
 
 /// Where the reading of a finished query job's result sets stands. It survives as a
@@ -181,7 +185,7 @@ impl BulkResults {
 }
 
 /// The byte of a `columnDelimiter` value.
-fn delimiter_byte(name: Option<&str>) -> Result<u8, SfError> {
+pub(crate) fn delimiter_byte(name: Option<&str>) -> Result<u8, SfError> {
     Ok(match name.unwrap_or("COMMA") {
         "COMMA" => b',',
         "TAB" => b'\t',
@@ -258,7 +262,15 @@ impl SalesforceClient {
                 job.id, job.object, describe.name
             )));
         }
-        let done = self.bulk_wait(&job.id, options).await?;
+        let done = self
+            .bulk_wait(
+                "query",
+                &job.id,
+                options.poll_initial,
+                options.poll_max,
+                options.deadline,
+            )
+            .await?;
         let delimiter = delimiter_byte(
             done.column_delimiter
                 .as_deref()
@@ -352,20 +364,26 @@ impl SalesforceClient {
         Ok(job)
     }
 
-    /// Polls `GET /jobs/query/{id}` with a doubling wait until the job is `JobComplete`.
-    async fn bulk_wait(
+    /// Polls `GET /jobs/{kind}/{id}` (`kind` is `query` or `ingest`) with a doubling wait,
+    /// from `poll_initial` up to `poll_max`, until the job is `JobComplete`; a `Failed` or
+    /// `Aborted` job is a [`BulkJobError`], and so is one still running at `deadline`
+    /// (which is then aborted).
+    pub(crate) async fn bulk_wait(
         &self,
+        kind: &str,
         job_id: &str,
-        options: &BulkQueryOptions,
+        poll_initial: Duration,
+        poll_max: Duration,
+        deadline: Duration,
     ) -> Result<JobInfo, SfError> {
-        let path = self.data_path(&format!("/jobs/query/{job_id}"));
+        let path = self.data_path(&format!("/jobs/{kind}/{job_id}"));
         let started = Instant::now();
-        let mut wait = options.poll_initial;
+        let mut wait = poll_initial;
         let mut state = String::from("UploadComplete");
         loop {
             let elapsed = started.elapsed();
-            if elapsed >= options.deadline {
-                self.bulk_abort(job_id).await;
+            if elapsed >= deadline {
+                self.bulk_abort(kind, job_id).await;
                 return Err(BulkJobError::Timeout {
                     job_id: job_id.to_string(),
                     state,
@@ -373,15 +391,15 @@ impl SalesforceClient {
                 }
                 .into());
             }
-            let pause = wait.min(options.deadline - elapsed);
+            let pause = wait.min(deadline - elapsed);
             if !pause.is_zero() {
                 tokio::time::sleep(pause).await;
             }
             let info: JobInfo = self
                 .send(Method::GET, &path, &[], None, &[], true)
                 .await?
-                .json("a Bulk API 2.0 query job")?;
-            tracing::debug!(job_id, state = %info.state, "bulk query job polled");
+                .json("a Bulk API 2.0 job")?;
+            tracing::debug!(job_id, kind, state = %info.state, "bulk job polled");
             match info.state.as_str() {
                 "JobComplete" => return Ok(info),
                 "Failed" => {
@@ -404,21 +422,19 @@ impl SalesforceClient {
                 // UploadComplete, InProgress (and states added later): still running.
                 _ => state = info.state,
             }
-            wait = wait
-                .saturating_mul(2)
-                .min(options.poll_max.max(options.poll_initial));
+            wait = wait.saturating_mul(2).min(poll_max.max(poll_initial));
         }
     }
 
-    /// Best-effort `PATCH /jobs/query/{id}` `{"state": "Aborted"}` (errors are only logged).
-    async fn bulk_abort(&self, job_id: &str) {
-        let path = self.data_path(&format!("/jobs/query/{job_id}"));
+    /// Best-effort `PATCH /jobs/{kind}/{id}` `{"state": "Aborted"}` (errors are only logged).
+    pub(crate) async fn bulk_abort(&self, kind: &str, job_id: &str) {
+        let path = self.data_path(&format!("/jobs/{kind}/{job_id}"));
         let body = json!({"state": "Aborted"});
         if let Err(e) = self
             .send(Method::PATCH, &path, &[], Some(&body), &[], false)
             .await
         {
-            tracing::warn!(job_id, error = %e, "could not abort the bulk query job");
+            tracing::warn!(job_id, kind, error = %e, "could not abort the bulk job");
         }
     }
 }

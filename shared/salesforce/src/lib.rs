@@ -8,6 +8,8 @@
 //!   and `describe`.
 //! - Bulk API 2.0 query jobs ([`SalesforceClient::bulk_query_pages`]): create, poll, read
 //!   the CSV result sets into the same [`SObject`]s the REST query returns.
+//! - Bulk API 2.0 ingest jobs ([`SalesforceClient::ingest`]): updates and upserts of many
+//!   records in a handful of calls, with the per-record results Collections would give.
 //! - [`port`]: the engine's Crm port over the client (change queries, look-ups, writes).
 //! - [`soql`]: a SOQL builder that always escapes values.
 //! - [`SfError`] / [`ErrorClass`]: errors classified by what the engine should do with them
@@ -17,6 +19,7 @@ mod auth;
 mod bulk;
 mod client;
 mod error;
+mod ingest;
 pub mod port;
 mod retry;
 pub mod soql;
@@ -26,6 +29,7 @@ pub use auth::{Auth, JwtClaims};
 pub use bulk::{BulkJobError, BulkQueryOptions, BulkResults};
 pub use client::{SalesforceClient, SalesforceConfig, COLLECTION_CHUNK};
 pub use error::{classify, ErrorClass, SfError};
+pub use ingest::{parse_error_text, IngestOperation, IngestOptions};
 pub use retry::Backoff;
 pub use soql::escape_literal;
 pub use types::{

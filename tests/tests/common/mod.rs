@@ -103,6 +103,20 @@ impl Harness {
         }
     }
 
+    /// A harness whose passes write more than `threshold` Salesforce records of one object
+    /// through Bulk API 2.0 ingest jobs (0 = never), polled every few milliseconds.
+    pub async fn with_ingest_threshold(threshold: u64) -> Self {
+        let mut mapping = MappingConfig::default();
+        mapping.salesforce.bulk_ingest_threshold = threshold;
+        let mut h = Self::with_mapping(mapping).await;
+        let mut cfg = h.crm_client.config().clone();
+        cfg.bulk_ingest_threshold = threshold;
+        cfg.bulk_ingest.poll_initial = Duration::from_millis(2);
+        cfg.bulk_ingest.poll_max = Duration::from_millis(20);
+        h.crm_client = Arc::new(SalesforceClient::new(cfg).unwrap());
+        h
+    }
+
     pub fn ctx(&self) -> SyncContext {
         self.ctx_with(self.crm_client.clone(), self.prm_client.clone())
     }

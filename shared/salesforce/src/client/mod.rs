@@ -7,7 +7,7 @@
 mod collections;
 mod describe;
 mod query;
-mod request;
+pub(crate) mod request;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -61,6 +61,11 @@ pub struct SalesforceConfig {
     pub bulk_query_threshold: u64,
     /// Polling and result paging of those jobs.
     pub bulk_query: crate::BulkQueryOptions,
+    /// A write ([`Crm::update`](prmsync_engine::ports::Crm::update) or `upsert`) of more
+    /// records than this goes through a Bulk API 2.0 ingest job; 0 = never.
+    pub bulk_ingest_threshold: u64,
+    /// Sizing and polling of those jobs.
+    pub bulk_ingest: crate::IngestOptions,
     /// Sent on every call as `Sforce-Call-Options: client=<name>`; Change Data Capture
     /// names it in `changeOrigin`.
     pub client_name: String,
@@ -83,6 +88,8 @@ impl SalesforceConfig {
             jwt_audience: None,
             bulk_query_threshold: 10_000,
             bulk_query: crate::BulkQueryOptions::default(),
+            bulk_ingest_threshold: 5_000,
+            bulk_ingest: crate::IngestOptions::default(),
             client_name: "prmsync".into(),
         }
     }

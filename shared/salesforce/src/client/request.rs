@@ -137,6 +137,27 @@ impl SalesforceClient {
         headers: &[(&str, String)],
         idempotent: bool,
     ) -> Result<Resp, SfError> {
+        self.send_body(
+            method,
+            path,
+            query,
+            body.map(Body::Json),
+            headers,
+            idempotent,
+        )
+        .await
+    }
+
+    /// [`send`](Self::send) with a JSON or a CSV body (a Bulk API 2.0 upload).
+    pub(crate) async fn send_body(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<Body<'_>>,
+        headers: &[(&str, String)],
+        idempotent: bool,
+    ) -> Result<Resp, SfError> {
         let is_read = method == Method::GET || method == Method::HEAD;
         let what = format!("{method} {}", path.split('?').next().unwrap_or(path));
         let mut attempt = 0u32;
@@ -171,8 +192,14 @@ impl SalesforceClient {
             for (k, v) in headers {
                 rb = rb.header(*k, v);
             }
-            if let Some(b) = body {
-                rb = rb.json(b);
+            match &body {
+                Some(Body::Json(b)) => rb = rb.json(b),
+                Some(Body::Csv(b)) => {
+                    rb = rb
+                        .header(reqwest::header::CONTENT_TYPE, "text/csv")
+                        .body((*b).clone())
+                }
+                None => {}
             }
             self.inner.total.fetch_add(1, Ordering::Relaxed);
             if is_read {
@@ -220,6 +247,13 @@ impl SalesforceClient {
             attempt += 1;
         }
     }
+}
+
+/// A request body.
+pub(crate) enum Body<'a> {
+    Json(&'a Value),
+    /// CSV bytes (cheap to clone for a re-send).
+    Csv(&'a bytes::Bytes),
 }
 
 /// Errors where Salesforce did not process the request, so even a create can be re-sent.

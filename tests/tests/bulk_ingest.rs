@@ -1,0 +1,301 @@
+//! Bulk API 2.0 ingest jobs through a whole sync: the same end state on both sides and the
+//! same Integration Log entries as sObject Collections, with creates, updates, per-record
+//! errors (too long, restricted picklist, duplicate external id, row lock) and a job that
+//! fails as a whole; and results lost after a job is closed converge without duplicates.
+
+mod common;
+
+use common::Harness;
+use prmsync_engine::store::IntegrationLog;
+use prmsync_engine::LogFilter;
+use prmsync_simulators::prm::Collection;
+use serde_json::{json, Value};
+
+/// What a world ended in, by names (Ids differ from one world to the other).
+#[derive(Debug, PartialEq)]
+struct EndState {
+    /// Account name, its PRM id's organization name, Record Status.
+    accounts: Vec<(String, String, String)>,
+    /// Contact last name, its PRM id's person last name.
+    contacts: Vec<(String, String)>,
+    /// Organization name and its `crm_id` Account's name.
+    organizations: Vec<(String, String)>,
+    /// Integration Log entries (warnings and errors): code, Salesforce name, PRM name.
+    log: Vec<(String, String, String)>,
+}
+
+fn text(v: Option<&Value>) -> String {
+    v.and_then(Value::as_str).unwrap_or_default().to_string()
+}
+
+async fn end_state(h: &Harness) -> EndState {
+    let org_name = |id: &str| {
+        h.prm
+            .list(Collection::Organizations)
+            .iter()
+            .find(|o| o["id"] == id)
+            .map(|o| text(o.get("name")))
+            .unwrap_or_default()
+    };
+    let person_name = |id: &str| {
+        h.prm
+            .list(Collection::People)
+            .iter()
+            .find(|p| p["id"] == id)
+            .map(|p| text(p.get("last_name")))
+            .unwrap_or_default()
+    };
+    let sf_name = |id: &str| {
+        h.sf.get("Account", id)
+            .map(|a| text(a.get("Name")))
+            .or_else(|| h.sf.get("Contact", id).map(|c| text(c.get("LastName"))))
+            .unwrap_or_default()
+    };
+    let mut accounts: Vec<_> = h
+        .sf_records("Account")
+        .iter()
+        .map(|a| {
+            (
+                text(a.get("Name")),
+                org_name(&text(a.get("PRM_Id__c"))),
+                text(a.get("PRM_Record_Status__c")),
+            )
+        })
+        .collect();
+    accounts.sort();
+    let mut contacts: Vec<_> = h
+        .sf_records("Contact")
+        .iter()
+        .map(|c| {
+            (
+                text(c.get("LastName")),
+                person_name(&text(c.get("PRM_Id__c"))),
+            )
+        })
+        .collect();
+    contacts.sort();
+    let mut organizations: Vec<_> = h
+        .prm
+        .list(Collection::Organizations)
+        .iter()
+        .map(|o| (text(o.get("name")), sf_name(&text(o.get("crm_id")))))
+        .collect();
+    organizations.sort();
+    let mut log: Vec<_> = h
+        .store
+        .entries(&LogFilter::default())
+        .await
+        .unwrap()
+        .iter()
+        .filter(|e| e.level != prmsync_mapping::Level::Info)
+        .map(|e| {
+            let prm = e.prm_id.as_deref().unwrap_or_default();
+            let prm = match org_name(prm) {
+                n if n.is_empty() => person_name(prm),
+                n => n,
+            };
+            (
+                e.code.as_str().to_string(),
+                sf_name(e.crm_id.as_deref().unwrap_or_default()),
+                prm,
+            )
+        })
+        .collect();
+    log.sort();
+    EndState {
+        accounts,
+        contacts,
+        organizations,
+        log,
+    }
+}
+
+/// Six Accounts with a Contact each in Salesforce, six organizations with a user each in
+/// the PRM; per-record errors on five of them; a first sync, then renames on both sides
+/// and a second sync. `fail_whole` fails the first ingest job after its first row.
+async fn world(threshold: u64, fail_whole: bool) -> (Harness, EndState) {
+    let h = Harness::with_ingest_threshold(threshold).await;
+    let mut accounts = Vec::new();
+    for i in 0..6 {
+        let acc = h.account(&format!("SF Co {i}"), Some("Active Partner"), json!({}));
+        h.contact(
+            &acc,
+            "Sf",
+            &format!("Sfperson{i}"),
+            &format!("sf{i}@sf{i}.example"),
+        );
+        accounts.push(acc);
+    }
+    let mut orgs = Vec::new();
+    for i in 0..6 {
+        let name = if i == 0 {
+            // Longer than Account Name takes: cut to its length the same way on both paths.
+            format!("PRM Org {}", "long ".repeat(60))
+        } else {
+            format!("PRM Org {i}")
+        };
+        let org = h.org("distributor", "active", &name);
+        h.prm.insert(
+            Collection::People,
+            json!({"organization_id": org, "kind": "user", "status": "active", "first_name": "Prm", "last_name": format!("Prmperson{i}"), "email": format!("prm{i}@prm{i}.example")}),
+        );
+        orgs.push(org);
+    }
+    let faults = h.sf.faults();
+    faults.fail_record_write(
+        &orgs[5],
+        "STRING_TOO_LONG",
+        "Account Site: data value too large: PRM Org 5 (max length=80)",
+    );
+    faults.fail_record_write(
+        &orgs[1],
+        "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+        "Organization Status: bad value for restricted picklist field: Gold",
+    );
+    faults.fail_record_write(
+        &accounts[1],
+        "DUPLICATE_VALUE",
+        "duplicate value found: PRM_Id__c duplicates value on record with id: 001000000000001AAA",
+    );
+    // once: Collections re-send a locked record, an ingest job's locked rows go through
+    // Collections
+    faults.fail_record_write(
+        &accounts[2],
+        "UNABLE_TO_LOCK_ROW",
+        "unable to obtain exclusive access to this record",
+    );
+    if fail_whole {
+        h.sf.fail_next_bulk_ingest("InternalServerError : the job could not be completed", 1);
+    }
+    h.sync().await;
+    // Renames on both sides: updates each way.
+    for o in orgs.iter().skip(2).take(3) {
+        let name = format!(
+            "{} renamed in PRM",
+            text(h.prm_get(Collection::Organizations, o).get("name"))
+        );
+        h.prm
+            .update(Collection::Organizations, o, json!({ "name": name }));
+    }
+    for a in accounts.iter().skip(3) {
+        let name = format!("{} renamed in SF", h.sf_str("Account", a, "Name").unwrap());
+        h.sf.update("Account", a, common::obj(json!({ "Name": name })));
+    }
+    h.sync().await;
+    let end = end_state(&h).await;
+    (h, end)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_jobs_reach_the_same_end_and_log_as_collections() {
+    let (plain, plain_end) = world(0, false).await;
+    let (jobs, jobs_end) = world(1, true).await;
+    assert_eq!(jobs_end, plain_end);
+
+    // The scenario did what it says, on both paths.
+    let codes: Vec<&str> = plain_end.log.iter().map(|l| l.0.as_str()).collect();
+    assert!(
+        plain_end.log.iter().any(|l| l.2 == "PRM Org 5"),
+        "the value too long: {:?}",
+        plain_end.log
+    );
+    assert!(
+        plain_end
+            .accounts
+            .iter()
+            .any(|a| a.0.len() == 255 && a.0.starts_with("PRM Org long")),
+        "the long name is cut to the field's length: {:?}",
+        plain_end.accounts
+    );
+    assert_eq!(plain_end.log.len(), 3, "{:?}", plain_end.log);
+    assert!(codes.iter().all(|c| !c.is_empty()), "{codes:?}");
+    assert!(
+        plain_end.log.iter().any(|l| l.2 == "PRM Org 1"),
+        "the restricted picklist value: {:?}",
+        plain_end.log
+    );
+    assert!(
+        plain_end.log.iter().any(|l| l.1 == "SF Co 1"),
+        "the duplicate external id: {:?}",
+        plain_end.log
+    );
+    assert_eq!(
+        plain_end
+            .accounts
+            .iter()
+            .filter(|a| a.0.ends_with("renamed in PRM"))
+            .count(),
+        3
+    );
+    assert_eq!(
+        plain_end
+            .organizations
+            .iter()
+            .filter(|o| o.0.ends_with("renamed in SF") && o.0 == o.1)
+            .count(),
+        3
+    );
+    // The locked Account was written in the end, on both paths.
+    assert!(plain_end
+        .accounts
+        .iter()
+        .any(|a| a.0 == "SF Co 2" && a.1 == "SF Co 2"));
+
+    // Collections only on one path; ingest jobs on the other, and Collections there only
+    // for the rows a job did not settle (the lock, the job that failed whole).
+    let p = plain.sf.api_calls();
+    let j = jobs.sf.api_calls();
+    assert_eq!(p.kind("bulk_ingest_create"), 0);
+    assert!(j.kind("bulk_ingest_create") >= 4, "{j:?}");
+    assert_eq!(
+        j.kind("bulk_ingest_create"),
+        j.kind("bulk_ingest_upload"),
+        "one upload per job"
+    );
+    assert!(j.kind("bulk_ingest_failed") >= 1, "{j:?}");
+    assert_eq!(
+        j.kind("bulk_ingest_unprocessed"),
+        1,
+        "the job that failed whole"
+    );
+    let collections = |c: &prmsync_simulators::salesforce::ApiCalls| {
+        c.kind("composite_update") + c.kind("composite_upsert")
+    };
+    assert!(collections(&j) < collections(&p), "{j:?} / {p:?}");
+    let states: Vec<String> = jobs
+        .sf
+        .bulk_ingest_jobs()
+        .into_iter()
+        .map(|(_, _, state, _)| state)
+        .collect();
+    assert_eq!(
+        states.iter().filter(|s| *s == "Failed").count(),
+        1,
+        "{states:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_lost_after_a_job_closed_converge_without_duplicates() {
+    let h = Harness::with_ingest_threshold(1).await;
+    let mut orgs = Vec::new();
+    for i in 0..4 {
+        orgs.push(h.org("distributor", "active", &format!("Lost {i}")));
+    }
+    // The job is closed and processed, then its results cannot be read.
+    h.sf.faults()
+        .fail_rate(Some("bulk_ingest_successful"), 1.0, 400, "INVALIDJOBSTATE");
+    h.sync().await;
+    h.sf.faults().clear();
+    h.sync().await;
+    let accounts = h.sf_records("Account");
+    assert_eq!(accounts.len(), 4, "no duplicates: {accounts:?}");
+    for org in &orgs {
+        let o = h.prm_get(Collection::Organizations, org);
+        let linked: Vec<_> = accounts.iter().filter(|a| a["PRM_Id__c"] == *org).collect();
+        assert_eq!(linked.len(), 1, "{org}");
+        assert_eq!(o["crm_id"], linked[0]["Id"], "linked both ways");
+    }
+    let again = h.sync().await;
+    assert_eq!(common::total(&again, |c| c.writes()), 0, "settled");
+}
