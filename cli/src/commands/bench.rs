@@ -50,6 +50,11 @@ pub struct BenchArgs {
     /// its settings); 0 = a PRM without batches, written record by record.
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub prm_batch_max: usize,
+    /// `[salesforce] bulk_ingest_threshold` of the run: a pass writing more Salesforce
+    /// records of one object than this writes them through a Bulk API 2.0 ingest job;
+    /// 0 = Collections of 200 only.
+    #[arg(long, default_value_t = prmsync_mapping::config::DEFAULT_BULK_INGEST_THRESHOLD, value_name = "N")]
+    pub bulk_ingest_threshold: u64,
     /// One JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -466,13 +471,17 @@ async fn measure(args: &BenchArgs, deployment: Deployment, by_kind: bool) -> Res
                 None,
             ),
         };
-    let crm = SalesforceClient::new(SalesforceConfig::new(
+    let mut crm_config = SalesforceConfig::new(
         sf_url,
         Auth::ClientCredentials {
             client_id: "sandbox-client".into(),
             client_secret: "sandbox-secret".into(),
         },
-    ))?;
+    );
+    crm_config.bulk_ingest_threshold = args.bulk_ingest_threshold;
+    let crm = SalesforceClient::new(crm_config)?;
+    let mut mapping = MappingConfig::default();
+    mapping.salesforce.bulk_ingest_threshold = args.bulk_ingest_threshold;
     let prm_client = PrmClient::new(PrmConfig::new(prm_url, "bench"))?;
     let mut integrations = vec![Integration::Organizations, Integration::People];
     if args.opportunities > 0 {
@@ -484,7 +493,7 @@ async fn measure(args: &BenchArgs, deployment: Deployment, by_kind: bool) -> Res
             Arc::new(crm),
             Arc::new(prm_client),
             store,
-            MappingConfig::default(),
+            mapping,
             "bench",
         ),
         integrations,

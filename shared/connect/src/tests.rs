@@ -217,7 +217,7 @@ fn the_mappings_salesforce_settings_are_applied() {
     let (crm, _) = conn().clients(&MappingConfig::default()).unwrap();
     assert_eq!(crm.config().api_version, "62.0");
     assert_eq!(crm.config().bulk_query_threshold, 10_000);
-    assert_eq!(crm.config().bulk_ingest_threshold, 5_000);
+    assert_eq!(crm.config().bulk_ingest_threshold, 2_000);
     assert_eq!(crm.config().api_reserve_percent, None);
 }
 

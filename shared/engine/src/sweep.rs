@@ -54,14 +54,50 @@ pub const PRM_BATCH: usize = 1_000;
 /// Organizations whose people one pass reads on an incremental people run.
 const PENDING_BATCH: usize = 200;
 
-/// Salesforce records per pass of a page of `page` records: [`CRM_BATCH`], or the whole
-/// page (a Bulk API query result set, up to 10,000 records) when it holds more than the
-/// ingest threshold (`[salesforce] bulk_ingest_threshold`, 0 = never): its Salesforce
-/// writes then go by one ingest job of about four calls instead of a Collection per 200
-/// records. No I/O.
-pub fn pass_size(page: usize, ingest_threshold: u64) -> usize {
-    if ingest_threshold > 0 && page as u64 > ingest_threshold {
-        page
+/// The largest pass of a page whose writes go by Bulk API 2.0 ingest jobs: the pass holds
+/// its pairs whole, about 23 MiB per 1,000 records, so that the run stays within its
+/// memory target of 256 MB with the next page read ahead.
+pub const INGEST_PASS_MAX: usize = 5_000;
+
+/// A pass's Salesforce records and the Salesforce writes it made (records created on
+/// either side, each with its Salesforce write, updates and deletion marks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteRate {
+    pub records: u64,
+    pub crm_writes: u64,
+}
+
+impl WriteRate {
+    fn of(records: u64, counts: &Counts) -> Self {
+        WriteRate {
+            records,
+            crm_writes: counts.created.crm
+                + counts.created.prm
+                + counts.updated.crm
+                + counts.deleted_marked,
+        }
+    }
+}
+
+/// Salesforce records in the next pass of a page with `left` records still to sync:
+/// [`CRM_BATCH`], or, when the last pass wrote to Salesforce at a rate that makes a pass of
+/// up to [`INGEST_PASS_MAX`] write more records than the ingest threshold (`[salesforce]
+/// bulk_ingest_threshold`, 0 = never), the rest of the page in equal passes of at most
+/// [`INGEST_PASS_MAX`]. Then each pass writes its Salesforce records of one object by one
+/// ingest job of about four calls instead of a Collection per 200: a first import, whose
+/// every record is written back, syncs a result set of 10,000 as 2,000 then 4,000 and
+/// 4,000; a run that writes little keeps passes of 2,000 (and their memory). No I/O.
+pub fn pass_size(left: usize, ingest_threshold: u64, last: Option<WriteRate>) -> usize {
+    let Some(rate) = last.filter(|r| r.records > 0) else {
+        return CRM_BATCH;
+    };
+    if ingest_threshold == 0 || left <= CRM_BATCH {
+        return CRM_BATCH;
+    }
+    let size = left.div_ceil(left.div_ceil(INGEST_PASS_MAX));
+    let expected = size as u64 * rate.crm_writes / rate.records;
+    if expected > ingest_threshold {
+        size
     } else {
         CRM_BATCH
     }
@@ -112,6 +148,9 @@ struct Sweep<'a> {
     /// The run whose record shows the counts so far after each pass (none when planning).
     progress: Option<&'a RunFrame>,
     mode: RunMode,
+    /// The last pass of a Salesforce page: its records and the Salesforce writes it made,
+    /// which size the next pass ([`pass_size`]).
+    last_pass: Option<WriteRate>,
 }
 
 /// What a sweep does with its plan.
@@ -234,6 +273,7 @@ async fn sweep_with<'a>(
         out: SweepOutcome::default(),
         progress: progress.filter(|_| writes != SweepWrites::PlanOnly),
         mode: window.mode,
+        last_pass: None,
     };
     // On one machine runs are as far apart as their schedule: every record of the retry
     // set that is not parked is due.
@@ -337,7 +377,9 @@ impl Sweep<'_> {
                 .cloned()
                 .collect()
         };
+        let records = input.crm.len() as u64;
         let mut out = run_pass(self.ctx, self.spec.kind, self.run_id, self.dry_run, input).await?;
+        self.last_pass = Some(WriteRate::of(records, &out.counts));
         let integration = crate::context::integration_of(self.spec.kind);
         let setup = out.setup.take();
         if !self.dry_run {
@@ -477,13 +519,13 @@ impl Sweep<'_> {
     /// Syncs a page of Salesforce records with their PRM partners, in passes of
     /// [`pass_size`]. False once a pass stopped the run.
     async fn sync_page(&mut self, records: Vec<CrmRecord>) -> Result<bool, EngineError> {
-        let size = pass_size(
-            records.len(),
-            self.ctx.mapping.salesforce.bulk_ingest_threshold,
-        );
+        let threshold = self.ctx.mapping.salesforce.bulk_ingest_threshold;
+        let mut left = records.len();
         let mut records = records.into_iter().peekable();
         while records.peek().is_some() {
+            let size = pass_size(left, threshold, self.last_pass);
             let crm: Vec<CrmRecord> = records.by_ref().take(size).collect();
+            left -= crm.len();
             let (prm, claimed) = self.partners(&crm).await?;
             let input = PassInput {
                 crm,
@@ -664,10 +706,45 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_page_is_one_pass_when_its_writes_may_go_by_an_ingest_job() {
-        assert_eq!(pass_size(10_000, 5_000), 10_000);
-        assert_eq!(pass_size(5_000, 5_000), CRM_BATCH);
-        assert_eq!(pass_size(2_000, 5_000), CRM_BATCH);
-        assert_eq!(pass_size(10_000, 0), CRM_BATCH, "0 = never");
+    fn passes_grow_for_an_ingest_job_when_the_last_one_wrote_enough() {
+        let all = Some(WriteRate {
+            records: 2_000,
+            crm_writes: 2_000,
+        });
+        let few = Some(WriteRate {
+            records: 2_000,
+            crm_writes: 100,
+        });
+        // the first pass of a sweep measures
+        assert_eq!(pass_size(10_000, 2_000, None), CRM_BATCH);
+        // a first import writes every record back: equal passes of at most 5,000
+        assert_eq!(pass_size(8_000, 2_000, all), 4_000);
+        assert_eq!(pass_size(10_000, 2_000, all), 5_000);
+        assert_eq!(pass_size(4_000, 2_000, all), 4_000);
+        // what is left fits a pass of 2,000, or a pass would write too few for a job
+        assert_eq!(pass_size(2_000, 1, all), CRM_BATCH);
+        assert_eq!(pass_size(2_100, 2_500, all), CRM_BATCH);
+        assert_eq!(pass_size(10_000, 2_000, few), CRM_BATCH);
+        let half = Some(WriteRate {
+            records: 2_000,
+            crm_writes: 1_000,
+        });
+        assert_eq!(
+            pass_size(10_000, 2_000, half),
+            5_000,
+            "2,500 writes expected"
+        );
+        assert_eq!(pass_size(10_000, 0, all), CRM_BATCH, "0 = never");
+        assert_eq!(
+            pass_size(
+                10_000,
+                2_000,
+                Some(WriteRate {
+                    records: 0,
+                    crm_writes: 0
+                })
+            ),
+            CRM_BATCH
+        );
     }
 }

@@ -251,10 +251,10 @@ pub struct SalesforceSettings {
 }
 
 /// Records above which a pass's Salesforce writes of one object go by an ingest job: a
-/// job costs about four calls (create, upload, close, status) however large, so from a few
-/// thousand records it costs a small fraction of Collections of 200 and is still done in
-/// seconds.
-pub const DEFAULT_BULK_INGEST_THRESHOLD: u64 = 5_000;
+/// job costs about four calls (create, upload, close, status) however large, so above
+/// 2,000 records (a REST page, 10 Collections) it costs a fraction of Collections of 200
+/// and is still done in seconds.
+pub const DEFAULT_BULK_INGEST_THRESHOLD: u64 = 2_000;
 
 /// The client name prmsync's calls carry when the mapping names none.
 pub const DEFAULT_CLIENT_NAME: &str = "prmsync";

@@ -29,6 +29,7 @@
 //! it as it is.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use reqwest::Method;
@@ -291,6 +292,9 @@ impl SalesforceClient {
         let table = table(&records, key, &describe);
         let mut results: Vec<Option<RecordResult>> = vec![None; records.len()];
         for range in job_ranges(&table, options.max_upload_bytes) {
+            if self.ingest_refused().load(Ordering::Relaxed) {
+                break;
+            }
             let count = range.len();
             if let Err(e) = self
                 .ingest_job(object, operation, &table, range, &mut results, options)
@@ -373,17 +377,29 @@ impl SalesforceClient {
             body["externalIdFieldName"] = Value::String(external_id_field.to_string());
         }
         // Creating a job writes nothing; a re-sent creation leaves an empty job at worst.
-        let job: JobInfo = self
-            .send(
-                Method::POST,
-                &self.data_path("/jobs/ingest"),
-                &[],
-                Some(&body),
-                &[],
-                true,
-            )
-            .await?
-            .json("the creation of a Bulk API 2.0 ingest job")?;
+        let path = self.data_path("/jobs/ingest");
+        let created = self
+            .send(Method::POST, &path, &[], Some(&body), &[], true)
+            .await;
+        if let Err(e) = &created {
+            if matches!(
+                e.class(),
+                ErrorClass::Setup | ErrorClass::Data | ErrorClass::Other
+            ) && !e.is_limit()
+                && !self.ingest_refused().swap(true, Ordering::Relaxed)
+            {
+                tracing::warn!(
+                    object,
+                    error = %e,
+                    "Salesforce refused a Bulk API 2.0 ingest job, so this client writes \
+                     through sObject Collections only from now on. Fix: Bulk API 2.0 needs the \
+                     integration user's \"API Enabled\" permission and the object's create and \
+                     edit rights; or set [salesforce] bulk_ingest_threshold = 0 in the mapping \
+                     to stop trying"
+                );
+            }
+        }
+        let job: JobInfo = created?.json("the creation of a Bulk API 2.0 ingest job")?;
         let job_id = job.id;
         let data = bytes::Bytes::from(csv);
         // The upload and the close are not re-sent after a lost answer: a second upload
@@ -423,8 +439,17 @@ impl SalesforceClient {
                 options.deadline,
             )
             .await;
-        let (complete, processed, failed) = match &info {
-            Ok(i) => (true, i.number_records_processed, i.number_records_failed),
+        // Which result sets to read: a finished job's counts tell; a job that failed or was
+        // aborted may have written some records, so all three are read.
+        let (complete, read_successes, read_failures, all_updated) = match &info {
+            Ok(i) => (
+                true,
+                i.number_records_processed > i.number_records_failed,
+                i.number_records_failed > 0,
+                i.number_records_failed == 0
+                    && i.number_records_processed == range.len() as u64
+                    && operation == IngestOperation::Update,
+            ),
             Err(SfError::BulkJob(e)) => {
                 tracing::warn!(
                     job_id,
@@ -433,11 +458,10 @@ impl SalesforceClient {
                     "a Bulk API 2.0 ingest job failed as a whole; the records it did not \
                      process go through sObject Collections"
                 );
-                (false, u64::MAX, u64::MAX)
+                (false, true, true, false)
             }
             Err(_) => return info.map(|_| ()),
         };
-        let rows = range.len() as u64;
         let key = table.header[0].as_str();
         // Which rows of this job a key cell names (one key may name several rows when it
         // is repeated; they are answered in order).
@@ -458,8 +482,6 @@ impl SalesforceClient {
                 }
             }
         };
-        let all_updated =
-            complete && failed == 0 && processed == rows && operation == IngestOperation::Update;
         if all_updated {
             for i in range {
                 results[i] = Some(RecordResult {
@@ -470,13 +492,13 @@ impl SalesforceClient {
             }
             return Ok(());
         }
-        if processed > failed {
+        if read_successes {
             let set = self
                 .ingest_results(&job_id, "successfulResults", key)
                 .await?;
             take(set, results);
         }
-        if failed > 0 {
+        if read_failures {
             let set = self.ingest_results(&job_id, "failedResults", key).await?;
             take(set, results);
         }

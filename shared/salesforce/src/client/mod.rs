@@ -88,7 +88,7 @@ impl SalesforceConfig {
             jwt_audience: None,
             bulk_query_threshold: 10_000,
             bulk_query: crate::BulkQueryOptions::default(),
-            bulk_ingest_threshold: 5_000,
+            bulk_ingest_threshold: prmsync_mapping::config::DEFAULT_BULK_INGEST_THRESHOLD,
             bulk_ingest: crate::IngestOptions::default(),
             client_name: "prmsync".into(),
         }
@@ -110,6 +110,9 @@ struct Inner {
     reads: AtomicU64,
     writes: AtomicU64,
     auth_calls: AtomicU64,
+    /// Salesforce refused to create an ingest job (Bulk API off for the org or the user):
+    /// this client writes through Collections from then on.
+    ingest_refused: std::sync::atomic::AtomicBool,
 }
 
 /// Salesforce REST client. Cheap to clone (shares the token, counters and HTTP pool).
@@ -180,8 +183,14 @@ impl SalesforceClient {
                 reads: AtomicU64::new(0),
                 writes: AtomicU64::new(0),
                 auth_calls: AtomicU64::new(0),
+                ingest_refused: std::sync::atomic::AtomicBool::new(false),
             }),
         })
+    }
+
+    /// Set once Salesforce refused to create an ingest job: writes go through Collections.
+    pub(crate) fn ingest_refused(&self) -> &std::sync::atomic::AtomicBool {
+        &self.inner.ingest_refused
     }
 
     /// The configuration this client was built with.
