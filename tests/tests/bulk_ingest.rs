@@ -299,3 +299,26 @@ async fn results_lost_after_a_job_closed_converge_without_duplicates() {
     let again = h.sync().await;
     assert_eq!(common::total(&again, |c| c.writes()), 0, "settled");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_org_that_refuses_ingest_jobs_is_written_through_collections_after_one_try() {
+    let h = Harness::with_ingest_threshold(1).await;
+    for i in 0..3 {
+        h.account(&format!("Refused {i}"), Some("Active Partner"), json!({}));
+        h.org("distributor", "active", &format!("Refused org {i}"));
+    }
+    // as Salesforce answers when the Bulk API is not open to the user
+    h.sf.faults()
+        .fail_rate(Some("bulk_ingest_create"), 1.0, 400, "API_DISABLED_FOR_ORG");
+    common::assert_succeeded(&h.sync().await);
+    let calls = h.sf.api_calls();
+    assert_eq!(calls.kind("bulk_ingest_create"), 1, "tried once: {calls:?}");
+    assert!(calls.kind("composite_update") + calls.kind("composite_upsert") >= 2);
+    let accounts = h.sf_records("Account");
+    assert_eq!(accounts.len(), 6);
+    assert!(
+        accounts.iter().all(|a| a["PRM_Id__c"].is_string()),
+        "every Account linked: {accounts:?}"
+    );
+    assert_eq!(h.prm.list(Collection::Organizations).len(), 6);
+}

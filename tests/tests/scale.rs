@@ -57,8 +57,7 @@ async fn a_full_import_of_5000_accounts_and_20000_contacts_stays_within_the_call
         + ceil_div(contacts, 2000)
         + ceil_div(ACCOUNTS, 200)
         + ceil_div(contacts, 200);
-    let by_job =
-        ceil_div(ACCOUNTS, 2000) + 1 + 4 + ceil_div(ACCOUNTS, 200) + 2000 / 200 + 4 * 4;
+    let by_job = ceil_div(ACCOUNTS, 2000) + 1 + 4 + ceil_div(ACCOUNTS, 200) + 2000 / 200 + 4 * 4;
     assert_eq!(
         (
             calls.kind("bulk_ingest_create"),

@@ -384,7 +384,7 @@ impl SalesforceClient {
         if let Err(e) = &created {
             if matches!(
                 e.class(),
-                ErrorClass::Setup | ErrorClass::Data | ErrorClass::Other
+                ErrorClass::Setup | ErrorClass::Data | ErrorClass::Other | ErrorClass::Gone
             ) && !e.is_limit()
                 && !self.ingest_refused().swap(true, Ordering::Relaxed)
             {

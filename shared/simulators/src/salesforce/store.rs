@@ -1171,13 +1171,17 @@ fn coerce(def: &FieldDef, v: &Value) -> Result<Value, WriteFail> {
         _ if t.is_number() => match v {
             Value::Number(_) => Ok(round_to_scale(def, v.clone())),
             Value::String(s) if s.trim().is_empty() => Ok(Value::Null),
-            Value::String(s) => s
-                .trim()
-                .parse::<f64>()
-                .ok()
-                .and_then(serde_json::Number::from_f64)
-                .map(|n| round_to_scale(def, Value::Number(n)))
-                .ok_or_else(|| parse_error(def, v)),
+            // Text (a Bulk API CSV value) is stored as the same JSON number would be.
+            Value::String(s) => match s.trim().parse::<i64>() {
+                Ok(i) => Ok(round_to_scale(def, Value::from(i))),
+                Err(_) => s
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .and_then(serde_json::Number::from_f64)
+                    .map(|n| round_to_scale(def, Value::Number(n)))
+                    .ok_or_else(|| parse_error(def, v)),
+            },
             _ => Err(parse_error(def, v)),
         },
         FieldType::Date => match v {
