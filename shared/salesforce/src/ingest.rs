@@ -104,9 +104,10 @@ fn table(records: &[Fields], key: &str, describe: &Describe) -> Table {
             if k == "attributes" {
                 continue;
             }
-            let lower = k.to_ascii_lowercase();
-            if !at.contains_key(&lower) {
-                at.insert(lower, header.len());
+            if let std::collections::hash_map::Entry::Vacant(slot) =
+                at.entry(k.to_ascii_lowercase())
+            {
+                slot.insert(header.len());
                 header.push(k.clone());
             }
         }

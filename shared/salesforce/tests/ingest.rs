@@ -45,9 +45,9 @@ fn changes(i: usize) -> Map<String, Value> {
         "Amount": 1234.5 + i as f64,
         "CloseDate": "2026-12-24",
         "Seen__c": "2026-12-01T10:00:00.000+0000",
-        "PRM_Export_Deal__c": i % 2 == 0,
+        "PRM_Export_Deal__c": i.is_multiple_of(2),
         "Seats__c": i,
-        "Description": if i % 3 == 0 { Value::Null } else { json!("") },
+        "Description": if i.is_multiple_of(3) { Value::Null } else { json!("") },
     }))
 }
 
