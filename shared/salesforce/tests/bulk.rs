@@ -1,31 +1,14 @@
 //! Bulk API 2.0 query jobs against the Salesforce simulator.
 
+mod common;
+
 use std::time::Duration;
 
-use prmsync_salesforce::{
-    Auth, BulkJobError, BulkQueryOptions, CallCounts, SObject, SalesforceClient, SalesforceConfig,
-    SfError,
-};
-use prmsync_simulators::salesforce::{
-    FieldDef, FieldType, SalesforceSim, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET,
-};
-use serde_json::{json, Map, Value};
+use common::{obj, setup};
 
-async fn setup() -> (SalesforceSim, SalesforceClient) {
-    let sim = SalesforceSim::new();
-    let url = sim.start().await.unwrap();
-    let mut cfg = SalesforceConfig::new(
-        url,
-        Auth::ClientCredentials {
-            client_id: DEFAULT_CLIENT_ID.into(),
-            client_secret: DEFAULT_CLIENT_SECRET.into(),
-        },
-    );
-    cfg.retry_base = Duration::from_millis(2);
-    cfg.retry_max = Duration::from_millis(10);
-    cfg.timeout = Duration::from_secs(10);
-    (sim, SalesforceClient::new(cfg).unwrap())
-}
+use prmsync_salesforce::{BulkJobError, BulkQueryOptions, CallCounts, SObject, SfError};
+use prmsync_simulators::salesforce::{FieldDef, FieldType, SalesforceSim};
+use serde_json::{json, Value};
 
 fn opts(max_records: Option<u32>) -> BulkQueryOptions {
     BulkQueryOptions {
@@ -34,10 +17,6 @@ fn opts(max_records: Option<u32>) -> BulkQueryOptions {
         poll_max: Duration::from_millis(50),
         deadline: Duration::from_secs(10),
     }
-}
-
-fn obj(v: Value) -> Map<String, Value> {
-    v.as_object().cloned().unwrap_or_default()
 }
 
 fn delta(after: CallCounts, before: CallCounts) -> (u64, u64, u64) {

@@ -1,30 +1,15 @@
 //! Bulk API 2.0 ingest jobs against the Salesforce simulator: the values and per-record
 //! results of a job equal those of sObject Collections.
 
+mod common;
+
 use std::time::Duration;
 
-use prmsync_salesforce::{
-    Auth, IngestOperation, IngestOptions, RecordResult, SalesforceClient, SalesforceConfig,
-};
-use prmsync_simulators::salesforce::{
-    FieldDef, FieldType, SalesforceSim, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET,
-};
-use serde_json::{json, Map, Value};
+use common::{obj, setup};
 
-async fn setup() -> (SalesforceSim, SalesforceClient) {
-    let sim = SalesforceSim::new();
-    let url = sim.start().await.unwrap();
-    let mut cfg = SalesforceConfig::new(
-        url,
-        Auth::ClientCredentials {
-            client_id: DEFAULT_CLIENT_ID.into(),
-            client_secret: DEFAULT_CLIENT_SECRET.into(),
-        },
-    );
-    cfg.retry_base = Duration::from_millis(2);
-    cfg.retry_max = Duration::from_millis(10);
-    (sim, SalesforceClient::new(cfg).unwrap())
-}
+use prmsync_salesforce::{IngestOperation, IngestOptions, RecordResult};
+use prmsync_simulators::salesforce::{FieldDef, FieldType, SalesforceSim};
+use serde_json::{json, Map, Value};
 
 fn options() -> IngestOptions {
     IngestOptions {
@@ -32,10 +17,6 @@ fn options() -> IngestOptions {
         poll_max: Duration::from_millis(20),
         ..IngestOptions::default()
     }
-}
-
-fn obj(v: Value) -> Map<String, Value> {
-    v.as_object().cloned().unwrap_or_default()
 }
 
 /// Every type the mapping writes, nulls, empty text and awkward characters.

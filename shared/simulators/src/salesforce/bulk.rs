@@ -124,7 +124,7 @@ impl JobState {
 }
 
 /// `columnDelimiter` values of the guide.
-fn delimiter(name: &str) -> Option<char> {
+pub(super) fn delimiter(name: &str) -> Option<char> {
     Some(match name {
         "COMMA" => ',',
         "TAB" => '\t',

@@ -275,11 +275,18 @@ impl Default for IngestJobs {
 }
 
 impl IngestJobs {
-    fn find(&mut self, id: &str) -> Result<&mut Job, ApiError> {
+    /// The key of the job with this Id (404 when there is none).
+    fn key(&self, id: &str) -> Result<u64, ApiError> {
         self.jobs
-            .values_mut()
-            .find(|j| j.id.eq_ignore_ascii_case(id))
+            .iter()
+            .find(|(_, j)| j.id.eq_ignore_ascii_case(id))
+            .map(|(k, _)| *k)
             .ok_or_else(ApiError::not_found)
+    }
+
+    fn find(&mut self, id: &str) -> Result<&mut Job, ApiError> {
+        let key = self.key(id)?;
+        Ok(self.jobs.get_mut(&key).expect("the key was just found"))
     }
 }
 
@@ -334,16 +341,9 @@ fn invalid_state(job: &Job, wanted: &str) -> ApiError {
     )
 }
 
+/// The byte of a `columnDelimiter` name (the query jobs' list).
 fn delimiter(name: &str) -> Option<u8> {
-    Some(match name {
-        "COMMA" => b',',
-        "TAB" => b'\t',
-        "SEMICOLON" => b';',
-        "PIPE" => b'|',
-        "CARET" => b'^',
-        "BACKQUOTE" => b'`',
-        _ => return None,
-    })
+    super::bulk::delimiter(name).map(|c| c as u8)
 }
 
 impl Inner {
@@ -390,13 +390,9 @@ impl Inner {
             IngestRoute::State(id) => {
                 let wanted = req.json()?;
                 let wanted = wanted.get("state").and_then(Value::as_str).unwrap_or("");
-                let failures = &mut self.ingest.failures;
-                let job = self
-                    .ingest
-                    .jobs
-                    .values_mut()
-                    .find(|j| j.id.eq_ignore_ascii_case(&id))
-                    .ok_or_else(ApiError::not_found)?;
+                let key = self.ingest.key(&id)?;
+                let IngestJobs { jobs, failures, .. } = &mut self.ingest;
+                let job = jobs.get_mut(&key).expect("the key was just found");
                 match wanted {
                     "UploadComplete" => {
                         if job.state != State::Open {
@@ -438,13 +434,7 @@ impl Inner {
                     }
                 }
                 if process {
-                    let key = self
-                        .ingest
-                        .jobs
-                        .iter()
-                        .find(|(_, j)| j.id.eq_ignore_ascii_case(&id))
-                        .map(|(k, _)| *k)
-                        .expect("found above");
+                    let key = self.ingest.key(&id)?;
                     let mut job = self.ingest.jobs.remove(&key).expect("found above");
                     self.process(&mut job, faults);
                     self.ingest.jobs.insert(key, job);
@@ -455,15 +445,9 @@ impl Inner {
             IngestRoute::Failed(id) => results(self.ingest.find(&id)?, Kind::Failed),
             IngestRoute::Unprocessed(id) => results(self.ingest.find(&id)?, Kind::Unprocessed),
             IngestRoute::Delete(id) => {
-                let (key, state) = self
-                    .ingest
-                    .jobs
-                    .iter()
-                    .find(|(_, j)| j.id.eq_ignore_ascii_case(&id))
-                    .map(|(k, j)| (*k, j.state))
-                    .ok_or_else(ApiError::not_found)?;
-                if !state.is_final() && state != State::Open {
-                    let job = self.ingest.find(&id)?;
+                let key = self.ingest.key(&id)?;
+                let job = self.ingest.find(&id)?;
+                if !job.state.is_final() && job.state != State::Open {
                     return Err(invalid_state(
                         job,
                         "a job being processed cannot be deleted",
