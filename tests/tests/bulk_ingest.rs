@@ -8,6 +8,7 @@ mod common;
 use common::Harness;
 use prmsync_engine::store::IntegrationLog;
 use prmsync_engine::LogFilter;
+use prmsync_mapping::LogCode;
 use prmsync_simulators::prm::Collection;
 use serde_json::{json, Value};
 
@@ -20,7 +21,8 @@ struct EndState {
     contacts: Vec<(String, String)>,
     /// Organization name and its `crm_id` Account's name.
     organizations: Vec<(String, String)>,
-    /// Integration Log entries (warnings and errors): code, Salesforce name, PRM name.
+    /// Integration Log entries (warnings and errors, but the jobs' own): code, Salesforce
+    /// name, PRM name.
     log: Vec<(String, String, String)>,
 }
 
@@ -87,7 +89,7 @@ async fn end_state(h: &Harness) -> EndState {
         .await
         .unwrap()
         .iter()
-        .filter(|e| e.level != prmsync_mapping::Level::Info)
+        .filter(|e| e.level != prmsync_mapping::Level::Info && e.code != LogCode::BulkJobFellBack)
         .map(|e| {
             let prm = e.prm_id.as_deref().unwrap_or_default();
             let prm = match org_name(prm) {
@@ -186,6 +188,16 @@ async fn world(threshold: u64, fail_whole: bool) -> (Harness, EndState) {
     (h, end)
 }
 
+/// The entries of a jobs' fallback: their messages.
+async fn fallbacks(h: &Harness) -> Vec<String> {
+    let filter = LogFilter {
+        code: Some(LogCode::BulkJobFellBack),
+        ..Default::default()
+    };
+    let entries = h.store.entries(&filter).await.unwrap();
+    entries.into_iter().map(|e| e.message).collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ingest_jobs_reach_the_same_end_and_log_as_collections() {
     let (plain, plain_end) = world(0, false).await;
@@ -273,6 +285,15 @@ async fn ingest_jobs_reach_the_same_end_and_log_as_collections() {
         1,
         "{states:?}"
     );
+    // the job that failed whole has its entry, naming the job and Salesforce's message
+    let fell_back = fallbacks(&jobs).await;
+    assert_eq!(fell_back.len(), 1, "{fell_back:?}");
+    assert!(
+        fell_back[0].contains("750Si") && fell_back[0].contains("failed: InternalServerError"),
+        "{}",
+        fell_back[0]
+    );
+    assert!(fallbacks(&plain).await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -296,6 +317,14 @@ async fn results_lost_after_a_job_closed_converge_without_duplicates() {
         assert_eq!(linked.len(), 1, "{org}");
         assert_eq!(o["crm_id"], linked[0]["Id"], "linked both ways");
     }
+    let fell_back = fallbacks(&h).await;
+    assert!(
+        !fell_back.is_empty()
+            && fell_back
+                .iter()
+                .all(|m| m.contains("could not be completed (INVALIDJOBSTATE)")),
+        "{fell_back:?}"
+    );
     let again = h.sync().await;
     assert_eq!(common::total(&again, |c| c.writes()), 0, "settled");
 }
@@ -321,4 +350,11 @@ async fn an_org_that_refuses_ingest_jobs_is_written_through_collections_after_on
         "every Account linked: {accounts:?}"
     );
     assert_eq!(h.prm.list(Collection::Organizations).len(), 6);
+    let fell_back = fallbacks(&h).await;
+    assert_eq!(fell_back.len(), 1, "said once: {fell_back:?}");
+    assert!(
+        fell_back[0].contains("API_DISABLED_FOR_ORG"),
+        "{}",
+        fell_back[0]
+    );
 }

@@ -285,6 +285,13 @@ pub trait Crm: Send + Sync {
 
     /// API calls made so far by this client.
     fn calls(&self) -> u64;
+
+    /// What the adapter did on its own that the operator should find in the Integration
+    /// Log: a Bulk API 2.0 ingest job that failed as a whole (its records then written
+    /// through Collections). Each message is handed out once.
+    fn take_notices(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// The PRM API, as the engine needs it.

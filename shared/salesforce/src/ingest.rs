@@ -35,7 +35,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::bulk::{delimiter_byte, JobInfo};
+use crate::bulk::{delimiter_byte, BulkJobError, JobInfo};
 use crate::client::request::Body;
 use crate::client::SalesforceClient;
 use crate::error::{ErrorClass, SfError};
@@ -309,6 +309,13 @@ impl SalesforceClient {
                     "a Bulk API 2.0 ingest job did not finish; its records not processed go \
                      through sObject Collections"
                 );
+                self.notice(format!(
+                    "A Salesforce Bulk API 2.0 ingest job ({} of {count} {object} records) \
+                     could not be completed ({}); the records it did not settle went through \
+                     sObject Collections",
+                    operation.name(),
+                    e.code().unwrap_or("the call failed")
+                ));
             }
         }
         // Row locks, and records no job settled, go again through Collections.
@@ -459,6 +466,19 @@ impl SalesforceClient {
                     "a Bulk API 2.0 ingest job failed as a whole; the records it did not \
                      process go through sObject Collections"
                 );
+                let why = match e {
+                    BulkJobError::Failed { message, .. } => format!("failed: {message}"),
+                    BulkJobError::Aborted { .. } => "was aborted".to_string(),
+                    BulkJobError::Timeout { waited_secs, .. } => {
+                        format!("was still running after {waited_secs} s and was aborted")
+                    }
+                };
+                self.notice(format!(
+                    "Salesforce Bulk API 2.0 ingest job {job_id} ({} of {} {object} records) \
+                     {why}; the records it did not write went through sObject Collections",
+                    operation.name(),
+                    range.len()
+                ));
                 (false, true, true, false)
             }
             Err(_) => return info.map(|_| ()),

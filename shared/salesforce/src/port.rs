@@ -432,6 +432,10 @@ impl Crm for SalesforceClient {
     fn calls(&self) -> u64 {
         SalesforceClient::calls(self).total
     }
+
+    fn take_notices(&self) -> Vec<String> {
+        SalesforceClient::take_notices(self)
+    }
 }
 
 #[cfg(test)]

@@ -449,6 +449,9 @@ impl Crm for HookedCrm {
     fn calls(&self) -> u64 {
         self.inner.calls()
     }
+    fn take_notices(&self) -> Vec<String> {
+        self.inner.take_notices()
+    }
 }
 
 /// The PRM as the test's hooks change it; every call goes to `inner`.

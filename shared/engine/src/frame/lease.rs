@@ -302,6 +302,9 @@ impl Crm for GuardedCrm {
     fn calls(&self) -> u64 {
         self.inner.calls()
     }
+    fn take_notices(&self) -> Vec<String> {
+        self.inner.take_notices()
+    }
 }
 
 /// The PRM, its writes refused once the run's lease is lost.

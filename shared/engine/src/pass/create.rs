@@ -197,6 +197,7 @@ impl<'a> Pass<'a> {
             Ok(results) => results,
             Err(e) => vec![Err(record_failure_of(e)?); rows.len()],
         };
+        self.log_crm_notices();
         let mut pairs = Vec::new();
         let mut stop = None;
         for ((prm, body, snapshot), result) in rows.into_iter().zip(results) {

@@ -55,6 +55,15 @@ impl<'a> Pass<'a> {
         self.ctx.mapping.log.values()
     }
 
+    /// An entry for each thing the Salesforce adapter did on its own during the last write
+    /// (a Bulk API 2.0 ingest job that failed whole, its records written through
+    /// Collections).
+    pub(super) fn log_crm_notices(&mut self) {
+        for message in self.ctx.crm.take_notices() {
+            self.log(LogCode::BulkJobFellBack, None, None, message, Value::Null);
+        }
+    }
+
     pub(super) fn log(
         &mut self,
         code: LogCode,

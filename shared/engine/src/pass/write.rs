@@ -123,6 +123,7 @@ impl<'a> Pass<'a> {
             Ok(results) => results,
             Err(e) => vec![Err(record_failure_of(e)?); count],
         };
+        self.log_crm_notices();
         for (&i, result) in indices.iter().zip(results) {
             match result {
                 Ok(_) => {

@@ -113,6 +113,8 @@ struct Inner {
     /// Salesforce refused to create an ingest job (Bulk API off for the org or the user):
     /// this client writes through Collections from then on.
     ingest_refused: std::sync::atomic::AtomicBool,
+    /// What the operator should hear of (see [`SalesforceClient::take_notices`]).
+    notices: Mutex<Vec<String>>,
 }
 
 /// Salesforce REST client. Cheap to clone (shares the token, counters and HTTP pool).
@@ -184,6 +186,7 @@ impl SalesforceClient {
                 writes: AtomicU64::new(0),
                 auth_calls: AtomicU64::new(0),
                 ingest_refused: std::sync::atomic::AtomicBool::new(false),
+                notices: Mutex::new(Vec::new()),
             }),
         })
     }
@@ -191,6 +194,20 @@ impl SalesforceClient {
     /// Set once Salesforce refused to create an ingest job: writes go through Collections.
     pub(crate) fn ingest_refused(&self) -> &std::sync::atomic::AtomicBool {
         &self.inner.ingest_refused
+    }
+
+    /// What this client did on its own that the operator should hear of since the last
+    /// call (a Bulk API 2.0 ingest job that failed whole and was written through Collections).
+    pub fn take_notices(&self) -> Vec<String> {
+        std::mem::take(&mut *self.inner.notices.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    pub(crate) fn notice(&self, message: String) {
+        self.inner
+            .notices
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(message);
     }
 
     /// The configuration this client was built with.
