@@ -164,13 +164,13 @@ pub fn bulk_saves_calls(total: u64, threshold: u64, page: u64, per_result_set: u
     rest_left > job
 }
 
-/// A page of REST query rows.
 /// A write of `records` goes through a Bulk API 2.0 ingest job: more than `threshold`
 /// (0 = never). A job costs about four calls whatever its size, Collections one per 200.
 pub fn by_ingest_job(records: usize, threshold: u64) -> bool {
     threshold > 0 && records as u64 > threshold
 }
 
+/// A page of REST query rows.
 fn rest_page(rows: Vec<SObject>, next: Option<String>) -> ChangePage<CrmRecord> {
     ChangePage {
         records: rows.into_iter().map(to_record).collect(),
