@@ -36,6 +36,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::bulk::{delimiter_byte, BulkJobError, JobInfo};
+use crate::client::record_error_from;
 use crate::client::request::Body;
 use crate::client::SalesforceClient;
 use crate::error::{ErrorClass, SfError};
@@ -316,6 +317,11 @@ impl SalesforceClient {
                     operation.name(),
                     e.code().unwrap_or("the call failed")
                 ));
+                // The org's limit or a rejected session stops the next jobs too; the
+                // Collections below meet it and report it as they always do.
+                if e.is_limit() || e.class() == ErrorClass::Auth {
+                    break;
+                }
             }
         }
         // Row locks, and records no job settled, go again through Collections.
@@ -345,11 +351,21 @@ impl SalesforceClient {
                             (id, f)
                         })
                         .collect();
-                    self.update(object, by_id).await?
+                    self.update(object, by_id).await
                 }
                 IngestOperation::Upsert { external_id_field } => {
-                    self.upsert(object, external_id_field, taken).await?
+                    self.upsert(object, external_id_field, taken).await
                 }
+            };
+            // As with Collections: a call failing as a whole is the caller's error unless
+            // some records were written, which keep their results.
+            let written = match written {
+                Ok(w) => w,
+                Err(e) if results.iter().flatten().any(RecordResult::is_success) => {
+                    let error = record_error_from(&e);
+                    vec![RecordResult::failed(error); again.len()]
+                }
+                Err(e) => return Err(e),
             };
             for (i, r) in again.into_iter().zip(written) {
                 results[i] = Some(r);

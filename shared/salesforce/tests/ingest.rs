@@ -169,3 +169,53 @@ async fn an_upsert_job_creates_and_updates_on_the_external_id_and_splits_at_the_
         assert_eq!(a["Name"], json!(format!("Org {i}")));
     }
 }
+
+#[tokio::test]
+async fn a_job_that_failed_whole_goes_through_collections_and_keeps_what_it_wrote() {
+    let (sim, client) = setup().await;
+    let ids: Vec<String> = (0..3)
+        .map(|i| sim.insert("Account", obj(json!({ "Name": format!("A{i}") }))))
+        .collect();
+    let rows = |name: &str| -> Vec<Map<String, Value>> {
+        ids.iter()
+            .map(|id| obj(json!({"Id": id, "Name": name})))
+            .collect()
+    };
+    // The job writes its first row, then fails; the Collections call for the other two
+    // is refused as a whole: they fail, the first keeps its success.
+    sim.fail_next_bulk_ingest("InternalServerError : try again", 1);
+    sim.faults()
+        .fail_nth(Some("composite_update"), 1, 400, "INVALID_FIELD");
+    let out = client
+        .ingest("Account", IngestOperation::Update, rows("B"), &options())
+        .await
+        .unwrap();
+    assert!(out[0].is_success(), "{out:?}");
+    assert_eq!(out[1].errors[0].status_code, "INVALID_FIELD");
+    assert_eq!(out[2].errors[0].status_code, "INVALID_FIELD");
+    assert_eq!(sim.get("Account", &ids[0]).unwrap()["Name"], "B");
+    assert_eq!(sim.get("Account", &ids[1]).unwrap()["Name"], "A1");
+    let notices = client.take_notices();
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    assert!(notices[0].contains("failed: InternalServerError : try again"));
+    assert!(client.take_notices().is_empty(), "handed out once");
+
+    // Nothing written and Collections refused too: the call's error, as Collections give it.
+    sim.fail_next_bulk_ingest("InternalServerError : try again", 0);
+    sim.faults()
+        .fail_nth(Some("composite_update"), 1, 400, "INVALID_FIELD");
+    let err = client
+        .ingest("Account", IngestOperation::Update, rows("C"), &options())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("INVALID_FIELD"));
+
+    // Without faults the same write succeeds through a job alone.
+    let before = sim.api_calls().kind("composite_update");
+    let out = client
+        .ingest("Account", IngestOperation::Update, rows("D"), &options())
+        .await
+        .unwrap();
+    assert!(out.iter().all(RecordResult::is_success));
+    assert_eq!(sim.api_calls().kind("composite_update"), before);
+}

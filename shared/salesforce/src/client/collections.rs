@@ -159,7 +159,7 @@ impl SalesforceClient {
 }
 
 /// Per-record stand-in for a request-level error, keeping its class.
-fn record_error_from(e: &SfError) -> RecordError {
+pub(crate) fn record_error_from(e: &SfError) -> RecordError {
     let code = match e {
         SfError::Api { code, class, .. } if classify(None, code) == *class => code.clone(),
         _ => match e.class() {

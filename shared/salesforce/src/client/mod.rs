@@ -20,6 +20,7 @@ use crate::error::SfError;
 use crate::retry::Backoff;
 use crate::types::{ApiUsage, CallCounts, Describe};
 
+pub(crate) use collections::record_error_from;
 pub use collections::COLLECTION_CHUNK;
 pub(crate) use request::Resp;
 
