@@ -499,6 +499,18 @@ impl SalesforceClient {
             }
             Err(_) => return info.map(|_| ()),
         };
+        // Every record of an update job succeeded: its Ids are the ones sent, no result set
+        // to read.
+        if all_updated {
+            for i in range {
+                results[i] = Some(RecordResult {
+                    id: Some(table.rows[i][0].clone()),
+                    created: None,
+                    errors: vec![],
+                });
+            }
+            return Ok(());
+        }
         let key = table.header[0].as_str();
         // Which rows of this job a key cell names (one key may name several rows when it
         // is repeated; they are answered in order).
@@ -519,16 +531,6 @@ impl SalesforceClient {
                 }
             }
         };
-        if all_updated {
-            for i in range {
-                results[i] = Some(RecordResult {
-                    id: Some(table.rows[i][0].clone()),
-                    created: None,
-                    errors: vec![],
-                });
-            }
-            return Ok(());
-        }
         if read_successes {
             let set = self
                 .ingest_results(&job_id, "successfulResults", key)
