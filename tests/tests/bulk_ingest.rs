@@ -5,10 +5,13 @@
 
 mod common;
 
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
 use common::Harness;
 use prmsync_engine::store::IntegrationLog;
-use prmsync_engine::LogFilter;
-use prmsync_mapping::LogCode;
+use prmsync_engine::{LogFilter, RunMode, RunReport};
+use prmsync_mapping::{LogCode, ObjectKind};
 use prmsync_simulators::prm::Collection;
 use serde_json::{json, Value};
 
@@ -357,4 +360,137 @@ async fn an_org_that_refuses_ingest_jobs_is_written_through_collections_after_on
         "{}",
         fell_back[0]
     );
+}
+
+/// 700 Accounts read in REST pages of 200: four passes, each writing fewer records than the
+/// ingest threshold of 300. A large run holds its passes' updates, so all 700 write-backs go
+/// in one ingest job once the Accounts are read, with the outcome of each record as a pass
+/// would have had it: a record Salesforce refuses gets its entry, the others their PRM id
+/// and a settled link. The run's writes are counted by `crash`, and it stops after the
+/// write `crash` names.
+async fn held_world(crash: &Arc<common::Crash>) -> (Harness, Vec<String>, Vec<RunReport>) {
+    let h = Harness::with_ingest(300, 200).await;
+    let accounts: Vec<String> = (0..700)
+        .map(|i| h.account(&format!("Held Co {i}"), Some("Active Partner"), json!({})))
+        .collect();
+    h.sf.faults().fail_record_write(
+        &accounts[450],
+        "STRING_TOO_LONG",
+        "Account Site: data value too large: Held Co 450 (max length=80)",
+    );
+    h.sf.reset_api_calls();
+    let ctx = h.crashing_ctx(crash);
+    let reports = h.sync_ctx(&ctx, RunMode::Incremental).await;
+    (h, accounts, reports)
+}
+
+/// Every Account carries the id of the one organization linked to it, but the refused one
+/// when `refused`.
+fn assert_written_back(h: &Harness, accounts: &[String], refused: bool) {
+    let orgs = h.prm.list(Collection::Organizations);
+    assert_eq!(
+        orgs.len(),
+        700,
+        "one organization per Account, no duplicate"
+    );
+    for (i, a) in accounts.iter().enumerate() {
+        let linked = h.prm_by_crm(Collection::Organizations, a);
+        assert_eq!(linked.len(), 1, "{a}");
+        let written = h.sf_str("Account", a, "PRM_Id__c");
+        if i == 450 && refused {
+            assert_eq!(written, None, "refused");
+        } else {
+            assert_eq!(written.as_deref(), linked[0]["id"].as_str(), "{a}");
+        }
+    }
+}
+
+async fn marked_for_retry(h: &Harness) -> usize {
+    h.ctx()
+        .store
+        .links_to_retry(ObjectKind::Organization)
+        .await
+        .unwrap()
+        .len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_updates_of_several_passes_go_out_in_one_ingest_job() {
+    let (h, accounts, reports) = held_world(&common::Crash::new(u64::MAX)).await;
+    common::assert_succeeded(&reports);
+    let calls = h.sf.api_calls();
+    // four pages of Accounts, one (empty) of Contacts
+    assert_eq!(
+        calls.kind("query_all") + calls.kind("query_more"),
+        5,
+        "{calls:?}"
+    );
+    assert_eq!(calls.kind("bulk_ingest_create"), 1, "{calls:?}");
+    assert_eq!(
+        calls.kind("bulk_ingest_failed"),
+        1,
+        "the refused row: {calls:?}"
+    );
+    assert_eq!(
+        calls.kind("composite_update") + calls.kind("composite_upsert"),
+        0,
+        "{calls:?}"
+    );
+    assert_written_back(&h, &accounts, true);
+    // The refused record's entry, as Collections give it.
+    let refused = h.log(LogCode::CrmDataError).await;
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0].crm_id.as_deref(), Some(accounts[450].as_str()));
+    assert!(
+        refused[0].message.contains("STRING_TOO_LONG"),
+        "{}",
+        refused[0].message
+    );
+    // Settled: no link is left marked for a retry, and the next runs write nothing (the
+    // refused record waits until it changes).
+    assert_eq!(marked_for_retry(&h).await, 0);
+    for _ in 0..2 {
+        let again = h.sync().await;
+        assert_eq!(common::total(&again, |c| c.writes()), 0, "{again:?}");
+    }
+    assert_eq!(h.log(LogCode::CrmDataError).await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_before_held_updates_are_settled_converges_without_duplicates() {
+    // How many writes the run makes: the last is the ingest job of the held updates.
+    let counting = common::Crash::new(u64::MAX);
+    let (h, _, reports) = held_world(&counting).await;
+    common::assert_succeeded(&reports);
+    assert_eq!(h.sf.api_calls().kind("bulk_ingest_create"), 1);
+    let writes = counting.writes.load(Ordering::SeqCst);
+    assert!(writes >= 2, "{writes}");
+    // A crash right after the job (its rows written, their links not settled yet: the
+    // refused row is written again and goes through, as the simulator refuses it once), and
+    // one right before it (after the last PRM write, the job never sent: the next run's job
+    // refuses it).
+    for (n, refused) in [(writes, false), (writes - 1, true)] {
+        let (h, accounts, reports) = held_world(&common::Crash::new(n)).await;
+        assert!(reports.iter().any(|r| r.status == "failed"), "{reports:?}");
+        // at least the three passes before the last held theirs
+        assert!(
+            marked_for_retry(&h).await >= 600,
+            "crash after write {n}: the held links wait"
+        );
+        common::assert_succeeded(&h.sync().await);
+        common::assert_succeeded(&h.sync().await);
+        assert_written_back(&h, &accounts, refused);
+        assert_eq!(marked_for_retry(&h).await, 0, "crash after write {n}");
+        assert_eq!(
+            h.log(LogCode::CrmDataError).await.len(),
+            usize::from(refused),
+            "crash after write {n}"
+        );
+        let again = h.sync().await;
+        assert_eq!(
+            common::total(&again, |c| c.writes()),
+            0,
+            "crash after write {n}: settled"
+        );
+    }
 }

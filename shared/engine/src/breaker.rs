@@ -18,7 +18,9 @@
 //! Salesforce pages read on the way are kept for the run up to [`READ_AHEAD_RECORDS`].
 //!
 //! Only updates of records linked before the run count: creates, and the first merge of a
-//! pair this run links, are how a first import looks.
+//! pair this run links, are how a first import looks. Nor do the writes of a link marked
+//! for a retry: an earlier run planned them (a write that failed for a passing reason, or
+//! updates held for an ingest job when that run stopped).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -394,9 +396,12 @@ pub(crate) async fn judge(
     let crm_ids: Vec<String> = ids_of(planned, "crm");
     let prm_ids: Vec<String> = ids_of(planned, "prm");
     let links = ctx.store.find_links(kind, &crm_ids, &prm_ids).await?;
+    // A link marked for a retry carries writes an earlier run planned and owes (a failed
+    // write, updates held for an ingest job when the run stopped): finishing them is no
+    // mass change of its own.
     let before: HashSet<(&str, &str)> = links
         .iter()
-        .filter(|l| l.state == LinkState::Linked)
+        .filter(|l| l.state == LinkState::Linked && !l.retry)
         .flat_map(|l| [("crm", l.crm_id.as_str()), ("prm", l.prm_id.as_str())])
         .collect();
     let Some(trip) = assess(

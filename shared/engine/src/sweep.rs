@@ -41,7 +41,7 @@ use crate::error::{During, EngineError};
 use crate::frame::{RunFrame, Window};
 use crate::objects::ObjectSpec;
 use crate::pairing::{pair_page, PrmChanges};
-use crate::pass::{run_pass, PassInput};
+use crate::pass::{run_pass, settle_held_updates, HeldUpdate, PassInput, PassOutcome};
 use crate::ports::ChangePage;
 use crate::report::{Counts, PlannedWrite};
 use crate::retry::keep_failed;
@@ -54,52 +54,64 @@ pub const PRM_BATCH: usize = 1_000;
 /// Organizations whose people one pass reads on an incremental people run.
 const PENDING_BATCH: usize = 200;
 
-/// The largest pass of a page whose writes go by Bulk API 2.0 ingest jobs: the pass holds
-/// its pairs whole, about 23 MiB per 1,000 records, so that the run stays within its
-/// memory target of 256 MB with the next page read ahead.
-pub const INGEST_PASS_MAX: usize = 5_000;
+/// Held Salesforce updates that make an ingest job settle at once (about 150 bytes each
+/// for a write-back, plus the job's CSV): the run's memory target with the next page read
+/// ahead.
+pub const HELD_UPDATES_MAX: usize = 50_000;
+/// The longest a held Salesforce update waits for its job: a Salesforce user's edit of the
+/// same fields in that time is overwritten, as by any write made just after it.
+pub const HELD_UPDATES_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// A pass's Salesforce records and the Salesforce writes it made (records created on
-/// either side, each with its Salesforce write, updates and deletion marks).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WriteRate {
-    pub records: u64,
-    pub crm_writes: u64,
+/// Whether the passes of a Salesforce page hold their updates for one ingest job of
+/// several passes (see `pass/held.rs`): ingest jobs are on (`[salesforce]
+/// bulk_ingest_threshold` above 0) and the run is large (a page of more records than the
+/// threshold, or more pages to come), or updates are held already. A small run writes each
+/// pass's updates at once. No I/O.
+pub fn holds_updates(ingest_threshold: u64, page: usize, more_pages: bool, holding: bool) -> bool {
+    ingest_threshold > 0 && (holding || more_pages || page as u64 > ingest_threshold)
 }
 
-impl WriteRate {
-    fn of(records: u64, counts: &Counts) -> Self {
-        WriteRate {
-            records,
-            crm_writes: counts.created.crm
-                + counts.created.prm
-                + counts.updated.crm
-                + counts.deleted_marked,
+/// Whether held updates go out now rather than with later passes' ones: too many to hold,
+/// or the oldest has waited long enough. No I/O.
+pub fn settle_now(held: usize, waited: std::time::Duration) -> bool {
+    held >= HELD_UPDATES_MAX || (held > 0 && waited >= HELD_UPDATES_WAIT)
+}
+
+/// The Salesforce updates passes of a sweep hold for one ingest job, one per pair (a later
+/// pass's update of a pair is taken into the earlier one).
+#[derive(Debug, Default)]
+struct HeldUpdates {
+    rows: Vec<HeldUpdate>,
+    by_pair: HashMap<(String, String), usize>,
+    since: Option<std::time::Instant>,
+}
+
+impl HeldUpdates {
+    fn add(&mut self, held: Vec<HeldUpdate>) {
+        for h in held {
+            self.since.get_or_insert_with(std::time::Instant::now);
+            match self.by_pair.get(&(h.crm_id.clone(), h.prm_id.clone())) {
+                Some(&i) => self.rows[i].absorb(h),
+                None => {
+                    self.by_pair
+                        .insert((h.crm_id.clone(), h.prm_id.clone()), self.rows.len());
+                    self.rows.push(h);
+                }
+            }
         }
     }
-}
 
-/// Salesforce records in the next pass of a page with `left` records still to sync:
-/// [`CRM_BATCH`], or, when the last pass wrote to Salesforce at a rate that makes a pass of
-/// up to [`INGEST_PASS_MAX`] write more records than the ingest threshold (`[salesforce]
-/// bulk_ingest_threshold`, 0 = never), the rest of the page in equal passes of at most
-/// [`INGEST_PASS_MAX`]. Then each pass writes its Salesforce records of one object by one
-/// ingest job of about four calls instead of a Collection per 200: a first import, whose
-/// every record is written back, syncs a result set of 10,000 as 2,000 then 4,000 and
-/// 4,000; a run that writes little keeps passes of 2,000 (and their memory). No I/O.
-pub fn pass_size(left: usize, ingest_threshold: u64, last: Option<WriteRate>) -> usize {
-    let Some(rate) = last.filter(|r| r.records > 0) else {
-        return CRM_BATCH;
-    };
-    if ingest_threshold == 0 || left <= CRM_BATCH {
-        return CRM_BATCH;
+    fn due(&self) -> bool {
+        settle_now(
+            self.rows.len(),
+            self.since.map(|t| t.elapsed()).unwrap_or_default(),
+        )
     }
-    let size = left.div_ceil(left.div_ceil(INGEST_PASS_MAX));
-    let expected = size as u64 * rate.crm_writes / rate.records;
-    if expected > ingest_threshold {
-        size
-    } else {
-        CRM_BATCH
+
+    fn take(&mut self) -> Vec<HeldUpdate> {
+        let rows = std::mem::take(&mut self.rows);
+        *self = HeldUpdates::default();
+        rows
     }
 }
 
@@ -148,9 +160,10 @@ struct Sweep<'a> {
     /// The run whose record shows the counts so far after each pass (none when planning).
     progress: Option<&'a RunFrame>,
     mode: RunMode,
-    /// The last pass of a Salesforce page: its records and the Salesforce writes it made,
-    /// which size the next pass ([`pass_size`]).
-    last_pass: Option<WriteRate>,
+    /// The passes of this Salesforce page hold their updates ([`holds_updates`]).
+    hold: bool,
+    /// The Salesforce updates held for one ingest job ([`settle_held_updates`]).
+    held_updates: HeldUpdates,
 }
 
 /// What a sweep does with its plan.
@@ -273,7 +286,8 @@ async fn sweep_with<'a>(
         out: SweepOutcome::default(),
         progress: progress.filter(|_| writes != SweepWrites::PlanOnly),
         mode: window.mode,
-        last_pass: None,
+        hold: false,
+        held_updates: HeldUpdates::default(),
     };
     // On one machine runs are as far apart as their schedule: every record of the retry
     // set that is not parked is due.
@@ -335,6 +349,11 @@ async fn sweep_with<'a>(
     if s.out.stopped.is_none() {
         s.prm_leftovers().await?;
     }
+    // The held updates are written before the last pass, which may take their links.
+    if s.out.stopped.is_none() {
+        s.settle_held().await?;
+    }
+    s.hold = false;
     if s.out.stopped.is_none() {
         s.retries().await?;
     }
@@ -362,24 +381,58 @@ impl Sweep<'_> {
             full: self.full,
             retry_rejected: self.full,
             hold_unresolved: true,
+            hold_crm_updates: self.hold,
             ..input
         };
-        let retrying: Vec<String> = if self.retry_set.is_empty() {
-            Vec::new()
-        } else {
+        let retrying = self.retrying(
             input
                 .crm
                 .iter()
                 .map(|r| &r.id)
                 .chain(input.prm.iter().map(|r| &r.id))
-                .chain(input.retry.iter().flat_map(|l| [&l.crm_id, &l.prm_id]))
-                .filter(|i| self.retry_set.contains(*i))
-                .cloned()
-                .collect()
-        };
-        let records = input.crm.len() as u64;
+                .chain(input.retry.iter().flat_map(|l| [&l.crm_id, &l.prm_id])),
+        );
         let mut out = run_pass(self.ctx, self.spec.kind, self.run_id, self.dry_run, input).await?;
-        self.last_pass = Some(WriteRate::of(records, &out.counts));
+        self.held_updates.add(std::mem::take(&mut out.held_updates));
+        if !self.take_outcome(out, &retrying).await? {
+            return Ok(false);
+        }
+        if self.held_updates.due() {
+            return self.settle_held().await;
+        }
+        Ok(true)
+    }
+
+    /// Writes the Salesforce updates passes held, in one job ([`settle_held_updates`]),
+    /// and takes its outcome as a pass's; false once it stopped the run.
+    async fn settle_held(&mut self) -> Result<bool, EngineError> {
+        let held = self.held_updates.take();
+        if held.is_empty() {
+            return Ok(true);
+        }
+        let retrying = self.retrying(held.iter().flat_map(|h| [&h.crm_id, &h.prm_id]));
+        let out = settle_held_updates(self.ctx, self.spec.kind, self.run_id, held).await?;
+        self.take_outcome(out, &retrying).await
+    }
+
+    /// The ids among `ids` that were in the retry set when the run began.
+    fn retrying<'i>(&self, ids: impl Iterator<Item = &'i String>) -> Vec<String> {
+        if self.retry_set.is_empty() {
+            return Vec::new();
+        }
+        ids.filter(|i| self.retry_set.contains(*i))
+            .cloned()
+            .collect()
+    }
+
+    /// Takes a pass's outcome into the sweep's: its failed records to the retry set, its
+    /// counts, planned writes and held-back entries, its log entries written while the
+    /// next pass runs. False once the pass stopped the run.
+    async fn take_outcome(
+        &mut self,
+        mut out: PassOutcome,
+        retrying: &[String],
+    ) -> Result<bool, EngineError> {
         let integration = crate::context::integration_of(self.spec.kind);
         let setup = out.setup.take();
         if !self.dry_run {
@@ -390,7 +443,7 @@ impl Sweep<'_> {
                 integration,
                 &out.failed,
                 setup.as_ref(),
-                &retrying,
+                retrying,
             )
             .await?;
         }
@@ -498,6 +551,13 @@ impl Sweep<'_> {
             // A due record of the retry set read here is tried once in the run, not again
             // by the last pass.
             self.done_crm.extend(records.iter().map(|r| r.id.clone()));
+            self.hold = !self.dry_run
+                && holds_updates(
+                    self.ctx.mapping.salesforce.bulk_ingest_threshold,
+                    records.len(),
+                    page.next.is_some(),
+                    !self.held_updates.rows.is_empty(),
+                );
             // The next page is read while this one syncs.
             let next = async {
                 match page.next {
@@ -517,15 +577,11 @@ impl Sweep<'_> {
     }
 
     /// Syncs a page of Salesforce records with their PRM partners, in passes of
-    /// [`pass_size`]. False once a pass stopped the run.
+    /// [`CRM_BATCH`]. False once a pass stopped the run.
     async fn sync_page(&mut self, records: Vec<CrmRecord>) -> Result<bool, EngineError> {
-        let threshold = self.ctx.mapping.salesforce.bulk_ingest_threshold;
-        let mut left = records.len();
         let mut records = records.into_iter().peekable();
         while records.peek().is_some() {
-            let size = pass_size(left, threshold, self.last_pass);
-            let crm: Vec<CrmRecord> = records.by_ref().take(size).collect();
-            left -= crm.len();
+            let crm: Vec<CrmRecord> = records.by_ref().take(CRM_BATCH).collect();
             let (prm, claimed) = self.partners(&crm).await?;
             let input = PassInput {
                 crm,
@@ -584,6 +640,8 @@ impl Sweep<'_> {
 
     /// Syncs the changed PRM records that no Salesforce page took, in batches.
     async fn prm_leftovers(&mut self) -> Result<(), EngineError> {
+        // Updates held by the pages' passes keep company.
+        self.hold = !self.held_updates.rows.is_empty();
         let rest = self.prm.untaken();
         for part in rest.chunks(PRM_BATCH) {
             let prm = self
@@ -706,45 +764,53 @@ mod tests {
     use super::*;
 
     #[test]
-    fn passes_grow_for_an_ingest_job_when_the_last_one_wrote_enough() {
-        let all = Some(WriteRate {
-            records: 2_000,
-            crm_writes: 2_000,
-        });
-        let few = Some(WriteRate {
-            records: 2_000,
-            crm_writes: 100,
-        });
-        // the first pass of a sweep measures
-        assert_eq!(pass_size(10_000, 2_000, None), CRM_BATCH);
-        // a first import writes every record back: equal passes of at most 5,000
-        assert_eq!(pass_size(8_000, 2_000, all), 4_000);
-        assert_eq!(pass_size(10_000, 2_000, all), 5_000);
-        assert_eq!(pass_size(4_000, 2_000, all), 4_000);
-        // what is left fits a pass of 2,000, or a pass would write too few for a job
-        assert_eq!(pass_size(2_000, 1, all), CRM_BATCH);
-        assert_eq!(pass_size(2_100, 2_500, all), CRM_BATCH);
-        assert_eq!(pass_size(10_000, 2_000, few), CRM_BATCH);
-        let half = Some(WriteRate {
-            records: 2_000,
-            crm_writes: 1_000,
-        });
-        assert_eq!(
-            pass_size(10_000, 2_000, half),
-            5_000,
-            "2,500 writes expected"
-        );
-        assert_eq!(pass_size(10_000, 0, all), CRM_BATCH, "0 = never");
-        assert_eq!(
-            pass_size(
-                10_000,
-                2_000,
-                Some(WriteRate {
-                    records: 0,
-                    crm_writes: 0
-                })
-            ),
-            CRM_BATCH
-        );
+    fn a_large_run_holds_its_updates_for_one_ingest_job() {
+        // a Bulk API result set of 10,000, or more pages to come
+        assert!(holds_updates(2_000, 10_000, false, false));
+        assert!(holds_updates(2_000, 2_000, true, false));
+        // a run of one page no larger than the threshold writes each pass at once
+        assert!(!holds_updates(2_000, 2_000, false, false));
+        assert!(!holds_updates(2_000, 150, false, false));
+        // the last page of a large run keeps holding
+        assert!(holds_updates(2_000, 150, false, true));
+        // 0 = never
+        assert!(!holds_updates(0, 10_000, true, true));
+    }
+
+    #[test]
+    fn held_updates_settle_when_too_many_or_waiting_too_long() {
+        use std::time::Duration;
+        assert!(!settle_now(0, Duration::from_secs(3_600)));
+        assert!(!settle_now(HELD_UPDATES_MAX - 1, Duration::from_secs(1)));
+        assert!(settle_now(HELD_UPDATES_MAX, Duration::ZERO));
+        assert!(settle_now(1, HELD_UPDATES_WAIT));
+    }
+
+    fn held(crm: &str, field: &str, value: &str) -> HeldUpdate {
+        HeldUpdate {
+            crm_id: crm.into(),
+            prm_id: format!("p{crm}"),
+            patch: serde_json::json!({ field: value })
+                .as_object()
+                .unwrap()
+                .clone(),
+            snapshot: vec![(field.to_lowercase(), serde_json::json!(value))],
+            created: None,
+            retry: false,
+        }
+    }
+
+    #[test]
+    fn a_pair_held_twice_is_written_once_with_its_latest_values() {
+        let mut rows = HeldUpdates::default();
+        rows.add(vec![held("001A", "Name", "a"), held("001B", "Name", "b")]);
+        rows.add(vec![held("001A", "Name", "a2"), held("001A", "Phone", "1")]);
+        assert_eq!(rows.rows.len(), 2);
+        assert_eq!(rows.rows[0].patch["Name"], "a2");
+        assert_eq!(rows.rows[0].patch["Phone"], "1");
+        assert!(!rows.due());
+        let taken = rows.take();
+        assert_eq!(taken.len(), 2);
+        assert!(rows.rows.is_empty() && rows.by_pair.is_empty() && rows.since.is_none());
     }
 }

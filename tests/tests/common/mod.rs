@@ -106,9 +106,14 @@ impl Harness {
     /// A harness whose passes write more than `threshold` Salesforce records of one object
     /// through Bulk API 2.0 ingest jobs (0 = never), polled every few milliseconds.
     pub async fn with_ingest_threshold(threshold: u64) -> Self {
+        Self::with_ingest(threshold, 2000).await
+    }
+
+    /// [`Harness::with_ingest_threshold`], reading queries in pages of `batch` records.
+    pub async fn with_ingest(threshold: u64, batch: u32) -> Self {
         let mut mapping = MappingConfig::default();
         mapping.salesforce.bulk_ingest_threshold = threshold;
-        let mut h = Self::with_mapping(mapping).await;
+        let mut h = Self::with_query_page(mapping, batch).await;
         let mut cfg = h.crm_client.config().clone();
         cfg.bulk_ingest_threshold = threshold;
         cfg.bulk_ingest.poll_initial = Duration::from_millis(2);

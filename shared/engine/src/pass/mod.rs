@@ -29,7 +29,8 @@
 //!   merge benchmark measures);
 //! - `cycles.rs`: parents that would close a loop are held back and logged
 //!   (`parent_cycles`);
-//! - `write.rs`: batched writes and the links; `failures.rs`: what a failed write does
+//! - `write.rs`: batched writes and the links; `held.rs`: Salesforce updates held for one
+//!   ingest job of several passes; `failures.rs`: what a failed write does
 //!   (`classify_failure`); `race.rs`: a PRM update refused for its version is read, merged
 //!   and sent again within the pass (`merge_again`); `log.rs`: Integration Log entries and
 //!   dry-run writes.
@@ -47,6 +48,7 @@ mod cycles;
 mod deal_import;
 mod failures;
 pub(crate) mod gone;
+mod held;
 mod lifecycle;
 mod log;
 mod matching;
@@ -59,6 +61,7 @@ mod testkit;
 mod write;
 
 use failures::record_failure_of;
+pub use held::HeldUpdate;
 use lifecycle::take_master_records;
 use pair::crm_version;
 pub use pair::WorkPair;
@@ -93,6 +96,10 @@ pub struct PassInput {
     /// Hold back the entries for references to records not linked yet: a later page of
     /// the same run may link them. They go to [`PassOutcome::held_back_entries`].
     pub hold_unresolved: bool,
+    /// Hand the Salesforce updates of plain pairs to the caller instead of writing them
+    /// ([`PassOutcome::held_updates`]), to go out in one ingest job with those of later
+    /// passes ([`settle_held_updates`]).
+    pub hold_crm_updates: bool,
 }
 
 /// What a pass did.
@@ -112,6 +119,10 @@ pub struct PassOutcome {
     /// Records the setup refused to write (see failures.rs): the caller holds them and
     /// stops ([`crate::retry::hold_setup_failed`]).
     pub setup: Option<SetupFailure>,
+    /// The Salesforce updates held by [`PassInput::hold_crm_updates`]: their links are
+    /// saved as if the write had failed for a passing reason (marked for a retry, the
+    /// snapshot keeping what Salesforce holds) until [`settle_held_updates`] writes them.
+    pub held_updates: Vec<HeldUpdate>,
 }
 
 /// A pass that could not go on.
@@ -131,24 +142,26 @@ pub async fn run_pass(
     dry_run: bool,
     input: PassInput,
 ) -> Result<PassOutcome, PassError> {
-    let mut pass = Pass {
-        ctx,
-        spec: ObjectSpec::new(kind, &ctx.mapping),
-        run_id: run_id.to_string(),
-        integration: match kind {
-            ObjectKind::Organization => Integration::Organizations,
-            ObjectKind::Person => Integration::People,
-            ObjectKind::Deal => Integration::Deals,
-        },
-        dry_run,
-        out: PassOutcome::default(),
-        org_links: OrgLinks::default(),
-        retry_rejected: input.full || input.retry_rejected,
-        rejected: Vec::new(),
-        claimed: HashMap::new(),
-        hold_unresolved: input.hold_unresolved,
-    };
+    let mut pass = Pass::new(ctx, kind, run_id, dry_run);
+    pass.retry_rejected = input.full || input.retry_rejected;
+    pass.hold_unresolved = input.hold_unresolved;
+    pass.hold_crm_updates = input.hold_crm_updates && !dry_run;
     pass.run(input).await?;
+    Ok(pass.out)
+}
+
+/// Writes the Salesforce updates that passes held ([`PassInput::hold_crm_updates`]) in one
+/// call of the `Crm` port (an ingest job above `[salesforce] bulk_ingest_threshold`), then
+/// settles each as the pass would have: logged, counted, its link saved with the snapshot
+/// Salesforce now holds, or failed as a write of that pass fails (held.rs).
+pub async fn settle_held_updates(
+    ctx: &SyncContext,
+    kind: ObjectKind,
+    run_id: &str,
+    held: Vec<HeldUpdate>,
+) -> Result<PassOutcome, PassError> {
+    let mut pass = Pass::new(ctx, kind, run_id, false);
+    pass.settle_held(held).await?;
     Ok(pass.out)
 }
 
@@ -169,9 +182,32 @@ struct Pass<'a> {
     claimed: HashMap<String, Link>,
     /// See [`PassInput::hold_unresolved`].
     hold_unresolved: bool,
+    /// See [`PassInput::hold_crm_updates`].
+    hold_crm_updates: bool,
 }
 
 impl<'a> Pass<'a> {
+    fn new(ctx: &'a SyncContext, kind: ObjectKind, run_id: &str, dry_run: bool) -> Self {
+        Pass {
+            ctx,
+            spec: ObjectSpec::new(kind, &ctx.mapping),
+            run_id: run_id.to_string(),
+            integration: match kind {
+                ObjectKind::Organization => Integration::Organizations,
+                ObjectKind::Person => Integration::People,
+                ObjectKind::Deal => Integration::Deals,
+            },
+            dry_run,
+            out: PassOutcome::default(),
+            org_links: OrgLinks::default(),
+            retry_rejected: false,
+            rejected: Vec::new(),
+            claimed: HashMap::new(),
+            hold_unresolved: false,
+            hold_crm_updates: false,
+        }
+    }
+
     /// The phases of a pass, in the order that converges after a crash between any two.
     async fn run(&mut self, input: PassInput) -> Result<(), PassError> {
         let PassInput {

@@ -78,12 +78,19 @@ impl<'a> Pass<'a> {
         let indices: Vec<usize> = (0..pairs.len())
             .filter(|&i| !pairs[i].crm_patch.is_empty())
             .collect();
+        let indices = if self.hold_crm_updates {
+            // A record written twice in one job fails: its second write waits as in a call.
+            let indices = self.defer_repeated(Side::Crm, pairs, indices);
+            self.hold_crm_rows(pairs, indices)
+        } else {
+            indices
+        };
         self.write_crm_rows(pairs, indices).await
     }
 
     /// The Salesforce updates of the pairs at `indices`, in one Collection call (after
     /// checking the API reserve).
-    async fn write_crm_rows(
+    pub(super) async fn write_crm_rows(
         &mut self,
         pairs: &mut [WorkPair],
         indices: Vec<usize>,

@@ -1,0 +1,248 @@
+//! Salesforce updates held for one ingest job of several passes.
+//!
+//! A Bulk API 2.0 ingest job costs about four calls whatever its size, so a large run
+//! writes fewest calls when the updates of many passes go out in one job; holding whole
+//! pairs across passes would break the run's memory target, so a pass hands out only what
+//! the write needs ([`HeldUpdate`]: the ids, the fields and the snapshot values they
+//! carry, about the size of the fields) and saves its links as after a write that failed
+//! for a passing reason: marked for a retry, the snapshot keeping what Salesforce holds.
+//! A crash before the job's results leaves nothing half-written: the next run reads the
+//! pair again and either finds Salesforce written (both sides now agree) or writes it.
+//!
+//! [`Pass::settle_held`] then rebuilds each pair from its stored link and sends the rows
+//! through the pass's own Salesforce write (`write_crm_rows`): the same reserve check,
+//! outcomes, Integration Log entries, counts and failures as a pass's own write.
+//!
+//! Only plain updates are held: not a deletion mark, nor a pair with a PRM update in the
+//! same pass (a PRM update refused for its version merges again from the Salesforce write,
+//! see race.rs), nor a dry run's.
+
+use std::collections::HashMap;
+
+use prmsync_mapping::config::Side;
+use prmsync_mapping::Fields;
+use serde_json::Value;
+
+use super::pair::restore_snapshot_keys;
+use super::{Pass, PassError, WorkPair};
+use crate::store::{Link, LinkState};
+
+/// A Salesforce update a pass planned and left to a later ingest job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeldUpdate {
+    pub crm_id: String,
+    pub prm_id: String,
+    /// The fields to write.
+    pub patch: Fields,
+    /// The snapshot keys the write carries, with their values once it is written.
+    pub snapshot: Vec<(String, Value)>,
+    /// The side the pass created the record on (a created pair logs no update).
+    pub created: Option<Side>,
+    /// The link was marked for a retry before the write was held (a reference not linked
+    /// yet...): the mark stays after the write.
+    pub retry: bool,
+}
+
+impl HeldUpdate {
+    /// Takes a later update of the same pair into this one: its fields and snapshot values
+    /// win. No I/O.
+    pub fn absorb(&mut self, later: HeldUpdate) {
+        self.patch.extend(later.patch);
+        for (key, value) in later.snapshot {
+            match self.snapshot.iter_mut().find(|(k, _)| *k == key) {
+                Some(slot) => slot.1 = value,
+                None => self.snapshot.push((key, value)),
+            }
+        }
+        self.created = self.created.or(later.created);
+    }
+}
+
+/// Whether a pair's Salesforce update may wait for a later job: a plain update, with
+/// nothing to write to the PRM in the same pass. No I/O.
+pub(super) fn holdable(pair: &WorkPair) -> bool {
+    !pair.crm_patch.is_empty()
+        && pair.prm_patch.is_empty()
+        && !pair.marks_deleted
+        && !pair.raced
+        && pair.link.state == LinkState::Linked
+}
+
+/// Takes the Salesforce update out of `pair` for a later job, leaving the pair as after a
+/// write that failed for a passing reason. No I/O.
+pub(super) fn hold(pair: &mut WorkPair) -> HeldUpdate {
+    let snapshot = pair
+        .crm_snapshot_keys
+        .iter()
+        .filter_map(|k| pair.link.snapshot.get(k).map(|v| (k.clone(), v.clone())))
+        .collect();
+    let held = HeldUpdate {
+        crm_id: pair.link.crm_id.clone(),
+        prm_id: pair.link.prm_id.clone(),
+        patch: pair.crm_patch.clone(),
+        snapshot,
+        created: pair.created,
+        retry: pair.link.retry,
+    };
+    restore_snapshot_keys(pair, Side::Crm);
+    pair.link.retry = true;
+    pair.dirty = true;
+    held
+}
+
+/// The pair a held update is settled on: the link as stored (its snapshot keeping what
+/// Salesforce held), with the update's fields and snapshot values as the pass planned
+/// them. No I/O.
+pub(super) fn pair_of(link: Link, held: HeldUpdate) -> WorkPair {
+    let mut pair = WorkPair::new(link);
+    for (key, value) in held.snapshot {
+        pair.link.snapshot.insert(key.clone(), value);
+        pair.crm_snapshot_keys.push(key);
+    }
+    pair.crm_patch = held.patch;
+    pair.created = held.created;
+    pair.link.retry = held.retry;
+    pair.dirty = true;
+    pair
+}
+
+impl Pass<'_> {
+    /// Hands the holdable updates among `indices` to [`super::PassOutcome::held_updates`];
+    /// returns the indices still to write now.
+    pub(super) fn hold_crm_rows(
+        &mut self,
+        pairs: &mut [WorkPair],
+        indices: Vec<usize>,
+    ) -> Vec<usize> {
+        let mut now = Vec::new();
+        for i in indices {
+            if holdable(&pairs[i]) {
+                let held = hold(&mut pairs[i]);
+                self.out.held_updates.push(held);
+            } else {
+                now.push(i);
+            }
+        }
+        now
+    }
+
+    /// Writes held updates and settles each on its stored link. An update whose link is
+    /// gone or no longer live meanwhile is dropped: the next run merges that pair afresh.
+    pub(super) async fn settle_held(&mut self, held: Vec<HeldUpdate>) -> Result<(), PassError> {
+        if held.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<String> = held.iter().map(|h| h.crm_id.clone()).collect();
+        let mut links: HashMap<(String, String), Link> = self
+            .ctx
+            .store
+            .find_links(self.spec.kind, &ids, &[])
+            .await?
+            .into_iter()
+            .filter(|l| l.state == LinkState::Linked)
+            .map(|l| ((l.crm_id.clone(), l.prm_id.clone()), l))
+            .collect();
+        let mut pairs: Vec<WorkPair> = held
+            .into_iter()
+            .filter_map(|h| {
+                let link = links.remove(&(h.crm_id.clone(), h.prm_id.clone()))?;
+                Some(pair_of(link, h))
+            })
+            .collect();
+        let indices = (0..pairs.len()).collect();
+        self.write_crm_rows(&mut pairs, indices).await?;
+        // The passes that held these pairs counted them already.
+        let drift = self.out.counts.drift;
+        self.save_links(&mut pairs).await?;
+        self.out.counts.drift = drift;
+        self.save_rejections().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn fields(v: Value) -> Fields {
+        v.as_object().unwrap().clone()
+    }
+
+    fn pair_with_update() -> WorkPair {
+        let mut link = Link::new(prmsync_mapping::ObjectKind::Organization, "org_1", "001A");
+        link.snapshot.insert("name".into(), json!("Old"));
+        link.version = 3;
+        let mut pair = WorkPair::new(link);
+        pair.link.snapshot.insert("name".into(), json!("New"));
+        pair.link.snapshot.insert("prm_id".into(), json!("org_1"));
+        pair.crm_snapshot_keys = vec!["name".into(), "prm_id".into()];
+        pair.crm_patch = fields(json!({"Name": "New", "PRM_Id__c": "org_1"}));
+        pair
+    }
+
+    #[test]
+    fn a_held_update_leaves_the_link_as_after_a_passing_failure() {
+        let mut pair = pair_with_update();
+        assert!(holdable(&pair));
+        let held = hold(&mut pair);
+        assert_eq!(held.crm_id, "001A");
+        assert_eq!(held.patch["Name"], json!("New"));
+        assert_eq!(
+            held.snapshot,
+            vec![
+                ("name".to_string(), json!("New")),
+                ("prm_id".to_string(), json!("org_1"))
+            ]
+        );
+        assert!(!held.retry);
+        // What Salesforce holds until the job writes it.
+        assert_eq!(pair.link.snapshot.get("name"), Some(&json!("Old")));
+        assert_eq!(pair.link.snapshot.get("prm_id"), None);
+        assert!(pair.link.retry && pair.dirty);
+    }
+
+    #[test]
+    fn settling_rebuilds_the_planned_snapshot_on_the_stored_link() {
+        let mut pair = pair_with_update();
+        pair.link.retry = true; // a reference not linked yet
+        let held = hold(&mut pair);
+        let stored = pair.link.clone();
+        let settled = pair_of(stored, held);
+        assert_eq!(settled.link.snapshot.get("name"), Some(&json!("New")));
+        assert_eq!(settled.old_snapshot.get("name"), Some(&json!("Old")));
+        assert_eq!(settled.crm_patch["PRM_Id__c"], json!("org_1"));
+        assert!(settled.link.retry, "the earlier retry mark stays");
+        assert_eq!(settled.link.version, 3);
+    }
+
+    #[test]
+    fn deletion_marks_prm_writes_and_raced_pairs_are_not_held() {
+        let mut marks = pair_with_update();
+        marks.marks_deleted = true;
+        let mut both = pair_with_update();
+        both.prm_patch = fields(json!({"phone": "1"}));
+        let mut raced = pair_with_update();
+        raced.raced = true;
+        let mut nothing = pair_with_update();
+        nothing.crm_patch.clear();
+        for pair in [marks, both, raced, nothing] {
+            assert!(!holdable(&pair));
+        }
+    }
+
+    #[test]
+    fn a_later_update_of_the_same_pair_wins_field_by_field() {
+        let mut first = hold(&mut pair_with_update());
+        let mut second = pair_with_update();
+        second.link.snapshot.insert("name".into(), json!("Newer"));
+        second.crm_patch = fields(json!({"Name": "Newer", "Phone": "2"}));
+        second.crm_snapshot_keys = vec!["name".into()];
+        first.absorb(hold(&mut second));
+        assert_eq!(
+            first.patch,
+            fields(json!({"Name": "Newer", "PRM_Id__c": "org_1", "Phone": "2"}))
+        );
+        assert_eq!(first.snapshot[0], ("name".to_string(), json!("Newer")));
+        assert_eq!(first.snapshot.len(), 2);
+    }
+}
