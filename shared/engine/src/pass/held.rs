@@ -24,8 +24,13 @@ use prmsync_mapping::Fields;
 use serde_json::Value;
 
 use super::pair::restore_snapshot_keys;
+use super::write::repeated;
 use super::{Pass, PassError, WorkPair};
 use crate::store::{Link, LinkState};
+
+/// Held updates settled on their links at a time, after the one call that writes them all:
+/// the pairs of a slice are held whole, as a pass's are.
+pub const SETTLE_SLICE: usize = 2_000;
 
 /// A Salesforce update a pass planned and left to a later ingest job.
 #[derive(Debug, Clone, PartialEq)]
@@ -126,35 +131,66 @@ impl Pass<'_> {
         now
     }
 
-    /// Writes held updates and settles each on its stored link. An update whose link is
-    /// gone or no longer live meanwhile is dropped: the next run merges that pair afresh.
+    /// Writes held updates in one call of the port, then settles each on its stored link,
+    /// [`SETTLE_SLICE`] links at a time (a slice's pairs are held whole). An update whose
+    /// link is gone or no longer live meanwhile is left out: the next run merges that pair
+    /// afresh. Nothing is sent once the API reserve is reached: the links stay marked for
+    /// a retry.
     pub(super) async fn settle_held(&mut self, held: Vec<HeldUpdate>) -> Result<(), PassError> {
         if held.is_empty() {
             return Ok(());
         }
-        let ids: Vec<String> = held.iter().map(|h| h.crm_id.clone()).collect();
-        let mut links: HashMap<(String, String), Link> = self
-            .ctx
-            .store
-            .find_links(self.spec.kind, &ids, &[])
-            .await?
+        if let Some(message) = self.reserve_reached() {
+            self.out.stopped = Some(message);
+            return Ok(());
+        }
+        // Two links of one record (after a merge in Salesforce) would write it twice in
+        // one job, which fails both: the second waits for the next run, as in a pass.
+        let again: std::collections::HashSet<usize> =
+            repeated(held.iter().map(|h| h.crm_id.as_str())).into_iter().collect();
+        let held: Vec<HeldUpdate> = held
             .into_iter()
-            .filter(|l| l.state == LinkState::Linked)
-            .map(|l| ((l.crm_id.clone(), l.prm_id.clone()), l))
+            .enumerate()
+            .filter(|(i, _)| !again.contains(i))
+            .map(|(_, h)| h)
             .collect();
-        let mut pairs: Vec<WorkPair> = held
-            .into_iter()
-            .filter_map(|h| {
-                let link = links.remove(&(h.crm_id.clone(), h.prm_id.clone()))?;
-                Some(pair_of(link, h))
-            })
+        let rows = held
+            .iter()
+            .map(|h| (h.crm_id.clone(), h.patch.clone()))
             .collect();
-        let indices = (0..pairs.len()).collect();
-        self.write_crm_rows(&mut pairs, indices).await?;
-        // The passes that held these pairs counted them already.
-        let drift = self.out.counts.drift;
-        self.save_links(&mut pairs).await?;
-        self.out.counts.drift = drift;
+        let mut results = self.send_crm_updates(rows).await?.into_iter();
+        let mut held = held.into_iter();
+        loop {
+            let slice: Vec<HeldUpdate> = held.by_ref().take(SETTLE_SLICE).collect();
+            if slice.is_empty() {
+                break;
+            }
+            let outcomes: Vec<_> = results.by_ref().take(slice.len()).collect();
+            let ids: Vec<String> = slice.iter().map(|h| h.crm_id.clone()).collect();
+            let mut links: HashMap<(String, String), Link> = self
+                .ctx
+                .store
+                .find_links(self.spec.kind, &ids, &[])
+                .await?
+                .into_iter()
+                .filter(|l| l.state == LinkState::Linked)
+                .map(|l| ((l.crm_id.clone(), l.prm_id.clone()), l))
+                .collect();
+            let (mut pairs, outcomes): (Vec<WorkPair>, Vec<_>) = slice
+                .into_iter()
+                .zip(outcomes)
+                .filter_map(|(h, outcome)| {
+                    let link = links.remove(&(h.crm_id.clone(), h.prm_id.clone()))?;
+                    Some((pair_of(link, h), outcome))
+                })
+                .unzip();
+            let indices: Vec<usize> = (0..pairs.len()).collect();
+            self.apply_crm_results(&mut pairs, &indices, outcomes)?;
+            // The passes that held these pairs counted their drift already.
+            let drift = self.out.counts.drift;
+            self.save_links(&mut pairs).await?;
+            self.out.counts.drift = drift;
+        }
         self.save_rejections().await
     }
 }

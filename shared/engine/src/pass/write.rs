@@ -21,7 +21,7 @@ use super::pair::{pair_version, restore_snapshot_keys};
 use super::plan::PlanRules;
 use super::race::{drop_pending_crm_write, fresh_record, merge_again, read_again};
 use super::{prm_concurrency, record_failure_of, Pass, PassError, WorkPair};
-use crate::ports::{FailureClass, RecordFailure};
+use crate::ports::{FailureClass, RecordFailure, WriteOutcome};
 use crate::store::{Link, LinkState, StoreError};
 
 /// The positions of ids already seen earlier in `ids`: a second write of one record in one
@@ -125,12 +125,34 @@ impl<'a> Pass<'a> {
             .iter()
             .map(|&i| (pairs[i].link.crm_id.clone(), pairs[i].crm_patch.clone()))
             .collect();
+        let results = self.send_crm_updates(rows).await?;
+        self.apply_crm_results(pairs, &indices, results)
+    }
+
+    /// Sends Salesforce updates in one call of the port (Collections, or an ingest job
+    /// above the threshold) and logs the adapter's notices: one result per row, a call
+    /// refused whole failing each row with its class.
+    pub(super) async fn send_crm_updates(
+        &mut self,
+        rows: Vec<(String, Fields)>,
+    ) -> Result<Vec<WriteOutcome>, PassError> {
         let count = rows.len();
         let results = match self.ctx.crm.update(self.spec.crm_object(), rows).await {
             Ok(results) => results,
             Err(e) => vec![Err(record_failure_of(e)?); count],
         };
         self.log_crm_notices();
+        Ok(results)
+    }
+
+    /// What each Salesforce update of the pairs at `indices` came to (`results` in the
+    /// same order): counted and logged, or failed as `update_failed` says.
+    pub(super) fn apply_crm_results(
+        &mut self,
+        pairs: &mut [WorkPair],
+        indices: &[usize],
+        results: Vec<WriteOutcome>,
+    ) -> Result<(), PassError> {
         for (&i, result) in indices.iter().zip(results) {
             match result {
                 Ok(_) => {

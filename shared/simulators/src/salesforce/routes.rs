@@ -30,6 +30,9 @@ pub(crate) fn router(sim: SalesforceSim) -> Router {
         .route("/services/oauth2/token", post(token))
         .route("/services/data/*rest", any(dispatch))
         .fallback(|| async { ApiError::not_found() })
+        // Salesforce takes an ingest job's upload up to 150 MB (what the job then accepts is
+        // `set_bulk_ingest_max_upload`); the framework's default of 2 MB would refuse less.
+        .layer(axum::extract::DefaultBodyLimit::max(150 * 1024 * 1024))
         .with_state(sim)
 }
 

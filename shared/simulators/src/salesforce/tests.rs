@@ -1579,6 +1579,14 @@ async fn an_ingest_job_fails_whole_on_bad_data_or_on_demand_and_lists_what_it_le
         413
     );
     c.sim.set_bulk_ingest_max_upload(BULK_INGEST_MAX_UPLOAD);
+    // An upload of several megabytes (60,000 rows) is taken whole.
+    let (_, job) = c.ingest_create(body.clone()).await;
+    let big = job["id"].as_str().unwrap().to_string();
+    let csv: String = std::iter::once("Name\n".to_string())
+        .chain((0..60_000).map(|i| format!("A company with a rather long name {i:05}\n")))
+        .collect();
+    assert!(csv.len() > 2 * 1024 * 1024, "{}", csv.len());
+    assert_eq!(c.ingest_upload(&big, &csv).await, 201);
     // A job that fails after its first row: one success, the rest unprocessed.
     c.sim
         .fail_next_bulk_ingest("InternalServerError : retry later", 1);
