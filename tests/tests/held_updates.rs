@@ -1,4 +1,5 @@
-//! A Salesforce update is never held back past the pass that read its record: a
+//! A Salesforce update of a pair linked before the run is never held back past the pass
+//! that read its record (only the write-backs of new links wait for a run's ingest job): a
 //! Salesforce user's edit made while a long run goes on is not overwritten by an update
 //! planned from an older read; it syncs like any other change.
 

@@ -323,6 +323,7 @@ impl Bench {
             .iter()
             .filter(|(k, _)| {
                 k.starts_with("composite")
+                    || k.starts_with("bulk_ingest")
                     || k.starts_with("sobject_c")
                     || k.starts_with("sobject_u")
             })

@@ -17,9 +17,12 @@
 //!    and the links whose reference pointed at a record a later page linked. Only the
 //!    references still unresolved then get their Integration Log entry.
 //!
-//! Each pass writes every Salesforce update it planned, in Collections of 200: an update
-//! held for a later, fuller Collection would overwrite any edit a Salesforce user made
-//! meanwhile.
+//! Each pass writes every Salesforce update of a pair linked before, in Collections of 200:
+//! an update held for a later, fuller Collection would overwrite any edit a Salesforce
+//! user made meanwhile. A large run (more pages to come, or a page above `[salesforce]
+//! bulk_ingest_threshold`) holds the write-backs of the links its passes create instead,
+//! up to [`HELD_UPDATES_MAX`] or [`HELD_UPDATES_WAIT`], and writes them in one ingest job
+//! (`pass/held.rs`); the last pass runs after they are written.
 //!
 //! Each Salesforce record is read once; the next page is read while the current one
 //! syncs. PRM records are read by the index and again by id when not held, which costs PRM
@@ -41,7 +44,7 @@ use crate::error::{During, EngineError};
 use crate::frame::{RunFrame, Window};
 use crate::objects::ObjectSpec;
 use crate::pairing::{pair_page, PrmChanges};
-use crate::pass::{run_pass, settle_held_updates, HeldUpdate, PassInput, PassOutcome};
+use crate::pass::{run_pass, settle_held_updates, HeldUpdates, PassInput, PassOutcome};
 use crate::ports::ChangePage;
 use crate::report::{Counts, PlannedWrite};
 use crate::retry::keep_failed;
@@ -75,44 +78,6 @@ pub fn holds_updates(ingest_threshold: u64, page: usize, more_pages: bool, holdi
 /// or the oldest has waited long enough. No I/O.
 pub fn settle_now(held: usize, waited: std::time::Duration) -> bool {
     held >= HELD_UPDATES_MAX || (held > 0 && waited >= HELD_UPDATES_WAIT)
-}
-
-/// The Salesforce updates passes of a sweep hold for one ingest job, one per pair (a later
-/// pass's update of a pair is taken into the earlier one).
-#[derive(Debug, Default)]
-struct HeldUpdates {
-    rows: Vec<HeldUpdate>,
-    by_pair: HashMap<(String, String), usize>,
-    since: Option<std::time::Instant>,
-}
-
-impl HeldUpdates {
-    fn add(&mut self, held: Vec<HeldUpdate>) {
-        for h in held {
-            self.since.get_or_insert_with(std::time::Instant::now);
-            match self.by_pair.get(&(h.crm_id.clone(), h.prm_id.clone())) {
-                Some(&i) => self.rows[i].absorb(h),
-                None => {
-                    self.by_pair
-                        .insert((h.crm_id.clone(), h.prm_id.clone()), self.rows.len());
-                    self.rows.push(h);
-                }
-            }
-        }
-    }
-
-    fn due(&self) -> bool {
-        settle_now(
-            self.rows.len(),
-            self.since.map(|t| t.elapsed()).unwrap_or_default(),
-        )
-    }
-
-    fn take(&mut self) -> Vec<HeldUpdate> {
-        let rows = std::mem::take(&mut self.rows);
-        *self = HeldUpdates::default();
-        rows
-    }
 }
 
 /// What a sweep did.
@@ -397,7 +362,7 @@ impl Sweep<'_> {
         if !self.take_outcome(out, &retrying).await? {
             return Ok(false);
         }
-        if self.held_updates.due() {
+        if settle_now(self.held_updates.len(), self.held_updates.waited()) {
             return self.settle_held().await;
         }
         Ok(true)
@@ -556,7 +521,7 @@ impl Sweep<'_> {
                     self.ctx.mapping.salesforce.bulk_ingest_threshold,
                     records.len(),
                     page.next.is_some(),
-                    !self.held_updates.rows.is_empty(),
+                    !self.held_updates.is_empty(),
                 );
             // The next page is read while this one syncs.
             let next = async {
@@ -641,7 +606,7 @@ impl Sweep<'_> {
     /// Syncs the changed PRM records that no Salesforce page took, in batches.
     async fn prm_leftovers(&mut self) -> Result<(), EngineError> {
         // Updates held by the pages' passes keep company.
-        self.hold = !self.held_updates.rows.is_empty();
+        self.hold = !self.held_updates.is_empty();
         let rest = self.prm.untaken();
         for part in rest.chunks(PRM_BATCH) {
             let prm = self
@@ -784,33 +749,5 @@ mod tests {
         assert!(!settle_now(HELD_UPDATES_MAX - 1, Duration::from_secs(1)));
         assert!(settle_now(HELD_UPDATES_MAX, Duration::ZERO));
         assert!(settle_now(1, HELD_UPDATES_WAIT));
-    }
-
-    fn held(crm: &str, field: &str, value: &str) -> HeldUpdate {
-        HeldUpdate {
-            crm_id: crm.into(),
-            prm_id: format!("p{crm}"),
-            patch: serde_json::json!({ field: value })
-                .as_object()
-                .unwrap()
-                .clone(),
-            snapshot: vec![(field.to_lowercase(), serde_json::json!(value))],
-            created: None,
-            retry: false,
-        }
-    }
-
-    #[test]
-    fn a_pair_held_twice_is_written_once_with_its_latest_values() {
-        let mut rows = HeldUpdates::default();
-        rows.add(vec![held("001A", "Name", "a"), held("001B", "Name", "b")]);
-        rows.add(vec![held("001A", "Name", "a2"), held("001A", "Phone", "1")]);
-        assert_eq!(rows.rows.len(), 2);
-        assert_eq!(rows.rows[0].patch["Name"], "a2");
-        assert_eq!(rows.rows[0].patch["Phone"], "1");
-        assert!(!rows.due());
-        let taken = rows.take();
-        assert_eq!(taken.len(), 2);
-        assert!(rows.rows.is_empty() && rows.by_pair.is_empty() && rows.since.is_none());
     }
 }

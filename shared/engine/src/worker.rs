@@ -20,6 +20,7 @@
 use std::collections::HashSet;
 
 use chrono::{Duration, Utc};
+use futures::StreamExt;
 use prmsync_mapping::{CrmRecord, Integration, LogCode, ObjectKind, PrmRecord};
 use serde_json::json;
 
@@ -28,13 +29,13 @@ use crate::context::{entry, fetch_by_ids, SyncContext};
 use crate::error::EngineError;
 use crate::objects::ObjectSpec;
 use crate::pass::gone::fetch_or_gone;
-use crate::pass::{run_pass, PassInput};
+use crate::pass::{run_pass, settle_held_updates, HeldUpdate, HeldUpdates, PassInput};
 use crate::ports::{FailureClass, Queue};
 use crate::report::Counts;
 use crate::retry::{
     delay, hold_setup_failed, keep_failed, max_attempts, send_later, FailedRecord, SetupFailure,
 };
-use crate::store::{Link, LinkState, StoreError};
+use crate::store::{Link, LinkState, LogEntry, StoreError};
 
 /// How long workers write nothing once Salesforce refused a call for the org's API limit.
 pub const LIMIT_HOLD_MINUTES: i64 = 15;
@@ -57,6 +58,14 @@ pub struct ChunkSync {
     /// Records the setup refused to write, by the integration of their pass (a people
     /// chunk syncs organizations first).
     pub setup: Vec<(Integration, SetupFailure)>,
+    /// The Salesforce updates the chunk's pass held for the batch's write
+    /// ([`work_chunks`]).
+    pub held: Vec<HeldUpdate>,
+    /// Integration Log entries still to write (those of the batch's write).
+    pub log: Vec<LogEntry>,
+    /// Ids in the retry set among the records of other chunks whose outcome this one
+    /// reports (the batch's write goes with the run's first chunk).
+    pub retrying: Vec<String>,
 }
 
 /// Syncs a chunk's records: the fresh ones it carries, or read again by id. Writes the
@@ -65,6 +74,17 @@ pub async fn sync_chunk(
     ctx: &SyncContext,
     chunk: &Chunk,
     delivery: Delivery,
+) -> Result<ChunkSync, EngineError> {
+    sync_chunk_holding(ctx, chunk, delivery, false).await
+}
+
+/// [`sync_chunk`], its own pass holding its Salesforce updates when `hold`
+/// ([`ChunkSync::held`]).
+async fn sync_chunk_holding(
+    ctx: &SyncContext,
+    chunk: &Chunk,
+    delivery: Delivery,
+    hold: bool,
 ) -> Result<ChunkSync, EngineError> {
     let kind = chunk.integration.object();
     let spec = ObjectSpec::new(kind, &ctx.mapping);
@@ -97,9 +117,11 @@ pub async fn sync_chunk(
         full: chunk.full,
         retry_rejected: chunk.full,
         claimed,
+        hold_crm_updates: hold,
         ..Default::default()
     };
-    let pass = run_pass(ctx, kind, &chunk.run_id, false, input).await?;
+    let mut pass = run_pass(ctx, kind, &chunk.run_id, false, input).await?;
+    out.held = std::mem::take(&mut pass.held_updates);
     out.counts.add(&pass.counts);
     out.failed.extend(pass.failed);
     out.stopped = pass.stopped;
@@ -231,46 +253,182 @@ pub struct ChunkReport {
 
 /// Works one chunk off the queue (see the module doc). Fails only when the state store
 /// cannot record what happened: the message is then delivered again.
-#[tracing::instrument(name = "chunk", skip_all, fields(
-    run_id = chunk.run_id.as_str(),
-    integration = chunk.integration.as_str(),
-    chunk = chunk.number,
-    records = chunk.len(),
-))]
 pub async fn work_chunk(
     ctx: &SyncContext,
     queue: &dyn Queue,
     chunk: &Chunk,
     delivery: Delivery,
 ) -> Result<ChunkReport, StoreError> {
-    let mut report = ChunkReport {
-        verdict: ChunkVerdict::Synced,
+    let mut reports = work_chunks(ctx, queue, &[(chunk.clone(), delivery)], 1).await;
+    reports
+        .pop()
+        .unwrap_or_else(|| unreachable!("one report per chunk"))
+}
+
+/// Works the chunks of one queue batch, `concurrency` at a time, and reports on each in
+/// order (see [`work_chunk`]). When the batch has several chunks and ingest jobs are on
+/// (`[salesforce] bulk_ingest_threshold` above 0), their passes hold their Salesforce
+/// updates, and the updates of each run go out together once the chunks are synced: in
+/// one ingest job above the threshold, else in Collections filled across the chunks. Only
+/// then is each chunk marked done, so the run closes after every write it made.
+pub async fn work_chunks(
+    ctx: &SyncContext,
+    queue: &dyn Queue,
+    chunks: &[(Chunk, Delivery)],
+    concurrency: usize,
+) -> Vec<Result<ChunkReport, StoreError>> {
+    let hold = chunks.len() > 1 && ctx.mapping.salesforce.bulk_ingest_threshold > 0;
+    // The futures are made first: a stream mapping over borrowed chunks would not be
+    // `Send` for the handler's spawned task.
+    let starts: Vec<_> = chunks
+        .iter()
+        .map(|(chunk, delivery)| Box::pin(start_chunk(ctx, queue, chunk, *delivery, hold)))
+        .collect();
+    let mut started: Vec<Started> = futures::stream::iter(starts)
+        .buffered(concurrency.max(1))
+        .collect()
+        .await;
+    settle_batch(ctx, chunks, &mut started).await;
+    let mut reports = Vec::with_capacity(chunks.len());
+    for ((chunk, _), started) in chunks.iter().zip(started) {
+        reports.push(match started {
+            Started::Done(report) => report,
+            Started::Synced(sync) => finish_chunk(ctx, queue, chunk, sync).await,
+        });
+    }
+    reports
+}
+
+/// A chunk of a batch once its pass ran: done with already, or synced (or not) and
+/// waiting for the batch's held updates.
+enum Started {
+    Done(Result<ChunkReport, StoreError>),
+    Synced(Result<ChunkSync, EngineError>),
+}
+
+fn report_of(verdict: ChunkVerdict) -> ChunkReport {
+    ChunkReport {
+        verdict,
         counts: Counts::default(),
         retried: 0,
         parked: 0,
         closed: None,
+    }
+}
+
+/// Skips a chunk delivered again or waiting for the API limit; syncs the others.
+#[tracing::instrument(name = "chunk", skip_all, fields(
+    run_id = chunk.run_id.as_str(),
+    integration = chunk.integration.as_str(),
+    chunk = chunk.number,
+    records = chunk.len(),
+))]
+async fn start_chunk(
+    ctx: &SyncContext,
+    queue: &dyn Queue,
+    chunk: &Chunk,
+    delivery: Delivery,
+    hold: bool,
+) -> Started {
+    let skip = async {
+        if let Some(number) = chunk.number {
+            if ctx
+                .store
+                .chunk_done(chunk.integration, &chunk.run_id, number)
+                .await?
+                != Some(false)
+            {
+                // A redelivery of a chunk already synced, or of a run closed since:
+                // nothing to do, and no call made.
+                return Ok(Some(report_of(ChunkVerdict::Redelivered)));
+            }
+        }
+        let now = Utc::now();
+        if let Some(until) = ctx.store.api_hold().await?.filter(|u| *u > now) {
+            defer(queue, chunk, until - now).await?;
+            return Ok(Some(report_of(ChunkVerdict::Deferred)));
+        }
+        Ok::<_, StoreError>(None)
     };
-    if let Some(number) = chunk.number {
-        if ctx
-            .store
-            .chunk_done(chunk.integration, &chunk.run_id, number)
-            .await?
-            != Some(false)
-        {
-            // A redelivery of a chunk already synced, or of a run closed since: nothing to
-            // do, and no call made.
-            report.verdict = ChunkVerdict::Redelivered;
-            return Ok(report);
+    match skip.await {
+        Ok(None) => Started::Synced(sync_chunk_holding(ctx, chunk, delivery, hold).await),
+        Ok(Some(report)) => Started::Done(Ok(report)),
+        Err(e) => Started::Done(Err(e)),
+    }
+}
+
+/// Writes the Salesforce updates the synced chunks of a batch held, those of one run
+/// together ([`settle_held_updates`]); the outcome goes with the run's first chunk. A
+/// write that fails as a whole fails each chunk of the run for a passing reason: they are
+/// handed out again, and their links are marked for a retry meanwhile.
+async fn settle_batch(ctx: &SyncContext, chunks: &[(Chunk, Delivery)], started: &mut [Started]) {
+    let mut runs: Vec<((Integration, String), Vec<usize>)> = Vec::new();
+    for (i, s) in started.iter().enumerate() {
+        if let Started::Synced(Ok(sync)) = s {
+            if sync.held.is_empty() {
+                continue;
+            }
+            let key = (chunks[i].0.integration, chunks[i].0.run_id.clone());
+            match runs.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, members)) => members.push(i),
+                None => runs.push((key, vec![i])),
+            }
         }
     }
-    let now = Utc::now();
-    if let Some(until) = ctx.store.api_hold().await?.filter(|u| *u > now) {
-        defer(queue, chunk, until - now).await?;
-        report.verdict = ChunkVerdict::Deferred;
-        return Ok(report);
+    for ((integration, run_id), members) in runs {
+        let mut held = HeldUpdates::default();
+        for &i in &members {
+            if let Started::Synced(Ok(sync)) = &mut started[i] {
+                held.add(std::mem::take(&mut sync.held));
+            }
+        }
+        let outcome = settle_held_updates(ctx, integration.object(), &run_id, held.take()).await;
+        match outcome {
+            Ok(out) => {
+                let retrying: Vec<String> = members[1..]
+                    .iter()
+                    .flat_map(|&i| chunks[i].0.retrying.iter().cloned())
+                    .collect();
+                if let Started::Synced(Ok(sync)) = &mut started[members[0]] {
+                    sync.retrying.extend(retrying);
+                    sync.counts.add(&out.counts);
+                    sync.failed.extend(out.failed);
+                    sync.stopped = sync.stopped.take().or(out.stopped);
+                    sync.setup.extend(out.setup.map(|s| (integration, s)));
+                    sync.log.extend(out.log);
+                }
+            }
+            Err(e) => {
+                let e = EngineError::from(e);
+                for &i in &members {
+                    started[i] = Started::Synced(Err(EngineError::Reported {
+                        class: e.class(),
+                        message: e.to_string(),
+                    }));
+                }
+            }
+        }
     }
-    match sync_chunk(ctx, chunk, delivery).await {
+}
+
+/// What became of a synced chunk (see the module doc); marks it done and closes its run
+/// after its last chunk.
+#[tracing::instrument(name = "chunk", skip_all, fields(
+    run_id = chunk.run_id.as_str(),
+    integration = chunk.integration.as_str(),
+    chunk = chunk.number,
+    records = chunk.len(),
+))]
+async fn finish_chunk(
+    ctx: &SyncContext,
+    queue: &dyn Queue,
+    chunk: &Chunk,
+    synced: Result<ChunkSync, EngineError>,
+) -> Result<ChunkReport, StoreError> {
+    let mut report = report_of(ChunkVerdict::Synced);
+    match synced {
         Ok(sync) => {
+            crate::store::record_log(ctx.store.as_ref(), &sync.log).await?;
             if sync.stopped.is_some() {
                 // The API reserve: the pass marked what it did not write for a retry;
                 // the other workers stop writing too.
@@ -286,6 +444,7 @@ pub async fn work_chunk(
                 }
             }
             let mut retrying = chunk.retrying.clone();
+            retrying.extend(sync.retrying);
             retrying.retain(|i| !setup_ids.contains(i));
             let held = keep_failed(
                 ctx,

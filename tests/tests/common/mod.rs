@@ -24,7 +24,7 @@ use prmsync_engine::ports::{
     RecordFailure, Scope, System, WriteOutcome,
 };
 use prmsync_engine::store::{IntegrationLog, LogEntry, LogFilter};
-use prmsync_engine::worker::{work_chunk, ChunkReport, ClosedRun, Delivery};
+use prmsync_engine::worker::{work_chunks, ChunkReport, ClosedRun, Delivery};
 use prmsync_engine::{run_integration, RunMode, RunOptions, RunReport, SyncContext};
 use prmsync_lambda::relaunch::Relaunch;
 use prmsync_lambda::Deps;
@@ -813,10 +813,18 @@ pub async fn drain(
         if chunks.is_empty() {
             return;
         }
-        for chunk in chunks {
-            let report = work_chunk(ctx, queue, &chunk, Delivery { receive_count: 1 })
-                .await
-                .unwrap();
+        // In batches of 10, a few chunks at a time, as sync-worker takes them off SQS.
+        let mut reports = Vec::new();
+        for batch in chunks.chunks(10) {
+            let batch: Vec<(Chunk, Delivery)> = batch
+                .iter()
+                .map(|c| (c.clone(), Delivery { receive_count: 1 }))
+                .collect();
+            for report in work_chunks(ctx, queue, &batch, 4).await {
+                reports.push(report.unwrap());
+            }
+        }
+        for report in reports {
             if let Some(closed) = &report.closed {
                 for &next in &closed.then {
                     let request =

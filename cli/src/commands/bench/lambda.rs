@@ -14,11 +14,10 @@ use std::time::Instant;
 
 use anyhow::{anyhow, bail, Result};
 use async_trait::async_trait;
-use futures::StreamExt;
 use prmsync_engine::chunk::Chunk;
 use prmsync_engine::planner::{plan_run, PlanRequest, PlanStatus};
 use prmsync_engine::ports::{FailureClass, Queue, System};
-use prmsync_engine::worker::{work_chunk, ChunkVerdict, Delivery};
+use prmsync_engine::worker::{work_chunks, ChunkVerdict, Delivery};
 use prmsync_engine::{
     run_integration, PortError, RunMode, RunOptions, RunReport, Store, SyncContext,
 };
@@ -165,40 +164,43 @@ pub async fn sync(
         if batch.is_empty() {
             break;
         }
-        let results: Vec<_> =
-            futures::stream::iter(batch.into_iter().map(|(body, receives)| async move {
-                let chunk: Chunk = match serde_json::from_str(&body) {
-                    Ok(c) => c,
-                    Err(e) => {
-                        return (
-                            body,
-                            receives,
-                            Err(anyhow!("a queued message is not a chunk ({e})")),
-                        )
-                    }
-                };
-                let report = work_chunk(
-                    ctx,
-                    queue,
-                    &chunk,
-                    Delivery {
-                        receive_count: receives,
-                    },
+        // Messages that are not chunks fail as in sync-worker; the others are worked as
+        // one batch (their Salesforce updates written together).
+        let mut results = Vec::new();
+        let mut chunks = Vec::new();
+        let mut bodies = Vec::new();
+        for (body, receives) in batch {
+            match serde_json::from_str::<Chunk>(&body) {
+                Ok(chunk) => {
+                    chunks.push((
+                        chunk,
+                        Delivery {
+                            receive_count: receives,
+                        },
+                    ));
+                    bodies.push((body, receives));
+                }
+                Err(e) => results.push((
+                    body,
+                    receives,
+                    Err(anyhow!("a queued message is not a chunk ({e})")),
+                )),
+            }
+        }
+        let outcomes = work_chunks(ctx, queue, &chunks, CONCURRENCY).await;
+        for (((body, receives), (chunk, _)), report) in
+            bodies.into_iter().zip(&chunks).zip(outcomes)
+        {
+            let report = report.map_err(|e| {
+                anyhow!(
+                    "chunk {:?} of the {} run {}: {e}",
+                    chunk.number,
+                    chunk.integration,
+                    chunk.run_id
                 )
-                .await
-                .map_err(|e| {
-                    anyhow!(
-                        "chunk {:?} of the {} run {}: {e}",
-                        chunk.number,
-                        chunk.integration,
-                        chunk.run_id
-                    )
-                });
-                (body, receives, report)
-            }))
-            .buffer_unordered(CONCURRENCY)
-            .collect()
-            .await;
+            });
+            results.push((body, receives, report));
+        }
         for (body, receives, result) in results {
             worked += 1;
             let report = match result {

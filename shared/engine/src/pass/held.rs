@@ -13,9 +13,11 @@
 //! through the pass's own Salesforce write (`write_crm_rows`): the same reserve check,
 //! outcomes, Integration Log entries, counts and failures as a pass's own write.
 //!
-//! Only plain updates are held: not a deletion mark, nor a pair with a PRM update in the
-//! same pass (a PRM update refused for its version merges again from the Salesforce write,
-//! see race.rs), nor a dry run's.
+//! Only the write-backs of pairs a pass created are held (a first import writes one per
+//! record): not an update of a pair linked before, which would overwrite a Salesforce
+//! user's edit made while it waited; not a deletion mark, nor a pair with a PRM update in
+//! the same pass (a PRM update refused for its version merges again from the Salesforce
+//! write, see race.rs), nor a dry run's.
 
 use std::collections::HashMap;
 
@@ -48,6 +50,50 @@ pub struct HeldUpdate {
     pub retry: bool,
 }
 
+/// The Salesforce updates passes hold for one ingest job, one per pair (a later
+/// pass's update of a pair is taken into the earlier one).
+#[derive(Debug, Default)]
+pub struct HeldUpdates {
+    rows: Vec<HeldUpdate>,
+    by_pair: HashMap<(String, String), usize>,
+    since: Option<std::time::Instant>,
+}
+
+impl HeldUpdates {
+    pub fn add(&mut self, held: Vec<HeldUpdate>) {
+        for h in held {
+            self.since.get_or_insert_with(std::time::Instant::now);
+            match self.by_pair.get(&(h.crm_id.clone(), h.prm_id.clone())) {
+                Some(&i) => self.rows[i].absorb(h),
+                None => {
+                    self.by_pair
+                        .insert((h.crm_id.clone(), h.prm_id.clone()), self.rows.len());
+                    self.rows.push(h);
+                }
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// How long the oldest update has been held.
+    pub fn waited(&self) -> std::time::Duration {
+        self.since.map(|t| t.elapsed()).unwrap_or_default()
+    }
+
+    pub fn take(&mut self) -> Vec<HeldUpdate> {
+        let rows = std::mem::take(&mut self.rows);
+        *self = HeldUpdates::default();
+        rows
+    }
+}
+
 impl HeldUpdate {
     /// Takes a later update of the same pair into this one: its fields and snapshot values
     /// win. No I/O.
@@ -63,10 +109,14 @@ impl HeldUpdate {
     }
 }
 
-/// Whether a pair's Salesforce update may wait for a later job: a plain update, with
-/// nothing to write to the PRM in the same pass. No I/O.
+/// Whether a pair's Salesforce update may wait for a later job: the write-back of a pair
+/// this pass created (the PRM id, Record Status and what else the new link owes the
+/// Salesforce record), with nothing to write to the PRM in the same pass. An update of a
+/// pair linked before is written by its own pass: held, it would overwrite a Salesforce
+/// user's edit made meanwhile. No I/O.
 pub(super) fn holdable(pair: &WorkPair) -> bool {
-    !pair.crm_patch.is_empty()
+    pair.created.is_some()
+        && !pair.crm_patch.is_empty()
         && pair.prm_patch.is_empty()
         && !pair.marks_deleted
         && !pair.raced
@@ -147,7 +197,9 @@ impl Pass<'_> {
         // Two links of one record (after a merge in Salesforce) would write it twice in
         // one job, which fails both: the second waits for the next run, as in a pass.
         let again: std::collections::HashSet<usize> =
-            repeated(held.iter().map(|h| h.crm_id.as_str())).into_iter().collect();
+            repeated(held.iter().map(|h| h.crm_id.as_str()))
+                .into_iter()
+                .collect();
         let held: Vec<HeldUpdate> = held
             .into_iter()
             .enumerate()
@@ -213,6 +265,7 @@ mod tests {
         pair.link.snapshot.insert("prm_id".into(), json!("org_1"));
         pair.crm_snapshot_keys = vec!["name".into(), "prm_id".into()];
         pair.crm_patch = fields(json!({"Name": "New", "PRM_Id__c": "org_1"}));
+        pair.created = Some(Side::Prm);
         pair
     }
 
@@ -252,7 +305,7 @@ mod tests {
     }
 
     #[test]
-    fn deletion_marks_prm_writes_and_raced_pairs_are_not_held() {
+    fn updates_of_earlier_links_deletion_marks_prm_writes_and_raced_pairs_are_not_held() {
         let mut marks = pair_with_update();
         marks.marks_deleted = true;
         let mut both = pair_with_update();
@@ -261,7 +314,9 @@ mod tests {
         raced.raced = true;
         let mut nothing = pair_with_update();
         nothing.crm_patch.clear();
-        for pair in [marks, both, raced, nothing] {
+        let mut linked_before = pair_with_update();
+        linked_before.created = None;
+        for pair in [marks, both, raced, nothing, linked_before] {
             assert!(!holdable(&pair));
         }
     }
@@ -280,5 +335,29 @@ mod tests {
         );
         assert_eq!(first.snapshot[0], ("name".to_string(), json!("Newer")));
         assert_eq!(first.snapshot.len(), 2);
+    }
+
+    fn held(crm: &str, field: &str, value: &str) -> HeldUpdate {
+        HeldUpdate {
+            crm_id: crm.into(),
+            prm_id: format!("p{crm}"),
+            patch: json!({ field: value }).as_object().unwrap().clone(),
+            snapshot: vec![(field.to_lowercase(), json!(value))],
+            created: None,
+            retry: false,
+        }
+    }
+
+    #[test]
+    fn a_pair_held_twice_is_written_once_with_its_latest_values() {
+        let mut rows = HeldUpdates::default();
+        rows.add(vec![held("001A", "Name", "a"), held("001B", "Name", "b")]);
+        rows.add(vec![held("001A", "Name", "a2"), held("001A", "Phone", "1")]);
+        assert_eq!(rows.rows.len(), 2);
+        assert_eq!(rows.rows[0].patch["Name"], "a2");
+        assert_eq!(rows.rows[0].patch["Phone"], "1");
+        let taken = rows.take();
+        assert_eq!(taken.len(), 2);
+        assert!(rows.rows.is_empty() && rows.by_pair.is_empty() && rows.since.is_none());
     }
 }

@@ -1,5 +1,5 @@
-//! `sync-worker`: works the chunks of an SQS batch, a few at a time
-//! ([`prmsync_engine::worker::work_chunk`]). Every chunk that could be read is done with
+//! `sync-worker`: works the chunks of an SQS batch, a few at a time, their Salesforce
+//! updates written together ([`prmsync_engine::worker::work_chunks`]). Every chunk that could be read is done with
 //! (synced, handed out again after a delay, or held in the retry set), so only a message
 //! that is not a chunk, or whose outcome the state store could not record, is reported
 //! failed (`ReportBatchItemFailures`): after the queue's maxReceiveCount a malformed
@@ -11,12 +11,11 @@
 //! names are read fresh and synced as chunks ([`prmsync_engine::change_events`]).
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use futures::StreamExt;
 use prmsync_engine::change_events;
 use prmsync_engine::chunk::Chunk;
 use prmsync_engine::context::entry;
 use prmsync_engine::store::record_log;
-use prmsync_engine::worker::{work_chunk, ClosedRun, Delivery};
+use prmsync_engine::worker::{work_chunk, work_chunks, ClosedRun, Delivery};
 use prmsync_mapping::LogCode;
 use serde_json::json;
 
@@ -55,14 +54,7 @@ pub async fn handle(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
             None => messages.push(message),
         }
     }
-    let mut results: Vec<(String, bool)> = futures::stream::iter(
-        messages
-            .into_iter()
-            .map(|message| async move { work(deps, message).await }),
-    )
-    .buffer_unordered(CONCURRENCY)
-    .collect()
-    .await;
+    let mut results = work(deps, messages).await;
     if !changes.is_empty() {
         results.extend(work_changes(deps, changes).await);
     }
@@ -195,57 +187,73 @@ async fn plan(
     }
 }
 
-/// Works one message; false when it must be delivered again.
-async fn work(deps: &Deps, message: SqsMessage) -> (String, bool) {
-    let id = message.message_id.clone().unwrap_or_default();
-    let delivery = Delivery {
-        receive_count: receive_count(&message),
-    };
-    let body = message.body.unwrap_or_default();
-    let chunk: Chunk = match serde_json::from_str(&body) {
-        Ok(c) => c,
-        Err(e) => {
-            let entry = entry(
-                &format!("message-{id}"),
-                prmsync_mapping::Integration::Organizations,
-                LogCode::QueueMessageMalformed,
-                format!("queue message {id} is not a sync chunk ({e}); it goes to the dead-letter queue after its retries"),
-                json!({"message_id": id, "bytes": body.len()}),
-            );
-            let _ = record_log(deps.ctx.store.as_ref(), &[entry]).await;
-            return (id, false);
-        }
-    };
-    // The engine's `chunk` span (run id, integration, chunk number) nests in this one.
-    let span = tracing::info_span!("message", message_id = id.as_str());
-    let _guard = span.enter();
-    match work_chunk(&deps.ctx, deps.queue.as_ref(), &chunk, delivery).await {
-        Ok(report) => {
-            tracing::info!(
-                code = "chunk_worked",
-                verdict = ?report.verdict,
-                records = chunk.len(),
-                writes = report.counts.writes(),
-                errors = report.counts.errors,
-                retried = report.retried,
-                parked = report.parked
-            );
-            if let Some(closed) = report.closed {
-                start_next(deps, &closed).await;
+/// Works the batch's chunk messages ([`work_chunks`]: their Salesforce updates written
+/// together); false for a message that must be delivered again.
+async fn work(deps: &Deps, messages: Vec<SqsMessage>) -> Vec<(String, bool)> {
+    let mut results = Vec::new();
+    let mut chunks = Vec::new();
+    let mut ids = Vec::new();
+    for message in messages {
+        let id = message.message_id.clone().unwrap_or_default();
+        let delivery = Delivery {
+            receive_count: receive_count(&message),
+        };
+        let body = message.body.unwrap_or_default();
+        match serde_json::from_str::<Chunk>(&body) {
+            Ok(chunk) => {
+                chunks.push((chunk, delivery));
+                ids.push(id);
             }
-            (id, true)
-        }
-        Err(e) => {
-            tracing::error!(
-                code = "chunk_not_recorded",
-                failure = crate::handlers::error_type(
-                    prmsync_engine::EngineError::from(e.clone()).class()
-                ),
-                "{e}; the message is delivered again"
-            );
-            (id, false)
+            Err(e) => {
+                let entry = entry(
+                    &format!("message-{id}"),
+                    prmsync_mapping::Integration::Organizations,
+                    LogCode::QueueMessageMalformed,
+                    format!("queue message {id} is not a sync chunk ({e}); it goes to the dead-letter queue after its retries"),
+                    json!({"message_id": id, "bytes": body.len()}),
+                );
+                let _ = record_log(deps.ctx.store.as_ref(), &[entry]).await;
+                results.push((id, false));
+            }
         }
     }
+    let reports = work_chunks(&deps.ctx, deps.queue.as_ref(), &chunks, CONCURRENCY).await;
+    for ((id, (chunk, _)), report) in ids.into_iter().zip(&chunks).zip(reports) {
+        match report {
+            Ok(report) => {
+                tracing::info!(
+                    code = "chunk_worked",
+                    message_id = id.as_str(),
+                    run_id = chunk.run_id.as_str(),
+                    integration = chunk.integration.as_str(),
+                    chunk = chunk.number,
+                    verdict = ?report.verdict,
+                    records = chunk.len(),
+                    writes = report.counts.writes(),
+                    errors = report.counts.errors,
+                    retried = report.retried,
+                    parked = report.parked
+                );
+                if let Some(closed) = report.closed {
+                    start_next(deps, &closed).await;
+                }
+                results.push((id, true));
+            }
+            Err(e) => {
+                tracing::error!(
+                    code = "chunk_not_recorded",
+                    message_id = id.as_str(),
+                    run_id = chunk.run_id.as_str(),
+                    failure = crate::handlers::error_type(
+                        prmsync_engine::EngineError::from(e.clone()).class()
+                    ),
+                    "{e}; the message is delivered again"
+                );
+                results.push((id, false));
+            }
+        }
+    }
+    results
 }
 
 /// A closed run's follow-up integrations are planned by the planner function; without
