@@ -808,11 +808,12 @@ fn status_shows_where_an_unfinished_run_stands() {
                     prm_ids: Vec::new(),
                     done: false,
                     counts: Counts::default(),
+                    held: Vec::new(),
                 })
                 .collect();
             store.add_chunks(&chunks).await.unwrap();
             store
-                .finish_chunk(orgs, "run-drain", 1, &Counts::default())
+                .finish_chunk(orgs, "run-drain", 1, &Counts::default(), &[])
                 .await
                 .unwrap();
             store

@@ -494,3 +494,61 @@ async fn a_crash_before_held_updates_are_settled_converges_without_duplicates() 
         );
     }
 }
+
+/// The Lambda path makes the same choice: each chunk keeps the write-backs of the links
+/// its pass created with the chunk, and the worker that closes the run writes those of
+/// every chunk in one ingest job, for the same Salesforce calls as the one-machine run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_the_lambda_path_the_run_writes_its_chunks_write_backs_in_one_job() {
+    let (one, _, reports) = held_world(&common::Crash::new(u64::MAX)).await;
+    common::assert_succeeded(&reports);
+    let one_machine = one.sf.api_calls();
+
+    let h = Harness::with_ingest(300, 200).await;
+    let accounts: Vec<String> = (0..700)
+        .map(|i| h.account(&format!("Held Co {i}"), Some("Active Partner"), json!({})))
+        .collect();
+    h.sf.faults().fail_record_write(
+        &accounts[450],
+        "STRING_TOO_LONG",
+        "Account Site: data value too large: Held Co 450 (max length=80)",
+    );
+    h.sf.reset_api_calls();
+    let out = h.lambda_sync(&h.ctx(), RunMode::Incremental).await;
+    assert!(out.chunks.len() >= 4, "{} chunks", out.chunks.len());
+    let lambda = h.sf.api_calls();
+    assert_eq!(lambda.kind("bulk_ingest_create"), 1, "{lambda:?}");
+    assert_eq!(
+        lambda.kind("composite_update") + lambda.kind("composite_upsert"),
+        0,
+        "{lambda:?}"
+    );
+    let writes = |c: &prmsync_simulators::salesforce::ApiCalls| {
+        c.by_kind
+            .iter()
+            .filter(|(k, _)| k.starts_with("bulk_ingest") || k.starts_with("composite"))
+            .map(|(_, n)| n)
+            .sum::<u64>()
+    };
+    assert_eq!(
+        writes(&lambda),
+        writes(&one_machine),
+        "{lambda:?} / {one_machine:?}"
+    );
+    assert_written_back(&h, &accounts, true);
+    let refused = h.log(LogCode::CrmDataError).await;
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0].crm_id.as_deref(), Some(accounts[450].as_str()));
+    // the run's counts include the write-backs' outcome
+    let org_run = &out
+        .closed
+        .iter()
+        .find(|c| c.report.integration == prmsync_mapping::Integration::Organizations)
+        .expect("the organizations run closed")
+        .report;
+    assert_eq!(org_run.counts.errors, 1, "{:?}", org_run.counts);
+    assert_eq!(marked_for_retry(&h).await, 0);
+    let again = h.lambda_sync(&h.ctx(), RunMode::Incremental).await;
+    let written: u64 = again.chunks.iter().map(|c| c.counts.writes()).sum();
+    assert_eq!(written, 0, "settled");
+}

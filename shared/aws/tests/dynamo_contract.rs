@@ -178,6 +178,7 @@ async fn concurrent_finishes_count_every_chunk_once() {
             prm_ids: Vec::new(),
             done: false,
             counts: Counts::default(),
+            held: Vec::new(),
         })
         .collect();
     store.add_chunks(&chunks).await.expect("add");
@@ -190,7 +191,9 @@ async fn concurrent_finishes_count_every_chunk_once() {
                     unchanged: u64::from(n),
                     ..Counts::default()
                 };
-                store.finish_chunk(i, "run-race", n % 12, &counts).await
+                store
+                    .finish_chunk(i, "run-race", n % 12, &counts, &[])
+                    .await
             })
         })
         .collect();

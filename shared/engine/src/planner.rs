@@ -653,6 +653,7 @@ async fn drain_or_wait(
                     &cp.run_id,
                     c.number,
                     &crate::report::Counts::default(),
+                    &[],
                 )
                 .await?;
         }

@@ -262,6 +262,11 @@ pub struct ChunkRecord {
     /// What the worker did with it, once done.
     #[serde(default)]
     pub counts: crate::report::Counts,
+    /// The write-backs of the links its pass created, held for the run's ingest job: the
+    /// worker that closes the run writes those of every chunk together
+    /// ([`crate::frame::close_run`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held: Vec<crate::pass::HeldUpdate>,
 }
 
 /// The chunks of planned runs (AWS: a planner queues them, workers finish them).
@@ -270,16 +275,17 @@ pub trait RunChunks: Send + Sync {
     /// Records chunks a planner is about to queue (before they are sent). Adding a chunk
     /// that exists already (same integration, run and number) replaces it.
     async fn add_chunks(&self, chunks: &[ChunkRecord]) -> Result<(), StoreError>;
-    /// Marks a chunk done with its counts. Only the first call for a chunk counts: it
-    /// returns `Some(n)`, `n` being the number of the run's chunks done so far (this one
-    /// included); a later call for the same chunk (a redelivered message), or a call for a
-    /// chunk never added, returns None and changes nothing.
+    /// Marks a chunk done with its counts and its held write-backs. Only the first call
+    /// for a chunk counts: it returns `Some(n)`, `n` being the number of the run's chunks
+    /// done so far (this one included); a later call for the same chunk (a redelivered
+    /// message), or a call for a chunk never added, returns None and changes nothing.
     async fn finish_chunk(
         &self,
         integration: Integration,
         run_id: &str,
         number: u32,
         counts: &crate::report::Counts,
+        held: &[crate::pass::HeldUpdate],
     ) -> Result<Option<u64>, StoreError>;
     /// Whether a chunk is done: Some(true) once [`finish_chunk`](Self::finish_chunk)
     /// counted it, Some(false) before, None for a chunk never added (or whose run closed).

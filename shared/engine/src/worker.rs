@@ -15,7 +15,9 @@
 //! - Salesforce's org-wide API limit stops every worker's writes: the store keeps a hold,
 //!   chunks wait in the queue (sent again with a delay), and none reaches the DLQ.
 //! - Every numbered chunk is marked done exactly once; the worker that marks the last one
-//!   closes the run ([`crate::frame::close_run`]): only then do the cursors move.
+//!   closes the run ([`crate::frame::close_run`]), writing first the write-backs of new
+//!   links its chunks held (one ingest job for the run): only then do the cursors move. A
+//!   close that fails fails its message, whose redelivery closes the run.
 
 use std::collections::HashSet;
 
@@ -29,13 +31,13 @@ use crate::context::{entry, fetch_by_ids, SyncContext};
 use crate::error::EngineError;
 use crate::objects::ObjectSpec;
 use crate::pass::gone::fetch_or_gone;
-use crate::pass::{run_pass, settle_held_updates, HeldUpdate, HeldUpdates, PassInput};
+use crate::pass::{run_pass, HeldUpdate, PassInput};
 use crate::ports::{FailureClass, Queue};
 use crate::report::Counts;
 use crate::retry::{
     delay, hold_setup_failed, keep_failed, max_attempts, send_later, FailedRecord, SetupFailure,
 };
-use crate::store::{Link, LinkState, LogEntry, StoreError};
+use crate::store::{Link, LinkState, StoreError};
 
 /// How long workers write nothing once Salesforce refused a call for the org's API limit.
 pub const LIMIT_HOLD_MINUTES: i64 = 15;
@@ -58,14 +60,9 @@ pub struct ChunkSync {
     /// Records the setup refused to write, by the integration of their pass (a people
     /// chunk syncs organizations first).
     pub setup: Vec<(Integration, SetupFailure)>,
-    /// The Salesforce updates the chunk's pass held for the batch's write
-    /// ([`work_chunks`]).
+    /// The write-backs the chunk's pass held for its run's ingest job, kept with the
+    /// chunk when it is done ([`crate::store::ChunkRecord::held`]).
     pub held: Vec<HeldUpdate>,
-    /// Integration Log entries still to write (those of the batch's write).
-    pub log: Vec<LogEntry>,
-    /// Ids in the retry set among the records of other chunks whose outcome this one
-    /// reports (the batch's write goes with the run's first chunk).
-    pub retrying: Vec<String>,
 }
 
 /// Syncs a chunk's records: the fresh ones it carries, or read again by id. Writes the
@@ -266,29 +263,23 @@ pub async fn work_chunk(
 }
 
 /// Works the chunks of one queue batch, `concurrency` at a time, and reports on each in
-/// order (see [`work_chunk`]). When the batch has several chunks and ingest jobs are on
-/// (`[salesforce] bulk_ingest_threshold` above 0), their passes hold their Salesforce
-/// updates, and the updates of each run go out together once the chunks are synced: in
-/// one ingest job above the threshold, else in Collections filled across the chunks. Only
-/// then is each chunk marked done, so the run closes after every write it made.
+/// order (see [`work_chunk`]).
 pub async fn work_chunks(
     ctx: &SyncContext,
     queue: &dyn Queue,
     chunks: &[(Chunk, Delivery)],
     concurrency: usize,
 ) -> Vec<Result<ChunkReport, StoreError>> {
-    let hold = chunks.len() > 1 && ctx.mapping.salesforce.bulk_ingest_threshold > 0;
     // The futures are made first: a stream mapping over borrowed chunks would not be
     // `Send` for the handler's spawned task.
     let starts: Vec<_> = chunks
         .iter()
-        .map(|(chunk, delivery)| Box::pin(start_chunk(ctx, queue, chunk, *delivery, hold)))
+        .map(|(chunk, delivery)| Box::pin(start_chunk(ctx, queue, chunk, *delivery)))
         .collect();
-    let mut started: Vec<Started> = futures::stream::iter(starts)
+    let started: Vec<Started> = futures::stream::iter(starts)
         .buffered(concurrency.max(1))
         .collect()
         .await;
-    settle_batch(ctx, chunks, &mut started).await;
     let mut reports = Vec::with_capacity(chunks.len());
     for ((chunk, _), started) in chunks.iter().zip(started) {
         reports.push(match started {
@@ -299,8 +290,7 @@ pub async fn work_chunks(
     reports
 }
 
-/// A chunk of a batch once its pass ran: done with already, or synced (or not) and
-/// waiting for the batch's held updates.
+/// A chunk of a batch once its pass ran: done with already, or synced (or not).
 enum Started {
     Done(Result<ChunkReport, StoreError>),
     Synced(Result<ChunkSync, EngineError>),
@@ -328,19 +318,30 @@ async fn start_chunk(
     queue: &dyn Queue,
     chunk: &Chunk,
     delivery: Delivery,
-    hold: bool,
 ) -> Started {
+    // A planned run's chunk holds the write-backs of the links its pass creates for the
+    // run's ingest job (see `ChunkRecord::held`); change events' chunks write at once.
+    let hold = chunk.number.is_some() && ctx.mapping.salesforce.bulk_ingest_threshold > 0;
     let skip = async {
         if let Some(number) = chunk.number {
-            if ctx
+            let done = ctx
                 .store
                 .chunk_done(chunk.integration, &chunk.run_id, number)
-                .await?
-                != Some(false)
-            {
-                // A redelivery of a chunk already synced, or of a run closed since:
-                // nothing to do, and no call made.
-                return Ok(Some(report_of(ChunkVerdict::Redelivered)));
+                .await?;
+            if done != Some(false) {
+                // A redelivery of a chunk already synced, or of a run closed since: nothing
+                // to sync, and no call made. A run still open with every chunk done lost
+                // its close (the closer failed, see `close_after_last`): this one closes it.
+                let mut report = report_of(ChunkVerdict::Redelivered);
+                if done == Some(true) {
+                    let chunks = ctx
+                        .store
+                        .run_chunks(chunk.integration, &chunk.run_id)
+                        .await?;
+                    let done = chunks.iter().filter(|c| c.done).count() as u64;
+                    report.closed = close_after_last(ctx, chunk, done).await?;
+                }
+                return Ok(Some(report));
             }
         }
         let now = Utc::now();
@@ -354,60 +355,6 @@ async fn start_chunk(
         Ok(None) => Started::Synced(sync_chunk_holding(ctx, chunk, delivery, hold).await),
         Ok(Some(report)) => Started::Done(Ok(report)),
         Err(e) => Started::Done(Err(e)),
-    }
-}
-
-/// Writes the Salesforce updates the synced chunks of a batch held, those of one run
-/// together ([`settle_held_updates`]); the outcome goes with the run's first chunk. A
-/// write that fails as a whole fails each chunk of the run for a passing reason: they are
-/// handed out again, and their links are marked for a retry meanwhile.
-async fn settle_batch(ctx: &SyncContext, chunks: &[(Chunk, Delivery)], started: &mut [Started]) {
-    let mut runs: Vec<((Integration, String), Vec<usize>)> = Vec::new();
-    for (i, s) in started.iter().enumerate() {
-        if let Started::Synced(Ok(sync)) = s {
-            if sync.held.is_empty() {
-                continue;
-            }
-            let key = (chunks[i].0.integration, chunks[i].0.run_id.clone());
-            match runs.iter_mut().find(|(k, _)| *k == key) {
-                Some((_, members)) => members.push(i),
-                None => runs.push((key, vec![i])),
-            }
-        }
-    }
-    for ((integration, run_id), members) in runs {
-        let mut held = HeldUpdates::default();
-        for &i in &members {
-            if let Started::Synced(Ok(sync)) = &mut started[i] {
-                held.add(std::mem::take(&mut sync.held));
-            }
-        }
-        let outcome = settle_held_updates(ctx, integration.object(), &run_id, held.take()).await;
-        match outcome {
-            Ok(out) => {
-                let retrying: Vec<String> = members[1..]
-                    .iter()
-                    .flat_map(|&i| chunks[i].0.retrying.iter().cloned())
-                    .collect();
-                if let Started::Synced(Ok(sync)) = &mut started[members[0]] {
-                    sync.retrying.extend(retrying);
-                    sync.counts.add(&out.counts);
-                    sync.failed.extend(out.failed);
-                    sync.stopped = sync.stopped.take().or(out.stopped);
-                    sync.setup.extend(out.setup.map(|s| (integration, s)));
-                    sync.log.extend(out.log);
-                }
-            }
-            Err(e) => {
-                let e = EngineError::from(e);
-                for &i in &members {
-                    started[i] = Started::Synced(Err(EngineError::Reported {
-                        class: e.class(),
-                        message: e.to_string(),
-                    }));
-                }
-            }
-        }
     }
 }
 
@@ -426,9 +373,10 @@ async fn finish_chunk(
     synced: Result<ChunkSync, EngineError>,
 ) -> Result<ChunkReport, StoreError> {
     let mut report = report_of(ChunkVerdict::Synced);
+    let mut held = Vec::new();
     match synced {
-        Ok(sync) => {
-            crate::store::record_log(ctx.store.as_ref(), &sync.log).await?;
+        Ok(mut sync) => {
+            held = std::mem::take(&mut sync.held);
             if sync.stopped.is_some() {
                 // The API reserve: the pass marked what it did not write for a retry;
                 // the other workers stop writing too.
@@ -444,7 +392,6 @@ async fn finish_chunk(
                 }
             }
             let mut retrying = chunk.retrying.clone();
-            retrying.extend(sync.retrying);
             retrying.retain(|i| !setup_ids.contains(i));
             let held = keep_failed(
                 ctx,
@@ -496,10 +443,16 @@ async fn finish_chunk(
     if let Some(number) = chunk.number {
         if let Some(done) = ctx
             .store
-            .finish_chunk(chunk.integration, &chunk.run_id, number, &report.counts)
+            .finish_chunk(
+                chunk.integration,
+                &chunk.run_id,
+                number,
+                &report.counts,
+                &held,
+            )
             .await?
         {
-            report.closed = close_if_done(ctx, chunk.integration, &chunk.run_id, done).await?;
+            report.closed = close_after_last(ctx, chunk, done).await?;
         }
     }
     Ok(report)
@@ -547,6 +500,33 @@ async fn record_chunk_log(
         json!({"chunk": chunk.number, "attempt": chunk.attempt}),
     );
     crate::store::record_log(ctx.store.as_ref(), &[e]).await
+}
+
+/// Closes the chunk's run when `done` chunks are all it queued. A close that fails (its
+/// held write-backs could not be written, the state store failed) is said in the
+/// Integration Log and fails the message: delivered again, the chunk (done by then) closes
+/// the run, as would the planner's next invocation.
+async fn close_after_last(
+    ctx: &SyncContext,
+    chunk: &Chunk,
+    done: u64,
+) -> Result<Option<ClosedRun>, StoreError> {
+    match close_if_done(ctx, chunk.integration, &chunk.run_id, done).await {
+        Ok(closed) => Ok(closed),
+        Err(e) => {
+            record_chunk_log(
+                ctx,
+                chunk,
+                LogCode::ChunkRetried,
+                format!(
+                    "run {} could not close ({e}); the message of its last chunk is delivered again and closes it",
+                    chunk.run_id
+                ),
+            )
+            .await?;
+            Err(e)
+        }
+    }
 }
 
 /// Closes the run when `done` chunks are all it queued.

@@ -203,6 +203,7 @@ pub(crate) struct ChunkRow {
     pub(crate) prm_ids: String,
     pub(crate) done: i64,
     pub(crate) counts: String,
+    pub(crate) held: String,
 }
 
 impl ChunkRow {
@@ -217,6 +218,7 @@ impl ChunkRow {
             prm_ids: row.json::<Vec<String>>("prm_ids", &self.prm_ids)?,
             done: self.done != 0,
             counts: row.json::<Counts>("counts", &self.counts)?,
+            held: row.json("held", &self.held)?,
             integration: self.integration,
             run_id: self.run_id,
         })
@@ -401,8 +403,8 @@ mod tests {
     async fn a_corrupt_run_chunk_is_an_error_naming_it() {
         let s = SqliteStore::in_memory();
         s.raw_sql(
-            "INSERT INTO run_chunks VALUES ('deals', 'run-9', 4, 'not json', '[]', 0, '{}');
-             INSERT INTO run_chunks VALUES ('people', 'run-9', -1, '[]', '[]', 0, '{}');",
+            "INSERT INTO run_chunks VALUES ('deals', 'run-9', 4, 'not json', '[]', 0, '{}', '[]');
+             INSERT INTO run_chunks VALUES ('people', 'run-9', -1, '[]', '[]', 0, '{}', '[]');",
         );
         let problem = corrupt(
             s.run_chunks(Integration::Deals, "run-9").await,

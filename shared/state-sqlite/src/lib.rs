@@ -28,7 +28,7 @@ use prmsync_mapping::ObjectKind;
 use rusqlite::{params, Connection};
 
 use crate::codec::{backend, LinkRow};
-use crate::schema::{migrate_runs, SCHEMA};
+use crate::schema::{migrate_chunks, migrate_runs, SCHEMA};
 
 /// Largest number of ids in one `IN (...)`.
 const IN_CHUNK: usize = 500;
@@ -161,6 +161,7 @@ impl SqliteStore {
             .map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
         migrate_runs(&conn).map_err(err)?;
+        migrate_chunks(&conn).map_err(err)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
             path,

@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use prmsync_engine::pass::HeldUpdate;
 use prmsync_engine::report::Counts;
 use prmsync_engine::store::{
     ChunkRecord, Cursors, PlanCheckpoint, RunChunks, RunRecord, Runs, StoreError, RUNS_LISTED,
@@ -228,7 +229,8 @@ impl RunChunks for SqliteStore {
                         "INSERT INTO run_chunks (integration, run_id, number, crm_ids, prm_ids, done, counts) \
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
                          ON CONFLICT (integration, run_id, number) DO UPDATE SET crm_ids = excluded.crm_ids, \
-                         prm_ids = excluded.prm_ids, done = excluded.done, counts = excluded.counts",
+                         prm_ids = excluded.prm_ids, done = excluded.done, counts = excluded.counts, \
+                         held = excluded.held",
                     )
                     .map_err(backend)?;
                 for c in &chunks {
@@ -255,8 +257,10 @@ impl RunChunks for SqliteStore {
         run_id: &str,
         number: u32,
         counts: &Counts,
+        held: &[HeldUpdate],
     ) -> Result<Option<u64>, StoreError> {
         let counts = to_json(counts)?;
+        let held = to_json(&held)?;
         let run_id = run_id.to_string();
         self.call("finish_chunk", move |conn| {
             let tx = conn
@@ -264,9 +268,9 @@ impl RunChunks for SqliteStore {
                 .map_err(backend)?;
             let marked = tx
                 .execute(
-                    "UPDATE run_chunks SET done = 1, counts = ?4 \
+                    "UPDATE run_chunks SET done = 1, counts = ?4, held = ?5 \
                      WHERE integration = ?1 AND run_id = ?2 AND number = ?3 AND done = 0",
-                    params![integration.as_str(), run_id, number, counts],
+                    params![integration.as_str(), run_id, number, counts, held],
                 )
                 .map_err(backend)?;
             if marked == 0 {
@@ -295,7 +299,7 @@ impl RunChunks for SqliteStore {
         self.call("run_chunks", move |conn| {
             let mut stmt = conn
                 .prepare_cached(
-                    "SELECT number, crm_ids, prm_ids, done, counts FROM run_chunks \
+                    "SELECT number, crm_ids, prm_ids, done, counts, held FROM run_chunks \
                      WHERE integration = ?1 AND run_id = ?2 ORDER BY number",
                 )
                 .map_err(backend)?;
@@ -309,6 +313,7 @@ impl RunChunks for SqliteStore {
                         prm_ids: r.get(2)?,
                         done: r.get(3)?,
                         counts: r.get(4)?,
+                        held: r.get(5)?,
                     })
                 })
                 .map_err(backend)?;

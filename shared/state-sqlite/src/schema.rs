@@ -81,6 +81,7 @@ CREATE TABLE IF NOT EXISTS run_chunks (
     prm_ids TEXT NOT NULL,
     done INTEGER NOT NULL DEFAULT 0,
     counts TEXT NOT NULL,
+    held TEXT NOT NULL DEFAULT '[]',
     PRIMARY KEY (integration, run_id, number)
 );
 CREATE TABLE IF NOT EXISTS retries (
@@ -144,6 +145,28 @@ pub(crate) fn migrate_runs(conn: &Connection) -> rusqlite::Result<()> {
     // Another process opening the database at the same time may have moved them first.
     if keyed_by_run_id(&tx)? {
         tx.execute_batch(MIGRATE_RUNS)?;
+    }
+    tx.commit()
+}
+
+/// Gives `run_chunks` of a database made before chunks kept their held write-backs its
+/// `held` column (empty); nothing to do on a current database.
+pub(crate) fn migrate_chunks(conn: &Connection) -> rusqlite::Result<()> {
+    let has_held = |c: &Connection| -> rusqlite::Result<bool> {
+        c.query_row(
+            "SELECT COUNT(*) FROM pragma_table_info('run_chunks') WHERE name = 'held'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|n| n > 0)
+    };
+    if has_held(conn)? {
+        return Ok(());
+    }
+    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
+    // Another process opening the database at the same time may have added it first.
+    if !has_held(&tx)? {
+        tx.execute_batch("ALTER TABLE run_chunks ADD COLUMN held TEXT NOT NULL DEFAULT '[]';")?;
     }
     tx.commit()
 }
@@ -238,5 +261,58 @@ mod tests {
                 .prm,
             2
         );
+    }
+
+    #[tokio::test]
+    async fn chunks_of_a_database_made_before_held_write_backs_get_an_empty_list() {
+        use prmsync_engine::store::RunChunks;
+        let dir = tempfile::tempdir().unwrap();
+        // GIVEN a database whose run_chunks has no `held` column, with a chunk of a run
+        {
+            let conn = Connection::open(dir.path().join("state.db")).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE run_chunks (integration TEXT NOT NULL, run_id TEXT NOT NULL, \
+                 number INTEGER NOT NULL, crm_ids TEXT NOT NULL, prm_ids TEXT NOT NULL, \
+                 done INTEGER NOT NULL DEFAULT 0, counts TEXT NOT NULL, \
+                 PRIMARY KEY (integration, run_id, number));",
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO run_chunks VALUES ('people', 'run-old', 0, '[\"003A\"]', '[]', 0, ?1)",
+                params![serde_json::to_string(&Counts::default()).unwrap()],
+            )
+            .unwrap();
+        }
+        // WHEN it is opened (twice: the second changes nothing)
+        drop(SqliteStore::open(dir.path()).unwrap());
+        let s = SqliteStore::open(dir.path()).unwrap();
+        // THEN the chunk reads with no held write-back, and finishing it keeps them
+        let chunks = s.run_chunks(Integration::People, "run-old").await.unwrap();
+        assert_eq!(chunks.len(), 1);
+        assert!(chunks[0].held.is_empty());
+        let held = prmsync_engine::pass::HeldUpdate {
+            crm_id: "003A".into(),
+            prm_id: "per-1".into(),
+            patch: serde_json::json!({"PRM_Id__c": "per-1"})
+                .as_object()
+                .cloned()
+                .unwrap(),
+            snapshot: vec![("prm_id".into(), serde_json::json!("per-1"))],
+            created: Some(prmsync_mapping::config::Side::Prm),
+            retry: false,
+        };
+        let finished = s
+            .finish_chunk(
+                Integration::People,
+                "run-old",
+                0,
+                &Counts::default(),
+                std::slice::from_ref(&held),
+            )
+            .await
+            .unwrap();
+        assert_eq!(finished, Some(1));
+        let chunks = s.run_chunks(Integration::People, "run-old").await.unwrap();
+        assert_eq!(chunks[0].held, vec![held]);
     }
 }

@@ -820,8 +820,12 @@ pub async fn drain(
                 .iter()
                 .map(|c| (c.clone(), Delivery { receive_count: 1 }))
                 .collect();
-            for report in work_chunks(ctx, queue, &batch, 4).await {
-                reports.push(report.unwrap());
+            for ((chunk, _), report) in batch.iter().zip(work_chunks(ctx, queue, &batch, 4).await) {
+                match report {
+                    Ok(report) => reports.push(report),
+                    // The message fails: SQS delivers it again.
+                    Err(_) => queue.0.lock().unwrap().push(chunk.clone()),
+                }
             }
         }
         for report in reports {

@@ -118,6 +118,9 @@ pub(super) struct ChunkItem {
     pub(super) prm_ids: Vec<String>,
     pub(super) done: bool,
     pub(super) counts: Counts,
+    /// The write-backs the chunk's pass held, as JSON text (absent when none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) held: Option<String>,
 }
 
 impl ChunkItem {
@@ -132,11 +135,19 @@ impl ChunkItem {
             prm_ids: c.prm_ids.clone(),
             done: c.done,
             counts: c.counts.clone(),
+            held: None,
         }
     }
 
-    pub(super) fn into_chunk(self) -> ChunkRecord {
-        ChunkRecord {
+    /// The chunk; fails when its held write-backs are not what a worker writes.
+    pub(super) fn into_chunk(self) -> Result<ChunkRecord, String> {
+        let held = match &self.held {
+            None => Vec::new(),
+            Some(text) => serde_json::from_str(text)
+                .map_err(|e| format!("its `held` write-backs cannot be read ({e})"))?,
+        };
+        Ok(ChunkRecord {
+            held,
             integration: self.integration,
             run_id: self.run_id,
             number: self.number,
@@ -144,7 +155,7 @@ impl ChunkItem {
             prm_ids: self.prm_ids,
             done: self.done,
             counts: self.counts,
-        }
+        })
     }
 }
 

@@ -7,6 +7,7 @@ use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
+use prmsync_engine::pass::HeldUpdate;
 use prmsync_engine::report::Counts;
 use prmsync_engine::store::{
     ChunkRecord, Cursors, PlanCheckpoint, RunChunks, RunRecord, Runs, StoreError, RUNS_LISTED,
@@ -313,21 +314,31 @@ impl RunChunks for DynamoStore {
         run_id: &str,
         number: u32,
         counts: &Counts,
+        held: &[HeldUpdate],
     ) -> Result<Option<u64>, StoreError> {
         let counts = serde_dynamo::aws_sdk_dynamodb_1::to_attribute_value(counts)
             .map_err(|e| StoreError::Backend(format!("cannot encode a chunk's counts: {e}")))?;
-        let chunk = Update::builder()
+        let mut chunk = Update::builder()
             .table_name(&self.state_table)
             .set_key(Some(key(chunk_pk(integration, run_id), chunk_sk(number))))
-            .update_expression("SET #done = :true, #counts = :counts")
             .condition_expression("attribute_exists(pk) AND #done = :false")
             .expression_attribute_names("#done", "done")
             .expression_attribute_names("#counts", "counts")
             .expression_attribute_values(":true", AttributeValue::Bool(true))
             .expression_attribute_values(":false", AttributeValue::Bool(false))
-            .expression_attribute_values(":counts", counts)
-            .build()
-            .map_err(build_err)?;
+            .expression_attribute_values(":counts", counts);
+        chunk = if held.is_empty() {
+            chunk.update_expression("SET #done = :true, #counts = :counts")
+        } else {
+            let text = serde_json::to_string(held).map_err(|e| {
+                StoreError::Backend(format!("cannot encode a chunk's held write-backs: {e}"))
+            })?;
+            chunk
+                .update_expression("SET #done = :true, #counts = :counts, #held = :held")
+                .expression_attribute_names("#held", "held")
+                .expression_attribute_values(":held", AttributeValue::S(text))
+        };
+        let chunk = chunk.build().map_err(build_err)?;
         let counter = counter_add(&self.state_table, integration, run_id, 1)?;
         let items = vec![
             TransactWriteItem::builder().update(chunk).build(),
@@ -376,8 +387,13 @@ impl RunChunks for DynamoStore {
             .await?
             .into_iter()
             .map(|i| {
-                decode::<ChunkItem>(&self.state_table, i, "run chunk", &fix)
-                    .map(ChunkItem::into_chunk)
+                decode_into(
+                    &self.state_table,
+                    i,
+                    "run chunk",
+                    &fix,
+                    ChunkItem::into_chunk,
+                )
             })
             .collect::<Result<Vec<_>, _>>()?;
         chunks.sort_by_key(|c| c.number);

@@ -450,19 +450,20 @@ pub struct ClosedRun {
     pub allow_mass_change: bool,
 }
 
-/// Closes a planned run (once, whoever calls it): takes its checkpoint, adds up its
-/// chunks' counts, moves the cursors, records the run and forgets its chunks. None when
-/// another caller closed it first.
+/// Closes a planned run (once, whoever calls it): writes the write-backs its chunks held
+/// ([`write_held`]), takes its checkpoint, adds up its chunks' counts, moves the cursors,
+/// records the run and forgets its chunks. None when another caller closed it first.
 pub async fn close_run(
     ctx: &SyncContext,
     integration: Integration,
     run_id: &str,
 ) -> Result<Option<ClosedRun>, StoreError> {
+    let chunks = ctx.store.run_chunks(integration, run_id).await?;
+    let mut counts = write_held(ctx, integration, run_id, &chunks).await?;
     let Some(cp) = ctx.store.take_checkpoint(integration, run_id).await? else {
         return Ok(None);
     };
-    let mut counts = Counts::default();
-    for c in ctx.store.run_chunks(integration, run_id).await? {
+    for c in &chunks {
         counts.add(&c.counts);
     }
     let record = RunRecord {
@@ -490,6 +491,53 @@ pub async fn close_run(
         mode: cp.mode,
         allow_mass_change: cp.allow_mass_change,
     }))
+}
+
+/// Writes the write-backs a planned run's chunks held (the links their passes created),
+/// all of the run's in one ingest job per [`crate::sweep::HELD_UPDATES_MAX`], as the
+/// one-machine sweep writes them: each record settled on its link, logged, failed ones in
+/// the retry set. Before the checkpoint is taken: a closer that stops meanwhile leaves
+/// the run open, and the next one (or the planner's next invocation) writes them again,
+/// the same values. Returns what the writes did.
+async fn write_held(
+    ctx: &SyncContext,
+    integration: Integration,
+    run_id: &str,
+    chunks: &[crate::store::ChunkRecord],
+) -> Result<Counts, StoreError> {
+    let mut counts = Counts::default();
+    let mut held = crate::pass::HeldUpdates::default();
+    for c in chunks {
+        held.add(c.held.clone());
+    }
+    let held = held.take();
+    for part in held.chunks(crate::sweep::HELD_UPDATES_MAX) {
+        let out = crate::pass::settle_held_updates(ctx, integration.object(), run_id, part.to_vec())
+            .await
+            .map_err(|e| match e {
+                crate::pass::PassError::Store(e) => e,
+                crate::pass::PassError::Port(e) => StoreError::Backend(format!(
+                    "the write-backs the chunks of run {run_id} of {integration} held could not be written ({e}); the run stays open, and the planner's next invocation closes it"
+                )),
+            })?;
+        crate::store::record_log(ctx.store.as_ref(), &out.log).await?;
+        crate::retry::keep_failed(
+            ctx,
+            None,
+            run_id,
+            integration,
+            &out.failed,
+            out.setup.as_ref(),
+            &[],
+        )
+        .await?;
+        counts.add(&out.counts);
+        if out.stopped.is_some() {
+            // The API reserve: the rest stay marked for a retry.
+            break;
+        }
+    }
+    Ok(counts)
 }
 
 /// A side's cursor once its run closes: its newest change read, or the run's start when

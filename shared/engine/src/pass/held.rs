@@ -35,7 +35,7 @@ use crate::store::{Link, LinkState};
 pub const SETTLE_SLICE: usize = 2_000;
 
 /// A Salesforce update a pass planned and left to a later ingest job.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct HeldUpdate {
     pub crm_id: String,
     pub prm_id: String,

@@ -201,6 +201,7 @@ impl Sender<'_> {
                     prm_ids: c.prm_ids.clone(),
                     done: false,
                     counts: Default::default(),
+                    held: Vec::new(),
                 })
                 .collect();
             self.ctx.store.add_chunks(&tracked).await?;

@@ -384,6 +384,7 @@ fn chunk(
         prm_ids: s(prm),
         done: false,
         counts: Counts::default(),
+        held: Vec::new(),
     }
 }
 
@@ -462,17 +463,36 @@ pub async fn run_chunks(store: &dyn Store) {
     };
     let finish = |integration: Integration, run_id: &'static str, number: u32, counts: Counts| async move {
         store
-            .finish_chunk(integration, run_id, number, &counts)
+            .finish_chunk(integration, run_id, number, &counts, &[])
             .await
             .unwrap_or_else(|e| panic!("finish_chunk({integration}, {run_id}, {number}): {e}"))
     };
+    // The write-backs a chunk's pass held, kept with the chunk.
+    let held = |crm: &str, value: &str| crate::pass::HeldUpdate {
+        crm_id: crm.into(),
+        prm_id: format!("org-{crm}"),
+        patch: serde_json::json!({"PRM_Id__c": value, "Rating": null})
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+        snapshot: vec![("prm_id".into(), serde_json::json!(value))],
+        created: Some(prmsync_mapping::config::Side::Prm),
+        retry: true,
+    };
+    let kept = vec![held("001A", "org-1"), held("001B", "org-2")];
     assert_eq!(
-        finish(i, "plan-1", 2, counts.clone()).await,
+        store
+            .finish_chunk(i, "plan-1", 2, &counts, &kept)
+            .await
+            .expect("finish with held write-backs"),
         Some(1),
         "the first finish of a chunk counts it: 1 chunk of the run done"
     );
     assert_eq!(
-        finish(i, "plan-1", 2, other.clone()).await,
+        store
+            .finish_chunk(i, "plan-1", 2, &other, &[held("001C", "org-3")])
+            .await
+            .expect("finish again"),
         None,
         "finishing a chunk again (a redelivered message) counts nothing"
     );
@@ -519,10 +539,11 @@ pub async fn run_chunks(store: &dyn Store) {
     let mut c2_done = c2.clone();
     c2_done.done = true;
     c2_done.counts = counts.clone();
+    c2_done.held = kept.clone();
     assert_eq!(
         store.run_chunks(i, "plan-1").await.expect("list"),
         vec![c0_done.clone(), c1.clone(), c2_done.clone(), c10.clone()],
-        "a done chunk keeps the counts of its first finish; the others are not done"
+        "a done chunk keeps the counts and held write-backs of its first finish; the others are not done"
     );
     assert_eq!(
         store.chunk_done(i, "plan-1", 2).await.expect("chunk_done"),
