@@ -2,6 +2,8 @@
 //! same Integration Log entries as sObject Collections, with creates, updates, per-record
 //! errors (too long, restricted picklist, duplicate external id, row lock) and a job that
 //! fails as a whole; and results lost after a job is closed converge without duplicates.
+//! A large run holds the write-backs of the links its passes create for one job, on one
+//! machine and on the Lambda path alike; a crash before they are written converges.
 
 mod common;
 
@@ -362,13 +364,9 @@ async fn an_org_that_refuses_ingest_jobs_is_written_through_collections_after_on
     );
 }
 
-/// 700 Accounts read in REST pages of 200: four passes, each writing fewer records than the
-/// ingest threshold of 300. A large run holds its passes' updates, so all 700 write-backs go
-/// in one ingest job once the Accounts are read, with the outcome of each record as a pass
-/// would have had it: a record Salesforce refuses gets its entry, the others their PRM id
-/// and a settled link. The run's writes are counted by `crash`, and it stops after the
-/// write `crash` names.
-async fn held_world(crash: &Arc<common::Crash>) -> (Harness, Vec<String>, Vec<RunReport>) {
+/// The 700 Accounts of [`held_world`], the 451st refused once for its data; the call
+/// counts start from here.
+async fn held_seed() -> (Harness, Vec<String>) {
     let h = Harness::with_ingest(300, 200).await;
     let accounts: Vec<String> = (0..700)
         .map(|i| h.account(&format!("Held Co {i}"), Some("Active Partner"), json!({})))
@@ -379,6 +377,17 @@ async fn held_world(crash: &Arc<common::Crash>) -> (Harness, Vec<String>, Vec<Ru
         "Account Site: data value too large: Held Co 450 (max length=80)",
     );
     h.sf.reset_api_calls();
+    (h, accounts)
+}
+
+/// 700 Accounts read in REST pages of 200: four passes, each writing fewer records than the
+/// ingest threshold of 300. A large run holds its passes' updates, so all 700 write-backs go
+/// in one ingest job once the Accounts are read, with the outcome of each record as a pass
+/// would have had it: a record Salesforce refuses gets its entry, the others their PRM id
+/// and a settled link. The run's writes are counted by `crash`, and it stops after the
+/// write `crash` names.
+async fn held_world(crash: &Arc<common::Crash>) -> (Harness, Vec<String>, Vec<RunReport>) {
+    let (h, accounts) = held_seed().await;
     let ctx = h.crashing_ctx(crash);
     let reports = h.sync_ctx(&ctx, RunMode::Incremental).await;
     (h, accounts, reports)
@@ -504,16 +513,7 @@ async fn on_the_lambda_path_the_run_writes_its_chunks_write_backs_in_one_job() {
     common::assert_succeeded(&reports);
     let one_machine = one.sf.api_calls();
 
-    let h = Harness::with_ingest(300, 200).await;
-    let accounts: Vec<String> = (0..700)
-        .map(|i| h.account(&format!("Held Co {i}"), Some("Active Partner"), json!({})))
-        .collect();
-    h.sf.faults().fail_record_write(
-        &accounts[450],
-        "STRING_TOO_LONG",
-        "Account Site: data value too large: Held Co 450 (max length=80)",
-    );
-    h.sf.reset_api_calls();
+    let (h, accounts) = held_seed().await;
     let out = h.lambda_sync(&h.ctx(), RunMode::Incremental).await;
     assert!(out.chunks.len() >= 4, "{} chunks", out.chunks.len());
     let lambda = h.sf.api_calls();
