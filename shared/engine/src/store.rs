@@ -248,6 +248,81 @@ pub trait Cursors: Send + Sync {
     ) -> Result<Option<PlanCheckpoint>, StoreError>;
 }
 
+/// A Salesforce update a pass planned and left to a later ingest job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeldUpdate {
+    pub crm_id: String,
+    pub prm_id: String,
+    /// The fields to write.
+    pub patch: prmsync_mapping::Fields,
+    /// The snapshot keys the write carries, with their values once it is written.
+    pub snapshot: Vec<(String, Value)>,
+    /// The side the pass created the record on (a created pair logs no update).
+    pub created: Option<prmsync_mapping::config::Side>,
+    /// The link was marked for a retry before the write was held (a reference not linked
+    /// yet...): the mark stays after the write.
+    pub retry: bool,
+}
+
+impl HeldUpdate {
+    /// Takes a later update of the same pair into this one: its fields and snapshot values
+    /// win. No I/O.
+    pub fn absorb(&mut self, later: HeldUpdate) {
+        self.patch.extend(later.patch);
+        for (key, value) in later.snapshot {
+            match self.snapshot.iter_mut().find(|(k, _)| *k == key) {
+                Some(slot) => slot.1 = value,
+                None => self.snapshot.push((key, value)),
+            }
+        }
+        self.created = self.created.or(later.created);
+    }
+}
+
+/// The Salesforce updates passes hold for one ingest job, one per pair (a later
+/// pass's update of a pair is taken into the earlier one).
+#[derive(Debug, Default)]
+pub struct HeldUpdates {
+    rows: Vec<HeldUpdate>,
+    by_pair: std::collections::HashMap<(String, String), usize>,
+    since: Option<std::time::Instant>,
+}
+
+impl HeldUpdates {
+    pub fn add(&mut self, held: Vec<HeldUpdate>) {
+        for h in held {
+            self.since.get_or_insert_with(std::time::Instant::now);
+            match self.by_pair.get(&(h.crm_id.clone(), h.prm_id.clone())) {
+                Some(&i) => self.rows[i].absorb(h),
+                None => {
+                    self.by_pair
+                        .insert((h.crm_id.clone(), h.prm_id.clone()), self.rows.len());
+                    self.rows.push(h);
+                }
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// How long the oldest update has been held.
+    pub fn waited(&self) -> std::time::Duration {
+        self.since.map(|t| t.elapsed()).unwrap_or_default()
+    }
+
+    pub fn take(&mut self) -> Vec<HeldUpdate> {
+        let rows = std::mem::take(&mut self.rows);
+        *self = HeldUpdates::default();
+        rows
+    }
+}
+
 /// One chunk of a planned run, tracked from before it is queued until a worker has synced
 /// it, so that the run knows when it is done (its cursors move only then).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -266,7 +341,7 @@ pub struct ChunkRecord {
     /// worker that closes the run writes those of every chunk together
     /// ([`crate::frame::close_run`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub held: Vec<crate::pass::HeldUpdate>,
+    pub held: Vec<HeldUpdate>,
 }
 
 /// The chunks of planned runs (AWS: a planner queues them, workers finish them).
@@ -285,7 +360,7 @@ pub trait RunChunks: Send + Sync {
         run_id: &str,
         number: u32,
         counts: &crate::report::Counts,
-        held: &[crate::pass::HeldUpdate],
+        held: &[HeldUpdate],
     ) -> Result<Option<u64>, StoreError>;
     /// Whether a chunk is done: Some(true) once [`finish_chunk`](Self::finish_chunk)
     /// counted it, Some(false) before, None for a chunk never added (or whose run closed).

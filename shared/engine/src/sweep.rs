@@ -57,10 +57,7 @@ pub const PRM_BATCH: usize = 1_000;
 /// Organizations whose people one pass reads on an incremental people run.
 const PENDING_BATCH: usize = 200;
 
-/// Held Salesforce updates that make an ingest job settle at once (about 150 bytes each
-/// for a write-back, plus the job's CSV): the run's memory target with the next page read
-/// ahead.
-pub const HELD_UPDATES_MAX: usize = 50_000;
+pub use crate::pass::HELD_UPDATES_MAX;
 /// The longest a held Salesforce update waits for its job: a Salesforce user's edit of the
 /// same fields in that time is overwritten, as by any write made just after it.
 pub const HELD_UPDATES_WAIT: std::time::Duration = std::time::Duration::from_secs(60);

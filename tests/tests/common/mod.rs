@@ -813,14 +813,15 @@ pub async fn drain(
         if chunks.is_empty() {
             return;
         }
-        // In batches of 10, a few chunks at a time, as sync-worker takes them off SQS.
+        // In batches of 10, as sync-worker takes them off SQS, one chunk at a time (the
+        // Lambda functions' tests on moto run sync-worker's own concurrency).
         let mut reports = Vec::new();
         for batch in chunks.chunks(10) {
             let batch: Vec<(Chunk, Delivery)> = batch
                 .iter()
                 .map(|c| (c.clone(), Delivery { receive_count: 1 }))
                 .collect();
-            for ((chunk, _), report) in batch.iter().zip(work_chunks(ctx, queue, &batch, 4).await) {
+            for ((chunk, _), report) in batch.iter().zip(work_chunks(ctx, queue, &batch, 1).await) {
                 match report {
                     Ok(report) => reports.push(report),
                     // The message fails: SQS delivers it again.

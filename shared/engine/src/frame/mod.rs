@@ -494,7 +494,7 @@ pub async fn close_run(
 }
 
 /// Writes the write-backs a planned run's chunks held (the links their passes created),
-/// all of the run's in one ingest job per [`crate::sweep::HELD_UPDATES_MAX`], as the
+/// all of the run's in one ingest job per [`crate::pass::HELD_UPDATES_MAX`], as the
 /// one-machine sweep writes them: each record settled on its link, logged, failed ones in
 /// the retry set. Before the checkpoint is taken: a closer that stops meanwhile leaves
 /// the run open, and the next one (or the planner's next invocation) writes them again,
@@ -511,7 +511,7 @@ async fn write_held(
         held.add(c.held.clone());
     }
     let held = held.take();
-    for part in held.chunks(crate::sweep::HELD_UPDATES_MAX) {
+    for part in held.chunks(crate::pass::HELD_UPDATES_MAX) {
         let out = crate::pass::settle_held_updates(ctx, integration.object(), run_id, part.to_vec())
             .await
             .map_err(|e| match e {

@@ -22,92 +22,20 @@
 use std::collections::HashMap;
 
 use prmsync_mapping::config::Side;
-use prmsync_mapping::Fields;
-use serde_json::Value;
 
 use super::pair::restore_snapshot_keys;
 use super::write::repeated;
 use super::{Pass, PassError, WorkPair};
+pub use crate::store::{HeldUpdate, HeldUpdates};
 use crate::store::{Link, LinkState};
+
+/// Held updates written by one ingest job at most (about 150 bytes each for a write-back,
+/// plus the job's CSV): the run's memory target with the next page read ahead.
+pub const HELD_UPDATES_MAX: usize = 50_000;
 
 /// Held updates settled on their links at a time, after the one call that writes them all:
 /// the pairs of a slice are held whole, as a pass's are.
 pub const SETTLE_SLICE: usize = 2_000;
-
-/// A Salesforce update a pass planned and left to a later ingest job.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct HeldUpdate {
-    pub crm_id: String,
-    pub prm_id: String,
-    /// The fields to write.
-    pub patch: Fields,
-    /// The snapshot keys the write carries, with their values once it is written.
-    pub snapshot: Vec<(String, Value)>,
-    /// The side the pass created the record on (a created pair logs no update).
-    pub created: Option<Side>,
-    /// The link was marked for a retry before the write was held (a reference not linked
-    /// yet...): the mark stays after the write.
-    pub retry: bool,
-}
-
-/// The Salesforce updates passes hold for one ingest job, one per pair (a later
-/// pass's update of a pair is taken into the earlier one).
-#[derive(Debug, Default)]
-pub struct HeldUpdates {
-    rows: Vec<HeldUpdate>,
-    by_pair: HashMap<(String, String), usize>,
-    since: Option<std::time::Instant>,
-}
-
-impl HeldUpdates {
-    pub fn add(&mut self, held: Vec<HeldUpdate>) {
-        for h in held {
-            self.since.get_or_insert_with(std::time::Instant::now);
-            match self.by_pair.get(&(h.crm_id.clone(), h.prm_id.clone())) {
-                Some(&i) => self.rows[i].absorb(h),
-                None => {
-                    self.by_pair
-                        .insert((h.crm_id.clone(), h.prm_id.clone()), self.rows.len());
-                    self.rows.push(h);
-                }
-            }
-        }
-    }
-
-    pub fn len(&self) -> usize {
-        self.rows.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
-    }
-
-    /// How long the oldest update has been held.
-    pub fn waited(&self) -> std::time::Duration {
-        self.since.map(|t| t.elapsed()).unwrap_or_default()
-    }
-
-    pub fn take(&mut self) -> Vec<HeldUpdate> {
-        let rows = std::mem::take(&mut self.rows);
-        *self = HeldUpdates::default();
-        rows
-    }
-}
-
-impl HeldUpdate {
-    /// Takes a later update of the same pair into this one: its fields and snapshot values
-    /// win. No I/O.
-    pub fn absorb(&mut self, later: HeldUpdate) {
-        self.patch.extend(later.patch);
-        for (key, value) in later.snapshot {
-            match self.snapshot.iter_mut().find(|(k, _)| *k == key) {
-                Some(slot) => slot.1 = value,
-                None => self.snapshot.push((key, value)),
-            }
-        }
-        self.created = self.created.or(later.created);
-    }
-}
 
 /// Whether a pair's Salesforce update may wait for a later job: the write-back of a pair
 /// this pass created (the PRM id, Record Status and what else the new link owes the
@@ -250,7 +178,8 @@ impl Pass<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use prmsync_mapping::Fields;
+    use serde_json::{json, Value};
 
     fn fields(v: Value) -> Fields {
         v.as_object().unwrap().clone()
@@ -353,11 +282,12 @@ mod tests {
         let mut rows = HeldUpdates::default();
         rows.add(vec![held("001A", "Name", "a"), held("001B", "Name", "b")]);
         rows.add(vec![held("001A", "Name", "a2"), held("001A", "Phone", "1")]);
-        assert_eq!(rows.rows.len(), 2);
-        assert_eq!(rows.rows[0].patch["Name"], "a2");
-        assert_eq!(rows.rows[0].patch["Phone"], "1");
+        assert_eq!(rows.len(), 2);
         let taken = rows.take();
         assert_eq!(taken.len(), 2);
-        assert!(rows.rows.is_empty() && rows.by_pair.is_empty() && rows.since.is_none());
+        assert_eq!(taken[0].patch["Name"], "a2");
+        assert_eq!(taken[0].patch["Phone"], "1");
+        assert!(rows.is_empty());
+        assert_eq!(rows.waited(), std::time::Duration::ZERO);
     }
 }
