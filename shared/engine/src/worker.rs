@@ -272,25 +272,37 @@ pub async fn work_chunks(
 ) -> Vec<Result<ChunkReport, StoreError>> {
     // The futures are made first: a stream mapping over borrowed chunks would not be
     // `Send` for the handler's spawned task.
-    let starts: Vec<_> = chunks
+    let works: Vec<_> = chunks
         .iter()
-        .map(|(chunk, delivery)| Box::pin(start_chunk(ctx, queue, chunk, *delivery)))
+        .map(|(chunk, delivery)| Box::pin(work_one(ctx, queue, chunk, *delivery)))
         .collect();
-    let started: Vec<Started> = futures::stream::iter(starts)
+    futures::stream::iter(works)
         .buffered(concurrency.max(1))
         .collect()
-        .await;
-    let mut reports = Vec::with_capacity(chunks.len());
-    for ((chunk, _), started) in chunks.iter().zip(started) {
-        reports.push(match started {
-            Started::Done(report) => report,
-            Started::Synced(sync) => finish_chunk(ctx, queue, chunk, sync).await,
-        });
-    }
-    reports
+        .await
 }
 
-/// A chunk of a batch once its pass ran: done with already, or synced (or not).
+/// Works one chunk: skipped (delivered again, waiting for the API limit), or synced and
+/// finished.
+#[tracing::instrument(name = "chunk", skip_all, fields(
+    run_id = chunk.run_id.as_str(),
+    integration = chunk.integration.as_str(),
+    chunk = chunk.number,
+    records = chunk.len(),
+))]
+async fn work_one(
+    ctx: &SyncContext,
+    queue: &dyn Queue,
+    chunk: &Chunk,
+    delivery: Delivery,
+) -> Result<ChunkReport, StoreError> {
+    match start_chunk(ctx, queue, chunk, delivery).await {
+        Started::Done(report) => report,
+        Started::Synced(sync) => finish_chunk(ctx, queue, chunk, sync).await,
+    }
+}
+
+/// A chunk once its pass ran: done with already, or synced (or not).
 enum Started {
     Done(Result<ChunkReport, StoreError>),
     Synced(Result<ChunkSync, EngineError>),
@@ -307,12 +319,6 @@ fn report_of(verdict: ChunkVerdict) -> ChunkReport {
 }
 
 /// Skips a chunk delivered again or waiting for the API limit; syncs the others.
-#[tracing::instrument(name = "chunk", skip_all, fields(
-    run_id = chunk.run_id.as_str(),
-    integration = chunk.integration.as_str(),
-    chunk = chunk.number,
-    records = chunk.len(),
-))]
 async fn start_chunk(
     ctx: &SyncContext,
     queue: &dyn Queue,
@@ -360,12 +366,6 @@ async fn start_chunk(
 
 /// What became of a synced chunk (see the module doc); marks it done and closes its run
 /// after its last chunk.
-#[tracing::instrument(name = "chunk", skip_all, fields(
-    run_id = chunk.run_id.as_str(),
-    integration = chunk.integration.as_str(),
-    chunk = chunk.number,
-    records = chunk.len(),
-))]
 async fn finish_chunk(
     ctx: &SyncContext,
     queue: &dyn Queue,
@@ -441,7 +441,7 @@ async fn finish_chunk(
         }
     }
     if let Some(number) = chunk.number {
-        if let Some(done) = ctx
+        let finished = ctx
             .store
             .finish_chunk(
                 chunk.integration,
@@ -450,9 +450,16 @@ async fn finish_chunk(
                 &report.counts,
                 &held,
             )
-            .await?
-        {
-            report.closed = close_after_last(ctx, chunk, done).await?;
+            .await?;
+        match finished {
+            Some(done) => report.closed = close_after_last(ctx, chunk, done).await?,
+            // Another delivery of the chunk finished it first, or its run closed: the
+            // run's close will not see these write-backs, so they are written now.
+            None if !held.is_empty() => {
+                crate::frame::write_held(ctx, chunk.integration, &chunk.run_id, [held].into_iter())
+                    .await?;
+            }
+            None => {}
         }
     }
     Ok(report)

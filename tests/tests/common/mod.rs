@@ -814,7 +814,10 @@ pub async fn drain(
             return;
         }
         // In batches of 10, as sync-worker takes them off SQS, one chunk at a time (the
-        // Lambda functions' tests on moto run sync-worker's own concurrency).
+        // Lambda functions' tests on moto run sync-worker's own concurrency). Four at a
+        // time, a full run's people chunk holding a PRM person and the one holding its
+        // purged Contact (found unseen) both log the deletion: the planner puts the two
+        // ids of one link in two chunks.
         let mut reports = Vec::new();
         for batch in chunks.chunks(10) {
             let batch: Vec<(Chunk, Delivery)> = batch

@@ -458,8 +458,9 @@ pub async fn close_run(
     integration: Integration,
     run_id: &str,
 ) -> Result<Option<ClosedRun>, StoreError> {
-    let chunks = ctx.store.run_chunks(integration, run_id).await?;
-    let mut counts = write_held(ctx, integration, run_id, &chunks).await?;
+    let mut chunks = ctx.store.run_chunks(integration, run_id).await?;
+    let held = chunks.iter_mut().map(|c| std::mem::take(&mut c.held));
+    let mut counts = write_held(ctx, integration, run_id, held).await?;
     let Some(cp) = ctx.store.take_checkpoint(integration, run_id).await? else {
         return Ok(None);
     };
@@ -499,20 +500,24 @@ pub async fn close_run(
 /// the retry set. Before the checkpoint is taken: a closer that stops meanwhile leaves
 /// the run open, and the next one (or the planner's next invocation) writes them again,
 /// the same values. Returns what the writes did.
-async fn write_held(
+pub(crate) async fn write_held(
     ctx: &SyncContext,
     integration: Integration,
     run_id: &str,
-    chunks: &[crate::store::ChunkRecord],
+    chunks: impl Iterator<Item = Vec<crate::store::HeldUpdate>>,
 ) -> Result<Counts, StoreError> {
     let mut counts = Counts::default();
-    let mut held = crate::pass::HeldUpdates::default();
-    for c in chunks {
-        held.add(c.held.clone());
+    let mut held = crate::store::HeldUpdates::default();
+    for rows in chunks {
+        held.add(rows);
     }
-    let held = held.take();
-    for part in held.chunks(crate::pass::HELD_UPDATES_MAX) {
-        let out = crate::pass::settle_held_updates(ctx, integration.object(), run_id, part.to_vec())
+    let mut held = held.take().into_iter();
+    loop {
+        let part: Vec<_> = held.by_ref().take(crate::pass::HELD_UPDATES_MAX).collect();
+        if part.is_empty() {
+            break;
+        }
+        let out = crate::pass::settle_held_updates(ctx, integration.object(), run_id, part)
             .await
             .map_err(|e| match e {
                 crate::pass::PassError::Store(e) => e,
