@@ -9,9 +9,11 @@
 //! A crash before the job's results leaves nothing half-written: the next run reads the
 //! pair again and either finds Salesforce written (both sides now agree) or writes it.
 //!
-//! [`Pass::settle_held`] then rebuilds each pair from its stored link and sends the rows
-//! through the pass's own Salesforce write (`write_crm_rows`): the same reserve check,
-//! outcomes, Integration Log entries, counts and failures as a pass's own write.
+//! [`Pass::settle_held`] then sends the rows in one call and settles each on its stored
+//! link through the pass's own Salesforce write (`send_crm_updates`, `apply_crm_results`):
+//! the same reserve check, outcomes, Integration Log entries, counts and failures as a
+//! pass's own write. On AWS the rows wait with their chunk until the run closes
+//! (`crate::frame::close_run`).
 //!
 //! Only the write-backs of pairs a pass created are held (a first import writes one per
 //! record): not an update of a pair linked before, which would overwrite a Salesforce
