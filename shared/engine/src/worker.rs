@@ -66,18 +66,10 @@ pub struct ChunkSync {
 }
 
 /// Syncs a chunk's records: the fresh ones it carries, or read again by id. Writes the
-/// passes' Integration Log entries. Safe to run twice, or on two workers at once.
-pub async fn sync_chunk(
-    ctx: &SyncContext,
-    chunk: &Chunk,
-    delivery: Delivery,
-) -> Result<ChunkSync, EngineError> {
-    sync_chunk_holding(ctx, chunk, delivery, false).await
-}
-
-/// [`sync_chunk`], its own pass holding its Salesforce updates when `hold`
+/// passes' Integration Log entries. Safe to run twice, or on two workers at once. With
+/// `hold`, the chunk's own pass holds the write-backs of the links it creates
 /// ([`ChunkSync::held`]).
-async fn sync_chunk_holding(
+pub async fn sync_chunk(
     ctx: &SyncContext,
     chunk: &Chunk,
     delivery: Delivery,
@@ -296,16 +288,14 @@ async fn work_one(
     chunk: &Chunk,
     delivery: Delivery,
 ) -> Result<ChunkReport, StoreError> {
-    match start_chunk(ctx, queue, chunk, delivery).await {
-        Started::Done(report) => report,
-        Started::Synced(sync) => finish_chunk(ctx, queue, chunk, sync).await,
+    if let Some(report) = skipped(ctx, queue, chunk).await? {
+        return Ok(report);
     }
-}
-
-/// A chunk once its pass ran: done with already, or synced (or not).
-enum Started {
-    Done(Result<ChunkReport, StoreError>),
-    Synced(Result<ChunkSync, EngineError>),
+    // A planned run's chunk holds the write-backs of the links its pass creates for the
+    // run's ingest job (see `ChunkRecord::held`); change events' chunks write at once.
+    let hold = chunk.number.is_some() && ctx.mapping.salesforce.bulk_ingest_threshold > 0;
+    let synced = sync_chunk(ctx, chunk, delivery, hold).await;
+    finish_chunk(ctx, queue, chunk, synced).await
 }
 
 fn report_of(verdict: ChunkVerdict) -> ChunkReport {
@@ -318,50 +308,41 @@ fn report_of(verdict: ChunkVerdict) -> ChunkReport {
     }
 }
 
-/// Skips a chunk delivered again or waiting for the API limit; syncs the others.
-async fn start_chunk(
+/// The report of a chunk not to sync: delivered again (a run still open with every chunk
+/// done lost its close, and this delivery closes it), or waiting for the API limit. None
+/// for a chunk to sync.
+async fn skipped(
     ctx: &SyncContext,
     queue: &dyn Queue,
     chunk: &Chunk,
-    delivery: Delivery,
-) -> Started {
-    // A planned run's chunk holds the write-backs of the links its pass creates for the
-    // run's ingest job (see `ChunkRecord::held`); change events' chunks write at once.
-    let hold = chunk.number.is_some() && ctx.mapping.salesforce.bulk_ingest_threshold > 0;
-    let skip = async {
-        if let Some(number) = chunk.number {
-            let done = ctx
-                .store
-                .chunk_done(chunk.integration, &chunk.run_id, number)
-                .await?;
-            if done != Some(false) {
-                // A redelivery of a chunk already synced, or of a run closed since: nothing
-                // to sync, and no call made. A run still open with every chunk done lost
-                // its close (the closer failed, see `close_after_last`): this one closes it.
-                let mut report = report_of(ChunkVerdict::Redelivered);
-                if done == Some(true) {
-                    let chunks = ctx
-                        .store
-                        .run_chunks(chunk.integration, &chunk.run_id)
-                        .await?;
-                    let done = chunks.iter().filter(|c| c.done).count() as u64;
-                    report.closed = close_after_last(ctx, chunk, done).await?;
-                }
-                return Ok(Some(report));
+) -> Result<Option<ChunkReport>, StoreError> {
+    if let Some(number) = chunk.number {
+        let done = ctx
+            .store
+            .chunk_done(chunk.integration, &chunk.run_id, number)
+            .await?;
+        if done != Some(false) {
+            // A redelivery of a chunk already synced, or of a run closed since: nothing to
+            // sync, and no call made. A run still open with every chunk done lost its close
+            // (the closer failed, see `close_after_last`): this one closes it.
+            let mut report = report_of(ChunkVerdict::Redelivered);
+            if done == Some(true) {
+                let chunks = ctx
+                    .store
+                    .run_chunks(chunk.integration, &chunk.run_id)
+                    .await?;
+                let done = chunks.iter().filter(|c| c.done).count() as u64;
+                report.closed = close_after_last(ctx, chunk, done).await?;
             }
+            return Ok(Some(report));
         }
-        let now = Utc::now();
-        if let Some(until) = ctx.store.api_hold().await?.filter(|u| *u > now) {
-            defer(queue, chunk, until - now).await?;
-            return Ok(Some(report_of(ChunkVerdict::Deferred)));
-        }
-        Ok::<_, StoreError>(None)
-    };
-    match skip.await {
-        Ok(None) => Started::Synced(sync_chunk_holding(ctx, chunk, delivery, hold).await),
-        Ok(Some(report)) => Started::Done(Ok(report)),
-        Err(e) => Started::Done(Err(e)),
     }
+    let now = Utc::now();
+    if let Some(until) = ctx.store.api_hold().await?.filter(|u| *u > now) {
+        defer(queue, chunk, until - now).await?;
+        return Ok(Some(report_of(ChunkVerdict::Deferred)));
+    }
+    Ok(None)
 }
 
 /// What became of a synced chunk (see the module doc); marks it done and closes its run
