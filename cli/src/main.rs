@@ -1,6 +1,12 @@
 //! `prmsync`: the operator CLI — run a sync, the Sync Manager, the Integration Log and the
 //! sandbox.
 
+/// The allocator of the CLI and its simulators: a sync allocates and frees many small
+/// strings and maps per record, where mimalloc spends a fraction of glibc malloc's time
+/// (`docs/benchmarks.md`, "Large imports").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod commands;
 mod connect;
 mod exit;
