@@ -229,12 +229,35 @@ pub fn parse_date(s: &str) -> Option<NaiveDate> {
 
 /// Reads both systems' datetime spellings: RFC 3339 (`...Z`, `+00:00`) and Salesforce's
 /// `2026-11-22T10:15:30.123+0000`.
+///
+/// Salesforce's spelling is read as RFC 3339 with the offset's colon put back (the
+/// `strftime` parser takes ten times as long, and every record of a sync carries a
+/// `SystemModstamp`); other `%z` spellings fall back to it.
 pub fn parse_datetime(s: &str) -> Option<DateTime<Utc>> {
     let s = s.trim();
-    DateTime::parse_from_rfc3339(s)
-        .or_else(|_| DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z"))
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.with_timezone(&Utc));
+    }
+    if let Some(t) = colonless_offset(s).and_then(|r| DateTime::parse_from_rfc3339(&r).ok()) {
+        return Some(t.with_timezone(&Utc));
+    }
+    DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z")
         .ok()
         .map(|t| t.with_timezone(&Utc))
+}
+
+/// `...+0000` as `...+00:00`, when `s` ends with a four-digit offset. No I/O.
+fn colonless_offset(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let n = b.len();
+    if n < 6 || !matches!(b[n - 5], b'+' | b'-') || !b[n - 4..].iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let mut out = String::with_capacity(n + 1);
+    out.push_str(&s[..n - 2]);
+    out.push(':');
+    out.push_str(&s[n - 2..]);
+    Some(out)
 }
 
 /// The canonical datetime spelling: RFC 3339 UTC with milliseconds.
@@ -303,6 +326,25 @@ mod tests {
         ] {
             let once = round(v.clone(), 2);
             assert_eq!(round(once.clone(), 2), once, "{v}");
+        }
+    }
+
+    #[test]
+    fn salesforce_and_rfc3339_datetimes_read_as_the_same_instant() {
+        let z = parse_datetime("2013-05-07T22:07:19.000Z").unwrap();
+        assert_eq!(parse_datetime("2013-05-07T22:07:19.000+0000"), Some(z));
+        assert_eq!(parse_datetime("2013-05-07T22:07:19+0000"), Some(z));
+        assert_eq!(parse_datetime("2013-05-07T23:07:19.000+0100"), Some(z));
+        assert_eq!(parse_datetime("2013-05-07T17:07:19.000-0500"), Some(z));
+        assert_eq!(parse_datetime(" 2013-05-07T22:07:19+00:00 "), Some(z));
+        for bad in [
+            "2013-05-07T22:07:19.000+00",
+            "+0000",
+            "2013-05-07",
+            "nope",
+            "2013-05-07T22:07:19.000+00x0",
+        ] {
+            assert_eq!(parse_datetime(bad), None, "{bad}");
         }
     }
 

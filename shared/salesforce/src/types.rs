@@ -88,18 +88,9 @@ fn strip_attributes(v: &mut Value) {
     }
 }
 
-/// Parse a Salesforce datetime: `2026-11-22T10:00:00.000+0000`, `...Z` or RFC 3339.
-pub fn parse_datetime(s: &str) -> Option<DateTime<Utc>> {
-    if let Ok(d) = DateTime::parse_from_rfc3339(s) {
-        return Some(d.with_timezone(&Utc));
-    }
-    for fmt in ["%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%dT%H:%M:%S%z"] {
-        if let Ok(d) = DateTime::parse_from_str(s, fmt) {
-            return Some(d.with_timezone(&Utc));
-        }
-    }
-    None
-}
+/// Parse a Salesforce datetime: `2026-11-22T10:00:00.000+0000`, `...Z` or RFC 3339 (the
+/// mapping's reading, one for both systems).
+pub use prmsync_mapping::value::parse_datetime;
 
 /// Parse a Salesforce date `2026-11-22`.
 pub fn parse_date(s: &str) -> Option<NaiveDate> {

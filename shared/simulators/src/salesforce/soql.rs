@@ -737,22 +737,47 @@ fn like_match(pattern: &[LikeTok], text: &[char]) -> bool {
     reachable[text.len()]
 }
 
-fn cmp_stored(t: FieldType, a: &Value, b: &Value) -> Ordering {
-    match (a, b) {
-        (Value::String(x), Value::String(y)) => {
-            if t == FieldType::Datetime {
-                if let (Some(x), Some(y)) = (parse_datetime(x), parse_datetime(y)) {
-                    return x.cmp(&y);
-                }
-            }
-            norm_text(t, x).cmp(&norm_text(t, y))
+/// A row's sort key: one [`SortKey`] per `ORDER BY` item, `None` for a null.
+type RowKey = Vec<Option<SortKey>>;
+
+/// What a non-null stored value sorts by in `ORDER BY`: a datetime as its instant, a text
+/// folded as [`norm_text`] folds it, numbers and booleans as themselves. Values of
+/// different kinds sort as equal.
+#[derive(Debug)]
+enum SortKey {
+    Time(chrono::DateTime<chrono::Utc>),
+    Text(String),
+    Number(f64),
+    Bool(bool),
+    Other,
+}
+
+impl SortKey {
+    /// `None` for a null.
+    fn of(t: FieldType, v: &Value) -> Option<Self> {
+        Some(match v {
+            Value::Null => return None,
+            Value::String(s) => match (t == FieldType::Datetime)
+                .then(|| parse_datetime(s))
+                .flatten()
+            {
+                Some(time) => SortKey::Time(time),
+                None => SortKey::Text(norm_text(t, s)),
+            },
+            Value::Number(n) => n.as_f64().map_or(SortKey::Other, SortKey::Number),
+            Value::Bool(b) => SortKey::Bool(*b),
+            _ => SortKey::Other,
+        })
+    }
+
+    fn cmp(&self, other: &Self) -> Ordering {
+        match (self, other) {
+            (SortKey::Time(a), SortKey::Time(b)) => a.cmp(b),
+            (SortKey::Text(a), SortKey::Text(b)) => a.cmp(b),
+            (SortKey::Number(a), SortKey::Number(b)) => a.partial_cmp(b).unwrap_or(Ordering::Equal),
+            (SortKey::Bool(a), SortKey::Bool(b)) => a.cmp(b),
+            _ => Ordering::Equal,
         }
-        (Value::Number(x), Value::Number(y)) => x
-            .as_f64()
-            .partial_cmp(&y.as_f64())
-            .unwrap_or(Ordering::Equal),
-        (Value::Bool(x), Value::Bool(y)) => x.cmp(y),
-        _ => Ordering::Equal,
     }
 }
 
@@ -766,31 +791,43 @@ pub fn execute<'r>(
         .filter(|r| query.filter.as_ref().is_none_or(|c| eval(obj, c, r)))
         .collect();
     if !query.order.is_empty() {
-        out.sort_by(|a, b| {
-            for item in &query.order {
-                let Some(def) = obj.field(&item.field) else {
+        // Each row's sort key is read once (a datetime parsed, a text folded), not at
+        // every comparison.
+        let key = |r: &Map<String, Value>| -> RowKey {
+            query
+                .order
+                .iter()
+                .map(|item| {
+                    let def = obj.field(&item.field)?;
+                    SortKey::of(def.field_type, r.get(&def.name)?)
+                })
+                .collect()
+        };
+        let mut keyed: Vec<(RowKey, &Map<String, Value>)> =
+            out.into_iter().map(|r| (key(r), r)).collect();
+        keyed.sort_by(|(a, _), (b, _)| {
+            for ((item, ka), kb) in query.order.iter().zip(a).zip(b) {
+                if obj.field(&item.field).is_none() {
                     continue;
-                };
-                let va = a.get(&def.name).unwrap_or(&Value::Null);
-                let vb = b.get(&def.name).unwrap_or(&Value::Null);
-                let ord = match (va.is_null(), vb.is_null()) {
-                    (true, true) => Ordering::Equal,
-                    (true, false) => {
+                }
+                let ord = match (ka, kb) {
+                    (None, None) => Ordering::Equal,
+                    (None, Some(_)) => {
                         if item.nulls_last {
                             Ordering::Greater
                         } else {
                             Ordering::Less
                         }
                     }
-                    (false, true) => {
+                    (Some(_), None) => {
                         if item.nulls_last {
                             Ordering::Less
                         } else {
                             Ordering::Greater
                         }
                     }
-                    (false, false) => {
-                        let o = cmp_stored(def.field_type, va, vb);
+                    (Some(x), Some(y)) => {
+                        let o = x.cmp(y);
                         if item.descending {
                             o.reverse()
                         } else {
@@ -804,6 +841,7 @@ pub fn execute<'r>(
             }
             Ordering::Equal
         });
+        out = keyed.into_iter().map(|(_, r)| r).collect();
     }
     let offset = query.offset.unwrap_or(0);
     let limit = query.limit.unwrap_or(usize::MAX);
