@@ -104,6 +104,24 @@ impl Link {
     }
 }
 
+/// A link's ids and state without its snapshot: what translating a reference needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinkIds {
+    pub prm_id: String,
+    pub crm_id: String,
+    pub state: LinkState,
+}
+
+impl From<&Link> for LinkIds {
+    fn from(link: &Link) -> Self {
+        LinkIds {
+            prm_id: link.prm_id.clone(),
+            crm_id: link.crm_id.clone(),
+            state: link.state,
+        }
+    }
+}
+
 #[async_trait]
 pub trait Links: Send + Sync {
     /// Links of `object` with any of these Salesforce or PRM ids.
@@ -113,6 +131,19 @@ pub trait Links: Send + Sync {
         crm_ids: &[String],
         prm_ids: &[String],
     ) -> Result<Vec<Link>, StoreError>;
+
+    /// [`find_links`](Self::find_links) without the snapshots (the references of a page of
+    /// people name thousands of organizations). Stores that can read fewer columns
+    /// override it.
+    async fn find_link_ids(
+        &self,
+        object: ObjectKind,
+        crm_ids: &[String],
+        prm_ids: &[String],
+    ) -> Result<Vec<LinkIds>, StoreError> {
+        let links = self.find_links(object, crm_ids, prm_ids).await?;
+        Ok(links.iter().map(LinkIds::from).collect())
+    }
 
     /// Saves a link if its `version` is still the stored one (0 = must not exist yet) and
     /// returns it with the new version. Fails with [`StoreError::Conflict`] otherwise.

@@ -87,6 +87,15 @@ impl Stored {
     }
 }
 
+/// The `state` column of the link `object prm_id`.
+pub(crate) fn link_state(object: &str, prm_id: &str, state: &str) -> Result<LinkState, StoreError> {
+    LinkState::parse(state).ok_or_else(|| {
+        Stored::new("link", format!("{object} {prm_id}")).corrupt(format!(
+            "state `{state}` is not linked/unselected/disconnected/deleted_in_prm"
+        ))
+    })
+}
+
 /// A `links` row as stored (columns in this order).
 pub(crate) struct LinkRow {
     pub(crate) object: String,
@@ -127,12 +136,7 @@ impl LinkRow {
                 self.object
             ))
         })?;
-        let state = LinkState::parse(&self.state).ok_or_else(|| {
-            row.corrupt(format!(
-                "state `{}` is not linked/unselected/disconnected/deleted_in_prm",
-                self.state
-            ))
-        })?;
+        let state = link_state(&self.object, &self.prm_id, &self.state)?;
         Ok(Link {
             object,
             state,

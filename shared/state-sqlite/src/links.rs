@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use prmsync_engine::store::{Link, LinkState, Links, Rejections, StoreError};
+use prmsync_engine::store::{Link, LinkIds, LinkState, Links, Rejections, StoreError};
 use prmsync_mapping::ObjectKind;
 use rusqlite::{params, params_from_iter, Connection};
 
-use crate::codec::{backend, ts, LinkRow};
+use crate::codec::{backend, link_state, ts, LinkRow};
 use crate::{SqliteStore, IN_CHUNK};
 
 #[async_trait]
@@ -22,26 +22,47 @@ impl Links for SqliteStore {
     ) -> Result<Vec<Link>, StoreError> {
         let (crm_ids, prm_ids) = (crm_ids.to_vec(), prm_ids.to_vec());
         self.call("find_links", move |conn| {
-            let mut out: BTreeMap<String, Link> = BTreeMap::new();
-            for (column, ids) in [("crm_id", &crm_ids), ("prm_id", &prm_ids)] {
-                for chunk in ids.chunks(IN_CHUNK) {
-                    let marks = vec!["?"; chunk.len()].join(",");
-                    let sql = format!(
-                        "SELECT object, prm_id, crm_id, state, snapshot, crm_modstamp, prm_version, version, retry, updated_at FROM links WHERE object = ? AND {column} IN ({marks})"
-                    );
-                    let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
-                    let args =
-                        std::iter::once(object.as_str().to_string()).chain(chunk.iter().cloned());
-                    let rows = stmt
-                        .query_map(params_from_iter(args), LinkRow::read)
-                        .map_err(backend)?;
-                    for row in rows {
-                        let link = row.map_err(backend)?.into_link()?;
-                        out.insert(link.prm_id.clone(), link);
-                    }
-                }
-            }
-            Ok(out.into_values().collect())
+            let rows = select_by_ids(conn, LINK_COLUMNS, object, &crm_ids, &prm_ids, |row| {
+                let link = LinkRow::read(row)?;
+                Ok((link.prm_id.clone(), link))
+            })?;
+            rows.into_values().map(LinkRow::into_link).collect()
+        })
+        .await
+    }
+
+    async fn find_link_ids(
+        &self,
+        object: ObjectKind,
+        crm_ids: &[String],
+        prm_ids: &[String],
+    ) -> Result<Vec<LinkIds>, StoreError> {
+        let (crm_ids, prm_ids) = (crm_ids.to_vec(), prm_ids.to_vec());
+        self.call("find_link_ids", move |conn| {
+            let rows = select_by_ids(
+                conn,
+                "prm_id, crm_id, state",
+                object,
+                &crm_ids,
+                &prm_ids,
+                |row| {
+                    let prm_id: String = row.get(0)?;
+                    Ok((
+                        prm_id.clone(),
+                        (prm_id, row.get(1)?, row.get::<_, String>(2)?),
+                    ))
+                },
+            )?;
+            rows.into_values()
+                .map(|(prm_id, crm_id, state)| {
+                    let state = link_state(object.as_str(), &prm_id, &state)?;
+                    Ok(LinkIds {
+                        prm_id,
+                        crm_id,
+                        state,
+                    })
+                })
+                .collect()
         })
         .await
     }
@@ -253,6 +274,40 @@ impl Rejections for SqliteStore {
         })
         .await
     }
+}
+
+/// The columns of a whole link, in the order [`LinkRow::read`] reads them.
+const LINK_COLUMNS: &str =
+    "object, prm_id, crm_id, state, snapshot, crm_modstamp, prm_version, version, retry, updated_at";
+
+/// `columns` of the links of `object` with any of these Salesforce or PRM ids, each row
+/// read by `read` into (PRM id, value): one row per link, whichever id found it.
+fn select_by_ids<T>(
+    conn: &Connection,
+    columns: &str,
+    object: ObjectKind,
+    crm_ids: &[String],
+    prm_ids: &[String],
+    read: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<(String, T)>,
+) -> Result<BTreeMap<String, T>, StoreError> {
+    let mut out = BTreeMap::new();
+    for (column, ids) in [("crm_id", crm_ids), ("prm_id", prm_ids)] {
+        for chunk in ids.chunks(IN_CHUNK) {
+            let marks = vec!["?"; chunk.len()].join(",");
+            let sql =
+                format!("SELECT {columns} FROM links WHERE object = ? AND {column} IN ({marks})");
+            let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
+            let args = std::iter::once(object.as_str()).chain(chunk.iter().map(String::as_str));
+            let rows = stmt
+                .query_map(params_from_iter(args), &read)
+                .map_err(backend)?;
+            for row in rows {
+                let (key, value) = row.map_err(backend)?;
+                out.insert(key, value);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Saves one link on a connection or inside a transaction (see [`Links::save_link`]) and

@@ -12,38 +12,41 @@ use serde_json::Value;
 
 use super::{Pass, PassError};
 use crate::objects::keys;
-use crate::store::{Link, LinkState};
+use crate::store::{Link, LinkIds, LinkState};
 
 /// The organization links a pass knows, by Salesforce Id and by PRM id: what a reference
-/// on one side is on the other.
+/// on one side is on the other. Ids and states only: a page of people names thousands of
+/// organizations.
 #[derive(Debug, Default, Clone)]
 pub struct OrgLinks {
-    by_crm: HashMap<String, Link>,
-    by_prm: HashMap<String, Link>,
+    /// Salesforce Id → (PRM id, state).
+    by_crm: HashMap<String, (String, LinkState)>,
+    /// PRM id → (Salesforce Id, state).
+    by_prm: HashMap<String, (String, LinkState)>,
 }
 
 impl OrgLinks {
     /// Adds (or replaces) an organization link.
     pub fn add(&mut self, link: &Link) {
-        self.by_crm.insert(link.crm_id.clone(), link.clone());
-        self.by_prm.insert(link.prm_id.clone(), link.clone());
+        self.add_ids(LinkIds::from(link));
+    }
+
+    /// Adds (or replaces) an organization link read without its snapshot.
+    pub fn add_ids(&mut self, link: LinkIds) {
+        self.by_crm
+            .insert(link.crm_id.clone(), (link.prm_id.clone(), link.state));
+        self.by_prm.insert(link.prm_id, (link.crm_id, link.state));
     }
 
     /// The PRM id of the organization a Salesforce Account Id stands for, while its link
     /// is live.
     pub fn prm_id_of(&self, account_id: &str) -> Option<String> {
-        self.by_crm
-            .get(account_id)
-            .filter(|l| l.state == LinkState::Linked)
-            .map(|l| l.prm_id.clone())
+        live(self.by_crm.get(account_id))
     }
 
     /// The Salesforce Account Id of a PRM organization, while its link is live.
     pub fn crm_id_of(&self, organization_id: &str) -> Option<String> {
-        self.by_prm
-            .get(organization_id)
-            .filter(|l| l.state == LinkState::Linked)
-            .map(|l| l.crm_id.clone())
+        live(self.by_prm.get(organization_id))
     }
 
     /// The PRM organization of a Contact's Account, when that organization syncs.
@@ -59,6 +62,13 @@ impl OrgLinks {
             .str_field("organization_id")
             .and_then(|o| self.crm_id_of(o))
     }
+}
+
+/// The other side's id of a link that is live.
+fn live(entry: Option<&(String, LinkState)>) -> Option<String> {
+    entry
+        .filter(|(_, state)| *state == LinkState::Linked)
+        .map(|(id, _)| id.clone())
 }
 
 impl<'a> Pass<'a> {
@@ -98,13 +108,13 @@ impl<'a> Pass<'a> {
         if crm_ids.is_empty() && prm_ids.is_empty() {
             return Ok(());
         }
-        for l in self
+        let found = self
             .ctx
             .store
-            .find_links(ObjectKind::Organization, &crm_ids, &prm_ids)
-            .await?
-        {
-            self.add_org_link(&l);
+            .find_link_ids(ObjectKind::Organization, &crm_ids, &prm_ids)
+            .await?;
+        for ids in found {
+            self.org_links.add_ids(ids);
         }
         Ok(())
     }

@@ -110,6 +110,23 @@ pub async fn links(store: &dyn Store) {
         .await
         .expect("find by both ids");
     assert_eq!(both.len(), 1, "a link matched by both ids is returned once");
+    let id_rows = store
+        .find_link_ids(org, &s(&["001A"]), &s(&["org_1", "org_none"]))
+        .await
+        .expect("find link ids");
+    assert_eq!(
+        id_rows,
+        vec![crate::store::LinkIds::from(&saved)],
+        "find_link_ids finds what find_links finds, once, with its ids and state"
+    );
+    assert!(
+        store
+            .find_link_ids(ObjectKind::Person, &s(&["001A"]), &s(&["org_1"]))
+            .await
+            .expect("find link ids of another object")
+            .is_empty(),
+        "find_link_ids is per object too"
+    );
     assert!(
         store
             .find_links(ObjectKind::Person, &s(&["001A"]), &s(&["org_1"]))
