@@ -14,6 +14,7 @@ use prmsync_mapping::{CrmRecord, Fields, LogCode, ObjectKind, PrmRecord};
 use serde_json::{json, Value};
 
 use super::create_body::{crm_create_body, prm_create_body, NoCreate};
+use super::held::held_form;
 use super::{prm_concurrency, record_failure_of, Pass, PassError, WorkPair};
 use crate::store::{Link, StoreError};
 
@@ -140,11 +141,24 @@ impl<'a> Pass<'a> {
         if self.dry_run || created.is_empty() {
             return stop.map_or(Ok(created), Err);
         }
-        let links: Vec<Link> = created.iter().map(|i| i.link.clone()).collect();
+        // A write-back that may be held is stored in the form holding leaves its link.
+        let links: Vec<Link> = created
+            .iter()
+            .map(|p| held_form(p, self.hold_crm_updates).unwrap_or_else(|| p.link.clone()))
+            .collect();
         let results = self.ctx.store.save_links(&links).await;
         let mut out = Vec::with_capacity(created.len());
         for (mut pair, result) in created.into_iter().zip(results) {
             match result {
+                Ok(saved) if saved.retry != pair.link.retry => {
+                    // The pass goes on with the link as created; the stored form waits
+                    // for `hold` to match it.
+                    pair.link = Link {
+                        retry: pair.link.retry,
+                        ..saved.clone()
+                    };
+                    pair.stored_held = Some(Box::new(saved));
+                }
                 Ok(saved) => pair.link = saved,
                 Err(StoreError::Conflict { .. }) => continue,
                 Err(e) => return Err(e.into()),

@@ -31,10 +31,6 @@ use super::{Pass, PassError, WorkPair};
 pub use crate::store::{HeldUpdate, HeldUpdates};
 use crate::store::{Link, LinkState};
 
-/// Held updates written by one ingest job at most (about 150 bytes each for a write-back,
-/// plus the job's CSV): the run's memory target with the next page read ahead.
-pub const HELD_UPDATES_MAX: usize = 50_000;
-
 /// Held updates settled on their links at a time, after the one call that writes them all:
 /// the pairs of a slice are held whole, as a pass's are.
 pub const SETTLE_SLICE: usize = 2_000;
@@ -64,15 +60,28 @@ pub(super) fn hold(pair: &mut WorkPair) -> HeldUpdate {
     let held = HeldUpdate {
         crm_id: pair.link.crm_id.clone(),
         prm_id: pair.link.prm_id.clone(),
-        patch: pair.crm_patch.clone(),
+        patch: std::mem::take(&mut pair.crm_patch),
         snapshot,
         created: pair.created,
         retry: pair.link.retry,
     };
     restore_snapshot_keys(pair, Side::Crm);
     pair.link.retry = true;
-    pair.dirty = true;
+    // Stored in this form already when the pair was created (`Pass::save_created`):
+    // nothing more to save.
+    pair.dirty = pair.stored_held.as_deref() != Some(&pair.link);
     held
+}
+
+/// The form a created pair's link is stored in when its write-back may be held: marked
+/// for a retry, as [`hold`] leaves it, so that holding saves it no second time (and a
+/// crash before the write-back reads the pair again). `None` for a pair whose write-back
+/// is not held. No I/O.
+pub(super) fn held_form(pair: &WorkPair, holding: bool) -> Option<Link> {
+    (holding && pair.created == Some(Side::Prm)).then(|| Link {
+        retry: true,
+        ..pair.link.clone()
+    })
 }
 
 /// The pair a held update is settled on: the link as stored (its snapshot keeping what
@@ -219,6 +228,42 @@ mod tests {
         assert_eq!(pair.link.snapshot.get("name"), Some(&json!("Old")));
         assert_eq!(pair.link.snapshot.get("prm_id"), None);
         assert!(pair.link.retry && pair.dirty);
+    }
+
+    #[test]
+    fn a_link_stored_in_the_held_form_on_creation_is_not_saved_again_by_holding() {
+        let created = |pair: &WorkPair| {
+            let mut link = held_form(pair, true).expect("a PRM record created now");
+            link.snapshot = pair.old_snapshot.clone();
+            Some(Box::new(link))
+        };
+        let mut pair = pair_with_update();
+        pair.stored_held = created(&pair);
+        hold(&mut pair);
+        assert!(!pair.dirty, "the link is as stored");
+        assert!(
+            pair.crm_patch.is_empty(),
+            "the update went with the held row"
+        );
+        // A change beyond the write-back (a reference planned meanwhile) is saved.
+        let mut changed = pair_with_update();
+        changed.stored_held = created(&changed);
+        changed
+            .link
+            .snapshot
+            .insert("reference".into(), json!("org_9"));
+        hold(&mut changed);
+        assert!(changed.dirty);
+    }
+
+    #[test]
+    fn only_a_write_back_that_may_be_held_is_stored_in_the_held_form() {
+        let pair = pair_with_update();
+        assert!(held_form(&pair, true).is_some_and(|l| l.retry));
+        assert!(held_form(&pair, false).is_none(), "not holding");
+        let mut in_crm = pair_with_update();
+        in_crm.created = Some(Side::Crm);
+        assert!(held_form(&in_crm, true).is_none(), "created in Salesforce");
     }
 
     #[test]

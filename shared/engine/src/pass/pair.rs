@@ -55,6 +55,10 @@ pub struct WorkPair {
     pub(super) reported: Vec<PlanFinding>,
     /// The pair was linked by a match in this pass (not linked before).
     pub(super) matched: bool,
+    /// The link as this pass stored it on creating the pair, in the form a held
+    /// write-back leaves it (marked for a retry): `held::hold` saves nothing more when
+    /// the pair is that again.
+    pub(super) stored_held: Option<Box<Link>>,
 }
 
 impl WorkPair {
@@ -78,6 +82,7 @@ impl WorkPair {
             raced: false,
             reported: Vec::new(),
             matched: false,
+            stored_held: None,
         }
     }
 }

@@ -410,7 +410,12 @@ impl<'a> Pass<'a> {
                 self.rejected
                     .push(("link", pair.link.prm_id.clone(), version));
             }
-            if self.dry_run || !(pair.dirty || wrote) {
+            // A link stored on creation in the held form is saved when it is not that now.
+            let save = match pair.stored_held.as_deref() {
+                Some(stored) => *stored != pair.link,
+                None => pair.dirty || wrote,
+            };
+            if self.dry_run || !save {
                 continue;
             }
             pair.link.updated_at = Utc::now();
