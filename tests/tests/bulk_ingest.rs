@@ -414,6 +414,38 @@ fn assert_written_back(h: &Harness, accounts: &[String], refused: bool) {
     }
 }
 
+/// The 700 Accounts of [`held_seed`] with at most 250 write-backs held for a job: the rows of
+/// the first passes go out while the next passes run (on another thread), the rest after
+/// the pages. The same records, links, entries and counts as one job of all 700 gives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_updates_written_beside_the_next_passes_reach_the_same_end_as_one_job() {
+    let (mut h, accounts) = held_seed().await;
+    h.mapping.salesforce.bulk_ingest_job_records = 250;
+    let reports = h.sync_ctx(&h.ctx(), RunMode::Incremental).await;
+    common::assert_succeeded(&reports);
+    // The 400 rows of the first two passes go in a job written beside the third pass; the
+    // last 300 (the refused one among them), no more than the ingest threshold, in
+    // Collections of 200 after the pages.
+    let calls = h.sf.api_calls();
+    assert_eq!(calls.kind("bulk_ingest_create"), 1, "{calls:?}");
+    assert_eq!(calls.kind("composite_update"), 2, "{calls:?}");
+    assert_eq!(calls.kind("composite_upsert"), 0, "{calls:?}");
+    assert_written_back(&h, &accounts, true);
+    let refused = h.log(LogCode::CrmDataError).await;
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0].crm_id.as_deref(), Some(accounts[450].as_str()));
+    // The counts one job gives.
+    let (one, _) = held_seed().await;
+    let one_job = one.sync_ctx(&one.ctx(), RunMode::Incremental).await;
+    assert_eq!(one.sf.api_calls().kind("bulk_ingest_create"), 1);
+    for (a, b) in reports.iter().zip(&one_job) {
+        assert_eq!(a.counts, b.counts, "{reports:?} {one_job:?}");
+    }
+    assert_eq!(marked_for_retry(&h).await, 0);
+    let again = h.sync().await;
+    assert_eq!(common::total(&again, |c| c.writes()), 0, "{again:?}");
+}
+
 async fn marked_for_retry(h: &Harness) -> usize {
     h.ctx()
         .store

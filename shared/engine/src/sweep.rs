@@ -21,11 +21,12 @@
 //! an update held for a later, fuller Collection would overwrite any edit a Salesforce
 //! user made meanwhile. A large run (more pages to come, or a page above `[salesforce]
 //! bulk_ingest_threshold`) holds the write-backs of the links its passes create instead,
-//! up to [`HELD_UPDATES_MAX`] or [`HELD_UPDATES_WAIT`], and writes them in one ingest job
-//! (`pass/held.rs`); the last pass runs after they are written.
+//! up to `[salesforce] bulk_ingest_job_records` or [`HELD_UPDATES_WAIT`], and writes them
+//! in one ingest job (`pass/held.rs`) while its next passes run; the last pass runs after
+//! they are written.
 //!
-//! Each Salesforce record is read once; the next page is read while the current one
-//! syncs. PRM records are read by the index and again by id when not held, which costs PRM
+//! Each Salesforce record is read once; the next page is read (on another thread) while
+//! the current one syncs. PRM records are read by the index and again by id when not held, which costs PRM
 //! calls, never Salesforce calls. A pass's log entries are written while the next pass
 //! runs.
 //!
@@ -36,6 +37,7 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use prmsync_mapping::{CrmRecord, Integration, ObjectKind, PrmRecord};
+use tokio_util::task::AbortOnDropHandle;
 
 use crate::breaker::{crm_page, judge, survey, Gate, Read, ReadAhead, Survey};
 use crate::context::RunMode;
@@ -57,7 +59,6 @@ pub const PRM_BATCH: usize = 1_000;
 /// Organizations whose people one pass reads on an incremental people run.
 const PENDING_BATCH: usize = 200;
 
-pub use crate::pass::HELD_UPDATES_MAX;
 /// The longest a held Salesforce update waits for its job: a Salesforce user's edit of the
 /// same fields in that time is overwritten, as by any write made just after it.
 pub const HELD_UPDATES_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
@@ -71,10 +72,11 @@ pub fn holds_updates(ingest_threshold: u64, page: usize, more_pages: bool, holdi
     ingest_threshold > 0 && (holding || more_pages || page as u64 > ingest_threshold)
 }
 
-/// Whether held updates go out now rather than with later passes' ones: too many to hold,
-/// or the oldest has waited long enough. No I/O.
-pub fn settle_now(held: usize, waited: std::time::Duration) -> bool {
-    held >= HELD_UPDATES_MAX || (held > 0 && waited >= HELD_UPDATES_WAIT)
+/// Whether held updates go out now rather than with later passes' ones: a job's worth
+/// (`job_records`, `[salesforce] bulk_ingest_job_records`), or the oldest has waited long
+/// enough. No I/O.
+pub fn settle_now(held: usize, waited: std::time::Duration, job_records: u32) -> bool {
+    held >= job_records as usize || (held > 0 && waited >= HELD_UPDATES_WAIT)
 }
 
 /// What a sweep did.
@@ -126,6 +128,28 @@ struct Sweep<'a> {
     hold: bool,
     /// The Salesforce updates held for one ingest job ([`settle_held_updates`]).
     held_updates: HeldUpdates,
+    /// The job of held updates written while the next pages sync (one at a time).
+    settling: Option<Settling>,
+}
+
+/// Held updates being written and settled beside the sweep's next passes
+/// ([`Sweep::settle_beside`]): the job's wait and its links' saves overlap the next pages'
+/// work. The settle takes only links earlier passes created and marked for a retry, which
+/// no later page of the run needs whole; one a later pass does take (a record changed
+/// again meanwhile) is saved by whichever comes first, the other finding a newer version,
+/// as with any lost race. Dropped unfinished (the run failed), the task is aborted: the
+/// links it did not settle stay marked for a retry, as after a crash.
+struct Settling {
+    task: AbortOnDropHandle<Result<PassOutcome, crate::pass::PassError>>,
+    /// The ids of its rows in the retry set when the run began.
+    retrying: Vec<String>,
+}
+
+/// The next Salesforce page of a sweep: read ahead by the breaker, or being read beside
+/// the current page's passes (aborted when the sweep ends first).
+enum NextPage {
+    Ready(ChangePage<CrmRecord>),
+    Reading(AbortOnDropHandle<Result<ChangePage<CrmRecord>, EngineError>>),
 }
 
 /// What a sweep does with its plan.
@@ -250,6 +274,7 @@ async fn sweep_with<'a>(
         mode: window.mode,
         hold: false,
         held_updates: HeldUpdates::default(),
+        settling: None,
     };
     // On one machine runs are as far apart as their schedule: every record of the retry
     // set that is not parked is due.
@@ -311,9 +336,12 @@ async fn sweep_with<'a>(
     if s.out.stopped.is_none() {
         s.prm_leftovers().await?;
     }
-    // The held updates are written before the last pass, which may take their links.
+    // The held updates are written before the last pass, which may take their links. A
+    // job written beside the passes is settled whatever stopped the run.
     if s.out.stopped.is_none() {
         s.settle_held().await?;
+    } else {
+        s.settled().await?;
     }
     s.hold = false;
     if s.out.stopped.is_none() {
@@ -359,15 +387,64 @@ impl Sweep<'_> {
         if !self.take_outcome(out, &retrying).await? {
             return Ok(false);
         }
-        if settle_now(self.held_updates.len(), self.held_updates.waited()) {
-            return self.settle_held().await;
+        if self.settling.as_ref().is_some_and(|s| s.task.is_finished()) && !self.settled().await? {
+            return Ok(false);
+        }
+        let job_records = self.ctx.mapping.salesforce.bulk_ingest_job_records;
+        if settle_now(
+            self.held_updates.len(),
+            self.held_updates.waited(),
+            job_records,
+        ) {
+            return self.settle_beside().await;
         }
         Ok(true)
     }
 
+    /// Starts writing the held updates in one job beside the next passes, once the job
+    /// before it is settled; false once that one stopped the run.
+    async fn settle_beside(&mut self) -> Result<bool, EngineError> {
+        if !self.settled().await? {
+            return Ok(false);
+        }
+        let held = self.held_updates.take();
+        if held.is_empty() {
+            return Ok(true);
+        }
+        let retrying = self.retrying(held.iter().flat_map(|h| [&h.crm_id, &h.prm_id]));
+        let (ctx, kind, run_id) = (self.ctx.clone(), self.spec.kind, self.run_id.to_string());
+        let task = AbortOnDropHandle::new(tokio::spawn(async move {
+            settle_held_updates(&ctx, kind, &run_id, held).await
+        }));
+        self.settling = Some(Settling { task, retrying });
+        Ok(true)
+    }
+
+    /// Waits for the job of held updates written beside the passes, if any, and takes its
+    /// outcome as a pass's; false once it stopped the run.
+    async fn settled(&mut self) -> Result<bool, EngineError> {
+        let Some(mut settling) = self.settling.take() else {
+            return Ok(true);
+        };
+        let out = match (&mut settling.task).await {
+            Ok(out) => out?,
+            Err(e) => {
+                return Err(EngineError::Store(StoreError::Backend(format!(
+                    "writing the held Salesforce updates stopped: {e}"
+                ))))
+            }
+        };
+        let retrying = std::mem::take(&mut settling.retrying);
+        self.take_outcome(out, &retrying).await
+    }
+
     /// Writes the Salesforce updates passes held, in one job ([`settle_held_updates`]),
-    /// and takes its outcome as a pass's; false once it stopped the run.
+    /// after the one written beside the passes, and takes their outcomes as a pass's;
+    /// false once one stopped the run.
     async fn settle_held(&mut self) -> Result<bool, EngineError> {
+        if !self.settled().await? {
+            return Ok(false);
+        }
         let held = self.held_updates.take();
         if held.is_empty() {
             return Ok(true);
@@ -498,7 +575,6 @@ impl Sweep<'_> {
     ) -> Result<(), EngineError> {
         let (ctx, spec) = (self.ctx, self.spec.clone());
         let ahead = std::mem::take(&mut self.ahead);
-        let read = |token: Option<String>| crm_page(ctx, &spec, &ahead, since, token);
         let mut page = first;
         loop {
             self.out.crm_newest = self
@@ -520,19 +596,30 @@ impl Sweep<'_> {
                     page.next.is_some(),
                     !self.held_updates.is_empty(),
                 );
-            // The next page is read while this one syncs.
-            let next = async {
-                match page.next {
-                    Some(token) => Some(read(Some(token)).await),
-                    None => None,
+            // The next page is read (and decoded) on another thread while this one syncs.
+            let next = page.next.map(|token| {
+                let token = Some(token);
+                match ahead.page(&token) {
+                    Some(read_ahead) => NextPage::Ready(read_ahead),
+                    None => {
+                        let (ctx, spec) = (ctx.clone(), spec.clone());
+                        NextPage::Reading(AbortOnDropHandle::new(tokio::spawn(async move {
+                            crm_page(&ctx, &spec, &ReadAhead::default(), since, token).await
+                        })))
+                    }
                 }
-            };
-            let (went_on, next) = tokio::join!(self.sync_page(records), next);
-            if !went_on? {
+            });
+            if !self.sync_page(records).await? {
                 return Ok(());
             }
-            match next {
-                Some(p) => page = p?,
+            page = match next {
+                Some(NextPage::Ready(p)) => p,
+                Some(NextPage::Reading(task)) => task.await.map_err(|e| {
+                    EngineError::Store(StoreError::Backend(format!(
+                        "reading the next page of changed {} records stopped: {e}",
+                        spec.crm_object()
+                    )))
+                })??,
                 None => return Ok(()),
             }
         }
@@ -742,9 +829,9 @@ mod tests {
     #[test]
     fn held_updates_settle_when_too_many_or_waiting_too_long() {
         use std::time::Duration;
-        assert!(!settle_now(0, Duration::from_secs(3_600)));
-        assert!(!settle_now(HELD_UPDATES_MAX - 1, Duration::from_secs(1)));
-        assert!(settle_now(HELD_UPDATES_MAX, Duration::ZERO));
-        assert!(settle_now(1, HELD_UPDATES_WAIT));
+        assert!(!settle_now(0, Duration::from_secs(3_600), 500));
+        assert!(!settle_now(499, Duration::from_secs(1), 500));
+        assert!(settle_now(500, Duration::ZERO, 500));
+        assert!(settle_now(1, HELD_UPDATES_WAIT, 500));
     }
 }

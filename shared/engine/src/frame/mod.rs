@@ -495,7 +495,7 @@ pub async fn close_run(
 }
 
 /// Writes the write-backs a planned run's chunks held (the links their passes created),
-/// all of the run's in one ingest job per [`crate::pass::HELD_UPDATES_MAX`], as the
+/// all of the run's in one ingest job per `[salesforce] bulk_ingest_job_records`, as the
 /// one-machine sweep writes them: each record settled on its link, logged, failed ones in
 /// the retry set. Before the checkpoint is taken: a closer that stops meanwhile leaves
 /// the run open, and the next one (or the planner's next invocation) writes them again,
@@ -513,7 +513,8 @@ pub(crate) async fn write_held(
     }
     let mut held = held.take().into_iter();
     loop {
-        let part: Vec<_> = held.by_ref().take(crate::pass::HELD_UPDATES_MAX).collect();
+        let job_records = ctx.mapping.salesforce.bulk_ingest_job_records as usize;
+        let part: Vec<_> = held.by_ref().take(job_records).collect();
         if part.is_empty() {
             break;
         }

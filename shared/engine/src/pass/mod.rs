@@ -61,7 +61,7 @@ mod testkit;
 mod write;
 
 use failures::record_failure_of;
-pub use held::{HeldUpdate, HeldUpdates, HELD_UPDATES_MAX};
+pub use held::{HeldUpdate, HeldUpdates};
 use lifecycle::take_master_records;
 use pair::crm_version;
 pub use pair::WorkPair;
