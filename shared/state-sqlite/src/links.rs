@@ -21,14 +21,16 @@ impl Links for SqliteStore {
         prm_ids: &[String],
     ) -> Result<Vec<Link>, StoreError> {
         let (crm_ids, prm_ids) = (crm_ids.to_vec(), prm_ids.to_vec());
-        self.call("find_links", move |conn| {
-            let rows = select_by_ids(conn, LINK_COLUMNS, object, &crm_ids, &prm_ids, |row| {
-                let link = LinkRow::read(row)?;
-                Ok((link.prm_id.clone(), link))
-            })?;
-            rows.into_values().map(LinkRow::into_link).collect()
-        })
-        .await
+        let rows = self
+            .call("find_links", move |conn| {
+                select_by_ids(conn, LINK_COLUMNS, object, &crm_ids, &prm_ids, |row| {
+                    let link = LinkRow::read(row)?;
+                    Ok((link.prm_id.clone(), link))
+                })
+            })
+            .await?;
+        // Decoded (the snapshots' JSON) once the connection is free for other calls.
+        rows.into_values().map(LinkRow::into_link).collect()
     }
 
     async fn find_link_ids(
@@ -68,19 +70,21 @@ impl Links for SqliteStore {
     }
 
     async fn save_link(&self, link: &Link) -> Result<Link, StoreError> {
-        let link = link.clone();
+        let link = Encoded::new(link.clone())?;
         self.call("save_link", move |conn| save_link_on(conn, link))
             .await
     }
 
     async fn save_links(&self, links: &[Link]) -> Vec<Result<Link, StoreError>> {
         let count = links.len();
-        let links = links.to_vec();
+        // Encoded before the connection is taken: other calls wait less for it.
+        let links: Vec<Result<Encoded, StoreError>> =
+            links.iter().cloned().map(Encoded::new).collect();
         let saved = self
             .call("save_links", move |conn| {
                 let tx = conn.transaction().map_err(backend)?;
                 let out: Vec<Result<Link, StoreError>> =
-                    links.into_iter().map(|l| save_link_on(&tx, l)).collect();
+                    links.into_iter().map(|l| save_link_on(&tx, l?)).collect();
                 tx.commit().map_err(backend)?;
                 Ok(out)
             })
@@ -312,8 +316,21 @@ fn select_by_ids<T>(
 
 /// Saves one link on a connection or inside a transaction (see [`Links::save_link`]) and
 /// returns it with its new version.
-fn save_link_on(conn: &Connection, mut link: Link) -> Result<Link, StoreError> {
-    let snapshot = serde_json::to_string(&link.snapshot).map_err(backend)?;
+/// A link to save with its snapshot's JSON.
+struct Encoded {
+    link: Link,
+    snapshot: String,
+}
+
+impl Encoded {
+    fn new(link: Link) -> Result<Self, StoreError> {
+        let snapshot = serde_json::to_string(&link.snapshot).map_err(backend)?;
+        Ok(Self { link, snapshot })
+    }
+}
+
+fn save_link_on(conn: &Connection, encoded: Encoded) -> Result<Link, StoreError> {
+    let Encoded { mut link, snapshot } = encoded;
     let args = params![
         link.object.as_str(),
         link.prm_id,
