@@ -55,6 +55,10 @@ pub struct BenchArgs {
     /// 0 = Collections of 200 only.
     #[arg(long, default_value_t = prmsync_mapping::config::DEFAULT_BULK_INGEST_THRESHOLD, value_name = "N")]
     pub bulk_ingest_threshold: u64,
+    /// `[salesforce] bulk_ingest_job_records` of the run: a large run's held write-backs
+    /// go out in ingest jobs of at most this many records (1 to 150000).
+    #[arg(long, default_value_t = prmsync_mapping::config::DEFAULT_BULK_INGEST_JOB_RECORDS, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=150_000))]
+    pub bulk_ingest_job_records: u32,
     /// One JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -483,6 +487,7 @@ async fn measure(args: &BenchArgs, deployment: Deployment, by_kind: bool) -> Res
     let crm = SalesforceClient::new(crm_config)?;
     let mut mapping = MappingConfig::default();
     mapping.salesforce.bulk_ingest_threshold = args.bulk_ingest_threshold;
+    mapping.salesforce.bulk_ingest_job_records = args.bulk_ingest_job_records;
     let prm_client = PrmClient::new(PrmConfig::new(prm_url, "bench"))?;
     let mut integrations = vec![Integration::Organizations, Integration::People];
     if args.opportunities > 0 {

@@ -284,8 +284,11 @@ pub trait Cursors: Send + Sync {
 pub struct HeldUpdate {
     pub crm_id: String,
     pub prm_id: String,
-    /// The fields to write.
-    pub patch: prmsync_mapping::Fields,
+    /// The fields to write, in a list rather than a map (a map's node takes about ten
+    /// times the room of two fields; tens of thousands of rows wait), stored as a JSON
+    /// object.
+    #[serde(with = "fields_as_object")]
+    pub patch: Vec<(String, Value)>,
     /// The snapshot keys the write carries, with their values once it is written.
     pub snapshot: Vec<(String, Value)>,
     /// The side the pass created the record on (a created pair logs no update).
@@ -299,14 +302,33 @@ impl HeldUpdate {
     /// Takes a later update of the same pair into this one: its fields and snapshot values
     /// win. No I/O.
     pub fn absorb(&mut self, later: HeldUpdate) {
-        self.patch.extend(later.patch);
-        for (key, value) in later.snapshot {
-            match self.snapshot.iter_mut().find(|(k, _)| *k == key) {
-                Some(slot) => slot.1 = value,
-                None => self.snapshot.push((key, value)),
-            }
-        }
+        overwrite(&mut self.patch, later.patch);
+        overwrite(&mut self.snapshot, later.snapshot);
         self.created = self.created.or(later.created);
+    }
+}
+
+/// Takes `later`'s values into `pairs`, replacing those of the same key.
+fn overwrite(pairs: &mut Vec<(String, Value)>, later: Vec<(String, Value)>) {
+    for (key, value) in later {
+        match pairs.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = value,
+            None => pairs.push((key, value)),
+        }
+    }
+}
+
+/// (field, value) pairs (de)serialized as one JSON object.
+mod fields_as_object {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use serde_json::{Map, Value};
+
+    pub fn serialize<S: Serializer>(pairs: &[(String, Value)], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(pairs.iter().map(|(k, v)| (k, v)))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(String, Value)>, D::Error> {
+        Ok(Map::<String, Value>::deserialize(d)?.into_iter().collect())
     }
 }
 

@@ -293,10 +293,7 @@ mod tests {
         let held = prmsync_engine::pass::HeldUpdate {
             crm_id: "003A".into(),
             prm_id: "per-1".into(),
-            patch: serde_json::json!({"PRM_Id__c": "per-1"})
-                .as_object()
-                .cloned()
-                .unwrap(),
+            patch: vec![("PRM_Id__c".to_string(), serde_json::json!("per-1"))],
             snapshot: vec![("prm_id".into(), serde_json::json!("per-1"))],
             created: Some(prmsync_mapping::config::Side::Prm),
             retry: false,

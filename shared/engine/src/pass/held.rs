@@ -60,7 +60,7 @@ pub(super) fn hold(pair: &mut WorkPair) -> HeldUpdate {
     let held = HeldUpdate {
         crm_id: pair.link.crm_id.clone(),
         prm_id: pair.link.prm_id.clone(),
-        patch: std::mem::take(&mut pair.crm_patch),
+        patch: std::mem::take(&mut pair.crm_patch).into_iter().collect(),
         snapshot,
         created: pair.created,
         retry: pair.link.retry,
@@ -93,7 +93,7 @@ pub(super) fn pair_of(link: Link, held: HeldUpdate) -> WorkPair {
         pair.link.snapshot.insert(key.clone(), value);
         pair.crm_snapshot_keys.push(key);
     }
-    pair.crm_patch = held.patch;
+    pair.crm_patch = held.patch.into_iter().collect();
     pair.created = held.created;
     pair.link.retry = held.retry;
     pair.dirty = true;
@@ -147,7 +147,7 @@ impl Pass<'_> {
             .collect();
         let rows = held
             .iter()
-            .map(|h| (h.crm_id.clone(), h.patch.clone()))
+            .map(|h| (h.crm_id.clone(), h.patch.iter().cloned().collect()))
             .collect();
         let mut results = self.send_crm_updates(rows).await?.into_iter();
         let mut held = held.into_iter();
@@ -196,6 +196,22 @@ mod tests {
         v.as_object().unwrap().clone()
     }
 
+    fn patch(held: &HeldUpdate) -> Fields {
+        held.patch.iter().cloned().collect()
+    }
+
+    #[test]
+    fn a_held_row_is_stored_with_its_fields_as_one_object() {
+        let held = hold(&mut pair_with_update());
+        let stored = serde_json::to_value(&held).unwrap();
+        assert_eq!(
+            stored["patch"],
+            json!({"Name": "New", "PRM_Id__c": "org_1"})
+        );
+        let back: HeldUpdate = serde_json::from_value(stored).unwrap();
+        assert_eq!(patch(&back), patch(&held));
+    }
+
     fn pair_with_update() -> WorkPair {
         let mut link = Link::new(prmsync_mapping::ObjectKind::Organization, "org_1", "001A");
         link.snapshot.insert("name".into(), json!("Old"));
@@ -215,7 +231,7 @@ mod tests {
         assert!(holdable(&pair));
         let held = hold(&mut pair);
         assert_eq!(held.crm_id, "001A");
-        assert_eq!(held.patch["Name"], json!("New"));
+        assert_eq!(patch(&held)["Name"], json!("New"));
         assert_eq!(
             held.snapshot,
             vec![
@@ -306,7 +322,7 @@ mod tests {
         second.crm_snapshot_keys = vec!["name".into()];
         first.absorb(hold(&mut second));
         assert_eq!(
-            first.patch,
+            patch(&first),
             fields(json!({"Name": "Newer", "PRM_Id__c": "org_1", "Phone": "2"}))
         );
         assert_eq!(first.snapshot[0], ("name".to_string(), json!("Newer")));
@@ -317,7 +333,7 @@ mod tests {
         HeldUpdate {
             crm_id: crm.into(),
             prm_id: format!("p{crm}"),
-            patch: json!({ field: value }).as_object().unwrap().clone(),
+            patch: vec![(field.to_string(), json!(value))],
             snapshot: vec![(field.to_lowercase(), json!(value))],
             created: None,
             retry: false,
@@ -332,8 +348,8 @@ mod tests {
         assert_eq!(rows.len(), 2);
         let taken = rows.take();
         assert_eq!(taken.len(), 2);
-        assert_eq!(taken[0].patch["Name"], "a2");
-        assert_eq!(taken[0].patch["Phone"], "1");
+        assert_eq!(patch(&taken[0])["Name"], "a2");
+        assert_eq!(patch(&taken[0])["Phone"], "1");
         assert!(rows.is_empty());
         assert_eq!(rows.waited(), std::time::Duration::ZERO);
     }

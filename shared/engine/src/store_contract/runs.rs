@@ -471,10 +471,10 @@ pub async fn run_chunks(store: &dyn Store) {
     let held = |crm: &str, value: &str| crate::pass::HeldUpdate {
         crm_id: crm.into(),
         prm_id: format!("org-{crm}"),
-        patch: serde_json::json!({"PRM_Id__c": value, "Rating": null})
-            .as_object()
-            .cloned()
-            .unwrap_or_default(),
+        patch: vec![
+            ("PRM_Id__c".to_string(), serde_json::json!(value)),
+            ("Rating".to_string(), serde_json::Value::Null),
+        ],
         snapshot: vec![("prm_id".into(), serde_json::json!(value))],
         created: Some(prmsync_mapping::config::Side::Prm),
         retry: true,
