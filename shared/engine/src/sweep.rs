@@ -133,7 +133,7 @@ struct Sweep<'a> {
 }
 
 /// Held updates being written and settled beside the sweep's next passes
-/// ([`Sweep::settle_beside`]): the job's wait and its links' saves overlap the next pages'
+/// ([`Sweep::settle_held`]): the job's wait and its links' saves overlap the next pages'
 /// work. The settle takes only links earlier passes created and marked for a retry, which
 /// no later page of the run needs whole; one a later pass does take (a record changed
 /// again meanwhile) is saved by whichever comes first, the other finding a newer version,
@@ -339,7 +339,7 @@ async fn sweep_with<'a>(
     // The held updates are written before the last pass, which may take their links. A
     // job written beside the passes is settled whatever stopped the run.
     if s.out.stopped.is_none() {
-        s.settle_held().await?;
+        s.settle_held(false).await?;
     } else {
         s.settled().await?;
     }
@@ -396,14 +396,16 @@ impl Sweep<'_> {
             self.held_updates.waited(),
             job_records,
         ) {
-            return self.settle_beside().await;
+            return self.settle_held(true).await;
         }
         Ok(true)
     }
 
-    /// Starts writing the held updates in one job beside the next passes, once the job
-    /// before it is settled; false once that one stopped the run.
-    async fn settle_beside(&mut self) -> Result<bool, EngineError> {
+    /// Writes the Salesforce updates passes held in one job ([`settle_held_updates`]),
+    /// once the job before it is settled, and takes its outcome as a pass's: `beside` the
+    /// next passes (on another thread; [`Sweep::settled`] takes it later), or now. False
+    /// once a job stopped the run.
+    async fn settle_held(&mut self, beside: bool) -> Result<bool, EngineError> {
         if !self.settled().await? {
             return Ok(false);
         }
@@ -417,7 +419,11 @@ impl Sweep<'_> {
             settle_held_updates(&ctx, kind, &run_id, held).await
         }));
         self.settling = Some(Settling { task, retrying });
-        Ok(true)
+        if beside {
+            Ok(true)
+        } else {
+            self.settled().await
+        }
     }
 
     /// Waits for the job of held updates written beside the passes, if any, and takes its
@@ -435,22 +441,6 @@ impl Sweep<'_> {
             }
         };
         let retrying = std::mem::take(&mut settling.retrying);
-        self.take_outcome(out, &retrying).await
-    }
-
-    /// Writes the Salesforce updates passes held, in one job ([`settle_held_updates`]),
-    /// after the one written beside the passes, and takes their outcomes as a pass's;
-    /// false once one stopped the run.
-    async fn settle_held(&mut self) -> Result<bool, EngineError> {
-        if !self.settled().await? {
-            return Ok(false);
-        }
-        let held = self.held_updates.take();
-        if held.is_empty() {
-            return Ok(true);
-        }
-        let retrying = self.retrying(held.iter().flat_map(|h| [&h.crm_id, &h.prm_id]));
-        let out = settle_held_updates(self.ctx, self.spec.kind, self.run_id, held).await?;
         self.take_outcome(out, &retrying).await
     }
 

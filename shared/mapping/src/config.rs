@@ -245,7 +245,7 @@ pub struct SalesforceSettings {
     /// go through a Bulk API 2.0 ingest job instead of Collections of 200; 0 = never.
     pub bulk_ingest_threshold: u64,
     /// A large run's held write-backs go out in ingest jobs of at most this many records:
-    /// fewer, larger jobs save calls; each held record takes about 150 bytes until its job
+    /// fewer, larger jobs save calls; each held record takes under 1 KB until its job is settled
     /// (1 to 150,000).
     pub bulk_ingest_job_records: u32,
     /// The client name every Salesforce call carries (`Sforce-Call-Options: client=...`):
@@ -261,7 +261,8 @@ pub struct SalesforceSettings {
 pub const DEFAULT_BULK_INGEST_THRESHOLD: u64 = 2_000;
 
 /// Held write-backs per ingest job: 24 jobs (about 100 calls) for a first import of
-/// 600,000 records, about 4 MB held while the one before is written.
+/// 600,000 records; one job's rows are held while the one before is written (about
+/// 20 MB each).
 pub const DEFAULT_BULK_INGEST_JOB_RECORDS: u32 = 25_000;
 
 /// The client name prmsync's calls carry when the mapping names none.
@@ -443,7 +444,7 @@ impl MappingConfig {
                     raw.salesforce.bulk_ingest_job_records
                 ),
                 "use a value from 1 to 150000 (the default 25000 suits most runs; larger \
-                 jobs save a few calls and hold about 150 bytes more per record)",
+                 jobs save a few calls and hold up to 1 KB more per record)",
             ));
         }
         if !(1..=64).contains(&raw.sync.prm_concurrency) {
