@@ -26,9 +26,9 @@
 //! they are written.
 //!
 //! Each Salesforce record is read once; the next page is read (on another thread) while
-//! the current one syncs. PRM records are read by the index and again by id when not held, which costs PRM
-//! calls, never Salesforce calls. A pass's log entries are written while the next pass
-//! runs.
+//! the current one syncs. PRM records are read by the index and again by id when not
+//! held, which costs PRM calls, never Salesforce calls. A pass's log entries are written
+//! while the next pass runs.
 //!
 //! [`Crm::sweep_page`]: crate::ports::Crm::sweep_page
 
