@@ -436,60 +436,29 @@ impl MappingConfig {
                  prmsync's calls in Change Data Capture events",
             ));
         }
-        if !(1..=150_000).contains(&raw.salesforce.bulk_ingest_job_records) {
-            return Err(invalid(
-                src.find("bulk_ingest_job_records").unwrap_or(0),
-                format!(
-                    "bulk_ingest_job_records = {} is outside 1 to 150000",
-                    raw.salesforce.bulk_ingest_job_records
-                ),
-                "use a value from 1 to 150000 (the default 25000 suits most runs; larger \
-                 jobs save a few calls and hold up to 1 KB more per record)",
-            ));
-        }
-        if !(1..=64).contains(&raw.sync.prm_concurrency) {
-            return Err(invalid(
-                src.find("prm_concurrency").unwrap_or(0),
-                format!(
-                    "prm_concurrency = {} is outside 1 to 64",
-                    raw.sync.prm_concurrency
-                ),
-                "use a value from 1 to 64 (16 suits most PRM servers; lower it if the PRM \
-                 answers 429 often)",
-            ));
-        }
-        if !(1..=20).contains(&raw.sync.retry_attempts) {
-            return Err(invalid(
-                src.find("retry_attempts").unwrap_or(0),
-                format!(
-                    "retry_attempts = {} is outside 1 to 20",
-                    raw.sync.retry_attempts
-                ),
-                "use a value from 1 to 20 (5 tries a record for about 7 minutes before it is \
-                 parked)",
-            ));
-        }
-        if raw.sync.retry_delay_seconds > 900 {
-            return Err(invalid(
-                src.find("retry_delay_seconds").unwrap_or(0),
-                format!(
-                    "retry_delay_seconds = {} is more than 900",
-                    raw.sync.retry_delay_seconds
-                ),
-                "use a value from 0 to 900 (seconds; the work queue delays a message by at most \
-                 15 minutes)",
-            ));
-        }
-        if !(1..=100).contains(&raw.sync.mass_change_percent) {
-            return Err(invalid(
-                src.find("mass_change_percent").unwrap_or(0),
-                format!(
-                    "mass_change_percent = {} is not a share of the linked records",
-                    raw.sync.mass_change_percent
-                ),
-                "use a value from 1 to 100 (20 stops a run that would change more than a fifth \
-                 of one side's linked records; 100 turns the breaker off)",
-            ));
+        // Numbers with a range: the key, its value, the range and the fix.
+        let ranges: [(&str, u64, u64, u64, &str); 5] = [
+            ("bulk_ingest_job_records", raw.salesforce.bulk_ingest_job_records.into(), 1, 150_000,
+             "use a value from 1 to 150000 (the default 25000 suits most runs; larger jobs save \
+              a few calls and hold up to 1 KB more per record)"),
+            ("prm_concurrency", raw.sync.prm_concurrency.into(), 1, 64,
+             "use a value from 1 to 64 (16 suits most PRM servers; lower it if the PRM answers \
+              429 often)"),
+            ("retry_attempts", raw.sync.retry_attempts.into(), 1, 20,
+             "use a value from 1 to 20 (5 tries a record for about 7 minutes before it is \
+              parked)"),
+            ("retry_delay_seconds", raw.sync.retry_delay_seconds.into(), 0, 900,
+             "use a value from 0 to 900 (seconds; the work queue delays a message by at most \
+              15 minutes)"),
+            ("mass_change_percent", raw.sync.mass_change_percent.into(), 1, 100,
+             "use a value from 1 to 100 (20 stops a run that would change more than a fifth of \
+              one side's linked records; 100 turns the breaker off)"),
+        ];
+        for (key, value, min, max, fix) in ranges {
+            if !(min..=max).contains(&value) {
+                let message = format!("{key} = {value} is outside {min} to {max}");
+                return Err(invalid(src.find(key).unwrap_or(0), message, fix));
+            }
         }
         if raw.sync.mass_change_min_records == 0 {
             return Err(invalid(
